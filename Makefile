@@ -1,0 +1,50 @@
+# Two entry points: `make demo` and `make test`. Each does its own set-up and skips what is done.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+GOVMOMI_SRC := /usr/share/gocode/src/github.com/vmware/govmomi/simulator
+VENV_STAMP := $(VENV)/.installed
+
+.PHONY: demo test setup system-deps venv vcsim lint typecheck pytest clean
+
+demo: setup
+	@echo "==> Running a whole failback in the lab (failback demo)"
+	$(BIN)/failback demo
+
+test: setup
+	@echo "==> ruff lint"
+	$(BIN)/ruff check .
+	@echo "==> ruff format check"
+	$(BIN)/ruff format --check .
+	@echo "==> mypy"
+	$(BIN)/mypy
+	@echo "==> pytest"
+	$(BIN)/pytest -q
+
+setup: system-deps venv vcsim
+
+system-deps:
+	@if command -v go >/dev/null 2>&1 && [ -d "$(GOVMOMI_SRC)" ]; then \
+		echo "==> Go and the govmomi source are installed"; \
+	else \
+		echo "==> Installing Debian packages golang-go and golang-github-vmware-govmomi-dev (for vcsim)"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq && apt-get install -y -qq golang-go golang-github-vmware-govmomi-dev >/dev/null; \
+	fi
+
+venv: $(VENV_STAMP)
+
+$(VENV_STAMP): pyproject.toml
+	@echo "==> Creating the virtual environment $(VENV) with the project and its dev tools"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $@
+
+vcsim: venv
+	@echo "==> Building the vcsim harness (skipped when up to date)"
+	$(BIN)/failback lab build
+
+clean:
+	rm -rf $(VENV) .lab
