@@ -1,0 +1,551 @@
+"""Activities against Azure Site Recovery and Azure Compute, through the Azure SDK.
+
+Every write is idempotent: before sending, it looks for its own job (in the heartbeat of an
+earlier attempt, then in the vault's job list, then in the item's state), so a retry after a
+crash never sends a second unplannedFailover, failoverCommit or reProtect.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.polling import LROPoller
+from azure.mgmt.recoveryservicessiterecovery import models as asr_models
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from workflows import errors
+from workflows.decisions import NoRecoveryPointError, select_latest_point
+from workflows.models import (
+    AgentCheckInput,
+    AgentRegistration,
+    AzureVmRef,
+    AzureVmState,
+    DiscoveredMachine,
+    DiscoverMachineInput,
+    FailoverInput,
+    ItemOperationInput,
+    OperationResult,
+    ProtectedItemRef,
+    RecoveryPoint,
+    RecoveryPointChoice,
+    ReprotectToAzureInput,
+    ResolvedReprotectToAzure,
+    SelectRecoveryPointInput,
+    VaultRef,
+)
+
+# Jobs that started this long before the attempt are still ours: ASR's clock and ours may differ.
+CLOCK_SKEW = timedelta(minutes=5)
+TERMINAL_JOB_STATES = {"Succeeded", "Failed", "Cancelled", "Canceled", "Suspended"}
+AGENT_NOT_INSTALLED_CODES = {"MobilityAgentNotInstalled"}
+
+
+@dataclass(frozen=True)
+class _OperationSpec:
+    name: str
+    job_scenarios: frozenset[str]
+    allowed_operation: frozenset[str]
+    already_done: Callable[[Any], bool]
+    send: Callable[..., LROPoller[Any]]
+    agent_may_be_missing: bool = False
+
+
+def _state(item: Any) -> str:
+    return str(item.properties.protection_state or "")
+
+
+def _details(item: Any) -> Any:
+    return item.properties.provider_specific_details
+
+
+def _instance_type(item: Any) -> str:
+    details = _details(item)
+    return str(getattr(details, "instance_type", "") or "")
+
+
+def _job_name(job_id: str | None) -> str | None:
+    """ASR gives job ARM ids in some places and bare names in others."""
+    if not job_id:
+        return None
+    return job_id.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _item_ref_from_id(item_id: str) -> ProtectedItemRef:
+    parts = item_id.strip("/").split("/")
+    lowered = [p.lower() for p in parts]
+    try:
+        fabric = parts[lowered.index("replicationfabrics") + 1]
+        container = parts[lowered.index("replicationprotectioncontainers") + 1]
+        name = parts[lowered.index("replicationprotecteditems") + 1]
+    except (ValueError, IndexError) as err:
+        raise ApplicationError(
+            f"cannot read fabric and container from protected item id {item_id}",
+            type=errors.MACHINE_NOT_FOUND,
+            non_retryable=True,
+        ) from err
+    return ProtectedItemRef(fabric=fabric, container=container, name=name)
+
+
+def _arm_error(err: HttpResponseError) -> tuple[str, str]:
+    code = getattr(err.error, "code", None) or str(err.status_code or "")
+    message = getattr(err.error, "message", None) or err.message or str(err)
+    return str(code), str(message)
+
+
+def _is_agent_missing(code: str, message: str) -> bool:
+    return code in AGENT_NOT_INSTALLED_CODES or "agent is not installed" in message.lower()
+
+
+class AsrActivities:
+    """ASR and Compute activities. Clients come from the worker's wiring; they hold credentials,
+    which is why they never travel in an activity's input."""
+
+    def __init__(self, asr_client: Any, compute_client: Any) -> None:
+        self._asr = asr_client
+        self._compute = compute_client
+
+    # --- reads -------------------------------------------------------------------------------
+
+    @activity.defn
+    def discover_machine(self, params: DiscoverMachineInput) -> DiscoveredMachine:
+        vault = params.vault
+        items = list(self._asr.replication_protected_items.list(vault.resource_group, vault.vault))
+        matches = [i for i in items if i.name == params.machine]
+        if not matches:
+            matches = [i for i in items if i.properties.friendly_name == params.machine]
+        if not matches:
+            known = sorted(str(i.properties.friendly_name or i.name) for i in items)[:20]
+            raise ApplicationError(
+                f"vault {vault.vault} has no protected item or VM named {params.machine!r}; "
+                f"known machines: {', '.join(known) or 'none'}",
+                type=errors.MACHINE_NOT_FOUND,
+                non_retryable=True,
+            )
+        if len(matches) > 1:
+            raise ApplicationError(
+                f"{params.machine!r} names {len(matches)} protected items in vault {vault.vault}; "
+                "give the item name instead: " + ", ".join(str(m.name) for m in matches),
+                type=errors.MACHINE_NOT_FOUND,
+                non_retryable=True,
+            )
+        item = matches[0]
+        ref = _item_ref_from_id(str(item.id))
+        vm_name = str(item.properties.friendly_name or ref.name)
+        details = _details(item)
+        os_type = None
+        if getattr(details, "os_details", None) is not None:
+            os_type = details.os_details.os_type
+        fabric = self._asr.replication_fabrics.get(vault.resource_group, vault.vault, ref.fabric)
+        return DiscoveredMachine(
+            item=ref,
+            vm_name=vm_name,
+            os_type=os_type,
+            protection_state=item.properties.protection_state,
+            allowed_operations=list(item.properties.allowed_operations or []),
+            azure_vm=AzureVmRef(
+                resource_group=params.recovery_resource_group,
+                name=params.azure_vm_name or vm_name,
+            ),
+            reprotect_to_azure=resolve_reprotect_to_azure(params, fabric, details),
+        )
+
+    @activity.defn
+    def select_recovery_point(self, params: SelectRecoveryPointInput) -> RecoveryPointChoice:
+        points = self._recovery_points(params.vault, params.item)
+        try:
+            return select_latest_point(points)
+        except NoRecoveryPointError as err:
+            raise ApplicationError(
+                f"{params.item.name}: {err}", type=errors.NO_RECOVERY_POINT, non_retryable=True
+            ) from err
+
+    def _recovery_points(self, vault: VaultRef, item: ProtectedItemRef) -> list[RecoveryPoint]:
+        raw = self._asr.recovery_points.list_by_replication_protected_items(
+            vault.resource_group, vault.vault, item.fabric, item.container, item.name
+        )
+        points = []
+        for point in raw:
+            props = point.properties
+            if props is None or props.recovery_point_time is None:
+                continue
+            points.append(
+                RecoveryPoint(
+                    id=str(point.id),
+                    name=str(point.name),
+                    time=props.recovery_point_time,
+                    type=str(props.recovery_point_type or "Unknown"),
+                )
+            )
+        return points
+
+    @activity.defn
+    def check_agent_registered(self, params: AgentCheckInput) -> AgentRegistration:
+        item = self._get_item(params.vault, params.item)
+        details = _details(item)
+        if _instance_type(item) == "InMageAzureV2":
+            # Re-protect to Azure already happened: the agent was there for it.
+            return AgentRegistration(
+                registered=True,
+                last_heartbeat=getattr(details, "last_heartbeat", None),
+                agent_version=getattr(details, "agent_version", None),
+            )
+        heartbeat = getattr(details, "last_heartbeat", None)
+        agent = getattr(details, "agent_details", None)
+        version = getattr(agent, "agent_version", None) if agent is not None else None
+        registered = heartbeat is not None and heartbeat >= params.committed_at
+        return AgentRegistration(registered=registered, last_heartbeat=heartbeat, agent_version=version)
+
+    @activity.defn
+    def read_azure_vm(self, params: AzureVmRef) -> AzureVmState:
+        try:
+            view = self._compute.virtual_machines.instance_view(params.resource_group, params.name)
+        except ResourceNotFoundError:
+            return AzureVmState(resource_group=params.resource_group, name=params.name, exists=False)
+        power = None
+        for status in view.statuses or []:
+            code = str(status.code or "")
+            if code.startswith("PowerState/"):
+                power = code.split("/", 1)[1]
+        return AzureVmState(
+            resource_group=params.resource_group, name=params.name, exists=True, power_state=power
+        )
+
+    # --- writes ------------------------------------------------------------------------------
+
+    @activity.defn
+    def fail_over(self, params: FailoverInput) -> OperationResult:
+        body = asr_models.UnplannedFailoverInput(
+            properties=asr_models.UnplannedFailoverInputProperties(
+                failover_direction="PrimaryToRecovery",
+                source_site_operations="NotRequired",
+                provider_specific_details=asr_models.InMageUnplannedFailoverInput(
+                    recovery_point_type="Custom", recovery_point_id=params.recovery_point_id
+                ),
+            )
+        )
+        ops = self._asr.replication_protected_items
+        spec = _OperationSpec(
+            name="unplannedFailover",
+            job_scenarios=frozenset({"UnplannedFailover"}),
+            allowed_operation=frozenset({"UnplannedFailover"}),
+            already_done=lambda item: _state(item).startswith("UnplannedFailoverCommit"),
+            send=lambda *ids, **kw: ops.begin_unplanned_failover(*ids, body, **kw),
+        )
+        return self._run_operation(spec, params)
+
+    @activity.defn
+    def commit_failover(self, params: ItemOperationInput) -> OperationResult:
+        ops = self._asr.replication_protected_items
+        spec = _OperationSpec(
+            name="failoverCommit",
+            job_scenarios=frozenset({"CommitFailover", "FailoverCommit"}),
+            allowed_operation=frozenset({"Commit", "FailoverCommit"}),
+            already_done=lambda item: _state(item) == "UnplannedFailoverCommitted"
+            or _instance_type(item) == "InMageAzureV2",
+            send=lambda *ids, **kw: ops.begin_failover_commit(*ids, **kw),
+        )
+        return self._run_operation(spec, params)
+
+    @activity.defn
+    def reprotect_to_azure(self, params: ReprotectToAzureInput) -> OperationResult:
+        options = params.options
+        body = asr_models.ReverseReplicationInput(
+            properties=asr_models.ReverseReplicationInputProperties(
+                failover_direction="RecoveryToPrimary",
+                provider_specific_details=asr_models.InMageAzureV2ReprotectInput(
+                    master_target_id=options.master_target_id,
+                    process_server_id=options.process_server_id,
+                    run_as_account_id=options.run_as_account_id,
+                    policy_id=options.policy_id,
+                ),
+            )
+        )
+        ops = self._asr.replication_protected_items
+        spec = _OperationSpec(
+            name="reProtect",
+            job_scenarios=frozenset({"SwitchReplicationGroupProtection", "Reprotect"}),
+            allowed_operation=frozenset({"SwitchProtection", "ReverseReplicate", "Reprotect"}),
+            already_done=lambda item: _instance_type(item) == "InMageAzureV2"
+            and _state(item) == "Protected",
+            send=lambda *ids, **kw: ops.begin_reprotect(*ids, body, **kw),
+            agent_may_be_missing=True,
+        )
+        return self._run_operation(spec, params)
+
+    # --- the idempotent operation ------------------------------------------------------------
+
+    def _run_operation(self, spec: _OperationSpec, params: ItemOperationInput) -> OperationResult:
+        previous = activity.info().heartbeat_details
+        if previous:
+            job_name = str(previous[0])
+            activity.logger.info("%s: resuming job %s from the last attempt", spec.name, job_name)
+            return self._await_job(spec, params, job_name, resumed=True)
+
+        job = self._find_own_job(spec, params)
+        if job is not None:
+            activity.logger.info("%s: job %s was already sent; not sending again", spec.name, job.name)
+            return self._await_job(spec, params, str(job.name), resumed=True)
+
+        item = self._get_item(params.vault, params.item)
+        if spec.already_done(item):
+            return OperationResult(
+                operation=spec.name,
+                job_id=None,
+                state="AlreadyDone",
+                started_at=None,
+                ended_at=None,
+                resumed=True,
+            )
+        in_flight = item.properties.current_scenario
+        if in_flight is not None and in_flight.scenario_name in spec.job_scenarios:
+            name = _job_name(in_flight.job_id)
+            if name:
+                return self._await_job(spec, params, name, resumed=True)
+        allowed = set(item.properties.allowed_operations or [])
+        if not allowed & spec.allowed_operation:
+            raise ApplicationError(
+                f"{spec.name} is not allowed on {params.item.name} now: it is "
+                f"{_state(item) or 'in an unknown state'} and allows only "
+                f"{', '.join(sorted(allowed)) or 'nothing'}",
+                type=errors.OPERATION_NOT_ALLOWED,
+                non_retryable=True,
+            )
+        return self._send(spec, params)
+
+    def _send(self, spec: _OperationSpec, params: ItemOperationInput) -> OperationResult:
+        captured: dict[str, str] = {}
+
+        def remember_job(response: Any) -> None:
+            # The 202's Azure-AsyncOperation URL ends in the job name: record it before polling
+            # so that a crash from here on resumes this job instead of sending again.
+            headers = response.http_response.headers
+            url = headers.get("Azure-AsyncOperation") or headers.get("Location") or ""
+            if "job" not in captured and url:
+                name = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+                captured["job"] = name
+                activity.heartbeat(name)
+
+        ids = (
+            params.vault.resource_group,
+            params.vault.vault,
+            params.item.fabric,
+            params.item.container,
+            params.item.name,
+        )
+        activity.logger.info("%s: sending for %s", spec.name, params.item.name)
+        try:
+            poller = spec.send(
+                *ids, polling_interval=params.poll_interval_seconds, raw_response_hook=remember_job
+            )
+        except HttpResponseError as err:
+            raise self._refused(spec, params, err) from err
+        job_name = captured.get("job")
+        try:
+            while not poller.done():
+                poller.wait(timeout=params.poll_interval_seconds)
+                activity.heartbeat(job_name or "")
+            poller.result()
+        except HttpResponseError as err:
+            raise self._job_failed(spec, params, job_name, err) from err
+        return self._result(spec, job_name, resumed=False, vault=params.vault)
+
+    def _await_job(
+        self, spec: _OperationSpec, params: ItemOperationInput, job_name: str, resumed: bool
+    ) -> OperationResult:
+        vault = params.vault
+        while True:
+            activity.heartbeat(job_name)
+            job = self._asr.replication_jobs.get(vault.resource_group, vault.vault, job_name)
+            state = str(job.properties.state or "")
+            if state in TERMINAL_JOB_STATES:
+                break
+            time.sleep(params.poll_interval_seconds)
+        if state != "Succeeded":
+            code, message = _job_error(job)
+            if spec.agent_may_be_missing and _is_agent_missing(code, message):
+                raise _agent_missing(params, job_name, message)
+            raise ApplicationError(
+                f"ASR job {job_name} ({spec.name} of {params.item.name}) ended {state}: "
+                f"{code} {message}",
+                job_name,
+                type=errors.ASR_JOB_FAILED,
+                non_retryable=True,
+            )
+        return self._result(spec, job_name, resumed=resumed, vault=vault)
+
+    def _result(
+        self,
+        spec: _OperationSpec,
+        job_name: str | None,
+        resumed: bool,
+        vault: VaultRef | None = None,
+    ) -> OperationResult:
+        started = ended = None
+        state = "Succeeded"
+        if job_name and vault is not None:
+            job = self._asr.replication_jobs.get(vault.resource_group, vault.vault, job_name)
+            started, ended = job.properties.start_time, job.properties.end_time
+            state = str(job.properties.state or state)
+        return OperationResult(
+            operation=spec.name,
+            job_id=job_name,
+            state=state,
+            started_at=started,
+            ended_at=ended,
+            resumed=resumed,
+        )
+
+    def _find_own_job(self, spec: _OperationSpec, params: ItemOperationInput) -> Any | None:
+        vault = params.vault
+        since = params.not_before - CLOCK_SKEW
+        candidates = []
+        for job in self._asr.replication_jobs.list(vault.resource_group, vault.vault):
+            props = job.properties
+            if props is None or props.scenario_name not in spec.job_scenarios:
+                continue
+            if job.name in params.exclude_job_ids:
+                continue
+            target = str(props.target_object_id or "")
+            if not (
+                props.target_object_name == params.item.name
+                or target.rstrip("/").endswith("/" + params.item.name)
+            ):
+                continue
+            if props.start_time is None or props.start_time < since:
+                continue
+            candidates.append(job)
+        return max(candidates, key=lambda j: j.properties.start_time, default=None)
+
+    def _get_item(self, vault: VaultRef, item: ProtectedItemRef) -> Any:
+        try:
+            return self._asr.replication_protected_items.get(
+                vault.resource_group, vault.vault, item.fabric, item.container, item.name
+            )
+        except ResourceNotFoundError as err:
+            raise ApplicationError(
+                f"protected item {item.name} is not in vault {vault.vault} any more",
+                type=errors.MACHINE_NOT_FOUND,
+                non_retryable=True,
+            ) from err
+
+    def _refused(
+        self, spec: _OperationSpec, params: ItemOperationInput, err: HttpResponseError
+    ) -> Exception:
+        code, message = _arm_error(err)
+        status = err.status_code or 0
+        if 400 <= status < 500 and status != 429:
+            return ApplicationError(
+                f"ASR refused {spec.name} of {params.item.name} ({status} {code}): {message}",
+                type=errors.ASR_REQUEST_REFUSED,
+                non_retryable=True,
+            )
+        # Throttling or a server error that outlasted the SDK's own retries: let Temporal retry;
+        # the next attempt looks for a job before it sends anything.
+        return err
+
+    def _job_failed(
+        self,
+        spec: _OperationSpec,
+        params: ItemOperationInput,
+        job_name: str | None,
+        err: HttpResponseError,
+    ) -> Exception:
+        code, message = _arm_error(err)
+        if spec.agent_may_be_missing and _is_agent_missing(code, message):
+            return _agent_missing(params, job_name or "", message)
+        if err.status_code in (None, 200) or code not in {"429", "500", "502", "503", "504"}:
+            return ApplicationError(
+                f"ASR job {job_name} ({spec.name} of {params.item.name}) failed: {code} {message}",
+                job_name,
+                type=errors.ASR_JOB_FAILED,
+                non_retryable=True,
+            )
+        return err
+
+
+def _job_error(job: Any) -> tuple[str, str]:
+    for error in job.properties.errors or []:
+        service = error.service_error_details
+        if service is not None:
+            return str(service.code or ""), str(service.message or "")
+        provider = error.provider_error_details
+        if provider is not None:
+            return str(provider.error_code or ""), str(provider.error_message or "")
+    return "", str(job.properties.state_description or "no error details")
+
+
+def _agent_missing(params: ItemOperationInput, job_name: str, message: str) -> ApplicationError:
+    return ApplicationError(
+        f"re-protect of {params.item.name} refused, the mobility agent is not registered yet: "
+        f"{message}",
+        job_name,
+        type=errors.AGENT_NOT_REGISTERED,
+        non_retryable=True,
+    )
+
+
+def resolve_reprotect_to_azure(
+    params: DiscoverMachineInput, fabric: Any, item_details: Any
+) -> ResolvedReprotectToAzure:
+    """Fill in what the operator did not choose from the configuration server's inventory.
+
+    The failback used the Azure process server and the on-premises master target; re-protect to
+    Azure uses the other ones: the on-premises process server and the configuration server's
+    own master target.
+    """
+    options = params.reprotect_to_azure
+    custom = getattr(fabric.properties, "custom_details", None)
+    process_servers = list(getattr(custom, "process_servers", None) or [])
+    master_targets = list(getattr(custom, "master_target_servers", None) or [])
+    run_as = list(getattr(custom, "run_as_accounts", None) or [])
+    used_ps = getattr(item_details, "process_server_id", None)
+    used_mt = getattr(item_details, "master_target_id", None)
+
+    process_server_id = options.process_server_id or _first(
+        ps.id for ps in process_servers if ps.id != used_ps and _healthy(ps)
+    )
+    master_target_id = options.master_target_id or _first(
+        mt.id for mt in master_targets if mt.id != used_mt
+    )
+    run_as_account_id = options.run_as_account_id or _first(a.account_id for a in run_as)
+    known_ps = {ps.id for ps in process_servers}
+    problems = []
+    if process_server_id is None:
+        problems.append("no healthy on-premises process server on the configuration server")
+    elif process_server_id not in known_ps:
+        problems.append(f"process server {process_server_id} is not on the configuration server")
+    if master_target_id is None:
+        problems.append("no master target for re-protect to Azure on the configuration server")
+    if not options.policy_id:
+        problems.append(
+            "no replication policy for re-protect to Azure: set FAILBACK_AZURE_REPROTECT_POLICY_ID "
+            "or pass --policy"
+        )
+    if problems:
+        raise ApplicationError(
+            "cannot plan the re-protect to Azure: " + "; ".join(problems),
+            type=errors.CONFIGURATION_INVALID,
+            non_retryable=True,
+        )
+    assert process_server_id and master_target_id and options.policy_id
+    return ResolvedReprotectToAzure(
+        process_server_id=process_server_id,
+        master_target_id=master_target_id,
+        policy_id=options.policy_id,
+        run_as_account_id=run_as_account_id or "",
+    )
+
+
+def _healthy(process_server: Any) -> bool:
+    health = getattr(process_server, "health", None)
+    return health in (None, "Normal", "None")
+
+
+def _first(values: Iterable[str | None]) -> str | None:
+    return next((v for v in values if v), None)

@@ -1,0 +1,130 @@
+"""The lab's token source: an azure-core TokenCredential backed by the ASR simulator.
+
+Production uses azure-identity; the lab has no Entra ID, so the simulator issues opaque bearer
+tokens to whoever knows the lab secret. Going through a real TokenCredential keeps the SDK's
+authentication policy (and its "no bearer tokens over HTTP" rule) in the path under test.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import threading
+import time
+import urllib.error
+import urllib.request
+from types import TracebackType
+from typing import Any
+
+from azure.core.credentials import AccessToken, AccessTokenInfo, TokenRequestOptions
+from azure.core.exceptions import ClientAuthenticationError
+
+TOKEN_PATH = "/_lab/token"
+
+
+class LabTokenCredential:
+    """Fetches a bearer token from `{endpoint}/_lab/token` and caches it until shortly before expiry.
+
+    Thread-safe: the SDK's LRO pollers call `get_token` from their own threads.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        secret: str,
+        ca_bundle: str | None,
+        *,
+        refresh_margin_seconds: int = 300,
+        timeout_seconds: float = 10.0,
+    ) -> None:
+        if not endpoint.lower().startswith("https://"):
+            # The secret would travel in clear text.
+            raise ValueError(f"the lab token endpoint must use https://, got {endpoint!r}")
+        self._url = endpoint.rstrip("/") + TOKEN_PATH
+        self._secret = secret
+        self._ssl_context = ssl.create_default_context(cafile=ca_bundle)
+        self._refresh_margin = refresh_margin_seconds
+        self._timeout = timeout_seconds
+        self._lock = threading.Lock()
+        self._cached: AccessTokenInfo | None = None
+
+    def __repr__(self) -> str:
+        return f"LabTokenCredential(url={self._url!r})"
+
+    def get_token(
+        self,
+        *scopes: str,
+        claims: str | None = None,
+        tenant_id: str | None = None,
+        enable_cae: bool = False,
+        **kwargs: Any,
+    ) -> AccessToken:
+        info = self._token()
+        return AccessToken(info.token, info.expires_on)
+
+    def get_token_info(
+        self, *scopes: str, options: TokenRequestOptions | None = None
+    ) -> AccessTokenInfo:
+        return self._token()
+
+    def close(self) -> None:
+        with self._lock:
+            self._cached = None
+
+    def __enter__(self) -> LabTokenCredential:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _token(self) -> AccessTokenInfo:
+        with self._lock:
+            cached = self._cached
+            if cached is not None and cached.expires_on - self._refresh_margin > time.time():
+                return cached
+            fresh = self._fetch()
+            self._cached = fresh
+            return fresh
+
+    def _fetch(self) -> AccessTokenInfo:
+        request = urllib.request.Request(
+            self._url,
+            data=json.dumps({"client_secret": self._secret}).encode(),
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(
+                request, timeout=self._timeout, context=self._ssl_context
+            ) as response:
+                payload = json.loads(response.read())
+        except urllib.error.HTTPError as err:
+            detail = err.read().decode(errors="replace")[:500]
+            raise ClientAuthenticationError(
+                message=f"the lab token endpoint {self._url} refused the secret "
+                f"(HTTP {err.code}): {detail}"
+            ) from err
+        except (urllib.error.URLError, OSError) as err:
+            raise ClientAuthenticationError(
+                message=f"cannot reach the lab token endpoint {self._url}: {err}"
+            ) from err
+        except json.JSONDecodeError as err:
+            raise ClientAuthenticationError(
+                message=f"the lab token endpoint {self._url} did not answer with JSON"
+            ) from err
+        try:
+            token = str(payload["access_token"])
+            expires_on = int(payload["expires_on"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ClientAuthenticationError(
+                message=f"the lab token endpoint {self._url} answered without "
+                "access_token/expires_on"
+            ) from err
+        return AccessTokenInfo(
+            token, expires_on, refresh_on=max(int(time.time()), expires_on - self._refresh_margin)
+        )

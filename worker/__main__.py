@@ -1,0 +1,5 @@
+"""`python -m worker`: run the failback worker until interrupted."""
+
+from worker.main import main
+
+main()

@@ -1,0 +1,37 @@
+"""The worker process: polls the task queue and runs workflows and activities."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+from worker.settings import SettingsError, load_settings
+from worker.wiring import ACTIVITY_THREADS, build_worker, connect_temporal
+
+
+async def run_worker() -> None:
+    settings = load_settings()
+    client = await connect_temporal(settings)
+    with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor:
+        worker = build_worker(client, settings, executor)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        logging.info(
+            "worker polling task queue %s on %s", settings.task_queue, settings.temporal_address
+        )
+        async with worker:
+            await stop.wait()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        asyncio.run(run_worker())
+    except SettingsError as err:
+        print(f"failback worker: {err}", file=sys.stderr)
+        sys.exit(2)

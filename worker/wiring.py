@@ -1,0 +1,116 @@
+"""The one place where clients, credentials, the data converter and the worker meet."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
+
+from activities.asr import AsrActivities
+from activities.vsphere import VSphereActivities
+from worker.settings import Settings
+from workflows.machine import MachineFailbackWorkflow
+
+ACTIVITY_THREADS = 32
+
+
+async def connect_temporal(settings: Settings) -> Client:
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+    )
+
+
+def azure_credential(settings: Settings) -> Any:
+    if settings.azure_auth == "lab":
+        from lab.credential import LabTokenCredential
+
+        settings.require("azure_lab_token_secret")
+        assert settings.azure_lab_token_secret is not None
+        return LabTokenCredential(
+            settings.azure_endpoint,
+            settings.azure_lab_token_secret.get_secret_value(),
+            settings.azure_ca_bundle,
+        )
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential()
+
+
+def azure_client_options(settings: Settings) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "base_url": settings.azure_endpoint,
+        "polling_interval": settings.azure_polling_interval,
+        # Explicit retries: ride out throttling (429 + Retry-After) and transient 5xx; when they
+        # run out, the activity fails and Temporal's retry takes over.
+        "retry_total": 6,
+        "retry_backoff_factor": 0.8,
+        "retry_backoff_max": 60,
+    }
+    if settings.azure_ca_bundle:
+        options["connection_verify"] = settings.azure_ca_bundle
+    return options
+
+
+def build_asr_activities(settings: Settings) -> AsrActivities:
+    from azure.mgmt.compute import ComputeManagementClient
+    from azure.mgmt.recoveryservicessiterecovery import SiteRecoveryManagementClient
+
+    settings.require("azure_subscription_id")
+    assert settings.azure_subscription_id is not None
+    credential = azure_credential(settings)
+    options = azure_client_options(settings)
+    asr = SiteRecoveryManagementClient(credential, settings.azure_subscription_id, **options)
+    compute = ComputeManagementClient(credential, settings.azure_subscription_id, **options)
+    return AsrActivities(asr, compute)
+
+
+def build_vsphere_activities(settings: Settings) -> VSphereActivities:
+    from activities import vsphere_client
+
+    settings.require("vcenter_host", "vcenter_user", "vcenter_password")
+
+    def connect() -> Any:
+        assert settings.vcenter_host and settings.vcenter_user and settings.vcenter_password
+        return vsphere_client.connect(
+            settings.vcenter_host,
+            settings.vcenter_port,
+            settings.vcenter_user,
+            settings.vcenter_password.get_secret_value(),
+            verify_tls=settings.vcenter_verify_tls,
+        )
+
+    return VSphereActivities(connect)
+
+
+def activity_list(asr: AsrActivities, vsphere: VSphereActivities) -> list[Any]:
+    return [
+        asr.discover_machine,
+        asr.select_recovery_point,
+        asr.check_agent_registered,
+        asr.read_azure_vm,
+        asr.fail_over,
+        asr.commit_failover,
+        asr.reprotect_to_azure,
+        vsphere.read_onprem_vm,
+    ]
+
+
+WORKFLOWS = [MachineFailbackWorkflow]
+
+
+def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> Worker:
+    asr = build_asr_activities(settings)
+    vsphere = build_vsphere_activities(settings)
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=WORKFLOWS,
+        activities=activity_list(asr, vsphere),
+        activity_executor=executor,
+        max_concurrent_activities=ACTIVITY_THREADS,
+    )

@@ -1,0 +1,175 @@
+"""Pure decisions of a failback: no I/O, no Temporal. The workflows call these; tests prove them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from enum import StrEnum
+
+from workflows.models import (
+    AgentWait,
+    AzureVmState,
+    OnPremVmState,
+    Phase,
+    RecoveryPoint,
+    RecoveryPointChoice,
+    Verification,
+)
+
+
+class NoRecoveryPointError(ValueError):
+    """R13: a machine without any recovery point cannot fail back."""
+
+
+class IllegalTransitionError(RuntimeError):
+    pass
+
+
+# Which phase may follow which. COMPLETED and FAILED are final. A failback never goes back to
+# an earlier phase: that is what stops a retry from failing over or committing twice.
+TRANSITIONS: dict[Phase, frozenset[Phase]] = {
+    Phase.STARTING: frozenset({Phase.DISCOVERING, Phase.FAILED}),
+    Phase.DISCOVERING: frozenset({Phase.FAILING_OVER, Phase.FAILED}),
+    Phase.FAILING_OVER: frozenset({Phase.VERIFYING, Phase.FAILED}),
+    Phase.VERIFYING: frozenset({Phase.AWAITING_APPROVAL, Phase.FAILED}),
+    Phase.AWAITING_APPROVAL: frozenset({Phase.COMMITTING, Phase.FAILED}),
+    Phase.COMMITTING: frozenset({Phase.WAITING_FOR_AGENT, Phase.FAILED}),
+    Phase.WAITING_FOR_AGENT: frozenset({Phase.REPROTECTING, Phase.AGENT_STUCK, Phase.FAILED}),
+    Phase.AGENT_STUCK: frozenset(
+        {Phase.WAITING_FOR_AGENT, Phase.COMPLETED_WITHOUT_REPROTECT, Phase.FAILED}
+    ),
+    # A reprotect refused because the agent is not registered after all goes back to waiting.
+    Phase.REPROTECTING: frozenset({Phase.COMPLETED, Phase.WAITING_FOR_AGENT, Phase.FAILED}),
+    Phase.COMPLETED: frozenset(),
+    Phase.COMPLETED_WITHOUT_REPROTECT: frozenset(),
+    Phase.FAILED: frozenset(),
+}
+
+FINAL_PHASES = frozenset(p for p, nexts in TRANSITIONS.items() if not nexts)
+
+# Phases before the commit: a failure here leaves the Azure copies intact.
+BEFORE_COMMIT = frozenset(
+    {
+        Phase.STARTING,
+        Phase.DISCOVERING,
+        Phase.FAILING_OVER,
+        Phase.VERIFYING,
+        Phase.AWAITING_APPROVAL,
+    }
+)
+
+
+def next_phase(current: Phase, target: Phase) -> Phase:
+    if target not in TRANSITIONS[current]:
+        raise IllegalTransitionError(f"a failback cannot go from {current} to {target}")
+    return target
+
+
+def select_latest_point(points: Iterable[RecoveryPoint]) -> RecoveryPointChoice:
+    """`latest`: the machine's own newest point, whatever its type."""
+    ordered = sorted(points, key=lambda p: (p.time, p.id))
+    if not ordered:
+        raise NoRecoveryPointError(
+            "R13: the machine has no recovery point; wait until replication to on-premises "
+            "has produced one (check replication health in the vault)"
+        )
+    latest = ordered[-1]
+    return RecoveryPointChoice(chosen=latest, latest=latest, data_loss_window_seconds=0.0)
+
+
+def data_loss_window_seconds(latest: RecoveryPoint, chosen: RecoveryPoint) -> float:
+    return max(0.0, (latest.time - chosen.time).total_seconds())
+
+
+AZURE_VM_OFF_STATES = frozenset({"stopped", "deallocated"})
+
+
+def evaluate_verification(
+    onprem: OnPremVmState, azure: AzureVmState, checked_at: datetime
+) -> Verification:
+    """Step 5: the on-premises VM runs with its guest up, and the Azure VM no longer runs."""
+    problems: list[str] = []
+    if not onprem.found:
+        problems.append(f"on-premises VM {onprem.vm_name} was not found in vCenter")
+    else:
+        if onprem.power_state != "poweredOn":
+            problems.append(
+                f"on-premises VM {onprem.vm_name} is {onprem.power_state}, not poweredOn"
+            )
+        if onprem.tools_running_status != "guestToolsRunning":
+            problems.append(
+                f"the guest of {onprem.vm_name} is not up yet "
+                f"(VMware Tools: {onprem.tools_running_status or 'unknown'})"
+            )
+    if azure.exists and azure.power_state not in AZURE_VM_OFF_STATES:
+        problems.append(
+            f"Azure VM {azure.name} is {azure.power_state or 'in an unknown power state'}, "
+            "not stopped or deallocated"
+        )
+    return Verification(
+        passed=not problems, checked_at=checked_at, onprem=onprem, azure=azure, problems=problems
+    )
+
+
+def approval_refusal(phase: Phase) -> str | None:
+    """Why an approval received in this phase is refused; None when it is accepted."""
+    if phase == Phase.AWAITING_APPROVAL:
+        return None
+    if phase in (Phase.STARTING, Phase.DISCOVERING, Phase.FAILING_OVER, Phase.VERIFYING):
+        return (
+            f"the failback is {phase}: an approval is only taken after the on-premises VM "
+            "has been verified; approve again when it is awaiting approval"
+        )
+    if phase == Phase.FAILED:
+        return "the failback failed before commit; nothing will be committed"
+    return f"the commit was already approved (the failback is {phase})"
+
+
+class AgentWaitVerdict(StrEnum):
+    REGISTERED = "registered"
+    KEEP_WAITING = "keep-waiting"
+    STUCK = "stuck"
+
+
+def agent_wait_verdict(
+    wait: AgentWait, now: datetime, registered: bool, timeout_seconds: float
+) -> AgentWaitVerdict:
+    if registered:
+        return AgentWaitVerdict.REGISTERED
+    if (now - wait.started_at).total_seconds() >= timeout_seconds:
+        return AgentWaitVerdict.STUCK
+    return AgentWaitVerdict.KEEP_WAITING
+
+
+def describe_wait(
+    phase: Phase, vm_name: str, waited_seconds: float | None = None, limit: float | None = None
+) -> str:
+    """What the failback waits on, in words an operator reads in the CLI and the Web UI."""
+    vm = vm_name or "the machine"
+    if phase == Phase.WAITING_FOR_AGENT and waited_seconds is not None and limit is not None:
+        return (
+            f"waiting for the mobility agent on {vm} to register: "
+            f"{int(waited_seconds // 60)} of {int(limit // 60)} min"
+        )
+    texts = {
+        Phase.STARTING: "starting",
+        Phase.DISCOVERING: f"reading {vm} from the vault",
+        Phase.FAILING_OVER: f"ASR is failing {vm} over to on-premises",
+        Phase.VERIFYING: f"waiting for {vm} to run on-premises and the Azure VM to be off",
+        Phase.AWAITING_APPROVAL: (
+            f"waiting for a commit approval: verify {vm}, then run `failback approve`"
+        ),
+        Phase.COMMITTING: "ASR is committing the failover (deleting the Azure VM)",
+        Phase.WAITING_FOR_AGENT: f"waiting for the mobility agent on {vm} to register",
+        Phase.AGENT_STUCK: (
+            f"the mobility agent on {vm} never registered: check it on the VM, then run "
+            "`failback agent ID --keep-waiting` or `--finish-without-reprotect`"
+        ),
+        Phase.REPROTECTING: f"ASR is re-protecting {vm} to Azure",
+        Phase.COMPLETED: "nothing: the failback is complete",
+        Phase.COMPLETED_WITHOUT_REPROTECT: (
+            "nothing: failed back without re-protect (enable it in the vault)"
+        ),
+        Phase.FAILED: "nothing: the failback failed (see the error)",
+    }
+    return texts[phase]

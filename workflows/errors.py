@@ -1,0 +1,25 @@
+"""Error types shared by activities and workflows (the `type` of an ApplicationError).
+
+A test matches on these; an operator reads them in the Web UI. Kept free of Temporal imports so
+pure code and the CLI can name them too.
+"""
+
+MACHINE_NOT_FOUND = "MachineNotFound"
+OPERATION_NOT_ALLOWED = "OperationNotAllowed"
+ASR_JOB_FAILED = "AsrJobFailed"
+ASR_REQUEST_REFUSED = "AsrRequestRefused"
+AGENT_NOT_REGISTERED = "AgentNotRegistered"
+NO_RECOVERY_POINT = "NoRecoveryPoint"
+FAILBACK_FAILED = "FailbackFailed"
+CONFIGURATION_INVALID = "ConfigurationInvalid"
+
+# Errors that the same request cannot fix by being sent again.
+NON_RETRYABLE = [
+    MACHINE_NOT_FOUND,
+    OPERATION_NOT_ALLOWED,
+    ASR_JOB_FAILED,
+    ASR_REQUEST_REFUSED,
+    AGENT_NOT_REGISTERED,
+    NO_RECOVERY_POINT,
+    CONFIGURATION_INVALID,
+]

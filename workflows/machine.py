@@ -1,0 +1,438 @@
+"""The failback of one machine: failover -> verify -> approval -> commit -> agent -> re-protect."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.asr import AsrActivities
+    from activities.vsphere import VSphereActivities
+    from workflows import errors
+    from workflows.decisions import (
+        BEFORE_COMMIT,
+        AgentWaitVerdict,
+        agent_wait_verdict,
+        approval_refusal,
+        describe_wait,
+        evaluate_verification,
+        next_phase,
+    )
+    from workflows.models import (
+        AgentCheckInput,
+        AgentRegistration,
+        AgentWait,
+        Approval,
+        ApprovalRequest,
+        AzureVmState,
+        DiscoveredMachine,
+        DiscoverMachineInput,
+        FailoverInput,
+        ItemOperationInput,
+        MachineFailbackInput,
+        MachineFailbackResult,
+        MachineStatus,
+        OnPremVmQuery,
+        OnPremVmState,
+        OperationResult,
+        OperatorDecision,
+        Phase,
+        PhaseChange,
+        RecoveryPointChoice,
+        RejectedApproval,
+        ReprotectToAzureInput,
+        SelectRecoveryPointInput,
+        Verification,
+    )
+
+READ_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=5,
+    non_retryable_error_types=errors.NON_RETRYABLE,
+)
+WRITE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=5),
+    maximum_interval=timedelta(minutes=2),
+    non_retryable_error_types=errors.NON_RETRYABLE,
+)
+READ_TIMEOUT = timedelta(minutes=2)
+
+
+def machine_workflow_id(vault: str, machine: str) -> str:
+    """One failback per machine and vault at a time: the id is what stops a second one."""
+    return f"failback-{vault}-{machine}"
+
+
+@workflow.defn
+class MachineFailbackWorkflow:
+    def __init__(self) -> None:
+        self._phase = Phase.STARTING
+        self._machine = ""
+        self._history: list[PhaseChange] = []
+        self._discovered: DiscoveredMachine | None = None
+        self._recovery_point: RecoveryPointChoice | None = None
+        self._operations: list[OperationResult] = []
+        self._verification: Verification | None = None
+        self._approval: Approval | None = None
+        self._rejected: list[RejectedApproval] = []
+        self._agent_wait: AgentWait | None = None
+        self._decision: OperatorDecision | None = None
+        self._error: str | None = None
+        self._agent_limit_seconds = 0.0
+
+    # --- messages --------------------------------------------------------------------------
+
+    @workflow.signal
+    def approve_commit(self, request: ApprovalRequest) -> None:
+        refusal = approval_refusal(self._phase)
+        now = workflow.now()
+        if refusal is None and self._approval is None:
+            self._approval = Approval(
+                approved_by=request.approved_by, comment=request.comment, approved_at=now
+            )
+            workflow.logger.info("commit approved by %s", request.approved_by)
+            return
+        reason = refusal or "already approved"
+        self._rejected.append(
+            RejectedApproval(
+                approved_by=request.approved_by, received_at=now, phase=self._phase, reason=reason
+            )
+        )
+        workflow.logger.warning("approval from %s refused: %s", request.approved_by, reason)
+
+    @workflow.signal
+    def operator_decision(self, decision: OperatorDecision) -> None:
+        if self._phase == Phase.AGENT_STUCK:
+            self._decision = decision
+
+    @workflow.query
+    def status(self) -> MachineStatus:
+        vm = self._discovered.vm_name if self._discovered else self._machine
+        waited = None
+        if self._phase == Phase.WAITING_FOR_AGENT and self._agent_wait is not None:
+            waited = (workflow.now() - self._agent_wait.started_at).total_seconds()
+        return MachineStatus(
+            machine=self._machine,
+            phase=self._phase,
+            waiting_for=describe_wait(self._phase, vm, waited, self._agent_limit_seconds),
+            item=self._discovered.item if self._discovered else None,
+            vm_name=self._discovered.vm_name if self._discovered else None,
+            recovery_point=self._recovery_point,
+            operations=list(self._operations),
+            verification=self._verification,
+            approval=self._approval,
+            rejected_approvals=list(self._rejected),
+            agent_wait=self._agent_wait,
+            history=list(self._history),
+            error=self._error,
+        )
+
+    # --- the run ---------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, params: MachineFailbackInput) -> MachineFailbackResult:
+        self._machine = params.machine
+        self._agent_limit_seconds = params.timings.agent_wait_timeout_seconds
+        started_at = workflow.now()
+        self._history.append(PhaseChange(phase=Phase.STARTING, at=started_at))
+        try:
+            outcome = await self._fail_back(params)
+        except _FailbackStopped as stop:
+            self._error = stop.reason
+            self._enter(Phase.FAILED, stop.reason)
+            raise ApplicationError(
+                f"failback of {params.machine} failed: {stop.reason}",
+                self.status(),
+                type=errors.FAILBACK_FAILED,
+                non_retryable=True,
+            ) from None
+        return MachineFailbackResult(
+            machine=params.machine,
+            outcome=outcome,
+            summary=self._summary(outcome),
+            started_at=started_at,
+            finished_at=workflow.now(),
+            status=self.status(),
+        )
+
+    async def _fail_back(self, params: MachineFailbackInput) -> str:
+        timings = params.timings
+        self._enter(Phase.DISCOVERING)
+        machine = await self._discover(params)
+        self._discovered = machine
+
+        self._enter(Phase.FAILING_OVER)
+        choice = await self._call(
+            AsrActivities.select_recovery_point,
+            SelectRecoveryPointInput(vault=params.vault, item=machine.item),
+            READ_TIMEOUT,
+            READ_RETRY,
+        )
+        self._recovery_point = choice
+        await self._operation(
+            AsrActivities.fail_over,
+            FailoverInput(
+                vault=params.vault,
+                item=machine.item,
+                not_before=workflow.now(),
+                recovery_point_id=choice.chosen.id,
+                poll_interval_seconds=timings.job_poll_interval_seconds,
+            ),
+            params,
+        )
+
+        self._enter(Phase.VERIFYING)
+        await self._verify(params, machine)
+
+        self._enter(Phase.AWAITING_APPROVAL)
+        await workflow.wait_condition(lambda: self._approval is not None)
+
+        self._enter(Phase.COMMITTING, f"approved by {self._approval and self._approval.approved_by}")
+        commit = await self._operation(
+            AsrActivities.commit_failover,
+            ItemOperationInput(
+                vault=params.vault,
+                item=machine.item,
+                not_before=workflow.now(),
+                poll_interval_seconds=timings.job_poll_interval_seconds,
+            ),
+            params,
+        )
+        committed_at = commit.ended_at or workflow.now()
+        return await self._reprotect_when_agent_registers(params, machine, committed_at)
+
+    async def _discover(self, params: MachineFailbackInput) -> DiscoveredMachine:
+        return await self._call(
+            AsrActivities.discover_machine,
+            DiscoverMachineInput(
+                vault=params.vault,
+                machine=params.machine,
+                recovery_resource_group=params.recovery_resource_group,
+                azure_vm_name=params.azure_vm_name,
+                reprotect_to_azure=params.reprotect_to_azure,
+            ),
+            READ_TIMEOUT,
+            READ_RETRY,
+        )
+
+    async def _verify(self, params: MachineFailbackInput, machine: DiscoveredMachine) -> None:
+        timings = params.timings
+        deadline = workflow.now() + timedelta(seconds=timings.verify_timeout_seconds)
+        while True:
+            onprem, azure = await asyncio.gather(
+                self._read_onprem(machine.vm_name), self._read_azure(machine)
+            )
+            self._verification = evaluate_verification(onprem, azure, workflow.now())
+            if self._verification.passed:
+                return
+            if workflow.now() >= deadline:
+                raise _FailbackStopped(
+                    "verification failed after "
+                    f"{int(timings.verify_timeout_seconds)} s: "
+                    + "; ".join(self._verification.problems)
+                    + ". Nothing was committed: the Azure VM is intact; check the on-premises VM "
+                    "in vCenter before starting again"
+                )
+            await workflow.sleep(timedelta(seconds=timings.verify_poll_interval_seconds))
+
+    async def _read_onprem(self, vm_name: str) -> OnPremVmState:
+        try:
+            return await self._call(
+                VSphereActivities.read_onprem_vm,
+                OnPremVmQuery(vm_name=vm_name),
+                READ_TIMEOUT,
+                READ_RETRY,
+            )
+        except ActivityError as err:
+            # An unreadable vCenter is a failed check, not a failed failback: look again later.
+            return OnPremVmState(vm_name=vm_name, found=False, power_state=_cause(err))
+
+    async def _read_azure(self, machine: DiscoveredMachine) -> AzureVmState:
+        try:
+            return await self._call(
+                AsrActivities.read_azure_vm, machine.azure_vm, READ_TIMEOUT, READ_RETRY
+            )
+        except ActivityError as err:
+            return AzureVmState(
+                resource_group=machine.azure_vm.resource_group,
+                name=machine.azure_vm.name,
+                exists=True,
+                power_state=f"unreadable ({_cause(err)})",
+            )
+
+    async def _reprotect_when_agent_registers(
+        self, params: MachineFailbackInput, machine: DiscoveredMachine, committed_at: datetime
+    ) -> str:
+        timings = params.timings
+        self._enter(Phase.WAITING_FOR_AGENT)
+        self._agent_wait = AgentWait(started_at=workflow.now(), checks=0)
+        failed_reprotect_jobs: list[str] = []
+        while True:
+            registration = await self._call(
+                AsrActivities.check_agent_registered,
+                AgentCheckInput(vault=params.vault, item=machine.item, committed_at=committed_at),
+                READ_TIMEOUT,
+                READ_RETRY,
+            )
+            wait = self._agent_wait
+            self._agent_wait = wait.model_copy(update={"checks": wait.checks + 1})
+            verdict = agent_wait_verdict(
+                self._agent_wait,
+                workflow.now(),
+                registration.registered,
+                timings.agent_wait_timeout_seconds,
+            )
+            if verdict == AgentWaitVerdict.REGISTERED:
+                done = await self._try_reprotect(params, machine, registration, failed_reprotect_jobs)
+                if done:
+                    return "completed"
+                self._enter(Phase.WAITING_FOR_AGENT, "ASR says the agent is not installed yet")
+            elif verdict == AgentWaitVerdict.STUCK:
+                decision = await self._stuck(timings.agent_wait_timeout_seconds)
+                if decision.action == "finish-without-reprotect":
+                    self._enter(
+                        Phase.COMPLETED_WITHOUT_REPROTECT,
+                        f"{decision.decided_by}: {decision.comment}",
+                    )
+                    return "completed-without-reprotect"
+                self._enter(Phase.WAITING_FOR_AGENT, f"{decision.decided_by}: keep waiting")
+                self._agent_wait = AgentWait(started_at=workflow.now(), checks=0)
+                continue
+            await workflow.sleep(timedelta(seconds=timings.agent_poll_interval_seconds))
+
+    async def _try_reprotect(
+        self,
+        params: MachineFailbackInput,
+        machine: DiscoveredMachine,
+        registration: AgentRegistration,
+        failed_jobs: list[str],
+    ) -> bool:
+        assert self._agent_wait is not None
+        self._agent_wait = self._agent_wait.model_copy(
+            update={"registered_at": registration.last_heartbeat or workflow.now()}
+        )
+        self._enter(Phase.REPROTECTING)
+        try:
+            await self._operation(
+                AsrActivities.reprotect_to_azure,
+                ReprotectToAzureInput(
+                    vault=params.vault,
+                    item=machine.item,
+                    not_before=workflow.now(),
+                    exclude_job_ids=list(failed_jobs),
+                    poll_interval_seconds=params.timings.job_poll_interval_seconds,
+                    options=machine.reprotect_to_azure,
+                ),
+                params,
+                agent_may_be_missing=True,
+            )
+        except _AgentNotRegistered as missing:
+            failed_jobs.append(missing.job_id)
+            self._agent_wait = self._agent_wait.model_copy(update={"registered_at": None})
+            return False
+        self._enter(Phase.COMPLETED)
+        return True
+
+    async def _stuck(self, limit_seconds: float) -> OperatorDecision:
+        assert self._agent_wait is not None
+        self._agent_wait = self._agent_wait.model_copy(update={"stuck_since": workflow.now()})
+        self._enter(
+            Phase.AGENT_STUCK, f"the agent did not register within {int(limit_seconds // 60)} min"
+        )
+        self._decision = None
+        await workflow.wait_condition(lambda: self._decision is not None)
+        assert self._decision is not None
+        return self._decision
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    async def _operation(
+        self,
+        activity_method: object,
+        request: ItemOperationInput,
+        params: MachineFailbackInput,
+        agent_may_be_missing: bool = False,
+    ) -> OperationResult:
+        timings = params.timings
+        try:
+            result: OperationResult = await workflow.execute_activity_method(
+                activity_method,  # type: ignore[call-overload]
+                request,
+                start_to_close_timeout=timedelta(seconds=timings.operation_timeout_seconds),
+                heartbeat_timeout=timedelta(seconds=max(60.0, 4 * timings.job_poll_interval_seconds)),
+                retry_policy=WRITE_RETRY,
+            )
+        except ActivityError as err:
+            cause = err.cause
+            if (
+                agent_may_be_missing
+                and isinstance(cause, ApplicationError)
+                and cause.type == errors.AGENT_NOT_REGISTERED
+            ):
+                job_id = str(cause.details[0]) if cause.details else ""
+                raise _AgentNotRegistered(job_id) from None
+            raise _FailbackStopped(_cause(err)) from None
+        self._operations.append(result)
+        return result
+
+    async def _call(
+        self, activity_method: object, arg: object, timeout: timedelta, retry: RetryPolicy
+    ) -> object:
+        try:
+            return await workflow.execute_activity_method(
+                activity_method,  # type: ignore[call-overload]
+                arg,
+                start_to_close_timeout=timeout,
+                retry_policy=retry,
+            )
+        except ActivityError as err:
+            if self._phase in (Phase.VERIFYING,):
+                raise
+            raise _FailbackStopped(_cause(err)) from None
+
+    def _enter(self, phase: Phase, note: str = "") -> None:
+        if phase != self._phase:
+            self._phase = next_phase(self._phase, phase)
+        self._history.append(PhaseChange(phase=phase, at=workflow.now(), note=note))
+        workflow.logger.info("phase %s %s", phase, note)
+
+    def _summary(self, outcome: str) -> str:
+        vm = self._discovered.vm_name if self._discovered else self._machine
+        point = self._recovery_point.chosen.time.isoformat() if self._recovery_point else "?"
+        approver = self._approval.approved_by if self._approval else "?"
+        if outcome == "completed":
+            return (
+                f"{vm} failed back to its recovery point of {point}, commit approved by "
+                f"{approver}, and is re-protected to Azure"
+            )
+        return (
+            f"{vm} failed back to its recovery point of {point}, commit approved by {approver}; "
+            "re-protect to Azure was NOT done (the mobility agent never registered)"
+        )
+
+
+class _FailbackStopped(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _AgentNotRegistered(Exception):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(job_id)
+        self.job_id = job_id
+
+
+def _cause(err: ActivityError) -> str:
+    cause = err.cause
+    while cause is not None and cause.cause is not None and not isinstance(cause, ApplicationError):
+        cause = cause.cause
+    return str(cause or err)
+
+
+__all__ = ["BEFORE_COMMIT", "MachineFailbackWorkflow", "machine_workflow_id"]

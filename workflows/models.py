@@ -1,0 +1,276 @@
+"""Inputs and results of the failback workflows and activities.
+
+One input model and one result model per workflow and activity; they cross Temporal through
+`temporalio.contrib.pydantic`. Nothing here may hold a secret: these values end up in workflow
+history, which the Web UI shows to anyone who can read the namespace.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Phase(StrEnum):
+    STARTING = "starting"
+    DISCOVERING = "discovering"
+    FAILING_OVER = "failing-over"
+    VERIFYING = "verifying"
+    AWAITING_APPROVAL = "awaiting-approval"
+    COMMITTING = "committing"
+    WAITING_FOR_AGENT = "waiting-for-agent"
+    AGENT_STUCK = "agent-stuck"
+    REPROTECTING = "reprotecting"
+    COMPLETED = "completed"
+    COMPLETED_WITHOUT_REPROTECT = "completed-without-reprotect"
+    FAILED = "failed"
+
+
+class Timings(_Model):
+    """How often to look and how long to wait. Production defaults; the lab passes seconds."""
+
+    job_poll_interval_seconds: float = Field(default=15.0, gt=0)
+    operation_timeout_seconds: float = Field(
+        default=4 * 3600.0, gt=0, description="Longest one ASR job may run"
+    )
+    verify_poll_interval_seconds: float = Field(default=15.0, gt=0)
+    verify_timeout_seconds: float = Field(
+        default=900.0, gt=0, description="How long the on-premises VM may take to boot"
+    )
+    agent_poll_interval_seconds: float = Field(default=60.0, gt=0)
+    agent_wait_timeout_seconds: float = Field(
+        default=1800.0, gt=0, description="After this, the failback is stuck until an operator acts"
+    )
+
+
+class VaultRef(_Model):
+    resource_group: str
+    vault: str
+
+
+class ProtectedItemRef(_Model):
+    fabric: str
+    container: str
+    name: str
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+
+class AzureVmRef(_Model):
+    resource_group: str
+    name: str
+
+
+class ReprotectToAzureOptions(_Model):
+    process_server_id: str | None = Field(
+        default=None, description="None: the configuration server's healthy on-premises PS"
+    )
+    master_target_id: str | None = None
+    policy_id: str | None = None
+    run_as_account_id: str | None = None
+
+
+class MachineFailbackInput(_Model):
+    """Fail back one replicated machine. `machine` is the ASR item name or the VM's name."""
+
+    vault: VaultRef
+    machine: str = Field(min_length=1)
+    recovery_resource_group: str = Field(description="Resource group of the failed-over Azure VM")
+    azure_vm_name: str | None = Field(default=None, description="None: the item's friendly name")
+    recovery_point: Literal["latest"] = "latest"
+    reprotect_to_azure: ReprotectToAzureOptions = ReprotectToAzureOptions()
+    timings: Timings = Timings()
+
+
+# --- activity models -----------------------------------------------------------------------
+
+
+class DiscoverMachineInput(_Model):
+    vault: VaultRef
+    machine: str
+    recovery_resource_group: str
+    azure_vm_name: str | None = None
+    reprotect_to_azure: ReprotectToAzureOptions = ReprotectToAzureOptions()
+
+
+class ResolvedReprotectToAzure(_Model):
+    process_server_id: str
+    master_target_id: str
+    policy_id: str
+    run_as_account_id: str
+
+
+class DiscoveredMachine(_Model):
+    item: ProtectedItemRef
+    vm_name: str
+    os_type: str | None
+    protection_state: str | None
+    allowed_operations: list[str]
+    azure_vm: AzureVmRef
+    reprotect_to_azure: ResolvedReprotectToAzure
+
+
+class RecoveryPoint(_Model):
+    id: str
+    name: str
+    time: datetime
+    type: str
+
+
+class SelectRecoveryPointInput(_Model):
+    vault: VaultRef
+    item: ProtectedItemRef
+    policy: Literal["latest"] = "latest"
+
+
+class RecoveryPointChoice(_Model):
+    chosen: RecoveryPoint
+    latest: RecoveryPoint
+    data_loss_window_seconds: float
+
+
+class ItemOperationInput(_Model):
+    """One ASR write on one protected item, identified so that a retry can find its job."""
+
+    vault: VaultRef
+    item: ProtectedItemRef
+    not_before: datetime = Field(
+        description="Jobs of this operation that started before this belong to earlier attempts"
+    )
+    exclude_job_ids: list[str] = Field(default_factory=list)
+    poll_interval_seconds: float = 15.0
+
+
+class FailoverInput(ItemOperationInput):
+    recovery_point_id: str
+
+
+class ReprotectToAzureInput(ItemOperationInput):
+    options: ResolvedReprotectToAzure
+
+
+class OperationResult(_Model):
+    operation: str
+    job_id: str | None
+    state: str
+    started_at: datetime | None
+    ended_at: datetime | None
+    resumed: bool = Field(
+        description="True when this attempt found the job already sent and did not send again"
+    )
+
+
+class AgentCheckInput(_Model):
+    vault: VaultRef
+    item: ProtectedItemRef
+    committed_at: datetime
+
+
+class AgentRegistration(_Model):
+    registered: bool
+    last_heartbeat: datetime | None
+    agent_version: str | None
+
+
+class OnPremVmQuery(_Model):
+    vm_name: str
+
+
+class OnPremVmState(_Model):
+    vm_name: str
+    found: bool
+    power_state: str | None = None
+    tools_running_status: str | None = None
+    guest_state: str | None = None
+    host: str | None = None
+
+
+class AzureVmState(_Model):
+    resource_group: str
+    name: str
+    exists: bool
+    power_state: str | None = None
+
+
+# --- workflow state and result -------------------------------------------------------------
+
+
+class ApprovalRequest(_Model):
+    approved_by: str = Field(min_length=1)
+    comment: str = ""
+
+
+class Approval(_Model):
+    approved_by: str
+    comment: str
+    approved_at: datetime
+
+
+class RejectedApproval(_Model):
+    approved_by: str
+    received_at: datetime
+    phase: Phase
+    reason: str
+
+
+class PhaseChange(_Model):
+    phase: Phase
+    at: datetime
+    note: str = ""
+
+
+class Verification(_Model):
+    passed: bool
+    checked_at: datetime
+    onprem: OnPremVmState
+    azure: AzureVmState
+    problems: list[str]
+
+
+class AgentWait(_Model):
+    started_at: datetime
+    checks: int
+    registered_at: datetime | None = None
+    stuck_since: datetime | None = None
+
+
+class MachineStatus(_Model):
+    machine: str
+    phase: Phase
+    waiting_for: str
+    item: ProtectedItemRef | None = None
+    vm_name: str | None = None
+    recovery_point: RecoveryPointChoice | None = None
+    operations: list[OperationResult] = Field(default_factory=list)
+    verification: Verification | None = None
+    approval: Approval | None = None
+    rejected_approvals: list[RejectedApproval] = Field(default_factory=list)
+    agent_wait: AgentWait | None = None
+    history: list[PhaseChange] = Field(default_factory=list)
+    error: str | None = None
+
+
+class MachineFailbackResult(_Model):
+    machine: str
+    outcome: Literal["completed", "completed-without-reprotect", "failed"]
+    summary: str
+    started_at: datetime
+    finished_at: datetime
+    status: MachineStatus
+
+
+class OperatorDecision(_Model):
+    """Sent by an operator when the agent never registered."""
+
+    decided_by: str = Field(min_length=1)
+    action: Literal["keep-waiting", "finish-without-reprotect"]
+    comment: str = ""
