@@ -199,14 +199,18 @@ class AsrActivities:
         agent = getattr(details, "agent_details", None)
         version = getattr(agent, "agent_version", None) if agent is not None else None
         registered = heartbeat is not None and heartbeat >= params.committed_at
-        return AgentRegistration(registered=registered, last_heartbeat=heartbeat, agent_version=version)
+        return AgentRegistration(
+            registered=registered, last_heartbeat=heartbeat, agent_version=version
+        )
 
     @activity.defn
     def read_azure_vm(self, params: AzureVmRef) -> AzureVmState:
         try:
             view = self._compute.virtual_machines.instance_view(params.resource_group, params.name)
         except ResourceNotFoundError:
-            return AzureVmState(resource_group=params.resource_group, name=params.name, exists=False)
+            return AzureVmState(
+                resource_group=params.resource_group, name=params.name, exists=False
+            )
         power = None
         for status in view.statuses or []:
             code = str(status.code or "")
@@ -246,8 +250,10 @@ class AsrActivities:
             name="failoverCommit",
             job_scenarios=frozenset({"CommitFailover", "FailoverCommit"}),
             allowed_operation=frozenset({"Commit", "FailoverCommit"}),
-            already_done=lambda item: _state(item) == "UnplannedFailoverCommitted"
-            or _instance_type(item) == "InMageAzureV2",
+            already_done=lambda item: (
+                _state(item) == "UnplannedFailoverCommitted"
+                or _instance_type(item) == "InMageAzureV2"
+            ),
             send=lambda *ids, **kw: ops.begin_failover_commit(*ids, **kw),
         )
         return self._run_operation(spec, params)
@@ -271,8 +277,9 @@ class AsrActivities:
             name="reProtect",
             job_scenarios=frozenset({"SwitchReplicationGroupProtection", "Reprotect"}),
             allowed_operation=frozenset({"SwitchProtection", "ReverseReplicate", "Reprotect"}),
-            already_done=lambda item: _instance_type(item) == "InMageAzureV2"
-            and _state(item) == "Protected",
+            already_done=lambda item: (
+                _instance_type(item) == "InMageAzureV2" and _state(item) == "Protected"
+            ),
             send=lambda *ids, **kw: ops.begin_reprotect(*ids, body, **kw),
             agent_may_be_missing=True,
         )
@@ -289,7 +296,9 @@ class AsrActivities:
 
         job = self._find_own_job(spec, params)
         if job is not None:
-            activity.logger.info("%s: job %s was already sent; not sending again", spec.name, job.name)
+            activity.logger.info(
+                "%s: job %s was already sent; not sending again", spec.name, job.name
+            )
             return self._await_job(spec, params, str(job.name), resumed=True)
 
         item = self._get_item(params.vault, params.item)

@@ -46,6 +46,13 @@ class Settings(BaseSettings):
     vcenter_password: SecretStr | None = None
     vcenter_verify_tls: bool = True
 
+    # Workflow timings passed into each failback's input (production defaults when unset).
+    job_poll_seconds: float | None = Field(default=None, gt=0)
+    verify_poll_seconds: float | None = Field(default=None, gt=0)
+    verify_timeout_seconds: float | None = Field(default=None, gt=0)
+    agent_poll_seconds: float | None = Field(default=None, gt=0)
+    agent_wait_timeout_seconds: float | None = Field(default=None, gt=0)
+
     def require(self, *names: str) -> None:
         missing = [n for n in names if getattr(self, n) in (None, "")]
         if missing:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
+from typing import Any, Literal
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.asr import AsrActivities
@@ -49,6 +50,8 @@ with workflow.unsafe.imports_passed_through():
         Verification,
     )
 
+Outcome = Literal["completed", "completed-without-reprotect"]
+
 READ_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=30),
@@ -84,6 +87,7 @@ class MachineFailbackWorkflow:
         self._decision: OperatorDecision | None = None
         self._error: str | None = None
         self._agent_limit_seconds = 0.0
+        self._failed_in = Phase.STARTING
 
     # --- messages --------------------------------------------------------------------------
 
@@ -142,11 +146,12 @@ class MachineFailbackWorkflow:
         self._history.append(PhaseChange(phase=Phase.STARTING, at=started_at))
         try:
             outcome = await self._fail_back(params)
-        except _FailbackStopped as stop:
-            self._error = stop.reason
-            self._enter(Phase.FAILED, stop.reason)
+        except (_FailbackStopped, ActivityError) as stop:
+            reason = stop.reason if isinstance(stop, _FailbackStopped) else _cause(stop)
+            self._error = reason
+            self._enter(Phase.FAILED, reason)
             raise ApplicationError(
-                f"failback of {params.machine} failed: {stop.reason}",
+                f"failback of {params.machine} failed in {self._failed_in}: {reason}",
                 self.status(),
                 type=errors.FAILBACK_FAILED,
                 non_retryable=True,
@@ -160,7 +165,7 @@ class MachineFailbackWorkflow:
             status=self.status(),
         )
 
-    async def _fail_back(self, params: MachineFailbackInput) -> str:
+    async def _fail_back(self, params: MachineFailbackInput) -> Outcome:
         timings = params.timings
         self._enter(Phase.DISCOVERING)
         machine = await self._discover(params)
@@ -192,7 +197,9 @@ class MachineFailbackWorkflow:
         self._enter(Phase.AWAITING_APPROVAL)
         await workflow.wait_condition(lambda: self._approval is not None)
 
-        self._enter(Phase.COMMITTING, f"approved by {self._approval and self._approval.approved_by}")
+        self._enter(
+            Phase.COMMITTING, f"approved by {self._approval and self._approval.approved_by}"
+        )
         commit = await self._operation(
             AsrActivities.commit_failover,
             ItemOperationInput(
@@ -267,7 +274,7 @@ class MachineFailbackWorkflow:
 
     async def _reprotect_when_agent_registers(
         self, params: MachineFailbackInput, machine: DiscoveredMachine, committed_at: datetime
-    ) -> str:
+    ) -> Outcome:
         timings = params.timings
         self._enter(Phase.WAITING_FOR_AGENT)
         self._agent_wait = AgentWait(started_at=workflow.now(), checks=0)
@@ -288,7 +295,9 @@ class MachineFailbackWorkflow:
                 timings.agent_wait_timeout_seconds,
             )
             if verdict == AgentWaitVerdict.REGISTERED:
-                done = await self._try_reprotect(params, machine, registration, failed_reprotect_jobs)
+                done = await self._try_reprotect(
+                    params, machine, registration, failed_reprotect_jobs
+                )
                 if done:
                     return "completed"
                 self._enter(Phase.WAITING_FOR_AGENT, "ASR says the agent is not installed yet")
@@ -353,18 +362,21 @@ class MachineFailbackWorkflow:
 
     async def _operation(
         self,
-        activity_method: object,
+        activity_method: Any,
         request: ItemOperationInput,
         params: MachineFailbackInput,
         agent_may_be_missing: bool = False,
     ) -> OperationResult:
         timings = params.timings
+        # Long enough for one poll of the job plus slack; short enough that a dead worker's
+        # attempt is retried (and resumes the same job) within seconds in the lab.
+        heartbeat = max(10.0, 4 * timings.job_poll_interval_seconds)
         try:
             result: OperationResult = await workflow.execute_activity_method(
-                activity_method,  # type: ignore[call-overload]
+                activity_method,
                 request,
                 start_to_close_timeout=timedelta(seconds=timings.operation_timeout_seconds),
-                heartbeat_timeout=timedelta(seconds=max(60.0, 4 * timings.job_poll_interval_seconds)),
+                heartbeat_timeout=timedelta(seconds=heartbeat),
                 retry_policy=WRITE_RETRY,
             )
         except ActivityError as err:
@@ -381,27 +393,21 @@ class MachineFailbackWorkflow:
         return result
 
     async def _call(
-        self, activity_method: object, arg: object, timeout: timedelta, retry: RetryPolicy
-    ) -> object:
-        try:
-            return await workflow.execute_activity_method(
-                activity_method,  # type: ignore[call-overload]
-                arg,
-                start_to_close_timeout=timeout,
-                retry_policy=retry,
-            )
-        except ActivityError as err:
-            if self._phase in (Phase.VERIFYING,):
-                raise
-            raise _FailbackStopped(_cause(err)) from None
+        self, activity_method: Any, arg: object, timeout: timedelta, retry: RetryPolicy
+    ) -> Any:
+        return await workflow.execute_activity_method(
+            activity_method, arg, start_to_close_timeout=timeout, retry_policy=retry
+        )
 
     def _enter(self, phase: Phase, note: str = "") -> None:
+        if phase == Phase.FAILED:
+            self._failed_in = self._phase
         if phase != self._phase:
             self._phase = next_phase(self._phase, phase)
         self._history.append(PhaseChange(phase=phase, at=workflow.now(), note=note))
         workflow.logger.info("phase %s %s", phase, note)
 
-    def _summary(self, outcome: str) -> str:
+    def _summary(self, outcome: Outcome) -> str:
         vm = self._discovered.vm_name if self._discovered else self._machine
         point = self._recovery_point.chosen.time.isoformat() if self._recovery_point else "?"
         approver = self._approval.approved_by if self._approval else "?"
@@ -429,8 +435,11 @@ class _AgentNotRegistered(Exception):
 
 
 def _cause(err: ActivityError) -> str:
-    cause = err.cause
-    while cause is not None and cause.cause is not None and not isinstance(cause, ApplicationError):
+    """The innermost message: what went wrong, not that an activity failed."""
+    cause: BaseException | None = err.cause
+    while isinstance(cause, FailureError) and cause.cause is not None:
+        if isinstance(cause, ApplicationError):
+            break
         cause = cause.cause
     return str(cause or err)
 

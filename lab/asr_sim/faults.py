@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
@@ -85,48 +86,59 @@ Fault = Annotated[HttpFault | JobFailureFault, Field(discriminator="kind")]
 FAULT_ADAPTER: TypeAdapter[HttpFault | JobFailureFault] = TypeAdapter(Fault)
 
 
+@dataclass
+class _Armed:
+    fault_id: int
+    fault: HttpFault | JobFailureFault
+    remaining: int
+
+
 class FaultBook:
     """Armed faults, each used up after `count` hits; the oldest matching fault fires first."""
 
     def __init__(self) -> None:
         self._ids = itertools.count(1)
-        self._armed: list[tuple[int, HttpFault | JobFailureFault, list[int]]] = []
+        self._armed: list[_Armed] = []
 
     def add(self, fault: HttpFault | JobFailureFault) -> int:
         fault_id = next(self._ids)
-        self._armed.append((fault_id, fault, [fault.count]))
+        self._armed.append(_Armed(fault_id, fault, fault.count))
         return fault_id
 
     def clear(self) -> None:
         self._armed.clear()
 
     def take_http(self, method: str, path: str) -> HttpFault | None:
-        for entry in self._armed:
-            fault = entry[1]
+        for armed in self._armed:
+            fault = armed.fault
             if isinstance(fault, HttpFault) and fault.matches(method, path):
-                self._use(entry)
+                self._use(armed)
                 return fault
         return None
 
     def take_job_failure(self, operation: Operation, item_name: str) -> JobFailureFault | None:
-        for entry in self._armed:
-            fault = entry[1]
+        for armed in self._armed:
+            fault = armed.fault
             if (
                 isinstance(fault, JobFailureFault)
                 and fault.operation == operation
                 and (fault.item is None or fault.item.lower() == item_name.lower())
             ):
-                self._use(entry)
+                self._use(armed)
                 return fault
         return None
 
     def describe(self) -> list[dict[str, Any]]:
         return [
-            {"id": fault_id, "remaining": remaining[0], **fault.model_dump(mode="json")}
-            for fault_id, fault, remaining in self._armed
+            {
+                "id": armed.fault_id,
+                "remaining": armed.remaining,
+                **armed.fault.model_dump(mode="json"),
+            }
+            for armed in self._armed
         ]
 
-    def _use(self, entry: tuple[int, HttpFault | JobFailureFault, list[int]]) -> None:
-        entry[2][0] -= 1
-        if entry[2][0] <= 0:
-            self._armed.remove(entry)
+    def _use(self, armed: _Armed) -> None:
+        armed.remaining -= 1
+        if armed.remaining <= 0:
+            self._armed.remove(armed)

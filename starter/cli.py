@@ -1,0 +1,307 @@
+"""The `failback` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from lab.scenario import ScenarioError, load_scenario, scenario_json_schema
+from worker.settings import Settings, SettingsError, load_settings
+
+T = TypeVar("T")
+
+
+class _Failure(click.ClickException):
+    """Printed as `failback: <message>` with exit code 2."""
+
+    exit_code = 2
+
+    def format_message(self) -> str:
+        return self.message
+
+
+def _run(coro: Awaitable[T]) -> T:
+    return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+def _friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Known refusals become one clear line and a non-zero exit instead of a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from lab.manager import LabError
+        from starter.service import CommandError
+
+        try:
+            return func(*args, **kwargs)
+        except (CommandError, SettingsError, ScenarioError, LabError) as err:
+            raise _Failure(str(err)) from err
+        except RuntimeError as err:
+            if "Failed client connect" in str(err) or "connection" in str(err).lower():
+                raise _Failure(
+                    f"cannot reach Temporal: {err}. Is FAILBACK_TEMPORAL_ADDRESS right, and is "
+                    "the server (or `failback lab up`) running?"
+                ) from err
+            raise
+
+    return wrapper
+
+
+def settings_for_cli() -> Settings:
+    """The environment's settings; with none given, those of the lab running here, if any."""
+    if not os.environ.get("FAILBACK_SETTINGS_FILE") and not os.environ.get(
+        "FAILBACK_TEMPORAL_ADDRESS"
+    ):
+        from lab.manager import ENV_FILE, default_lab_dir
+
+        lab_env = default_lab_dir() / ENV_FILE
+        if lab_env.exists():
+            os.environ["FAILBACK_SETTINGS_FILE"] = str(lab_env)
+    return load_settings()
+
+
+async def _client(settings: Settings) -> Any:
+    from worker.wiring import connect_temporal
+
+    return await connect_temporal(settings)
+
+
+def _print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+@click.group()
+def main() -> None:
+    """Fail back Azure Site Recovery machines from Azure to on-premises VMware, durably."""
+
+
+# --- lab ---------------------------------------------------------------------------------------
+
+
+@main.group()
+def lab() -> None:
+    """The local lab: vcsim, the ASR simulator, a Temporal dev server and a worker."""
+
+
+@lab.command("up")
+@click.option("--scenario", type=click.Path(path_type=Path), help="Scenario file (JSON)")
+@click.option("--lab-dir", type=click.Path(path_type=Path), help="Where the lab keeps its state")
+@click.option("--no-worker", is_flag=True, help="Do not start a worker")
+@_friendly_errors
+def lab_up_command(scenario: Path | None, lab_dir: Path | None, no_worker: bool) -> None:
+    """Start the lab and write its settings (see `failback lab env`)."""
+    from lab.manager import lab_up
+
+    state = lab_up(scenario, lab_dir, with_worker=not no_worker, say=_say)
+    click.echo(f"lab is up ({Path(state.scenario).name})")
+    click.echo(f"  Temporal Web UI: {state.temporal_ui_url}")
+    click.echo(f"  ASR simulator:   {state.asr_url}  (journal: {state.asr_url}/_lab/journal)")
+    click.echo(f"  vCenter (vcsim): {state.vcenter_url}")
+    click.echo("  settings:        eval $(failback lab env)")
+
+
+@lab.command("down")
+@click.option("--lab-dir", type=click.Path(path_type=Path))
+@_friendly_errors
+def lab_down_command(lab_dir: Path | None) -> None:
+    """Stop every lab process."""
+    from lab.manager import lab_down
+
+    if not lab_down(lab_dir, say=_say):
+        click.echo("no lab was running")
+
+
+@lab.command("env")
+@click.option("--lab-dir", type=click.Path(path_type=Path))
+@_friendly_errors
+def lab_env_command(lab_dir: Path | None) -> None:
+    """Print the running lab's settings as `export NAME=value` lines."""
+    from lab.manager import env_lines
+
+    click.echo(env_lines(lab_dir), nl=False)
+
+
+@lab.command("build")
+@click.option("--lab-dir", type=click.Path(path_type=Path))
+@_friendly_errors
+def lab_build_command(lab_dir: Path | None) -> None:
+    """Build the vcsim harness (skipped when it is up to date)."""
+    from lab.manager import default_lab_dir
+    from lab.vcenter import build_harness
+
+    path = build_harness((lab_dir or default_lab_dir()).resolve())
+    click.echo(f"vcsim harness: {path}")
+
+
+@lab.command("schema")
+def lab_schema_command() -> None:
+    """Print the JSON Schema of scenario files."""
+    _print_json(scenario_json_schema())
+
+
+@lab.command("validate")
+@click.argument("scenario", type=click.Path(path_type=Path))
+@_friendly_errors
+def lab_validate_command(scenario: Path) -> None:
+    """Check a scenario file and name every invalid field."""
+    loaded = load_scenario(scenario)
+    click.echo(f"{scenario}: valid scenario {loaded.name!r}")
+
+
+def _say(text: str) -> None:
+    click.echo(f"==> {text}", err=True)
+
+
+# --- the worker --------------------------------------------------------------------------------
+
+
+@main.command("worker")
+def worker_command() -> None:
+    """Run a worker with the settings from the environment."""
+    from worker.main import main as worker_main
+
+    worker_main()
+
+
+# --- failbacks ---------------------------------------------------------------------------------
+
+
+@main.command("start")
+@click.argument("machine")
+@click.option("--azure-vm", help="Name of the failed-over Azure VM (default: the VM's name)")
+@click.option("--process-server", help="Process server id for the re-protect to Azure")
+@click.option("--policy", help="Replication policy id for the re-protect to Azure")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON")
+@_friendly_errors
+def start_command(
+    machine: str,
+    azure_vm: str | None,
+    process_server: str | None,
+    policy: str | None,
+    as_json: bool,
+) -> None:
+    """Start the failback of MACHINE (protected item or VM name); prints the workflow id."""
+    from starter.service import failback_input, start_failback, web_ui_link
+
+    settings = settings_for_cli()
+    params = failback_input(settings, machine, azure_vm, process_server, policy)
+
+    async def go() -> str:
+        client = await _client(settings)
+        handle = await start_failback(client, settings, params)
+        return handle.id
+
+    workflow_id = _run(go())
+    if as_json:
+        _print_json({"workflow_id": workflow_id, "web_ui": web_ui_link(settings, workflow_id)})
+    else:
+        click.echo(workflow_id)
+
+
+@main.command("status")
+@click.argument("workflow_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON")
+@_friendly_errors
+def status_command(workflow_id: str, as_json: bool) -> None:
+    """Show the phase of a failback and what it waits for."""
+    from starter.service import machine_status
+
+    settings = settings_for_cli()
+
+    async def go() -> Any:
+        return await machine_status(await _client(settings), workflow_id)
+
+    status = _run(go())
+    if as_json:
+        click.echo(status.model_dump_json(indent=2))
+        return
+    click.echo(f"{status.machine}: {status.phase}")
+    click.echo(f"  waiting for: {status.waiting_for}")
+    if status.recovery_point:
+        point = status.recovery_point
+        click.echo(
+            f"  recovery point: {point.chosen.time.isoformat()} ({point.chosen.type}), "
+            f"data-loss window {point.data_loss_window_seconds:.0f} s"
+        )
+    for op in status.operations:
+        click.echo(f"  ASR {op.operation}: job {op.job_id} {op.state}")
+    if status.verification:
+        verdict = (
+            "passed" if status.verification.passed else "; ".join(status.verification.problems)
+        )
+        click.echo(f"  verification: {verdict}")
+    if status.approval:
+        click.echo(
+            f"  approved by {status.approval.approved_by} at "
+            f"{status.approval.approved_at.isoformat()}: {status.approval.comment}"
+        )
+    if status.error:
+        click.echo(f"  error: {status.error}")
+
+
+@main.command("approve")
+@click.argument("workflow_id")
+@click.option("--by", "approved_by", required=True, help="Who approves the commit")
+@click.option("--comment", default="", help="Why (goes into the audit trail)")
+@_friendly_errors
+def approve_command(workflow_id: str, approved_by: str, comment: str) -> None:
+    """Approve the commit of a verified failback (the Azure VMs are then deleted)."""
+    from starter.service import approve
+
+    settings = settings_for_cli()
+
+    async def go() -> Any:
+        return await approve(await _client(settings), workflow_id, approved_by, comment)
+
+    status = _run(go())
+    click.echo(f"commit of {status.vm_name or status.machine} approved by {approved_by}")
+
+
+@main.command("agent")
+@click.argument("workflow_id")
+@click.option("--by", "decided_by", required=True)
+@click.option("--keep-waiting", "action", flag_value="keep-waiting", help="Wait another period")
+@click.option(
+    "--finish-without-reprotect",
+    "action",
+    flag_value="finish-without-reprotect",
+    help="End the failback; re-protect to Azure by hand later",
+)
+@click.option("--comment", default="")
+@_friendly_errors
+def agent_command(workflow_id: str, decided_by: str, action: str | None, comment: str) -> None:
+    """Decide what a failback stuck on an unregistered mobility agent does next."""
+    from starter.service import CommandError, decide_agent
+    from workflows.models import OperatorDecision
+
+    if action is None:
+        raise CommandError("choose --keep-waiting or --finish-without-reprotect")
+    decision = OperatorDecision.model_validate(
+        {"decided_by": decided_by, "action": action, "comment": comment}
+    )
+    settings = settings_for_cli()
+
+    async def go() -> None:
+        await decide_agent(await _client(settings), workflow_id, decision)
+
+    _run(go())
+    click.echo(f"sent: {action}")
+
+
+@main.command("demo")
+@click.option("--scenario", type=click.Path(path_type=Path), help="Scenario file (JSON)")
+@click.option("--lab-dir", type=click.Path(path_type=Path))
+@_friendly_errors
+def demo_command(scenario: Path | None, lab_dir: Path | None) -> None:
+    """Run a whole failback in the lab, approve it, and stop the lab."""
+    from starter.demo import run_demo
+
+    sys.exit(run_demo(scenario, lab_dir))

@@ -1,0 +1,92 @@
+"""`failback demo` (and `make demo`): a whole failback in the lab, narrated, then the lab stops."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import click
+from temporalio.client import WorkflowFailureError
+
+from lab.manager import lab_down, lab_up
+from lab.scenario import load_scenario
+from starter.service import approve, failback_input, machine_status, start_failback, web_ui_link
+from worker.settings import Settings
+from worker.wiring import connect_temporal
+from workflows.models import Phase
+
+DEMO_APPROVER = "failback demo"
+DEMO_TIMEOUT_SECONDS = 600
+
+
+def _say(text: str) -> None:
+    click.echo(f"==> {text}")
+
+
+async def _fail_back(settings: Settings, machine: str) -> bool:
+    client = await connect_temporal(settings)
+    handle = await start_failback(client, settings, failback_input(settings, machine))
+    _say(f"started failback of {machine}: workflow id {handle.id}")
+    link = web_ui_link(settings, handle.id)
+    if link:
+        _say(f"watch it in the Temporal Web UI: {link}")
+
+    shown = 0
+    approved = False
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DEMO_TIMEOUT_SECONDS
+    while loop.time() < deadline:
+        status = await machine_status(client, handle.id)
+        for change in status.history[shown:]:
+            note = f" ({change.note})" if change.note else ""
+            click.echo(f"    {change.at:%H:%M:%S}  {change.phase}{note}")
+        shown = len(status.history)
+        if status.phase == Phase.AWAITING_APPROVAL and not approved:
+            if status.verification is not None:
+                onprem = status.verification.onprem
+                azure = status.verification.azure
+                _say(
+                    f"verified: {onprem.vm_name} is {onprem.power_state} with tools "
+                    f"{onprem.tools_running_status}; Azure VM {azure.name} is "
+                    f"{azure.power_state if azure.exists else 'gone'}"
+                )
+            _say(f"sending the commit approval myself, as {DEMO_APPROVER!r}")
+            await approve(client, handle.id, DEMO_APPROVER, "approved by the lab demo")
+            approved = True
+        if status.phase in (Phase.COMPLETED, Phase.COMPLETED_WITHOUT_REPROTECT, Phase.FAILED):
+            break
+        await asyncio.sleep(0.5)
+    else:
+        _say(f"the failback did not finish within {DEMO_TIMEOUT_SECONDS} s")
+        return False
+
+    try:
+        result = await handle.result()
+    except WorkflowFailureError as err:
+        _say(f"the failback failed: {err.cause}")
+        return False
+    _say(result.summary)
+    for op in result.status.operations:
+        click.echo(f"    ASR {op.operation}: job {op.job_id} {op.state}")
+    if link:
+        _say(f"the whole run, step by step, in the Web UI: {link}")
+    return result.outcome == "completed"
+
+
+def run_demo(scenario_path: Path | None, lab_dir: Path | None) -> int:
+    state = lab_up(scenario_path, lab_dir, say=_say)
+    try:
+        os.environ.update(state.settings)
+        settings = Settings()
+        scenario = load_scenario(state.scenario)
+        machine = scenario.azure.items[0].vm_name
+        ok = asyncio.run(_fail_back(settings, machine))
+    finally:
+        _say("stopping the lab")
+        lab_down(Path(state.lab_dir), say=lambda text: click.echo(f"    {text}"))
+    if ok:
+        _say("demo finished: the machine is back on-premises and re-protected to Azure")
+        return 0
+    _say("demo FAILED; the logs are in " + str(Path(state.lab_dir) / "logs"))
+    return 1

@@ -1,0 +1,143 @@
+"""What the CLI does, as functions the demo and the tests call too."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from worker.settings import Settings
+from workflows.decisions import approval_refusal
+from workflows.machine import MachineFailbackWorkflow, machine_workflow_id
+from workflows.models import (
+    ApprovalRequest,
+    MachineFailbackInput,
+    MachineFailbackResult,
+    MachineStatus,
+    OperatorDecision,
+    Phase,
+    ReprotectToAzureOptions,
+    Timings,
+    VaultRef,
+)
+
+
+class CommandError(RuntimeError):
+    """A refusal the CLI prints as it is, with what to do next, and exits non-zero."""
+
+
+def timings_from(settings: Settings) -> Timings:
+    overrides = {
+        "job_poll_interval_seconds": settings.job_poll_seconds,
+        "verify_poll_interval_seconds": settings.verify_poll_seconds,
+        "verify_timeout_seconds": settings.verify_timeout_seconds,
+        "agent_poll_interval_seconds": settings.agent_poll_seconds,
+        "agent_wait_timeout_seconds": settings.agent_wait_timeout_seconds,
+    }
+    return Timings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def failback_input(
+    settings: Settings,
+    machine: str,
+    azure_vm_name: str | None = None,
+    process_server_id: str | None = None,
+    policy_id: str | None = None,
+) -> MachineFailbackInput:
+    settings.require("azure_resource_group", "azure_vault", "azure_recovery_resource_group")
+    assert settings.azure_resource_group and settings.azure_vault
+    assert settings.azure_recovery_resource_group
+    return MachineFailbackInput(
+        vault=VaultRef(resource_group=settings.azure_resource_group, vault=settings.azure_vault),
+        machine=machine,
+        recovery_resource_group=settings.azure_recovery_resource_group,
+        azure_vm_name=azure_vm_name,
+        reprotect_to_azure=ReprotectToAzureOptions(
+            process_server_id=process_server_id,
+            policy_id=policy_id or settings.azure_reprotect_policy_id,
+        ),
+        timings=timings_from(settings),
+    )
+
+
+async def start_failback(
+    client: Client, settings: Settings, params: MachineFailbackInput
+) -> WorkflowHandle[MachineFailbackWorkflow, MachineFailbackResult]:
+    workflow_id = machine_workflow_id(params.vault.vault, params.machine)
+    try:
+        return await client.start_workflow(
+            MachineFailbackWorkflow.run,
+            params,
+            id=workflow_id,
+            task_queue=settings.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+        )
+    except WorkflowAlreadyStartedError as err:
+        raise CommandError(
+            f"a failback of {params.machine} already exists ({workflow_id}); watch it with "
+            f"`failback status {workflow_id}`. A completed failback is not started again."
+        ) from err
+
+
+async def machine_status(client: Client, workflow_id: str) -> MachineStatus:
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        return await handle.query(MachineFailbackWorkflow.status)
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise CommandError(
+                f"no failback with id {workflow_id}; `failback start` prints the id"
+            ) from err
+        raise
+
+
+async def approve(
+    client: Client, workflow_id: str, approved_by: str, comment: str
+) -> MachineStatus:
+    """Refuses unless the failback is awaiting approval; the workflow checks again itself."""
+    if not approved_by.strip():
+        raise CommandError("--by must name who approves the commit")
+    status = await machine_status(client, workflow_id)
+    refusal = approval_refusal(status.phase)
+    if refusal is not None:
+        raise CommandError(f"not approved: {refusal}")
+    await client.get_workflow_handle(workflow_id).signal(
+        MachineFailbackWorkflow.approve_commit,
+        ApprovalRequest(approved_by=approved_by, comment=comment),
+    )
+    return status
+
+
+async def decide_agent(client: Client, workflow_id: str, decision: OperatorDecision) -> None:
+    status = await machine_status(client, workflow_id)
+    if status.phase != Phase.AGENT_STUCK:
+        raise CommandError(
+            f"the failback is {status.phase}, not stuck waiting for the agent; nothing to decide"
+        )
+    await client.get_workflow_handle(workflow_id).signal(
+        MachineFailbackWorkflow.operator_decision,
+        decision,
+    )
+
+
+@dataclass
+class Closed:
+    status: WorkflowExecutionStatus | None
+
+
+async def execution_state(client: Client, workflow_id: str) -> Closed:
+    description = await client.get_workflow_handle(workflow_id).describe()
+    return Closed(status=description.status)
+
+
+def web_ui_link(settings: Settings, workflow_id: str) -> str | None:
+    if not settings.temporal_ui_url:
+        return None
+    return (
+        f"{settings.temporal_ui_url.rstrip('/')}/namespaces/{settings.temporal_namespace}"
+        f"/workflows/{workflow_id}"
+    )
