@@ -23,7 +23,7 @@ TOKEN_PATH = "/_lab/token"
 
 
 class LabTokenCredential:
-    """Fetches a bearer token from `{endpoint}/_lab/token` and caches it until shortly before expiry.
+    """Fetches a bearer token from `{endpoint}/_lab/token`, cached until shortly before expiry.
 
     Thread-safe: the SDK's LRO pollers call `get_token` from their own threads.
     """

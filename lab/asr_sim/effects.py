@@ -19,17 +19,20 @@ class VCenterEffectError(Exception):
     """The on-premises side refused or failed an effect; the message is shown in the ASR job."""
 
 
-class VCenterEffects(Protocol):
-    async def power_on(self, vm_name: str) -> None:
-        """Power the VM on; raise VCenterEffectError when it cannot be done."""
-        ...
-
-
 @dataclass(frozen=True)
 class RecordedEffect:
     action: str
     vm_name: str
     time: dt.datetime
+
+
+class VCenterEffects(Protocol):
+    # Every effect asked for, applied or not; the simulator shows it in GET /_lab/state.
+    calls: list[RecordedEffect]
+
+    async def power_on(self, vm_name: str) -> None:
+        """Power the VM on; raise VCenterEffectError when it cannot be done."""
+        ...
 
 
 @dataclass
@@ -69,7 +72,6 @@ class PyVmomiVCenterEffects:
         # Imported here: the vSphere client pulls in pyvmomi, which a simulator without a
         # vCenter never needs.
         import activities.vsphere_client as vsphere_client
-        from pyVim.connect import Disconnect
 
         target = self._target
         try:
@@ -91,4 +93,4 @@ class PyVmomiVCenterEffects:
         finally:
             # A failed logout must not hide the outcome of the power-on.
             with contextlib.suppress(Exception):
-                Disconnect(si)
+                vsphere_client.disconnect(si)

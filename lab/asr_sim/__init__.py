@@ -1,0 +1,40 @@
+"""HTTPS simulator of the Azure Site Recovery ARM API (and the few Compute calls failback needs).
+
+See lab/ASR_SIMULATOR.md. Start it with `python -m lab.asr_sim ...`, `start_simulator(config)`
+inside an event loop, or `SimulatorThread(config)` from synchronous code.
+"""
+
+from lab.asr_sim.effects import (
+    PyVmomiVCenterEffects,
+    RecordedEffect,
+    RecordingVCenterEffects,
+    VCenterEffectError,
+    VCenterEffects,
+    VCenterTarget,
+)
+from lab.asr_sim.recovery_points import RecoveryPoint, generate_recovery_points
+from lab.asr_sim.server import (
+    RunningSimulator,
+    SimulatorConfig,
+    SimulatorThread,
+    parse_vcenter_url,
+    start_simulator,
+)
+from lab.asr_sim.state import AGENT_NOT_INSTALLED_CODE
+
+__all__ = [
+    "AGENT_NOT_INSTALLED_CODE",
+    "PyVmomiVCenterEffects",
+    "RecordedEffect",
+    "RecordingVCenterEffects",
+    "RecoveryPoint",
+    "RunningSimulator",
+    "SimulatorConfig",
+    "SimulatorThread",
+    "VCenterEffectError",
+    "VCenterEffects",
+    "VCenterTarget",
+    "generate_recovery_points",
+    "parse_vcenter_url",
+    "start_simulator",
+]

@@ -1,0 +1,634 @@
+"""The aiohttp application: ARM routing, bearer-token checks, faults, journal, `/_lab/*` control.
+
+ARM paths are case-insensitive and answer unknown paths with an ARM error body, so the ARM side
+is one catch-all handler with its own regex router instead of aiohttp's case-sensitive routes.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import re
+import secrets
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from lab.asr_sim import views
+from lab.asr_sim.arm import (
+    ASR_API_VERSION,
+    COMPUTE_API_VERSIONS,
+    ArmError,
+    bad_request,
+    iso,
+    not_found,
+)
+from lab.asr_sim.faults import FAULT_ADAPTER
+from lab.asr_sim.operations import Operation
+from lab.asr_sim.state import ItemState, SimulatorState
+
+log = logging.getLogger(__name__)
+
+_NAME = r"[^/]+"
+_V = (
+    rf"/subscriptions/(?P<sub>{_NAME})/resourceGroups/(?P<rg>{_NAME})"
+    rf"/providers/Microsoft\.RecoveryServices/vaults/(?P<vault>{_NAME})"
+)
+_F = rf"{_V}/replicationFabrics/(?P<fabric>{_NAME})"
+_C = rf"{_F}/replicationProtectionContainers/(?P<container>{_NAME})"
+_RPI = rf"{_C}/replicationProtectedItems/(?P<item>{_NAME})"
+_VM = (
+    rf"/subscriptions/(?P<sub>{_NAME})/resourceGroups/(?P<rg>{_NAME})"
+    rf"/providers/Microsoft\.Compute/virtualMachines/(?P<vm>{_NAME})"
+)
+
+
+class TokenIssuer:
+    """Random opaque bearer tokens for whoever presents the lab secret."""
+
+    def __init__(self, secret: str, lifetime_seconds: int) -> None:
+        self._secret = secret.encode()
+        self._lifetime = lifetime_seconds
+        self._tokens: dict[str, float] = {}
+
+    def issue(self, presented: str) -> tuple[str, int] | None:
+        if not hmac.compare_digest(presented.encode(), self._secret):
+            return None
+        now = time.time()
+        self._tokens = {t: exp for t, exp in self._tokens.items() if exp > now}
+        token = secrets.token_urlsafe(32)
+        expires_on = int(now) + self._lifetime
+        self._tokens[token] = expires_on
+        return token, expires_on
+
+    def valid(self, token: str) -> bool:
+        expires_on = self._tokens.get(token)
+        return expires_on is not None and expires_on > time.time()
+
+
+STATE_KEY = web.AppKey("state", SimulatorState)
+TOKENS_KEY = web.AppKey("tokens", TokenIssuer)
+
+Handler = Callable[[web.Request, SimulatorState, dict[str, str], Any], Awaitable[web.Response]]
+
+
+@dataclass(frozen=True)
+class _Route:
+    method: str
+    pattern: re.Pattern[str]
+    api_versions: frozenset[str]
+    handler: Handler
+
+
+_ROUTES: list[_Route] = []
+
+
+def _route(method: str, pattern: str, *, compute: bool = False) -> Callable[[Handler], Handler]:
+    versions = COMPUTE_API_VERSIONS if compute else frozenset({ASR_API_VERSION})
+
+    def register(handler: Handler) -> Handler:
+        _ROUTES.append(_Route(method, re.compile(pattern, re.IGNORECASE), versions, handler))
+        return handler
+
+    return register
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(body, status=status, headers=headers)
+
+
+def _arm_error(error: ArmError) -> web.Response:
+    return _json(error.body(), status=error.status, headers=error.headers)
+
+
+# -- scope checks -----------------------------------------------------------------------------
+
+
+def _check_vault(state: SimulatorState, m: dict[str, str]) -> None:
+    ids = state.ids
+    if m["sub"].lower() != ids.subscription.lower():
+        raise not_found(
+            f"The subscription '{m['sub']}' could not be found.", code="SubscriptionNotFound"
+        )
+    if m["rg"].lower() != ids.resource_group.lower():
+        raise not_found(
+            f"Resource group '{m['rg']}' could not be found.", code="ResourceGroupNotFound"
+        )
+    if m["vault"].lower() != ids.vault.lower():
+        raise not_found(
+            f"The Resource 'Microsoft.RecoveryServices/vaults/{m['vault']}' under resource group "
+            f"'{m['rg']}' was not found."
+        )
+
+
+def _check_fabric(state: SimulatorState, m: dict[str, str]) -> None:
+    _check_vault(state, m)
+    if m["fabric"].lower() != state.ids.fabric.lower():
+        raise not_found(
+            f"Fabric '{m['fabric']}' was not found in vault '{state.ids.vault}'; the vault has "
+            f"fabric '{state.ids.fabric}'."
+        )
+
+
+def _check_container(state: SimulatorState, m: dict[str, str]) -> None:
+    _check_fabric(state, m)
+    if m["container"].lower() != state.ids.container.lower():
+        raise not_found(
+            f"Protection container '{m['container']}' was not found in fabric "
+            f"'{state.ids.fabric}'; the fabric has container '{state.ids.container}'."
+        )
+
+
+def _item(state: SimulatorState, m: dict[str, str]) -> ItemState:
+    _check_container(state, m)
+    item = state.item(m["item"])
+    if item is None:
+        raise not_found(
+            f"Replication protected item '{m['item']}' was not found in protection container "
+            f"'{state.ids.container}'."
+        )
+    return item
+
+
+# -- ASR: protected items and recovery points -------------------------------------------------
+
+
+@_route("GET", rf"{_V}/replicationProtectedItems")
+async def list_items(
+    request: web.Request, state: SimulatorState, m: dict[str, str], body: Any
+) -> web.Response:
+    # $filter (e.g. RecoveryPlanName eq 'x') is accepted and ignored: the lab has no plans.
+    _check_vault(state, m)
+    now = state.clock()
+    return _json(
+        views.listing([views.item_resource(state, i.name, now) for i in state.items.values()])
+    )
+
+
+@_route("GET", rf"{_C}/replicationProtectedItems")
+async def list_container_items(
+    request: web.Request, state: SimulatorState, m: dict[str, str], body: Any
+) -> web.Response:
+    _check_container(state, m)
+    now = state.clock()
+    return _json(
+        views.listing([views.item_resource(state, i.name, now) for i in state.items.values()])
+    )
+
+
+@_route("GET", _RPI)
+async def get_item(
+    request: web.Request, state: SimulatorState, m: dict[str, str], body: Any
+) -> web.Response:
+    item = _item(state, m)
+    return _json(views.item_resource(state, item.name, state.clock()))
+
+
+@_route("GET", rf"{_RPI}/recoveryPoints")
+async def list_points(
+    request: web.Request, state: SimulatorState, m: dict[str, str], body: Any
+) -> web.Response:
+    item = _item(state, m)
+    return _json(
+        views.listing(
+            [
+                views.recovery_point_resource(state, item.name, p)
+                for p in item.visible_recovery_points()
+            ]
+        )
+    )
+
+
+@_route("GET", rf"{_RPI}/recoveryPoints/(?P<point>{_NAME})")
+async def get_point(
+    request: web.Request, state: SimulatorState, m: dict[str, str], body: Any
+) -> web.Response:
+    item = _item(state, m)
+    for point in item.visible_recovery_points():
+        if point.name.lower() == m["point"].lower():
+            return _json(views.recovery_point_resource(state, item.name, point))
+    raise not_found(f"Recovery point '{m['point']}' of protected item '{item.name}' was not found.")
+
+
+async def _start(
+    request: web.Request, state: SimulatorState, m: dict[str, str], body: Any, operation: Operation
+) -> web.Response:
+    item = _item(state, m)
+    job = state.start_operation(item, operation, body)
+    base = str(request.url.origin())
+    query = f"?api-version={ASR_API_VERSION}"
+    headers = {
+        "Location": f"{base}{state.ids.operation_result(item.name, job.name)}{query}",
+        "Azure-AsyncOperation": f"{base}{state.ids.operation_status(job.name)}{query}",
+        "Retry-After": "1",
+        "x-ms-request-id": state.ids.job(job.name),
+    }
+    return web.Response(status=202, headers=headers)
+
+
+@_route("POST", rf"{_RPI}/unplannedFailover")
+async def unplanned_failover(
+    request: web.Request, state: SimulatorState, m: dict[str, str], body: Any
+) -> web.Response:
+    return await _start(request, state, m, body, Operation.UNPLANNED_FAILOVER)
+
+
+@_route("POST", rf"{_RPI}/failoverCommit")
+async def failover_commit(
+    request: web.Request, state: SimulatorState, m: dict[str, str], body: Any
+) -> web.Response:
+    return await _start(request, state, m, body, Operation.FAILOVER_COMMIT)
+
+
+@_route("POST", rf"{_RPI}/reProtect")
+async def reprotect(
+    request: web.Request, state: SimulatorState, m: dict[str, str], body: Any
+) -> web.Response:
+    return await _start(request, state, m, body, Operation.REPROTECT)
+
+
+@_route("GET", rf"{_RPI}/operationresults/(?P<job>{_NAME})")
+async def operation_result(
+    request: web.Request, state: SimulatorState, m: dict[str, str], body: Any
+) -> web.Response:
+    item = _item(state, m)
+    job = state.job(m["job"])
+    if job is None or job.item is not item:
+        raise not_found(f"Operation '{m['job']}' was not found for protected item '{item.name}'.")
+    if not job.finished:
+        return web.Response(
+            status=202,
+            headers={"Location": str(request.url), "Retry-After": "1"},
+        )
+    return _json(views.item_resource(state, item.name, state.clock()))
+
+
+# -- ASR: jobs and operation status ----------------------------------------------------------
+
+
+@_route("GET", rf"{_V}/replicationOperationStatus/(?P<job>{_NAME})")
+async def get_operation_status(
+    request: web.Request, state: SimulatorState, m: dict[str, str], body: Any
+) -> web.Response:
+    _check_vault(state, m)
+    job = state.job(m["job"])
+    if job is None:
+        raise not_found(f"Operation '{m['job']}' was not found in vault '{state.ids.vault}'.")
+    document = views.operation_status(state, job)
+    # Pace pollers that kept the SDK's 30 s default (UNVERIFIED whether ASR sends it here).
+    headers = {} if job.finished else {"Retry-After": "1"}
+    return _json(document, headers=headers)
+
+
+@_route("GET", rf"{_V}/replicationJobs")
+async def list_jobs(
+    request: web.Request, state: SimulatorState, m: dict[str, str], body: Any
+) -> web.Response:
+    # $filter is accepted and ignored; newest job first.
+    _check_vault(state, m)
+    jobs = sorted(state.jobs.values(), key=lambda j: j.start_time, reverse=True)
+    return _json(views.listing([views.job_resource(state, j) for j in jobs]))
+
+
+@_route("GET", rf"{_V}/replicationJobs/(?P<job>{_NAME})")
+async def get_job(
+    request: web.Request, state: SimulatorState, m: dict[str, str], body: Any
+) -> web.Response:
+    _check_vault(state, m)
+    job = state.job(m["job"])
+    if job is None:
+        raise not_found(f"Job '{m['job']}' was not found in vault '{state.ids.vault}'.")
+    return _json(views.job_resource(state, job))
+
+
+# -- ASR: fabric, containers, vCenters, policies ---------------------------------------------
+
+
+@_route("GET", rf"{_V}/replicationFabrics")
+async def list_fabrics(
+    request: web.Request, state: SimulatorState, m: dict[str, str], body: Any
+) -> web.Response:
+    _check_vault(state, m)
+    return _json(views.listing([views.fabric_resource(state, state.clock())]))
+
+
+@_route("GET", _F)
+async def get_fabric(
+    request: web.Request, state: SimulatorState, m: dict[str, str], body: Any
+) -> web.Response:
+    _check_fabric(state, m)
+    return _json(views.fabric_resource(state, state.clock()))
+
+
+@_route("GET", rf"{_F}/replicationProtectionContainers")
+async def list_containers(
+    request: web.Request, state: SimulatorState, m: dict[str, str], body: Any
+) -> web.Response:
+    _check_fabric(state, m)
+    return _json(views.listing([views.container_resource(state)]))
+
+
+@_route("GET", _C)
+async def get_container(
+    request: web.Request, state: SimulatorState, m: dict[str, str], body: Any
+) -> web.Response:
+    _check_container(state, m)
+    return _json(views.container_resource(state))
+
+
+@_route("GET", rf"{_F}/replicationvCenters")
+async def list_vcenters(
+    request: web.Request, state: SimulatorState, m: dict[str, str], body: Any
+) -> web.Response:
+    _check_fabric(state, m)
+    return _json(views.listing([views.vcenter_resource(state, state.clock())]))
+
+
+@_route("GET", rf"{_F}/replicationvCenters/(?P<vcenter>{_NAME})")
+async def get_vcenter(
+    request: web.Request, state: SimulatorState, m: dict[str, str], body: Any
+) -> web.Response:
+    _check_fabric(state, m)
+    if m["vcenter"].lower() != state.fabric.vcenter.name.lower():
+        raise not_found(f"vCenter '{m['vcenter']}' was not found in fabric '{state.ids.fabric}'.")
+    return _json(views.vcenter_resource(state, state.clock()))
+
+
+@_route("GET", rf"{_V}/replicationPolicies")
+async def list_policies(
+    request: web.Request, state: SimulatorState, m: dict[str, str], body: Any
+) -> web.Response:
+    _check_vault(state, m)
+    return _json(views.listing(views.policy_resources(state)))
+
+
+@_route("GET", rf"{_V}/replicationPolicies/(?P<policy>{_NAME})")
+async def get_policy(
+    request: web.Request, state: SimulatorState, m: dict[str, str], body: Any
+) -> web.Response:
+    _check_vault(state, m)
+    for policy in views.policy_resources(state):
+        if policy["name"].lower() == m["policy"].lower():
+            return _json(policy)
+    raise not_found(
+        f"Replication policy '{m['policy']}' was not found in vault '{state.ids.vault}'."
+    )
+
+
+# -- Compute ---------------------------------------------------------------------------------
+
+
+def _compute_vm_name(state: SimulatorState, m: dict[str, str]) -> str:
+    ids = state.ids
+    if m["sub"].lower() != ids.subscription.lower():
+        raise not_found(
+            f"The subscription '{m['sub']}' could not be found.", code="SubscriptionNotFound"
+        )
+    vm = state.azure_vm(m["vm"])
+    if m["rg"].lower() != ids.recovery_resource_group.lower() or vm is None or vm.deleted_at:
+        raise not_found(
+            f"The Resource 'Microsoft.Compute/virtualMachines/{m['vm']}' under resource group "
+            f"'{m['rg']}' was not found. For more details please go to "
+            "https://aka.ms/ARMResourceNotFoundFix"
+        )
+    return vm.name
+
+
+@_route("GET", _VM, compute=True)
+async def get_vm(
+    request: web.Request, state: SimulatorState, m: dict[str, str], body: Any
+) -> web.Response:
+    name = _compute_vm_name(state, m)
+    expand = request.query.get("$expand", "")
+    return _json(
+        views.compute_vm_resource(state, name, with_instance_view=expand.lower() == "instanceview")
+    )
+
+
+@_route("GET", rf"{_VM}/instanceView", compute=True)
+async def get_instance_view(
+    request: web.Request, state: SimulatorState, m: dict[str, str], body: Any
+) -> web.Response:
+    name = _compute_vm_name(state, m)
+    return _json(views.instance_view(state, name))
+
+
+# -- the ARM front door ----------------------------------------------------------------------
+
+
+def _parse_body(raw: bytes) -> Any:
+    if not raw.strip():
+        return None
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return raw.decode(errors="replace")
+
+
+async def _dispatch(request: web.Request, state: SimulatorState, raw: bytes) -> web.Response:
+    tokens = request.app[TOKENS_KEY]
+    auth = request.headers.get("Authorization", "")
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() != "bearer" or not token or not tokens.valid(token.strip()):
+        reason = "missing" if not auth else "invalid or expired"
+        raise ArmError(
+            401,
+            "AuthenticationFailed" if auth else "AuthenticationFailedMissingToken",
+            f"Authentication failed: the 'Authorization: Bearer <token>' header is {reason}. "
+            "Get a token from POST /_lab/token.",
+            headers={
+                "WWW-Authenticate": 'Bearer error="invalid_token", '
+                f'error_description="The access token is {reason}"'
+            },
+        )
+
+    fault = state.faults.take_http(request.method, request.path)
+    if fault is not None:
+        headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
+        raise ArmError(
+            fault.status, fault.code or "InjectedFault", fault.message or "", headers=headers
+        )
+
+    api_version = request.query.get("api-version")
+    if not api_version:
+        raise bad_request(
+            "The api-version query parameter (?api-version=) is required for all requests.",
+            code="MissingApiVersionParameter",
+        )
+
+    path_matched = False
+    for route in _ROUTES:
+        match = route.pattern.fullmatch(request.path)
+        if match is None:
+            continue
+        path_matched = True
+        if route.method != request.method:
+            continue
+        if api_version not in route.api_versions:
+            raise bad_request(
+                f"The api-version '{api_version}' is not supported by the lab for this resource; "
+                f"supported: {sorted(route.api_versions)}.",
+                code="InvalidApiVersionParameter",
+            )
+        body = _parse_body(raw)
+        if isinstance(body, str):
+            raise bad_request("The request body is not valid JSON.")
+        return await route.handler(request, state, match.groupdict(), body)
+    if path_matched:
+        raise ArmError(
+            405,
+            "MethodNotAllowed",
+            f"The HTTP method '{request.method}' is not supported for '{request.path}'.",
+        )
+    raise not_found(
+        f"No resource or operation at '{request.path}' in the lab's ASR simulator.",
+        code="ResourceNotFound",
+    )
+
+
+async def handle_arm(request: web.Request) -> web.StreamResponse:
+    if request.path.startswith("/_lab/"):
+        raise web.HTTPNotFound(text=f"no lab endpoint {request.method} {request.path}")
+    state = request.app[STATE_KEY]
+    received = state.clock()
+    raw = await request.read()
+    try:
+        response = await _dispatch(request, state, raw)
+    except ArmError as err:
+        response = _arm_error(err)
+    except Exception:
+        log.exception("unhandled error for %s %s", request.method, request.path)
+        response = _arm_error(
+            ArmError(500, "InternalServerError", "The lab's ASR simulator hit an internal error.")
+        )
+    response.headers.setdefault("x-ms-request-id", str(uuid.uuid4()))
+    state.journal.append(
+        {
+            "method": request.method,
+            "path": request.path,
+            "query": dict(request.query),
+            "body": _parse_body(raw),
+            "status": response.status,
+            "time": iso(received),
+        }
+    )
+    return response
+
+
+# -- /_lab control plane -----------------------------------------------------------------------
+
+
+async def lab_token(request: web.Request) -> web.Response:
+    try:
+        payload = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        payload = None
+    secret = payload.get("client_secret") if isinstance(payload, dict) else None
+    issued = request.app[TOKENS_KEY].issue(secret) if isinstance(secret, str) else None
+    if issued is None:
+        return _json(
+            {"error": "invalid_client", "error_description": "The client secret is wrong."},
+            status=401,
+        )
+    token, expires_on = issued
+    return _json(
+        {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": expires_on - int(time.time()),
+            "expires_on": expires_on,
+        }
+    )
+
+
+async def lab_journal(request: web.Request) -> web.Response:
+    return _json(request.app[STATE_KEY].journal)
+
+
+async def lab_clear_journal(request: web.Request) -> web.Response:
+    request.app[STATE_KEY].journal.clear()
+    return web.Response(status=204)
+
+
+async def lab_add_fault(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    try:
+        fault = FAULT_ADAPTER.validate_json(await request.read())
+    except ValidationError as err:
+        problems = [
+            f"{'.'.join(str(p) for p in e['loc']) or '(body)'}: {e['msg']}" for e in err.errors()
+        ]
+        return _json(
+            {"error": {"code": "InvalidFault", "message": "; ".join(problems)}}, status=400
+        )
+    fault_id = state.faults.add(fault)
+    return _json({"id": fault_id, **fault.model_dump(mode="json")}, status=201)
+
+
+async def lab_list_faults(request: web.Request) -> web.Response:
+    return _json(request.app[STATE_KEY].faults.describe())
+
+
+async def lab_clear_faults(request: web.Request) -> web.Response:
+    request.app[STATE_KEY].faults.clear()
+    return web.Response(status=204)
+
+
+async def lab_state(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    now = state.clock()
+    items = []
+    for item in state.items.values():
+        registers_at = item.agent_registers_at()
+        items.append(
+            {
+                "name": item.name,
+                "vm_name": item.spec.vm_name,
+                "phase": item.phase.value,
+                "resource": views.item_resource(state, item.name, now),
+                "current_job": item.current_job.name if item.current_job else None,
+                "committed_at": iso(item.committed_at),
+                "agent_registers_at": iso(registers_at),
+                "agent_registered": item.agent_registered(now),
+                "azure_vm": {
+                    "name": item.azure_vm.name,
+                    "power_state": item.azure_vm.power_state,
+                    "deleted": item.azure_vm.deleted_at is not None,
+                    "deleted_at": iso(item.azure_vm.deleted_at),
+                },
+            }
+        )
+    calls = state.effects.calls
+    return _json(
+        {
+            "started_at": iso(state.started_at),
+            "now": iso(now),
+            "items": items,
+            "jobs": [views.job_resource(state, j) for j in state.jobs.values()],
+            "faults": state.faults.describe(),
+            "vcenter_effects": [
+                {"action": c.action, "vm_name": c.vm_name, "time": iso(c.time)} for c in calls
+            ],
+        }
+    )
+
+
+def build_app(state: SimulatorState, tokens: TokenIssuer) -> web.Application:
+    app = web.Application(client_max_size=4 * 1024 * 1024)
+    app[STATE_KEY] = state
+    app[TOKENS_KEY] = tokens
+    app.router.add_post("/_lab/token", lab_token)
+    app.router.add_get("/_lab/journal", lab_journal)
+    app.router.add_delete("/_lab/journal", lab_clear_journal)
+    app.router.add_post("/_lab/faults", lab_add_fault)
+    app.router.add_get("/_lab/faults", lab_list_faults)
+    app.router.add_delete("/_lab/faults", lab_clear_faults)
+    app.router.add_get("/_lab/state", lab_state)
+    app.router.add_route("*", "/{tail:.*}", handle_arm)
+    return app

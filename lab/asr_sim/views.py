@@ -1,0 +1,537 @@
+"""JSON documents as ASR and Compute send them, rendered from the simulator's state.
+
+Field names follow the models of azure-mgmt-recoveryservicessiterecovery 2.0.0 and
+azure-mgmt-compute, so the real SDK deserializes them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from lab.asr_sim.arm import iso
+from lab.asr_sim.recovery_points import RecoveryPoint
+from lab.asr_sim.state import (
+    AGENT_VERSION,
+    Job,
+    JobErrorRecord,
+    Phase,
+    SimulatorState,
+    TaskRecord,
+    allowed_operations,
+    protection_state,
+    protection_state_description,
+)
+from lab.asr_sim.topology import MasterTargetInfo
+
+ITEM_TYPE = (
+    "Microsoft.RecoveryServices/vaults/replicationFabrics/replicationProtectionContainers/"
+    "replicationProtectedItems"
+)
+RECOVERY_POINT_TYPE = f"{ITEM_TYPE}/recoveryPoints"
+JOB_TYPE = "Microsoft.RecoveryServices/vaults/replicationJobs"
+FABRIC_TYPE = "Microsoft.RecoveryServices/vaults/replicationFabrics"
+CONTAINER_TYPE = (
+    "Microsoft.RecoveryServices/vaults/replicationFabrics/replicationProtectionContainers"
+)
+VCENTER_TYPE = "Microsoft.RecoveryServices/vaults/replicationFabrics/replicationvCenters"
+POLICY_TYPE = "Microsoft.RecoveryServices/vaults/replicationPolicies"
+
+# What ASR shows in currentScenario when no job runs on the item (seen in recordings).
+_IDLE_SCENARIO_START = "1753-01-01T01:01:01Z"
+
+
+def listing(values: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"value": values, "nextLink": None}
+
+
+# -- protected items ------------------------------------------------------------------------
+
+
+def item_resource(state: SimulatorState, item_name: str, now: dt.datetime) -> dict[str, Any]:
+    item = state.items[item_name.lower()]
+    ids = state.ids
+    azure = state.scenario.azure
+    spec = item.spec
+    job = item.current_job
+    if job is not None:
+        current_scenario = {
+            "scenarioName": job.spec.scenario_name,
+            "jobId": ids.job(job.name),
+            "startTime": iso(job.start_time),
+        }
+    else:
+        current_scenario = {
+            "scenarioName": "None",
+            "jobId": ids.job("None"),
+            "startTime": _IDLE_SCENARIO_START,
+        }
+    to_azure = item.phase is Phase.REPLICATING_TO_AZURE
+    if to_azure and item.azure_protection is not None:
+        policy_id = item.azure_protection.request.policy_id
+        policy_name = azure.azure_policy_id
+    else:
+        policy_id = ids.policy(state.failback_policy_name)
+        policy_name = state.failback_policy_name
+    failover_point = item.failover_point
+    properties: dict[str, Any] = {
+        "friendlyName": spec.vm_name,
+        "protectedItemType": "VMwareVirtualMachine",
+        "protectableItemId": f"{ids.container_id}/replicationProtectableItems/{item.vm_id}",
+        "recoveryServicesProviderId": (
+            f"{ids.fabric_id}/replicationRecoveryServicesProviders/{azure.configuration_server}"
+        ),
+        "primaryFabricFriendlyName": azure.configuration_server,
+        "primaryFabricProvider": "VMware",
+        "recoveryFabricFriendlyName": "Microsoft Azure",
+        "recoveryFabricId": "Microsoft Azure",
+        "primaryProtectionContainerFriendlyName": azure.protection_container,
+        "recoveryProtectionContainerFriendlyName": "Microsoft Azure",
+        "protectionState": protection_state(item),
+        "protectionStateDescription": protection_state_description(item),
+        # UNVERIFIED: the lab reports the on-premises side as "Primary", so the item starts
+        # in "Recovery" (running in Azure) and is "Primary" once failed back.
+        "activeLocation": "Recovery" if item.phase is Phase.REPLICATING_TO_ONPREM else "Primary",
+        "testFailoverState": "None",
+        "testFailoverStateDescription": "None",
+        "allowedOperations": allowed_operations(item),
+        "replicationHealth": "Normal",
+        "failoverHealth": "Normal",
+        "healthErrors": [],
+        "policyId": policy_id,
+        "policyFriendlyName": policy_name,
+        "lastSuccessfulFailoverTime": iso(item.failover_completed_at),
+        "lastSuccessfulTestFailoverTime": None,
+        "currentScenario": current_scenario,
+        "failoverRecoveryPointId": (
+            ids.recovery_point(item.name, failover_point.name) if failover_point else None
+        ),
+        "providerSpecificDetails": (
+            _inmage_azure_v2_details(state, item_name, now)
+            if to_azure
+            else _inmage_details(state, item_name, now)
+        ),
+        "recoveryContainerId": "Microsoft Azure",
+    }
+    return {
+        "id": ids.item(item.name),
+        "name": item.name,
+        "type": ITEM_TYPE,
+        "location": azure.location,
+        "properties": properties,
+    }
+
+
+def _inmage_details(state: SimulatorState, item_name: str, now: dt.datetime) -> dict[str, Any]:
+    item = state.items[item_name.lower()]
+    spec = item.spec
+    vm_spec = state.scenario.vm(spec.vm_name)
+    points = item.visible_recovery_points()
+    if item.phase is Phase.REPLICATING_TO_ONPREM:
+        heartbeat: dt.datetime | None = now
+        agent_version: str | None = AGENT_VERSION
+    elif item.phase is Phase.FAILOVER_COMMIT_PENDING:
+        # The Azure VM is shut down: its agent's last heartbeat stays where it stopped.
+        heartbeat = item.azure_vm.deallocated_at or item.failover_completed_at
+        agent_version = AGENT_VERSION
+    elif item.agent_registered(now):
+        heartbeat = now
+        agent_version = AGENT_VERSION
+    else:
+        # Failed back and committed, but the booted VM's mobility agent has not registered
+        # with the configuration server yet: ASR has no heartbeat and no agent for it.
+        heartbeat = None
+        agent_version = None
+    return {
+        "instanceType": "InMage",
+        "activeSiteType": "Azure" if item.committed_at is None else "OnPrem",
+        "osDetails": {"osType": spec.os_type, "osVhdId": None, "vhdName": None},
+        "osVersion": spec.os_version,
+        "vmId": item.vm_id,
+        "infrastructureVmId": f"vm-{item.vm_id[:8]}",
+        "vCenterInfrastructureId": state.fabric.vcenter.name,
+        "discoveryType": "vCenter",
+        "protectionStage": "Protected" if item.phase is Phase.REPLICATING_TO_ONPREM else "None",
+        "vmProtectionState": "Protected",
+        "vmProtectionStateDescription": "Protected",
+        "rpoInSeconds": spec.recovery_points.lag_seconds if points else None,
+        "retentionWindowStart": iso(points[-1].time) if points else None,
+        "retentionWindowEnd": iso(points[0].time) if points else None,
+        "consistencyPoints": {},
+        "lastHeartbeat": iso(heartbeat),
+        "processServerId": state.scenario.azure.process_server_id,
+        "masterTargetId": state.fabric.failback_master_target.id,
+        "multiVmGroupId": None,
+        "multiVmGroupName": None,
+        "multiVmSyncStatus": "Disabled",
+        "agentDetails": (
+            {"agentVersion": agent_version, "agentUpdateStatus": "NotRequired"}
+            if agent_version is not None
+            else None
+        ),
+        "datastores": [vm_spec.datastore],
+        "protectedDisks": [],
+        "validationErrors": [],
+    }
+
+
+def _inmage_azure_v2_details(
+    state: SimulatorState, item_name: str, now: dt.datetime
+) -> dict[str, Any]:
+    item = state.items[item_name.lower()]
+    spec = item.spec
+    protection = item.azure_protection
+    assert protection is not None, "an item replicating to Azure was reprotected"
+    return {
+        "instanceType": "InMageAzureV2",
+        "osType": spec.os_type,
+        "osVersion": spec.os_version,
+        "agentVersion": AGENT_VERSION,
+        "lastHeartbeat": iso(now),
+        "processServerId": protection.request.process_server_id,
+        "masterTargetId": protection.request.master_target_id,
+        "recoveryAzureVMName": spec.azure_vm_name,
+        "vmId": item.vm_id,
+        "vCenterInfrastructureId": state.fabric.vcenter.name,
+        "discoveryType": "vCenter",
+        "multiVmGroupId": None,
+        "multiVmGroupName": None,
+        "multiVmSyncStatus": "Disabled",
+        "vmProtectionState": "Protected",
+        "vmProtectionStateDescription": "Protected",
+        "protectionStage": "Protected",
+        "lastRecoveryPointReceived": None,
+        "recoveryAzureResourceGroupId": (
+            f"/subscriptions/{state.ids.subscription}/resourceGroups/"
+            f"{state.ids.recovery_resource_group}"
+        ),
+        "validationErrors": [],
+    }
+
+
+def recovery_point_resource(
+    state: SimulatorState, item_name: str, point: RecoveryPoint
+) -> dict[str, Any]:
+    return {
+        "id": state.ids.recovery_point(item_name, point.name),
+        "name": point.name,
+        "type": RECOVERY_POINT_TYPE,
+        "properties": {
+            "recoveryPointTime": iso(point.time, timespec="seconds"),
+            "recoveryPointType": point.type,
+            "providerSpecificDetails": {
+                "instanceType": "InMage",
+                "isMultiVmSyncPoint": "true" if point.is_multi_vm_sync_point else "false",
+            },
+        },
+    }
+
+
+# -- jobs -----------------------------------------------------------------------------------
+
+
+def job_resource(state: SimulatorState, job: Job) -> dict[str, Any]:
+    return {
+        "id": state.ids.job(job.name),
+        "name": job.name,
+        "type": JOB_TYPE,
+        "location": state.scenario.azure.location,
+        "properties": {
+            "activityId": job.activity_id,
+            "scenarioName": job.spec.scenario_name,
+            "friendlyName": f"{job.spec.friendly_name} ({job.item.spec.vm_name})",
+            "state": job.state,
+            "stateDescription": _state_description(job.state),
+            "tasks": [_task(t) for t in job.tasks],
+            "errors": [_job_error(e) for e in job.errors],
+            "startTime": iso(job.start_time),
+            "endTime": iso(job.end_time),
+            "allowedActions": [],
+            "targetObjectId": job.item.name,
+            "targetObjectName": job.item.spec.vm_name,
+            "targetInstanceType": "ProtectionEntity",
+            "customDetails": {
+                "instanceType": "AsrJobDetails",
+                "affectedObjectDetails": {"ProtectedItemId": state.ids.item(job.item.name)},
+            },
+        },
+    }
+
+
+def operation_status(state: SimulatorState, job: Job) -> dict[str, Any]:
+    status = {"Succeeded": "Succeeded", "Failed": "Failed"}.get(job.state, "InProgress")
+    document: dict[str, Any] = {
+        "id": state.ids.operation_status(job.name),
+        "name": job.name,
+        "status": status,
+        "startTime": iso(job.start_time),
+        "endTime": iso(job.end_time),
+    }
+    if job.state == "Failed" and job.errors:
+        first = job.errors[0]
+        document["error"] = {"code": first.code, "message": first.message}
+    return document
+
+
+def _state_description(state: str) -> str:
+    return {"Succeeded": "Completed", "InProgress": "InProgress"}.get(state, state)
+
+
+def _task(task: TaskRecord) -> dict[str, Any]:
+    return {
+        "taskId": task.task_id,
+        "name": task.spec.name,
+        "friendlyName": task.spec.friendly_name,
+        "state": task.state,
+        "stateDescription": _state_description(task.state),
+        "startTime": iso(task.start_time),
+        "endTime": iso(task.end_time),
+        "allowedActions": [],
+        "errors": [_job_error(e) for e in task.errors],
+    }
+
+
+def _job_error(error: JobErrorRecord) -> dict[str, Any]:
+    return {
+        "serviceErrorDetails": {
+            "code": error.code,
+            "message": error.message,
+            "possibleCauses": error.possible_causes,
+            "recommendedAction": error.recommended_action,
+        },
+        "errorLevel": "Error",
+        "creationTime": iso(error.time),
+        "taskId": error.task_id,
+    }
+
+
+# -- fabric, container, vCenter, policies -----------------------------------------------------
+
+
+def fabric_resource(state: SimulatorState, now: dt.datetime) -> dict[str, Any]:
+    fabric = state.fabric
+    azure = state.scenario.azure
+    recent = iso(now)
+    return {
+        "id": state.ids.fabric_id,
+        "name": state.ids.fabric,
+        "type": FABRIC_TYPE,
+        "location": azure.location,
+        "properties": {
+            "friendlyName": fabric.configuration_server,
+            "internalIdentifier": state.ids.fabric,
+            "bcdrState": "Valid",
+            "health": "Normal",
+            "healthErrorDetails": [],
+            "customDetails": {
+                "instanceType": "VMware",
+                "hostName": fabric.configuration_server,
+                "ipAddress": fabric.builtin_master_target.ip_address,
+                "agentVersion": AGENT_VERSION,
+                "lastHeartbeat": recent,
+                "csServiceStatus": "Running",
+                "versionStatus": "Supported",
+                "processServerCount": str(len(fabric.process_servers)),
+                "protectedServers": str(len(azure.items)),
+                "processServers": [
+                    {
+                        "id": ps.id,
+                        "friendlyName": ps.friendly_name,
+                        "ipAddress": ps.ip_address,
+                        "osType": "Windows",
+                        "agentVersion": AGENT_VERSION,
+                        "lastHeartbeat": recent,
+                        "versionStatus": "Supported",
+                        "health": "Normal",
+                        "psServiceStatus": "Running",
+                        "healthErrors": [],
+                    }
+                    for ps in fabric.process_servers
+                ],
+                "masterTargetServers": [_master_target(mt, recent) for mt in fabric.master_targets],
+                "runAsAccounts": [
+                    {"accountId": a.account_id, "accountName": a.account_name}
+                    for a in fabric.run_as_accounts
+                ],
+            },
+        },
+    }
+
+
+def _master_target(mt: MasterTargetInfo, recent: str | None) -> dict[str, Any]:
+    gib = 1024**3
+    return {
+        "id": mt.id,
+        "name": mt.name,
+        "ipAddress": mt.ip_address,
+        "osType": mt.os_type,
+        "agentVersion": AGENT_VERSION,
+        "lastHeartbeat": recent,
+        "versionStatus": "Supported",
+        "retentionVolumes": [
+            {
+                "volumeName": mt.retention_volume,
+                "capacityInBytes": 512 * gib,
+                "freeSpaceInBytes": 400 * gib,
+                "thresholdPercentage": 80,
+            }
+        ],
+        "dataStores": [
+            {
+                "symbolicName": ds.name,
+                "uuid": f"ds-{ds.name}",
+                "capacity": str(ds.capacity_gb * gib),
+                "freeSpace": str(ds.capacity_gb * gib // 2),
+                "type": ds.type,
+            }
+            for ds in mt.datastores
+        ],
+        "diskCount": 1,
+        "healthErrors": [],
+        "validationErrors": [],
+    }
+
+
+def container_resource(state: SimulatorState) -> dict[str, Any]:
+    azure = state.scenario.azure
+    return {
+        "id": state.ids.container_id,
+        "name": state.ids.container,
+        "type": CONTAINER_TYPE,
+        "location": azure.location,
+        "properties": {
+            "fabricFriendlyName": azure.configuration_server,
+            "friendlyName": azure.protection_container,
+            "fabricType": "VMware",
+            "protectedItemCount": len(azure.items),
+            "pairingStatus": "Paired",
+            "role": "Primary",
+        },
+    }
+
+
+def vcenter_resource(state: SimulatorState, now: dt.datetime) -> dict[str, Any]:
+    vcenter = state.fabric.vcenter
+    return {
+        "id": state.ids.vcenter(vcenter.name),
+        "name": vcenter.name,
+        "type": VCENTER_TYPE,
+        "location": state.scenario.azure.location,
+        "properties": {
+            "friendlyName": vcenter.friendly_name,
+            "internalId": vcenter.name,
+            "lastHeartbeat": iso(now),
+            "discoveryStatus": "Connected",
+            "processServerId": state.scenario.azure.onprem_process_server_id,
+            "ipAddress": vcenter.ip_address,
+            "infrastructureId": vcenter.name,
+            "port": str(vcenter.port),
+            "runAsAccountId": "1",
+            "fabricArmResourceName": state.ids.fabric,
+            "healthErrors": [],
+        },
+    }
+
+
+def policy_resources(state: SimulatorState) -> list[dict[str, Any]]:
+    to_azure = state.scenario.azure.azure_policy_id
+    failback = state.failback_policy_name
+    # The failback policy's values are fixed by ASR (notes: RPO 15 min, 24 h, app-consistent
+    # every 60 min).
+    return [
+        {
+            "id": state.ids.policy(to_azure),
+            "name": to_azure,
+            "type": POLICY_TYPE,
+            "properties": {
+                "friendlyName": to_azure,
+                "providerSpecificDetails": {
+                    "instanceType": "InMageAzureV2",
+                    "crashConsistentFrequencyInMinutes": 5,
+                    "recoveryPointThresholdInMinutes": 15,
+                    "recoveryPointHistory": 1440,
+                    "appConsistentFrequencyInMinutes": 60,
+                    "multiVmSyncStatus": "Enabled",
+                },
+            },
+        },
+        {
+            "id": state.ids.policy(failback),
+            "name": failback,
+            "type": POLICY_TYPE,
+            "properties": {
+                "friendlyName": failback,
+                "providerSpecificDetails": {
+                    "instanceType": "InMage",
+                    "recoveryPointThresholdInMinutes": 15,
+                    "recoveryPointHistory": 1440,
+                    "appConsistentFrequencyInMinutes": 60,
+                    "multiVmSyncStatus": "Enabled",
+                },
+            },
+        },
+    ]
+
+
+# -- compute --------------------------------------------------------------------------------
+
+
+def compute_vm_resource(
+    state: SimulatorState, vm_name: str, *, with_instance_view: bool
+) -> dict[str, Any]:
+    vm = state.azure_vm(vm_name)
+    assert vm is not None
+    item = next(i for i in state.items.values() if i.azure_vm is vm)
+    properties: dict[str, Any] = {
+        "vmId": vm.vm_id,
+        "provisioningState": "Succeeded",
+        "hardwareProfile": {"vmSize": "Standard_D2s_v3"},
+        "storageProfile": {
+            "osDisk": {
+                "osType": item.spec.os_type,
+                "name": f"{vm.name}-osdisk",
+                "createOption": "Attach",
+                "caching": "ReadWrite",
+                "managedDisk": {"storageAccountType": "Premium_LRS"},
+            },
+            "dataDisks": [],
+        },
+        "osProfile": None,
+        "networkProfile": {"networkInterfaces": []},
+    }
+    if with_instance_view:
+        properties["instanceView"] = instance_view(state, vm_name)
+    return {
+        "id": state.ids.compute_vm(vm.name),
+        "name": vm.name,
+        "type": "Microsoft.Compute/virtualMachines",
+        "location": state.scenario.azure.location,
+        "tags": {"asr-failback-lab": "failed-over"},
+        "properties": properties,
+    }
+
+
+def instance_view(state: SimulatorState, vm_name: str) -> dict[str, Any]:
+    vm = state.azure_vm(vm_name)
+    assert vm is not None
+    item = next(i for i in state.items.values() if i.azure_vm is vm)
+    running = vm.power_state == "running"
+    power_time = vm.deallocated_at if not running else state.started_at
+    return {
+        "computerName": item.spec.vm_name,
+        "osName": item.spec.os_type,
+        "osVersion": item.spec.os_version,
+        "statuses": [
+            {
+                "code": "ProvisioningState/succeeded",
+                "level": "Info",
+                "displayStatus": "Provisioning succeeded",
+                "time": iso(power_time),
+            },
+            {
+                "code": "PowerState/running" if running else "PowerState/deallocated",
+                "level": "Info",
+                "displayStatus": "VM running" if running else "VM deallocated",
+            },
+        ],
+    }

@@ -1,0 +1,96 @@
+"""The whole path in the lab: Temporal dev server, worker, vcsim, the ASR simulator, real SDKs."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from activities import vsphere_client
+from lab.manager import LabState
+from starter.service import approve, failback_input, machine_status, start_failback
+from tests.integration.conftest import journal, lab_get, lab_settings, posts
+from worker.wiring import connect_temporal
+from workflows.models import Phase
+
+pytestmark = pytest.mark.integration
+
+
+def onprem_power(state: LabState, vm: str) -> str:
+    settings = lab_settings(state)
+    assert settings.vcenter_host and settings.vcenter_user and settings.vcenter_password
+    si = vsphere_client.connect(
+        settings.vcenter_host,
+        settings.vcenter_port,
+        settings.vcenter_user,
+        settings.vcenter_password.get_secret_value(),
+    )
+    try:
+        return vsphere_client.read_vm_states(si, [vm])[vm].power_state
+    finally:
+        vsphere_client.disconnect(si)
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+async def test_one_machine_fails_back_end_to_end(lab: LabState) -> None:
+    settings = lab_settings(lab)
+    client = await connect_temporal(settings)
+    assert onprem_power(lab, "web-01") == "poweredOff"
+
+    handle = await start_failback(client, settings, failback_input(settings, "web-01"))
+    for _ in range(240):
+        status = await machine_status(client, handle.id)
+        if status.phase in (Phase.AWAITING_APPROVAL, Phase.FAILED):
+            break
+        await asyncio.sleep(0.25)
+    assert status.phase == Phase.AWAITING_APPROVAL, status.error
+    # The world agrees with what the workflow verified: the VM runs on-premises, before commit.
+    assert onprem_power(lab, "web-01") == "poweredOn"
+    assert posts(journal(lab), "failoverCommit", "web-01-item") == []
+
+    await approve(client, handle.id, "alice", "checked web-01")
+    result = await asyncio.wait_for(handle.result(), timeout=120)
+
+    assert result.outcome == "completed", result.summary
+    status = result.status
+    assert status.approval is not None and status.approval.approved_by == "alice"
+    assert status.recovery_point is not None
+    entries = journal(lab)
+
+    failovers = posts(entries, "unplannedFailover", "web-01-item")
+    assert len(failovers) == 1 and failovers[0]["status"] == 202
+    details = failovers[0]["body"]["properties"]["providerSpecificDetails"]
+    assert details["recoveryPointType"] == "Custom"
+    assert details["recoveryPointId"] == status.recovery_point.chosen.id
+
+    commits = posts(entries, "failoverCommit", "web-01-item")
+    assert len(commits) == 1 and commits[0]["status"] == 202
+    assert parse_time(commits[0]["time"]) > status.approval.approved_at
+
+    reprotects = posts(entries, "reProtect", "web-01-item")
+    assert reprotects, "no reProtect was sent"
+    reprotect_ops = [op for op in status.operations if op.operation == "reProtect"]
+    assert len(reprotect_ops) == 1 and reprotect_ops[0].state == "Succeeded"
+    job = lab_get(lab, "/_lab/state")
+    registered_at = agent_registered_at(job, "web-01-item")
+    assert registered_at is not None
+    accepted = [r for r in reprotects if r["status"] == 202]
+    # The successful re-protect is the last one sent, and it went out after the agent registered.
+    assert parse_time(accepted[-1]["time"]) >= registered_at
+    # The agent took seconds to register after the commit: the workflow waited for it.
+    assert registered_at > parse_time(commits[0]["time"])
+    assert status.agent_wait is not None and status.agent_wait.checks >= 2
+    assert onprem_power(lab, "web-01") == "poweredOn"
+
+
+def agent_registered_at(state: dict, item: str) -> datetime | None:
+    """Read the simulator's own record of when the mobility agent registered."""
+    for entry in state["items"]:
+        if entry["name"] == item:
+            value = entry.get("agentRegisteredAt")
+            return parse_time(value) if value else None
+    raise AssertionError(f"{item} not in the simulator's state")

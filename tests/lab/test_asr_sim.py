@@ -1,0 +1,704 @@
+"""The ASR simulator, driven by the real, unmodified Azure SDK clients over verified TLS."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import types
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+)
+from azure.mgmt.compute import ComputeManagementClient
+from azure.mgmt.recoveryservicessiterecovery import SiteRecoveryManagementClient
+
+from lab.asr_sim import (
+    PyVmomiVCenterEffects,
+    RecordingVCenterEffects,
+    SimulatorConfig,
+    SimulatorThread,
+    VCenterEffectError,
+    generate_recovery_points,
+    parse_vcenter_url,
+)
+from lab.certs import LabTls, make_lab_tls
+from lab.credential import LabTokenCredential
+from lab.scenario import RecoveryPointHistory, Scenario
+
+SECRET = "lab-secret-for-tests"
+ITEM = "web-01-item"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def scenario(
+    *,
+    failover_seconds: float = 0.4,
+    commit_seconds: float = 0.2,
+    reprotect_seconds: float = 0.2,
+    agent_delay: float = 2.0,
+) -> Scenario:
+    return Scenario.model_validate(
+        {
+            "name": "asr-sim-test",
+            "vcenter": {
+                "datastores": [{"name": "ds-vmfs-01"}, {"name": "ds-vsan-01", "type": "vsan"}],
+                "hosts": [{"name": "esx-01", "datastores": ["ds-vmfs-01", "ds-vsan-01"]}],
+                "vms": [
+                    {"name": "web-01", "host": "esx-01", "datastore": "ds-vmfs-01"},
+                    {
+                        "name": "mt-linux-01",
+                        "host": "esx-01",
+                        "datastore": "ds-vmfs-01",
+                        "power_state": "poweredOn",
+                    },
+                ],
+            },
+            "azure": {
+                "master_target_vm": "mt-linux-01",
+                "items": [
+                    {
+                        "name": ITEM,
+                        "vm_name": "web-01",
+                        "azure_vm_name": "web-01-azure",
+                        "recovery_points": {
+                            "crash_consistent_every_seconds": 300,
+                            "app_consistent_every_seconds": 3600,
+                            "retention_seconds": 14400,
+                            "lag_seconds": 60,
+                        },
+                        "agent_registration_delay_seconds": agent_delay,
+                    }
+                ],
+                "jobs": {
+                    "failover_seconds": failover_seconds,
+                    "commit_seconds": commit_seconds,
+                    "reprotect_seconds": reprotect_seconds,
+                },
+            },
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> LabTls:
+    return make_lab_tls(tmp_path_factory.mktemp("tls"))
+
+
+@dataclass
+class Lab:
+    sim: SimulatorThread
+    scenario: Scenario
+    tls: LabTls
+    effects: RecordingVCenterEffects
+    asr: SiteRecoveryManagementClient
+    compute: ComputeManagementClient
+
+    @property
+    def url(self) -> str:
+        return self.sim.url
+
+    def lab(self, method: str, path: str, body: Any = None) -> requests.Response:
+        return requests.request(
+            method, self.url + path, json=body, verify=str(self.tls.ca_cert), timeout=10
+        )
+
+    def journal(self) -> list[dict[str, Any]]:
+        return list(self.lab("GET", "/_lab/journal").json())
+
+    def item(self) -> Any:
+        a = self.scenario.azure
+        return self.asr.replication_protected_items.get(
+            a.resource_group, a.vault, a.fabric, a.protection_container, ITEM
+        )
+
+    def failover(self, point_id: str | None = None) -> Any:
+        details: dict[str, Any] = {"instanceType": "InMage", "recoveryPointType": "LatestTime"}
+        if point_id is not None:
+            details = {"instanceType": "InMage", "recoveryPointType": "Custom"}
+            details["recoveryPointId"] = point_id
+        a = self.scenario.azure
+        return self.asr.replication_protected_items.begin_unplanned_failover(
+            a.resource_group,
+            a.vault,
+            a.fabric,
+            a.protection_container,
+            ITEM,
+            {
+                "properties": {
+                    "failoverDirection": "PrimaryToRecovery",
+                    "sourceSiteOperations": "NotRequired",
+                    "providerSpecificDetails": details,
+                }
+            },
+        )
+
+    def commit(self) -> Any:
+        a = self.scenario.azure
+        return self.asr.replication_protected_items.begin_failover_commit(
+            a.resource_group, a.vault, a.fabric, a.protection_container, ITEM
+        )
+
+    def reprotect(self, **overrides: str) -> Any:
+        a = self.scenario.azure
+        details = {
+            "instanceType": "InMageAzureV2",
+            "masterTargetId": a.azure_master_target_id,
+            "processServerId": a.onprem_process_server_id,
+            "runAsAccountId": "2",
+            "policyId": f"/subscriptions/{a.subscription_id}/resourceGroups/{a.resource_group}"
+            f"/providers/Microsoft.RecoveryServices/vaults/{a.vault}"
+            f"/replicationPolicies/{a.azure_policy_id}",
+            **overrides,
+        }
+        return self.asr.replication_protected_items.begin_reprotect(
+            a.resource_group,
+            a.vault,
+            a.fabric,
+            a.protection_container,
+            ITEM,
+            {
+                "properties": {
+                    "failoverDirection": "RecoveryToPrimary",
+                    "providerSpecificDetails": details,
+                }
+            },
+        )
+
+    def recovery_points(self) -> list[Any]:
+        a = self.scenario.azure
+        return list(
+            self.asr.recovery_points.list_by_replication_protected_items(
+                a.resource_group, a.vault, a.fabric, a.protection_container, ITEM
+            )
+        )
+
+    def azure_vm(self) -> Any:
+        a = self.scenario.azure
+        return self.compute.virtual_machines.get(
+            a.recovery_resource_group, a.items[0].azure_vm_name, expand="instanceView"
+        )
+
+    def jobs(self) -> list[Any]:
+        a = self.scenario.azure
+        return list(self.asr.replication_jobs.list(a.resource_group, a.vault))
+
+
+@pytest.fixture
+def make_lab(tls: LabTls) -> Iterator[Any]:
+    started: list[SimulatorThread] = []
+
+    def make(built: Scenario | None = None, effects: RecordingVCenterEffects | None = None) -> Lab:
+        built = built or scenario()
+        effects = effects or RecordingVCenterEffects()
+        sim = SimulatorThread(
+            SimulatorConfig(
+                scenario=built,
+                cert=tls.server_cert,
+                key=tls.server_key,
+                token_secret=SECRET,
+                effects=effects,
+            )
+        ).start()
+        started.append(sim)
+        credential = LabTokenCredential(sim.url, SECRET, str(tls.ca_cert))
+        common: dict[str, Any] = {
+            "base_url": sim.url,
+            "connection_verify": str(tls.ca_cert),
+            "polling_interval": 1,
+        }
+        sub = built.azure.subscription_id
+        return Lab(
+            sim=sim,
+            scenario=built,
+            tls=tls,
+            effects=effects,
+            asr=SiteRecoveryManagementClient(credential, sub, **common),
+            compute=ComputeManagementClient(credential, sub, **common),
+        )
+
+    yield make
+    for sim in started:
+        sim.stop()
+
+
+def _code_and_message(err: HttpResponseError) -> tuple[str, str]:
+    assert err.error is not None, f"no ARM error body in {err!r}"
+    return str(err.error.code), str(err.error.message)
+
+
+def _power_state(vm: Any) -> str:
+    return next(s.code for s in vm.properties.instance_view.statuses if s.code.startswith("Power"))
+
+
+# -- pure parts --------------------------------------------------------------------------------
+
+
+def test_recovery_points_are_generated_back_from_start() -> None:
+    start = dt.datetime(2025, 3, 1, 12, 0, 30, tzinfo=dt.UTC)
+    history = RecoveryPointHistory(
+        crash_consistent_every_seconds=300,
+        app_consistent_every_seconds=3600,
+        retention_seconds=7200,
+        lag_seconds=60,
+    )
+    points = generate_recovery_points(history, start)
+
+    newest = dt.datetime(2025, 3, 1, 11, 59, 30, tzinfo=dt.UTC)
+    assert points[0].time == newest and points[0].type == "CrashConsistent"
+    assert points[0].name == str(int(newest.timestamp()))
+    assert [p.time for p in points] == sorted((p.time for p in points), reverse=True)
+    crash = [p for p in points if p.type == "CrashConsistent"]
+    app = [p for p in points if p.type == "ApplicationConsistent"]
+    assert len(crash) == 7200 // 300 + 1
+    assert crash[-1].time == newest - dt.timedelta(seconds=7200)
+    # Application-consistent points follow their hourly schedule, older than the newest point.
+    assert [p.time.hour for p in app] == [11, 10] and all(p.time.minute == 0 for p in app)
+    assert not any(p.is_multi_vm_sync_point for p in points)
+
+
+def test_a_time_holding_both_kinds_gives_one_app_consistent_point() -> None:
+    start = dt.datetime(2025, 3, 1, 12, 0, 0, tzinfo=dt.UTC)
+    history = RecoveryPointHistory(
+        crash_consistent_every_seconds=600,
+        app_consistent_every_seconds=1800,
+        retention_seconds=3600,
+    )
+    points = generate_recovery_points(history, start)
+    assert [(p.time.strftime("%H:%M"), p.type[0]) for p in points] == [
+        ("12:00", "A"),
+        ("11:50", "C"),
+        ("11:40", "C"),
+        ("11:30", "A"),
+        ("11:20", "C"),
+        ("11:10", "C"),
+        ("11:00", "A"),
+    ]
+
+
+def test_lab_tls_is_reused_while_valid_and_reissued_when_broken(tmp_path: Path) -> None:
+    first = make_lab_tls(tmp_path)
+    ca_before = first.ca_cert.read_bytes()
+    server_before = first.server_cert.read_bytes()
+    again = make_lab_tls(tmp_path)
+    assert again == first
+    assert first.ca_cert.read_bytes() == ca_before
+    assert first.server_cert.read_bytes() == server_before
+    assert first.server_key.stat().st_mode & 0o077 == 0
+
+    first.server_cert.write_text("not a certificate")
+    make_lab_tls(tmp_path)
+    assert first.ca_cert.read_bytes() == ca_before
+    assert first.server_cert.read_bytes() not in (server_before, b"not a certificate")
+
+
+async def test_vcenter_effects_go_through_the_vsphere_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A stand-in with the vSphere client's interface, so this runs without vcsim.
+    powered_on: list[tuple[object, str]] = []
+    client = types.ModuleType("activities.vsphere_client")
+
+    class VmNotFoundError(Exception):
+        pass
+
+    def connect(host: str, port: int, user: str, password: str, verify_tls: bool = True) -> object:
+        assert (host, port, user, password, verify_tls) == ("127.0.0.1", 8989, "u", "pw", False)
+        return object()
+
+    def power_on_vm(si: object, name: str) -> str:
+        if name == "ghost":
+            raise VmNotFoundError(name)
+        powered_on.append((si, name))
+        return "poweredOn"
+
+    client.VmNotFoundError = VmNotFoundError  # type: ignore[attr-defined]
+    client.disconnect = lambda si: None  # type: ignore[attr-defined]
+    client.connect = connect  # type: ignore[attr-defined]
+    client.power_on_vm = power_on_vm  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "activities.vsphere_client", client)
+
+    target = parse_vcenter_url("https://127.0.0.1:8989/sdk", "u", "pw")
+    effects = PyVmomiVCenterEffects(target)
+    await effects.power_on("web-01")
+    assert [name for _, name in powered_on] == ["web-01"]
+    with pytest.raises(VCenterEffectError, match="ghost"):
+        await effects.power_on("ghost")
+    assert [c.vm_name for c in effects.calls] == ["web-01", "ghost"]
+
+
+# -- authentication and the ARM front door ------------------------------------------------------
+
+
+def test_tokens_go_to_the_right_secret_only_and_every_arm_request_needs_one(make_lab: Any) -> None:
+    lab = make_lab()
+    a = lab.scenario.azure
+    item_path = (
+        f"/subscriptions/{a.subscription_id}/resourceGroups/{a.resource_group}/providers/"
+        f"Microsoft.RecoveryServices/vaults/{a.vault}/replicationFabrics/{a.fabric}/"
+        f"replicationProtectionContainers/{a.protection_container}/replicationProtectedItems/{ITEM}"
+    )
+    ca = str(lab.tls.ca_cert)
+
+    with pytest.raises(ClientAuthenticationError):
+        LabTokenCredential(lab.url, "wrong secret", ca).get_token("scope")
+
+    no_token = requests.get(f"{lab.url}{item_path}?api-version=2025-08-01", verify=ca, timeout=10)
+    assert no_token.status_code == 401
+    assert no_token.json()["error"]["code"].startswith("AuthenticationFailed")
+    bogus = requests.get(
+        f"{lab.url}{item_path}?api-version=2025-08-01",
+        headers={"Authorization": "Bearer made-up"},
+        verify=ca,
+        timeout=10,
+    )
+    assert bogus.status_code == 401
+
+    credential = LabTokenCredential(lab.url, SECRET, ca)
+    token = credential.get_token("https://management.azure.com/.default")
+    assert credential.get_token("https://management.azure.com/.default").token == token.token
+    assert token.expires_on - time.time() > 3000
+    auth = {"Authorization": f"Bearer {token.token}"}
+    ok = requests.get(
+        f"{lab.url}{item_path}?api-version=2025-08-01", headers=auth, verify=ca, timeout=10
+    )
+    assert ok.status_code == 200
+    missing_version = requests.get(f"{lab.url}{item_path}", headers=auth, verify=ca, timeout=10)
+    assert missing_version.status_code == 400
+    assert missing_version.json()["error"]["code"] == "MissingApiVersionParameter"
+    unknown = requests.get(
+        f"{lab.url}{item_path}/nothingHere?api-version=2025-08-01",
+        headers=auth,
+        verify=ca,
+        timeout=10,
+    )
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["code"] == "ResourceNotFound"
+
+    assert [e["status"] for e in lab.journal()] == [401, 401, 200, 400, 404]
+
+
+def test_sdk_reads_fabric_item_points_and_azure_vm(make_lab: Any) -> None:
+    lab = make_lab()
+    a = lab.scenario.azure
+    fabric = lab.asr.replication_fabrics.get(a.resource_group, a.vault, a.fabric)
+    details = fabric.properties.custom_details
+    assert details.instance_type == "VMware"
+    assert [p.id for p in details.process_servers] == [
+        a.process_server_id,
+        a.onprem_process_server_id,
+    ]
+    failback_mt, builtin_mt = details.master_target_servers
+    assert (failback_mt.name, failback_mt.os_type) == ("mt-linux-01", "Linux")
+    assert [d.symbolic_name for d in failback_mt.data_stores] == ["ds-vmfs-01", "ds-vsan-01"]
+    assert builtin_mt.id == a.azure_master_target_id
+    assert [r.account_id for r in details.run_as_accounts] == ["1", "2"]
+
+    item = lab.item()
+    props = item.properties
+    assert props.protection_state == "Protected"
+    assert props.active_location == "Recovery"
+    assert props.allowed_operations == ["UnplannedFailover", "DisableProtection"]
+    assert props.current_scenario.scenario_name == "None"
+    psd = props.provider_specific_details
+    assert psd.instance_type == "InMage" and psd.active_site_type == "Azure"
+    assert psd.os_details.os_type == "Linux" and psd.multi_vm_group_name is None
+    assert psd.master_target_id == "mt-linux-01" and psd.process_server_id == a.process_server_id
+    assert dt.datetime.now(dt.UTC) - psd.last_heartbeat < dt.timedelta(seconds=30)
+
+    points = lab.recovery_points()
+    started_at = dt.datetime.fromisoformat(lab.lab("GET", "/_lab/state").json()["started_at"])
+    expected = generate_recovery_points(a.items[0].recovery_points, started_at)
+    assert [p.name for p in points] == [e.name for e in expected]
+    assert points[0].properties.recovery_point_type == "CrashConsistent"
+    assert points[0].properties.provider_specific_details["isMultiVmSyncPoint"] == "false"
+    single = lab.asr.recovery_points.get(
+        a.resource_group, a.vault, a.fabric, a.protection_container, ITEM, points[3].name
+    )
+    assert single.id == points[3].id
+
+    assert _power_state(lab.azure_vm()) == "PowerState/running"
+
+
+# -- the failback walk -------------------------------------------------------------------------
+
+
+def test_failback_walk_failover_commit_then_reprotect_once_the_agent_registered(
+    make_lab: Any,
+) -> None:
+    lab = make_lab()
+    a = lab.scenario.azure
+    app_point = next(
+        p
+        for p in lab.recovery_points()
+        if p.properties.recovery_point_type == "ApplicationConsistent"
+    )
+
+    failed_over = lab.failover(app_point.id).result()
+    props = failed_over.properties
+    assert props.protection_state == "UnplannedFailoverCommitPending"
+    assert props.allowed_operations == ["Commit", "ChangePit"]
+    assert props.failover_recovery_point_id == app_point.id
+    assert props.last_successful_failover_time is not None
+    assert props.current_scenario.scenario_name == "None"
+    assert _power_state(lab.azure_vm()) == "PowerState/deallocated"
+    assert [(c.action, c.vm_name) for c in lab.effects.calls] == [("power_on", "web-01")]
+
+    committed = lab.commit().result().properties
+    assert committed.protection_state == "UnplannedFailoverCommitted"
+    assert committed.allowed_operations == [
+        "CompleteMigration",
+        "DisableProtection",
+        "SwitchProtection",
+    ]
+    assert committed.provider_specific_details.active_site_type == "OnPrem"
+    assert committed.provider_specific_details.last_heartbeat is None
+    assert committed.provider_specific_details.agent_details is None
+    with pytest.raises(ResourceNotFoundError):
+        lab.azure_vm()
+    with pytest.raises(ResourceNotFoundError):
+        lab.compute.virtual_machines.instance_view(a.recovery_resource_group, "web-01-azure")
+
+    # Ids are checked against the fabric synchronously.
+    with pytest.raises(HttpResponseError) as bad_ps:
+        lab.reprotect(processServerId="ps-nowhere")
+    assert bad_ps.value.status_code == 400 and "processServerId" in str(bad_ps.value.message)
+
+    with pytest.raises(HttpResponseError) as not_yet:
+        lab.reprotect().result()
+    code, message = _code_and_message(not_yet.value)
+    assert code == "MobilityAgentNotInstalled"
+    assert "the agent is not installed" in message
+    assert "web-01" in message
+    assert lab.item().properties.protection_state == "UnplannedFailoverCommitted"
+
+    state = lab.lab("GET", "/_lab/state").json()
+    registers_at = dt.datetime.fromisoformat(state["items"][0]["agent_registers_at"])
+    time.sleep(max(0.0, (registers_at - dt.datetime.now(dt.UTC)).total_seconds()) + 0.2)
+    heartbeat = lab.item().properties.provider_specific_details.last_heartbeat
+    assert heartbeat is not None and heartbeat >= registers_at
+
+    protected = lab.reprotect().result().properties
+    assert protected.protection_state == "Protected"
+    assert protected.active_location == "Primary"
+    assert protected.allowed_operations == [
+        "PlannedFailover",
+        "UnplannedFailover",
+        "TestFailover",
+        "DisableProtection",
+    ]
+    psd = protected.provider_specific_details
+    assert psd.instance_type == "InMageAzureV2"
+    assert (psd.os_type, psd.recovery_azure_vm_name) == ("Linux", "web-01-azure")
+    assert psd.process_server_id == a.onprem_process_server_id
+    assert psd.master_target_id == a.azure_master_target_id
+    assert psd.agent_version and psd.last_heartbeat is not None
+
+    jobs = {j.properties.scenario_name + ":" + j.properties.state for j in lab.jobs()}
+    assert jobs == {
+        "UnplannedFailover:Succeeded",
+        "CommitFailover:Succeeded",
+        "SwitchReplicationGroupProtection:Failed",
+        "SwitchReplicationGroupProtection:Succeeded",
+    }
+
+    journal = lab.journal()
+    failover_posts = [e for e in journal if e["path"].endswith("/unplannedFailover")]
+    assert len(failover_posts) == 1
+    post = failover_posts[0]
+    assert post["method"] == "POST" and post["status"] == 202
+    assert post["query"] == {"api-version": "2025-08-01"}
+    assert post["body"]["properties"]["providerSpecificDetails"]["recoveryPointId"] == app_point.id
+    assert post["time"].endswith("Z")
+    assert any("/replicationOperationStatus/" in e["path"] for e in journal)
+    assert any("/operationresults/" in e["path"] and e["status"] == 200 for e in journal)
+    assert all(not e["path"].startswith("/_lab") for e in journal)
+    commit_post = next(e for e in journal if e["path"].endswith("/failoverCommit"))
+    assert commit_post["body"] is None
+
+
+def test_custom_point_must_belong_to_the_item(make_lab: Any) -> None:
+    lab = make_lab()
+    with pytest.raises(HttpResponseError) as refused:
+        lab.failover("/subscriptions/x/recoveryPoints/123")
+    assert refused.value.status_code == 400
+    assert "recoveryPointId" in _code_and_message(refused.value)[1]
+    assert lab.jobs() == []
+
+
+def test_injected_job_failure_surfaces_code_and_message(make_lab: Any) -> None:
+    lab = make_lab()
+    fault = lab.lab(
+        "POST",
+        "/_lab/faults",
+        {
+            "kind": "job_failure",
+            "operation": "unplannedFailover",
+            "code": "8038",
+            "message": "Failed to bring up the on-premises virtual machine web-01.",
+            "count": 1,
+        },
+    )
+    assert fault.status_code == 201
+
+    with pytest.raises(HttpResponseError) as failed:
+        lab.failover().result()
+    assert failed.value.error is not None
+    assert failed.value.error.code == "8038"
+    assert (
+        failed.value.error.message == "Failed to bring up the on-premises virtual machine web-01."
+    )
+
+    (job,) = lab.jobs()
+    assert job.properties.state == "Failed"
+    assert job.properties.errors[0].service_error_details.code == "8038"
+    failed_tasks = [t.name for t in job.properties.tasks if t.state == "Failed"]
+    assert failed_tasks == ["VmFoStartVmOnSecondary"]
+    item = lab.item().properties
+    assert item.protection_state == "Protected"
+    assert "UnplannedFailover" in item.allowed_operations
+    assert lab.lab("GET", "/_lab/faults").json() == []
+
+    # The fault is used up: the retry goes through.
+    assert lab.failover().result().properties.protection_state == "UnplannedFailoverCommitPending"
+
+
+def test_onprem_vm_missing_in_vcenter_fails_the_failover_with_8038(make_lab: Any) -> None:
+    lab = make_lab(effects=RecordingVCenterEffects(missing_vms={"web-01"}))
+    with pytest.raises(HttpResponseError) as failed:
+        lab.failover().result()
+    code, message = _code_and_message(failed.value)
+    assert code == "8038" and "web-01" in message
+
+
+def test_throttled_post_is_ridden_out_by_the_sdk_retry_policy(make_lab: Any) -> None:
+    lab = make_lab()
+    lab.lab(
+        "POST",
+        "/_lab/faults",
+        {
+            "kind": "http",
+            "method": "POST",
+            "path_suffix": "/unplannedFailover",
+            "status": 429,
+            "retry_after": 1,
+            "count": 2,
+            "code": "SubscriptionRequestsThrottled",
+        },
+    ).raise_for_status()
+
+    result = lab.failover().result()
+    assert result.properties.protection_state == "UnplannedFailoverCommitPending"
+    posts = [e["status"] for e in lab.journal() if e["path"].endswith("/unplannedFailover")]
+    assert posts == [429, 429, 202]
+    assert len(lab.jobs()) == 1
+
+
+def test_throttle_answer_carries_retry_after_and_arm_error(make_lab: Any) -> None:
+    lab = make_lab()
+    lab.lab(
+        "POST",
+        "/_lab/faults",
+        {"kind": "http", "method": "GET", "path_suffix": "/replicationFabrics", "status": 503},
+    ).raise_for_status()
+    a = lab.scenario.azure
+    token = LabTokenCredential(lab.url, SECRET, str(lab.tls.ca_cert)).get_token("x").token
+    answer = requests.get(
+        f"{lab.url}/subscriptions/{a.subscription_id}/resourceGroups/{a.resource_group}/providers/"
+        f"Microsoft.RecoveryServices/vaults/{a.vault}/replicationFabrics?api-version=2025-08-01",
+        headers={"Authorization": f"Bearer {token}"},
+        verify=str(lab.tls.ca_cert),
+        timeout=10,
+    )
+    assert answer.status_code == 503
+    assert answer.headers["Retry-After"] == "1"
+    assert answer.json()["error"]["code"] == "ServiceUnavailable"
+    assert lab.lab("DELETE", "/_lab/faults").status_code == 204
+    bad = lab.lab("POST", "/_lab/faults", {"kind": "job_failure", "operation": "nope"})
+    assert bad.status_code == 400
+
+
+def test_second_failover_while_one_is_in_flight_is_refused(make_lab: Any) -> None:
+    lab = make_lab(scenario(failover_seconds=2.0))
+    poller = lab.failover()
+
+    in_flight = lab.item().properties.current_scenario
+    assert in_flight.scenario_name == "UnplannedFailover"
+    job_name = in_flight.job_id.rsplit("/", 1)[-1]
+    assert (
+        lab.asr.replication_jobs.get(
+            lab.scenario.azure.resource_group, lab.scenario.azure.vault, job_name
+        ).properties.state
+        == "InProgress"
+    )
+
+    with pytest.raises(ResourceExistsError) as refused:
+        lab.failover()
+    assert refused.value.status_code == 409
+    code, message = _code_and_message(refused.value)
+    assert code == "OperationInProgress" and job_name in message
+
+    assert poller.result().properties.protection_state == "UnplannedFailoverCommitPending"
+    assert [j.name for j in lab.jobs()] == [job_name]
+    posts = [e["status"] for e in lab.journal() if e["path"].endswith("/unplannedFailover")]
+    assert posts == [202, 409]
+
+    with pytest.raises(HttpResponseError) as not_allowed:
+        lab.failover()
+    assert not_allowed.value.status_code == 400
+    assert "UnplannedFailoverCommitPending" in _code_and_message(not_allowed.value)[1]
+
+
+# -- the command line ------------------------------------------------------------------------
+
+
+def test_cli_serves_and_writes_the_ready_file(tls: LabTls, tmp_path: Path) -> None:
+    scenario_file = tmp_path / "scenario.json"
+    scenario_file.write_text(scenario().model_dump_json())
+    ready = tmp_path / "ready.json"
+    env = {**os.environ, "ASR_SIM_TOKEN_SECRET": SECRET}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lab.asr_sim",
+            "--scenario",
+            str(scenario_file),
+            "--port",
+            "0",
+            "--cert",
+            str(tls.server_cert),
+            "--key",
+            str(tls.server_key),
+            "--ready-file",
+            str(ready),
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not ready.exists():
+            assert process.poll() is None, "the simulator exited early"
+            assert time.monotonic() < deadline, "no ready file"
+            time.sleep(0.05)
+        url = json.loads(ready.read_text())["url"]
+        token = LabTokenCredential(url, SECRET, str(tls.ca_cert)).get_token("x")
+        assert token.token
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    assert not ready.exists()

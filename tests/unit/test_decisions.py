@@ -1,0 +1,123 @@
+"""The pure decisions: recovery point choice, verification, approval, agent wait, phases."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from workflows.decisions import (
+    BEFORE_COMMIT,
+    FINAL_PHASES,
+    TRANSITIONS,
+    AgentWaitVerdict,
+    IllegalTransitionError,
+    NoRecoveryPointError,
+    agent_wait_verdict,
+    approval_refusal,
+    describe_wait,
+    evaluate_verification,
+    next_phase,
+    select_latest_point,
+)
+from workflows.models import AgentWait, AzureVmState, OnPremVmState, Phase, RecoveryPoint
+
+T0 = datetime(2026, 11, 25, tzinfo=UTC)
+
+points = st.lists(
+    st.builds(
+        RecoveryPoint,
+        id=st.uuids().map(str),
+        name=st.just("rp"),
+        time=st.integers(0, 86_400).map(lambda s: T0 + timedelta(seconds=s)),
+        type=st.sampled_from(["CrashConsistent", "ApplicationConsistent"]),
+    ),
+    max_size=50,
+)
+
+
+@given(points)
+def test_latest_is_the_machines_own_newest_point(history: list[RecoveryPoint]) -> None:
+    if not history:
+        with pytest.raises(NoRecoveryPointError, match="R13"):
+            select_latest_point(history)
+        return
+    choice = select_latest_point(history)
+    assert choice.chosen in history
+    assert choice.chosen.time == max(p.time for p in history)
+    assert choice.latest == choice.chosen
+    assert choice.data_loss_window_seconds == 0
+
+
+def onprem(power: str = "poweredOn", tools: str | None = "guestToolsRunning") -> OnPremVmState:
+    return OnPremVmState(vm_name="web-01", found=True, power_state=power, tools_running_status=tools)
+
+
+def azure(exists: bool = True, power: str | None = "deallocated") -> AzureVmState:
+    return AzureVmState(resource_group="rg", name="web-01", exists=exists, power_state=power)
+
+
+def test_verification_passes_when_onprem_runs_and_azure_is_off() -> None:
+    assert evaluate_verification(onprem(), azure(), T0).passed
+    assert evaluate_verification(onprem(), azure(power="stopped"), T0).passed
+    assert evaluate_verification(onprem(), azure(exists=False, power=None), T0).passed
+
+
+@pytest.mark.parametrize(
+    ("vm", "az", "expected"),
+    [
+        (onprem(power="poweredOff"), azure(), "poweredOff, not poweredOn"),
+        (onprem(tools="guestToolsNotRunning"), azure(), "guest of web-01 is not up"),
+        (onprem(), azure(power="running"), "Azure VM web-01 is running"),
+        (OnPremVmState(vm_name="web-01", found=False), azure(), "not found in vCenter"),
+    ],
+)
+def test_verification_names_each_problem(
+    vm: OnPremVmState, az: AzureVmState, expected: str
+) -> None:
+    result = evaluate_verification(vm, az, T0)
+    assert not result.passed
+    assert any(expected in problem for problem in result.problems)
+
+
+def test_approval_is_taken_only_while_awaiting_it() -> None:
+    assert approval_refusal(Phase.AWAITING_APPROVAL) is None
+    for phase in (Phase.STARTING, Phase.FAILING_OVER, Phase.VERIFYING):
+        refusal = approval_refusal(phase)
+        assert refusal is not None and "verified" in refusal
+    assert "already approved" in (approval_refusal(Phase.COMMITTING) or "")
+    assert "nothing will be committed" in (approval_refusal(Phase.FAILED) or "")
+
+
+@given(st.integers(0, 7200), st.booleans())
+def test_agent_wait_verdict(elapsed: int, registered: bool) -> None:
+    wait = AgentWait(started_at=T0, checks=1)
+    verdict = agent_wait_verdict(wait, T0 + timedelta(seconds=elapsed), registered, 1800)
+    if registered:
+        assert verdict == AgentWaitVerdict.REGISTERED
+    elif elapsed >= 1800:
+        assert verdict == AgentWaitVerdict.STUCK
+    else:
+        assert verdict == AgentWaitVerdict.KEEP_WAITING
+
+
+def test_commit_only_follows_approval_and_no_phase_goes_back_to_failover() -> None:
+    for phase, nexts in TRANSITIONS.items():
+        if Phase.COMMITTING in nexts:
+            assert phase == Phase.AWAITING_APPROVAL
+        if phase not in BEFORE_COMMIT:
+            assert not nexts & {Phase.FAILING_OVER, Phase.VERIFYING, Phase.AWAITING_APPROVAL}
+    assert FINAL_PHASES == {Phase.COMPLETED, Phase.COMPLETED_WITHOUT_REPROTECT, Phase.FAILED}
+    with pytest.raises(IllegalTransitionError):
+        next_phase(Phase.VERIFYING, Phase.COMMITTING)
+    with pytest.raises(IllegalTransitionError):
+        next_phase(Phase.COMPLETED, Phase.FAILING_OVER)
+
+
+def test_every_phase_says_what_it_waits_for() -> None:
+    for phase in Phase:
+        assert describe_wait(phase, "web-01")
+    text = describe_wait(Phase.WAITING_FOR_AGENT, "web-01", 7 * 60 + 5, 1800)
+    assert text == "waiting for the mobility agent on web-01 to register: 7 of 30 min"

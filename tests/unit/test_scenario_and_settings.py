@@ -1,0 +1,86 @@
+"""Scenario files and settings: bad input gets an error that names the field."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lab.scenario import ScenarioError, default_scenario_path, load_scenario, scenario_json_schema
+from worker.settings import SettingsError, load_settings
+
+
+def test_the_default_scenario_is_valid() -> None:
+    scenario = load_scenario(default_scenario_path())
+    assert scenario.azure.items[0].vm_name == "web-01"
+    assert "properties" in scenario_json_schema()
+
+
+def write(tmp_path: Path, data: object) -> Path:
+    path = tmp_path / "scenario.json"
+    path.write_text(json.dumps(data) if not isinstance(data, str) else data)
+    return path
+
+
+def base() -> dict:
+    return json.loads(default_scenario_path().read_text())
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda d: d["azure"]["items"][0].pop("vm_name"), "azure.items.0.vm_name"),
+        (
+            lambda d: d["azure"]["items"][0].update(agent_registration_delay_seconds=-1),
+            "azure.items.0.agent_registration_delay_seconds",
+        ),
+        (lambda d: d["vcenter"]["datastores"][0].update(type="FAT32"), "vcenter.datastores.0.type"),
+        (lambda d: d["azure"].update(master_target_vm="nope"), "azure.master_target_vm"),
+        (lambda d: d["vcenter"]["vms"][0].update(host="esx-99"), "vms[0].host"),
+        (lambda d: d.update(surprise=1), "surprise"),
+    ],
+)
+def test_invalid_scenarios_name_the_field(tmp_path: Path, mutate, expected: str) -> None:
+    data = base()
+    mutate(data)
+    with pytest.raises(ScenarioError) as error:
+        load_scenario(write(tmp_path, data))
+    assert expected in str(error.value)
+    assert str(tmp_path / "scenario.json") in str(error.value)
+
+
+def test_malformed_json_says_where(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError, match="not valid JSON.*line 1"):
+        load_scenario(write(tmp_path, "{nope"))
+
+
+def test_missing_scenario_file(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError, match="cannot read scenario file"):
+        load_scenario(tmp_path / "absent.json")
+
+
+def test_settings_from_a_file_and_the_environment(tmp_path: Path, monkeypatch) -> None:
+    for key in list(__import__("os").environ):
+        if key.startswith("FAILBACK_"):
+            monkeypatch.delenv(key)
+    settings_file = tmp_path / "failback.env"
+    settings_file.write_text("FAILBACK_AZURE_VAULT=from-file\nFAILBACK_VCENTER_PASSWORD=s3cret\n")
+    monkeypatch.setenv("FAILBACK_SETTINGS_FILE", str(settings_file))
+    monkeypatch.setenv("FAILBACK_TASK_QUEUE", "from-env")
+    settings = load_settings()
+    assert settings.azure_vault == "from-file"
+    assert settings.task_queue == "from-env"
+    assert "s3cret" not in repr(settings)
+    with pytest.raises(SettingsError, match="FAILBACK_AZURE_RESOURCE_GROUP"):
+        settings.require("azure_resource_group")
+
+
+def test_bad_settings_are_named(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("FAILBACK_VCENTER_PORT", "not-a-port")
+    monkeypatch.delenv("FAILBACK_SETTINGS_FILE", raising=False)
+    with pytest.raises(SettingsError, match="FAILBACK_VCENTER_PORT"):
+        load_settings()
+    monkeypatch.setenv("FAILBACK_SETTINGS_FILE", str(tmp_path / "absent.env"))
+    with pytest.raises(SettingsError, match="does not exist"):
+        load_settings()
