@@ -201,6 +201,8 @@ def lab_up(
     lab_down(lab_dir, say=lambda _: None)
     for sub in ("logs", "tls", "bin"):
         (lab_dir / sub).mkdir(parents=True, exist_ok=True)
+    # A new lab is a new world (fresh vCenter, fresh vault): its Temporal history starts empty too.
+    (lab_dir / "temporal.db").unlink(missing_ok=True)
     logs = lab_dir / "logs"
     processes: list[LabProcess] = []
 

@@ -91,6 +91,7 @@ def agent_registered_at(state: dict, item: str) -> datetime | None:
     """Read the simulator's own record of when the mobility agent registered."""
     for entry in state["items"]:
         if entry["name"] == item:
-            value = entry.get("agentRegisteredAt")
+            assert entry["agent_registered"], "the simulator says the agent never registered"
+            value = entry["agent_registers_at"]
             return parse_time(value) if value else None
     raise AssertionError(f"{item} not in the simulator's state")
