@@ -67,8 +67,5 @@ def journal(state: LabState) -> list[dict[str, Any]]:
 
 
 def posts(entries: list[dict[str, Any]], action: str, item: str) -> list[dict[str, Any]]:
-    return [
-        e
-        for e in entries
-        if e["method"] == "POST" and e["path"].endswith(f"/replicationProtectedItems/{item}/{action}")
-    ]
+    suffix = f"/replicationProtectedItems/{item}/{action}"
+    return [e for e in entries if e["method"] == "POST" and e["path"].endswith(suffix)]

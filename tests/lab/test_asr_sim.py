@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-import types
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -308,12 +307,11 @@ def test_lab_tls_is_reused_while_valid_and_reissued_when_broken(tmp_path: Path) 
 async def test_vcenter_effects_go_through_the_vsphere_client(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # A stand-in with the vSphere client's interface, so this runs without vcsim.
-    powered_on: list[tuple[object, str]] = []
-    client = types.ModuleType("activities.vsphere_client")
+    # The vSphere client's own functions, replaced so that this runs without vcsim (the lab's
+    # integration tests power VMs on in a real vcsim).
+    import activities.vsphere_client as client
 
-    class VmNotFoundError(Exception):
-        pass
+    powered_on: list[tuple[object, str]] = []
 
     def connect(host: str, port: int, user: str, password: str, verify_tls: bool = True) -> object:
         assert (host, port, user, password, verify_tls) == ("127.0.0.1", 8989, "u", "pw", False)
@@ -321,15 +319,13 @@ async def test_vcenter_effects_go_through_the_vsphere_client(
 
     def power_on_vm(si: object, name: str) -> str:
         if name == "ghost":
-            raise VmNotFoundError(name)
+            raise client.VmNotFoundError(name)
         powered_on.append((si, name))
         return "poweredOn"
 
-    client.VmNotFoundError = VmNotFoundError  # type: ignore[attr-defined]
-    client.disconnect = lambda si: None  # type: ignore[attr-defined]
-    client.connect = connect  # type: ignore[attr-defined]
-    client.power_on_vm = power_on_vm  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "activities.vsphere_client", client)
+    monkeypatch.setattr(client, "connect", connect)
+    monkeypatch.setattr(client, "disconnect", lambda si: None)
+    monkeypatch.setattr(client, "power_on_vm", power_on_vm)
 
     target = parse_vcenter_url("https://127.0.0.1:8989/sdk", "u", "pw")
     effects = PyVmomiVCenterEffects(target)

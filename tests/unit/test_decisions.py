@@ -52,7 +52,9 @@ def test_latest_is_the_machines_own_newest_point(history: list[RecoveryPoint]) -
 
 
 def onprem(power: str = "poweredOn", tools: str | None = "guestToolsRunning") -> OnPremVmState:
-    return OnPremVmState(vm_name="web-01", found=True, power_state=power, tools_running_status=tools)
+    return OnPremVmState(
+        vm_name="web-01", found=True, power_state=power, tools_running_status=tools
+    )
 
 
 def azure(exists: bool = True, power: str | None = "deallocated") -> AzureVmState:
@@ -109,7 +111,7 @@ def test_commit_only_follows_approval_and_no_phase_goes_back_to_failover() -> No
             assert phase == Phase.AWAITING_APPROVAL
         if phase not in BEFORE_COMMIT:
             assert not nexts & {Phase.FAILING_OVER, Phase.VERIFYING, Phase.AWAITING_APPROVAL}
-    assert FINAL_PHASES == {Phase.COMPLETED, Phase.COMPLETED_WITHOUT_REPROTECT, Phase.FAILED}
+    assert {Phase.COMPLETED, Phase.COMPLETED_WITHOUT_REPROTECT, Phase.FAILED} == FINAL_PHASES
     with pytest.raises(IllegalTransitionError):
         next_phase(Phase.VERIFYING, Phase.COMMITTING)
     with pytest.raises(IllegalTransitionError):

@@ -51,7 +51,7 @@ def test_invalid_scenarios_name_the_field(tmp_path: Path, mutate, expected: str)
 
 
 def test_malformed_json_says_where(tmp_path: Path) -> None:
-    with pytest.raises(ScenarioError, match="not valid JSON.*line 1"):
+    with pytest.raises(ScenarioError, match=r"not valid JSON.*line 1"):
         load_scenario(write(tmp_path, "{nope"))
 
 
