@@ -27,6 +27,7 @@ from lab.scenario import Scenario, default_scenario_path, load_scenario
 
 LAB_VCENTER_USER = "administrator@vsphere.local"
 STATE_FILE = "state.json"
+WORKER_READY = "worker polling"
 ENV_FILE = "lab.env"
 # Seconds, not minutes: the lab's ASR jobs take seconds, so the workflow looks every second.
 LAB_TIMINGS = {
@@ -273,18 +274,20 @@ def lab_up(
                 str(tls.server_cert),
                 "--key",
                 str(tls.server_key),
-                "--token-secret",
-                token_secret,
                 "--vcenter-url",
                 endpoint.url,
                 "--vcenter-user",
                 endpoint.username,
-                "--vcenter-password",
-                endpoint.password,
                 "--ready-file",
                 str(ready_file),
             ],
             logs,
+            # Secrets through the environment, not argv, where `ps` would show them.
+            env={
+                **os.environ,
+                "ASR_SIM_TOKEN_SECRET": token_secret,
+                "ASR_SIM_VCENTER_PASSWORD": endpoint.password,
+            },
         )
         record(asr)
         _wait_until("the ASR simulator", ready_file.exists, asr_proc, asr.log, 30)
@@ -311,26 +314,50 @@ def lab_up(
         _write_env_file(lab_dir, settings)
         if with_worker:
             say("starting the failback worker")
-            worker_proc, worker = _spawn(
-                "worker",
-                [sys.executable, "-m", "worker"],
-                logs,
-                env={**_clean_environ(), **settings},
-            )
-            record(worker)
-            _wait_until(
-                "the worker",
-                lambda: "worker polling" in Path(worker.log).read_text(errors="replace"),
-                worker_proc,
-                worker.log,
-                60,
-            )
+            record(_start_worker_process(lab_dir, settings))
         state = state.model_copy(update={"processes": processes})
         (lab_dir / STATE_FILE).write_text(state.model_dump_json(indent=2))
         return state
     except BaseException:
         lab_down(lab_dir, say=lambda _: None)
         raise
+
+
+def _start_worker_process(lab_dir: Path, settings: dict[str, str]) -> LabProcess:
+    log = lab_dir / "logs" / "worker.log"
+    already = log.read_text(errors="replace").count(WORKER_READY) if log.exists() else 0
+    process, worker = _spawn(
+        "worker",
+        [sys.executable, "-m", "worker"],
+        lab_dir / "logs",
+        env={**_clean_environ(), **settings},
+    )
+    _wait_until(
+        "the worker",
+        lambda: log.read_text(errors="replace").count(WORKER_READY) > already,
+        process,
+        worker.log,
+        60,
+    )
+    return worker
+
+
+def restart_worker(lab_dir: Path | None = None) -> LabProcess:
+    """Start a new worker for the running lab (after one was killed, say); returns it."""
+    lab_dir = (lab_dir or default_lab_dir()).resolve()
+    state = read_state(lab_dir)
+    if state is None:
+        raise LabError(f"no lab is running in {lab_dir}; start one with `failback lab up`")
+    for process in state.processes:
+        if process.name == "worker":
+            _stop(process.pid)
+    worker = _start_worker_process(lab_dir, state.settings)
+    processes = [p for p in state.processes if p.name != "worker"] + [worker]
+    _write_partial_state(lab_dir, processes)
+    (lab_dir / STATE_FILE).write_text(
+        state.model_copy(update={"processes": processes}).model_dump_json(indent=2)
+    )
+    return worker
 
 
 def _clean_environ() -> dict[str, str]:

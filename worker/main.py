@@ -21,10 +21,11 @@ async def run_worker() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        logging.info(
-            "worker polling task queue %s on %s", settings.task_queue, settings.temporal_address
-        )
         async with worker:
+            # `failback lab up` waits for this line.
+            logging.info(
+                "worker polling task queue %s on %s", settings.task_queue, settings.temporal_address
+            )
             await stop.wait()
 
 

@@ -17,6 +17,7 @@ from lab.scenario import default_scenario_path
 from worker.settings import Settings
 
 SECOND_VM = "app-01"
+THIRD_VM = "db-01"
 
 
 def integration_scenario() -> dict[str, Any]:
@@ -24,11 +25,10 @@ def integration_scenario() -> dict[str, Any]:
     data = json.loads(default_scenario_path().read_text())
     data["name"] = "integration"
     vms = data["vcenter"]["vms"]
-    vms.append({**vms[0], "name": SECOND_VM})
     items = data["azure"]["items"]
-    items.append(
-        {**items[0], "name": f"{SECOND_VM}-item", "vm_name": SECOND_VM, "azure_vm_name": SECOND_VM}
-    )
+    for vm in (SECOND_VM, THIRD_VM):
+        vms.append({**vms[0], "name": vm})
+        items.append({**items[0], "name": f"{vm}-item", "vm_name": vm, "azure_vm_name": vm})
     items[0]["agent_registration_delay_seconds"] = 4
     data["azure"]["jobs"] = {"failover_seconds": 2, "commit_seconds": 1, "reprotect_seconds": 1}
     return data

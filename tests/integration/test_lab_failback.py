@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -95,3 +97,39 @@ def agent_registered_at(state: dict, item: str) -> datetime | None:
             value = entry["agent_registers_at"]
             return parse_time(value) if value else None
     raise AssertionError(f"{item} not in the simulator's state")
+
+
+def _decoded_payloads(node: object) -> list[str]:
+    """Every payload of a history, decoded: that is where a leaked secret would sit."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "data" and isinstance(value, str):
+                try:
+                    found.append(base64.b64decode(value).decode("utf-8", errors="replace"))
+                except ValueError:
+                    found.append(value)
+            else:
+                found.extend(_decoded_payloads(value))
+    elif isinstance(node, list):
+        for value in node:
+            found.extend(_decoded_payloads(value))
+    return found
+
+
+async def test_no_secret_in_workflow_history(lab: LabState) -> None:
+    settings = lab_settings(lab)
+    client = await connect_temporal(settings)
+    secrets_in_lab = [
+        lab.settings["FAILBACK_VCENTER_PASSWORD"],
+        lab.settings["FAILBACK_AZURE_LAB_TOKEN_SECRET"],
+    ]
+    checked = 0
+    async for execution in client.list_workflows():
+        history = await client.get_workflow_handle(execution.id).fetch_history()
+        text = history.to_json() + "\n".join(_decoded_payloads(json.loads(history.to_json())))
+        assert "recoveryPointId" in text or "recovery_point" in text or "machine" in text
+        for secret in secrets_in_lab:
+            assert secret not in text, f"a secret is in the history of {execution.id}"
+        checked += 1
+    assert checked >= 1
