@@ -76,12 +76,6 @@ def venv_binary(name: str) -> Path:
     return Path(found)
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def read_state(lab_dir: Path) -> LabState | None:
     path = lab_dir / STATE_FILE
     if not path.exists():
@@ -216,7 +210,7 @@ def lab_up(
         harness = vcenter.build_harness(lab_dir)
         tls = make_lab_tls(lab_dir / "tls")
 
-        temporal_port, ui_port = free_port(), free_port()
+        temporal_port, ui_port = vcenter.free_port(), vcenter.free_port()
         say(f"starting the Temporal dev server on 127.0.0.1:{temporal_port} (Web UI :{ui_port})")
         temporal_proc, temporal = _spawn(
             "temporal",
@@ -245,14 +239,14 @@ def lab_up(
             harness,
             vcenter.inventory_from_scenario(scenario),
             lab_dir,
-            free_port(),
+            vcenter.free_port(),
             LAB_VCENTER_USER,
             password,
             logs / "vcsim.log",
         )
         record(LabProcess(name="vcsim", pid=vcsim_proc.pid, log=str(logs / "vcsim.log")))
 
-        asr_port = free_port()
+        asr_port = vcenter.free_port()
         asr_url = f"https://127.0.0.1:{asr_port}"
         token_secret = secrets.token_urlsafe(24)
         ready_file = lab_dir / "asr.ready"

@@ -198,6 +198,14 @@ async def wait_for_phase(handle: WorkflowHandle, phase: Phase, tries: int = 200)
     raise AssertionError(f"never reached {phase}; last phase {status.phase}")
 
 
+async def approve_when_verified(handle: WorkflowHandle, approver: str, comment: str = "") -> None:
+    await wait_for_phase(handle, Phase.AWAITING_APPROVAL)
+    await handle.signal(
+        MachineFailbackWorkflow.approve_commit,
+        ApprovalRequest(approved_by=approver, comment=comment),
+    )
+
+
 def worker(env: WorkflowEnvironment, world: FakeWorld, task_queue: str) -> Worker:
     return Worker(
         env.client,
@@ -212,11 +220,7 @@ async def test_agent_taking_the_full_fifteen_minutes_still_completes(env: Workfl
     task_queue = f"tq-{uuid.uuid4()}"
     async with worker(env, world, task_queue):
         handle = await start(env.client, world, task_queue)
-        await wait_for_phase(handle, Phase.AWAITING_APPROVAL)
-        await handle.signal(
-            MachineFailbackWorkflow.approve_commit,
-            ApprovalRequest(approved_by="alice", comment="web-01 checked"),
-        )
+        await approve_when_verified(handle, "alice", "web-01 checked")
         result = await handle.result()
 
     assert result.outcome == "completed"
@@ -274,10 +278,7 @@ async def test_agent_that_never_registers_reaches_the_stuck_state(env: WorkflowE
     task_queue = f"tq-{uuid.uuid4()}"
     async with worker(env, world, task_queue):
         handle = await start(env.client, world, task_queue)
-        await wait_for_phase(handle, Phase.AWAITING_APPROVAL)
-        await handle.signal(
-            MachineFailbackWorkflow.approve_commit, ApprovalRequest(approved_by="alice")
-        )
+        await approve_when_verified(handle, "alice")
         await env.sleep(timedelta(minutes=31))
         await wait_for_phase(handle, Phase.AGENT_STUCK)
         status = await handle.query(MachineFailbackWorkflow.status)
@@ -302,10 +303,7 @@ async def test_reprotect_refused_for_a_missing_agent_waits_and_retries(env: Work
     task_queue = f"tq-{uuid.uuid4()}"
     async with worker(env, world, task_queue):
         handle = await start(env.client, world, task_queue)
-        await wait_for_phase(handle, Phase.AWAITING_APPROVAL)
-        await handle.signal(
-            MachineFailbackWorkflow.approve_commit, ApprovalRequest(approved_by="alice")
-        )
+        await approve_when_verified(handle, "alice")
         result = await handle.result()
     assert result.outcome == "completed"
     assert world.calls["reprotect_to_azure"] == 2
