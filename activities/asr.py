@@ -21,20 +21,25 @@ from temporalio.exceptions import ApplicationError
 
 from workflows import errors
 from workflows.decisions import NoRecoveryPointError, select_latest_point
+from workflows.recovery_points import MachinePoints
 from workflows.models import (
     AgentCheckInput,
     AgentRegistration,
     AzureVmRef,
     AzureVmState,
     DiscoveredMachine,
+    DiscoveredPlan,
     DiscoverMachineInput,
+    DiscoverPlanInput,
     FailoverInput,
     ItemOperationInput,
     OperationResult,
     ProtectedItemRef,
     RecoveryPoint,
+    ReadRecoveryPointsInput,
     RecoveryPointChoice,
     ReprotectToAzureInput,
+    ReprotectToAzureOptions,
     ResolvedReprotectToAzure,
     SelectRecoveryPointInput,
     VaultRef,
@@ -134,26 +139,90 @@ class AsrActivities:
                 type=errors.MACHINE_NOT_FOUND,
                 non_retryable=True,
             )
-        item = matches[0]
-        ref = _item_ref_from_id(str(item.id))
-        vm_name = str(item.properties.friendly_name or ref.name)
-        details = _details(item)
-        os_type = None
-        if getattr(details, "os_details", None) is not None:
-            os_type = details.os_details.os_type
-        fabric = self._asr.replication_fabrics.get(vault.resource_group, vault.vault, ref.fabric)
-        return DiscoveredMachine(
-            item=ref,
-            vm_name=vm_name,
-            os_type=os_type,
-            protection_state=item.properties.protection_state,
-            allowed_operations=list(item.properties.allowed_operations or []),
-            azure_vm=AzureVmRef(
-                resource_group=params.recovery_resource_group,
-                name=params.azure_vm_name or vm_name,
-            ),
-            reprotect_to_azure=resolve_reprotect_to_azure(params, fabric, details),
+        fabric = self._fabric(vault, _item_ref_from_id(str(matches[0].id)).fabric)
+        return _describe_item(
+            matches[0],
+            fabric,
+            params.recovery_resource_group,
+            params.azure_vm_name,
+            params.reprotect_to_azure,
         )
+
+    @activity.defn
+    def discover_recovery_plan(self, params: DiscoverPlanInput) -> DiscoveredPlan:
+        vault = params.vault
+        try:
+            plan = self._asr.replication_recovery_plans.get(
+                vault.resource_group, vault.vault, params.recovery_plan
+            )
+        except ResourceNotFoundError as err:
+            known = sorted(
+                str(p.name)
+                for p in self._asr.replication_recovery_plans.list(
+                    vault.resource_group, vault.vault
+                )
+            )
+            raise ApplicationError(
+                f"vault {vault.vault} has no recovery plan {params.recovery_plan!r}; "
+                f"known plans: {', '.join(known) or 'none'}",
+                type=errors.PLAN_NOT_FOUND,
+                non_retryable=True,
+            ) from err
+        items = {
+            str(i.id).lower(): i
+            for i in self._asr.replication_protected_items.list(
+                vault.resource_group,
+                vault.vault,
+                filter=f"RecoveryPlanName eq '{params.recovery_plan}'",
+            )
+        }
+        fabrics: dict[str, Any] = {}
+        boot_groups: list[list[DiscoveredMachine]] = []
+        for group in plan.properties.groups or []:
+            if str(group.group_type) != "Boot":
+                continue
+            machines = []
+            for member in group.replication_protected_items or []:
+                item = items.get(str(member.id).lower())
+                if item is None:
+                    raise ApplicationError(
+                        f"recovery plan {params.recovery_plan} names {member.id}, which is not a "
+                        "protected item of the vault",
+                        type=errors.MACHINE_NOT_FOUND,
+                        non_retryable=True,
+                    )
+                ref = _item_ref_from_id(str(item.id))
+                if ref.fabric not in fabrics:
+                    fabrics[ref.fabric] = self._fabric(vault, ref.fabric)
+                machines.append(
+                    _describe_item(
+                        item,
+                        fabrics[ref.fabric],
+                        params.recovery_resource_group,
+                        None,
+                        params.reprotect_to_azure,
+                    )
+                )
+            if machines:
+                boot_groups.append(machines)
+        return DiscoveredPlan(name=params.recovery_plan, boot_groups=boot_groups)
+
+    @activity.defn
+    def read_recovery_points(self, params: ReadRecoveryPointsInput) -> list[MachinePoints]:
+        result = []
+        for machine in params.machines:
+            activity.heartbeat(machine.item.name)
+            result.append(
+                MachinePoints(
+                    machine=machine.item.name,
+                    replication_group=machine.replication_group,
+                    points=self._recovery_points(params.vault, machine.item),
+                )
+            )
+        return result
+
+    def _fabric(self, vault: VaultRef, fabric: str) -> Any:
+        return self._asr.replication_fabrics.get(vault.resource_group, vault.vault, fabric)
 
     @activity.defn
     def select_recovery_point(self, params: SelectRecoveryPointInput) -> RecoveryPointChoice:
@@ -180,6 +249,7 @@ class AsrActivities:
                     name=str(point.name),
                     time=props.recovery_point_time,
                     type=str(props.recovery_point_type or "Unknown"),
+                    multi_vm_sync_point=_is_multi_vm_sync_point(props.provider_specific_details),
                 )
             )
         return points
@@ -478,6 +548,39 @@ class AsrActivities:
         return err
 
 
+def _is_multi_vm_sync_point(details: Any) -> bool:
+    # The SDK has no InMage recovery point model: the flag is only in the raw JSON mapping.
+    value = getattr(details, "is_multi_vm_sync_point", None)
+    if value is None and details is not None and hasattr(details, "get"):
+        value = details.get("isMultiVmSyncPoint")
+    return str(value).lower() == "true"
+
+
+def _describe_item(
+    item: Any,
+    fabric: Any,
+    recovery_resource_group: str,
+    azure_vm_name: str | None,
+    reprotect: ReprotectToAzureOptions,
+) -> DiscoveredMachine:
+    ref = _item_ref_from_id(str(item.id))
+    vm_name = str(item.properties.friendly_name or ref.name)
+    details = _details(item)
+    os_details = getattr(details, "os_details", None)
+    return DiscoveredMachine(
+        item=ref,
+        vm_name=vm_name,
+        replication_group=getattr(details, "multi_vm_group_name", None) or None,
+        os_type=getattr(os_details, "os_type", None),
+        protection_state=item.properties.protection_state,
+        allowed_operations=list(item.properties.allowed_operations or []),
+        azure_vm=AzureVmRef(
+            resource_group=recovery_resource_group, name=azure_vm_name or vm_name
+        ),
+        reprotect_to_azure=resolve_reprotect_to_azure(reprotect, fabric, details),
+    )
+
+
 def _job_error(job: Any) -> tuple[str, str]:
     for error in job.properties.errors or []:
         service = error.service_error_details
@@ -500,7 +603,7 @@ def _agent_missing(params: ItemOperationInput, job_name: str, message: str) -> A
 
 
 def resolve_reprotect_to_azure(
-    params: DiscoverMachineInput, fabric: Any, item_details: Any
+    options: ReprotectToAzureOptions, fabric: Any, item_details: Any
 ) -> ResolvedReprotectToAzure:
     """Fill in what the operator did not choose from the configuration server's inventory.
 
@@ -508,7 +611,6 @@ def resolve_reprotect_to_azure(
     Azure uses the other ones: the on-premises process server and the configuration server's
     own master target.
     """
-    options = params.reprotect_to_azure
     custom = getattr(fabric.properties, "custom_details", None)
     process_servers = list(getattr(custom, "process_servers", None) or [])
     master_targets = list(getattr(custom, "master_target_servers", None) or [])

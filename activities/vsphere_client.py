@@ -4,6 +4,10 @@ Every read goes through the PropertyCollector, never through managed-object attr
 one round trip per batch instead of one per attribute, and the lab's vcsim (govmomi 0.24.2)
 panics when an accessor reads a property that is unset (e.g. ``vm.snapshot`` without snapshots).
 No Temporal imports here: activities wrap these calls, the lab's ASR simulator uses them directly.
+
+``read_inventory`` is what the readiness rules need from vCenter (hosts and whether vCenter
+manages them, datastores with their type and the hosts that mount them, VMs with their disks,
+snapshots and guest OS); ``create_vm_on_host`` re-creates a VM for alternate location recovery.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 from pyVim.connect import Disconnect, SmartConnect
@@ -29,6 +33,44 @@ _VM_PROPERTIES = [
     "runtime.host",
     "datastore",
 ]
+
+_HOST_PROPERTIES = [
+    "name",
+    "runtime.connectionState",
+    "datastore",
+    "customValue",
+    "availableField",
+]
+_DATASTORE_PROPERTIES = [
+    "name",
+    "summary.type",
+    "summary.accessible",
+    "summary.capacity",
+    "summary.freeSpace",
+    "host",
+]
+_INVENTORY_VM_PROPERTIES = [
+    *_VM_PROPERTIES,
+    "guest.toolsStatus",
+    "guest.guestFullName",
+    "config.guestId",
+    "config.guestFullName",
+    "config.hardware.device",
+    "snapshot",
+]
+
+# The host custom attribute by which the lab marks ESXi hosts that vCenter does not manage (the
+# vcsim harness serves every host from one inventory; see lab/vcsim/main.go). A real vCenter only
+# lists hosts it manages and has no such attribute: a host without it is vCenter-managed.
+MANAGED_BY_FIELD = "failback.lab.managedBy"
+STANDALONE_ESXI = "standalone-esxi"
+
+GUEST_IDS: dict[str, str] = {
+    "Windows": "windows9Server64Guest",
+    "Linux": "otherLinux64Guest",
+}
+_GIB = 1024**3
+_KIB = 1024
 
 _PropertyCollector = vmodl.query.PropertyCollector
 
@@ -54,6 +96,43 @@ class VsphereTaskError(RuntimeError):
     """A vCenter task ended in error or did not finish in time."""
 
 
+class HostNotFoundError(LookupError):
+    """No ESXi host with this name exists in vCenter."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"ESXi host {name!r} not found in vCenter")
+        self.name = name
+
+
+class DatastoreNotFoundError(LookupError):
+    """No datastore with this name exists in vCenter."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"datastore {name!r} not found in vCenter")
+        self.name = name
+
+
+class DatastoreNotAccessibleError(ValueError):
+    """The datastore is not mounted (or not accessible) on the ESXi host."""
+
+    def __init__(self, datastore: str, host: str) -> None:
+        super().__init__(f"datastore {datastore!r} is not accessible from ESXi host {host!r}")
+        self.datastore = datastore
+        self.host = host
+
+
+class VmAlreadyExistsError(RuntimeError):
+    """A VM with this name exists, but not where it was to be created."""
+
+    def __init__(self, name: str, host: str | None, datastores: Sequence[str]) -> None:
+        super().__init__(
+            f"VM {name!r} already exists on host {host!r}, datastores {list(datastores)}"
+        )
+        self.name = name
+        self.host = host
+        self.datastores = list(datastores)
+
+
 class VmState(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -63,6 +142,103 @@ class VmState(BaseModel):
     guest_state: str | None
     host: str | None
     datastores: list[str]
+
+
+class HostInfo(BaseModel):
+    """An ESXi host as vCenter lists it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    managed_by_vcenter: bool
+    connection_state: str
+    datastores: list[str]
+    """Names of the datastores the host mounts and can access."""
+
+
+class DatastoreInfo(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    type: str
+    """summary.type: VMFS, vsan, NFS, NFS41, vvol, ..."""
+    accessible: bool
+    capacity_bytes: int
+    free_space_bytes: int
+    hosts: list[str]
+    """Names of the hosts that mount the datastore."""
+
+
+class DiskInfo(BaseModel):
+    """One virtual disk of a VM, from config.hardware.device.
+
+    A vSAN disk is a vmdk whose datastore is of type vsan; an RDM's datastore holds its mapping
+    file.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    label: str
+    kind: Literal["vmdk", "rdm"]
+    datastore: str | None
+    capacity_bytes: int
+    file_name: str | None
+    lun_uuid: str | None = None
+    """RDM only: the LUN's uuid."""
+    device_name: str | None = None
+    """RDM only: the host's device path of the LUN."""
+
+    @property
+    def size_gb(self) -> float:
+        return self.capacity_bytes / _GIB
+
+
+class VmInfo(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    host: str | None
+    datastores: list[str]
+    power_state: str
+    tools_status: str | None
+    tools_running_status: str | None
+    guest_state: str | None
+    guest_id: str | None
+    """config.guestId, e.g. windows7Server64Guest."""
+    guest_full_name: str | None
+    """guest.guestFullName: the guest OS as VMware Tools reports it."""
+    configured_guest_full_name: str | None
+    """config.guestFullName: the OS the VM is configured for."""
+    snapshot_count: int
+    disks: list[DiskInfo]
+
+
+class VCenterInventory(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    hosts: list[HostInfo]
+    datastores: list[DatastoreInfo]
+    vms: list[VmInfo]
+
+    def host(self, name: str) -> HostInfo:
+        for host in self.hosts:
+            if host.name == name:
+                return host
+        raise HostNotFoundError(name)
+
+    def datastore(self, name: str) -> DatastoreInfo:
+        for datastore in self.datastores:
+            if datastore.name == name:
+                return datastore
+        raise DatastoreNotFoundError(name)
+
+    def vm(self, name: str) -> VmInfo:
+        found = [vm for vm in self.vms if vm.name == name]
+        if not found:
+            raise VmNotFoundError(name)
+        if len(found) > 1:
+            raise AmbiguousVmNameError(name, len(found))
+        return found[0]
 
 
 def connect(
@@ -103,34 +279,44 @@ def _props(content: Any) -> dict[str, Any]:
     return {prop.name: prop.val for prop in content.propSet or []}
 
 
-def _vm_filter_spec(view: vim.view.ContainerView, properties: list[str]) -> Any:
+def _view_filter_spec(view: vim.view.ContainerView, properties: dict[type, list[str]]) -> Any:
     traverse_view = _PropertyCollector.TraversalSpec(
         name="traverseView", path="view", skip=False, type=vim.view.ContainerView
     )
     return _PropertyCollector.FilterSpec(
         objectSet=[_PropertyCollector.ObjectSpec(obj=view, skip=True, selectSet=[traverse_view])],
-        propSet=[_PropertyCollector.PropertySpec(type=vim.VirtualMachine, pathSet=properties)],
+        propSet=[
+            _PropertyCollector.PropertySpec(type=kind, pathSet=paths)
+            for kind, paths in properties.items()
+        ],
     )
 
 
-def _collect_vms(
-    si: vim.ServiceInstance, properties: list[str], page_size: int | None = None
+def _collect(
+    si: vim.ServiceInstance, properties: dict[type, list[str]], page_size: int | None = None
 ) -> list[tuple[Any, dict[str, Any]]]:
-    """(VM reference, properties) for every VM in the inventory, in one retrieval."""
+    """(reference, properties) of every entity of the given kinds, in one retrieval."""
     content = si.RetrieveContent()
     if content.viewManager is None:
-        raise RuntimeError("the vSphere endpoint offers no ViewManager; cannot list VMs")
+        raise RuntimeError("the vSphere endpoint offers no ViewManager; cannot list the inventory")
     view = content.viewManager.CreateContainerView(
-        container=content.rootFolder, type=[vim.VirtualMachine], recursive=True
+        container=content.rootFolder, type=list(properties), recursive=True
     )
     try:
-        spec = _vm_filter_spec(view, properties)
+        spec = _view_filter_spec(view, properties)
         return [
             (obj.obj, _props(obj))
             for obj in _retrieve_all(content.propertyCollector, [spec], page_size)
         ]
     finally:
         view.DestroyView()
+
+
+def _collect_vms(
+    si: vim.ServiceInstance, properties: list[str], page_size: int | None = None
+) -> list[tuple[Any, dict[str, Any]]]:
+    """(VM reference, properties) for every VM in the inventory, in one retrieval."""
+    return _collect(si, {vim.VirtualMachine: properties}, page_size)
 
 
 def _entity_names(si: vim.ServiceInstance, refs: Iterable[Any]) -> dict[str, str]:

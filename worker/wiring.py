@@ -13,6 +13,7 @@ from activities.asr import AsrActivities
 from activities.vsphere import VSphereActivities
 from worker.settings import Settings
 from workflows.machine import MachineFailbackWorkflow
+from workflows.plan import PlanFailbackWorkflow
 
 ACTIVITY_THREADS = 32
 
@@ -90,6 +91,8 @@ def build_vsphere_activities(settings: Settings) -> VSphereActivities:
 def activity_list(asr: AsrActivities, vsphere: VSphereActivities) -> list[Any]:
     return [
         asr.discover_machine,
+        asr.discover_recovery_plan,
+        asr.read_recovery_points,
         asr.select_recovery_point,
         asr.check_agent_registered,
         asr.read_azure_vm,
@@ -100,7 +103,7 @@ def activity_list(asr: AsrActivities, vsphere: VSphereActivities) -> list[Any]:
     ]
 
 
-WORKFLOWS = [MachineFailbackWorkflow]
+WORKFLOWS = [MachineFailbackWorkflow, PlanFailbackWorkflow]
 
 
 def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> Worker:

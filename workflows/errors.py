@@ -5,6 +5,8 @@ pure code and the CLI can name them too.
 """
 
 MACHINE_NOT_FOUND = "MachineNotFound"
+PLAN_NOT_FOUND = "RecoveryPlanNotFound"
+RECOVERY_POINT_REFUSED = "RecoveryPointRefused"
 OPERATION_NOT_ALLOWED = "OperationNotAllowed"
 ASR_JOB_FAILED = "AsrJobFailed"
 ASR_REQUEST_REFUSED = "AsrRequestRefused"
@@ -16,6 +18,8 @@ CONFIGURATION_INVALID = "ConfigurationInvalid"
 # Errors that the same request cannot fix by being sent again.
 NON_RETRYABLE = [
     MACHINE_NOT_FOUND,
+    PLAN_NOT_FOUND,
+    RECOVERY_POINT_REFUSED,
     OPERATION_NOT_ALLOWED,
     ASR_JOB_FAILED,
     ASR_REQUEST_REFUSED,

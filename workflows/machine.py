@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         MachineFailbackInput,
         MachineFailbackResult,
         MachineStatus,
+        MachineVerified,
         OnPremVmQuery,
         OnPremVmState,
         OperationResult,
@@ -47,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
         RejectedApproval,
         ReprotectToAzureInput,
         SelectRecoveryPointInput,
+        StandDown,
         Verification,
     )
 
@@ -64,6 +66,8 @@ WRITE_RETRY = RetryPolicy(
     non_retryable_error_types=errors.NON_RETRYABLE,
 )
 READ_TIMEOUT = timedelta(minutes=2)
+# The plan's signal, named here so that the machine workflow need not import the plan's.
+PLAN_MACHINE_VERIFIED_SIGNAL = "machine_verified"
 
 
 def machine_workflow_id(vault: str, machine: str) -> str:
@@ -88,6 +92,7 @@ class MachineFailbackWorkflow:
         self._error: str | None = None
         self._agent_limit_seconds = 0.0
         self._failed_in = Phase.STARTING
+        self._stand_down: StandDown | None = None
 
     # --- messages --------------------------------------------------------------------------
 
@@ -108,6 +113,11 @@ class MachineFailbackWorkflow:
             )
         )
         workflow.logger.warning("approval from %s refused: %s", request.approved_by, reason)
+
+    @workflow.signal
+    def stand_down(self, order: StandDown) -> None:
+        if self._phase in BEFORE_COMMIT and self._approval is None:
+            self._stand_down = order
 
     @workflow.signal
     def operator_decision(self, decision: OperatorDecision) -> None:
@@ -168,11 +178,11 @@ class MachineFailbackWorkflow:
     async def _fail_back(self, params: MachineFailbackInput) -> Outcome:
         timings = params.timings
         self._enter(Phase.DISCOVERING)
-        machine = await self._discover(params)
+        machine = params.discovered or await self._discover(params)
         self._discovered = machine
 
         self._enter(Phase.FAILING_OVER)
-        choice = await self._call(
+        choice = params.chosen_point or await self._call(
             AsrActivities.select_recovery_point,
             SelectRecoveryPointInput(vault=params.vault, item=machine.item),
             READ_TIMEOUT,
@@ -195,7 +205,15 @@ class MachineFailbackWorkflow:
         await self._verify(params, machine)
 
         self._enter(Phase.AWAITING_APPROVAL)
-        await workflow.wait_condition(lambda: self._approval is not None)
+        await self._tell_plan_verified()
+        await workflow.wait_condition(
+            lambda: self._approval is not None or self._stand_down is not None
+        )
+        if self._approval is None and self._stand_down is not None:
+            raise _FailbackStopped(
+                f"stopped before commit: {self._stand_down.reason}. Nothing was committed: the "
+                "Azure VM is intact"
+            )
 
         self._enter(
             Phase.COMMITTING, f"approved by {self._approval and self._approval.approved_by}"
@@ -212,6 +230,15 @@ class MachineFailbackWorkflow:
         )
         committed_at = commit.ended_at or workflow.now()
         return await self._reprotect_when_agent_registers(params, machine, committed_at)
+
+    async def _tell_plan_verified(self) -> None:
+        parent = workflow.info().parent
+        if parent is None or self._verification is None:
+            return
+        await workflow.get_external_workflow_handle(parent.workflow_id).signal(
+            PLAN_MACHINE_VERIFIED_SIGNAL,
+            MachineVerified(machine=self._machine, verification=self._verification),
+        )
 
     async def _discover(self, params: MachineFailbackInput) -> DiscoveredMachine:
         return await self._call(

@@ -89,6 +89,10 @@ class MachineFailbackInput(_Model):
     recovery_point: Literal["latest"] = "latest"
     reprotect_to_azure: ReprotectToAzureOptions = ReprotectToAzureOptions()
     timings: Timings = Timings()
+    # Set by a plan: the machine as the plan found it and the point the plan chose for it.
+    recovery_plan: str | None = None
+    discovered: DiscoveredMachine | None = None
+    chosen_point: RecoveryPointChoice | None = None
 
 
 # --- activity models -----------------------------------------------------------------------
@@ -112,6 +116,7 @@ class ResolvedReprotectToAzure(_Model):
 class DiscoveredMachine(_Model):
     item: ProtectedItemRef
     vm_name: str
+    replication_group: str | None = None
     os_type: str | None
     protection_state: str | None
     allowed_operations: list[str]
@@ -119,11 +124,32 @@ class DiscoveredMachine(_Model):
     reprotect_to_azure: ResolvedReprotectToAzure
 
 
+class DiscoverPlanInput(_Model):
+    vault: VaultRef
+    recovery_plan: str
+    recovery_resource_group: str
+    reprotect_to_azure: ReprotectToAzureOptions = ReprotectToAzureOptions()
+
+
+class DiscoveredPlan(_Model):
+    name: str
+    boot_groups: list[list[DiscoveredMachine]]
+
+    @property
+    def machines(self) -> list[DiscoveredMachine]:
+        return [m for group in self.boot_groups for m in group]
+
+
 class RecoveryPoint(_Model):
     id: str
     name: str
     time: datetime
     type: str
+    multi_vm_sync_point: bool = False
+
+    @property
+    def app_consistent(self) -> bool:
+        return self.type == "ApplicationConsistent"
 
 
 class SelectRecoveryPointInput(_Model):
@@ -132,10 +158,50 @@ class SelectRecoveryPointInput(_Model):
     policy: Literal["latest"] = "latest"
 
 
+PointPolicy = Literal["latest", "app-consistent"]
+
+
+class MachinePoints(_Model):
+    machine: str
+    replication_group: str | None = None
+    points: list[RecoveryPoint]
+
+
+class MachineChoice(_Model):
+    machine: str
+    replication_group: str | None
+    chosen: RecoveryPoint
+    latest: RecoveryPoint
+    data_loss_window_seconds: float
+
+
+class GroupChoice(_Model):
+    group: str
+    members: list[str]
+    common_point_time: datetime | None
+
+
+class PlanPointChoice(_Model):
+    policy: PointPolicy
+    machines: list[MachineChoice]
+    groups: list[GroupChoice]
+
+    def for_machine(self, machine: str) -> MachineChoice:
+        for choice in self.machines:
+            if choice.machine == machine:
+                return choice
+        raise KeyError(machine)
+
+
 class RecoveryPointChoice(_Model):
     chosen: RecoveryPoint
     latest: RecoveryPoint
     data_loss_window_seconds: float
+
+
+class ReadRecoveryPointsInput(_Model):
+    vault: VaultRef
+    machines: list[DiscoveredMachine]
 
 
 class ItemOperationInput(_Model):
@@ -274,3 +340,70 @@ class OperatorDecision(_Model):
     decided_by: str = Field(min_length=1)
     action: Literal["keep-waiting", "finish-without-reprotect"]
     comment: str = ""
+
+
+class MachineVerified(_Model):
+    """Sent by a machine's workflow to its plan once the machine is verified on-premises."""
+
+    machine: str
+    verification: Verification
+
+
+class StandDown(_Model):
+    """Sent by a plan to its machines when it stops: end before commit, commit nothing."""
+
+    reason: str
+
+
+class PlanFailbackInput(_Model):
+    vault: VaultRef
+    recovery_plan: str = Field(min_length=1)
+    recovery_point: Literal["latest", "app-consistent"] = "latest"
+    recovery_resource_group: str
+    reprotect_to_azure: ReprotectToAzureOptions = ReprotectToAzureOptions()
+    timings: Timings = Timings()
+
+
+class PlanMachine(_Model):
+    machine: str
+    vm_name: str
+    boot_group: int
+    workflow_id: str
+    replication_group: str | None = None
+
+
+class PlanStatus(_Model):
+    recovery_plan: str
+    phase: str
+    waiting_for: str
+    machines: list[PlanMachine] = Field(default_factory=list)
+    current_boot_group: int | None = None
+    boot_groups: int = 0
+    verified: list[str] = Field(default_factory=list)
+    failed: dict[str, str] = Field(default_factory=dict)
+    completed: list[str] = Field(default_factory=list)
+    approval: Approval | None = None
+    rejected_approvals: list[RejectedApproval] = Field(default_factory=list)
+    recovery_points: PlanPointChoice | None = None
+    history: list[PlanPhaseChange] = Field(default_factory=list)
+    error: str | None = None
+
+
+class PlanPhaseChange(_Model):
+    phase: str
+    at: datetime
+    note: str = ""
+
+
+class PlanFailbackResult(_Model):
+    recovery_plan: str
+    outcome: Literal["completed", "completed-with-warnings"]
+    summary: str
+    started_at: datetime
+    finished_at: datetime
+    machines: dict[str, MachineFailbackResult]
+    status: PlanStatus
+
+
+MachineFailbackInput.model_rebuild()
+PlanStatus.model_rebuild()

@@ -1,0 +1,345 @@
+"""The failback of a recovery plan: boot groups in order, the machines of a group in parallel.
+
+One child workflow per machine. Group N+1 starts only when every machine of group N is verified
+on-premises; one approval covers the whole plan and is passed to every machine; if a machine
+fails, later groups do not start, the others stand down before commit, and nothing is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from functools import partial
+from datetime import timedelta
+from typing import Any, Literal
+
+from temporalio import workflow
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    ChildWorkflowError,
+    FailureError,
+)
+from temporalio.workflow import ChildWorkflowHandle
+
+with workflow.unsafe.imports_passed_through():
+    from activities.asr import AsrActivities
+    from workflows import errors
+    from workflows.machine import (
+        READ_RETRY,
+        READ_TIMEOUT,
+        MachineFailbackWorkflow,
+        _cause,
+        machine_workflow_id,
+    )
+    from workflows.models import (
+        Approval,
+        ApprovalRequest,
+        DiscoveredMachine,
+        DiscoveredPlan,
+        DiscoverPlanInput,
+        MachineFailbackInput,
+        MachineFailbackResult,
+        MachinePoints,
+        MachineVerified,
+        Phase,
+        PlanFailbackInput,
+        PlanFailbackResult,
+        PlanMachine,
+        PlanPhaseChange,
+        PlanPointChoice,
+        PlanStatus,
+        ReadRecoveryPointsInput,
+        RecoveryPointChoice,
+        RejectedApproval,
+        StandDown,
+    )
+    from workflows.recovery_points import RecoveryPointSelectionError, choose_recovery_points
+
+POINTS_TIMEOUT = timedelta(minutes=10)
+
+
+def plan_workflow_id(vault: str, plan: str) -> str:
+    return f"failback-plan-{vault}-{plan}"
+
+
+class PlanPhase:
+    STARTING = "starting"
+    DISCOVERING = "discovering"
+    FAILING_OVER = "failing-over"
+    AWAITING_APPROVAL = "awaiting-approval"
+    FINISHING = "finishing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+@workflow.defn
+class PlanFailbackWorkflow:
+    def __init__(self) -> None:
+        self._plan = ""
+        self._phase = PlanPhase.STARTING
+        self._history: list[PlanPhaseChange] = []
+        self._machines: list[PlanMachine] = []
+        self._boot_groups = 0
+        self._current_group: int | None = None
+        self._verified: dict[str, MachineVerified] = {}
+        self._failed: dict[str, str] = {}
+        self._completed: dict[str, MachineFailbackResult] = {}
+        self._approval: Approval | None = None
+        self._rejected: list[RejectedApproval] = []
+        self._choice: PlanPointChoice | None = None
+        self._error: str | None = None
+        self._children: dict[str, _Child] = {}
+
+    @workflow.signal
+    def machine_verified(self, report: MachineVerified) -> None:
+        self._verified[report.machine] = report
+
+    @workflow.signal
+    def approve_commit(self, request: ApprovalRequest) -> None:
+        now = workflow.now()
+        if self._phase == PlanPhase.AWAITING_APPROVAL and self._approval is None:
+            self._approval = Approval(
+                approved_by=request.approved_by, comment=request.comment, approved_at=now
+            )
+            return
+        reason = (
+            "the commit was already approved"
+            if self._approval is not None
+            else f"the plan is {self._phase}: every machine of every boot group must be verified "
+            "before the commit can be approved"
+        )
+        self._rejected.append(
+            RejectedApproval(
+                approved_by=request.approved_by,
+                received_at=now,
+                phase=Phase.AWAITING_APPROVAL
+                if self._phase == PlanPhase.AWAITING_APPROVAL
+                else Phase.VERIFYING,
+                reason=reason,
+            )
+        )
+
+    @workflow.query
+    def status(self) -> PlanStatus:
+        return PlanStatus(
+            recovery_plan=self._plan,
+            phase=self._phase,
+            waiting_for=self._waiting_for(),
+            machines=list(self._machines),
+            current_boot_group=self._current_group,
+            boot_groups=self._boot_groups,
+            verified=sorted(self._verified),
+            failed=dict(self._failed),
+            completed=sorted(self._completed),
+            approval=self._approval,
+            rejected_approvals=list(self._rejected),
+            recovery_points=self._choice,
+            history=list(self._history),
+            error=self._error,
+        )
+
+    @workflow.run
+    async def run(self, params: PlanFailbackInput) -> PlanFailbackResult:
+        self._plan = params.recovery_plan
+        started_at = workflow.now()
+        self._enter(PlanPhase.STARTING)
+        try:
+            await self._fail_back(params)
+        except (_PlanStopped, ActivityError) as stop:
+            reason = stop.reason if isinstance(stop, _PlanStopped) else _cause(stop)
+            self._error = reason
+            self._enter(PlanPhase.FAILED, reason)
+            await self._stand_down_all(reason)
+            raise ApplicationError(
+                f"failback of recovery plan {params.recovery_plan} failed: {reason}",
+                self.status(),
+                type=errors.FAILBACK_FAILED,
+                non_retryable=True,
+            ) from None
+        outcomes = {r.outcome for r in self._completed.values()}
+        outcome: Literal["completed", "completed-with-warnings"] = (
+            "completed" if outcomes == {"completed"} else "completed-with-warnings"
+        )
+        self._enter(PlanPhase.COMPLETED)
+        return PlanFailbackResult(
+            recovery_plan=params.recovery_plan,
+            outcome=outcome,
+            summary=(
+                f"recovery plan {params.recovery_plan}: {len(self._completed)} machines failed "
+                f"back in {self._boot_groups} boot groups, approved by "
+                f"{self._approval.approved_by if self._approval else '?'}"
+            ),
+            started_at=started_at,
+            finished_at=workflow.now(),
+            machines=dict(self._completed),
+            status=self.status(),
+        )
+
+    async def _fail_back(self, params: PlanFailbackInput) -> None:
+        self._enter(PlanPhase.DISCOVERING)
+        plan: DiscoveredPlan = await workflow.execute_activity_method(
+            AsrActivities.discover_recovery_plan,
+            DiscoverPlanInput(
+                vault=params.vault,
+                recovery_plan=params.recovery_plan,
+                recovery_resource_group=params.recovery_resource_group,
+                reprotect_to_azure=params.reprotect_to_azure,
+            ),
+            start_to_close_timeout=READ_TIMEOUT,
+            retry_policy=READ_RETRY,
+        )
+        if not plan.machines:
+            raise _PlanStopped(f"recovery plan {params.recovery_plan} has no machines")
+        self._boot_groups = len(plan.boot_groups)
+        self._machines = [
+            PlanMachine(
+                machine=m.item.name,
+                vm_name=m.vm_name,
+                boot_group=index + 1,
+                workflow_id=machine_workflow_id(params.vault.vault, m.vm_name),
+                replication_group=m.replication_group,
+            )
+            for index, group in enumerate(plan.boot_groups)
+            for m in group
+        ]
+        points: list[MachinePoints] = await workflow.execute_activity_method(
+            AsrActivities.read_recovery_points,
+            ReadRecoveryPointsInput(vault=params.vault, machines=plan.machines),
+            start_to_close_timeout=POINTS_TIMEOUT,
+            heartbeat_timeout=timedelta(minutes=2),
+            retry_policy=READ_RETRY,
+        )
+        try:
+            self._choice = choose_recovery_points(points, params.recovery_point)
+        except RecoveryPointSelectionError as refused:
+            raise _PlanStopped(
+                f"no failover was started: {'; '.join(refused.problems)}",
+            ) from None
+
+        self._enter(PlanPhase.FAILING_OVER)
+        for index, group in enumerate(plan.boot_groups):
+            self._current_group = index + 1
+            self._enter(
+                PlanPhase.FAILING_OVER, f"boot group {index + 1} of {len(plan.boot_groups)}"
+            )
+            for machine in group:
+                await self._start_machine(params, machine)
+            names = [m.item.name for m in group]
+            await workflow.wait_condition(partial(self._group_settled, names))
+            if self._failed:
+                where = ", ".join(f"{m}: {why}" for m, why in sorted(self._failed.items()))
+                raise _PlanStopped(
+                    f"boot group {index + 1} did not fail back ({where}); later boot groups were "
+                    "not started and nothing was committed"
+                )
+        self._current_group = None
+
+        self._enter(PlanPhase.AWAITING_APPROVAL)
+        await workflow.wait_condition(lambda: self._approval is not None or self._failed != {})
+        if self._approval is None:
+            where = ", ".join(f"{m}: {why}" for m, why in sorted(self._failed.items()))
+            raise _PlanStopped(f"a machine failed while awaiting approval ({where})")
+        approval = self._approval
+        self._enter(PlanPhase.FINISHING, f"approved by {approval.approved_by}")
+        comment = f"recovery plan {self._plan} approved: {approval.comment}".strip()
+        for child in self._children.values():
+            await child.handle.signal(
+                MachineFailbackWorkflow.approve_commit,
+                ApprovalRequest(approved_by=approval.approved_by, comment=comment),
+            )
+        await asyncio.gather(*(child.task for child in self._children.values()))
+        if self._failed:
+            where = ", ".join(f"{m}: {why}" for m, why in sorted(self._failed.items()))
+            raise _PlanStopped(f"after the commit approval: {where}")
+
+    async def _start_machine(self, params: PlanFailbackInput, machine: DiscoveredMachine) -> None:
+        assert self._choice is not None
+        choice = self._choice.for_machine(machine.item.name)
+        handle = await workflow.start_child_workflow(
+            MachineFailbackWorkflow.run,
+            MachineFailbackInput(
+                vault=params.vault,
+                machine=machine.vm_name,
+                recovery_resource_group=params.recovery_resource_group,
+                reprotect_to_azure=params.reprotect_to_azure,
+                timings=params.timings,
+                recovery_plan=params.recovery_plan,
+                discovered=machine,
+                chosen_point=RecoveryPointChoice(
+                    chosen=choice.chosen,
+                    latest=choice.latest,
+                    data_loss_window_seconds=choice.data_loss_window_seconds,
+                ),
+            ),
+            id=machine_workflow_id(params.vault.vault, machine.vm_name),
+        )
+
+        async def follow() -> None:
+            try:
+                self._completed[machine.item.name] = await handle
+            except ChildWorkflowError as err:
+                self._failed[machine.item.name] = _child_reason(err)
+
+        self._children[machine.item.name] = _Child(handle, asyncio.ensure_future(follow()))
+
+    def _group_settled(self, names: list[str]) -> bool:
+        return bool(self._failed) or all(n in self._verified for n in names)
+
+    async def _stand_down_all(self, reason: str) -> None:
+        for name, child in self._children.items():
+            if name in self._completed or name in self._failed:
+                continue
+            try:
+                await child.handle.signal(
+                    MachineFailbackWorkflow.stand_down, StandDown(reason=reason)
+                )
+            except Exception as err:  # a child that already ended cannot be told
+                workflow.logger.warning("could not stand %s down: %s", name, err)
+
+    def _enter(self, phase: str, note: str = "") -> None:
+        self._phase = phase
+        self._history.append(PlanPhaseChange(phase=phase, at=workflow.now(), note=note))
+        workflow.logger.info("plan %s: %s %s", self._plan, phase, note)
+
+    def _waiting_for(self) -> str:
+        if self._phase == PlanPhase.FAILING_OVER and self._current_group is not None:
+            pending = [
+                m.vm_name
+                for m in self._machines
+                if m.boot_group == self._current_group and m.machine not in self._verified
+            ]
+            return (
+                f"boot group {self._current_group} of {self._boot_groups}: waiting for "
+                f"{', '.join(pending) or 'nothing'} to be verified on-premises"
+            )
+        if self._phase == PlanPhase.AWAITING_APPROVAL:
+            return (
+                f"waiting for one commit approval covering all {len(self._machines)} machines "
+                f"of {self._plan}: run `failback approve ID --by NAME`"
+            )
+        if self._phase == PlanPhase.FINISHING:
+            left = len(self._machines) - len(self._completed)
+            return f"committing and re-protecting: {left} machines still running"
+        return self._phase
+
+
+@dataclass
+class _Child:
+    handle: ChildWorkflowHandle[Any, MachineFailbackResult]
+    task: asyncio.Future[None]
+
+
+class _PlanStopped(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _child_reason(err: ChildWorkflowError) -> str:
+    cause: BaseException | None = err.cause
+    while isinstance(cause, FailureError) and not isinstance(cause, ApplicationError):
+        if cause.cause is None:
+            break
+        cause = cause.cause
+    return str(cause or err)

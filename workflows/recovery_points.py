@@ -1,0 +1,130 @@
+"""Recovery point selection for a plan: pure, no I/O, no Temporal (DESIGN.md, the heart of it).
+
+- `latest`: every machine fails back to its own newest point, replication group members too.
+- `app-consistent`: a standalone machine to its newest application-consistent point; a
+  replication group to its newest application-consistent multi-VM sync point common to all
+  members, the same point in time on every member.
+Every problem is reported at once; nothing is chosen when one blocks.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+from workflows.models import (
+    GroupChoice,
+    MachineChoice,
+    MachinePoints,
+    PlanPointChoice,
+    PointPolicy,
+    RecoveryPoint,
+)
+
+__all__ = [
+    "GroupChoice",
+    "MachineChoice",
+    "MachinePoints",
+    "PlanPointChoice",
+    "PointPolicy",
+    "RecoveryPointSelectionError",
+    "choose_recovery_points",
+]
+
+
+class RecoveryPointSelectionError(ValueError):
+    """Every reason the plan cannot fail back with this policy, each naming its machines."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = list(problems)
+
+
+def _newest(points: Iterable[RecoveryPoint]) -> RecoveryPoint | None:
+    return max(points, key=lambda p: (p.time, p.id), default=None)
+
+
+def _choice(machine: MachinePoints, chosen: RecoveryPoint, latest: RecoveryPoint) -> MachineChoice:
+    return MachineChoice(
+        machine=machine.machine,
+        replication_group=machine.replication_group,
+        chosen=chosen,
+        latest=latest,
+        data_loss_window_seconds=max(0.0, (latest.time - chosen.time).total_seconds()),
+    )
+
+
+def choose_recovery_points(
+    machines: Sequence[MachinePoints], policy: PointPolicy
+) -> PlanPointChoice:
+    problems: list[str] = []
+    latest_of: dict[str, RecoveryPoint] = {}
+    for machine in machines:
+        newest = _newest(machine.points)
+        if newest is None:
+            problems.append(
+                f"R13: {machine.machine} has no recovery point; wait until replication to "
+                "on-premises has produced one"
+            )
+        else:
+            latest_of[machine.machine] = newest
+
+    groups: dict[str, list[MachinePoints]] = defaultdict(list)
+    for machine in machines:
+        if machine.replication_group:
+            groups[machine.replication_group].append(machine)
+
+    chosen: dict[str, MachineChoice] = {}
+    group_choices: list[GroupChoice] = []
+    if policy == "latest":
+        for machine in machines:
+            if machine.machine in latest_of:
+                newest = latest_of[machine.machine]
+                chosen[machine.machine] = _choice(machine, newest, newest)
+        for name, members in sorted(groups.items()):
+            group_choices.append(
+                GroupChoice(
+                    group=name, members=[m.machine for m in members], common_point_time=None
+                )
+            )
+    else:
+        for machine in machines:
+            if machine.replication_group or machine.machine not in latest_of:
+                continue
+            app_point = _newest(p for p in machine.points if p.app_consistent)
+            if app_point is None:
+                problems.append(
+                    f"{machine.machine} has no application-consistent recovery point; "
+                    "fail back with --recovery-point latest or wait for the next one"
+                )
+                continue
+            chosen[machine.machine] = _choice(machine, app_point, latest_of[machine.machine])
+        for name, members in sorted(groups.items()):
+            names = [m.machine for m in members]
+            if any(m not in latest_of for m in names):
+                continue
+            by_member = [
+                {p.time: p for p in m.points if p.app_consistent and p.multi_vm_sync_point}
+                for m in members
+            ]
+            common = set(by_member[0]).intersection(*by_member[1:])
+            if not common:
+                problems.append(
+                    f"replication group {name} has no application-consistent point common to "
+                    f"all its members ({', '.join(names)}): it cannot fail back "
+                    "app-consistently; use --recovery-point latest or wait for the next "
+                    "multi-VM sync point"
+                )
+                continue
+            when = max(common)
+            for member, points in zip(members, by_member, strict=True):
+                chosen[member.machine] = _choice(member, points[when], latest_of[member.machine])
+            group_choices.append(GroupChoice(group=name, members=names, common_point_time=when))
+
+    if problems:
+        raise RecoveryPointSelectionError(problems)
+    return PlanPointChoice(
+        policy=policy,
+        machines=[chosen[m.machine] for m in machines],
+        groups=group_choices,
+    )
