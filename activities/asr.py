@@ -21,7 +21,6 @@ from temporalio.exceptions import ApplicationError
 
 from workflows import errors
 from workflows.decisions import NoRecoveryPointError, select_latest_point
-from workflows.recovery_points import MachinePoints
 from workflows.models import (
     AgentCheckInput,
     AgentRegistration,
@@ -35,8 +34,8 @@ from workflows.models import (
     ItemOperationInput,
     OperationResult,
     ProtectedItemRef,
-    RecoveryPoint,
     ReadRecoveryPointsInput,
+    RecoveryPoint,
     RecoveryPointChoice,
     ReprotectToAzureInput,
     ReprotectToAzureOptions,
@@ -44,6 +43,7 @@ from workflows.models import (
     SelectRecoveryPointInput,
     VaultRef,
 )
+from workflows.recovery_points import MachinePoints
 
 # Jobs that started this long before the attempt are still ours: ASR's clock and ours may differ.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -211,7 +211,8 @@ class AsrActivities:
     def read_recovery_points(self, params: ReadRecoveryPointsInput) -> list[MachinePoints]:
         result = []
         for machine in params.machines:
-            activity.heartbeat(machine.item.name)
+            if activity.in_activity():
+                activity.heartbeat(machine.item.name)
             result.append(
                 MachinePoints(
                     machine=machine.item.name,
@@ -574,9 +575,7 @@ def _describe_item(
         os_type=getattr(os_details, "os_type", None),
         protection_state=item.properties.protection_state,
         allowed_operations=list(item.properties.allowed_operations or []),
-        azure_vm=AzureVmRef(
-            resource_group=recovery_resource_group, name=azure_vm_name or vm_name
-        ),
+        azure_vm=AzureVmRef(resource_group=recovery_resource_group, name=azure_vm_name or vm_name),
         reprotect_to_azure=resolve_reprotect_to_azure(reprotect, fabric, details),
     )
 

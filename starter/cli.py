@@ -175,29 +175,56 @@ def worker_command() -> None:
 
 
 @main.command("start")
-@click.argument("machine")
+@click.argument("machine", required=False)
+@click.option("--recovery-plan", help="Fail back a whole ASR recovery plan instead of one machine")
+@click.option(
+    "--recovery-point",
+    type=click.Choice(["latest", "app-consistent"]),
+    default="latest",
+    show_default=True,
+    help="For a plan: which recovery point each machine fails back to",
+)
 @click.option("--azure-vm", help="Name of the failed-over Azure VM (default: the VM's name)")
 @click.option("--process-server", help="Process server id for the re-protect to Azure")
 @click.option("--policy", help="Replication policy id for the re-protect to Azure")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON")
 @_friendly_errors
 def start_command(
-    machine: str,
+    machine: str | None,
+    recovery_plan: str | None,
+    recovery_point: str,
     azure_vm: str | None,
     process_server: str | None,
     policy: str | None,
     as_json: bool,
 ) -> None:
-    """Start the failback of MACHINE (protected item or VM name); prints the workflow id."""
-    from starter.service import failback_input, start_failback, web_ui_link
+    """Start the failback of MACHINE (item or VM name) or of --recovery-plan; prints the id."""
+    from starter.service import (
+        CommandError,
+        failback_input,
+        plan_input,
+        start_failback,
+        start_plan_failback,
+        web_ui_link,
+    )
 
+    if (machine is None) == (recovery_plan is None):
+        raise CommandError("name either a MACHINE or a --recovery-plan, not both or neither")
+    if machine is not None and recovery_point != "latest":
+        raise CommandError(
+            "--recovery-point app-consistent applies to a recovery plan; a single machine fails "
+            "back to its latest point"
+        )
     settings = settings_for_cli()
-    params = failback_input(settings, machine, azure_vm, process_server, policy)
 
     async def go() -> str:
         client = await _client(settings)
-        handle = await start_failback(client, settings, params)
-        return handle.id
+        if recovery_plan is not None:
+            params = plan_input(settings, recovery_plan, recovery_point, policy)
+            return (await start_plan_failback(client, settings, params)).id
+        assert machine is not None
+        single = failback_input(settings, machine, azure_vm, process_server, policy)
+        return (await start_failback(client, settings, single)).id
 
     workflow_id = _run(go())
     if as_json:
@@ -206,37 +233,113 @@ def start_command(
         click.echo(workflow_id)
 
 
+@main.command("preview")
+@click.option("--recovery-plan", required=True, help="ASR recovery plan name")
+@click.option(
+    "--recovery-point",
+    type=click.Choice(["latest", "app-consistent"]),
+    default="latest",
+    show_default=True,
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON")
+@_friendly_errors
+def preview_command(recovery_plan: str, recovery_point: str, as_json: bool) -> None:
+    """Show the recovery point and data-loss window each machine would get. Only reads."""
+    from starter.service import plan_input, preview_plan
+
+    settings = settings_for_cli()
+    choice = preview_plan(settings, plan_input(settings, recovery_plan, recovery_point))
+    if as_json:
+        click.echo(choice.model_dump_json(indent=2))
+        return
+    click.echo(f"recovery plan {recovery_plan}, recovery point policy {recovery_point}:")
+    for machine in choice.machines:
+        tag = f" [{machine.replication_group}]" if machine.replication_group else ""
+        click.echo(
+            f"  {machine.machine}{tag}: {machine.chosen.time.isoformat()} "
+            f"({machine.chosen.type}), latest {machine.latest.time.isoformat()}, "
+            f"data-loss window {_minutes(machine.data_loss_window_seconds)}"
+        )
+        click.echo(f"      point {machine.chosen.id}")
+    for group in choice.groups:
+        if group.common_point_time is not None:
+            click.echo(
+                f"  replication group {group.group} ({', '.join(group.members)}): common point "
+                f"{group.common_point_time.isoformat()}"
+            )
+
+
+def _minutes(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min"
+
+
 @main.command("status")
 @click.argument("workflow_id")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON")
 @_friendly_errors
 def status_command(workflow_id: str, as_json: bool) -> None:
-    """Show the phase of a failback and what it waits for."""
-    from starter.service import machine_status
+    """Show the phase of a failback (a machine or a plan) and what it waits for."""
+    from starter.service import machine_status, plan_status, workflow_kind
 
     settings = settings_for_cli()
 
     async def go() -> Any:
-        return await machine_status(await _client(settings), workflow_id)
+        client = await _client(settings)
+        if await workflow_kind(client, workflow_id) == "PlanFailbackWorkflow":
+            plan = await plan_status(client, workflow_id)
+            machines = {}
+            for machine in plan.machines:
+                try:
+                    machines[machine.machine] = await machine_status(client, machine.workflow_id)
+                except Exception:  # not started yet: later boot groups
+                    continue
+            return plan, machines
+        return await machine_status(client, workflow_id), None
 
-    status = _run(go())
+    status, machines = _run(go())
+    if machines is not None:
+        _show_plan(status, machines, as_json)
+        return
     if as_json:
         click.echo(status.model_dump_json(indent=2))
         return
+    _show_machine(status)
+
+
+def _show_plan(plan: Any, machines: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        data = json.loads(plan.model_dump_json())
+        data["machine_status"] = {k: json.loads(v.model_dump_json()) for k, v in machines.items()}
+        _print_json(data)
+        return
+    click.echo(f"recovery plan {plan.recovery_plan}: {plan.phase}")
+    click.echo(f"  waiting for: {plan.waiting_for}")
+    for group in range(1, plan.boot_groups + 1):
+        click.echo(f"  boot group {group}:")
+        for machine in (m for m in plan.machines if m.boot_group == group):
+            status = machines.get(machine.machine)
+            phase = status.phase if status else "not started"
+            click.echo(f"    {machine.vm_name:<20} {phase}")
+    if plan.error:
+        click.echo(f"  error: {plan.error}")
+
+
+def _show_machine(status: Any) -> None:
     click.echo(f"{status.machine}: {status.phase}")
     click.echo(f"  waiting for: {status.waiting_for}")
     if status.recovery_point:
         point = status.recovery_point
         click.echo(
             f"  recovery point: {point.chosen.time.isoformat()} ({point.chosen.type}), "
-            f"data-loss window {point.data_loss_window_seconds:.0f} s"
+            f"data-loss window {_minutes(point.data_loss_window_seconds)}"
         )
     for op in status.operations:
         click.echo(f"  ASR {op.operation}: job {op.job_id} {op.state}")
     if status.verification:
-        verdict = (
-            "passed" if status.verification.passed else "; ".join(status.verification.problems)
-        )
+        verification = status.verification
+        verdict = "passed" if verification.passed else "; ".join(verification.problems)
         click.echo(f"  verification: {verdict}")
     if status.approval:
         click.echo(
@@ -261,8 +364,8 @@ def approve_command(workflow_id: str, approved_by: str, comment: str) -> None:
     async def go() -> Any:
         return await approve(await _client(settings), workflow_id, approved_by, comment)
 
-    status = _run(go())
-    click.echo(f"commit of {status.vm_name or status.machine} approved by {approved_by}")
+    covers = _run(go())
+    click.echo(f"commit of {covers} approved by {approved_by}")
 
 
 @main.command("agent")

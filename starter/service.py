@@ -14,15 +14,23 @@ from workflows.decisions import approval_refusal
 from workflows.machine import MachineFailbackWorkflow, machine_workflow_id
 from workflows.models import (
     ApprovalRequest,
+    DiscoverPlanInput,
     MachineFailbackInput,
     MachineFailbackResult,
     MachineStatus,
     OperatorDecision,
     Phase,
+    PlanFailbackInput,
+    PlanFailbackResult,
+    PlanPointChoice,
+    PlanStatus,
+    ReadRecoveryPointsInput,
     ReprotectToAzureOptions,
     Timings,
     VaultRef,
 )
+from workflows.plan import PlanFailbackWorkflow, plan_workflow_id
+from workflows.recovery_points import RecoveryPointSelectionError, choose_recovery_points
 
 
 class CommandError(RuntimeError):
@@ -95,21 +103,30 @@ async def machine_status(client: Client, workflow_id: str) -> MachineStatus:
         raise
 
 
-async def approve(
-    client: Client, workflow_id: str, approved_by: str, comment: str
-) -> MachineStatus:
-    """Refuses unless the failback is awaiting approval; the workflow checks again itself."""
+async def approve(client: Client, workflow_id: str, approved_by: str, comment: str) -> str:
+    """Refuses unless the failback is awaiting approval; the workflow checks again itself.
+
+    Returns what the approval covers, in words."""
     if not approved_by.strip():
         raise CommandError("--by must name who approves the commit")
+    handle = client.get_workflow_handle(workflow_id)
+    request = ApprovalRequest(approved_by=approved_by, comment=comment)
+    if await workflow_kind(client, workflow_id) == "PlanFailbackWorkflow":
+        plan = await plan_status(client, workflow_id)
+        if plan.phase != "awaiting-approval":
+            raise CommandError(
+                f"not approved: the plan is {plan.phase} ({plan.waiting_for}); approve when "
+                "every machine is verified and it is awaiting approval"
+            )
+        await handle.signal(PlanFailbackWorkflow.approve_commit, request)
+        names = ", ".join(m.vm_name for m in plan.machines)
+        return f"recovery plan {plan.recovery_plan} ({len(plan.machines)} machines: {names})"
     status = await machine_status(client, workflow_id)
     refusal = approval_refusal(status.phase)
     if refusal is not None:
         raise CommandError(f"not approved: {refusal}")
-    await client.get_workflow_handle(workflow_id).signal(
-        MachineFailbackWorkflow.approve_commit,
-        ApprovalRequest(approved_by=approved_by, comment=comment),
-    )
-    return status
+    await handle.signal(MachineFailbackWorkflow.approve_commit, request)
+    return status.vm_name or status.machine
 
 
 async def decide_agent(client: Client, workflow_id: str, decision: OperatorDecision) -> None:
@@ -132,6 +149,86 @@ class Closed:
 async def execution_state(client: Client, workflow_id: str) -> Closed:
     description = await client.get_workflow_handle(workflow_id).describe()
     return Closed(status=description.status)
+
+
+def plan_input(
+    settings: Settings, plan: str, recovery_point: str, policy_id: str | None = None
+) -> PlanFailbackInput:
+    single = failback_input(settings, plan, policy_id=policy_id)
+    return PlanFailbackInput(
+        vault=single.vault,
+        recovery_plan=plan,
+        recovery_point=recovery_point,  # type: ignore[arg-type]
+        recovery_resource_group=single.recovery_resource_group,
+        reprotect_to_azure=single.reprotect_to_azure,
+        timings=single.timings,
+    )
+
+
+async def start_plan_failback(
+    client: Client, settings: Settings, params: PlanFailbackInput
+) -> WorkflowHandle[PlanFailbackWorkflow, PlanFailbackResult]:
+    workflow_id = plan_workflow_id(params.vault.vault, params.recovery_plan)
+    try:
+        return await client.start_workflow(
+            PlanFailbackWorkflow.run,
+            params,
+            id=workflow_id,
+            task_queue=settings.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+        )
+    except WorkflowAlreadyStartedError as err:
+        raise CommandError(
+            f"a failback of recovery plan {params.recovery_plan} already exists ({workflow_id}); "
+            f"watch it with `failback status {workflow_id}`"
+        ) from err
+
+
+def preview_plan(settings: Settings, params: PlanFailbackInput) -> PlanPointChoice:
+    """Read the plan and its points and choose, exactly as the workflow will; only reads."""
+    from temporalio.exceptions import ApplicationError
+
+    from worker.wiring import build_asr_activities
+
+    asr = build_asr_activities(settings)
+    try:
+        plan = asr.discover_recovery_plan(
+            DiscoverPlanInput(
+                vault=params.vault,
+                recovery_plan=params.recovery_plan,
+                recovery_resource_group=params.recovery_resource_group,
+                reprotect_to_azure=params.reprotect_to_azure,
+            )
+        )
+    except ApplicationError as err:
+        raise CommandError(str(err)) from err
+    points = asr.read_recovery_points(
+        ReadRecoveryPointsInput(vault=params.vault, machines=plan.machines)
+    )
+    try:
+        return choose_recovery_points(points, params.recovery_point)
+    except RecoveryPointSelectionError as refused:
+        raise CommandError(
+            "the plan cannot fail back with --recovery-point "
+            f"{params.recovery_point}:\n  " + "\n  ".join(refused.problems)
+        ) from refused
+
+
+async def workflow_kind(client: Client, workflow_id: str) -> str:
+    try:
+        description = await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise CommandError(
+                f"no failback with id {workflow_id}; `failback start` prints the id"
+            ) from err
+        raise
+    return description.workflow_type
+
+
+async def plan_status(client: Client, workflow_id: str) -> PlanStatus:
+    return await client.get_workflow_handle(workflow_id).query(PlanFailbackWorkflow.status)
 
 
 def web_ui_link(settings: Settings, workflow_id: str) -> str | None:
