@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -209,11 +210,8 @@ class MachineFailbackWorkflow:
         await workflow.wait_condition(
             lambda: self._approval is not None or self._stand_down is not None
         )
-        if self._approval is None and self._stand_down is not None:
-            raise _FailbackStopped(
-                f"stopped before commit: {self._stand_down.reason}. Nothing was committed: the "
-                "Azure VM is intact"
-            )
+        if self._approval is None:
+            self._check_stand_down()
 
         self._enter(
             Phase.COMMITTING, f"approved by {self._approval and self._approval.approved_by}"
@@ -231,13 +229,21 @@ class MachineFailbackWorkflow:
         committed_at = commit.ended_at or workflow.now()
         return await self._reprotect_when_agent_registers(params, machine, committed_at)
 
+    def _check_stand_down(self) -> None:
+        if self._stand_down is not None:
+            raise _FailbackStopped(
+                f"stopped before commit: {self._stand_down.reason}. Nothing was committed: the "
+                "Azure VM is intact"
+            )
+
     async def _tell_plan_verified(self) -> None:
         parent = workflow.info().parent
-        if parent is None or self._verification is None:
+        if parent is None or self._verification is None or self._discovered is None:
             return
+        # The plan knows its machines by protected item name.
         await workflow.get_external_workflow_handle(parent.workflow_id).signal(
             PLAN_MACHINE_VERIFIED_SIGNAL,
-            MachineVerified(machine=self._machine, verification=self._verification),
+            MachineVerified(machine=self._discovered.item.name, verification=self._verification),
         )
 
     async def _discover(self, params: MachineFailbackInput) -> DiscoveredMachine:
@@ -258,6 +264,7 @@ class MachineFailbackWorkflow:
         timings = params.timings
         deadline = workflow.now() + timedelta(seconds=timings.verify_timeout_seconds)
         while True:
+            self._check_stand_down()
             onprem, azure = await asyncio.gather(
                 self._read_onprem(machine.vm_name), self._read_azure(machine)
             )
@@ -272,7 +279,12 @@ class MachineFailbackWorkflow:
                     + ". Nothing was committed: the Azure VM is intact; check the on-premises VM "
                     "in vCenter before starting again"
                 )
-            await workflow.sleep(timedelta(seconds=timings.verify_poll_interval_seconds))
+            # A durable sleep that a plan's stand-down order cuts short.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await workflow.wait_condition(
+                    lambda: self._stand_down is not None,
+                    timeout=timedelta(seconds=timings.verify_poll_interval_seconds),
+                )
 
     async def _read_onprem(self, vm_name: str) -> OnPremVmState:
         try:

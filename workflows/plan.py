@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from functools import partial
 from datetime import timedelta
+from functools import partial
 from typing import Any, Literal
 
 from temporalio import workflow
@@ -296,6 +296,8 @@ class PlanFailbackWorkflow:
                 )
             except Exception as err:  # a child that already ended cannot be told
                 workflow.logger.warning("could not stand %s down: %s", name, err)
+        # Their ends (stood down, or failed) are part of what the plan reports.
+        await asyncio.gather(*(child.task for child in self._children.values()))
 
     def _enter(self, phase: str, note: str = "") -> None:
         self._phase = phase

@@ -1,0 +1,265 @@
+"""The plan workflow on the time-skipping server with mocked activities: boot group order, one
+approval for the whole plan, and a failure that stops later groups with nothing committed."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from temporalio import activity
+from temporalio.client import WorkflowFailureError
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from workflows import errors
+from workflows.machine import MachineFailbackWorkflow
+from workflows.models import (
+    AgentCheckInput,
+    AgentRegistration,
+    ApprovalRequest,
+    AzureVmRef,
+    AzureVmState,
+    DiscoveredMachine,
+    DiscoveredPlan,
+    DiscoverPlanInput,
+    FailoverInput,
+    ItemOperationInput,
+    MachinePoints,
+    OnPremVmQuery,
+    OnPremVmState,
+    OperationResult,
+    PlanFailbackInput,
+    ProtectedItemRef,
+    ReadRecoveryPointsInput,
+    RecoveryPoint,
+    ReprotectToAzureInput,
+    ResolvedReprotectToAzure,
+    Timings,
+    VaultRef,
+)
+from workflows.plan import PlanFailbackWorkflow
+
+T0 = datetime(2026, 11, 25, tzinfo=UTC)
+GROUPS = [["db-01", "db-02"], ["app-01"], ["web-01"]]
+
+
+def machine(name: str, group: str | None = None) -> DiscoveredMachine:
+    return DiscoveredMachine(
+        item=ProtectedItemRef(fabric="f", container="c", name=f"{name}-item"),
+        vm_name=name,
+        replication_group=group,
+        os_type="Linux",
+        protection_state="Protected",
+        allowed_operations=["UnplannedFailover"],
+        azure_vm=AzureVmRef(resource_group="rg-rec", name=name),
+        reprotect_to_azure=ResolvedReprotectToAzure(
+            process_server_id="ps", master_target_id="mt", policy_id="pol", run_as_account_id="2"
+        ),
+    )
+
+
+class FakePlanWorld:
+    def __init__(self, failing_failover: str | None = None) -> None:
+        self.events: list[tuple[str, str]] = []
+        self.failover_reads: dict[str, int] = {}
+        self.failing_failover = failing_failover
+
+    @activity.defn(name="discover_recovery_plan")
+    async def discover_recovery_plan(self, params: DiscoverPlanInput) -> DiscoveredPlan:
+        return DiscoveredPlan(
+            name=params.recovery_plan,
+            boot_groups=[
+                [machine(n, "rg-db" if n.startswith("db") else None) for n in group]
+                for group in GROUPS
+            ],
+        )
+
+    @activity.defn(name="read_recovery_points")
+    async def read_recovery_points(self, params: ReadRecoveryPointsInput) -> list[MachinePoints]:
+        result = []
+        for m in params.machines:
+            points = [
+                RecoveryPoint(
+                    id=f"{m.item.name}/rp-{minute}",
+                    name=f"rp-{minute}",
+                    time=T0 + timedelta(minutes=minute),
+                    type="ApplicationConsistent" if minute % 60 == 0 else "CrashConsistent",
+                    multi_vm_sync_point=minute % 60 == 0 and m.replication_group is not None,
+                )
+                for minute in range(0, 125, 5)
+                # db-02 lags: its newest points are missing.
+                if not (m.vm_name == "db-02" and minute > 90)
+            ]
+            result.append(
+                MachinePoints(
+                    machine=m.item.name, replication_group=m.replication_group, points=points
+                )
+            )
+        return result
+
+    def _op(self, name: str) -> OperationResult:
+        now = activity.info().current_attempt_scheduled_time
+        return OperationResult(
+            operation=name,
+            job_id="j",
+            state="Succeeded",
+            started_at=now,
+            ended_at=now,
+            resumed=False,
+        )
+
+    @activity.defn(name="fail_over")
+    async def fail_over(self, params: FailoverInput) -> OperationResult:
+        name = params.item.name.removesuffix("-item")
+        self.events.append(("fail_over", name))
+        self.events.append(("point", f"{name}={params.recovery_point_id}"))
+        if name == self.failing_failover:
+            raise ApplicationError(
+                "ASR job failed: 8038 failed to bring up the on-premises VM",
+                type=errors.ASR_JOB_FAILED,
+                non_retryable=True,
+            )
+        self.failover_reads[name] = 0
+        return self._op("unplannedFailover")
+
+    @activity.defn(name="read_onprem_vm")
+    async def read_onprem_vm(self, params: OnPremVmQuery) -> OnPremVmState:
+        reads = self.failover_reads.get(params.vm_name, 0) + 1
+        self.failover_reads[params.vm_name] = reads
+        booted = reads > 2  # takes a couple of polls to boot
+        if booted and ("verified", params.vm_name) not in self.events:
+            self.events.append(("verified", params.vm_name))
+        return OnPremVmState(
+            vm_name=params.vm_name,
+            found=True,
+            power_state="poweredOn" if booted else "poweredOff",
+            tools_running_status="guestToolsRunning" if booted else "guestToolsNotRunning",
+        )
+
+    @activity.defn(name="read_azure_vm")
+    async def read_azure_vm(self, params: AzureVmRef) -> AzureVmState:
+        return AzureVmState(resource_group=params.resource_group, name=params.name, exists=False)
+
+    @activity.defn(name="commit_failover")
+    async def commit_failover(self, params: ItemOperationInput) -> OperationResult:
+        self.events.append(("commit", params.item.name.removesuffix("-item")))
+        return self._op("failoverCommit")
+
+    @activity.defn(name="check_agent_registered")
+    async def check_agent_registered(self, params: AgentCheckInput) -> AgentRegistration:
+        return AgentRegistration(
+            registered=True, last_heartbeat=params.committed_at, agent_version="9"
+        )
+
+    @activity.defn(name="reprotect_to_azure")
+    async def reprotect_to_azure(self, params: ReprotectToAzureInput) -> OperationResult:
+        self.events.append(("reprotect", params.item.name.removesuffix("-item")))
+        return self._op("reProtect")
+
+    def activities(self) -> list[object]:
+        return [
+            self.discover_recovery_plan,
+            self.read_recovery_points,
+            self.fail_over,
+            self.read_onprem_vm,
+            self.read_azure_vm,
+            self.commit_failover,
+            self.check_agent_registered,
+            self.reprotect_to_azure,
+        ]
+
+
+@pytest.fixture(scope="module")
+async def env(test_server_path: str) -> AsyncIterator[WorkflowEnvironment]:
+    environment = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter, test_server_existing_path=test_server_path
+    )
+    yield environment
+    await environment.shutdown()
+
+
+def plan_input(policy: str = "app-consistent") -> PlanFailbackInput:
+    return PlanFailbackInput(
+        vault=VaultRef(resource_group="rg", vault="vault"),
+        recovery_plan="plan-erp",
+        recovery_point=policy,  # type: ignore[arg-type]
+        recovery_resource_group="rg-rec",
+        timings=Timings(verify_poll_interval_seconds=10),
+    )
+
+
+async def test_boot_groups_in_order_and_one_approval(env: WorkflowEnvironment) -> None:
+    world = FakePlanWorld()
+    queue = f"tq-{uuid.uuid4()}"
+    async with Worker(
+        env.client,
+        task_queue=queue,
+        workflows=[PlanFailbackWorkflow, MachineFailbackWorkflow],
+        activities=world.activities(),
+    ):
+        handle = await env.client.start_workflow(
+            PlanFailbackWorkflow.run, plan_input(), id=f"plan-{uuid.uuid4()}", task_queue=queue
+        )
+        for _ in range(400):
+            status = await handle.query(PlanFailbackWorkflow.status)
+            if status.phase in ("awaiting-approval", "failed"):
+                break
+            await env.sleep(timedelta(seconds=10))
+        assert status.phase == "awaiting-approval", status.error
+        assert not [e for e in world.events if e[0] == "commit"]
+        await handle.signal(PlanFailbackWorkflow.approve_commit, ApprovalRequest(approved_by="ops"))
+        result = await asyncio.wait_for(handle.result(), 60)
+
+    assert result.outcome == "completed"
+    assert sorted(result.machines) == ["app-01-item", "db-01-item", "db-02-item", "web-01-item"]
+    order = [(kind, name) for kind, name in world.events if kind in ("fail_over", "verified")]
+    position = {event: index for index, event in enumerate(order)}
+    for earlier, later in itertools.pairwise(GROUPS):
+        for first in earlier:
+            for second in later:
+                assert position[("verified", first)] < position[("fail_over", second)]
+    # app-consistent: both db members fail over at the group's common point (db-02 lags).
+    points = dict(e[1].split("=", 1) for e in world.events if e[0] == "point")
+    assert points["db-01"].endswith("rp-60") and points["db-02"].endswith("rp-60")
+    assert points["web-01"].endswith("rp-120")
+    for machine_result in result.machines.values():
+        approval = machine_result.status.approval
+        assert approval is not None and approval.approved_by == "ops"
+        assert "plan-erp" in approval.comment
+    commits = [e for e in world.events if e[0] == "commit"]
+    assert len(commits) == 4
+
+
+async def test_a_failing_machine_stops_later_groups_and_nothing_is_committed(
+    env: WorkflowEnvironment,
+) -> None:
+    world = FakePlanWorld(failing_failover="db-02")
+    queue = f"tq-{uuid.uuid4()}"
+    async with Worker(
+        env.client,
+        task_queue=queue,
+        workflows=[PlanFailbackWorkflow, MachineFailbackWorkflow],
+        activities=world.activities(),
+    ):
+        handle = await env.client.start_workflow(
+            PlanFailbackWorkflow.run, plan_input(), id=f"plan-{uuid.uuid4()}", task_queue=queue
+        )
+        with pytest.raises(WorkflowFailureError) as failure:
+            await asyncio.wait_for(handle.result(), 60)
+        status = await handle.query(PlanFailbackWorkflow.status)
+        db1 = await env.client.get_workflow_handle("failback-vault-db-01").query(
+            MachineFailbackWorkflow.status
+        )
+    assert "db-02" in str(failure.value.cause) and "boot group 1" in str(failure.value.cause)
+    assert status.phase == "failed" and "db-02-item" in status.failed
+    assert "8038" in status.failed["db-02-item"]
+    failed_over = {name for kind, name in world.events if kind == "fail_over"}
+    assert failed_over == {"db-01", "db-02"}, "a later boot group was started"
+    assert not [e for e in world.events if e[0] == "commit"]
+    assert db1.phase == "failed" and "stopped before commit" in (db1.error or "")
