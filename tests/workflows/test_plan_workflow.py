@@ -65,7 +65,10 @@ def machine(name: str, group: str | None = None) -> DiscoveredMachine:
 
 
 class FakePlanWorld:
-    def __init__(self, failing_failover: str | None = None) -> None:
+    def __init__(
+        self, failing_failover: str | None = None, groups: list[list[str]] = GROUPS
+    ) -> None:
+        self.groups = groups
         self.events: list[tuple[str, str]] = []
         self.failover_reads: dict[str, int] = {}
         self.failing_failover = failing_failover
@@ -76,7 +79,7 @@ class FakePlanWorld:
             name=params.recovery_plan,
             boot_groups=[
                 [machine(n, "rg-db" if n.startswith("db") else None) for n in group]
-                for group in GROUPS
+                for group in self.groups
             ],
         )
 
@@ -263,3 +266,44 @@ async def test_a_failing_machine_stops_later_groups_and_nothing_is_committed(
     assert failed_over == {"db-01", "db-02"}, "a later boot group was started"
     assert not [e for e in world.events if e[0] == "commit"]
     assert db1.phase == "failed" and "stopped before commit" in (db1.error or "")
+
+
+async def test_a_hundred_machine_plan_stays_far_below_the_history_limit(
+    env: WorkflowEnvironment,
+) -> None:
+    # ASR's limits: 7 boot groups, 100 items. Temporal's: 10,240 events per history (warns at
+    # 10,240, fails at 51,200); "far below" here means under a fifth of it.
+    groups = [[f"vm-{g}-{i:02d}" for i in range(15 if g < 6 else 10)] for g in range(7)]
+    assert sum(len(g) for g in groups) == 100
+    world = FakePlanWorld(groups=groups)
+    queue = f"tq-{uuid.uuid4()}"
+    async with Worker(
+        env.client,
+        task_queue=queue,
+        workflows=[PlanFailbackWorkflow, MachineFailbackWorkflow],
+        activities=world.activities(),
+        max_concurrent_workflow_tasks=50,
+    ):
+        handle = await env.client.start_workflow(
+            PlanFailbackWorkflow.run,
+            plan_input("latest").model_copy(update={"recovery_plan": "plan-100"}),
+            id=f"plan-{uuid.uuid4()}",
+            task_queue=queue,
+        )
+        for _ in range(600):
+            status = await handle.query(PlanFailbackWorkflow.status)
+            if status.phase in ("awaiting-approval", "failed"):
+                break
+            await env.sleep(timedelta(seconds=10))
+        assert status.phase == "awaiting-approval", status.error
+        await handle.signal(PlanFailbackWorkflow.approve_commit, ApprovalRequest(approved_by="ops"))
+        result = await asyncio.wait_for(handle.result(), 240)
+        plan_events = len((await handle.fetch_history()).events)
+        child_events = [
+            len((await env.client.get_workflow_handle(m.workflow_id).fetch_history()).events)
+            for m in result.status.machines[:5]
+        ]
+    assert len(result.machines) == 100
+    print(f"plan history: {plan_events} events; machine histories: {child_events}")
+    assert plan_events < 2048
+    assert max(child_events) < 2048
