@@ -61,8 +61,15 @@ class _OperationSpec:
     agent_may_be_missing: bool = False
 
 
+def _text(value: Any) -> str:
+    """The wire value of a string or an SDK enum (whose str() is 'Class.MEMBER')."""
+    if value is None:
+        return ""
+    return str(getattr(value, "value", value))
+
+
 def _state(item: Any) -> str:
-    return str(item.properties.protection_state or "")
+    return _text(item.properties.protection_state)
 
 
 def _details(item: Any) -> Any:
@@ -71,7 +78,7 @@ def _details(item: Any) -> Any:
 
 def _instance_type(item: Any) -> str:
     details = _details(item)
-    return str(getattr(details, "instance_type", "") or "")
+    return _text(getattr(details, "instance_type", None))
 
 
 def _job_name(job_id: str | None) -> str | None:
@@ -179,7 +186,7 @@ class AsrActivities:
         fabrics: dict[str, Any] = {}
         boot_groups: list[list[DiscoveredMachine]] = []
         for group in plan.properties.groups or []:
-            if str(group.group_type) != "Boot":
+            if _text(group.group_type) != "Boot":
                 continue
             machines = []
             for member in group.replication_protected_items or []:
@@ -249,7 +256,7 @@ class AsrActivities:
                     id=str(point.id),
                     name=str(point.name),
                     time=props.recovery_point_time,
-                    type=str(props.recovery_point_type or "Unknown"),
+                    type=_text(props.recovery_point_type) or "Unknown",
                     multi_vm_sync_point=_is_multi_vm_sync_point(props.provider_specific_details),
                 )
             )
@@ -442,7 +449,7 @@ class AsrActivities:
         while True:
             activity.heartbeat(job_name)
             job = self._asr.replication_jobs.get(vault.resource_group, vault.vault, job_name)
-            state = str(job.properties.state or "")
+            state = _text(job.properties.state)
             if state in TERMINAL_JOB_STATES:
                 break
             time.sleep(params.poll_interval_seconds)
@@ -471,7 +478,7 @@ class AsrActivities:
         if job_name and vault is not None:
             job = self._asr.replication_jobs.get(vault.resource_group, vault.vault, job_name)
             started, ended = job.properties.start_time, job.properties.end_time
-            state = str(job.properties.state or state)
+            state = _text(job.properties.state) or state
         return OperationResult(
             operation=spec.name,
             job_id=job_name,

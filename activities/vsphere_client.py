@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -181,16 +182,14 @@ class DiskInfo(BaseModel):
     label: str
     kind: Literal["vmdk", "rdm"]
     datastore: str | None
+    size_gb: float
+    """Capacity in GiB (capacity_bytes / 2**30)."""
     capacity_bytes: int
     file_name: str | None
     lun_uuid: str | None = None
     """RDM only: the LUN's uuid."""
     device_name: str | None = None
     """RDM only: the host's device path of the LUN."""
-
-    @property
-    def size_gb(self) -> float:
-        return self.capacity_bytes / _GIB
 
 
 class VmInfo(BaseModel):
@@ -460,3 +459,318 @@ def power_off_vm(
 ) -> VmState:
     """Power the VM off (hard power-off, no guest shutdown; no-op when already off)."""
     return _set_power(si, name, POWERED_OFF, timeout_seconds)
+
+
+def _is_false(value: Any) -> bool:
+    """An explicit False (an unset optional boolean counts as true, as vSphere means it)."""
+    return value is False
+
+
+def _managed_by_vcenter(props: dict[str, Any]) -> bool:
+    fields = props.get("availableField") or []
+    keys = {field.key for field in fields if field.name == MANAGED_BY_FIELD}
+    for value in props.get("customValue") or []:
+        if value.key in keys and getattr(value, "value", None) == STANDALONE_ESXI:
+            return False
+    return True
+
+
+def _snapshot_count(snapshot: Any) -> int:
+    if snapshot is None:
+        return 0
+    count = 0
+    pending = list(snapshot.rootSnapshotList or [])
+    while pending:
+        tree = pending.pop()
+        count += 1
+        pending.extend(tree.childSnapshotList or [])
+    return count
+
+
+def _datastore_of_file(file_name: str | None) -> str | None:
+    """The datastore of a "[datastore] path" file name."""
+    if file_name and file_name.startswith("[") and "]" in file_name:
+        return file_name[1 : file_name.index("]")]
+    return None
+
+
+def _disks(devices: Iterable[Any], names_by_id: dict[str, str]) -> list[DiskInfo]:
+    disks: list[DiskInfo] = []
+    for device in devices:
+        if not isinstance(device, vim.vm.device.VirtualDisk):
+            continue
+        backing: Any = device.backing
+        file_name: str | None = getattr(backing, "fileName", None) or None
+        datastore_ref = getattr(backing, "datastore", None)
+        datastore = (
+            names_by_id.get(datastore_ref._moId, datastore_ref._moId)
+            if datastore_ref is not None
+            else _datastore_of_file(file_name)
+        )
+        capacity = device.capacityInBytes or (device.capacityInKB or 0) * _KIB
+        is_rdm = isinstance(backing, vim.vm.device.VirtualDisk.RawDiskMappingVer1BackingInfo)
+        label = device.deviceInfo.label if device.deviceInfo is not None else f"disk {device.key}"
+        disks.append(
+            DiskInfo(
+                label=label,
+                kind="rdm" if is_rdm else "vmdk",
+                datastore=datastore,
+                size_gb=capacity / _GIB,
+                capacity_bytes=capacity,
+                file_name=file_name,
+                lun_uuid=backing.lunUuid if is_rdm else None,
+                device_name=backing.deviceName if is_rdm else None,
+            )
+        )
+    return disks
+
+
+def read_inventory(si: vim.ServiceInstance, *, page_size: int | None = None) -> VCenterInventory:
+    """Hosts, datastores and VMs with what the readiness rules check, in one retrieval.
+
+    One PropertyCollector retrieval over a container view of hosts, datastores and VMs (plus
+    continuation pages); references between them are resolved from the same result.
+    """
+    objects = _collect(
+        si,
+        {
+            vim.HostSystem: _HOST_PROPERTIES,
+            vim.Datastore: _DATASTORE_PROPERTIES,
+            vim.VirtualMachine: _INVENTORY_VM_PROPERTIES,
+        },
+        page_size,
+    )
+    names_by_id = {ref._moId: props["name"] for ref, props in objects if "name" in props}
+    by_kind: dict[type, list[tuple[Any, dict[str, Any]]]] = {
+        vim.HostSystem: [],
+        vim.Datastore: [],
+        vim.VirtualMachine: [],
+    }
+    for ref, props in objects:
+        for kind, found in by_kind.items():
+            if isinstance(ref, kind):
+                found.append((ref, props))
+
+    # Per datastore: is it accessible at all, which hosts mount it, and which of those can access
+    # it (only known for datastores that list their mounts).
+    accessible: dict[str, bool] = {}
+    mounted_on: dict[str, list[str]] = {}
+    usable_by: dict[str, set[str]] = {}
+    for ref, props in by_kind[vim.Datastore]:
+        accessible[ref._moId] = not _is_false(props.get("summary.accessible"))
+        mounted_on[ref._moId] = []
+        mounts = props.get("host") or []
+        if mounts:
+            usable_by[ref._moId] = set()
+        for mount in mounts:
+            info = mount.mountInfo
+            if info is not None and _is_false(info.mounted):
+                continue
+            mounted_on[ref._moId].append(names_by_id.get(mount.key._moId, mount.key._moId))
+            if info is None or not _is_false(info.accessible):
+                usable_by[ref._moId].add(mount.key._moId)
+
+    hosts = [
+        HostInfo(
+            name=props["name"],
+            managed_by_vcenter=_managed_by_vcenter(props),
+            connection_state=str(props.get("runtime.connectionState", "unknown")),
+            datastores=[
+                names_by_id.get(ds._moId, ds._moId)
+                for ds in props.get("datastore") or []
+                # Without a mount list, the host's own datastore list is the answer.
+                if accessible.get(ds._moId, True)
+                and (ds._moId not in usable_by or ref._moId in usable_by[ds._moId])
+            ],
+        )
+        for ref, props in by_kind[vim.HostSystem]
+    ]
+    datastores = [
+        DatastoreInfo(
+            name=props["name"],
+            type=str(props.get("summary.type", "unknown")),
+            accessible=accessible[ref._moId],
+            capacity_bytes=int(props.get("summary.capacity") or 0),
+            free_space_bytes=int(props.get("summary.freeSpace") or 0),
+            hosts=mounted_on[ref._moId],
+        )
+        for ref, props in by_kind[vim.Datastore]
+    ]
+    vms = []
+    for _ref, props in by_kind[vim.VirtualMachine]:
+        host = props.get("runtime.host")
+        vms.append(
+            VmInfo(
+                name=props["name"],
+                host=names_by_id.get(host._moId, host._moId) if host is not None else None,
+                datastores=[
+                    names_by_id.get(ds._moId, ds._moId) for ds in props.get("datastore") or []
+                ],
+                power_state=str(props.get("runtime.powerState", "unknown")),
+                tools_status=_optional_str(props.get("guest.toolsStatus")),
+                tools_running_status=props.get("guest.toolsRunningStatus"),
+                guest_state=props.get("guest.guestState"),
+                guest_id=props.get("config.guestId"),
+                guest_full_name=props.get("guest.guestFullName"),
+                configured_guest_full_name=props.get("config.guestFullName"),
+                snapshot_count=_snapshot_count(props.get("snapshot")),
+                disks=_disks(props.get("config.hardware.device") or [], names_by_id),
+            )
+        )
+    return VCenterInventory(hosts=hosts, datastores=datastores, vms=vms)
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+@dataclass(frozen=True)
+class _Placement:
+    """Where a new VM goes: the references CreateVM_Task needs."""
+
+    host: Any
+    datastore: Any
+    pool: Any
+    folder: Any
+
+
+def _placement(si: vim.ServiceInstance, host: str, datastore: str) -> _Placement:
+    """The host, datastore, resource pool and VM folder for a new VM, in one retrieval."""
+    objects = _collect(
+        si,
+        {
+            vim.HostSystem: ["name", "parent", "datastore"],
+            vim.Datastore: ["name", "summary.accessible"],
+            vim.ComputeResource: ["parent", "resourcePool"],
+            vim.Folder: ["parent"],
+            vim.Datacenter: ["vmFolder"],
+        },
+    )
+    by_id = {ref._moId: props for ref, props in objects}
+
+    def props_of(ref: Any) -> dict[str, Any]:
+        return by_id.get(ref._moId, {}) if ref is not None else {}
+
+    def named(kind: type, name: str) -> Any:
+        return next(
+            (ref for ref, props in objects if isinstance(ref, kind) and props.get("name") == name),
+            None,
+        )
+
+    host_ref = named(vim.HostSystem, host)
+    if host_ref is None:
+        raise HostNotFoundError(host)
+    ds_ref = named(vim.Datastore, datastore)
+    if ds_ref is None:
+        raise DatastoreNotFoundError(datastore)
+    mounted = {ds._moId for ds in props_of(host_ref).get("datastore") or []}
+    if ds_ref._moId not in mounted or _is_false(props_of(ds_ref).get("summary.accessible")):
+        raise DatastoreNotAccessibleError(datastore, host)
+
+    compute = props_of(host_ref).get("parent")
+    pool = props_of(compute).get("resourcePool")
+    if pool is None:
+        raise RuntimeError(f"ESXi host {host!r} has no resource pool; cannot place a VM on it")
+    # Up from the compute resource through host folders to the datacenter, for its VM folder.
+    parent = props_of(compute).get("parent")
+    while parent is not None and not isinstance(parent, vim.Datacenter):
+        parent = props_of(parent).get("parent")
+    folder = props_of(parent).get("vmFolder")
+    if folder is None:
+        raise RuntimeError(f"ESXi host {host!r} is in no datacenter; cannot place a VM on it")
+    return _Placement(host=host_ref, datastore=ds_ref, pool=pool, folder=folder)
+
+
+def _new_vm_spec(
+    name: str, datastore_name: str, datastore: Any, guest_id: str, disks_gb: Sequence[int]
+) -> Any:
+    controller_key = -100
+    changes = [
+        vim.vm.device.VirtualDeviceSpec(
+            operation=vim.vm.device.VirtualDeviceSpec.Operation.add,
+            device=vim.vm.device.ParaVirtualSCSIController(
+                key=controller_key,
+                busNumber=0,
+                sharedBus=vim.vm.device.VirtualSCSIController.Sharing.noSharing,
+            ),
+        )
+    ]
+    # Unit 7 of a SCSI bus is the controller's own.
+    units = [unit for unit in range(16) if unit != 7]
+    if len(disks_gb) > len(units):
+        raise ValueError(f"{len(disks_gb)} disks do not fit on one SCSI controller (max 15)")
+    for index, size_gb in enumerate(disks_gb):
+        changes.append(
+            vim.vm.device.VirtualDeviceSpec(
+                operation=vim.vm.device.VirtualDeviceSpec.Operation.add,
+                fileOperation=vim.vm.device.VirtualDeviceSpec.FileOperation.create,
+                device=vim.vm.device.VirtualDisk(
+                    key=controller_key - 1 - index,
+                    controllerKey=controller_key,
+                    unitNumber=units[index],
+                    capacityInKB=size_gb * _GIB // _KIB,
+                    capacityInBytes=size_gb * _GIB,
+                    deviceInfo=vim.Description(label=f"Hard disk {index + 1}", summary=""),
+                    backing=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
+                        # No path: vCenter names the vmdk after the VM, in the VM's directory.
+                        fileName=f"[{datastore_name}]",
+                        datastore=datastore,
+                        diskMode="persistent",
+                        thinProvisioned=True,
+                    ),
+                ),
+            )
+        )
+    return vim.vm.ConfigSpec(
+        name=name,
+        guestId=guest_id,
+        numCPUs=2,
+        memoryMB=4096,
+        files=vim.vm.FileInfo(vmPathName=f"[{datastore_name}]"),
+        deviceChange=changes,
+    )
+
+
+def create_vm_on_host(
+    si: vim.ServiceInstance,
+    name: str,
+    host: str,
+    datastore: str,
+    os_type: str,
+    disks_gb: Sequence[int],
+    timeout_seconds: float = DEFAULT_TASK_TIMEOUT_SECONDS,
+) -> VmState:
+    """Create a powered-off VM on the ESXi host with new thin vmdks on the datastore.
+
+    This is how alternate location recovery (R5) re-creates a VM: on the master target's host, on
+    the datastore chosen at reprotect. Whether that datastore is allowed (R6: VMFS only) is the
+    readiness rules' decision, not this function's. Idempotent: a VM of that name already on the
+    host and datastore is returned as it is; one elsewhere raises VmAlreadyExistsError.
+    """
+    if os_type not in GUEST_IDS:
+        raise ValueError(f"os_type {os_type!r} is not one of {sorted(GUEST_IDS)}")
+    if any(size <= 0 for size in disks_gb):
+        raise ValueError(f"disk sizes must be positive, got {list(disks_gb)}")
+
+    def existing() -> VmState | None:
+        state = read_vm_states(si, [name]).get(name)
+        if state is None:
+            return None
+        if state.host != host or datastore not in state.datastores:
+            raise VmAlreadyExistsError(name, state.host, state.datastores)
+        return state
+
+    state = existing()
+    if state is not None:
+        return state
+    placement = _placement(si, host, datastore)
+    spec = _new_vm_spec(name, datastore, placement.datastore, GUEST_IDS[os_type], disks_gb)
+    task = placement.folder.CreateVM_Task(config=spec, pool=placement.pool, host=placement.host)
+    # Created concurrently (e.g. by an earlier attempt whose reply was lost): fine if it is where
+    # it was asked for, which existing() checks.
+    with contextlib.suppress(vim.fault.DuplicateName):
+        _wait_for_task(si, task, timeout_seconds)
+    state = existing()
+    if state is None:
+        raise VmNotFoundError(name)
+    return state

@@ -34,14 +34,56 @@ class DatastoreSpec(_Strict):
 class HostSpec(_Strict):
     name: str = Field(min_length=1, description="ESXi host name")
     datastores: list[str] = Field(description="Names of the datastores this host can access")
+    managed_by_vcenter: bool = Field(
+        default=True,
+        description="False: a standalone ESXi host that vCenter does not manage (in the lab it "
+        "stays in vcsim's inventory, marked by the host custom attribute "
+        "failback.lab.managedBy = standalone-esxi)",
+    )
+
+
+DiskKind = Literal["vmdk", "rdm", "vsan"]
+
+
+class DiskSpec(_Strict):
+    """One virtual disk: a flat vmdk, a vmdk on a vSAN datastore, or a raw device mapping."""
+
+    kind: DiskKind = Field(
+        default="vmdk",
+        description="vmdk: flat vmdk on a VMFS or NFS datastore; vsan: vmdk on a vsan datastore; "
+        "rdm: raw device mapping whose mapping file is on a VMFS datastore",
+    )
+    datastore: str | None = Field(
+        default=None,
+        description="Datastore of the disk (rdm: of its mapping file); default: the VM's datastore",
+    )
+    size_gb: int = Field(default=40, gt=0)
 
 
 class VirtualMachineSpec(_Strict):
     name: str = Field(min_length=1)
     host: str = Field(description="ESXi host the VM is registered on")
-    datastore: str = Field(description="Datastore holding the VM's disks")
+    datastore: str = Field(
+        description="Datastore holding the VM's configuration files and, by default, its disks"
+    )
     os_type: OsType = "Linux"
     power_state: Literal["poweredOn", "poweredOff"] = "poweredOff"
+    disks: list[DiskSpec] = Field(
+        default_factory=lambda: [DiskSpec()], description="Virtual disks; default one vmdk"
+    )
+    snapshots: int = Field(default=0, ge=0, description="Number of snapshots the VM has")
+    guest_os_version: str | None = Field(
+        default=None,
+        description="Guest OS as VMware Tools reports it (guest.guestFullName), e.g. "
+        "'Windows Server 2008 R2 SP1'; default: the descriptive name of the guest id",
+    )
+    role: Literal["vm", "master-target"] = Field(
+        default="vm", description="master-target: an ASR master target server"
+    )
+
+    def disk_datastore(self, disk: DiskSpec) -> str:
+        """The datastore a disk of this VM is on (its own, else the VM's)."""
+        return disk.datastore if disk.datastore is not None else self.datastore
 
 
 class VCenterSpec(_Strict):
@@ -62,6 +104,17 @@ class VCenterSpec(_Strict):
                     raise ValueError(
                         f"hosts[{index}].datastores names {ds!r}, which is not in datastores"
                     )
+        for field, names in (
+            ("datastores", [d.name for d in self.datastores]),
+            ("hosts", [h.name for h in self.hosts]),
+            ("vms", [vm.name for vm in self.vms]),
+        ):
+            seen: set[str] = set()
+            for index, name in enumerate(names):
+                if name in seen:
+                    raise ValueError(f"{field}[{index}].name {name!r} is used twice")
+                seen.add(name)
+        datastore_types = {d.name: d.type for d in self.datastores}
         for index, vm in enumerate(self.vms):
             if vm.host not in host_names:
                 raise ValueError(f"vms[{index}].host names {vm.host!r}, which is not in hosts")
@@ -71,18 +124,80 @@ class VCenterSpec(_Strict):
                     f"vms[{index}].datastore {vm.datastore!r} is not accessible from host "
                     f"{vm.host!r}"
                 )
+            for disk_index, disk in enumerate(vm.disks):
+                _check_disk(f"vms[{index}].disks[{disk_index}]", vm, disk, host, datastore_types)
+        return self
+
+
+def _check_disk(
+    path: str,
+    vm: VirtualMachineSpec,
+    disk: DiskSpec,
+    host: HostSpec,
+    datastore_types: dict[str, DatastoreType],
+) -> None:
+    datastore = vm.disk_datastore(disk)
+    if datastore not in datastore_types:
+        raise ValueError(f"{path}.datastore names {datastore!r}, which is not in datastores")
+    if datastore not in host.datastores:
+        raise ValueError(f"{path}.datastore {datastore!r} is not accessible from host {vm.host!r}")
+    ds_type = datastore_types[datastore]
+    if disk.kind == "vsan" and ds_type != "vsan":
+        raise ValueError(f"{path}.kind is 'vsan' but datastore {datastore!r} is of type {ds_type}")
+    if disk.kind == "vmdk" and ds_type == "vsan":
+        raise ValueError(
+            f"{path}.kind is 'vmdk' but datastore {datastore!r} is of type vsan; use kind 'vsan'"
+        )
+    if disk.kind == "rdm" and ds_type != "VMFS":
+        raise ValueError(
+            f"{path}.kind is 'rdm' but its mapping file's datastore {datastore!r} is of type "
+            f"{ds_type}; RDM mapping files need VMFS"
+        )
+
+
+RecoveryPointKind = Literal["CrashConsistent", "ApplicationConsistent"]
+_BOTH_KINDS: tuple[RecoveryPointKind, ...] = ("CrashConsistent", "ApplicationConsistent")
+
+
+class Gap(_Strict):
+    """A window without recovery points (replication paused, snapshots failed)."""
+
+    from_seconds_ago: int = Field(gt=0, description="Start of the gap, seconds before lab start")
+    to_seconds_ago: int = Field(ge=0, description="End of the gap, seconds before lab start")
+    types: list[RecoveryPointKind] = Field(
+        default_factory=lambda: list(_BOTH_KINDS),
+        min_length=1,
+        description="Which kinds of point are missing in the window (default: both)",
+    )
+
+    @model_validator(mode="after")
+    def _window_runs_back(self) -> Gap:
+        if self.from_seconds_ago <= self.to_seconds_ago:
+            raise ValueError(
+                f"from_seconds_ago ({self.from_seconds_ago}) must be greater than "
+                f"to_seconds_ago ({self.to_seconds_ago}): the gap runs from further back "
+                "towards lab start"
+            )
         return self
 
 
 class RecoveryPointHistory(_Strict):
-    """Recovery points the simulator generates, counted back from lab start."""
+    """Recovery points the simulator generates, counted back from lab start.
+
+    Point times sit on a grid aligned to the Unix epoch (multiples of each interval), so items
+    with the same intervals share point times.
+    """
 
     crash_consistent_every_seconds: int = Field(default=300, gt=0)
     app_consistent_every_seconds: int = Field(default=3600, gt=0)
     retention_seconds: int = Field(default=86400, gt=0)
     lag_seconds: int = Field(
-        default=0, ge=0, description="Age of the newest point at lab start (replication lag)"
+        default=0,
+        ge=0,
+        description="Replication lag: the newest point is at or before lab start minus this",
     )
+    gaps: list[Gap] = Field(default_factory=list, description="Windows without points")
+    none: bool = Field(default=False, description="The machine has no recovery point at all")
 
 
 class ProtectedItemSpec(_Strict):
@@ -94,6 +209,12 @@ class ProtectedItemSpec(_Strict):
     os_type: OsType = "Linux"
     os_version: str = "Ubuntu 22.04"
     recovery_points: RecoveryPointHistory = RecoveryPointHistory()
+    replication_group: str | None = Field(
+        default=None,
+        min_length=1,
+        description="ASR replication group (multiVmGroupName); its members share multi-VM "
+        "sync points",
+    )
     agent_registration_delay_seconds: float = Field(
         default=5.0,
         ge=0,
@@ -107,6 +228,20 @@ class JobTimings(_Strict):
     failover_seconds: float = Field(default=2.0, ge=0)
     commit_seconds: float = Field(default=1.0, ge=0)
     reprotect_seconds: float = Field(default=1.0, ge=0)
+
+
+# ASR's limits for one recovery plan.
+MAX_BOOT_GROUPS = 7
+MAX_PLAN_ITEMS = 100
+
+
+class RecoveryPlanSpec(_Strict):
+    """An ASR recovery plan: boot groups start one after the other, items in a group together."""
+
+    name: str = Field(min_length=1, description="Recovery plan name (ARM resource name)")
+    boot_groups: list[list[str]] = Field(
+        description="Protected item names (azure.items[].name), one list per boot group, in order"
+    )
 
 
 class AzureSpec(_Strict):
@@ -135,6 +270,7 @@ class AzureSpec(_Strict):
     )
     items: list[ProtectedItemSpec] = Field(min_length=1)
     jobs: JobTimings = JobTimings()
+    recovery_plans: list[RecoveryPlanSpec] = Field(default_factory=list)
 
 
 class Scenario(_Strict):
@@ -162,6 +298,78 @@ class Scenario(_Strict):
                     "which is not in vcenter.vms"
                 )
         return self
+
+    @model_validator(mode="after")
+    def _groups_and_plans_resolve(self) -> Scenario:
+        # Members of a replication group share one replication policy, hence one schedule of
+        # application-consistent (multi-VM sync) points.
+        first_member: dict[str, int] = {}
+        for index, item in enumerate(self.azure.items):
+            group = item.replication_group
+            if group is None:
+                continue
+            if group not in first_member:
+                first_member[group] = index
+                continue
+            leader = self.azure.items[first_member[group]]
+            every = item.recovery_points.app_consistent_every_seconds
+            expected = leader.recovery_points.app_consistent_every_seconds
+            if every != expected:
+                raise ValueError(
+                    f"azure.items[{index}].recovery_points.app_consistent_every_seconds is "
+                    f"{every}, but replication group {group!r} takes its multi-VM sync points "
+                    f"every {expected} s (azure.items[{first_member[group]}], {leader.name!r}); "
+                    "members of a replication group share one replication policy"
+                )
+
+        item_names = {item.name for item in self.azure.items}
+        plan_names: set[str] = set()
+        for p, plan in enumerate(self.azure.recovery_plans):
+            where = f"azure.recovery_plans[{p}]"
+            if plan.name.lower() in plan_names:
+                raise ValueError(f"{where}.name {plan.name!r} is used twice")
+            plan_names.add(plan.name.lower())
+            groups = plan.boot_groups
+            if not groups:
+                raise ValueError(f"{where}.boot_groups is empty; a plan needs a boot group")
+            if len(groups) > MAX_BOOT_GROUPS:
+                raise ValueError(
+                    f"{where}.boot_groups has {len(groups)} boot groups; ASR allows at most "
+                    f"{MAX_BOOT_GROUPS} per recovery plan"
+                )
+            total = sum(len(members) for members in groups)
+            if total > MAX_PLAN_ITEMS:
+                raise ValueError(
+                    f"{where}.boot_groups holds {total} items; ASR allows at most "
+                    f"{MAX_PLAN_ITEMS} per recovery plan"
+                )
+            placed: dict[str, str] = {}
+            for g, members in enumerate(groups):
+                if not members:
+                    raise ValueError(
+                        f"{where}.boot_groups[{g}] is empty; remove it or put an item in it"
+                    )
+                for i, name in enumerate(members):
+                    here = f"{where}.boot_groups[{g}][{i}]"
+                    if name not in item_names:
+                        raise ValueError(f"{here} names {name!r}, which is not in azure.items")
+                    if name in placed:
+                        raise ValueError(
+                            f"{here} names {name!r} again (already at {placed[name]}); an item "
+                            "is in a recovery plan at most once"
+                        )
+                    placed[name] = here
+        return self
+
+    def recovery_plan(self, name: str) -> RecoveryPlanSpec:
+        for plan in self.azure.recovery_plans:
+            if plan.name.lower() == name.lower():
+                return plan
+        raise KeyError(name)
+
+    def replication_group_members(self, group: str) -> list[ProtectedItemSpec]:
+        """The items naming `group` as their replication group, in scenario order."""
+        return [item for item in self.azure.items if item.replication_group == group]
 
     def item(self, name: str) -> ProtectedItemSpec:
         for item in self.azure.items:

@@ -104,7 +104,12 @@ def inventory_from_scenario(scenario: Scenario) -> dict[str, Any]:
             for ds in vcenter.datastores
         ],
         "hosts": [
-            {"name": host.name, "datastores": list(host.datastores)} for host in vcenter.hosts
+            {
+                "name": host.name,
+                "datastores": list(host.datastores),
+                "managed_by_vcenter": host.managed_by_vcenter,
+            }
+            for host in vcenter.hosts
         ],
         "vms": [
             {
@@ -113,6 +118,16 @@ def inventory_from_scenario(scenario: Scenario) -> dict[str, Any]:
                 "datastore": vm.datastore,
                 "os_type": vm.os_type,
                 "power_state": vm.power_state,
+                "disks": [
+                    {
+                        "kind": disk.kind,
+                        "datastore": vm.disk_datastore(disk),
+                        "size_gb": disk.size_gb,
+                    }
+                    for disk in vm.disks
+                ],
+                "snapshots": vm.snapshots,
+                "guest_os_version": vm.guest_os_version or "",
             }
             for vm in vcenter.vms
         ],
@@ -135,15 +150,16 @@ def _log_tail(log_path: Path) -> str:
     return "\n".join(lines[-_LOG_TAIL_LINES:]) or "(log is empty)"
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop_vcsim(process: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
+    """Stop a harness started by start_vcsim: SIGTERM, then SIGKILL after `timeout` seconds."""
     if process.poll() is not None:
         return
     process.terminate()
     try:
-        process.wait(timeout=5)
+        process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         process.kill()
-        process.wait(timeout=5)
+        process.wait(timeout=timeout)
 
 
 def start_vcsim(
@@ -205,7 +221,7 @@ def start_vcsim(
                 f"log {log_path}:\n{_log_tail(log_path)}"
             )
         if time.monotonic() >= deadline:
-            _stop(process)
+            stop_vcsim(process)
             raise VcsimError(
                 f"vcsim harness was not ready within {READY_TIMEOUT_SECONDS:.0f} s; "
                 f"log {log_path}:\n{_log_tail(log_path)}"

@@ -32,6 +32,7 @@ from lab.asr_sim.arm import (
 from lab.asr_sim.faults import FAULT_ADAPTER
 from lab.asr_sim.operations import Operation
 from lab.asr_sim.state import ItemState, SimulatorState
+from lab.scenario import RecoveryPlanSpec
 
 log = logging.getLogger(__name__)
 
@@ -159,16 +160,41 @@ def _item(state: SimulatorState, m: dict[str, str]) -> ItemState:
 # -- ASR: protected items and recovery points -------------------------------------------------
 
 
+_PLAN_FILTER = re.compile(r"\s*RecoveryPlanName\s+eq\s+'((?:[^']|'')*)'\s*", re.IGNORECASE)
+
+
+def _plan(state: SimulatorState, name: str) -> RecoveryPlanSpec:
+    try:
+        return state.scenario.recovery_plan(name)
+    except KeyError:
+        known = [p.name for p in state.scenario.azure.recovery_plans]
+        raise not_found(
+            f"Recovery plan '{name}' was not found in vault '{state.ids.vault}'; the vault's "
+            f"recovery plans: {known}."
+        ) from None
+
+
 @_route("GET", rf"{_V}/replicationProtectedItems")
 async def list_items(
     request: web.Request, state: SimulatorState, m: dict[str, str], body: Any
 ) -> web.Response:
-    # $filter (e.g. RecoveryPlanName eq 'x') is accepted and ignored: the lab has no plans.
     _check_vault(state, m)
+    items = list(state.items.values())
+    odata_filter = request.query.get("$filter")
+    if odata_filter is not None:
+        match = _PLAN_FILTER.fullmatch(odata_filter)
+        if match is None:
+            raise bad_request(
+                f"$filter '{odata_filter}' is not supported by the lab; it supports "
+                "\"RecoveryPlanName eq '<plan>'\" only.",
+                code="NotSupportedByLab",
+                target="$filter",
+            )
+        plan = _plan(state, match.group(1).replace("''", "'"))
+        members = {name.lower() for group in plan.boot_groups for name in group}
+        items = [i for i in items if i.name.lower() in members]
     now = state.clock()
-    return _json(
-        views.listing([views.item_resource(state, i.name, now) for i in state.items.values()])
-    )
+    return _json(views.listing([views.item_resource(state, i.name, now) for i in items]))
 
 
 @_route("GET", rf"{_C}/replicationProtectedItems")
@@ -267,6 +293,43 @@ async def operation_result(
             headers={"Location": str(request.url), "Retry-After": "1"},
         )
     return _json(views.item_resource(state, item.name, state.clock()))
+
+
+# -- ASR: recovery plans ----------------------------------------------------------------------
+
+
+@_route("GET", rf"{_V}/replicationRecoveryPlans")
+async def list_plans(
+    request: web.Request, state: SimulatorState, m: dict[str, str], body: Any
+) -> web.Response:
+    _check_vault(state, m)
+    return _json(
+        views.listing(
+            [views.recovery_plan_resource(state, p) for p in state.scenario.azure.recovery_plans]
+        )
+    )
+
+
+@_route("GET", rf"{_V}/replicationRecoveryPlans/(?P<plan>{_NAME})")
+async def get_plan(
+    request: web.Request, state: SimulatorState, m: dict[str, str], body: Any
+) -> web.Response:
+    _check_vault(state, m)
+    return _json(views.recovery_plan_resource(state, _plan(state, m["plan"])))
+
+
+@_route("POST", rf"{_V}/replicationRecoveryPlans/(?P<plan>{_NAME})/(?P<action>{_NAME})")
+async def plan_action(
+    request: web.Request, state: SimulatorState, m: dict[str, str], body: Any
+) -> web.Response:
+    _check_vault(state, m)
+    plan = _plan(state, m["plan"])
+    raise bad_request(
+        f"Recovery plan operations ({m['action']} on plan '{plan.name}') are not supported by the "
+        "lab: fail the plan's items over one by one (POST {RPI}/unplannedFailover with a Custom "
+        "recovery point), boot group by boot group.",
+        code="NotSupportedByLab",
+    )
 
 
 # -- ASR: jobs and operation status ----------------------------------------------------------
@@ -593,6 +656,10 @@ async def lab_state(request: web.Request) -> web.Response:
                 "phase": item.phase.value,
                 "resource": views.item_resource(state, item.name, now),
                 "current_job": item.current_job.name if item.current_job else None,
+                "replication_group": item.spec.replication_group,
+                "failover_recovery_point": (
+                    item.failover_point.name if item.failover_point is not None else None
+                ),
                 "committed_at": iso(item.committed_at),
                 "agent_registers_at": iso(registers_at),
                 "agent_registered": item.agent_registered(now),
@@ -611,6 +678,18 @@ async def lab_state(request: web.Request) -> web.Response:
             "now": iso(now),
             "items": items,
             "jobs": [views.job_resource(state, j) for j in state.jobs.values()],
+            # What each operation was asked to do, e.g. the recovery point of a failover.
+            "operations": [
+                {
+                    "job": j.name,
+                    "operation": j.operation.value,
+                    "item": j.item.name,
+                    "state": j.state,
+                    "start_time": iso(j.start_time),
+                    "request_body": j.request_body,
+                }
+                for j in state.jobs.values()
+            ],
             "faults": state.faults.describe(),
             "vcenter_effects": [
                 {"action": c.action, "vm_name": c.vm_name, "time": iso(c.time)} for c in calls

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Literal
 
-from lab.scenario import RecoveryPointHistory
+from lab.scenario import RecoveryPointHistory, RecoveryPointKind
 
-RecoveryPointType = Literal["CrashConsistent", "ApplicationConsistent"]
+RecoveryPointType = RecoveryPointKind
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
@@ -22,41 +21,56 @@ class RecoveryPoint:
 
 
 def generate_recovery_points(
-    history: RecoveryPointHistory, started_at: dt.datetime
+    history: RecoveryPointHistory, started_at: dt.datetime, *, in_replication_group: bool = False
 ) -> list[RecoveryPoint]:
     """Points from newest to oldest.
 
-    Crash-consistent points run back every `crash_consistent_every_seconds` from the newest point,
-    which is `lag_seconds` before `started_at`. Application-consistent points are taken on a
-    schedule (multiples of `app_consistent_every_seconds` since the Unix epoch), so they are
-    usually older than the newest crash-consistent point, as in ASR. Both series stop at
-    `retention_seconds` before the newest point. A time holding both kinds yields one
-    application-consistent point. Times are whole seconds and names are the epoch second, so items
-    with the same history share point times (what multi-VM sync points look like).
+    Times sit on a grid aligned to the Unix epoch: crash-consistent points at the multiples of
+    `crash_consistent_every_seconds`, application-consistent ones at the multiples of
+    `app_consistent_every_seconds`. Items with the same intervals therefore share point times,
+    which is what multi-VM sync points look like. The newest point is at or before
+    `started_at - lag_seconds`, the oldest at or after `retention_seconds` before that. A point
+    inside one of the history's gaps (for the gap's point types) is dropped. A time holding both
+    kinds yields one application-consistent point. For a member of a replication group the
+    application-consistent points are multi-VM sync points. `none` yields no point at all.
+    Names are the epoch second, so they are unique per item.
     """
-    newest = _whole_seconds(started_at) - history.lag_seconds
+    if history.none:
+        return []
+    start = _whole_seconds(started_at)
+    newest = start - history.lag_seconds
     oldest = newest - history.retention_seconds
 
-    kinds: dict[int, RecoveryPointType] = {}
-    moment = newest
-    while moment >= oldest:
-        kinds[moment] = "CrashConsistent"
-        moment -= history.crash_consistent_every_seconds
+    def in_gap(second: int, kind: RecoveryPointType) -> bool:
+        return any(
+            kind in gap.types and gap.to_seconds_ago <= start - second <= gap.from_seconds_ago
+            for gap in history.gaps
+        )
 
-    step = history.app_consistent_every_seconds
-    moment = newest - newest % step
-    while moment >= oldest:
-        kinds[moment] = "ApplicationConsistent"
-        moment -= step
+    kinds: dict[int, RecoveryPointType] = {}
+    for second in _grid(newest, oldest, history.crash_consistent_every_seconds):
+        if not in_gap(second, "CrashConsistent"):
+            kinds[second] = "CrashConsistent"
+    for second in _grid(newest, oldest, history.app_consistent_every_seconds):
+        if not in_gap(second, "ApplicationConsistent"):
+            kinds[second] = "ApplicationConsistent"
 
     return [
         RecoveryPoint(
             name=str(second),
             time=_EPOCH + dt.timedelta(seconds=second),
             type=kinds[second],
+            is_multi_vm_sync_point=in_replication_group
+            and kinds[second] == "ApplicationConsistent",
         )
         for second in sorted(kinds, reverse=True)
     ]
+
+
+def _grid(newest: int, oldest: int, step: int) -> range:
+    """Multiples of `step` from the last one at or before `newest` down to `oldest`."""
+    first = newest - newest % step
+    return range(first, oldest - 1, -step)
 
 
 def _whole_seconds(moment: dt.datetime) -> int:

@@ -100,6 +100,8 @@ class Job:
     tasks: list[TaskRecord]
     activity_id: str
     injected_failure: JobFailureFault | None
+    # The request body as received (parsed JSON), e.g. which recovery point a failover asked for.
+    request_body: Any = None
     state: JobState = "InProgress"
     end_time: dt.datetime | None = None
     errors: list[JobErrorRecord] = field(default_factory=list)
@@ -227,7 +229,11 @@ class SimulatorState:
             self.items[spec.name.lower()] = ItemState(
                 spec=spec,
                 vm_id=stable_guid("vm", spec.name),
-                recovery_points=generate_recovery_points(spec.recovery_points, self.started_at),
+                recovery_points=generate_recovery_points(
+                    spec.recovery_points,
+                    self.started_at,
+                    in_replication_group=spec.replication_group is not None,
+                ),
                 azure_vm=AzureVm(spec.azure_vm_name, stable_guid("azure-vm", spec.azure_vm_name)),
             )
         self._running: set[asyncio.Task[None]] = set()
@@ -270,6 +276,7 @@ class SimulatorState:
             ],
             activity_id=f"{uuid.uuid4()} ActivityId: {uuid.uuid4()}",
             injected_failure=self.faults.take_job_failure(operation, item.name),
+            request_body=body,
         )
         self.jobs[name.lower()] = job
         item.current_job = job
@@ -410,6 +417,15 @@ class SimulatorState:
             for point in points:
                 if self.ids.recovery_point(item.name, point.name).lower() == point_id.lower():
                     return point
+            owner = self._point_owner(point_id)
+            if owner is not None and owner is not item:
+                raise bad_request(
+                    f"{where}.recoveryPointId '{point_id}' is a recovery point of protected item "
+                    f"'{owner.name}' ({owner.spec.vm_name}), not of '{item.name}' "
+                    f"({item.spec.vm_name}): a failover takes a recovery point of the item being "
+                    f"failed over; list them with GET {self.ids.item(item.name)}/recoveryPoints.",
+                    target=f"{where}.recoveryPointId",
+                )
             raise bad_request(
                 f"{where}.recoveryPointId '{point_id}' is not a recovery point of protected item "
                 f"'{item.name}'; list them with GET {self.ids.item(item.name)}/recoveryPoints.",
@@ -420,6 +436,14 @@ class SimulatorState:
             "'Custom'.",
             target=f"{where}.recoveryPointType",
         )
+
+    def _point_owner(self, point_id: str) -> ItemState | None:
+        """The item whose recovery point list `point_id` is under, if any."""
+        prefix, _, _ = point_id.lower().rpartition("/recoverypoints/")
+        for candidate in self.items.values():
+            if self.ids.item(candidate.name).lower() == prefix:
+                return candidate
+        return None
 
     def _plan_commit(self, item: ItemState) -> _JobPlan:
         async def delete_azure_vm() -> None:

@@ -62,6 +62,9 @@ class ArmIds:
     def job(self, name: str) -> str:
         return f"{self.vault_id}/replicationJobs/{name}"
 
+    def recovery_plan(self, name: str) -> str:
+        return f"{self.vault_id}/replicationRecoveryPlans/{name}"
+
     def operation_status(self, job_name: str) -> str:
         return f"{self.vault_id}/replicationOperationStatus/{job_name}"
 

@@ -22,7 +22,8 @@ from lab.asr_sim.state import (
     protection_state,
     protection_state_description,
 )
-from lab.asr_sim.topology import MasterTargetInfo
+from lab.asr_sim.topology import MasterTargetInfo, stable_guid
+from lab.scenario import ProtectedItemSpec, RecoveryPlanSpec
 
 ITEM_TYPE = (
     "Microsoft.RecoveryServices/vaults/replicationFabrics/replicationProtectionContainers/"
@@ -36,6 +37,7 @@ CONTAINER_TYPE = (
 )
 VCENTER_TYPE = "Microsoft.RecoveryServices/vaults/replicationFabrics/replicationvCenters"
 POLICY_TYPE = "Microsoft.RecoveryServices/vaults/replicationPolicies"
+RECOVERY_PLAN_TYPE = "Microsoft.RecoveryServices/vaults/replicationRecoveryPlans"
 
 # What ASR shows in currentScenario when no job runs on the item (seen in recordings).
 _IDLE_SCENARIO_START = "1753-01-01T01:01:01Z"
@@ -46,6 +48,23 @@ def listing(values: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 # -- protected items ------------------------------------------------------------------------
+
+
+def _idle_scenario(state: SimulatorState) -> dict[str, Any]:
+    return {
+        "scenarioName": "None",
+        "jobId": state.ids.job("None"),
+        "startTime": _IDLE_SCENARIO_START,
+    }
+
+
+def _multi_vm_group(spec: ProtectedItemSpec) -> dict[str, Any]:
+    group = spec.replication_group
+    return {
+        "multiVmGroupId": stable_guid("multi-vm-group", group) if group else None,
+        "multiVmGroupName": group,
+        "multiVmSyncStatus": "Enabled" if group else "Disabled",
+    }
 
 
 def item_resource(state: SimulatorState, item_name: str, now: dt.datetime) -> dict[str, Any]:
@@ -61,11 +80,7 @@ def item_resource(state: SimulatorState, item_name: str, now: dt.datetime) -> di
             "startTime": iso(job.start_time),
         }
     else:
-        current_scenario = {
-            "scenarioName": "None",
-            "jobId": ids.job("None"),
-            "startTime": _IDLE_SCENARIO_START,
-        }
+        current_scenario = _idle_scenario(state)
     to_azure = item.phase is Phase.REPLICATING_TO_AZURE
     if to_azure and item.azure_protection is not None:
         policy_id = item.azure_protection.request.policy_id
@@ -154,16 +169,16 @@ def _inmage_details(state: SimulatorState, item_name: str, now: dt.datetime) -> 
         "protectionStage": "Protected" if item.phase is Phase.REPLICATING_TO_ONPREM else "None",
         "vmProtectionState": "Protected",
         "vmProtectionStateDescription": "Protected",
-        "rpoInSeconds": spec.recovery_points.lag_seconds if points else None,
+        "rpoInSeconds": (
+            int((state.started_at - points[0].time).total_seconds()) if points else None
+        ),
         "retentionWindowStart": iso(points[-1].time) if points else None,
         "retentionWindowEnd": iso(points[0].time) if points else None,
         "consistencyPoints": {},
         "lastHeartbeat": iso(heartbeat),
         "processServerId": state.scenario.azure.process_server_id,
         "masterTargetId": state.fabric.failback_master_target.id,
-        "multiVmGroupId": None,
-        "multiVmGroupName": None,
-        "multiVmSyncStatus": "Disabled",
+        **_multi_vm_group(spec),
         "agentDetails": (
             {"agentVersion": agent_version, "agentUpdateStatus": "NotRequired"}
             if agent_version is not None
@@ -194,9 +209,7 @@ def _inmage_azure_v2_details(
         "vmId": item.vm_id,
         "vCenterInfrastructureId": state.fabric.vcenter.name,
         "discoveryType": "vCenter",
-        "multiVmGroupId": None,
-        "multiVmGroupName": None,
-        "multiVmSyncStatus": "Disabled",
+        **_multi_vm_group(spec),
         "vmProtectionState": "Protected",
         "vmProtectionStateDescription": "Protected",
         "protectionStage": "Protected",
@@ -223,6 +236,72 @@ def recovery_point_resource(
                 "instanceType": "InMage",
                 "isMultiVmSyncPoint": "true" if point.is_multi_vm_sync_point else "false",
             },
+        },
+    }
+
+
+# -- recovery plans ---------------------------------------------------------------------------
+
+
+def recovery_plan_resource(state: SimulatorState, plan: RecoveryPlanSpec) -> dict[str, Any]:
+    """A plan as ASR shows it: a Shutdown and a Failover group (no items), then the Boot groups."""
+    ids = state.ids
+    azure = state.scenario.azure
+    members = [state.items[name.lower()] for group in plan.boot_groups for name in group]
+    providers = sorted(
+        {
+            "InMageAzureV2" if item.phase is Phase.REPLICATING_TO_AZURE else "InMage"
+            for item in members
+        }
+    )
+    # UNVERIFIED: the lab offers a plan the operations every member allows (bar disabling
+    # protection, which is an item operation).
+    allowed = [
+        op
+        for op in allowed_operations(members[0])
+        if op != "DisableProtection" and all(op in allowed_operations(m) for m in members)
+    ]
+
+    def group(kind: str, names: list[str]) -> dict[str, Any]:
+        return {
+            "groupType": kind,
+            "replicationProtectedItems": [
+                {
+                    "id": ids.item(state.items[name.lower()].name),
+                    "virtualMachineId": state.items[name.lower()].vm_id,
+                }
+                for name in names
+            ],
+            "startGroupActions": [],
+            "endGroupActions": [],
+        }
+
+    return {
+        "id": ids.recovery_plan(plan.name),
+        "name": plan.name,
+        "type": RECOVERY_PLAN_TYPE,
+        "location": azure.location,
+        "properties": {
+            "friendlyName": plan.name,
+            "primaryFabricId": ids.fabric_id,
+            "primaryFabricFriendlyName": azure.configuration_server,
+            "recoveryFabricId": "Microsoft Azure",
+            "recoveryFabricFriendlyName": "Microsoft Azure",
+            "failoverDeploymentModel": "ResourceManager",
+            "replicationProviders": providers,
+            "allowedOperations": allowed,
+            "lastPlannedFailoverTime": None,
+            "lastUnplannedFailoverTime": None,
+            "lastTestFailoverTime": None,
+            "currentScenario": _idle_scenario(state),
+            "currentScenarioStatus": "None",
+            "currentScenarioStatusDescription": "None",
+            "groups": [
+                group("Shutdown", []),
+                group("Failover", []),
+                *(group("Boot", names) for names in plan.boot_groups),
+            ],
+            "providerSpecificDetails": [],
         },
     }
 

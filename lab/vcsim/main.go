@@ -1,6 +1,7 @@
 // Command vcsim-harness runs govmomi's vCenter simulator (vcsim) with exactly the inventory of a
-// lab scenario: one datacenter, standalone ESXi hosts, datastores of a given type mounted on the
-// hosts that can reach them, and VMs registered on their host with their disks on their datastore.
+// lab scenario: one datacenter, ESXi hosts (each in its own compute resource), datastores of a
+// given type mounted on the hosts that can reach them, and VMs registered on their host with their
+// disks (flat vmdk, vSAN or RDM) on their datastores, their snapshots and their guest OS.
 //
 // It is written against the govmomi 0.24.2 simulator shipped by Debian
 // (golang-github-vmware-govmomi-dev), which has no vcsim main package, and is built with
@@ -24,11 +25,33 @@
 //   - Shared datastores: CreateLocalDatastore called on a second host with the same name replaces
 //     the Datastore object and duplicates the folder child, so a datastore is created once (on its
 //     first host) and then mounted on the other hosts by updating the simulator objects directly.
+//   - Hosts not managed by vCenter: a standalone ESXi host has no place in a real vCenter's
+//     inventory, but the lab serves every host from one vcsim, so each host carries the custom
+//     attribute (CustomFieldsManager field on HostSystem) named by managedByField: "vcenter" or
+//     "standalone-esxi". Readers get it through the PropertyCollector (HostSystem.customValue,
+//     keyed by HostSystem.availableField); on a real vCenter the field is absent and the host is
+//     vCenter-managed.
+//   - vSAN: a vSAN disk is a flat vmdk whose datastore has summary.type "vsan".
+//   - RDM: ReconfigVM_Task/CreateVM_Task accept a VirtualDiskRawDiskMappingVer1BackingInfo, but
+//     VirtualMachine.updateDiskLayouts then asserts every disk backing is
+//     *VirtualDiskFlatVer2BackingInfo and panics. RDM disks are therefore added to
+//     config.hardware.device directly on the simulator object once the VM is created. The same
+//     assertion makes every later ReconfigVM_Task, RefreshStorageInfo or CloneVM_Task of a VM with
+//     an RDM disk fail in vcsim 0.24.2: the request's handler panics, net/http closes that
+//     connection (the client sees it drop) and the harness keeps serving. Power operations,
+//     snapshots and reads are unaffected.
+//   - Guest OS: CreateVM copies the guest id into config.guestFullName; the harness sets
+//     config.guestFullName to the id's descriptive name and guest.guestFullName to the OS version
+//     the scenario gives (what VMware Tools would report), e.g. "Windows Server 2008 R2 SP1".
+//   - Snapshots: CreateSnapshot_Task works; the VM's snapshot property stays unset (nil) until the
+//     first one, which the PropertyCollector reports as an empty value.
 package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -38,6 +61,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/vmware/govmomi"
@@ -59,6 +83,18 @@ type datastoreSpec struct {
 type hostSpec struct {
 	Name       string   `json:"name"`
 	Datastores []string `json:"datastores"`
+	// ManagedByVcenter defaults to true when absent.
+	ManagedByVcenter *bool `json:"managed_by_vcenter"`
+}
+
+type diskSpec struct {
+	// Kind is vmdk (flat vmdk), vsan (flat vmdk on a vsan datastore) or rdm (raw device mapping,
+	// its mapping file on Datastore).
+	Kind string `json:"kind"`
+	// Datastore defaults to the VM's datastore.
+	Datastore string `json:"datastore"`
+	// SizeGB defaults to defaultDiskGB.
+	SizeGB int64 `json:"size_gb"`
 }
 
 type vmSpec struct {
@@ -67,6 +103,10 @@ type vmSpec struct {
 	Datastore  string `json:"datastore"`
 	OsType     string `json:"os_type"`
 	PowerState string `json:"power_state"`
+	// Disks defaults to one vmdk on Datastore when absent; an empty list means no disk.
+	Disks          []diskSpec `json:"disks"`
+	Snapshots      int        `json:"snapshots"`
+	GuestOsVersion string     `json:"guest_os_version"`
 }
 
 type inventory struct {
@@ -77,10 +117,16 @@ type inventory struct {
 }
 
 const (
-	gib          = int64(1024 * 1024 * 1024)
-	diskKB       = int64(16 * 1024 * 1024)
-	nfsServer    = "nfs.lab.local"
-	toolsVersion = "12352"
+	gib           = int64(1024 * 1024 * 1024)
+	defaultDiskGB = int64(40)
+	nfsServer     = "nfs.lab.local"
+	toolsVersion  = "12352"
+
+	// managedByField is the HostSystem custom attribute that tells vCenter-managed hosts from
+	// standalone ESXi hosts (see the package comment).
+	managedByField      = "failback.lab.managedBy"
+	managedByVcenter    = "vcenter"
+	managedByStandalone = "standalone-esxi"
 )
 
 func loadInventory(path string) (*inventory, error) {
@@ -95,7 +141,7 @@ func loadInventory(path string) (*inventory, error) {
 	if inv.Datacenter == "" {
 		return nil, fmt.Errorf("%s: datacenter is empty", path)
 	}
-	datastores := map[string]bool{}
+	datastores := map[string]string{}
 	for _, ds := range inv.Datastores {
 		switch ds.Type {
 		case "VMFS", "vsan", "NFS":
@@ -103,19 +149,20 @@ func loadInventory(path string) (*inventory, error) {
 			return nil, fmt.Errorf("%s: datastore %q has type %q, want VMFS, vsan or NFS",
 				path, ds.Name, ds.Type)
 		}
-		datastores[ds.Name] = true
+		datastores[ds.Name] = ds.Type
 	}
 	hosts := map[string]map[string]bool{}
 	for _, h := range inv.Hosts {
 		hosts[h.Name] = map[string]bool{}
 		for _, name := range h.Datastores {
-			if !datastores[name] {
+			if _, ok := datastores[name]; !ok {
 				return nil, fmt.Errorf("%s: host %q names unknown datastore %q", path, h.Name, name)
 			}
 			hosts[h.Name][name] = true
 		}
 	}
-	for _, vm := range inv.VMs {
+	for i := range inv.VMs {
+		vm := &inv.VMs[i]
 		reach, ok := hosts[vm.Host]
 		if !ok {
 			return nil, fmt.Errorf("%s: vm %q names unknown host %q", path, vm.Name, vm.Host)
@@ -127,8 +174,57 @@ func loadInventory(path string) (*inventory, error) {
 		if vm.PowerState != "poweredOn" && vm.PowerState != "poweredOff" {
 			return nil, fmt.Errorf("%s: vm %q has power_state %q", path, vm.Name, vm.PowerState)
 		}
+		if vm.Snapshots < 0 {
+			return nil, fmt.Errorf("%s: vm %q has %d snapshots", path, vm.Name, vm.Snapshots)
+		}
+		if vm.Disks == nil {
+			vm.Disks = []diskSpec{{Kind: "vmdk"}}
+		}
+		for j := range vm.Disks {
+			if err := checkDisk(&vm.Disks[j], vm, reach, datastores); err != nil {
+				return nil, fmt.Errorf("%s: vm %q disk %d: %v", path, vm.Name, j, err)
+			}
+		}
 	}
 	return &inv, nil
+}
+
+// checkDisk fills in the disk's defaults and checks it can exist on the VM's host.
+func checkDisk(disk *diskSpec, vm *vmSpec, reach map[string]bool, dsTypes map[string]string) error {
+	if disk.Kind == "" {
+		disk.Kind = "vmdk"
+	}
+	if disk.Datastore == "" {
+		disk.Datastore = vm.Datastore
+	}
+	if disk.SizeGB == 0 {
+		disk.SizeGB = defaultDiskGB
+	}
+	if disk.SizeGB < 0 {
+		return fmt.Errorf("size_gb is %d", disk.SizeGB)
+	}
+	if !reach[disk.Datastore] {
+		return fmt.Errorf("datastore %q is not mounted on host %q", disk.Datastore, vm.Host)
+	}
+	dsType := dsTypes[disk.Datastore]
+	switch disk.Kind {
+	case "vmdk":
+		if dsType == "vsan" {
+			return fmt.Errorf("a vmdk disk on vsan datastore %q is a vsan disk", disk.Datastore)
+		}
+	case "vsan":
+		if dsType != "vsan" {
+			return fmt.Errorf("a vsan disk needs a vsan datastore, %q is %s", disk.Datastore, dsType)
+		}
+	case "rdm":
+		if dsType != "VMFS" {
+			return fmt.Errorf("an RDM's mapping file needs a VMFS datastore, %q is %s",
+				disk.Datastore, dsType)
+		}
+	default:
+		return fmt.Errorf("kind %q, want vmdk, vsan or rdm", disk.Kind)
+	}
+	return nil
 }
 
 // guestToolsAgent stands in for VMware Tools inside every simulated guest (see the package
@@ -185,11 +281,17 @@ func guestChanges(state types.VirtualMachinePowerState) []types.PropertyChange {
 	}
 }
 
-func guestID(osType string) string {
+// guestOS is the guest id and its descriptive name (config.guestFullName) for a scenario VM.
+func guestOS(osType, version string) (string, string) {
 	if osType == "Windows" {
-		return string(types.VirtualMachineGuestOsIdentifierWindows9Server64Guest)
+		if strings.Contains(version, "2008 R2") {
+			return string(types.VirtualMachineGuestOsIdentifierWindows7Server64Guest),
+				"Microsoft Windows Server 2008 R2 (64-bit)"
+		}
+		return string(types.VirtualMachineGuestOsIdentifierWindows9Server64Guest),
+			"Microsoft Windows Server 2016 or later (64-bit)"
 	}
-	return string(types.VirtualMachineGuestOsIdentifierOtherLinux64Guest)
+	return string(types.VirtualMachineGuestOsIdentifierOtherLinux64Guest), "Other Linux (64-bit)"
 }
 
 type builder struct {
@@ -216,6 +318,9 @@ func (b *builder) build(inv *inventory) error {
 		if err := b.addHost(h.Name); err != nil {
 			return err
 		}
+	}
+	if err := b.markHosts(inv.Hosts); err != nil {
+		return err
 	}
 
 	for _, ds := range inv.Datastores {
@@ -251,6 +356,29 @@ func (b *builder) addHost(name string) error {
 		return fmt.Errorf("add host %q: %v", name, err)
 	}
 	b.hosts[name] = object.NewHostSystem(b.client, info.Result.(types.ManagedObjectReference))
+	return nil
+}
+
+// markHosts sets the managedByField custom attribute on every host (see the package comment).
+func (b *builder) markHosts(hosts []hostSpec) error {
+	fields, err := object.GetCustomFieldsManager(b.client)
+	if err != nil {
+		return err
+	}
+	// AddCustomFieldDef lists the field in availableField of the hosts that exist by now.
+	def, err := fields.Add(b.ctx, managedByField, "HostSystem", nil, nil)
+	if err != nil {
+		return fmt.Errorf("add custom field %q: %v", managedByField, err)
+	}
+	for _, h := range hosts {
+		value := managedByVcenter
+		if h.ManagedByVcenter != nil && !*h.ManagedByVcenter {
+			value = managedByStandalone
+		}
+		if err := fields.Set(b.ctx, b.hosts[h.Name].Reference(), def.Key, value); err != nil {
+			return fmt.Errorf("host %q: set %s: %v", h.Name, managedByField, err)
+		}
+	}
 	return nil
 }
 
@@ -354,15 +482,15 @@ func addHostMount(ds *simulator.Datastore, hostRef types.ManagedObjectReference)
 
 func (b *builder) addVM(spec vmSpec) error {
 	host := b.hosts[spec.Host]
-	dsRef := b.datastores[spec.Datastore]
 	pool, err := host.ResourcePool(b.ctx)
 	if err != nil {
 		return fmt.Errorf("vm %q: resource pool of %q: %v", spec.Name, spec.Host, err)
 	}
 
+	guestID, guestName := guestOS(spec.OsType, spec.GuestOsVersion)
 	config := types.VirtualMachineConfigSpec{
 		Name:     spec.Name,
-		GuestId:  guestID(spec.OsType),
+		GuestId:  guestID,
 		NumCPUs:  2,
 		MemoryMB: 4096,
 		Files: &types.VirtualMachineFileInfo{
@@ -376,11 +504,25 @@ func (b *builder) addVM(spec vmSpec) error {
 	if err != nil {
 		return err
 	}
-	disk := devices.CreateDisk(scsi.(types.BaseVirtualController), dsRef,
-		fmt.Sprintf("[%s] %s/%s.vmdk", spec.Datastore, spec.Name, spec.Name))
-	disk.CapacityInKB = diskKB
 	nic := esx.EthernetCard
-	devices = append(devices, scsi, disk, &nic)
+	devices = append(devices, scsi, &nic)
+	controller := scsi.(types.BaseVirtualController)
+	var rdms []rdmDisk
+	for i, disk := range spec.Disks {
+		label := fmt.Sprintf("Hard disk %d", i+1)
+		if disk.Kind == "rdm" {
+			// Added after creation, see the package comment; the unit number is kept free.
+			rdms = append(rdms, rdmDisk{spec: disk, label: label, index: i})
+			continue
+		}
+		// An empty path makes vcsim create <vm>/<vm>[_n].vmdk on the disk's datastore.
+		d := devices.CreateDisk(controller, b.datastores[disk.Datastore], "")
+		d.Backing.(*types.VirtualDiskFlatVer2BackingInfo).FileName = fmt.Sprintf("[%s]", disk.Datastore)
+		d.CapacityInKB = disk.SizeGB * gib / 1024
+		d.CapacityInBytes = disk.SizeGB * gib
+		d.DeviceInfo = &types.Description{Label: label}
+		devices = append(devices, d)
+	}
 	if config.DeviceChange, err = devices.ConfigSpec(types.VirtualDeviceConfigSpecOperationAdd); err != nil {
 		return err
 	}
@@ -394,19 +536,45 @@ func (b *builder) addVM(spec vmSpec) error {
 		return fmt.Errorf("create vm %q: %v", spec.Name, err)
 	}
 	ref := info.Result.(types.ManagedObjectReference)
-
 	sim := simulator.Map.Get(ref).(*simulator.VirtualMachine)
+
+	for _, rdm := range rdms {
+		if err := b.attachRDM(sim, spec, rdm); err != nil {
+			return fmt.Errorf("vm %q: %v", spec.Name, err)
+		}
+	}
+
+	guestFullName := spec.GuestOsVersion
+	if guestFullName == "" {
+		guestFullName = guestName
+	}
 	// Tools are installed in every lab guest; they only run once the VM is powered on.
 	simulator.Map.Update(sim, append(guestChanges(types.VirtualMachinePowerStatePoweredOff),
 		types.PropertyChange{Name: "guest.toolsVersion", Val: toolsVersion},
 		types.PropertyChange{Name: "guest.toolsVersionStatus2",
 			Val: string(types.VirtualMachineToolsVersionStatusGuestToolsCurrent)},
 		types.PropertyChange{Name: "guest.guestId", Val: config.GuestId},
+		types.PropertyChange{Name: "guest.guestFullName", Val: guestFullName},
 		types.PropertyChange{Name: "guest.hostName", Val: spec.Name},
+		types.PropertyChange{Name: "config.guestFullName", Val: guestName},
+		types.PropertyChange{Name: "summary.config.guestFullName", Val: guestName},
+		types.PropertyChange{Name: "summary.guest.guestFullName", Val: guestFullName},
 	))
 
+	vm := object.NewVirtualMachine(b.client, ref)
+	for i := 1; i <= spec.Snapshots; i++ {
+		task, err := vm.CreateSnapshot(b.ctx, fmt.Sprintf("lab-snapshot-%d", i),
+			"created by the lab scenario", false, false)
+		if err != nil {
+			return fmt.Errorf("vm %q: snapshot %d: %v", spec.Name, i, err)
+		}
+		if err := task.Wait(b.ctx); err != nil {
+			return fmt.Errorf("vm %q: snapshot %d: %v", spec.Name, i, err)
+		}
+	}
+
 	if spec.PowerState == "poweredOn" {
-		task, err := object.NewVirtualMachine(b.client, ref).PowerOn(b.ctx)
+		task, err := vm.PowerOn(b.ctx)
 		if err != nil {
 			return fmt.Errorf("power on vm %q: %v", spec.Name, err)
 		}
@@ -415,6 +583,78 @@ func (b *builder) addVM(spec vmSpec) error {
 		}
 	}
 	return nil
+}
+
+type rdmDisk struct {
+	spec  diskSpec
+	label string
+	index int
+}
+
+// attachRDM adds a raw device mapping disk to a created VM by updating the simulator object (see
+// the package comment): a mapping file on the disk's datastore pointing at a LUN whose uuid and
+// device name are derived from the VM name and the disk's position, so they are stable.
+func (b *builder) attachRDM(sim *simulator.VirtualMachine, spec vmSpec, rdm rdmDisk) error {
+	devices := object.VirtualDeviceList(sim.Config.Hardware.Device)
+	scsi, err := devices.FindSCSIController("")
+	if err != nil {
+		return err
+	}
+	dsRef := b.datastores[rdm.spec.Datastore]
+	naa := lunID(spec.Name, rdm.index)
+	mapping := fmt.Sprintf("%s/%s_rdm_%d.vmdk", spec.Name, spec.Name, rdm.index)
+	// The mapping (pointer) file exists on the datastore, as on a real VMFS volume.
+	local := filepath.Join(b.dataDir, rdm.spec.Datastore, filepath.FromSlash(mapping))
+	if err := os.MkdirAll(filepath.Dir(local), 0o700); err != nil {
+		return err
+	}
+	if err := ioutil.WriteFile(local, nil, 0o600); err != nil {
+		return err
+	}
+
+	key := int32(2000)
+	for devices.FindByKey(key) != nil {
+		key++
+	}
+	disk := &types.VirtualDisk{
+		VirtualDevice: types.VirtualDevice{
+			Key:        key,
+			DeviceInfo: &types.Description{Label: rdm.label, Summary: "Raw device mapping " + naa},
+			Backing: &types.VirtualDiskRawDiskMappingVer1BackingInfo{
+				VirtualDeviceFileBackingInfo: types.VirtualDeviceFileBackingInfo{
+					FileName:  fmt.Sprintf("[%s] %s", rdm.spec.Datastore, mapping),
+					Datastore: &dsRef,
+				},
+				LunUuid:           "0200000000" + naa[4:] + "4c554e202020",
+				DeviceName:        "/vmfs/devices/disks/" + naa,
+				CompatibilityMode: string(types.VirtualDiskCompatibilityModePhysicalMode),
+				DiskMode:          string(types.VirtualDiskModeIndependent_persistent),
+				Uuid:              lunID(spec.Name+"/uuid", rdm.index)[4:],
+			},
+		},
+		CapacityInKB:    rdm.spec.SizeGB * gib / 1024,
+		CapacityInBytes: rdm.spec.SizeGB * gib,
+	}
+	devices.AssignController(disk, scsi)
+	devices = append(devices, disk)
+
+	changes := []types.PropertyChange{
+		{Name: "config.hardware.device", Val: []types.BaseVirtualDevice(devices)},
+		{Name: "summary.config.numVirtualDisks", Val: sim.Summary.Config.NumVirtualDisks + 1},
+	}
+	if simulator.FindReference(sim.Datastore, dsRef) == nil {
+		changes = append(changes, types.PropertyChange{
+			Name: "datastore", Val: append(append([]types.ManagedObjectReference(nil),
+				sim.Datastore...), dsRef)})
+	}
+	simulator.Map.Update(sim, changes)
+	return nil
+}
+
+// lunID is an NAA identifier (naa.6 + 31 hex digits) derived from a name and an index.
+func lunID(name string, index int) string {
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%s#%d", name, index)))
+	return "naa.6" + hex.EncodeToString(sum[:])[:31]
 }
 
 func writeReadyFile(path, content string) error {

@@ -34,22 +34,26 @@ def integration_scenario() -> dict[str, Any]:
     return data
 
 
-@pytest.fixture(scope="session")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabState]:
-    root = tmp_path_factory.mktemp("lab")
-    scenario = root / "scenario.json"
-    scenario.write_text(json.dumps(integration_scenario()))
+def start_lab(root: Path, scenario: Path) -> LabState:
     shared_build = Path(".lab").resolve()
     lab_dir = root / "lab"
     # Reuse the harness `make` built so that the tests do not compile Go again.
     if (shared_build / "bin").exists():
         lab_dir.mkdir()
         (lab_dir / "bin").symlink_to(shared_build / "bin")
-    state = lab_up(scenario, lab_dir, say=lambda _: None)
+    return lab_up(scenario, lab_dir, say=lambda _: None)
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabState]:
+    root = tmp_path_factory.mktemp("lab")
+    scenario = root / "scenario.json"
+    scenario.write_text(json.dumps(integration_scenario()))
+    state = start_lab(root, scenario)
     try:
         yield state
     finally:
-        lab_down(lab_dir, say=lambda _: None)
+        lab_down(Path(state.lab_dir), say=lambda _: None)
 
 
 def lab_settings(state: LabState) -> Settings:

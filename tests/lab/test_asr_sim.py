@@ -9,8 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +20,10 @@ from azure.core.exceptions import (
     ResourceExistsError,
     ResourceNotFoundError,
 )
-from azure.mgmt.compute import ComputeManagementClient
-from azure.mgmt.recoveryservicessiterecovery import SiteRecoveryManagementClient
 
 from lab.asr_sim import (
     PyVmomiVCenterEffects,
     RecordingVCenterEffects,
-    SimulatorConfig,
-    SimulatorThread,
     VCenterEffectError,
     generate_recovery_points,
     parse_vcenter_url,
@@ -37,8 +31,8 @@ from lab.asr_sim import (
 from lab.certs import LabTls, make_lab_tls
 from lab.credential import LabTokenCredential
 from lab.scenario import RecoveryPointHistory, Scenario
+from tests.lab.conftest import SECRET, SimLab, StartLab
 
-SECRET = "lab-secret-for-tests"
 ITEM = "web-01-item"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -92,31 +86,8 @@ def scenario(
     )
 
 
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> LabTls:
-    return make_lab_tls(tmp_path_factory.mktemp("tls"))
-
-
-@dataclass
-class Lab:
-    sim: SimulatorThread
-    scenario: Scenario
-    tls: LabTls
-    effects: RecordingVCenterEffects
-    asr: SiteRecoveryManagementClient
-    compute: ComputeManagementClient
-
-    @property
-    def url(self) -> str:
-        return self.sim.url
-
-    def lab(self, method: str, path: str, body: Any = None) -> requests.Response:
-        return requests.request(
-            method, self.url + path, json=body, verify=str(self.tls.ca_cert), timeout=10
-        )
-
-    def journal(self) -> list[dict[str, Any]]:
-        return list(self.lab("GET", "/_lab/journal").json())
+class Lab(SimLab):
+    """The one-item scenario's lab, with helpers for that item."""
 
     def item(self) -> Any:
         a = self.scenario.azure
@@ -197,41 +168,13 @@ class Lab:
 
 
 @pytest.fixture
-def make_lab(tls: LabTls) -> Iterator[Any]:
-    started: list[SimulatorThread] = []
-
+def make_lab(start_lab: StartLab) -> Any:
     def make(built: Scenario | None = None, effects: RecordingVCenterEffects | None = None) -> Lab:
-        built = built or scenario()
-        effects = effects or RecordingVCenterEffects()
-        sim = SimulatorThread(
-            SimulatorConfig(
-                scenario=built,
-                cert=tls.server_cert,
-                key=tls.server_key,
-                token_secret=SECRET,
-                effects=effects,
-            )
-        ).start()
-        started.append(sim)
-        credential = LabTokenCredential(sim.url, SECRET, str(tls.ca_cert))
-        common: dict[str, Any] = {
-            "base_url": sim.url,
-            "connection_verify": str(tls.ca_cert),
-            "polling_interval": 1,
-        }
-        sub = built.azure.subscription_id
-        return Lab(
-            sim=sim,
-            scenario=built,
-            tls=tls,
-            effects=effects,
-            asr=SiteRecoveryManagementClient(credential, sub, **common),
-            compute=ComputeManagementClient(credential, sub, **common),
-        )
+        lab = start_lab(built or scenario(), effects, kind=Lab)
+        assert isinstance(lab, Lab)
+        return lab
 
-    yield make
-    for sim in started:
-        sim.stop()
+    return make
 
 
 def _code_and_message(err: HttpResponseError) -> tuple[str, str]:
@@ -256,14 +199,17 @@ def test_recovery_points_are_generated_back_from_start() -> None:
     )
     points = generate_recovery_points(history, start)
 
-    newest = dt.datetime(2025, 3, 1, 11, 59, 30, tzinfo=dt.UTC)
+    # Times sit on the epoch-aligned grid: the newest is the last 5-minute mark at or before
+    # start - lag (11:59:30), the oldest the first one at or after 2 h before that (09:59:30).
+    newest = dt.datetime(2025, 3, 1, 11, 55, tzinfo=dt.UTC)
     assert points[0].time == newest and points[0].type == "CrashConsistent"
     assert points[0].name == str(int(newest.timestamp()))
     assert [p.time for p in points] == sorted((p.time for p in points), reverse=True)
+    assert points[-1].time == dt.datetime(2025, 3, 1, 10, 0, tzinfo=dt.UTC)
+    assert len(points) == 24
     crash = [p for p in points if p.type == "CrashConsistent"]
     app = [p for p in points if p.type == "ApplicationConsistent"]
-    assert len(crash) == 7200 // 300 + 1
-    assert crash[-1].time == newest - dt.timedelta(seconds=7200)
+    assert len(crash) == 22
     # Application-consistent points follow their hourly schedule, older than the newest point.
     assert [p.time.hour for p in app] == [11, 10] and all(p.time.minute == 0 for p in app)
     assert not any(p.is_multi_vm_sync_point for p in points)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -30,45 +28,25 @@ from lab.vcenter import (
     free_port,
     inventory_from_scenario,
     start_vcsim,
+    stop_vcsim,
 )
 
 USER = "lab-admin"
 PASSWORD = "s3cret-lab"
 GIB = 1024**3
 
-# Set to a persistent directory (e.g. /work/main/.lab) to reuse the built harness across runs.
-LAB_DIR_ENV = "FAILBACK_TEST_LAB_DIR"
-
 
 @pytest.fixture(scope="module")
-def lab_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    override = os.environ.get(LAB_DIR_ENV)
-    if override:
-        return Path(override)
-    return tmp_path_factory.mktemp("lab")
-
-
-@pytest.fixture(scope="module")
-def harness(lab_dir: Path) -> Path:
-    return build_harness(lab_dir)
-
-
-@pytest.fixture(scope="module")
-def vcsim(harness: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VcsimEndpoint]:
+def vcsim(vcsim_harness: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VcsimEndpoint]:
     run_dir = tmp_path_factory.mktemp("vcsim-run")
     inventory = inventory_from_scenario(load_scenario(default_scenario_path()))
     process, endpoint = start_vcsim(
-        harness, inventory, run_dir, free_port(), USER, PASSWORD, run_dir / "vcsim.log"
+        vcsim_harness, inventory, run_dir, free_port(), USER, PASSWORD, run_dir / "vcsim.log"
     )
     try:
         yield endpoint
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_vcsim(process, timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -211,10 +189,10 @@ def test_retrieval_follows_continuation_tokens() -> None:
     assert calls == ["first", "t1", "t2"]
 
 
-def test_build_is_cached(harness: Path, lab_dir: Path) -> None:
-    before = harness.stat().st_mtime_ns
-    assert build_harness(lab_dir) == harness
-    assert harness.stat().st_mtime_ns == before
+def test_build_is_cached(vcsim_harness: Path, vcsim_lab_dir: Path) -> None:
+    before = vcsim_harness.stat().st_mtime_ns
+    assert build_harness(vcsim_lab_dir) == vcsim_harness
+    assert vcsim_harness.stat().st_mtime_ns == before
 
 
 def test_missing_go_names_the_packages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -223,8 +201,10 @@ def test_missing_go_names_the_packages(tmp_path: Path, monkeypatch: pytest.Monke
         build_harness(tmp_path)
 
 
-def test_harness_failure_reports_the_log(harness: Path, tmp_path: Path) -> None:
+def test_harness_failure_reports_the_log(vcsim_harness: Path, tmp_path: Path) -> None:
     inventory = inventory_from_scenario(load_scenario(default_scenario_path()))
     inventory["hosts"][0]["datastores"] = ["ds-missing"]
     with pytest.raises(VcsimError, match="unknown datastore"):
-        start_vcsim(harness, inventory, tmp_path, free_port(), USER, PASSWORD, tmp_path / "log")
+        start_vcsim(
+            vcsim_harness, inventory, tmp_path, free_port(), USER, PASSWORD, tmp_path / "log"
+        )

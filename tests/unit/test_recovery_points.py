@@ -82,9 +82,9 @@ def test_app_consistent_groups_share_their_newest_common_point(
         # A refusal is always justified, and it names the machines or groups concerned.
         reasons = 0
         for machine in machines:
-            if not machine.points or (not machine.replication_group and not any(
-                p.app_consistent for p in machine.points
-            )):
+            if not machine.points or (
+                not machine.replication_group and not any(p.app_consistent for p in machine.points)
+            ):
                 reasons += 1
                 assert any(machine.machine in p for p in refused.problems)
         for name, members in groups.items():

@@ -1,0 +1,132 @@
+"""A recovery plan fails back in the lab: 3 boot groups, 2 replication groups, standalone
+machines; the journal proves the points and the order."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from lab.manager import LabState, lab_down
+from starter.service import (
+    approve,
+    machine_status,
+    plan_input,
+    plan_status,
+    preview_plan,
+    start_plan_failback,
+)
+from tests.integration.conftest import journal, lab_settings, posts, start_lab
+from worker.wiring import connect_temporal
+
+pytestmark = pytest.mark.integration
+
+SCENARIOS = Path(__file__).parents[2] / "lab" / "scenarios"
+
+
+@pytest.fixture(scope="module")
+def plan_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabState]:
+    state = start_lab(tmp_path_factory.mktemp("plan-lab"), SCENARIOS / "recovery-plan.json")
+    try:
+        yield state
+    finally:
+        lab_down(Path(state.lab_dir), say=lambda _: None)
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def cli(state: LabState, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAILBACK_")}
+    env.update(state.settings)
+    return subprocess.run(
+        [sys.executable, "-m", "starter", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+async def test_plan_fails_back_in_boot_group_order_at_the_previewed_points(
+    plan_lab: LabState,
+) -> None:
+    settings = lab_settings(plan_lab)
+    params = plan_input(settings, "plan-erp", "app-consistent")
+
+    before = len(journal(plan_lab))
+    preview = preview_plan(settings, params)
+    shown = cli(
+        plan_lab,
+        "preview",
+        "--recovery-plan",
+        "plan-erp",
+        "--recovery-point",
+        "app-consistent",
+        "--json",
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["machines"] == json.loads(preview.model_dump_json())["machines"]
+    assert [e for e in journal(plan_lab)[before:] if e["method"] != "GET"] == []
+
+    rg_db = next(g for g in preview.groups if g.group == "rg-db")
+    db1, db2 = preview.for_machine("db-01-item"), preview.for_machine("db-02-item")
+    assert db1.chosen.time == db2.chosen.time == rg_db.common_point_time
+    assert db1.chosen.time < db1.latest.time  # db-02's lag pulls the group back
+    assert all(m.chosen.type == "ApplicationConsistent" for m in preview.machines)
+
+    client = await connect_temporal(settings)
+    handle = await start_plan_failback(client, settings, params)
+    for _ in range(600):
+        status = await plan_status(client, handle.id)
+        if status.phase in ("awaiting-approval", "failed"):
+            break
+        await asyncio.sleep(0.25)
+    assert status.phase == "awaiting-approval", status.error
+    assert posts(journal(plan_lab), "failoverCommit", "db-01-item") == []
+    covers = await approve(client, handle.id, "dana", "ERP checked")
+    assert "7 machines" in covers
+    result = await asyncio.wait_for(handle.result(), timeout=300)
+    assert result.outcome == "completed", result.summary
+
+    entries = journal(plan_lab)
+    verified_at: dict[str, datetime] = {}
+    for machine in status.machines:
+        machine_state = await machine_status(client, machine.workflow_id)
+        assert machine_state.verification is not None and machine_state.verification.passed
+        verified_at[machine.machine] = machine_state.verification.checked_at
+    first_failover: dict[str, datetime] = {}
+    for machine in status.machines:
+        sent = posts(entries, "unplannedFailover", machine.machine)
+        assert len(sent) == 1, f"{machine.machine}: {len(sent)} failovers"
+        details = sent[0]["body"]["properties"]["providerSpecificDetails"]
+        assert details["recoveryPointType"] == "Custom"
+        assert details["recoveryPointId"] == preview.for_machine(machine.machine).chosen.id
+        first_failover[machine.machine] = parse_time(sent[0]["time"])
+        assert len(posts(entries, "failoverCommit", machine.machine)) == 1
+    for later in status.machines:
+        for earlier in status.machines:
+            if earlier.boot_group < later.boot_group:
+                assert first_failover[later.machine] > verified_at[earlier.machine], (
+                    f"{later.machine} (group {later.boot_group}) failed over before "
+                    f"{earlier.machine} (group {earlier.boot_group}) was verified"
+                )
+    shown_status = cli(plan_lab, "status", handle.id)
+    assert shown_status.returncode == 0, shown_status.stderr
+    assert "boot group 3" in shown_status.stdout and "completed" in shown_status.stdout
+
+
+def test_unknown_plan_is_refused_and_nothing_is_written(plan_lab: LabState) -> None:
+    before = len(journal(plan_lab))
+    shown = cli(plan_lab, "preview", "--recovery-plan", "no-such-plan")
+    assert shown.returncode != 0
+    assert "no-such-plan" in shown.stderr and "plan-erp" in shown.stderr
+    assert [e for e in journal(plan_lab)[before:] if e["method"] != "GET"] == []
