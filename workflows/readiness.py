@@ -1,0 +1,483 @@
+"""Readiness: rules R1-R15 of the failback article as pure functions over a snapshot of ASR and
+vCenter. No I/O, no Temporal: the activities gather the snapshot, this decides.
+
+Every finding names its rule, its machine, a severity, what was found and what to do; all are
+reported at once, and any blocking finding stops the failback before anything is sent.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Severity = Literal["blocking", "warning"]
+Location = Literal["original", "alternate"]
+MachineState = Literal["replicating-back", "needs-reprotect", "other"]
+
+
+class _Facts(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class DatastoreFacts(_Facts):
+    name: str
+    type: str
+    hosts: list[str] = Field(default_factory=list)
+    free_space_bytes: int = 0
+
+
+class HostFacts(_Facts):
+    name: str
+    managed_by_vcenter: bool = True
+
+
+class OnPremVmFacts(_Facts):
+    name: str
+    host: str | None
+    datastores: list[str] = Field(default_factory=list)
+    disk_kinds: list[str] = Field(default_factory=list, description="vmdk, rdm or vsan")
+    snapshot_count: int = 0
+
+
+class MasterTargetFacts(_Facts):
+    id: str
+    name: str
+    os_type: str | None
+    datastores: list[str] = Field(
+        default_factory=list, description="What ASR says the MT can write to"
+    )
+    retention_volumes: list[str] = Field(default_factory=list)
+    healthy: bool = True
+
+
+class VCenterFacts(_Facts):
+    name: str
+    connected: bool
+    discovered_hosts: list[str] = Field(default_factory=list)
+
+
+class ConfigServerFacts(_Facts):
+    name: str
+    reachable: bool
+    last_heartbeat: datetime | None = None
+    problem: str | None = None
+
+
+class MachineFacts(_Facts):
+    item: str
+    vm_name: str
+    os_type: str | None
+    os_version: str | None = None
+    discovery_type: str = "vCenter"
+    replication_group: str | None = None
+    state: MachineState
+    protection_state: str | None = None
+    replication_health: str | None = None
+    recovery_point_count: int = 0
+    known_to_configuration_server: bool = True
+    master_target_id: str | None = Field(
+        default=None, description="The MT it replicates back through, once reprotected"
+    )
+
+
+class ReadinessSnapshot(_Facts):
+    configuration_server: ConfigServerFacts
+    master_targets: list[MasterTargetFacts]
+    vcenters: list[VCenterFacts]
+    hosts: list[HostFacts]
+    datastores: list[DatastoreFacts]
+    vms: list[OnPremVmFacts]
+    machines: list[MachineFacts]
+
+
+class Finding(_Facts):
+    rule: str
+    machine: str | None
+    severity: Severity
+    found: str
+    action: str
+
+
+class MachinePlan(_Facts):
+    """Where a machine goes back to, and through which master target and datastore."""
+
+    machine: str
+    location: Location
+    master_target_id: str | None
+    master_target_host: str | None
+    datastore: str | None
+
+
+class ReadinessReport(_Facts):
+    findings: list[Finding]
+    machines: list[MachinePlan]
+
+    @property
+    def blocking(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "blocking"]
+
+    @property
+    def ready(self) -> bool:
+        return not self.blocking
+
+
+class _Index:
+    def __init__(self, snapshot: ReadinessSnapshot) -> None:
+        self.snapshot = snapshot
+        self.hosts = {h.name: h for h in snapshot.hosts}
+        self.datastores = {d.name: d for d in snapshot.datastores}
+        self.vms = {v.name: v for v in snapshot.vms}
+        self.mts = {m.id: m for m in snapshot.master_targets}
+        self.discovered = {h for v in snapshot.vcenters for h in v.discovered_hosts}
+
+    def mt_host(self, mt: MasterTargetFacts) -> str | None:
+        vm = self.vms.get(mt.name)
+        return vm.host if vm else None
+
+    def host_sees(self, host: str | None, datastore: str) -> bool:
+        ds = self.datastores.get(datastore)
+        return host is not None and ds is not None and host in ds.hosts
+
+
+def _same_os(a: str | None, b: str | None) -> bool:
+    return bool(a) and bool(b) and str(a).lower() == str(b).lower()
+
+
+def is_windows_2008_r2(os_type: str | None, os_version: str | None) -> bool:
+    text = f"{os_type or ''} {os_version or ''}".lower()
+    return "2008 r2" in text
+
+
+def decide_location(machine: MachineFacts, index: _Index) -> Location:
+    """R1, R5, R7: original when the VM still exists on-premises; never for a physical server."""
+    if machine.discovery_type.lower() == "physical":
+        return "alternate"
+    return "original" if machine.vm_name in index.vms else "alternate"
+
+
+def choose_master_target(
+    machine: MachineFacts, index: _Index, preferred: str | None = None
+) -> MasterTargetFacts | None:
+    """The MT a machine replicates back through: its own once reprotected, else one of its OS
+    (R15) that has no snapshots (R11), is healthy and whose ESXi host is known."""
+    if machine.master_target_id and machine.master_target_id in index.mts:
+        return index.mts[machine.master_target_id]
+    if preferred and preferred in index.mts:
+        return index.mts[preferred]
+    candidates = [
+        mt
+        for mt in index.snapshot.master_targets
+        if _same_os(mt.os_type, machine.os_type) and mt.healthy
+    ]
+
+    def score(mt: MasterTargetFacts) -> tuple[int, int, str]:
+        vm = index.vms.get(mt.name)
+        snapshots = vm.snapshot_count if vm else 1
+        return (snapshots, 0 if index.mt_host(mt) in index.discovered else 1, mt.id)
+
+    return min(candidates, key=score, default=None)
+
+
+def choose_datastore(
+    machine: MachineFacts,
+    location: Location,
+    mt: MasterTargetFacts | None,
+    index: _Index,
+    preferred: str | None = None,
+) -> str | None:
+    if location == "original":
+        vm = index.vms.get(machine.vm_name)
+        return vm.datastores[0] if vm and vm.datastores else None
+    if preferred:
+        return preferred
+    if mt is None:
+        return None
+    host = index.mt_host(mt)
+    vmfs = [
+        index.datastores[name]
+        for name in mt.datastores
+        if name in index.datastores
+        and index.datastores[name].type.upper() == "VMFS"
+        and index.host_sees(host, name)
+    ]
+    best = max(vmfs, key=lambda d: (d.free_space_bytes, d.name), default=None)
+    return best.name if best else None
+
+
+def evaluate_readiness(
+    snapshot: ReadinessSnapshot,
+    preferred_master_target: str | None = None,
+    preferred_datastore: str | None = None,
+) -> ReadinessReport:
+    index = _Index(snapshot)
+    findings: list[Finding] = []
+    findings += _global_findings(snapshot)
+    plans: list[MachinePlan] = []
+    for machine in snapshot.machines:
+        location = decide_location(machine, index)
+        mt = choose_master_target(machine, index, preferred_master_target)
+        datastore = choose_datastore(machine, location, mt, index, preferred_datastore)
+        plans.append(
+            MachinePlan(
+                machine=machine.item,
+                location=location,
+                master_target_id=mt.id if mt else None,
+                master_target_host=index.mt_host(mt) if mt else None,
+                datastore=datastore,
+            )
+        )
+        findings += _machine_findings(machine, location, mt, datastore, index)
+    findings += _group_findings(snapshot.machines, plans)
+    return ReadinessReport(findings=findings, machines=plans)
+
+
+def _global_findings(snapshot: ReadinessSnapshot) -> list[Finding]:
+    findings = []
+    cs = snapshot.configuration_server
+    if not cs.reachable:
+        findings.append(
+            Finding(
+                rule="R10",
+                machine=None,
+                severity="blocking",
+                found=f"configuration server {cs.name} is not reachable"
+                + (f" ({cs.problem})" if cs.problem else ""),
+                action="start the configuration server's services and check its network "
+                "connection to Azure, then check again",
+            )
+        )
+    if not snapshot.master_targets:
+        findings.append(
+            Finding(
+                rule="R9",
+                machine=None,
+                severity="blocking",
+                found="no master target is discovered on the configuration server",
+                action="install a master target (Windows for Windows VMs, Linux for Linux VMs) "
+                "on an ESXi host you fail back to, and register it with the configuration server",
+            )
+        )
+    for vcenter in snapshot.vcenters:
+        if not vcenter.connected:
+            findings.append(
+                Finding(
+                    rule="R14",
+                    machine=None,
+                    severity="blocking",
+                    found=f"vCenter {vcenter.name} is not connected in ASR",
+                    action="fix the vCenter account or network on the configuration server and "
+                    "refresh the vCenter in the vault; disk detach/attach fails without it",
+                )
+            )
+    return findings
+
+
+def _machine_findings(
+    machine: MachineFacts,
+    location: Location,
+    mt: MasterTargetFacts | None,
+    datastore: str | None,
+    index: _Index,
+) -> list[Finding]:
+    found: list[Finding] = []
+    name = machine.item
+
+    def add(rule: str, severity: Severity, what: str, action: str) -> None:
+        found.append(Finding(rule=rule, machine=name, severity=severity, found=what, action=action))
+
+    if is_windows_2008_r2(machine.os_type, machine.os_version):
+        add(
+            "R8",
+            "blocking",
+            f"{machine.vm_name} runs {machine.os_version}: a Windows Server 2008 R2 SP1 machine "
+            "failed over to Azure cannot be failed back",
+            "leave it in Azure or rebuild it on-premises; remove it from the plan",
+        )
+    if not machine.known_to_configuration_server:
+        add(
+            "R10",
+            "blocking",
+            f"the configuration server does not know {machine.vm_name} (not in its database)",
+            "rediscover the vCenter/ESXi host on the configuration server, then check again",
+        )
+    if machine.state == "replicating-back":
+        if (machine.replication_health or "").lower() != "normal":
+            add(
+                "R12",
+                "blocking",
+                f"replication back to on-premises is {machine.replication_health or 'unknown'}"
+                f" ({machine.protection_state})",
+                "resolve the item's replication health errors in the vault and wait for "
+                "health Normal",
+            )
+        if machine.recovery_point_count == 0:
+            add(
+                "R13",
+                "blocking",
+                f"{machine.vm_name} has no recovery point on-premises yet",
+                "wait until replication to on-premises has produced a recovery point",
+            )
+    elif machine.state == "needs-reprotect":
+        add(
+            "R12",
+            "warning",
+            f"{machine.vm_name} is not replicating back yet ({machine.protection_state})",
+            "nothing: the failback reprotects it to on-premises first and waits for health "
+            "Normal and a recovery point",
+        )
+    else:
+        add(
+            "R12",
+            "blocking",
+            f"{machine.vm_name} is {machine.protection_state}: neither replicating back nor "
+            "failed over to Azure",
+            "bring the item to a failed-over or protected state in the vault",
+        )
+
+    if machine.discovery_type.lower() == "physical":
+        add(
+            "R7",
+            "warning",
+            f"{machine.vm_name} is a physical server: it fails back as a VMware VM (P2A2V) to "
+            "an alternate location",
+            "nothing; make sure the master target's ESXi host has room for it",
+        )
+    elif location == "alternate":
+        add(
+            "R5",
+            "warning",
+            f"{machine.vm_name} does not exist on-premises: it is re-created on the master "
+            f"target's ESXi host, on {datastore or 'a VMFS datastore'}, with a full initial copy",
+            "expect a longer reprotect; restore the original VM first for a delta-only failback",
+        )
+
+    if mt is None:
+        if index.snapshot.master_targets:
+            add(
+                "R15",
+                "blocking",
+                f"no healthy {machine.os_type or ''} master target for {machine.vm_name}",
+                f"install a {machine.os_type or 'matching'} master target: Windows VMs need a "
+                "Windows MT, Linux VMs a Linux MT",
+            )
+        return found
+    if not _same_os(mt.os_type, machine.os_type):
+        add(
+            "R15",
+            "blocking",
+            f"{machine.vm_name} is {machine.os_type} but master target {mt.name} is {mt.os_type}",
+            f"use a {machine.os_type} master target",
+        )
+    mt_vm = index.vms.get(mt.name)
+    mt_host = mt_vm.host if mt_vm else None
+    if mt_vm is None:
+        add(
+            "R9",
+            "blocking",
+            f"master target {mt.name} is not a VM in vCenter, so its ESXi host is unknown",
+            "discover the master target's ESXi host in vCenter and the configuration server",
+        )
+    elif mt_vm.snapshot_count:
+        add(
+            "R11",
+            "blocking",
+            f"master target {mt.name} has {mt_vm.snapshot_count} snapshot(s)",
+            f"delete the snapshots of {mt.name} (consolidate its disks), then check again",
+        )
+
+    vm = index.vms.get(machine.vm_name)
+    if location == "original" and vm is not None:
+        unreachable = [ds for ds in vm.datastores if not index.host_sees(mt_host, ds)]
+        host = index.hosts.get(vm.host or "")
+        managed = host.managed_by_vcenter if host else True
+        if unreachable:
+            add(
+                "R2" if managed else "R3",
+                "blocking",
+                f"master target {mt.name}'s host {mt_host} cannot access "
+                f"{', '.join(unreachable)}, where {machine.vm_name} keeps its disks",
+                f"mount {', '.join(unreachable)} on {mt_host}, or use a master target on a "
+                f"host that sees {'them' if len(unreachable) > 1 else 'it'}",
+            )
+        special = sorted({k for k in vm.disk_kinds if k in ("rdm", "vsan")})
+        if special:
+            add(
+                "R4",
+                "warning",
+                f"{machine.vm_name} has {' and '.join(k.upper() for k in special)} disks: "
+                "original location works only because they exist and are connected to the VM",
+                "do not detach or delete those disks before the failback",
+            )
+    needs_discovery = (
+        location == "original" and vm is not None and not managed_host(vm, index)
+    ) or (machine.discovery_type.lower() == "physical")
+    if needs_discovery and mt_host is not None and mt_host not in index.discovered:
+        add(
+            "R3",
+            "blocking",
+            f"master target {mt.name}'s ESXi host {mt_host} is not discovered by the "
+            "configuration server",
+            f"add {mt_host} on the configuration server (vCenter/ESXi discovery) before reprotect",
+        )
+    if location == "alternate":
+        ds = index.datastores.get(datastore or "")
+        if datastore is None:
+            add(
+                "R6",
+                "blocking",
+                f"no VMFS datastore is reachable from master target {mt.name}'s host {mt_host}",
+                "alternate location needs a VMFS datastore on the master target's ESXi host",
+            )
+        elif ds is not None and ds.type.upper() != "VMFS":
+            add(
+                "R6",
+                "blocking",
+                f"datastore {datastore} is {ds.type}: alternate location recovery needs VMFS "
+                "(vSAN and RDM are refused)",
+                "choose a VMFS datastore on the master target's host",
+            )
+    return found
+
+
+def managed_host(vm: OnPremVmFacts, index: _Index) -> bool:
+    host = index.hosts.get(vm.host or "")
+    return host.managed_by_vcenter if host else True
+
+
+def _group_findings(machines: Iterable[MachineFacts], plans: list[MachinePlan]) -> list[Finding]:
+    by_item = {p.machine: p for p in plans}
+    groups: dict[str, list[MachineFacts]] = defaultdict(list)
+    for machine in machines:
+        if machine.replication_group:
+            groups[machine.replication_group].append(machine)
+    findings = []
+    for group, members in sorted(groups.items()):
+        names = ", ".join(m.item for m in members)
+        systems = {(m.os_type or "").lower() for m in members}
+        if len(systems) > 1:
+            findings.append(
+                Finding(
+                    rule="R15",
+                    machine=None,
+                    severity="blocking",
+                    found=f"replication group {group} mixes operating systems ({names})",
+                    action="a replication group fails back through one master target of one OS: "
+                    "split the group",
+                )
+            )
+        targets = {by_item[m.item].master_target_id for m in members}
+        if len(targets) > 1:
+            findings.append(
+                Finding(
+                    rule="R15",
+                    machine=None,
+                    severity="blocking",
+                    found=f"replication group {group} uses several master targets ({names})",
+                    action="reprotect all members of the group through the same master target",
+                )
+            )
+    return findings
