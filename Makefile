@@ -25,12 +25,12 @@ test: setup
 setup: system-deps venv vcsim
 
 system-deps:
-	@if command -v go >/dev/null 2>&1 && [ -d "$(GOVMOMI_SRC)" ]; then \
-		echo "==> Go and the govmomi source are installed"; \
+	@if command -v go >/dev/null 2>&1 && [ -d "$(GOVMOMI_SRC)" ] && command -v docker-compose >/dev/null 2>&1; then \
+		echo "==> Go, the govmomi source and docker-compose are installed"; \
 	else \
-		echo "==> Installing Debian packages golang-go and golang-github-vmware-govmomi-dev (for vcsim)"; \
+		echo "==> Installing Debian packages golang-go and golang-github-vmware-govmomi-dev (for vcsim) and docker-compose (to validate docker-compose.yml)"; \
 		export DEBIAN_FRONTEND=noninteractive; \
-		apt-get update -qq && apt-get install -y -qq golang-go golang-github-vmware-govmomi-dev >/dev/null; \
+		apt-get update -qq && apt-get install -y -qq golang-go golang-github-vmware-govmomi-dev docker-compose >/dev/null; \
 	fi
 
 venv: $(VENV_STAMP)

@@ -5,10 +5,53 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import BaseModel
 from temporalio import activity
 
 from activities import vsphere_client
 from workflows.models import OnPremVmQuery, OnPremVmState
+from workflows.readiness import DatastoreFacts, HostFacts, OnPremVmFacts
+
+
+class OnPremFacts(BaseModel):
+    """vCenter's part of a readiness snapshot."""
+
+    hosts: list[HostFacts]
+    datastores: list[DatastoreFacts]
+    vms: list[OnPremVmFacts]
+
+
+class OnPremFactsQuery(BaseModel):
+    """Empty on purpose: the whole inventory is read in one PropertyCollector round trip."""
+
+
+def facts_from_inventory(inventory: vsphere_client.VCenterInventory) -> OnPremFacts:
+    vsan = {d.name for d in inventory.datastores if d.type.lower() == "vsan"}
+    return OnPremFacts(
+        hosts=[
+            HostFacts(name=h.name, managed_by_vcenter=h.managed_by_vcenter) for h in inventory.hosts
+        ],
+        datastores=[
+            DatastoreFacts(
+                name=d.name, type=d.type, hosts=list(d.hosts), free_space_bytes=d.free_space_bytes
+            )
+            for d in inventory.datastores
+        ],
+        vms=[
+            OnPremVmFacts(
+                name=vm.name,
+                host=vm.host,
+                datastores=list(vm.datastores),
+                # vCenter shows a vSAN disk as a vmdk; what makes it vSAN is its datastore.
+                disk_kinds=[
+                    "vsan" if disk.kind == "vmdk" and disk.datastore in vsan else disk.kind
+                    for disk in vm.disks
+                ],
+                snapshot_count=vm.snapshot_count,
+            )
+            for vm in inventory.vms
+        ],
+    )
 
 
 class VSphereActivities:
@@ -35,3 +78,12 @@ class VSphereActivities:
             guest_state=state.guest_state,
             host=state.host,
         )
+
+    @activity.defn
+    def read_onprem_facts(self, params: OnPremFactsQuery) -> OnPremFacts:
+        service_instance = self._connect()
+        try:
+            inventory = vsphere_client.read_inventory(service_instance)
+        finally:
+            vsphere_client.disconnect(service_instance)
+        return facts_from_inventory(inventory)
