@@ -9,12 +9,14 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from worker.settings import SettingsError, load_settings
+from worker.telemetry import configure_tracing
 from worker.wiring import ACTIVITY_THREADS, build_worker, connect_temporal
 
 
 async def run_worker() -> None:
     settings = load_settings()
-    client = await connect_temporal(settings)
+    configure_tracing()
+    client = await connect_temporal(settings, tracing=True)
     with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor:
         worker = build_worker(client, settings, executor)
         stop = asyncio.Event()

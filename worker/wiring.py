@@ -18,11 +18,18 @@ from workflows.plan import PlanFailbackWorkflow
 ACTIVITY_THREADS = 32
 
 
-async def connect_temporal(settings: Settings) -> Client:
+async def connect_temporal(settings: Settings, tracing: bool = False) -> Client:
+    """`tracing`: trace workflows and activities (the worker); the CLI does not need it."""
+    interceptors: list[Any] = []
+    if tracing:
+        from worker.telemetry import tracing_interceptors
+
+        interceptors = tracing_interceptors()
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
+        interceptors=interceptors,
     )
 
 

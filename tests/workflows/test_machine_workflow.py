@@ -326,3 +326,36 @@ async def test_failed_verification_fails_the_failback_without_commit(env: Workfl
     assert "verification failed" in str(cause)
     assert "poweredOff" in str(cause)
     assert world.calls["commit_failover"] == 0
+
+
+async def test_workflows_and_activities_are_traced(env: WorkflowEnvironment) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from temporalio.contrib.opentelemetry import TracingInterceptor
+
+    exported = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    config = env.client.config()
+    # Keep the environment's own interceptors: they are what skips time while we wait.
+    config["interceptors"] = [
+        *config["interceptors"],
+        TracingInterceptor(provider.get_tracer("failback-test")),
+    ]
+    client = Client(**config)
+    world = FakeWorld(agent_delay=timedelta(minutes=1))
+    task_queue = f"tq-{uuid.uuid4()}"
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[MachineFailbackWorkflow],
+        activities=world.activities(),
+    ):
+        handle = await start(client, world, task_queue)
+        await approve_when_verified(handle, "alice")
+        await handle.result()
+    names = {span.name for span in exported.get_finished_spans()}
+    assert "StartWorkflow:MachineFailbackWorkflow" in names
+    assert "RunWorkflow:MachineFailbackWorkflow" in names
+    assert {"RunActivity:fail_over", "RunActivity:commit_failover"} <= names
