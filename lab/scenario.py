@@ -7,14 +7,24 @@ JSON Schema. Every timing is in seconds so that a lab run takes seconds, not hou
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 OsType = Literal["Windows", "Linux"]
 DatastoreType = Literal["VMFS", "vsan", "NFS"]
+# ASR's ProtectionHealth values as the lab uses them (the SDK also has "None").
+Health = Literal["Normal", "Warning", "Critical"]
 
 
 class ScenarioError(ValueError):
@@ -200,14 +210,75 @@ class RecoveryPointHistory(_Strict):
     none: bool = Field(default=False, description="The machine has no recovery point at all")
 
 
+ItemStartState = Literal["replicating-back", "failed-over-to-azure"]
+DiscoveryType = Literal["vCenter", "Physical"]
+
+
 class ProtectedItemSpec(_Strict):
-    """One replicated machine as ASR knows it, already reprotected to on-premises (InMage)."""
+    """One replicated machine as ASR knows it at lab start.
+
+    `replicating-back`: failed over to Azure and already reprotected to on-premises (InMage).
+    `failed-over-to-azure`: failed over to Azure and committed, not reprotected yet
+    (InMageAzureV2); the orchestrator reprotects it to on-premises itself.
+    """
 
     name: str = Field(min_length=1, description="ASR protected item name (ARM resource name)")
-    vm_name: str = Field(min_length=1, description="On-premises VM name (the item's friendlyName)")
+    vm_name: str = Field(
+        min_length=1,
+        description="On-premises VM name (the item's friendlyName). A name that is not in "
+        "vcenter.vms is a machine whose VM no longer exists on-premises (alternate location "
+        "recovery: the reprotect re-creates it); allowed only in state failed-over-to-azure",
+    )
     azure_vm_name: str = Field(min_length=1, description="The failed-over VM in Azure")
     os_type: OsType = "Linux"
-    os_version: str = "Ubuntu 22.04"
+    os_version: str = Field(
+        default="Ubuntu 22.04",
+        description="OS product string as ASR shows it (osVersion), e.g. "
+        "'Windows Server 2008 R2 SP1'",
+    )
+    state: ItemStartState = Field(
+        default="replicating-back",
+        description="replicating-back: already reprotected to on-premises; "
+        "failed-over-to-azure: failed over and committed in Azure, waiting for the reprotect",
+    )
+    discovery_type: DiscoveryType = Field(
+        default="vCenter",
+        description="How ASR discovered the machine: vCenter (a VMware VM) or Physical (a "
+        "physical server, which fails back as a VMware VM to an alternate location)",
+    )
+    known_to_configuration_server: bool = Field(
+        default=True,
+        description="False: the configuration server's database lost the machine (the item "
+        "shows health error VmNotInConfigurationServerDatabase and cannot be reprotected)",
+    )
+    replication_health: Health = Field(
+        default="Normal",
+        description="The item's replicationHealth while it is in its start state and once a "
+        "reprotect to on-premises finished its initial replication",
+    )
+    master_target: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Id of the master target it replicates back through (replicating-back); "
+        "default: the first of azure.master_targets",
+    )
+    initial_replication_seconds: float = Field(
+        default=3.0,
+        ge=0,
+        description="Seconds from the end of a reprotect to on-premises (original location) "
+        "until replication is healthy and the first recovery point exists",
+    )
+    full_copy_seconds: float = Field(
+        default=6.0,
+        ge=0,
+        description="The same for alternate location (the VM is re-created: full initial copy)",
+    )
+    disk_sizes_gb: list[int] = Field(
+        default_factory=lambda: [40],
+        min_length=1,
+        description="Disk sizes of the machine; an alternate location reprotect re-creates the "
+        "VM on-premises with these disks",
+    )
     recovery_points: RecoveryPointHistory = RecoveryPointHistory()
     replication_group: str | None = Field(
         default=None,
@@ -222,6 +293,124 @@ class ProtectedItemSpec(_Strict):
         "registers with the configuration server",
     )
     agent_never_registers: bool = False
+
+    @field_validator("disk_sizes_gb")
+    @classmethod
+    def _disks_have_a_size(cls, sizes: list[int]) -> list[int]:
+        if any(size <= 0 for size in sizes):
+            raise ValueError(f"disk sizes must be positive, got {sizes}")
+        return sizes
+
+
+class ProcessServerSpec(_Strict):
+    """A process server registered with the configuration server."""
+
+    id: str = Field(min_length=1)
+    name: str | None = Field(default=None, min_length=1, description="friendlyName; default: id")
+    location: Literal["Azure", "OnPrem"] = Field(
+        description="Azure: serves the failback (Azure -> on-premises); OnPrem: serves "
+        "replication to Azure"
+    )
+    health: Health = "Normal"
+    heartbeat_age_seconds: float = Field(default=0, ge=0)
+
+
+class RetentionVolumeSpec(_Strict):
+    volume_name: str = Field(min_length=1, description="e.g. 'F' (Windows), '/mnt/retention'")
+    capacity_gb: int = Field(default=512, gt=0)
+    free_gb: int = Field(default=400, ge=0)
+
+    @model_validator(mode="after")
+    def _free_fits(self) -> RetentionVolumeSpec:
+        if self.free_gb > self.capacity_gb:
+            raise ValueError(
+                f"free_gb ({self.free_gb}) is larger than capacity_gb ({self.capacity_gb})"
+            )
+        return self
+
+
+class MasterTargetSpec(_Strict):
+    """A failback master target: an on-premises VM registered with the configuration server."""
+
+    name: str = Field(min_length=1, description="The master target's VM name in vcenter.vms")
+    id: str | None = Field(default=None, min_length=1, description="ASR id; default: name")
+    os_type: OsType | None = Field(default=None, description="Default: the VM's os_type")
+    host: str | None = Field(
+        default=None, description="Its ESXi host; default: the VM's host in vcenter"
+    )
+    datastores: list[str] | None = Field(
+        default=None,
+        description="Datastores ASR lists for it (dataStores); default: all that its host "
+        "mounts. Empty when its host is not discovered (azure.vcenters[].hosts)",
+    )
+    retention_volumes: list[RetentionVolumeSpec] | None = Field(
+        default=None,
+        min_length=1,
+        description="Default: one volume, 'F' on Windows, '/mnt/retention' on Linux",
+    )
+    health: Health = "Normal"
+    heartbeat_age_seconds: float = Field(default=0, ge=0)
+
+
+class AsrVCenterSpec(_Strict):
+    """A vCenter or standalone ESXi host added to the configuration server (replicationvCenters).
+
+    ASR's model has no list of discovered hosts: `hosts` shows on the wire through the master
+    targets (one on an undiscovered host has no dataStores and a validation error).
+    """
+
+    name: str = Field(min_length=1, description="ARM name of the replicationvCenters entry")
+    kind: Literal["vcenter", "esxi"] = "vcenter"
+    address: str | None = Field(
+        default=None,
+        min_length=1,
+        description="friendlyName and ipAddress; default: the lab vCenter's address (vcenter) "
+        "or the host's name (esxi)",
+    )
+    port: int | None = Field(
+        default=None, gt=0, lt=65536, description="Default: the lab vCenter's port, or 443"
+    )
+    connected: bool = Field(
+        default=True,
+        description="False: discoveryStatus 'Disconnected', lastHeartbeat stale and health "
+        "error VCenterNotConnected (R14)",
+    )
+    hosts: list[str] | None = Field(
+        default=None,
+        description="ESXi hosts (vcenter.hosts) discovered through it; default: every "
+        "vCenter-managed host (vcenter), the host of the same name (esxi)",
+    )
+
+
+# How old the configuration server's heartbeat is when the scenario says it is unreachable and
+# gives no age of its own: long past any "try again in a few minutes".
+UNREACHABLE_HEARTBEAT_AGE_SECONDS = 7200.0
+
+
+@dataclass(frozen=True)
+class MasterTarget:
+    """A failback master target with every default resolved against the vCenter side."""
+
+    id: str
+    name: str
+    os_type: OsType
+    host: str
+    datastores: tuple[str, ...]
+    retention_volumes: tuple[RetentionVolumeSpec, ...]
+    health: Health
+    heartbeat_age_seconds: float
+
+
+@dataclass(frozen=True)
+class AsrVCenter:
+    """A replicationvCenters entry with its discovered hosts resolved (address: at run time)."""
+
+    name: str
+    kind: Literal["vcenter", "esxi"]
+    address: str | None
+    port: int | None
+    connected: bool
+    hosts: tuple[str, ...]
 
 
 class JobTimings(_Strict):
@@ -254,17 +443,47 @@ class AzureSpec(_Strict):
     )
     fabric: str = "cs-fabric"
     configuration_server: str = "cs01.corp.local"
+    configuration_server_reachable: bool = Field(
+        default=True,
+        description="False: the fabric shows a stale lastHeartbeat, csServiceStatus 'Stopped' "
+        "and health error ConfigurationServerUnreachable; reprotects and failovers fail (95226)",
+    )
+    configuration_server_heartbeat_age_seconds: float | None = Field(
+        default=None,
+        ge=0,
+        description="Age of the fabric's lastHeartbeat; default 0, or 7200 when unreachable",
+    )
     protection_container: str = "cloud_container"
     process_server_id: str = Field(
-        default="ps-azure-01", description="Process server in Azure used for the failback"
+        default="ps-azure-01",
+        description="Process server in Azure that items replicating back at lab start use",
     )
     onprem_process_server_id: str = Field(
         default="ps-onprem-01", description="On-premises process server for re-protect to Azure"
     )
-    azure_master_target_id: str = Field(
-        default="mt-cs-builtin", description="Master target id used by re-protect to Azure"
+    process_servers: list[ProcessServerSpec] | None = Field(
+        default=None,
+        description="Process servers of the configuration server; default: process_server_id "
+        "(Azure) and onprem_process_server_id (OnPrem)",
     )
-    master_target_vm: str = Field(description="Name of the master target VM in vCenter")
+    azure_master_target_id: str = Field(
+        default="mt-cs-builtin",
+        description="The configuration server's own master target, used by re-protect to Azure",
+    )
+    master_target_vm: str | None = Field(
+        default=None,
+        description="Shorthand for master_targets: [{name: <this>}] (the master target VM in "
+        "vCenter); give this or master_targets",
+    )
+    master_targets: list[MasterTargetSpec] | None = Field(
+        default=None,
+        description="Failback master targets ASR has discovered; [] means none (R9)",
+    )
+    vcenters: list[AsrVCenterSpec] | None = Field(
+        default=None,
+        description="vCenters and ESXi hosts added to the configuration server; default: "
+        "'vcenter-01' for every vCenter-managed host, plus one esxi entry per standalone host",
+    )
     azure_policy_id: str = Field(
         default="policy-vmware-to-azure", description="Replication policy for re-protect to Azure"
     )
@@ -281,23 +500,238 @@ class Scenario(_Strict):
 
     @model_validator(mode="after")
     def _machines_exist(self) -> Scenario:
+        azure = self.azure
         vm_names = {vm.name for vm in self.vcenter.vms}
-        if self.azure.master_target_vm not in vm_names:
+        if azure.master_target_vm is not None and azure.master_targets is not None:
             raise ValueError(
-                f"azure.master_target_vm names {self.azure.master_target_vm!r}, "
+                "azure.master_target_vm and azure.master_targets are both given; give "
+                "master_targets only (master_target_vm is its one-entry shorthand)"
+            )
+        if azure.master_target_vm is None and azure.master_targets is None:
+            raise ValueError(
+                "azure.master_target_vm or azure.master_targets is required "
+                "(master_targets: [] for a configuration server without master targets)"
+            )
+        if azure.master_target_vm is not None and azure.master_target_vm not in vm_names:
+            raise ValueError(
+                f"azure.master_target_vm names {azure.master_target_vm!r}, "
                 "which is not in vcenter.vms"
             )
+        self._check_process_servers()
+        self._check_master_targets()
+        self._check_asr_vcenters()
+        mt_ids = [mt.id for mt in self.master_targets()]
         seen: set[str] = set()
-        for index, item in enumerate(self.azure.items):
+        for index, item in enumerate(azure.items):
+            where = f"azure.items[{index}]"
             if item.name in seen:
-                raise ValueError(f"azure.items[{index}].name {item.name!r} is used twice")
+                raise ValueError(f"{where}.name {item.name!r} is used twice")
             seen.add(item.name)
-            if item.vm_name not in vm_names:
+            if item.state == "replicating-back" and item.vm_name not in vm_names:
+                # Once reprotected, the VM exists on-premises: the reprotect re-created it if
+                # it was missing. Only a machine still failed over can lack it.
                 raise ValueError(
-                    f"azure.items[{index}].vm_name names {item.vm_name!r}, "
-                    "which is not in vcenter.vms"
+                    f"{where}.vm_name names {item.vm_name!r}, which is not in vcenter.vms; an "
+                    "item replicating back has its VM on-premises (a missing VM is only "
+                    "possible in state 'failed-over-to-azure')"
+                )
+            if item.master_target is not None and item.master_target not in mt_ids:
+                raise ValueError(
+                    f"{where}.master_target names {item.master_target!r}, which is not a "
+                    f"master target id of azure.master_targets {mt_ids}"
+                )
+            if item.state == "replicating-back" and not mt_ids:
+                raise ValueError(
+                    f"{where} replicates back through a master target, but the configuration "
+                    "server has none (azure.master_targets is empty)"
                 )
         return self
+
+    def _check_process_servers(self) -> None:
+        azure = self.azure
+        servers = azure.process_servers
+        if servers is None:
+            return
+        seen: set[str] = set()
+        for index, server in enumerate(servers):
+            if server.id.lower() in seen:
+                raise ValueError(f"azure.process_servers[{index}].id {server.id!r} is used twice")
+            seen.add(server.id.lower())
+        by_id = {s.id: s for s in servers}
+        for field, wanted in (
+            ("process_server_id", "Azure"),
+            ("onprem_process_server_id", "OnPrem"),
+        ):
+            server_id = getattr(azure, field)
+            found = by_id.get(server_id)
+            if found is None or found.location != wanted:
+                raise ValueError(
+                    f"azure.{field} {server_id!r} must be a process server in {wanted} of "
+                    f"azure.process_servers ({[(s.id, s.location) for s in servers]})"
+                )
+
+    def _check_master_targets(self) -> None:
+        azure = self.azure
+        specs = azure.master_targets or []
+        vm_names = {vm.name for vm in self.vcenter.vms}
+        hosts = {h.name: h for h in self.vcenter.hosts}
+        ids: set[str] = set()
+        names: set[str] = set()
+        for index, spec in enumerate(specs):
+            where = f"azure.master_targets[{index}]"
+            if spec.name not in vm_names:
+                raise ValueError(f"{where}.name {spec.name!r} is not in vcenter.vms")
+            mt_id = spec.id or spec.name
+            if mt_id.lower() in ids or spec.name in names:
+                raise ValueError(f"{where} ({mt_id!r}, {spec.name!r}) is listed twice")
+            if mt_id.lower() == azure.azure_master_target_id.lower():
+                raise ValueError(
+                    f"{where}.id {mt_id!r} is azure.azure_master_target_id, the configuration "
+                    "server's own master target; give the failback master target another id"
+                )
+            ids.add(mt_id.lower())
+            names.add(spec.name)
+            if spec.host is not None and spec.host not in hosts:
+                raise ValueError(f"{where}.host {spec.host!r} is not in vcenter.hosts")
+            host = hosts[spec.host or self.vm(spec.name).host]
+            for ds in spec.datastores or []:
+                if ds not in host.datastores:
+                    raise ValueError(
+                        f"{where}.datastores names {ds!r}, which its host {host.name!r} does "
+                        f"not mount ({host.datastores})"
+                    )
+            volumes = [v.volume_name for v in spec.retention_volumes or []]
+            if len(set(volumes)) != len(volumes):
+                raise ValueError(f"{where}.retention_volumes repeats a volume_name: {volumes}")
+
+    def _check_asr_vcenters(self) -> None:
+        entries = self.azure.vcenters
+        if entries is None:
+            return
+        hosts = {h.name: h for h in self.vcenter.hosts}
+        seen: set[str] = set()
+        for index, entry in enumerate(entries):
+            where = f"azure.vcenters[{index}]"
+            if entry.name.lower() in seen:
+                raise ValueError(f"{where}.name {entry.name!r} is used twice")
+            seen.add(entry.name.lower())
+            if entry.hosts is None and entry.kind == "esxi" and entry.name not in hosts:
+                raise ValueError(
+                    f"{where} is an ESXi host entry named {entry.name!r}, which is not in "
+                    "vcenter.hosts; name it after the host or give hosts: [<host>]"
+                )
+            for host_name in entry.hosts or []:
+                host = hosts.get(host_name)
+                if host is None:
+                    raise ValueError(f"{where}.hosts names {host_name!r}, not in vcenter.hosts")
+                if entry.kind == "vcenter" and not host.managed_by_vcenter:
+                    raise ValueError(
+                        f"{where}.hosts names {host_name!r}, a standalone ESXi host that vCenter "
+                        "does not manage; add it as its own entry with kind 'esxi'"
+                    )
+            if entry.kind == "esxi" and entry.hosts is not None and len(entry.hosts) != 1:
+                raise ValueError(f"{where} is an ESXi host entry: hosts must name exactly one host")
+
+    # -- the Azure side with defaults resolved --------------------------------------------------
+
+    def process_servers(self) -> list[ProcessServerSpec]:
+        if self.azure.process_servers is not None:
+            return list(self.azure.process_servers)
+        return [
+            ProcessServerSpec(id=self.azure.process_server_id, location="Azure"),
+            ProcessServerSpec(id=self.azure.onprem_process_server_id, location="OnPrem"),
+        ]
+
+    def master_targets(self) -> list[MasterTarget]:
+        """The failback master targets, in scenario order, every default filled in."""
+        azure = self.azure
+        specs = azure.master_targets
+        if specs is None:
+            assert azure.master_target_vm is not None, "validated: one of the two is given"
+            specs = [MasterTargetSpec(name=azure.master_target_vm)]
+        hosts = {h.name: h for h in self.vcenter.hosts}
+        resolved = []
+        for spec in specs:
+            vm = self.vm(spec.name)
+            os_type = spec.os_type or vm.os_type
+            host = hosts[spec.host or vm.host]
+            datastores = spec.datastores
+            if datastores is None:
+                # In vCenter's datastore order, the order ASR's discovery lists them in the lab.
+                datastores = [d.name for d in self.vcenter.datastores if d.name in host.datastores]
+            volumes = spec.retention_volumes or [
+                RetentionVolumeSpec(volume_name="F" if os_type == "Windows" else "/mnt/retention")
+            ]
+            resolved.append(
+                MasterTarget(
+                    id=spec.id or spec.name,
+                    name=spec.name,
+                    os_type=os_type,
+                    host=host.name,
+                    datastores=tuple(datastores),
+                    retention_volumes=tuple(volumes),
+                    health=spec.health,
+                    heartbeat_age_seconds=spec.heartbeat_age_seconds,
+                )
+            )
+        return resolved
+
+    def master_target(self, target_id: str) -> MasterTarget:
+        for mt in self.master_targets():
+            if mt.id.lower() == target_id.lower():
+                return mt
+        raise KeyError(target_id)
+
+    def item_master_target(self, item: ProtectedItemSpec) -> MasterTarget | None:
+        """The master target an item replicating back at lab start goes through."""
+        targets = self.master_targets()
+        if item.master_target is not None:
+            return self.master_target(item.master_target)
+        return targets[0] if targets else None
+
+    def asr_vcenters(self) -> list[AsrVCenter]:
+        """The configuration server's vCenter and ESXi host entries with their hosts resolved."""
+        entries = self.azure.vcenters
+        if entries is None:
+            managed = [h.name for h in self.vcenter.hosts if h.managed_by_vcenter]
+            resolved = [AsrVCenter("vcenter-01", "vcenter", None, None, True, tuple(managed))]
+            resolved += [
+                AsrVCenter(h.name, "esxi", h.name, 443, True, (h.name,))
+                for h in self.vcenter.hosts
+                if not h.managed_by_vcenter
+            ]
+            return resolved
+        result = []
+        for entry in entries:
+            if entry.hosts is not None:
+                hosts = tuple(entry.hosts)
+            elif entry.kind == "esxi":
+                hosts = (entry.name,)
+            else:
+                hosts = tuple(h.name for h in self.vcenter.hosts if h.managed_by_vcenter)
+            address = entry.address
+            if address is None and entry.kind == "esxi":
+                address = hosts[0]
+            port = entry.port
+            if port is None and entry.kind == "esxi":
+                # A vCenter entry's default is the lab vCenter's port, known only at run time.
+                port = 443
+            result.append(AsrVCenter(entry.name, entry.kind, address, port, entry.connected, hosts))
+        return result
+
+    def configuration_server_heartbeat_age(self) -> float:
+        age = self.azure.configuration_server_heartbeat_age_seconds
+        if age is not None:
+            return age
+        return (
+            0.0 if self.azure.configuration_server_reachable else UNREACHABLE_HEARTBEAT_AGE_SECONDS
+        )
+
+    def onprem_vm_exists(self, item: ProtectedItemSpec) -> bool:
+        """Original location (R1) is possible: a vCenter-discovered machine whose VM exists."""
+        return item.discovery_type == "vCenter" and any(
+            vm.name == item.vm_name for vm in self.vcenter.vms
+        )
 
     @model_validator(mode="after")
     def _groups_and_plans_resolve(self) -> Scenario:

@@ -173,7 +173,7 @@ def test_lab_stack_is_valid_compose(lab_config: dict[str, Any]) -> None:
     worker = _env(lab_config["services"]["worker"])
     assert worker["FAILBACK_TEMPORAL_ADDRESS"] == "temporal:7233"
     assert worker["FAILBACK_SETTINGS_FILE"] == "/lab/worker.env"
-    assert worker["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4317"
+    assert worker["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318"
     # The lab needs no production secret files.
     assert {s["file"] for s in lab_config["secrets"].values()} == {"/dev/null"}
 
@@ -435,7 +435,7 @@ def test_lab_env_wires_the_worker_to_the_stand_ins() -> None:
     values = _dotenv(LAB_ENV)
     assert values["COMPOSE_PROFILES"] == "lab"
     assert values["WORKER_SETTINGS_FILE"] == "/lab/worker.env"
-    assert values["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4317"
+    assert values["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318"
 
 
 # --- Dockerfile (as text: there is no engine to build it here) ---------------------------------

@@ -225,7 +225,7 @@ async def list_points(
         views.listing(
             [
                 views.recovery_point_resource(state, item.name, p)
-                for p in item.visible_recovery_points()
+                for p in item.visible_recovery_points(state.clock())
             ]
         )
     )
@@ -236,7 +236,7 @@ async def get_point(
     request: web.Request, state: SimulatorState, m: dict[str, str], body: Any
 ) -> web.Response:
     item = _item(state, m)
-    for point in item.visible_recovery_points():
+    for point in item.visible_recovery_points(state.clock()):
         if point.name.lower() == m["point"].lower():
             return _json(views.recovery_point_resource(state, item.name, point))
     raise not_found(f"Recovery point '{m['point']}' of protected item '{item.name}' was not found.")
@@ -410,7 +410,10 @@ async def list_vcenters(
     request: web.Request, state: SimulatorState, m: dict[str, str], body: Any
 ) -> web.Response:
     _check_fabric(state, m)
-    return _json(views.listing([views.vcenter_resource(state, state.clock())]))
+    now = state.clock()
+    return _json(
+        views.listing([views.vcenter_resource(state, v, now) for v in state.fabric.vcenters])
+    )
 
 
 @_route("GET", rf"{_F}/replicationvCenters/(?P<vcenter>{_NAME})")
@@ -418,9 +421,14 @@ async def get_vcenter(
     request: web.Request, state: SimulatorState, m: dict[str, str], body: Any
 ) -> web.Response:
     _check_fabric(state, m)
-    if m["vcenter"].lower() != state.fabric.vcenter.name.lower():
-        raise not_found(f"vCenter '{m['vcenter']}' was not found in fabric '{state.ids.fabric}'.")
-    return _json(views.vcenter_resource(state, state.clock()))
+    vcenter = state.fabric.vcenter(m["vcenter"])
+    if vcenter is None:
+        known = [v.name for v in state.fabric.vcenters]
+        raise not_found(
+            f"vCenter '{m['vcenter']}' was not found in fabric '{state.ids.fabric}'; its "
+            f"vCenters and ESXi hosts: {known}."
+        )
+    return _json(views.vcenter_resource(state, vcenter, state.clock()))
 
 
 @_route("GET", rf"{_V}/replicationPolicies")
@@ -649,6 +657,7 @@ async def lab_state(request: web.Request) -> web.Response:
     items = []
     for item in state.items.values():
         registers_at = item.agent_registers_at()
+        protection = item.onprem_protection
         items.append(
             {
                 "name": item.name,
@@ -663,6 +672,22 @@ async def lab_state(request: web.Request) -> web.Response:
                 "committed_at": iso(item.committed_at),
                 "agent_registers_at": iso(registers_at),
                 "agent_registered": item.agent_registered(now),
+                "master_target": item.master_target_id,
+                # The reprotect to on-premises: what it was given and when the initial
+                # replication completes (health Normal, first recovery point).
+                "onprem_protection": (
+                    {
+                        "master_target_id": protection.request.master_target_id,
+                        "process_server_id": protection.request.process_server_id,
+                        "retention_drive": protection.request.retention_drive,
+                        "datastore_name": protection.request.datastore_name,
+                        "alternate_location": protection.request.alternate_location,
+                        "protected_at": iso(protection.protected_at),
+                        "initial_replication_completes_at": iso(protection.healthy_at),
+                    }
+                    if protection is not None
+                    else None
+                ),
                 "azure_vm": {
                     "name": item.azure_vm.name,
                     "power_state": item.azure_vm.power_state,
@@ -692,7 +717,14 @@ async def lab_state(request: web.Request) -> web.Response:
             ],
             "faults": state.faults.describe(),
             "vcenter_effects": [
-                {"action": c.action, "vm_name": c.vm_name, "time": iso(c.time)} for c in calls
+                {
+                    "action": c.action,
+                    "vm_name": c.vm_name,
+                    "time": iso(c.time),
+                    "host": c.host,
+                    "datastore": c.datastore,
+                }
+                for c in calls
             ],
         }
     )

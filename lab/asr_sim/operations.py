@@ -64,14 +64,16 @@ OPERATIONS: dict[Operation, OperationSpec] = {
     ),
     Operation.REPROTECT: OperationSpec(
         operation=Operation.REPROTECT,
+        # One scenario name for both directions (Azure -> on-premises and back to Azure).
         scenario_name="SwitchReplicationGroupProtection",
         friendly_name="Reprotect",
-        # After the failback commit ASR offers "SwitchProtection"; "ReverseReplicate" is the
-        # name it uses for the same action in other states.
+        # After the failback commit ASR offers "SwitchProtection"; a machine failed over to
+        # Azure offers "ReverseReplicate" (the SDK's ReplicationProtectedItemOperation).
         allowed_operation_names=frozenset({"SwitchProtection", "ReverseReplicate"}),
         tasks=(
             TaskSpec("VmReprotectPrerequisitesCheck", "Prerequisites check for reprotect"),
-            TaskSpec("VmEnableProtection", "Enable replication to Azure"),
+            # Towards on-premises this is also where an alternate location VM is re-created.
+            TaskSpec("VmEnableProtection", "Enable replication in the reverse direction"),
             TaskSpec("VmStartInitialReplication", "Start initial replication"),
         ),
         default_failure_task="VmReprotectPrerequisitesCheck",

@@ -21,7 +21,11 @@ class RecoveryPoint:
 
 
 def generate_recovery_points(
-    history: RecoveryPointHistory, started_at: dt.datetime, *, in_replication_group: bool = False
+    history: RecoveryPointHistory,
+    started_at: dt.datetime,
+    *,
+    in_replication_group: bool = False,
+    begins_at: dt.datetime | None = None,
 ) -> list[RecoveryPoint]:
     """Points from newest to oldest.
 
@@ -34,12 +38,23 @@ def generate_recovery_points(
     kinds yields one application-consistent point. For a member of a replication group the
     application-consistent points are multi-VM sync points. `none` yields no point at all.
     Names are the epoch second, so they are unique per item.
+
+    `begins_at` is when replication started producing points (a reprotect's initial replication
+    completed): nothing older exists, and a crash-consistent point marks that moment itself,
+    because ASR has a consistent copy as soon as the initial replication is done, not only at
+    the next grid time.
     """
     if history.none:
         return []
     start = _whole_seconds(started_at)
     newest = start - history.lag_seconds
     oldest = newest - history.retention_seconds
+    first: int | None = None
+    if begins_at is not None:
+        first = _whole_seconds(begins_at)
+        if first > newest:
+            return []
+        oldest = max(oldest, first)
 
     def in_gap(second: int, kind: RecoveryPointType) -> bool:
         return any(
@@ -54,6 +69,8 @@ def generate_recovery_points(
     for second in _grid(newest, oldest, history.app_consistent_every_seconds):
         if not in_gap(second, "ApplicationConsistent"):
             kinds[second] = "ApplicationConsistent"
+    if first is not None and first >= oldest and not in_gap(first, "CrashConsistent"):
+        kinds.setdefault(first, "CrashConsistent")
 
     return [
         RecoveryPoint(

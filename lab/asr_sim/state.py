@@ -32,11 +32,21 @@ AGENT_VERSION = "9.62.7172.1"
 # ASR publishes no code for it ("the agent is not installed"): UNVERIFIED, chosen by the lab.
 AGENT_NOT_INSTALLED_CODE = "MobilityAgentNotInstalled"
 FAILBACK_VM_START_CODE = "8038"
+# Codes from Microsoft's troubleshooting docs (see asr-rest-notes.md).
+CS_UNREACHABLE_CODE = "95226"
+PROTECTION_FAILED_CODE = "78052"
+DATASTORE_NOT_ACCESSIBLE_CODE = "8061"
+# Lab codes (UNVERIFIED: ASR's own are numeric and unpublished), also used as health error codes.
+VM_NOT_IN_CS_DATABASE_CODE = "VmNotInConfigurationServerDatabase"
+VCENTER_NOT_CONNECTED_CODE = "VCenterNotConnected"
+OS_NOT_SUPPORTED_FOR_FAILBACK_CODE = "FailbackNotSupportedForOs"
 
 
 class Phase(StrEnum):
     """Where an item is in the failback walk."""
 
+    # Failed over to Azure and committed there; not reprotected to on-premises yet.
+    FAILED_OVER_TO_AZURE = "FailedOverToAzure"
     REPLICATING_TO_ONPREM = "ReplicatingToOnPrem"
     FAILOVER_COMMIT_PENDING = "FailoverCommitPending"
     FAILOVER_COMMITTED = "FailoverCommitted"
@@ -69,6 +79,28 @@ class AzureProtectionRequest:
 class AzureProtection:
     request: AzureProtectionRequest
     protected_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class OnPremProtectionRequest:
+    """What the reprotect to on-premises (InMage) was given, validated."""
+
+    master_target_id: str
+    process_server_id: str
+    retention_drive: str
+    run_as_account_id: str | None
+    datastore_name: str | None
+    profile_id: str
+    # The VM does not exist on-premises (or the machine is physical): ASR re-creates it.
+    alternate_location: bool
+
+
+@dataclass(frozen=True)
+class OnPremProtection:
+    request: OnPremProtectionRequest
+    protected_at: dt.datetime
+    # Initial replication done: health from the scenario and recovery points from then on.
+    healthy_at: dt.datetime
 
 
 @dataclass(frozen=True)
@@ -119,18 +151,44 @@ class Job:
 class ItemState:
     spec: ProtectedItemSpec
     vm_id: str
+    # The history present at lab start (items that start replicating back).
     recovery_points: list[RecoveryPoint]
     azure_vm: AzureVm
     phase: Phase = Phase.REPLICATING_TO_ONPREM
+    # The master target an item replicating back at lab start goes through.
+    start_master_target_id: str | None = None
     current_job: Job | None = None
     failover_point: RecoveryPoint | None = None
     failover_completed_at: dt.datetime | None = None
     committed_at: dt.datetime | None = None
+    onprem_protection: OnPremProtection | None = None
     azure_protection: AzureProtection | None = None
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def master_target_id(self) -> str | None:
+        """The master target it replicates back (or replicated back) through."""
+        if self.onprem_protection is not None:
+            return self.onprem_protection.request.master_target_id
+        return self.start_master_target_id
+
+    def initial_replication_running(self, now: dt.datetime) -> bool:
+        protection = self.onprem_protection
+        return (
+            self.phase is Phase.REPLICATING_TO_ONPREM
+            and protection is not None
+            and now < protection.healthy_at
+        )
+
+    def replication_health(self, now: dt.datetime) -> str:
+        if self.initial_replication_running(now):
+            return "Warning"
+        if self.phase in (Phase.FAILED_OVER_TO_AZURE, Phase.REPLICATING_TO_ONPREM):
+            return self.spec.replication_health
+        return "Normal"
 
     def agent_registers_at(self) -> dt.datetime | None:
         """When the booted VM's mobility agent registers (after the commit); None: not planned."""
@@ -145,15 +203,36 @@ class ItemState:
         registers_at = self.agent_registers_at()
         return registers_at is not None and now >= registers_at
 
-    def visible_recovery_points(self) -> list[RecoveryPoint]:
-        # The InMage (Azure -> on-premises) replication ends with the commit, and a fresh
-        # replication to Azure has no points yet. UNVERIFIED, the lab's choice.
-        if self.phase in (Phase.FAILOVER_COMMITTED, Phase.REPLICATING_TO_AZURE):
+    def visible_recovery_points(self, now: dt.datetime) -> list[RecoveryPoint]:
+        # No InMage (Azure -> on-premises) points before the reprotect to on-premises; that
+        # replication ends with the commit, and a fresh replication to Azure has no points yet.
+        # UNVERIFIED, the lab's choice.
+        if self.phase in (
+            Phase.FAILED_OVER_TO_AZURE,
+            Phase.FAILOVER_COMMITTED,
+            Phase.REPLICATING_TO_AZURE,
+        ):
             return []
-        return self.recovery_points
+        protection = self.onprem_protection
+        if protection is None:
+            return self.recovery_points
+        # Reprotected while the lab runs: the history begins when the initial replication
+        # completes and grows until the failover stops replication. Gaps count back from lab
+        # start, so they belong to the start history only.
+        until = now
+        if self.phase is Phase.FAILOVER_COMMIT_PENDING and self.failover_completed_at is not None:
+            until = min(now, self.failover_completed_at)
+        return generate_recovery_points(
+            self.spec.recovery_points.model_copy(update={"gaps": []}),
+            until,
+            in_replication_group=self.spec.replication_group is not None,
+            begins_at=protection.healthy_at,
+        )
 
 
 _PROTECTION_STATES: dict[Phase, tuple[str, str]] = {
+    # UNVERIFIED: what ASR shows for a VMware VM failed over to Azure and committed.
+    Phase.FAILED_OVER_TO_AZURE: ("UnplannedFailoverCommitted", "Failover committed"),
     Phase.REPLICATING_TO_ONPREM: ("Protected", "Protected"),
     # UNVERIFIED for VMware: a Hyper-V recording shows UnplannedFailoverCommitPendingStatesBegin.
     Phase.FAILOVER_COMMIT_PENDING: ("UnplannedFailoverCommitPending", "Failover commit pending"),
@@ -162,6 +241,7 @@ _PROTECTION_STATES: dict[Phase, tuple[str, str]] = {
 }
 
 _ALLOWED_OPERATIONS: dict[Phase, tuple[str, ...]] = {
+    Phase.FAILED_OVER_TO_AZURE: ("ReverseReplicate", "DisableProtection"),
     Phase.REPLICATING_TO_ONPREM: ("UnplannedFailover", "DisableProtection"),
     Phase.FAILOVER_COMMIT_PENDING: ("Commit", "ChangePit"),
     Phase.FAILOVER_COMMITTED: ("CompleteMigration", "DisableProtection", "SwitchProtection"),
@@ -178,12 +258,23 @@ def protection_state(item: ItemState) -> str:
     return _PROTECTION_STATES[item.phase][0]
 
 
-def protection_state_description(item: ItemState) -> str:
+# UNVERIFIED: the protectionStateDescription while a reprotect's initial replication runs.
+INITIAL_REPLICATION_DESCRIPTION = "Initial replication in progress"
+
+
+def protection_state_description(item: ItemState, now: dt.datetime) -> str:
+    if item.initial_replication_running(now):
+        return INITIAL_REPLICATION_DESCRIPTION
     return _PROTECTION_STATES[item.phase][1]
 
 
 def allowed_operations(item: ItemState) -> list[str]:
     return list(_ALLOWED_OPERATIONS[item.phase])
+
+
+def is_windows_2008_r2(os_version: str) -> bool:
+    """R8: a Windows Server 2008 R2 (SP1) machine failed over to Azure cannot fail back."""
+    return "2008 r2" in os_version.lower()
 
 
 class JobFailure(Exception):
@@ -226,15 +317,23 @@ class SimulatorState:
         self.jobs: dict[str, Job] = {}
         self.items: dict[str, ItemState] = {}
         for spec in scenario.azure.items:
+            replicating = spec.state == "replicating-back"
+            start_mt = scenario.item_master_target(spec) if replicating else None
             self.items[spec.name.lower()] = ItemState(
                 spec=spec,
                 vm_id=stable_guid("vm", spec.name),
-                recovery_points=generate_recovery_points(
-                    spec.recovery_points,
-                    self.started_at,
-                    in_replication_group=spec.replication_group is not None,
+                recovery_points=(
+                    generate_recovery_points(
+                        spec.recovery_points,
+                        self.started_at,
+                        in_replication_group=spec.replication_group is not None,
+                    )
+                    if replicating
+                    else []
                 ),
                 azure_vm=AzureVm(spec.azure_vm_name, stable_guid("azure-vm", spec.azure_vm_name)),
+                phase=Phase.REPLICATING_TO_ONPREM if replicating else Phase.FAILED_OVER_TO_AZURE,
+                start_master_target_id=start_mt.id if start_mt is not None else None,
             )
         self._running: set[asyncio.Task[None]] = set()
 
@@ -348,6 +447,9 @@ class SimulatorState:
             )
         point = self._choose_point(item, details)
 
+        async def check_prerequisites() -> None:
+            self._require_configuration_server("Failover", item)
+
         async def shut_down_azure_vm() -> None:
             # ASR shuts the source (Azure) VM down before bringing the on-premises VM up. The lab
             # does so whatever sourceSiteOperations says (UNVERIFIED for InMage failback).
@@ -355,6 +457,11 @@ class SimulatorState:
             if vm.deleted_at is None and vm.power_state != "deallocated":
                 vm.power_state = "deallocated"
                 vm.deallocated_at = self.clock()
+
+        async def fail_over() -> None:
+            # The master target detaches the replicated disks and vCenter attaches them to the
+            # VM: without a connected vCenter that fails (the article's "common issue", R14).
+            self._require_connected_vcenter("Failover", item, self._master_target_host(item))
 
         async def start_onprem_vm() -> None:
             try:
@@ -377,7 +484,9 @@ class SimulatorState:
 
         return _JobPlan(
             effects={
+                "VmUfoPrerequisitesCheck": check_prerequisites,
                 "VmShutdownVmOnPrimary": shut_down_azure_vm,
+                "VmFailover": fail_over,
                 "VmFoStartVmOnSecondary": start_onprem_vm,
             },
             on_success=on_success,
@@ -387,7 +496,7 @@ class SimulatorState:
         where = "properties.providerSpecificDetails"
         point_type = _string(details, "recoveryPointType", where)
         point_id = details.get("recoveryPointId")
-        points = item.visible_recovery_points()
+        points = item.visible_recovery_points(self.clock())
         kind = point_type.lower()
         if kind != "custom" and point_id is not None:
             raise bad_request(
@@ -462,30 +571,32 @@ class SimulatorState:
         details = _object(props, "providerSpecificDetails", "properties")
         where = "properties.providerSpecificDetails"
         instance_type = _string(details, "instanceType", where)
-        if instance_type.lower() == "inmage":
-            raise bad_request(
-                "Reprotect to on-premises (providerSpecificDetails.instanceType 'InMage') is not "
-                "supported by the lab yet: lab items start already protected to on-premises.",
-                code="NotSupportedByLab",
-                target=f"{where}.instanceType",
+        to_onprem = item.phase is Phase.FAILED_OVER_TO_AZURE
+        wanted = "InMage" if to_onprem else "InMageAzureV2"
+        if instance_type.lower() != wanted.lower():
+            purpose = (
+                "reprotecting a machine failed over to Azure back to on-premises"
+                if to_onprem
+                else "reprotecting the failed-back VM to Azure"
             )
-        if instance_type.lower() != "inmageazurev2":
             raise bad_request(
-                f"{where}.instanceType is '{instance_type}'; reprotecting the failed-back VM to "
-                "Azure needs 'InMageAzureV2'.",
+                f"{where}.instanceType is '{instance_type}'; {purpose} needs '{wanted}'.",
                 target=f"{where}.instanceType",
             )
         if direction.lower() != "recoverytoprimary":
             raise bad_request(
-                f"properties.failoverDirection is '{direction}'; reprotect after the failback "
-                "commit is 'RecoveryToPrimary'.",
+                f"properties.failoverDirection is '{direction}'; reprotect of protected item "
+                f"'{item.name}' is 'RecoveryToPrimary'.",
                 target="properties.failoverDirection",
             )
+        if to_onprem:
+            return self._plan_reprotect_to_onprem(item, details, where)
         protection = self._validate_azure_protection(details, where)
         vm_name = item.spec.vm_name
         cs = self.fabric.configuration_server
 
         async def check_agent() -> None:
+            self._require_configuration_server("Reprotect", item)
             if not item.agent_registered(self.clock()):
                 raise JobFailure(
                     AGENT_NOT_INSTALLED_CODE,
@@ -506,6 +617,299 @@ class SimulatorState:
         return _JobPlan(
             effects={"VmReprotectPrerequisitesCheck": check_agent}, on_success=on_success
         )
+
+    # -- reprotect Azure -> on-premises ---------------------------------------------------------
+
+    def _plan_reprotect_to_onprem(
+        self, item: ItemState, details: dict[str, Any], where: str
+    ) -> _JobPlan:
+        request = self._validate_onprem_protection(item, details, where)
+        master_target = self.fabric.master_target(request.master_target_id)
+        assert master_target is not None and master_target.host is not None, "validated"
+        # Bound here: closures do not see the narrowing above.
+        mt_host: str = master_target.host
+        spec = item.spec
+        vm_name = spec.vm_name
+
+        async def check_prerequisites() -> None:
+            self._require_configuration_server("Reprotect", item)
+            if not spec.known_to_configuration_server:
+                raise JobFailure(
+                    VM_NOT_IN_CS_DATABASE_CODE,
+                    f"Reprotect of '{vm_name}' failed: the configuration server "
+                    f"'{self.fabric.configuration_server}' has no record of the machine in its "
+                    "database, so it cannot replicate it back.",
+                    possible_causes="The configuration server was restored from a backup older "
+                    "than the machine's protection, or rebuilt.",
+                    recommended_action="Restore the configuration server's database (same IP "
+                    "address) or rediscover the machine, then retry the reprotect.",
+                )
+            if is_windows_2008_r2(spec.os_version):
+                raise JobFailure(
+                    OS_NOT_SUPPORTED_FOR_FAILBACK_CODE,
+                    f"Reprotect of '{vm_name}' failed: a {spec.os_version} machine that was "
+                    "failed over to Azure cannot be failed back to on-premises.",
+                    recommended_action="Keep the machine in Azure or rebuild it on-premises.",
+                )
+            self._require_connected_vcenter("Reprotect", item, mt_host)
+            if not request.alternate_location:
+                # Original location: the VM's own disks receive the data, so the master
+                # target's host must reach every datastore they are on (R2, R3).
+                reachable = self._host_datastores(mt_host)
+                missing = [ds for ds in self._vm_datastores(vm_name) if ds not in reachable]
+                if missing:
+                    raise JobFailure(
+                        DATASTORE_NOT_ACCESSIBLE_CODE,
+                        f"Reprotect of '{vm_name}' failed: datastore(s) {', '.join(missing)} "
+                        f"holding its disks are not accessible from ESXi host "
+                        f"'{mt_host}' of master target '{master_target.name}'.",
+                        possible_causes="The master target's ESXi host does not mount the "
+                        "datastores of the virtual machine.",
+                        recommended_action="Mount the datastores on the master target's host "
+                        "or use a master target on a host that reaches them, then retry.",
+                    )
+
+        async def enable_protection() -> None:
+            if not request.alternate_location:
+                return
+            datastore = request.datastore_name
+            assert datastore is not None, "validated: alternate location names a datastore"
+            try:
+                await self.effects.create_vm(
+                    vm_name, mt_host, datastore, spec.os_type, spec.disk_sizes_gb
+                )
+            except VCenterEffectError as err:
+                raise JobFailure(
+                    PROTECTION_FAILED_CODE,
+                    f"Protection of '{vm_name}' could not be completed: re-creating the "
+                    f"virtual machine on ESXi host '{mt_host}' failed: {err}",
+                    possible_causes="vCenter refused to create the virtual machine.",
+                    recommended_action="Check the datastore and the host in vCenter, then "
+                    "retry the reprotect.",
+                ) from err
+
+        def on_success(now: dt.datetime) -> None:
+            seconds = (
+                spec.full_copy_seconds
+                if request.alternate_location
+                else spec.initial_replication_seconds
+            )
+            item.phase = Phase.REPLICATING_TO_ONPREM
+            item.onprem_protection = OnPremProtection(
+                request=request,
+                protected_at=now,
+                healthy_at=now + dt.timedelta(seconds=seconds),
+            )
+
+        return _JobPlan(
+            effects={
+                "VmReprotectPrerequisitesCheck": check_prerequisites,
+                "VmEnableProtection": enable_protection,
+            },
+            on_success=on_success,
+        )
+
+    def _validate_onprem_protection(
+        self, item: ItemState, details: dict[str, Any], where: str
+    ) -> OnPremProtectionRequest:
+        """InMageReprotectInput, checked field by field; a refusal names the field."""
+        fabric = self.fabric
+        cs = fabric.configuration_server
+        spec = item.spec
+        failback_mts = [m.id for m in fabric.failback_master_targets]
+
+        mt_id = _string(details, "masterTargetId", where)
+        mt = fabric.master_target(mt_id)
+        target = f"{where}.masterTargetId"
+        if mt is None:
+            raise bad_request(
+                f"{target} '{mt_id}' is not a master target of configuration server '{cs}'; "
+                f"failback master targets: {failback_mts}.",
+                target=target,
+            )
+        if mt.role == "builtin":
+            raise bad_request(
+                f"{target} '{mt_id}' is the configuration server's own master target, which "
+                f"serves replication to Azure; failback needs one of {failback_mts}.",
+                target=target,
+            )
+        if not mt.host_discovered:
+            raise bad_request(
+                f"{target} '{mt_id}': the ESXi host '{mt.host}' of master target '{mt.name}' is "
+                f"not discovered by configuration server '{cs}'; add the host (or its vCenter) "
+                "to the configuration server and wait for discovery before reprotecting.",
+                target=target,
+            )
+        if mt.os_type != spec.os_type:
+            raise bad_request(
+                f"{target} '{mt_id}' is a {mt.os_type} master target, but '{spec.vm_name}' runs "
+                f"{spec.os_type}: {spec.os_type} machines fail back through a {spec.os_type} "
+                "master target.",
+                target=target,
+            )
+        group = spec.replication_group
+        if group is not None:
+            for other in self.items.values():
+                other_mt = other.master_target_id
+                if (
+                    other is not item
+                    and other.spec.replication_group == group
+                    and other.phase is not Phase.FAILED_OVER_TO_AZURE
+                    and other_mt is not None
+                    and other_mt.lower() != mt.id.lower()
+                ):
+                    raise bad_request(
+                        f"{target} '{mt_id}': replication group '{group}' already replicates "
+                        f"back through master target '{other_mt}' ('{other.name}'); a "
+                        "replication group uses one master target.",
+                        target=target,
+                    )
+
+        ps_id = _string(details, "processServerId", where)
+        ps = fabric.process_server(ps_id)
+        target = f"{where}.processServerId"
+        in_azure = [p.id for p in fabric.process_servers if p.site == "Azure"]
+        if ps is None:
+            raise bad_request(
+                f"{target} '{ps_id}' is not a process server of configuration server '{cs}'; "
+                f"process servers in Azure: {in_azure}.",
+                target=target,
+            )
+        if ps.site != "Azure":
+            raise bad_request(
+                f"{target} '{ps_id}' is an on-premises process server; failback from Azure "
+                f"needs a process server in Azure: {in_azure}.",
+                target=target,
+            )
+
+        drive = _string(details, "retentionDrive", where)
+        volumes = [v.volume_name for v in mt.retention_volumes]
+        if mt.retention(drive) is None:
+            raise bad_request(
+                f"{where}.retentionDrive '{drive}' is not a retention volume of master target "
+                f"'{mt.name}'; its retention volumes: {volumes}.",
+                target=f"{where}.retentionDrive",
+            )
+
+        account = details.get("runAsAccountId")
+        if account is not None and fabric.run_as_account(str(account)) is None:
+            raise bad_request(
+                f"{where}.runAsAccountId '{account}' is not a run-as account of configuration "
+                f"server '{cs}'; known: {[a.account_id for a in fabric.run_as_accounts]}.",
+                target=f"{where}.runAsAccountId",
+            )
+
+        target = f"{where}.datastoreName"
+        alternate = not self.scenario.onprem_vm_exists(spec)
+        datastore_name = details.get("datastoreName")
+        if datastore_name is not None and (
+            not isinstance(datastore_name, str) or not datastore_name
+        ):
+            raise bad_request(f"{target} must be a non-empty string.", target=target)
+        known = [d.name for d in mt.datastores]
+        datastore = mt.datastore(datastore_name) if datastore_name else None
+        if datastore_name and datastore is None:
+            raise bad_request(
+                f"{target} '{datastore_name}' is not a datastore of master target '{mt.name}' "
+                f"(ESXi host '{mt.host}'); its datastores: {known}.",
+                target=target,
+            )
+        if alternate:
+            why = (
+                "is a physical server"
+                if spec.discovery_type == "Physical"
+                else "does not exist on-premises"
+            )
+            if datastore is None:
+                raise bad_request(
+                    f"{target} is required: '{spec.vm_name}' {why}, so it is re-created on the "
+                    f"master target's ESXi host '{mt.host}' on this datastore (alternate location "
+                    f"recovery); choose a VMFS datastore of {known}.",
+                    target=target,
+                )
+            if datastore.type.upper() != "VMFS":
+                vmfs = [d.name for d in mt.datastores if d.type.upper() == "VMFS"]
+                raise bad_request(
+                    f"{target} '{datastore.name}' is a {datastore.type} datastore; "
+                    f"'{spec.vm_name}' {why} and alternate location recovery needs a VMFS "
+                    f"datastore (vSAN and RDM are not supported): {vmfs}.",
+                    target=target,
+                )
+
+        profile = _string(details, "profileId", where)
+        policy = self.failback_policy_name
+        if profile.lower() not in (policy.lower(), self.ids.policy(policy).lower()):
+            raise bad_request(
+                f"{where}.profileId '{profile}' is not the failback replication policy of this "
+                f"vault; use '{self.ids.policy(policy)}'.",
+                target=f"{where}.profileId",
+            )
+        return OnPremProtectionRequest(
+            master_target_id=mt.id,
+            process_server_id=ps.id,
+            retention_drive=drive,
+            run_as_account_id=None if account is None else str(account),
+            datastore_name=datastore.name if datastore is not None else None,
+            profile_id=self.ids.policy(policy),
+            alternate_location=alternate,
+        )
+
+    # -- the on-premises infrastructure as jobs need it ---------------------------------------
+
+    def _require_configuration_server(self, action: str, item: ItemState) -> None:
+        fabric = self.fabric
+        if fabric.reachable:
+            return
+        age = dt.timedelta(seconds=int(fabric.heartbeat_age_seconds))
+        raise JobFailure(
+            CS_UNREACHABLE_CODE,
+            f"{action} of '{item.spec.vm_name}' could not reach the on-premises configuration "
+            f"server '{fabric.configuration_server}' (last heartbeat {age} ago).",
+            possible_causes="The configuration server is shut down, its services are stopped, "
+            "or it cannot reach Azure.",
+            recommended_action="Start the configuration server and its services, check its "
+            "connection to Azure, then retry.",
+        )
+
+    def _require_connected_vcenter(self, action: str, item: ItemState, host: str | None) -> None:
+        vcenter = self.fabric.vcenter_for_host(host)
+        if vcenter is None or vcenter.connected:
+            return
+        raise JobFailure(
+            VCENTER_NOT_CONNECTED_CODE,
+            f"{action} of '{item.spec.vm_name}' failed: vCenter '{vcenter.name}' "
+            f"({vcenter.friendly_name}), through which ESXi host '{host}' is managed, is not "
+            "connected to the configuration server, so disks cannot be detached and attached.",
+            possible_causes="The configuration server lost its connection to vCenter or the "
+            "discovery account's credentials expired.",
+            recommended_action="Fix the vCenter connection on the configuration server, "
+            "refresh the vCenter in the vault, then retry.",
+        )
+
+    def _master_target_host(self, item: ItemState) -> str | None:
+        mt_id = item.master_target_id
+        mt = self.fabric.master_target(mt_id) if mt_id is not None else None
+        return mt.host if mt is not None else None
+
+    def _host_datastores(self, host: str) -> set[str]:
+        return {ds for h in self.scenario.vcenter.hosts if h.name == host for ds in h.datastores}
+
+    def _vm_datastores(self, vm_name: str) -> list[str]:
+        """The datastores of the VM's configuration and disks, in order, once each."""
+        try:
+            vm = self.scenario.vm(vm_name)
+        except KeyError:
+            return []
+        names = [vm.datastore, *(vm.disk_datastore(disk) for disk in vm.disks)]
+        return list(dict.fromkeys(names))
+
+    def vm_datastores(self, item: ItemState) -> list[str]:
+        """Where the item's on-premises VM keeps its files, as the InMage details show it."""
+        protection = item.onprem_protection
+        if protection is not None and protection.request.alternate_location:
+            name = protection.request.datastore_name
+            return [name] if name else []
+        return self._vm_datastores(item.spec.vm_name)
 
     def _validate_azure_protection(
         self, details: dict[str, Any], where: str

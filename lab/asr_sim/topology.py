@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
-from lab.scenario import OsType, Scenario
+from lab.scenario import Health, OsType, Scenario
 
 # Stable GUIDs for things ASR identifies by GUID, derived from names so that restarting the
 # simulator with the same scenario yields the same ids.
@@ -93,6 +93,8 @@ class ProcessServerInfo:
     friendly_name: str
     site: Site
     ip_address: str
+    health: Health
+    heartbeat_age_seconds: float
 
 
 @dataclass(frozen=True)
@@ -103,16 +105,40 @@ class DatastoreInfo:
 
 
 @dataclass(frozen=True)
+class RetentionVolumeInfo:
+    volume_name: str
+    capacity_gb: int
+    free_gb: int
+
+
+@dataclass(frozen=True)
 class MasterTargetInfo:
     id: str
     name: str
     os_type: OsType
     ip_address: str
-    # "failback": the on-premises VM that receives failback data (InMage);
+    # "failback": an on-premises VM that receives failback data (InMage);
     # "builtin": the configuration server's own master target, used when replicating to Azure.
     role: Literal["failback", "builtin"]
-    retention_volume: str
+    retention_volumes: tuple[RetentionVolumeInfo, ...]
+    # What ASR lists: empty when the master target's ESXi host is not discovered.
     datastores: tuple[DatastoreInfo, ...]
+    # Its ESXi host (None for the built-in one, which runs on the configuration server).
+    host: str | None = None
+    host_discovered: bool = True
+    health: Health = "Normal"
+    heartbeat_age_seconds: float = 0.0
+
+    @property
+    def retention_volume(self) -> str:
+        """The first retention volume (the one a reprotect to Azure's master target uses)."""
+        return self.retention_volumes[0].volume_name
+
+    def datastore(self, name: str) -> DatastoreInfo | None:
+        return next((d for d in self.datastores if d.name.lower() == name.lower()), None)
+
+    def retention(self, volume: str) -> RetentionVolumeInfo | None:
+        return next((v for v in self.retention_volumes if v.volume_name == volume), None)
 
 
 @dataclass(frozen=True)
@@ -127,6 +153,10 @@ class VCenterInfo:
     friendly_name: str
     ip_address: str
     port: int
+    kind: Literal["vcenter", "esxi"] = "vcenter"
+    connected: bool = True
+    # The ESXi hosts discovered through this entry.
+    hosts: tuple[str, ...] = ()
 
 
 class FabricCatalog:
@@ -135,46 +165,86 @@ class FabricCatalog:
     def __init__(self, scenario: Scenario, vcenter_address: tuple[str, int] | None) -> None:
         azure = scenario.azure
         self.configuration_server = azure.configuration_server
-        self.process_servers = (
-            ProcessServerInfo(
-                azure.process_server_id, azure.process_server_id, "Azure", "10.1.0.5"
-            ),
-            ProcessServerInfo(
-                azure.onprem_process_server_id, azure.onprem_process_server_id, "OnPrem", "10.0.0.6"
-            ),
+        self.reachable = azure.configuration_server_reachable
+        self.heartbeat_age_seconds = scenario.configuration_server_heartbeat_age()
+        azure_count = onprem_count = 0
+        servers = []
+        for ps in scenario.process_servers():
+            # The first of each site keeps the address earlier lab versions gave it.
+            if ps.location == "Azure":
+                ip = f"10.1.0.{5 + azure_count}"
+                azure_count += 1
+            else:
+                ip = "10.0.0.6" if onprem_count == 0 else f"10.0.1.{onprem_count}"
+                onprem_count += 1
+            servers.append(
+                ProcessServerInfo(
+                    ps.id, ps.name or ps.id, ps.location, ip, ps.health, ps.heartbeat_age_seconds
+                )
+            )
+        self.process_servers = tuple(servers)
+
+        host, port = vcenter_address or ("vcenter.corp.local", 443)
+        self.vcenters = tuple(
+            VCenterInfo(
+                name=entry.name,
+                friendly_name=entry.address or host,
+                ip_address=entry.address or host,
+                port=entry.port or port,
+                kind=entry.kind,
+                connected=entry.connected,
+                hosts=entry.hosts,
+            )
+            for entry in scenario.asr_vcenters()
         )
-        mt_vm = scenario.vm(azure.master_target_vm)
-        mt_host = next(h for h in scenario.vcenter.hosts if h.name == mt_vm.host)
-        datastores = tuple(
-            DatastoreInfo(ds.name, ds.type, ds.capacity_gb)
-            for ds in scenario.vcenter.datastores
-            if ds.name in mt_host.datastores
-        )
-        self.failback_master_target = MasterTargetInfo(
-            id=mt_vm.name,
-            name=mt_vm.name,
-            os_type=mt_vm.os_type,
-            ip_address="10.0.0.7",
-            role="failback",
-            retention_volume="F" if mt_vm.os_type == "Windows" else "/mnt/retention",
-            datastores=datastores,
-        )
+        discovered = {h for entry in self.vcenters for h in entry.hosts}
+
+        datastore_specs = {d.name: d for d in scenario.vcenter.datastores}
+        failback = []
+        for index, mt in enumerate(scenario.master_targets()):
+            host_discovered = mt.host in discovered
+            failback.append(
+                MasterTargetInfo(
+                    id=mt.id,
+                    name=mt.name,
+                    os_type=mt.os_type,
+                    ip_address="10.0.0.7" if index == 0 else f"10.0.2.{index}",
+                    role="failback",
+                    retention_volumes=tuple(
+                        RetentionVolumeInfo(v.volume_name, v.capacity_gb, v.free_gb)
+                        for v in mt.retention_volumes
+                    ),
+                    # ASR learns a master target's datastores from the discovery of its ESXi
+                    # host: none while that host is not discovered (R3).
+                    datastores=tuple(
+                        DatastoreInfo(
+                            name, datastore_specs[name].type, datastore_specs[name].capacity_gb
+                        )
+                        for name in mt.datastores
+                    )
+                    if host_discovered
+                    else (),
+                    host=mt.host,
+                    host_discovered=host_discovered,
+                    health=mt.health,
+                    heartbeat_age_seconds=mt.heartbeat_age_seconds,
+                )
+            )
+        self.failback_master_targets = tuple(failback)
         self.builtin_master_target = MasterTargetInfo(
             id=azure.azure_master_target_id,
             name=azure.configuration_server,
             os_type="Windows",
             ip_address="10.0.0.4",
             role="builtin",
-            retention_volume="E",
+            retention_volumes=(RetentionVolumeInfo("E", 512, 400),),
             datastores=(),
         )
-        self.master_targets = (self.failback_master_target, self.builtin_master_target)
+        self.master_targets = (*self.failback_master_targets, self.builtin_master_target)
         self.run_as_accounts = (
             RunAsAccountInfo("1", "vcenter-discovery"),
             RunAsAccountInfo("2", "mobility-push-install"),
         )
-        host, port = vcenter_address or ("vcenter.corp.local", 443)
-        self.vcenter = VCenterInfo("vcenter-01", host, host, port)
 
     def process_server(self, server_id: str) -> ProcessServerInfo | None:
         return next((p for p in self.process_servers if p.id.lower() == server_id.lower()), None)
@@ -184,3 +254,19 @@ class FabricCatalog:
 
     def run_as_account(self, account_id: str) -> RunAsAccountInfo | None:
         return next((a for a in self.run_as_accounts if a.account_id == account_id), None)
+
+    def vcenter(self, name: str) -> VCenterInfo | None:
+        return next((v for v in self.vcenters if v.name.lower() == name.lower()), None)
+
+    def vcenter_for_host(self, host: str | None) -> VCenterInfo | None:
+        """The entry through which the configuration server discovered `host`, if any."""
+        if host is None:
+            return None
+        return next((v for v in self.vcenters if host in v.hosts), None)
+
+    @property
+    def default_vcenter(self) -> VCenterInfo | None:
+        """Where a machine without a known host is attributed: the first vCenter entry."""
+        return next((v for v in self.vcenters if v.kind == "vcenter"), None) or next(
+            iter(self.vcenters), None
+        )

@@ -13,6 +13,10 @@ from lab.asr_sim.arm import iso
 from lab.asr_sim.recovery_points import RecoveryPoint
 from lab.asr_sim.state import (
     AGENT_VERSION,
+    INITIAL_REPLICATION_DESCRIPTION,
+    VCENTER_NOT_CONNECTED_CODE,
+    VM_NOT_IN_CS_DATABASE_CODE,
+    ItemState,
     Job,
     JobErrorRecord,
     Phase,
@@ -22,8 +26,8 @@ from lab.asr_sim.state import (
     protection_state,
     protection_state_description,
 )
-from lab.asr_sim.topology import MasterTargetInfo, stable_guid
-from lab.scenario import ProtectedItemSpec, RecoveryPlanSpec
+from lab.asr_sim.topology import MasterTargetInfo, ProcessServerInfo, VCenterInfo, stable_guid
+from lab.scenario import UNREACHABLE_HEARTBEAT_AGE_SECONDS, ProtectedItemSpec, RecoveryPlanSpec
 
 ITEM_TYPE = (
     "Microsoft.RecoveryServices/vaults/replicationFabrics/replicationProtectionContainers/"
@@ -38,6 +42,13 @@ CONTAINER_TYPE = (
 VCENTER_TYPE = "Microsoft.RecoveryServices/vaults/replicationFabrics/replicationvCenters"
 POLICY_TYPE = "Microsoft.RecoveryServices/vaults/replicationPolicies"
 RECOVERY_PLAN_TYPE = "Microsoft.RecoveryServices/vaults/replicationRecoveryPlans"
+
+# Lab health error codes (UNVERIFIED: ASR's own are numeric); see lab/ASR_SIMULATOR.md.
+REPLICATION_UNHEALTHY_CODE = "ReplicationUnhealthy"
+CS_UNREACHABLE_HEALTH_CODE = "ConfigurationServerUnreachable"
+PROCESS_SERVER_UNHEALTHY_CODE = "ProcessServerUnhealthy"
+MASTER_TARGET_UNHEALTHY_CODE = "MasterTargetUnhealthy"
+MT_HOST_NOT_DISCOVERED_CODE = "MasterTargetHostNotDiscovered"
 
 # What ASR shows in currentScenario when no job runs on the item (seen in recordings).
 _IDLE_SCENARIO_START = "1753-01-01T01:01:01Z"
@@ -81,10 +92,16 @@ def item_resource(state: SimulatorState, item_name: str, now: dt.datetime) -> di
         }
     else:
         current_scenario = _idle_scenario(state)
-    to_azure = item.phase is Phase.REPLICATING_TO_AZURE
-    if to_azure and item.azure_protection is not None:
-        policy_id = item.azure_protection.request.policy_id
+    # InMageAzureV2 (on-premises -> Azure): before the reprotect to on-premises and after the
+    # reprotect back to Azure; InMage (Azure -> on-premises) in between.
+    to_azure = item.phase in (Phase.FAILED_OVER_TO_AZURE, Phase.REPLICATING_TO_AZURE)
+    if to_azure:
         policy_name = azure.azure_policy_id
+        policy_id = (
+            item.azure_protection.request.policy_id
+            if item.azure_protection is not None
+            else ids.policy(policy_name)
+        )
     else:
         policy_id = ids.policy(state.failback_policy_name)
         policy_name = state.failback_policy_name
@@ -103,16 +120,20 @@ def item_resource(state: SimulatorState, item_name: str, now: dt.datetime) -> di
         "primaryProtectionContainerFriendlyName": azure.protection_container,
         "recoveryProtectionContainerFriendlyName": "Microsoft Azure",
         "protectionState": protection_state(item),
-        "protectionStateDescription": protection_state_description(item),
-        # UNVERIFIED: the lab reports the on-premises side as "Primary", so the item starts
-        # in "Recovery" (running in Azure) and is "Primary" once failed back.
-        "activeLocation": "Recovery" if item.phase is Phase.REPLICATING_TO_ONPREM else "Primary",
+        "protectionStateDescription": protection_state_description(item, now),
+        # UNVERIFIED: the lab reports the on-premises side as "Primary", so the item is in
+        # "Recovery" while it runs in Azure and "Primary" once failed back.
+        "activeLocation": (
+            "Recovery"
+            if item.phase in (Phase.FAILED_OVER_TO_AZURE, Phase.REPLICATING_TO_ONPREM)
+            else "Primary"
+        ),
         "testFailoverState": "None",
         "testFailoverStateDescription": "None",
         "allowedOperations": allowed_operations(item),
-        "replicationHealth": "Normal",
+        "replicationHealth": item.replication_health(now),
         "failoverHealth": "Normal",
-        "healthErrors": [],
+        "healthErrors": _item_health_errors(state, item, now),
         "policyId": policy_id,
         "policyFriendlyName": policy_name,
         "lastSuccessfulFailoverTime": iso(item.failover_completed_at),
@@ -140,8 +161,11 @@ def item_resource(state: SimulatorState, item_name: str, now: dt.datetime) -> di
 def _inmage_details(state: SimulatorState, item_name: str, now: dt.datetime) -> dict[str, Any]:
     item = state.items[item_name.lower()]
     spec = item.spec
-    vm_spec = state.scenario.vm(spec.vm_name)
-    points = item.visible_recovery_points()
+    points = item.visible_recovery_points(now)
+    # Start histories were made at lab start; a reprotect's history grows until now.
+    rpo_reference = state.started_at if item.onprem_protection is None else now
+    protection = item.onprem_protection
+    initial = item.initial_replication_running(now)
     if item.phase is Phase.REPLICATING_TO_ONPREM:
         heartbeat: dt.datetime | None = now
         agent_version: str | None = AGENT_VERSION
@@ -164,27 +188,38 @@ def _inmage_details(state: SimulatorState, item_name: str, now: dt.datetime) -> 
         "osVersion": spec.os_version,
         "vmId": item.vm_id,
         "infrastructureVmId": f"vm-{item.vm_id[:8]}",
-        "vCenterInfrastructureId": state.fabric.vcenter.name,
-        "discoveryType": "vCenter",
-        "protectionStage": "Protected" if item.phase is Phase.REPLICATING_TO_ONPREM else "None",
-        "vmProtectionState": "Protected",
-        "vmProtectionStateDescription": "Protected",
-        "rpoInSeconds": (
-            int((state.started_at - points[0].time).total_seconds()) if points else None
+        "vCenterInfrastructureId": _vcenter_infrastructure_id(state, item),
+        "discoveryType": spec.discovery_type,
+        "protectionStage": (
+            "InitialReplication"
+            if initial
+            else "Protected"
+            if item.phase is Phase.REPLICATING_TO_ONPREM
+            else "None"
         ),
+        "vmProtectionState": "InitialReplication" if initial else "Protected",
+        "vmProtectionStateDescription": (
+            INITIAL_REPLICATION_DESCRIPTION if initial else "Protected"
+        ),
+        "resyncDetails": _resync_details(item, now),
+        "rpoInSeconds": (int((rpo_reference - points[0].time).total_seconds()) if points else None),
         "retentionWindowStart": iso(points[-1].time) if points else None,
         "retentionWindowEnd": iso(points[0].time) if points else None,
         "consistencyPoints": {},
         "lastHeartbeat": iso(heartbeat),
-        "processServerId": state.scenario.azure.process_server_id,
-        "masterTargetId": state.fabric.failback_master_target.id,
+        "processServerId": (
+            protection.request.process_server_id
+            if protection is not None
+            else state.scenario.azure.process_server_id
+        ),
+        "masterTargetId": item.master_target_id,
         **_multi_vm_group(spec),
         "agentDetails": (
             {"agentVersion": agent_version, "agentUpdateStatus": "NotRequired"}
             if agent_version is not None
             else None
         ),
-        "datastores": [vm_spec.datastore],
+        "datastores": state.vm_datastores(item),
         "protectedDisks": [],
         "validationErrors": [],
     }
@@ -196,23 +231,33 @@ def _inmage_azure_v2_details(
     item = state.items[item_name.lower()]
     spec = item.spec
     protection = item.azure_protection
-    assert protection is not None, "an item replicating to Azure was reprotected"
+    failed_over = item.phase is Phase.FAILED_OVER_TO_AZURE
+    if protection is not None:
+        process_server_id = protection.request.process_server_id
+        master_target_id = protection.request.master_target_id
+    else:
+        # Failed over to Azure: what the original replication to Azure went through.
+        process_server_id = state.scenario.azure.onprem_process_server_id
+        master_target_id = state.fabric.builtin_master_target.id
+    # UNVERIFIED: the vmProtectionState of a machine failed over to Azure and committed.
+    vm_state = ("FailedOver", "Failed over to Azure") if failed_over else ("Protected", "Protected")
     return {
         "instanceType": "InMageAzureV2",
         "osType": spec.os_type,
         "osVersion": spec.os_version,
+        "osName": spec.os_version,
         "agentVersion": AGENT_VERSION,
         "lastHeartbeat": iso(now),
-        "processServerId": protection.request.process_server_id,
-        "masterTargetId": protection.request.master_target_id,
+        "processServerId": process_server_id,
+        "masterTargetId": master_target_id,
         "recoveryAzureVMName": spec.azure_vm_name,
         "vmId": item.vm_id,
-        "vCenterInfrastructureId": state.fabric.vcenter.name,
-        "discoveryType": "vCenter",
+        "vCenterInfrastructureId": _vcenter_infrastructure_id(state, item),
+        "discoveryType": spec.discovery_type,
         **_multi_vm_group(spec),
-        "vmProtectionState": "Protected",
-        "vmProtectionStateDescription": "Protected",
-        "protectionStage": "Protected",
+        "vmProtectionState": vm_state[0],
+        "vmProtectionStateDescription": vm_state[1],
+        "protectionStage": vm_state[0],
         "lastRecoveryPointReceived": None,
         "recoveryAzureResourceGroupId": (
             f"/subscriptions/{state.ids.subscription}/resourceGroups/"
@@ -220,6 +265,106 @@ def _inmage_azure_v2_details(
         ),
         "validationErrors": [],
     }
+
+
+def _vcenter_infrastructure_id(state: SimulatorState, item: ItemState) -> str | None:
+    """The vCenter (or ESXi host) entry the machine was discovered through; none if physical."""
+    if item.spec.discovery_type == "Physical":
+        return None
+    fabric = state.fabric
+    try:
+        host: str | None = state.scenario.vm(item.spec.vm_name).host
+    except KeyError:
+        host = None
+    entry = fabric.vcenter_for_host(host) or fabric.default_vcenter
+    return entry.name if entry is not None else None
+
+
+def _resync_details(item: ItemState, now: dt.datetime) -> dict[str, Any] | None:
+    """Initial replication progress after a reprotect to on-premises (InitialReplicationDetails).
+
+    UNVERIFIED: the type strings; progress grows linearly over the scenario's duration.
+    """
+    protection = item.onprem_protection
+    if protection is None or item.phase is not Phase.REPLICATING_TO_ONPREM:
+        return None
+    total = (protection.healthy_at - protection.protected_at).total_seconds()
+    done = (now - protection.protected_at).total_seconds()
+    percent = 100 if total <= 0 else max(0, min(100, int(100 * done / total)))
+    return {
+        "initialReplicationType": (
+            "FullCopy" if protection.request.alternate_location else "DifferentialCopy"
+        ),
+        "initialReplicationProgressPercentage": str(percent),
+    }
+
+
+def health_error(
+    code: str,
+    message: str,
+    *,
+    level: str,
+    category: str,
+    entity_id: str | None,
+    created: dt.datetime,
+    possible_causes: str = "",
+    recommended_action: str = "",
+) -> dict[str, Any]:
+    """A HealthError as ASR lists it (healthErrors, healthErrorDetails, validationErrors)."""
+    return {
+        "errorSource": "ConfigurationServer",
+        "errorType": category,
+        "errorLevel": level,
+        "errorCategory": category,
+        "errorCode": code,
+        "summaryMessage": message,
+        "errorMessage": message,
+        "possibleCauses": possible_causes,
+        "recommendedAction": recommended_action,
+        "creationTimeUtc": iso(created),
+        "recoveryProviderErrorMessage": None,
+        "entityId": entity_id,
+        "errorId": stable_guid("health-error", code, entity_id or ""),
+        "customerResolvability": "Allowed",
+        "innerHealthErrors": [],
+    }
+
+
+def _item_health_errors(
+    state: SimulatorState, item: ItemState, now: dt.datetime
+) -> list[dict[str, Any]]:
+    spec = item.spec
+    errors = []
+    if not spec.known_to_configuration_server:
+        errors.append(
+            health_error(
+                VM_NOT_IN_CS_DATABASE_CODE,
+                f"The virtual machine '{spec.vm_name}' is not in the database of configuration "
+                f"server '{state.fabric.configuration_server}'; it cannot be failed back.",
+                level="Error",
+                category="Configuration",
+                entity_id=spec.vm_name,
+                created=state.started_at,
+                possible_causes="The configuration server was restored from an older backup "
+                "or rebuilt.",
+                recommended_action="Restore the configuration server's database or rediscover "
+                "the machine.",
+            )
+        )
+    health = item.replication_health(now)
+    if health != "Normal" and not item.initial_replication_running(now):
+        errors.append(
+            health_error(
+                REPLICATION_UNHEALTHY_CODE,
+                f"Replication of '{spec.vm_name}' is {health}.",
+                level="Error" if health == "Critical" else "Warning",
+                category="Replication",
+                entity_id=spec.vm_name,
+                created=state.started_at,
+                recommended_action="Resolve the replication problem and wait for health Normal.",
+            )
+        )
+    return errors
 
 
 def recovery_point_resource(
@@ -250,7 +395,9 @@ def recovery_plan_resource(state: SimulatorState, plan: RecoveryPlanSpec) -> dic
     members = [state.items[name.lower()] for group in plan.boot_groups for name in group]
     providers = sorted(
         {
-            "InMageAzureV2" if item.phase is Phase.REPLICATING_TO_AZURE else "InMage"
+            "InMageAzureV2"
+            if item.phase in (Phase.FAILED_OVER_TO_AZURE, Phase.REPLICATING_TO_AZURE)
+            else "InMage"
             for item in members
         }
     )
@@ -390,7 +537,31 @@ def _job_error(error: JobErrorRecord) -> dict[str, Any]:
 def fabric_resource(state: SimulatorState, now: dt.datetime) -> dict[str, Any]:
     fabric = state.fabric
     azure = state.scenario.azure
-    recent = iso(now)
+    cs_age = dt.timedelta(seconds=fabric.heartbeat_age_seconds)
+    cs_heartbeat = now - cs_age
+    errors = []
+    if not fabric.reachable:
+        errors.append(
+            health_error(
+                CS_UNREACHABLE_HEALTH_CODE,
+                f"The configuration server '{fabric.configuration_server}' has not sent a "
+                f"heartbeat since {iso(cs_heartbeat)}.",
+                level="Error",
+                category="FabricInfrastructure",
+                entity_id=fabric.configuration_server,
+                created=cs_heartbeat,
+                possible_causes="The configuration server is shut down, its services are "
+                "stopped, or it cannot reach Azure.",
+                recommended_action="Start the configuration server and its services and check "
+                "its connection to Azure.",
+            )
+        )
+
+    def heartbeat(age_seconds: float) -> str | None:
+        # Components report through the configuration server: nothing newer than its own
+        # heartbeat reaches Azure while it is down.
+        return iso(now - max(cs_age, dt.timedelta(seconds=age_seconds)))
+
     return {
         "id": state.ids.fabric_id,
         "name": state.ids.fabric,
@@ -400,34 +571,26 @@ def fabric_resource(state: SimulatorState, now: dt.datetime) -> dict[str, Any]:
             "friendlyName": fabric.configuration_server,
             "internalIdentifier": state.ids.fabric,
             "bcdrState": "Valid",
-            "health": "Normal",
-            "healthErrorDetails": [],
+            "health": "Normal" if fabric.reachable else "Critical",
+            "healthErrorDetails": errors,
             "customDetails": {
                 "instanceType": "VMware",
                 "hostName": fabric.configuration_server,
                 "ipAddress": fabric.builtin_master_target.ip_address,
                 "agentVersion": AGENT_VERSION,
-                "lastHeartbeat": recent,
-                "csServiceStatus": "Running",
+                "lastHeartbeat": iso(cs_heartbeat),
+                "csServiceStatus": "Running" if fabric.reachable else "Stopped",
                 "versionStatus": "Supported",
                 "processServerCount": str(len(fabric.process_servers)),
                 "protectedServers": str(len(azure.items)),
                 "processServers": [
-                    {
-                        "id": ps.id,
-                        "friendlyName": ps.friendly_name,
-                        "ipAddress": ps.ip_address,
-                        "osType": "Windows",
-                        "agentVersion": AGENT_VERSION,
-                        "lastHeartbeat": recent,
-                        "versionStatus": "Supported",
-                        "health": "Normal",
-                        "psServiceStatus": "Running",
-                        "healthErrors": [],
-                    }
+                    _process_server(state, ps, heartbeat(ps.heartbeat_age_seconds))
                     for ps in fabric.process_servers
                 ],
-                "masterTargetServers": [_master_target(mt, recent) for mt in fabric.master_targets],
+                "masterTargetServers": [
+                    _master_target(state, mt, heartbeat(mt.heartbeat_age_seconds))
+                    for mt in fabric.master_targets
+                ],
                 "runAsAccounts": [
                     {"accountId": a.account_id, "accountName": a.account_name}
                     for a in fabric.run_as_accounts
@@ -437,23 +600,86 @@ def fabric_resource(state: SimulatorState, now: dt.datetime) -> dict[str, Any]:
     }
 
 
-def _master_target(mt: MasterTargetInfo, recent: str | None) -> dict[str, Any]:
+def _process_server(
+    state: SimulatorState, ps: ProcessServerInfo, last_heartbeat: str | None
+) -> dict[str, Any]:
+    errors = []
+    if ps.health != "Normal":
+        errors.append(
+            health_error(
+                PROCESS_SERVER_UNHEALTHY_CODE,
+                f"Process server '{ps.friendly_name}' is {ps.health}.",
+                level="Error" if ps.health == "Critical" else "Warning",
+                category="FabricInfrastructure",
+                entity_id=ps.id,
+                created=state.started_at,
+                recommended_action="Check the process server's services, disk space and "
+                "network connection.",
+            )
+        )
+    return {
+        "id": ps.id,
+        "friendlyName": ps.friendly_name,
+        "ipAddress": ps.ip_address,
+        "osType": "Windows",
+        "agentVersion": AGENT_VERSION,
+        "lastHeartbeat": last_heartbeat,
+        "versionStatus": "Supported",
+        "health": ps.health,
+        "psServiceStatus": "Running",
+        "healthErrors": errors,
+    }
+
+
+def _master_target(
+    state: SimulatorState, mt: MasterTargetInfo, last_heartbeat: str | None
+) -> dict[str, Any]:
     gib = 1024**3
+    health_errors = []
+    if mt.health != "Normal":
+        health_errors.append(
+            health_error(
+                MASTER_TARGET_UNHEALTHY_CODE,
+                f"Master target '{mt.name}' is {mt.health}.",
+                level="Error" if mt.health == "Critical" else "Warning",
+                category="FabricInfrastructure",
+                entity_id=mt.id,
+                created=state.started_at,
+                recommended_action="Check the master target's services and retention volume.",
+            )
+        )
+    validation_errors = []
+    if not mt.host_discovered:
+        validation_errors.append(
+            health_error(
+                MT_HOST_NOT_DISCOVERED_CODE,
+                f"The ESXi host '{mt.host}' of master target '{mt.name}' is not discovered by "
+                f"the configuration server: no datastores are known for it.",
+                level="Error",
+                category="Configuration",
+                # The undiscovered host, so that a caller can name it.
+                entity_id=mt.host,
+                created=state.started_at,
+                recommended_action="Add the ESXi host (or its vCenter) to the configuration "
+                "server and wait for discovery.",
+            )
+        )
     return {
         "id": mt.id,
         "name": mt.name,
         "ipAddress": mt.ip_address,
         "osType": mt.os_type,
         "agentVersion": AGENT_VERSION,
-        "lastHeartbeat": recent,
+        "lastHeartbeat": last_heartbeat,
         "versionStatus": "Supported",
         "retentionVolumes": [
             {
-                "volumeName": mt.retention_volume,
-                "capacityInBytes": 512 * gib,
-                "freeSpaceInBytes": 400 * gib,
+                "volumeName": volume.volume_name,
+                "capacityInBytes": volume.capacity_gb * gib,
+                "freeSpaceInBytes": volume.free_gb * gib,
                 "thresholdPercentage": 80,
             }
+            for volume in mt.retention_volumes
         ],
         "dataStores": [
             {
@@ -466,8 +692,8 @@ def _master_target(mt: MasterTargetInfo, recent: str | None) -> dict[str, Any]:
             for ds in mt.datastores
         ],
         "diskCount": 1,
-        "healthErrors": [],
-        "validationErrors": [],
+        "healthErrors": health_errors,
+        "validationErrors": validation_errors,
     }
 
 
@@ -489,8 +715,32 @@ def container_resource(state: SimulatorState) -> dict[str, Any]:
     }
 
 
-def vcenter_resource(state: SimulatorState, now: dt.datetime) -> dict[str, Any]:
-    vcenter = state.fabric.vcenter
+def vcenter_resource(
+    state: SimulatorState, vcenter: VCenterInfo, now: dt.datetime
+) -> dict[str, Any]:
+    fabric = state.fabric
+    # Discovery runs on the configuration server: its own outage freezes the heartbeat too.
+    age = fabric.heartbeat_age_seconds
+    if not vcenter.connected:
+        age = max(age, UNREACHABLE_HEARTBEAT_AGE_SECONDS)
+    last_heartbeat = now - dt.timedelta(seconds=age)
+    errors = []
+    if not vcenter.connected:
+        errors.append(
+            health_error(
+                VCENTER_NOT_CONNECTED_CODE,
+                f"The configuration server cannot connect to vCenter '{vcenter.friendly_name}' "
+                f"({vcenter.name}); discovery and disk operations on its hosts fail.",
+                level="Error",
+                category="FabricInfrastructure",
+                entity_id=vcenter.name,
+                created=last_heartbeat,
+                possible_causes="vCenter is down or unreachable from the configuration server, "
+                "or the discovery account's credentials are wrong.",
+                recommended_action="Fix the connection or the account on the configuration "
+                "server, then refresh the vCenter in the vault.",
+            )
+        )
     return {
         "id": state.ids.vcenter(vcenter.name),
         "name": vcenter.name,
@@ -499,15 +749,17 @@ def vcenter_resource(state: SimulatorState, now: dt.datetime) -> dict[str, Any]:
         "properties": {
             "friendlyName": vcenter.friendly_name,
             "internalId": vcenter.name,
-            "lastHeartbeat": iso(now),
-            "discoveryStatus": "Connected",
+            "lastHeartbeat": iso(last_heartbeat),
+            # UNVERIFIED: ASR's examples show "Pending" (while discovery runs); the lab says
+            # "Connected" or "Disconnected".
+            "discoveryStatus": "Connected" if vcenter.connected else "Disconnected",
             "processServerId": state.scenario.azure.onprem_process_server_id,
             "ipAddress": vcenter.ip_address,
             "infrastructureId": vcenter.name,
             "port": str(vcenter.port),
             "runAsAccountId": "1",
             "fabricArmResourceName": state.ids.fabric,
-            "healthErrors": [],
+            "healthErrors": errors,
         },
     }
 

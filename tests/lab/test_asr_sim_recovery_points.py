@@ -104,6 +104,29 @@ def test_replication_group_members_share_sync_point_times() -> None:
     assert not any(p.is_multi_vm_sync_point for p in alone)
 
 
+def test_a_history_that_begins_later_starts_with_a_point_at_that_moment() -> None:
+    # Initial replication after a reprotect completed 12:01:10; it is now 12:07:30.
+    begins = dt.datetime(2025, 3, 1, 12, 1, 10, tzinfo=dt.UTC)
+    points = generate_recovery_points(_history(), START, begins_at=begins)
+    assert [(p.time.strftime("%H:%M:%S"), p.type) for p in points] == [
+        ("12:05:00", "CrashConsistent"),
+        ("12:01:10", "CrashConsistent"),
+    ]
+    # Nothing before it began, whatever the retention; the grid continues as it grows.
+    later = generate_recovery_points(_history(), START + dt.timedelta(hours=1), begins_at=begins)
+    assert later[-1].time == begins and later[0].time.strftime("%H:%M") == "13:05"
+    assert _app(later)[0].time.strftime("%H:%M") == "13:00"
+    # Not begun yet, or never (R13): no point.
+    assert generate_recovery_points(_history(), begins, begins_at=START) == []
+    assert generate_recovery_points(_history(none=True), START, begins_at=begins) == []
+    # A lag holds the first point back until the data has arrived.
+    lagging = generate_recovery_points(_history(lag_seconds=600), START, begins_at=begins)
+    assert lagging == []
+    # Retention still applies once the history is long enough.
+    old = generate_recovery_points(_history(), START + dt.timedelta(hours=7), begins_at=begins)
+    assert old[-1].time > begins
+
+
 def _items(scenario: Scenario, start: dt.datetime) -> dict[str, list[RecoveryPoint]]:
     return {
         item.name: generate_recovery_points(

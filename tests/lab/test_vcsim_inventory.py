@@ -395,7 +395,7 @@ def _vm(data: dict[str, Any], name: str) -> dict[str, Any]:
         ),
         (
             lambda d: d["vcenter"]["vms"].append(dict(_vm(d, "vm-ok"))),
-            "vms[8].name 'vm-ok' is used twice",
+            "vms[16].name 'vm-ok' is used twice",
         ),
     ],
 )
