@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
@@ -34,6 +34,7 @@ from workflows.models import (
     ItemOperationInput,
     OperationResult,
     ProtectedItemRef,
+    ReadAsrFactsInput,
     ReadRecoveryPointsInput,
     RecoveryPoint,
     RecoveryPointChoice,
@@ -43,7 +44,22 @@ from workflows.models import (
     SelectRecoveryPointInput,
     VaultRef,
 )
+from workflows.readiness import (
+    AsrFacts,
+    ConfigServerFacts,
+    MachineFacts,
+    MachineState,
+    MasterTargetFacts,
+    VCenterFacts,
+)
 from workflows.recovery_points import MachinePoints
+
+# Codes the lab (and, where named in Microsoft's docs, ASR) uses; see lab/ASR_SIMULATOR.md.
+MT_HOST_NOT_DISCOVERED = "MasterTargetHostNotDiscovered"
+VM_NOT_IN_CS_DATABASE = "VmNotInConfigurationServerDatabase"
+CS_DOWN_CODES = {"ConfigurationServerUnreachable", "95226"}
+# The configuration server reports every few minutes; half an hour of silence means it is down.
+CS_HEARTBEAT_LIMIT = timedelta(minutes=30)
 
 # Jobs that started this long before the attempt are still ours: ASR's clock and ours may differ.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -213,6 +229,101 @@ class AsrActivities:
             if machines:
                 boot_groups.append(machines)
         return DiscoveredPlan(name=params.recovery_plan, boot_groups=boot_groups)
+
+    @activity.defn
+    def read_asr_facts(self, params: ReadAsrFactsInput) -> AsrFacts:
+        """ASR's view for the readiness rules: configuration server, master targets, vCenters,
+        and each machine's state, OS, health and recovery points."""
+        vault = params.vault
+        fabric_names = sorted({m.item.fabric for m in params.machines}) or [params.fabric]
+        fabric = self._fabric(vault, fabric_names[0])
+        custom = getattr(fabric.properties, "custom_details", None)
+        cs_name = str(getattr(custom, "host_name", None) or fabric.name)
+        master_targets = []
+        undiscovered: list[str] = []
+        for mt in getattr(custom, "master_target_servers", None) or []:
+            if mt.name == cs_name:
+                continue  # the configuration server's own: only for re-protect to Azure
+            for error in mt.validation_errors or []:
+                if _text(error.error_code) == MT_HOST_NOT_DISCOVERED and error.entity_id:
+                    undiscovered.append(str(error.entity_id))
+            master_targets.append(
+                MasterTargetFacts(
+                    id=str(mt.id),
+                    name=str(mt.name),
+                    os_type=mt.os_type,
+                    datastores=[str(d.symbolic_name) for d in mt.data_stores or []],
+                    retention_volumes=[str(v.volume_name) for v in mt.retention_volumes or []],
+                    healthy=not mt.health_errors,
+                )
+            )
+        vcenters = [
+            VCenterFacts(
+                name=str(v.properties.friendly_name or v.name),
+                connected=_text(v.properties.discovery_status) == "Connected"
+                and not v.properties.health_errors,
+                discovered_hosts=[str(x) for x in (v.name, v.properties.ip_address) if x],
+            )
+            for v in self._asr.replicationv_centers.list_by_replication_fabrics(
+                vault.resource_group, vault.vault, fabric_names[0]
+            )
+        ]
+        machines = [self._machine_facts(vault, m) for m in params.machines]
+        if activity.in_activity():
+            activity.heartbeat("facts read")
+        return AsrFacts(
+            configuration_server=_configuration_server_facts(fabric, custom, cs_name),
+            master_targets=master_targets,
+            vcenters=vcenters,
+            undiscovered_hosts=undiscovered,
+            machines=machines,
+            failback_policy_id=self._failback_policy_id(vault),
+        )
+
+    def _machine_facts(self, vault: VaultRef, machine: DiscoveredMachine) -> MachineFacts:
+        item = self._get_item(vault, machine.item)
+        details = _details(item)
+        kind = _instance_type(item)
+        allowed = {_text(op) for op in item.properties.allowed_operations or []}
+        state: MachineState = "other"
+        if kind == "InMage" and _state(item) == "Protected":
+            state = "replicating-back"
+        elif kind == "InMageAzureV2" and "ReverseReplicate" in allowed:
+            state = "needs-reprotect"
+        os_details = getattr(details, "os_details", None)
+        os_type = getattr(details, "os_type", None) or getattr(os_details, "os_type", None)
+        os_version = (
+            getattr(details, "os_version", None)
+            or getattr(os_details, "o_s_version", None)
+            or getattr(os_details, "product_type", None)
+        )
+        codes = {_text(e.error_code) for e in item.properties.health_errors or []}
+        points = 0
+        if state == "replicating-back":
+            points = len(self._recovery_points(vault, machine.item))
+        return MachineFacts(
+            item=machine.item.name,
+            vm_name=machine.vm_name,
+            os_type=os_type,
+            os_version=os_version,
+            discovery_type=_text(getattr(details, "discovery_type", None)) or "vCenter",
+            replication_group=machine.replication_group,
+            state=state,
+            protection_state=_state(item) or None,
+            replication_health=_text(item.properties.replication_health) or None,
+            recovery_point_count=points,
+            known_to_configuration_server=VM_NOT_IN_CS_DATABASE not in codes,
+            master_target_id=getattr(details, "master_target_id", None)
+            if kind == "InMage"
+            else None,
+        )
+
+    def _failback_policy_id(self, vault: VaultRef) -> str | None:
+        for policy in self._asr.replication_policies.list(vault.resource_group, vault.vault):
+            details = getattr(policy.properties, "provider_specific_details", None)
+            if _text(getattr(details, "instance_type", None)) == "InMage":
+                return str(policy.id)
+        return None
 
     @activity.defn
     def read_recovery_points(self, params: ReadRecoveryPointsInput) -> list[MachinePoints]:
@@ -587,6 +698,28 @@ def _describe_item(
     )
 
 
+def _configuration_server_facts(fabric: Any, custom: Any, name: str) -> ConfigServerFacts:
+    heartbeat = getattr(custom, "last_heartbeat", None)
+    problems = [
+        str(e.error_message or e.error_code)
+        for e in fabric.properties.health_error_details or []
+        if _text(e.error_code) in CS_DOWN_CODES or _text(e.error_level) == "Error"
+    ]
+    stale = heartbeat is not None and datetime.now(UTC) - heartbeat > CS_HEARTBEAT_LIMIT
+    stopped = _text(getattr(custom, "cs_service_status", None)).lower() == "stopped"
+    critical = _text(fabric.properties.health) == "Critical"
+    if stale:
+        problems.append(f"last heartbeat {heartbeat:%Y-%m-%d %H:%M} UTC")
+    if stopped:
+        problems.append("its service is stopped")
+    return ConfigServerFacts(
+        name=name,
+        reachable=not (stale or stopped or critical),
+        last_heartbeat=heartbeat,
+        problem="; ".join(problems) or None,
+    )
+
+
 def _job_error(job: Any) -> tuple[str, str]:
     for error in job.properties.errors or []:
         service = error.service_error_details
@@ -627,8 +760,12 @@ def resolve_reprotect_to_azure(
     process_server_id = options.process_server_id or _first(
         ps.id for ps in process_servers if ps.id != used_ps and _healthy(ps)
     )
+    # Re-protect to Azure goes through the configuration server's own master target (the one
+    # named after the configuration server), not a failback master target on-premises.
+    cs_name = getattr(custom, "host_name", None)
     master_target_id = options.master_target_id or _first(
-        mt.id for mt in master_targets if mt.id != used_mt
+        [mt.id for mt in master_targets if cs_name and mt.name == cs_name]
+        + [mt.id for mt in master_targets if mt.id != used_mt]
     )
     run_as_account_id = options.run_as_account_id or _first(a.account_id for a in run_as)
     known_ps = {ps.id for ps in process_servers}

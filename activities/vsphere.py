@@ -10,15 +10,7 @@ from temporalio import activity
 
 from activities import vsphere_client
 from workflows.models import OnPremVmQuery, OnPremVmState
-from workflows.readiness import DatastoreFacts, HostFacts, OnPremVmFacts
-
-
-class OnPremFacts(BaseModel):
-    """vCenter's part of a readiness snapshot."""
-
-    hosts: list[HostFacts]
-    datastores: list[DatastoreFacts]
-    vms: list[OnPremVmFacts]
+from workflows.readiness import DatastoreFacts, HostFacts, OnPremFacts, OnPremVmFacts
 
 
 class OnPremFactsQuery(BaseModel):

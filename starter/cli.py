@@ -269,6 +269,53 @@ def preview_command(recovery_plan: str, recovery_point: str, as_json: bool) -> N
             )
 
 
+@main.command("check")
+@click.option("--recovery-plan", required=True, help="ASR recovery plan name")
+@click.option("--master-target", help="Master target id for the reprotect to on-premises")
+@click.option("--datastore", help="Datastore for an alternate-location reprotect")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON")
+@_friendly_errors
+def check_command(
+    recovery_plan: str, master_target: str | None, datastore: str | None, as_json: bool
+) -> None:
+    """Check every readiness rule (R1-R15) for a plan; exit 1 on any blocking finding."""
+    from starter.service import plan_input, readiness_report
+    from workflows.models import ReprotectToOnPremOptions
+
+    settings = settings_for_cli()
+    params = plan_input(settings, recovery_plan, "latest").model_copy(
+        update={
+            "reprotect_to_onprem": ReprotectToOnPremOptions(
+                master_target_id=master_target, datastore_name=datastore
+            )
+        }
+    )
+    report = readiness_report(settings, params)
+    if as_json:
+        data = json.loads(report.model_dump_json())
+        data["ready"] = report.ready
+        _print_json(data)
+    else:
+        for machine in report.machines:
+            click.echo(
+                f"{machine.machine}: {machine.location} location, master target "
+                f"{machine.master_target_id or '-'} on {machine.master_target_host or '-'}, "
+                f"datastore {machine.datastore or '-'}"
+                + ("; reprotected to on-premises first" if machine.reprotect_first else "")
+            )
+        for finding in report.findings:
+            where = finding.machine or "plan"
+            click.echo(f"{finding.severity.upper():8} {finding.rule:4} {where}: {finding.found}")
+            click.echo(f"{'':14}what to do: {finding.action}")
+        blocking = len(report.blocking)
+        click.echo(
+            f"{len(report.findings)} finding(s), {blocking} blocking: "
+            + ("not ready" if blocking else "ready")
+        )
+    if not report.ready:
+        sys.exit(1)
+
+
 def _minutes(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.0f} s"

@@ -24,12 +24,14 @@ from workflows.models import (
     PlanFailbackResult,
     PlanPointChoice,
     PlanStatus,
+    ReadAsrFactsInput,
     ReadRecoveryPointsInput,
     ReprotectToAzureOptions,
     Timings,
     VaultRef,
 )
 from workflows.plan import PlanFailbackWorkflow, plan_workflow_id
+from workflows.readiness import ReadinessReport, build_snapshot, evaluate_readiness
 from workflows.recovery_points import RecoveryPointSelectionError, choose_recovery_points
 
 
@@ -213,6 +215,35 @@ def preview_plan(settings: Settings, params: PlanFailbackInput) -> PlanPointChoi
             "the plan cannot fail back with --recovery-point "
             f"{params.recovery_point}:\n  " + "\n  ".join(refused.problems)
         ) from refused
+
+
+def readiness_report(settings: Settings, params: PlanFailbackInput) -> ReadinessReport:
+    """Read both systems and apply R1-R15, exactly as the plan workflow does; only reads."""
+    from temporalio.exceptions import ApplicationError
+
+    from activities.vsphere import OnPremFactsQuery
+    from worker.wiring import build_asr_activities, build_vsphere_activities
+
+    asr = build_asr_activities(settings)
+    vsphere = build_vsphere_activities(settings)
+    try:
+        plan = asr.discover_recovery_plan(
+            DiscoverPlanInput(
+                vault=params.vault,
+                recovery_plan=params.recovery_plan,
+                recovery_resource_group=params.recovery_resource_group,
+                reprotect_to_azure=params.reprotect_to_azure,
+            )
+        )
+        facts = asr.read_asr_facts(ReadAsrFactsInput(vault=params.vault, machines=plan.machines))
+    except ApplicationError as err:
+        raise CommandError(str(err)) from err
+    onprem = vsphere.read_onprem_facts(OnPremFactsQuery())
+    return evaluate_readiness(
+        build_snapshot(facts, onprem),
+        params.reprotect_to_onprem.master_target_id,
+        params.reprotect_to_onprem.datastore_name,
+    )
 
 
 async def workflow_kind(client: Client, workflow_id: str) -> str:

@@ -79,6 +79,16 @@ class ReprotectToAzureOptions(_Model):
     run_as_account_id: str | None = None
 
 
+class ReprotectToOnPremOptions(_Model):
+    """Choices for the reprotect Azure -> on-premises; None: chosen from what exists."""
+
+    master_target_id: str | None = None
+    process_server_id: str | None = None
+    datastore_name: str | None = None
+    retention_drive: str | None = None
+    policy_id: str | None = None
+
+
 class MachineFailbackInput(_Model):
     """Fail back one replicated machine. `machine` is the ASR item name or the VM's name."""
 
@@ -197,6 +207,12 @@ class RecoveryPointChoice(_Model):
     chosen: RecoveryPoint
     latest: RecoveryPoint
     data_loss_window_seconds: float
+
+
+class ReadAsrFactsInput(_Model):
+    vault: VaultRef
+    machines: list[DiscoveredMachine]
+    fabric: str = Field(default="", description="Used when there are no machines")
 
 
 class ReadRecoveryPointsInput(_Model):
@@ -360,6 +376,7 @@ class PlanFailbackInput(_Model):
     recovery_plan: str = Field(min_length=1)
     recovery_point: Literal["latest", "app-consistent"] = "latest"
     recovery_resource_group: str
+    reprotect_to_onprem: ReprotectToOnPremOptions = ReprotectToOnPremOptions()
     reprotect_to_azure: ReprotectToAzureOptions = ReprotectToAzureOptions()
     timings: Timings = Timings()
 

@@ -94,6 +94,55 @@ class ReadinessSnapshot(_Facts):
     machines: list[MachineFacts]
 
 
+class OnPremFacts(_Facts):
+    """vCenter's part of a readiness snapshot."""
+
+    hosts: list[HostFacts]
+    datastores: list[DatastoreFacts]
+    vms: list[OnPremVmFacts]
+
+
+class AsrFacts(_Facts):
+    """ASR's part of a readiness snapshot."""
+
+    configuration_server: ConfigServerFacts
+    master_targets: list[MasterTargetFacts]
+    vcenters: list[VCenterFacts]
+    undiscovered_hosts: list[str] = Field(
+        default_factory=list, description="ESXi hosts ASR names as not discovered"
+    )
+    machines: list[MachineFacts]
+    failback_policy_id: str | None = None
+    azure_process_server_id: str | None = None
+
+
+def build_snapshot(asr: AsrFacts, onprem: OnPremFacts) -> ReadinessSnapshot:
+    """Merge both views. A host counts as discovered when a connected vCenter entry manages it
+    (vCenter-managed hosts) or is it (a standalone ESXi entry), unless ASR says otherwise."""
+    entries = {n.lower() for v in asr.vcenters for n in [v.name, *v.discovered_hosts]}
+    has_vcenter = any(v.connected for v in asr.vcenters)
+    undiscovered = {h.lower() for h in asr.undiscovered_hosts}
+    discovered = [
+        h.name
+        for h in onprem.hosts
+        if h.name.lower() not in undiscovered
+        and ((h.managed_by_vcenter and has_vcenter) or h.name.lower() in entries)
+    ]
+    vcenters = [
+        v.model_copy(update={"discovered_hosts": discovered if v.connected else []})
+        for v in asr.vcenters
+    ]
+    return ReadinessSnapshot(
+        configuration_server=asr.configuration_server,
+        master_targets=asr.master_targets,
+        vcenters=vcenters,
+        hosts=onprem.hosts,
+        datastores=onprem.datastores,
+        vms=onprem.vms,
+        machines=asr.machines,
+    )
+
+
 class Finding(_Facts):
     rule: str
     machine: str | None
@@ -110,6 +159,9 @@ class MachinePlan(_Facts):
     master_target_id: str | None
     master_target_host: str | None
     datastore: str | None
+    reprotect_first: bool = Field(
+        description="Still failed over to Azure: reprotected to on-premises before failback"
+    )
 
 
 class ReadinessReport(_Facts):
@@ -228,6 +280,7 @@ def evaluate_readiness(
                 master_target_id=mt.id if mt else None,
                 master_target_host=index.mt_host(mt) if mt else None,
                 datastore=datastore,
+                reprotect_first=machine.state == "needs-reprotect",
             )
         )
         findings += _machine_findings(machine, location, mt, datastore, index)
@@ -321,15 +374,9 @@ def _machine_findings(
                 f"{machine.vm_name} has no recovery point on-premises yet",
                 "wait until replication to on-premises has produced a recovery point",
             )
-    elif machine.state == "needs-reprotect":
-        add(
-            "R12",
-            "warning",
-            f"{machine.vm_name} is not replicating back yet ({machine.protection_state})",
-            "nothing: the failback reprotects it to on-premises first and waits for health "
-            "Normal and a recovery point",
-        )
-    else:
+    elif machine.state != "needs-reprotect":
+        # A machine still failed over to Azure is reprotected first (MachinePlan says so); R12
+        # and R13 are then awaited, not checked.
         add(
             "R12",
             "blocking",

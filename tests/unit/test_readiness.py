@@ -211,7 +211,8 @@ def test_r5_r7_alternate_location_for_missing_vms_and_physical_servers() -> None
     report = evaluate_readiness(gone)
     assert report.ready, report.blocking
     assert report.machines[0].location == "alternate" and report.machines[0].datastore == "ds-vmfs"
-    assert {"R5", "R12"} <= rules(gone, "warning")
+    assert rules(gone, "warning") == {"R5"}
+    assert report.machines[0].reprotect_first
     physical = healthy(
         machines=[
             machine(
