@@ -38,8 +38,12 @@ from workflows.models import (
     ReadRecoveryPointsInput,
     RecoveryPoint,
     RecoveryPointChoice,
+    ReplicationState,
+    ReplicationWaitInput,
+    ReplicationWaitResult,
     ReprotectToAzureInput,
     ReprotectToAzureOptions,
+    ReprotectToOnPremInput,
     ResolvedReprotectToAzure,
     SelectRecoveryPointInput,
     VaultRef,
@@ -271,6 +275,7 @@ class AsrActivities:
         machines = [self._machine_facts(vault, m) for m in params.machines]
         if activity.in_activity():
             activity.heartbeat("facts read")
+        run_as = [a.account_id for a in getattr(custom, "run_as_accounts", None) or []]
         return AsrFacts(
             configuration_server=_configuration_server_facts(fabric, custom, cs_name),
             master_targets=master_targets,
@@ -278,7 +283,24 @@ class AsrActivities:
             undiscovered_hosts=undiscovered,
             machines=machines,
             failback_policy_id=self._failback_policy_id(vault),
+            azure_process_server_id=self._azure_process_server(vault, params.machines, custom),
+            run_as_account_id=str(run_as[0]) if run_as else None,
         )
+
+    def _azure_process_server(
+        self, vault: VaultRef, machines: list[DiscoveredMachine], custom: Any
+    ) -> str | None:
+        """Replication to Azure ran through the on-premises process server the item names;
+        failback data flows through a healthy one other than that: the one in Azure."""
+        onprem = set()
+        for machine in machines:
+            details = _details(self._get_item(vault, machine.item))
+            if _text(getattr(details, "instance_type", None)) == "InMageAzureV2":
+                onprem.add(getattr(details, "process_server_id", None))
+            elif getattr(details, "process_server_id", None):
+                return str(details.process_server_id)  # already replicating back through it
+        servers = getattr(custom, "process_servers", None) or []
+        return _first(ps.id for ps in servers if ps.id not in onprem and _healthy(ps))
 
     def _machine_facts(self, vault: VaultRef, machine: DiscoveredMachine) -> MachineFacts:
         item = self._get_item(vault, machine.item)
@@ -427,7 +449,12 @@ class AsrActivities:
             name="unplannedFailover",
             job_scenarios=frozenset({"UnplannedFailover"}),
             allowed_operation=frozenset({"UnplannedFailover"}),
-            already_done=lambda item: _state(item).startswith("UnplannedFailoverCommit"),
+            # A machine failed over to Azure and not yet reprotected (InMageAzureV2) shows
+            # UnplannedFailoverCommitted too: only an InMage item has failed back.
+            already_done=lambda item: (
+                _instance_type(item) == "InMage"
+                and _state(item).startswith("UnplannedFailoverCommit")
+            ),
             send=lambda *ids, **kw: ops.begin_unplanned_failover(*ids, body, **kw),
         )
         return self._run_operation(spec, params)
@@ -473,6 +500,70 @@ class AsrActivities:
             agent_may_be_missing=True,
         )
         return self._run_operation(spec, params)
+
+    @activity.defn
+    def reprotect_to_onprem(self, params: ReprotectToOnPremInput) -> OperationResult:
+        options = params.options
+        body = asr_models.ReverseReplicationInput(
+            properties=asr_models.ReverseReplicationInputProperties(
+                failover_direction="RecoveryToPrimary",
+                provider_specific_details=asr_models.InMageReprotectInput(
+                    master_target_id=options.master_target_id,
+                    process_server_id=options.process_server_id,
+                    retention_drive=options.retention_drive,
+                    run_as_account_id=options.run_as_account_id,
+                    datastore_name=options.datastore_name,
+                    profile_id=options.profile_id,
+                ),
+            )
+        )
+        ops = self._asr.replication_protected_items
+        spec = _OperationSpec(
+            name="reProtect to on-premises",
+            job_scenarios=frozenset({"SwitchReplicationGroupProtection", "Reprotect"}),
+            allowed_operation=frozenset({"ReverseReplicate"}),
+            already_done=lambda item: _instance_type(item) == "InMage",
+            send=lambda *ids, **kw: ops.begin_reprotect(*ids, body, **kw),
+        )
+        return self._run_operation(spec, params)
+
+    @activity.defn
+    def wait_until_replicating(self, params: ReplicationWaitInput) -> ReplicationWaitResult:
+        """R12 and R13 after a reprotect: every item Protected, health Normal, and at least one
+        recovery point. Heartbeats while it looks; gives up after the timeout, naming the items."""
+        started = time.monotonic()
+        while True:
+            states = [self._replication_state(params.vault, item) for item in params.items]
+            waited = time.monotonic() - started
+            if all(s.healthy for s in states):
+                return ReplicationWaitResult(items=states, waited_seconds=waited)
+            if waited >= params.timeout_seconds:
+                pending = ", ".join(
+                    f"{s.item} ({s.replication_health}, {s.recovery_points} points)"
+                    for s in states
+                    if not s.healthy
+                )
+                raise ApplicationError(
+                    f"replication back to on-premises did not become healthy within "
+                    f"{params.timeout_seconds / 60:.0f} min: {pending}",
+                    type=errors.REPLICATION_NOT_HEALTHY,
+                    non_retryable=True,
+                )
+            activity.heartbeat(", ".join(s.item for s in states if not s.healthy))
+            time.sleep(params.poll_interval_seconds)
+
+    def _replication_state(self, vault: VaultRef, ref: ProtectedItemRef) -> ReplicationState:
+        item = self._get_item(vault, ref)
+        protected = _instance_type(item) == "InMage" and _state(item) == "Protected"
+        health = _text(item.properties.replication_health) or None
+        points = len(self._recovery_points(vault, ref)) if protected else 0
+        return ReplicationState(
+            item=ref.name,
+            protection_state=_state(item) or None,
+            replication_health=health,
+            recovery_points=points,
+            healthy=protected and health == "Normal" and points > 0,
+        )
 
     # --- the idempotent operation ------------------------------------------------------------
 
@@ -757,9 +848,14 @@ def resolve_reprotect_to_azure(
     used_ps = getattr(item_details, "process_server_id", None)
     used_mt = getattr(item_details, "master_target_id", None)
 
-    process_server_id = options.process_server_id or _first(
-        ps.id for ps in process_servers if ps.id != used_ps and _healthy(ps)
-    )
+    # The on-premises process server is the one forward replication used: still named by an
+    # item in Azure (InMageAzureV2); for an item replicating back (InMage), the item names the
+    # Azure one, so it is any other healthy one.
+    if _text(getattr(item_details, "instance_type", None)) == "InMageAzureV2" and used_ps:
+        onprem_ps: str | None = str(used_ps)
+    else:
+        onprem_ps = _first(ps.id for ps in process_servers if ps.id != used_ps and _healthy(ps))
+    process_server_id = options.process_server_id or onprem_ps
     # Re-protect to Azure goes through the configuration server's own master target (the one
     # named after the configuration server), not a failback master target on-premises.
     cs_name = getattr(custom, "host_name", None)

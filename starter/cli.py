@@ -79,14 +79,36 @@ def _print_json(data: Any) -> None:
 
 
 @click.group()
-def main() -> None:
+def cli() -> None:
     """Fail back Azure Site Recovery machines from Azure to on-premises VMware, durably."""
+
+
+def main() -> None:
+    """The `failback` entry point.
+
+    The Temporal client's core runs threads of its own that may still call into Python while
+    the interpreter finalizes, which can abort a finished command (seen as `PyGILState_Release`
+    fatal errors). So once the command is done and its output flushed, the process ends at once.
+    """
+    try:
+        code = cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        code = 130
+    except click.ClickException as err:
+        err.show()
+        code = err.exit_code
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else 0)
 
 
 # --- lab ---------------------------------------------------------------------------------------
 
 
-@main.group()
+@cli.group()
 def lab() -> None:
     """The local lab: vcsim, the ASR simulator, a Temporal dev server and a worker."""
 
@@ -163,7 +185,7 @@ def _say(text: str) -> None:
 # --- the worker --------------------------------------------------------------------------------
 
 
-@main.command("worker")
+@cli.command("worker")
 def worker_command() -> None:
     """Run a worker with the settings from the environment."""
     from worker.main import main as worker_main
@@ -174,7 +196,7 @@ def worker_command() -> None:
 # --- failbacks ---------------------------------------------------------------------------------
 
 
-@main.command("start")
+@cli.command("start")
 @click.argument("machine", required=False)
 @click.option("--recovery-plan", help="Fail back a whole ASR recovery plan instead of one machine")
 @click.option(
@@ -233,7 +255,7 @@ def start_command(
         click.echo(workflow_id)
 
 
-@main.command("preview")
+@cli.command("preview")
 @click.option("--recovery-plan", required=True, help="ASR recovery plan name")
 @click.option(
     "--recovery-point",
@@ -269,7 +291,7 @@ def preview_command(recovery_plan: str, recovery_point: str, as_json: bool) -> N
             )
 
 
-@main.command("check")
+@cli.command("check")
 @click.option("--recovery-plan", required=True, help="ASR recovery plan name")
 @click.option("--master-target", help="Master target id for the reprotect to on-premises")
 @click.option("--datastore", help="Datastore for an alternate-location reprotect")
@@ -322,7 +344,7 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.0f} min"
 
 
-@main.command("status")
+@cli.command("status")
 @click.argument("workflow_id")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON")
 @_friendly_errors
@@ -397,7 +419,7 @@ def _show_machine(status: Any) -> None:
         click.echo(f"  error: {status.error}")
 
 
-@main.command("approve")
+@cli.command("approve")
 @click.argument("workflow_id")
 @click.option("--by", "approved_by", required=True, help="Who approves the commit")
 @click.option("--comment", default="", help="Why (goes into the audit trail)")
@@ -415,7 +437,7 @@ def approve_command(workflow_id: str, approved_by: str, comment: str) -> None:
     click.echo(f"commit of {covers} approved by {approved_by}")
 
 
-@main.command("agent")
+@cli.command("agent")
 @click.argument("workflow_id")
 @click.option("--by", "decided_by", required=True)
 @click.option("--keep-waiting", "action", flag_value="keep-waiting", help="Wait another period")
@@ -446,7 +468,7 @@ def agent_command(workflow_id: str, decided_by: str, action: str | None, comment
     click.echo(f"sent: {action}")
 
 
-@main.command("demo")
+@cli.command("demo")
 @click.option("--scenario", type=click.Path(path_type=Path), help="Scenario file (JSON)")
 @click.option("--lab-dir", type=click.Path(path_type=Path))
 @_friendly_errors

@@ -31,7 +31,7 @@ from workflows.models import (
     VaultRef,
 )
 from workflows.plan import PlanFailbackWorkflow, plan_workflow_id
-from workflows.readiness import ReadinessReport, build_snapshot, evaluate_readiness
+from workflows.readiness import ReadinessReport, assess
 from workflows.recovery_points import RecoveryPointSelectionError, choose_recovery_points
 
 
@@ -46,6 +46,8 @@ def timings_from(settings: Settings) -> Timings:
         "verify_timeout_seconds": settings.verify_timeout_seconds,
         "agent_poll_interval_seconds": settings.agent_poll_seconds,
         "agent_wait_timeout_seconds": settings.agent_wait_timeout_seconds,
+        "replication_poll_interval_seconds": settings.replication_poll_seconds,
+        "replication_timeout_seconds": settings.replication_timeout_seconds,
     }
     return Timings(**{k: v for k, v in overrides.items() if v is not None})
 
@@ -239,11 +241,8 @@ def readiness_report(settings: Settings, params: PlanFailbackInput) -> Readiness
     except ApplicationError as err:
         raise CommandError(str(err)) from err
     onprem = vsphere.read_onprem_facts(OnPremFactsQuery())
-    return evaluate_readiness(
-        build_snapshot(facts, onprem),
-        params.reprotect_to_onprem.master_target_id,
-        params.reprotect_to_onprem.datastore_name,
-    )
+    report, _ = assess(facts, onprem, **params.reprotect_to_onprem.model_dump())
+    return report
 
 
 async def workflow_kind(client: Client, workflow_id: str) -> str:

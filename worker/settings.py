@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     verify_timeout_seconds: float | None = Field(default=None, gt=0)
     agent_poll_seconds: float | None = Field(default=None, gt=0)
     agent_wait_timeout_seconds: float | None = Field(default=None, gt=0)
+    replication_poll_seconds: float | None = Field(default=None, gt=0)
+    replication_timeout_seconds: float | None = Field(default=None, gt=0)
 
     def require(self, *names: str) -> None:
         missing = [n for n in names if getattr(self, n) in (None, "")]

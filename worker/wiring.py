@@ -100,6 +100,9 @@ def activity_list(asr: AsrActivities, vsphere: VSphereActivities) -> list[Any]:
         asr.discover_machine,
         asr.discover_recovery_plan,
         asr.read_recovery_points,
+        asr.read_asr_facts,
+        asr.reprotect_to_onprem,
+        asr.wait_until_replicating,
         asr.select_recovery_point,
         asr.check_agent_registered,
         asr.read_azure_vm,
@@ -107,6 +110,7 @@ def activity_list(asr: AsrActivities, vsphere: VSphereActivities) -> list[Any]:
         asr.commit_failover,
         asr.reprotect_to_azure,
         vsphere.read_onprem_vm,
+        vsphere.read_onprem_facts,
     ]
 
 

@@ -48,6 +48,12 @@ class Timings(_Model):
     agent_wait_timeout_seconds: float = Field(
         default=1800.0, gt=0, description="After this, the failback is stuck until an operator acts"
     )
+    replication_poll_interval_seconds: float = Field(default=60.0, gt=0)
+    replication_timeout_seconds: float = Field(
+        default=24 * 3600.0,
+        gt=0,
+        description="How long a reprotect to on-premises may take to become healthy (full copy)",
+    )
 
 
 class VaultRef(_Model):
@@ -240,6 +246,39 @@ class ReprotectToAzureInput(ItemOperationInput):
     options: ResolvedReprotectToAzure
 
 
+class ResolvedReprotectToOnPrem(_Model):
+    master_target_id: str
+    process_server_id: str
+    retention_drive: str
+    datastore_name: str | None
+    profile_id: str
+    run_as_account_id: str | None = None
+
+
+class ReprotectToOnPremInput(ItemOperationInput):
+    options: ResolvedReprotectToOnPrem
+
+
+class ReplicationWaitInput(_Model):
+    vault: VaultRef
+    items: list[ProtectedItemRef]
+    poll_interval_seconds: float = 60.0
+    timeout_seconds: float = 24 * 3600.0
+
+
+class ReplicationState(_Model):
+    item: str
+    protection_state: str | None
+    replication_health: str | None
+    recovery_points: int
+    healthy: bool
+
+
+class ReplicationWaitResult(_Model):
+    items: list[ReplicationState]
+    waited_seconds: float
+
+
 class OperationResult(_Model):
     operation: str
     job_id: str | None
@@ -402,6 +441,8 @@ class PlanStatus(_Model):
     approval: Approval | None = None
     rejected_approvals: list[RejectedApproval] = Field(default_factory=list)
     recovery_points: PlanPointChoice | None = None
+    readiness: ReadinessReport | None = None
+    reprotects: list[OperationResult] = Field(default_factory=list)
     history: list[PlanPhaseChange] = Field(default_factory=list)
     error: str | None = None
 
@@ -421,6 +462,8 @@ class PlanFailbackResult(_Model):
     machines: dict[str, MachineFailbackResult]
     status: PlanStatus
 
+
+from workflows.readiness import ReadinessReport  # noqa: E402  (readiness imports nothing of ours)
 
 MachineFailbackInput.model_rebuild()
 PlanStatus.model_rebuild()

@@ -24,10 +24,12 @@ from temporalio.workflow import ChildWorkflowHandle
 
 with workflow.unsafe.imports_passed_through():
     from activities.asr import AsrActivities
+    from activities.vsphere import OnPremFactsQuery, VSphereActivities
     from workflows import errors
     from workflows.machine import (
         READ_RETRY,
         READ_TIMEOUT,
+        WRITE_RETRY,
         MachineFailbackWorkflow,
         _cause,
         machine_workflow_id,
@@ -42,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         MachineFailbackResult,
         MachinePoints,
         MachineVerified,
+        OperationResult,
         Phase,
         PlanFailbackInput,
         PlanFailbackResult,
@@ -49,11 +52,16 @@ with workflow.unsafe.imports_passed_through():
         PlanPhaseChange,
         PlanPointChoice,
         PlanStatus,
+        ReadAsrFactsInput,
         ReadRecoveryPointsInput,
         RecoveryPointChoice,
         RejectedApproval,
+        ReplicationWaitInput,
+        ReprotectToOnPremInput,
+        ResolvedReprotectToOnPrem,
         StandDown,
     )
+    from workflows.readiness import ReadinessReport, assess
     from workflows.recovery_points import RecoveryPointSelectionError, choose_recovery_points
 
 POINTS_TIMEOUT = timedelta(minutes=10)
@@ -66,6 +74,9 @@ def plan_workflow_id(vault: str, plan: str) -> str:
 class PlanPhase:
     STARTING = "starting"
     DISCOVERING = "discovering"
+    CHECKING = "checking-readiness"
+    REPROTECTING = "reprotecting-to-onprem"
+    WAITING_FOR_REPLICATION = "waiting-for-replication"
     FAILING_OVER = "failing-over"
     AWAITING_APPROVAL = "awaiting-approval"
     FINISHING = "finishing"
@@ -90,6 +101,8 @@ class PlanFailbackWorkflow:
         self._choice: PlanPointChoice | None = None
         self._error: str | None = None
         self._children: dict[str, _Child] = {}
+        self._readiness: ReadinessReport | None = None
+        self._reprotects: list[OperationResult] = []
 
     @workflow.signal
     def machine_verified(self, report: MachineVerified) -> None:
@@ -135,6 +148,8 @@ class PlanFailbackWorkflow:
             approval=self._approval,
             rejected_approvals=list(self._rejected),
             recovery_points=self._choice,
+            readiness=self._readiness,
+            reprotects=list(self._reprotects),
             history=list(self._history),
             error=self._error,
         )
@@ -148,13 +163,16 @@ class PlanFailbackWorkflow:
             await self._fail_back(params)
         except (_PlanStopped, ActivityError) as stop:
             reason = stop.reason if isinstance(stop, _PlanStopped) else _cause(stop)
+            error_type = (
+                stop.error_type if isinstance(stop, _PlanStopped) else errors.FAILBACK_FAILED
+            )
             self._error = reason
             self._enter(PlanPhase.FAILED, reason)
             await self._stand_down_all(reason)
             raise ApplicationError(
                 f"failback of recovery plan {params.recovery_plan} failed: {reason}",
                 self.status(),
-                type=errors.FAILBACK_FAILED,
+                type=error_type,
                 non_retryable=True,
             ) from None
         outcomes = {r.outcome for r in self._completed.values()}
@@ -191,6 +209,7 @@ class PlanFailbackWorkflow:
         )
         if not plan.machines:
             raise _PlanStopped(f"recovery plan {params.recovery_plan} has no machines")
+        await self._check_and_reprotect(params, plan)
         self._boot_groups = len(plan.boot_groups)
         self._machines = [
             PlanMachine(
@@ -252,6 +271,77 @@ class PlanFailbackWorkflow:
         if self._failed:
             where = ", ".join(f"{m}: {why}" for m, why in sorted(self._failed.items()))
             raise _PlanStopped(f"after the commit approval: {where}")
+
+    async def _check_and_reprotect(self, params: PlanFailbackInput, plan: DiscoveredPlan) -> None:
+        """Steps 1 and 2: every readiness rule first, then the reprotect to on-premises of the
+        machines still failed over to Azure, and the wait until they replicate healthily."""
+        self._enter(PlanPhase.CHECKING)
+        facts, onprem = await asyncio.gather(
+            workflow.execute_activity_method(
+                AsrActivities.read_asr_facts,
+                ReadAsrFactsInput(vault=params.vault, machines=plan.machines),
+                start_to_close_timeout=POINTS_TIMEOUT,
+                heartbeat_timeout=timedelta(minutes=2),
+                retry_policy=READ_RETRY,
+            ),
+            workflow.execute_activity_method(
+                VSphereActivities.read_onprem_facts,
+                OnPremFactsQuery(),
+                start_to_close_timeout=READ_TIMEOUT,
+                retry_policy=READ_RETRY,
+            ),
+        )
+        self._readiness, choices = assess(facts, onprem, **params.reprotect_to_onprem.model_dump())
+        blocking = self._readiness.blocking
+        if blocking:
+            raise _PlanStopped(
+                f"not ready, nothing was started: {len(blocking)} blocking finding(s): "
+                + "; ".join(f"{f.rule} {f.machine or 'plan'}: {f.found}" for f in blocking),
+                errors.NOT_READY,
+            )
+        if not choices:
+            return
+        self._enter(PlanPhase.REPROTECTING, ", ".join(c.machine for c in choices))
+        refs = {m.item.name: m.item for m in plan.machines}
+        results = await asyncio.gather(
+            *(
+                workflow.execute_activity_method(
+                    AsrActivities.reprotect_to_onprem,
+                    ReprotectToOnPremInput(
+                        vault=params.vault,
+                        item=refs[choice.machine],
+                        not_before=workflow.now(),
+                        poll_interval_seconds=params.timings.job_poll_interval_seconds,
+                        options=ResolvedReprotectToOnPrem(**choice.model_dump(exclude={"machine"})),
+                    ),
+                    start_to_close_timeout=timedelta(
+                        seconds=params.timings.operation_timeout_seconds
+                    ),
+                    heartbeat_timeout=timedelta(
+                        seconds=max(10.0, 4 * params.timings.job_poll_interval_seconds)
+                    ),
+                    retry_policy=WRITE_RETRY,
+                )
+                for choice in choices
+            )
+        )
+        self._reprotects = list(results)
+        self._enter(PlanPhase.WAITING_FOR_REPLICATION)
+        timings = params.timings
+        await workflow.execute_activity_method(
+            AsrActivities.wait_until_replicating,
+            ReplicationWaitInput(
+                vault=params.vault,
+                items=[refs[c.machine] for c in choices],
+                poll_interval_seconds=timings.replication_poll_interval_seconds,
+                timeout_seconds=timings.replication_timeout_seconds,
+            ),
+            start_to_close_timeout=timedelta(seconds=timings.replication_timeout_seconds + 600),
+            heartbeat_timeout=timedelta(
+                seconds=max(30.0, 4 * timings.replication_poll_interval_seconds)
+            ),
+            retry_policy=READ_RETRY,
+        )
 
     async def _start_machine(self, params: PlanFailbackInput, machine: DiscoveredMachine) -> None:
         assert self._choice is not None
@@ -333,9 +423,10 @@ class _Child:
 
 
 class _PlanStopped(Exception):
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, error_type: str = errors.FAILBACK_FAILED) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.error_type = error_type
 
 
 def _child_reason(err: ChildWorkflowError) -> str:

@@ -114,6 +114,7 @@ class AsrFacts(_Facts):
     machines: list[MachineFacts]
     failback_policy_id: str | None = None
     azure_process_server_id: str | None = None
+    run_as_account_id: str | None = None
 
 
 def build_snapshot(asr: AsrFacts, onprem: OnPremFacts) -> ReadinessSnapshot:
@@ -528,3 +529,89 @@ def _group_findings(machines: Iterable[MachineFacts], plans: list[MachinePlan]) 
                 )
             )
     return findings
+
+
+class ReprotectChoice(_Facts):
+    machine: str
+    master_target_id: str
+    process_server_id: str
+    retention_drive: str
+    datastore_name: str | None
+    profile_id: str
+    run_as_account_id: str | None
+
+
+def plan_reprotect_to_onprem(
+    report: ReadinessReport,
+    facts: AsrFacts,
+    process_server_id: str | None = None,
+    retention_drive: str | None = None,
+    policy_id: str | None = None,
+) -> tuple[list[ReprotectChoice], list[Finding]]:
+    """Step 2 for every machine still failed over to Azure: master target by OS, process server
+    in Azure, retention drive, datastore and failback policy; each gap is a blocking finding."""
+    mts = {mt.id: mt for mt in facts.master_targets}
+    choices: list[ReprotectChoice] = []
+    findings: list[Finding] = []
+    process_server = process_server_id or facts.azure_process_server_id
+    profile = policy_id or facts.failback_policy_id
+    for plan in report.machines:
+        if not plan.reprotect_first:
+            continue
+        problems = []
+        mt = mts.get(plan.master_target_id or "")
+        drive = retention_drive or (
+            mt.retention_volumes[0] if mt and mt.retention_volumes else None
+        )
+        if mt is None:
+            problems.append("no master target")
+        if drive is None:
+            problems.append("no retention volume on the master target")
+        if process_server is None:
+            problems.append("no process server in Azure")
+        if profile is None:
+            problems.append("no failback replication policy in the vault")
+        if plan.location == "alternate" and plan.datastore is None:
+            problems.append("no datastore to re-create the VM on")
+        if problems:
+            findings.append(
+                Finding(
+                    rule="R9",
+                    machine=plan.machine,
+                    severity="blocking",
+                    found="cannot plan the reprotect to on-premises: " + "; ".join(problems),
+                    action="set up what is missing on the configuration server or in the vault, "
+                    "or pass it explicitly",
+                )
+            )
+            continue
+        assert mt is not None and drive is not None and process_server and profile
+        choices.append(
+            ReprotectChoice(
+                machine=plan.machine,
+                master_target_id=mt.id,
+                process_server_id=process_server,
+                retention_drive=drive,
+                datastore_name=plan.datastore,
+                profile_id=profile,
+                run_as_account_id=facts.run_as_account_id,
+            )
+        )
+    return choices, findings
+
+
+def assess(
+    facts: AsrFacts,
+    onprem: OnPremFacts,
+    master_target_id: str | None = None,
+    datastore_name: str | None = None,
+    process_server_id: str | None = None,
+    retention_drive: str | None = None,
+    policy_id: str | None = None,
+) -> tuple[ReadinessReport, list[ReprotectChoice]]:
+    """Everything `failback check` reports and the plan workflow acts on, in one place."""
+    report = evaluate_readiness(build_snapshot(facts, onprem), master_target_id, datastore_name)
+    choices, gaps = plan_reprotect_to_onprem(
+        report, facts, process_server_id, retention_drive, policy_id
+    )
+    return report.model_copy(update={"findings": report.findings + gaps}), choices

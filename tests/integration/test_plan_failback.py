@@ -130,3 +130,70 @@ def test_unknown_plan_is_refused_and_nothing_is_written(plan_lab: LabState) -> N
     assert shown.returncode != 0
     assert "no-such-plan" in shown.stderr and "plan-erp" in shown.stderr
     assert [e for e in journal(plan_lab)[before:] if e["method"] != "GET"] == []
+
+
+@pytest.fixture(scope="module")
+def reprotect_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabState]:
+    state = start_lab(tmp_path_factory.mktemp("reprotect-lab"), SCENARIOS / "reprotect.json")
+    try:
+        yield state
+    finally:
+        lab_down(Path(state.lab_dir), say=lambda _: None)
+
+
+async def test_machines_still_in_azure_are_reprotected_first(reprotect_lab: LabState) -> None:
+    """The plan reprotects both machines to on-premises, re-creates app-01 (alternate location)
+    on the master target's host on the VMFS datastore, and then fails both back."""
+    from activities import vsphere_client
+
+    settings = lab_settings(reprotect_lab)
+    assert settings.vcenter_host and settings.vcenter_user and settings.vcenter_password
+    client = await connect_temporal(settings)
+    handle = await start_plan_failback(
+        client, settings, plan_input(settings, "plan-reprotect", "latest")
+    )
+    for _ in range(600):
+        status = await plan_status(client, handle.id)
+        if status.phase in ("awaiting-approval", "failed"):
+            break
+        await asyncio.sleep(0.25)
+    assert status.phase == "awaiting-approval", status.error
+    phases = [change.phase for change in status.history]
+    assert phases.index("checking-readiness") < phases.index("reprotecting-to-onprem")
+    assert phases.index("waiting-for-replication") < phases.index("failing-over")
+    assert status.readiness is not None and status.readiness.ready
+    locations = {m.machine: m.location for m in status.readiness.machines}
+    assert locations == {"web-01-item": "original", "app-01-item": "alternate"}
+
+    entries = journal(reprotect_lab)
+    for item in ("web-01-item", "app-01-item"):
+        reprotects = posts(entries, "reProtect", item)
+        assert len(reprotects) == 1, reprotects
+        details = reprotects[0]["body"]["properties"]["providerSpecificDetails"]
+        assert details["instanceType"] == "InMage"
+        assert details["masterTargetId"] == "mt-linux-01"
+        assert details["profileId"] and details["retentionDrive"]
+        first_failover = posts(entries, "unplannedFailover", item)[0]
+        assert parse_time(first_failover["time"]) > parse_time(reprotects[0]["time"])
+    app_details = posts(entries, "reProtect", "app-01-item")[0]["body"]["properties"]
+    assert app_details["providerSpecificDetails"]["datastoreName"] == "ds-vmfs-01"
+
+    si = vsphere_client.connect(
+        settings.vcenter_host,
+        settings.vcenter_port,
+        settings.vcenter_user,
+        settings.vcenter_password.get_secret_value(),
+    )
+    try:
+        inventory = vsphere_client.read_inventory(si)
+    finally:
+        vsphere_client.disconnect(si)
+    app = inventory.vm("app-01")
+    master_target = inventory.vm("mt-linux-01")
+    assert app is not None and master_target is not None
+    assert app.host == master_target.host and app.datastores == ["ds-vmfs-01"]
+    assert app.power_state == "poweredOn"
+
+    await approve(client, handle.id, "erin", "both back")
+    result = await asyncio.wait_for(handle.result(), timeout=300)
+    assert result.outcome == "completed", result.summary

@@ -17,6 +17,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.vsphere import OnPremFactsQuery
 from workflows import errors
 from workflows.machine import MachineFailbackWorkflow
 from workflows.models import (
@@ -36,6 +37,7 @@ from workflows.models import (
     OperationResult,
     PlanFailbackInput,
     ProtectedItemRef,
+    ReadAsrFactsInput,
     ReadRecoveryPointsInput,
     RecoveryPoint,
     ReprotectToAzureInput,
@@ -44,6 +46,17 @@ from workflows.models import (
     VaultRef,
 )
 from workflows.plan import PlanFailbackWorkflow
+from workflows.readiness import (
+    AsrFacts,
+    ConfigServerFacts,
+    DatastoreFacts,
+    HostFacts,
+    MachineFacts,
+    MasterTargetFacts,
+    OnPremFacts,
+    OnPremVmFacts,
+    VCenterFacts,
+)
 
 T0 = datetime(2026, 11, 25, tzinfo=UTC)
 GROUPS = [["db-01", "db-02"], ["app-01"], ["web-01"]]
@@ -66,9 +79,13 @@ def machine(name: str, group: str | None = None) -> DiscoveredMachine:
 
 class FakePlanWorld:
     def __init__(
-        self, failing_failover: str | None = None, groups: list[list[str]] = GROUPS
+        self,
+        failing_failover: str | None = None,
+        groups: list[list[str]] = GROUPS,
+        windows_2008: str | None = None,
     ) -> None:
         self.groups = groups
+        self.windows_2008 = windows_2008
         self.events: list[tuple[str, str]] = []
         self.failover_reads: dict[str, int] = {}
         self.failing_failover = failing_failover
@@ -81,6 +98,48 @@ class FakePlanWorld:
                 [machine(n, "rg-db" if n.startswith("db") else None) for n in group]
                 for group in self.groups
             ],
+        )
+
+    @activity.defn(name="read_asr_facts")
+    async def read_asr_facts(self, params: ReadAsrFactsInput) -> AsrFacts:
+        return AsrFacts(
+            configuration_server=ConfigServerFacts(name="cs01", reachable=True),
+            master_targets=[
+                MasterTargetFacts(
+                    id="mt",
+                    name="mt-lnx",
+                    os_type="Linux",
+                    datastores=["ds"],
+                    retention_volumes=["/r"],
+                )
+            ],
+            vcenters=[VCenterFacts(name="vc", connected=True)],
+            machines=[
+                MachineFacts(
+                    item=m.item.name,
+                    vm_name=m.vm_name,
+                    os_type="Linux",
+                    os_version=(
+                        "Windows Server 2008 R2 SP1" if m.vm_name == self.windows_2008 else None
+                    ),
+                    replication_group=m.replication_group,
+                    state="replicating-back",
+                    protection_state="Protected",
+                    replication_health="Normal",
+                    recovery_point_count=5,
+                    master_target_id="mt",
+                )
+                for m in params.machines
+            ],
+        )
+
+    @activity.defn(name="read_onprem_facts")
+    async def read_onprem_facts(self, params: OnPremFactsQuery) -> OnPremFacts:
+        names = [n for group in self.groups for n in group] + ["mt-lnx"]
+        return OnPremFacts(
+            hosts=[HostFacts(name="esx-01")],
+            datastores=[DatastoreFacts(name="ds", type="VMFS", hosts=["esx-01"])],
+            vms=[OnPremVmFacts(name=n, host="esx-01", datastores=["ds"]) for n in names],
         )
 
     @activity.defn(name="read_recovery_points")
@@ -168,6 +227,8 @@ class FakePlanWorld:
     def activities(self) -> list[object]:
         return [
             self.discover_recovery_plan,
+            self.read_asr_facts,
+            self.read_onprem_facts,
             self.read_recovery_points,
             self.fail_over,
             self.read_onprem_vm,
@@ -307,3 +368,25 @@ async def test_a_hundred_machine_plan_stays_far_below_the_history_limit(
     print(f"plan history: {plan_events} events; machine histories: {child_events}")
     assert plan_events < 2048
     assert max(child_events) < 2048
+
+
+async def test_a_blocking_readiness_finding_starts_nothing(env: WorkflowEnvironment) -> None:
+    world = FakePlanWorld(windows_2008="app-01")
+    queue = f"tq-{uuid.uuid4()}"
+    async with Worker(
+        env.client,
+        task_queue=queue,
+        workflows=[PlanFailbackWorkflow, MachineFailbackWorkflow],
+        activities=world.activities(),
+    ):
+        handle = await env.client.start_workflow(
+            PlanFailbackWorkflow.run, plan_input(), id=f"plan-{uuid.uuid4()}", task_queue=queue
+        )
+        with pytest.raises(WorkflowFailureError) as failure:
+            await asyncio.wait_for(handle.result(), 60)
+        status = await handle.query(PlanFailbackWorkflow.status)
+    cause = failure.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == errors.NOT_READY
+    assert "R8 app-01-item" in str(cause)
+    assert status.readiness is not None and not status.readiness.ready
+    assert world.events == [], "something was sent although a rule blocked"
