@@ -466,9 +466,11 @@ class AsrActivities:
             name="failoverCommit",
             job_scenarios=frozenset({"CommitFailover", "FailoverCommit"}),
             allowed_operation=frozenset({"Commit", "FailoverCommit"}),
+            # Committed after failback (InMage), or even re-protected to Azure since; an item
+            # still failed over to Azure shows UnplannedFailoverCommitted too, but as InMageAzureV2.
             already_done=lambda item: (
-                _state(item) == "UnplannedFailoverCommitted"
-                or _instance_type(item) == "InMageAzureV2"
+                (_instance_type(item) == "InMage" and _state(item) == "UnplannedFailoverCommitted")
+                or (_instance_type(item) == "InMageAzureV2" and _state(item) == "Protected")
             ),
             send=lambda *ids, **kw: ops.begin_failover_commit(*ids, **kw),
         )

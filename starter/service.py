@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -79,9 +80,19 @@ async def start_failback(
     client: Client, settings: Settings, params: MachineFailbackInput
 ) -> WorkflowHandle[MachineFailbackWorkflow, MachineFailbackResult]:
     workflow_id = machine_workflow_id(params.vault.vault, params.machine)
+    return await _start_once(
+        client, settings, MachineFailbackWorkflow.run, params, workflow_id, params.machine
+    )
+
+
+async def _start_once(
+    client: Client, settings: Settings, run: Any, params: Any, workflow_id: str, what: str
+) -> Any:
+    """One failback per id: a running or completed one is never started a second time (only a
+    failed one may be started again)."""
     try:
         return await client.start_workflow(
-            MachineFailbackWorkflow.run,
+            run,
             params,
             id=workflow_id,
             task_queue=settings.task_queue,
@@ -90,7 +101,7 @@ async def start_failback(
         )
     except WorkflowAlreadyStartedError as err:
         raise CommandError(
-            f"a failback of {params.machine} already exists ({workflow_id}); watch it with "
+            f"a failback of {what} already exists ({workflow_id}); watch it with "
             f"`failback status {workflow_id}`. A completed failback is not started again."
         ) from err
 
@@ -173,20 +184,14 @@ async def start_plan_failback(
     client: Client, settings: Settings, params: PlanFailbackInput
 ) -> WorkflowHandle[PlanFailbackWorkflow, PlanFailbackResult]:
     workflow_id = plan_workflow_id(params.vault.vault, params.recovery_plan)
-    try:
-        return await client.start_workflow(
-            PlanFailbackWorkflow.run,
-            params,
-            id=workflow_id,
-            task_queue=settings.task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-        )
-    except WorkflowAlreadyStartedError as err:
-        raise CommandError(
-            f"a failback of recovery plan {params.recovery_plan} already exists ({workflow_id}); "
-            f"watch it with `failback status {workflow_id}`"
-        ) from err
+    return await _start_once(
+        client,
+        settings,
+        PlanFailbackWorkflow.run,
+        params,
+        workflow_id,
+        f"recovery plan {params.recovery_plan}",
+    )
 
 
 def preview_plan(settings: Settings, params: PlanFailbackInput) -> PlanPointChoice:

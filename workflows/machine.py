@@ -9,7 +9,12 @@ from typing import Any, Literal
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    ChildWorkflowError,
+    FailureError,
+)
 
 with workflow.unsafe.imports_passed_through():
     from activities.asr import AsrActivities
@@ -473,7 +478,7 @@ class _AgentNotRegistered(Exception):
         self.job_id = job_id
 
 
-def _cause(err: ActivityError) -> str:
+def _cause(err: ActivityError | ChildWorkflowError) -> str:
     """The innermost message: what went wrong, not that an activity failed."""
     cause: BaseException | None = err.cause
     while isinstance(cause, FailureError) and cause.cause is not None:

@@ -18,7 +18,6 @@ from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
     ChildWorkflowError,
-    FailureError,
 )
 from temporalio.workflow import ChildWorkflowHandle
 
@@ -369,7 +368,7 @@ class PlanFailbackWorkflow:
             try:
                 self._completed[machine.item.name] = await handle
             except ChildWorkflowError as err:
-                self._failed[machine.item.name] = _child_reason(err)
+                self._failed[machine.item.name] = _cause(err)
 
         self._children[machine.item.name] = _Child(handle, asyncio.ensure_future(follow()))
 
@@ -427,12 +426,3 @@ class _PlanStopped(Exception):
         super().__init__(reason)
         self.reason = reason
         self.error_type = error_type
-
-
-def _child_reason(err: ChildWorkflowError) -> str:
-    cause: BaseException | None = err.cause
-    while isinstance(cause, FailureError) and not isinstance(cause, ApplicationError):
-        if cause.cause is None:
-            break
-        cause = cause.cause
-    return str(cause or err)

@@ -4,7 +4,10 @@ all real processes started by `lab.manager.lab_up`, as `failback lab up` does.""
 from __future__ import annotations
 
 import json
+import os
 import ssl
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,6 +57,19 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabState]:
         yield state
     finally:
         lab_down(Path(state.lab_dir), say=lambda _: None)
+
+
+def cli(state: LabState, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `failback ARGS` as a user would, with the lab's settings and no others."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAILBACK_")}
+    env.update(state.settings)
+    return subprocess.run(
+        [sys.executable, "-m", "starter", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def lab_settings(state: LabState) -> Settings:

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +20,7 @@ from starter.service import (
     preview_plan,
     start_plan_failback,
 )
-from tests.integration.conftest import journal, lab_settings, posts, start_lab
+from tests.integration.conftest import cli, journal, lab_settings, posts, start_lab
 from worker.wiring import connect_temporal
 
 pytestmark = pytest.mark.integration
@@ -42,18 +39,6 @@ def plan_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabState]:
 
 def parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
-
-
-def cli(state: LabState, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FAILBACK_")}
-    env.update(state.settings)
-    return subprocess.run(
-        [sys.executable, "-m", "starter", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 async def test_plan_fails_back_in_boot_group_order_at_the_previewed_points(

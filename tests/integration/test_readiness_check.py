@@ -4,16 +4,14 @@ machine, the machine that breaks nothing has no blocking finding, and nothing is
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from lab.manager import LabState, lab_down
-from tests.integration.conftest import journal, start_lab
+from tests.integration.conftest import cli, journal, start_lab
 
 pytestmark = pytest.mark.integration
 
@@ -40,15 +38,7 @@ EXPECTED_WARNINGS = {
 
 
 def check(state: LabState, plan: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FAILBACK_")}
-    env.update(state.settings)
-    return subprocess.run(
-        [sys.executable, "-m", "starter", "check", "--recovery-plan", plan, "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return cli(state, "check", "--recovery-plan", plan, "--json")
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,12 @@ import asyncio
 import itertools
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from temporalio import activity
-from temporalio.client import WorkflowFailureError
+from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
@@ -248,6 +249,36 @@ async def env(test_server_path: str) -> AsyncIterator[WorkflowEnvironment]:
     await environment.shutdown()
 
 
+@asynccontextmanager
+async def started_plan(
+    env: WorkflowEnvironment, world: FakePlanWorld, params: PlanFailbackInput | None = None
+) -> AsyncIterator[WorkflowHandle]:
+    """A worker with the fake world's activities, and a plan failback started on it."""
+    queue = f"tq-{uuid.uuid4()}"
+    async with Worker(
+        env.client,
+        task_queue=queue,
+        workflows=[PlanFailbackWorkflow, MachineFailbackWorkflow],
+        activities=world.activities(),
+        max_concurrent_workflow_tasks=50,
+    ):
+        yield await env.client.start_workflow(
+            PlanFailbackWorkflow.run,
+            params or plan_input(),
+            id=f"plan-{uuid.uuid4()}",
+            task_queue=queue,
+        )
+
+
+async def until_awaiting_approval(env: WorkflowEnvironment, handle: WorkflowHandle) -> None:
+    for _ in range(600):
+        status = await handle.query(PlanFailbackWorkflow.status)
+        if status.phase in ("awaiting-approval", "failed"):
+            break
+        await env.sleep(timedelta(seconds=10))
+    assert status.phase == "awaiting-approval", status.error
+
+
 def plan_input(policy: str = "app-consistent") -> PlanFailbackInput:
     return PlanFailbackInput(
         vault=VaultRef(resource_group="rg", vault="vault"),
@@ -260,22 +291,8 @@ def plan_input(policy: str = "app-consistent") -> PlanFailbackInput:
 
 async def test_boot_groups_in_order_and_one_approval(env: WorkflowEnvironment) -> None:
     world = FakePlanWorld()
-    queue = f"tq-{uuid.uuid4()}"
-    async with Worker(
-        env.client,
-        task_queue=queue,
-        workflows=[PlanFailbackWorkflow, MachineFailbackWorkflow],
-        activities=world.activities(),
-    ):
-        handle = await env.client.start_workflow(
-            PlanFailbackWorkflow.run, plan_input(), id=f"plan-{uuid.uuid4()}", task_queue=queue
-        )
-        for _ in range(400):
-            status = await handle.query(PlanFailbackWorkflow.status)
-            if status.phase in ("awaiting-approval", "failed"):
-                break
-            await env.sleep(timedelta(seconds=10))
-        assert status.phase == "awaiting-approval", status.error
+    async with started_plan(env, world) as handle:
+        await until_awaiting_approval(env, handle)
         assert not [e for e in world.events if e[0] == "commit"]
         await handle.signal(PlanFailbackWorkflow.approve_commit, ApprovalRequest(approved_by="ops"))
         result = await asyncio.wait_for(handle.result(), 60)
@@ -304,16 +321,7 @@ async def test_a_failing_machine_stops_later_groups_and_nothing_is_committed(
     env: WorkflowEnvironment,
 ) -> None:
     world = FakePlanWorld(failing_failover="db-02")
-    queue = f"tq-{uuid.uuid4()}"
-    async with Worker(
-        env.client,
-        task_queue=queue,
-        workflows=[PlanFailbackWorkflow, MachineFailbackWorkflow],
-        activities=world.activities(),
-    ):
-        handle = await env.client.start_workflow(
-            PlanFailbackWorkflow.run, plan_input(), id=f"plan-{uuid.uuid4()}", task_queue=queue
-        )
+    async with started_plan(env, world) as handle:
         with pytest.raises(WorkflowFailureError) as failure:
             await asyncio.wait_for(handle.result(), 60)
         status = await handle.query(PlanFailbackWorkflow.status)
@@ -337,26 +345,9 @@ async def test_a_hundred_machine_plan_stays_far_below_the_history_limit(
     groups = [[f"vm-{g}-{i:02d}" for i in range(15 if g < 6 else 10)] for g in range(7)]
     assert sum(len(g) for g in groups) == 100
     world = FakePlanWorld(groups=groups)
-    queue = f"tq-{uuid.uuid4()}"
-    async with Worker(
-        env.client,
-        task_queue=queue,
-        workflows=[PlanFailbackWorkflow, MachineFailbackWorkflow],
-        activities=world.activities(),
-        max_concurrent_workflow_tasks=50,
-    ):
-        handle = await env.client.start_workflow(
-            PlanFailbackWorkflow.run,
-            plan_input("latest").model_copy(update={"recovery_plan": "plan-100"}),
-            id=f"plan-{uuid.uuid4()}",
-            task_queue=queue,
-        )
-        for _ in range(600):
-            status = await handle.query(PlanFailbackWorkflow.status)
-            if status.phase in ("awaiting-approval", "failed"):
-                break
-            await env.sleep(timedelta(seconds=10))
-        assert status.phase == "awaiting-approval", status.error
+    params = plan_input("latest").model_copy(update={"recovery_plan": "plan-100"})
+    async with started_plan(env, world, params) as handle:
+        await until_awaiting_approval(env, handle)
         await handle.signal(PlanFailbackWorkflow.approve_commit, ApprovalRequest(approved_by="ops"))
         result = await asyncio.wait_for(handle.result(), 240)
         plan_events = len((await handle.fetch_history()).events)
@@ -372,16 +363,7 @@ async def test_a_hundred_machine_plan_stays_far_below_the_history_limit(
 
 async def test_a_blocking_readiness_finding_starts_nothing(env: WorkflowEnvironment) -> None:
     world = FakePlanWorld(windows_2008="app-01")
-    queue = f"tq-{uuid.uuid4()}"
-    async with Worker(
-        env.client,
-        task_queue=queue,
-        workflows=[PlanFailbackWorkflow, MachineFailbackWorkflow],
-        activities=world.activities(),
-    ):
-        handle = await env.client.start_workflow(
-            PlanFailbackWorkflow.run, plan_input(), id=f"plan-{uuid.uuid4()}", task_queue=queue
-        )
+    async with started_plan(env, world) as handle:
         with pytest.raises(WorkflowFailureError) as failure:
             await asyncio.wait_for(handle.result(), 60)
         status = await handle.query(PlanFailbackWorkflow.status)
