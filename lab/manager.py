@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from lab import vcenter
 from lab.certs import make_lab_tls
 from lab.scenario import Scenario, default_scenario_path, load_scenario
+from worker.search_attributes import dev_server_flags
 
 LAB_VCENTER_USER = "administrator@vsphere.local"
 STATE_FILE = "state.json"
@@ -230,6 +231,7 @@ def lab_up(
                 str(lab_dir / "temporal.db"),
                 "--log-level",
                 "warn",
+                *dev_server_flags(),
             ],
             logs,
         )

@@ -19,7 +19,8 @@ from temporalio.exceptions import (
 with workflow.unsafe.imports_passed_through():
     from activities.asr import AsrActivities
     from activities.vsphere import VSphereActivities
-    from workflows import errors
+    from workflows import errors, search_attributes
+    from workflows.approval import wait_for_approval
     from workflows.decisions import (
         BEFORE_COMMIT,
         AgentWaitVerdict,
@@ -99,6 +100,7 @@ class MachineFailbackWorkflow:
         self._agent_limit_seconds = 0.0
         self._failed_in = Phase.STARTING
         self._stand_down: StandDown | None = None
+        self._reminders = 0
 
     # --- messages --------------------------------------------------------------------------
 
@@ -147,6 +149,7 @@ class MachineFailbackWorkflow:
             verification=self._verification,
             approval=self._approval,
             rejected_approvals=list(self._rejected),
+            approval_reminders=self._reminders,
             agent_wait=self._agent_wait,
             history=list(self._history),
             error=self._error,
@@ -159,6 +162,10 @@ class MachineFailbackWorkflow:
         self._machine = params.machine
         self._agent_limit_seconds = params.timings.agent_wait_timeout_seconds
         started_at = workflow.now()
+        labels = [search_attributes.VAULT.value_set(params.vault.vault)]
+        if params.recovery_plan:
+            labels.append(search_attributes.RECOVERY_PLAN.value_set(params.recovery_plan))
+        workflow.upsert_search_attributes(labels)
         self._history.append(PhaseChange(phase=Phase.STARTING, at=started_at))
         try:
             outcome = await self._fail_back(params)
@@ -212,11 +219,7 @@ class MachineFailbackWorkflow:
 
         self._enter(Phase.AWAITING_APPROVAL)
         await self._tell_plan_verified()
-        await workflow.wait_condition(
-            lambda: self._approval is not None or self._stand_down is not None
-        )
-        if self._approval is None:
-            self._check_stand_down()
+        await self._await_approval(params)
 
         self._enter(
             Phase.COMMITTING, f"approved by {self._approval and self._approval.approved_by}"
@@ -240,6 +243,28 @@ class MachineFailbackWorkflow:
                 f"stopped before commit: {self._stand_down.reason}. Nothing was committed: the "
                 "Azure VM is intact"
             )
+
+    async def _await_approval(self, params: MachineFailbackInput) -> None:
+        """Wait for a human for as long as it takes, reminding visibly; a plan's stand-down ends
+        the wait without commit; an opt-in policy may approve after a set time."""
+        self._approval = await wait_for_approval(
+            lambda: self._approval,
+            lambda: self._stand_down is not None,
+            params.approval,
+            self._remind,
+        )
+        if self._approval is None:
+            self._check_stand_down()
+
+    def _remind(self, waited_seconds: float) -> None:
+        self._reminders += 1
+        vm = self._discovered.vm_name if self._discovered else self._machine
+        text = (
+            f"{vm} is verified and has waited {int(waited_seconds // 60)} min for a commit "
+            "approval: run `failback approve ID --by NAME`"
+        )
+        workflow.logger.warning(text)
+        workflow.set_current_details(text)
 
     async def _tell_plan_verified(self) -> None:
         parent = workflow.info().parent
@@ -298,6 +323,7 @@ class MachineFailbackWorkflow:
                 OnPremVmQuery(vm_name=vm_name),
                 READ_TIMEOUT,
                 READ_RETRY,
+                summary=f"is {vm_name} powered on in vCenter, with its guest up?",
             )
         except ActivityError as err:
             # An unreadable vCenter is a failed check, not a failed failback: look again later.
@@ -306,7 +332,11 @@ class MachineFailbackWorkflow:
     async def _read_azure(self, machine: DiscoveredMachine) -> AzureVmState:
         try:
             return await self._call(
-                AsrActivities.read_azure_vm, machine.azure_vm, READ_TIMEOUT, READ_RETRY
+                AsrActivities.read_azure_vm,
+                machine.azure_vm,
+                READ_TIMEOUT,
+                READ_RETRY,
+                summary=f"is Azure VM {machine.azure_vm.name} off?",
             )
         except ActivityError as err:
             return AzureVmState(
@@ -324,14 +354,25 @@ class MachineFailbackWorkflow:
         self._agent_wait = AgentWait(started_at=workflow.now(), checks=0)
         failed_reprotect_jobs: list[str] = []
         while True:
+            waited = (workflow.now() - self._agent_wait.started_at).total_seconds()
             registration = await self._call(
                 AsrActivities.check_agent_registered,
                 AgentCheckInput(vault=params.vault, item=machine.item, committed_at=committed_at),
                 READ_TIMEOUT,
                 READ_RETRY,
+                summary=f"has the mobility agent on {machine.vm_name} registered? "
+                f"({int(waited // 60)} of {int(timings.agent_wait_timeout_seconds // 60)} min)",
             )
             wait = self._agent_wait
             self._agent_wait = wait.model_copy(update={"checks": wait.checks + 1})
+            workflow.set_current_details(
+                describe_wait(
+                    Phase.WAITING_FOR_AGENT,
+                    machine.vm_name,
+                    (workflow.now() - wait.started_at).total_seconds(),
+                    timings.agent_wait_timeout_seconds,
+                )
+            )
             verdict = agent_wait_verdict(
                 self._agent_wait,
                 workflow.now(),
@@ -422,6 +463,8 @@ class MachineFailbackWorkflow:
                 start_to_close_timeout=timedelta(seconds=timings.operation_timeout_seconds),
                 heartbeat_timeout=timedelta(seconds=heartbeat),
                 retry_policy=WRITE_RETRY,
+                # What the Web UI lists for this step.
+                summary=f"ASR {activity_method.__name__.replace('_', ' ')}: {request.item.name}",
             )
         except ActivityError as err:
             cause = err.cause
@@ -437,10 +480,19 @@ class MachineFailbackWorkflow:
         return result
 
     async def _call(
-        self, activity_method: Any, arg: object, timeout: timedelta, retry: RetryPolicy
+        self,
+        activity_method: Any,
+        arg: object,
+        timeout: timedelta,
+        retry: RetryPolicy,
+        summary: str | None = None,
     ) -> Any:
         return await workflow.execute_activity_method(
-            activity_method, arg, start_to_close_timeout=timeout, retry_policy=retry
+            activity_method,
+            arg,
+            start_to_close_timeout=timeout,
+            retry_policy=retry,
+            summary=summary,
         )
 
     def _enter(self, phase: Phase, note: str = "") -> None:
@@ -450,6 +502,10 @@ class MachineFailbackWorkflow:
             self._phase = next_phase(self._phase, phase)
         self._history.append(PhaseChange(phase=phase, at=workflow.now(), note=note))
         workflow.logger.info("phase %s %s", phase, note)
+        # What the Web UI shows: the phase to filter on, and in words what it waits for.
+        workflow.upsert_search_attributes([search_attributes.PHASE.value_set(phase.value)])
+        vm = self._discovered.vm_name if self._discovered else self._machine
+        workflow.set_current_details(describe_wait(phase, vm))
 
     def _summary(self, outcome: Outcome) -> str:
         vm = self._discovered.vm_name if self._discovered else self._machine

@@ -95,6 +95,17 @@ class ReprotectToOnPremOptions(_Model):
     policy_id: str | None = None
 
 
+class ApprovalPolicy(_Model):
+    reminder_every_seconds: float = Field(
+        default=1800.0, gt=0, description="How often to remind, visibly, that approval waits"
+    )
+    auto_commit_after_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="Off by default: commit without a human after this long awaiting approval",
+    )
+
+
 class MachineFailbackInput(_Model):
     """Fail back one replicated machine. `machine` is the ASR item name or the VM's name."""
 
@@ -105,6 +116,7 @@ class MachineFailbackInput(_Model):
     recovery_point: Literal["latest"] = "latest"
     reprotect_to_azure: ReprotectToAzureOptions = ReprotectToAzureOptions()
     timings: Timings = Timings()
+    approval: ApprovalPolicy = ApprovalPolicy()
     # Set by a plan: the machine as the plan found it and the point the plan chose for it.
     recovery_plan: str | None = None
     discovered: DiscoveredMachine | None = None
@@ -375,6 +387,7 @@ class MachineStatus(_Model):
     verification: Verification | None = None
     approval: Approval | None = None
     rejected_approvals: list[RejectedApproval] = Field(default_factory=list)
+    approval_reminders: int = 0
     agent_wait: AgentWait | None = None
     history: list[PhaseChange] = Field(default_factory=list)
     error: str | None = None
@@ -417,6 +430,7 @@ class PlanFailbackInput(_Model):
     recovery_resource_group: str
     reprotect_to_onprem: ReprotectToOnPremOptions = ReprotectToOnPremOptions()
     reprotect_to_azure: ReprotectToAzureOptions = ReprotectToAzureOptions()
+    approval: ApprovalPolicy = ApprovalPolicy()
     timings: Timings = Timings()
 
 
@@ -440,6 +454,7 @@ class PlanStatus(_Model):
     completed: list[str] = Field(default_factory=list)
     approval: Approval | None = None
     rejected_approvals: list[RejectedApproval] = Field(default_factory=list)
+    approval_reminders: int = 0
     recovery_points: PlanPointChoice | None = None
     readiness: ReadinessReport | None = None
     reprotects: list[OperationResult] = Field(default_factory=list)

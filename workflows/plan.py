@@ -24,7 +24,8 @@ from temporalio.workflow import ChildWorkflowHandle
 with workflow.unsafe.imports_passed_through():
     from activities.asr import AsrActivities
     from activities.vsphere import OnPremFactsQuery, VSphereActivities
-    from workflows import errors
+    from workflows import errors, search_attributes
+    from workflows.approval import wait_for_approval
     from workflows.machine import (
         READ_RETRY,
         READ_TIMEOUT,
@@ -35,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.models import (
         Approval,
+        ApprovalPolicy,
         ApprovalRequest,
         DiscoveredMachine,
         DiscoveredPlan,
@@ -102,6 +104,7 @@ class PlanFailbackWorkflow:
         self._children: dict[str, _Child] = {}
         self._readiness: ReadinessReport | None = None
         self._reprotects: list[OperationResult] = []
+        self._reminders = 0
 
     @workflow.signal
     def machine_verified(self, report: MachineVerified) -> None:
@@ -146,6 +149,7 @@ class PlanFailbackWorkflow:
             completed=sorted(self._completed),
             approval=self._approval,
             rejected_approvals=list(self._rejected),
+            approval_reminders=self._reminders,
             recovery_points=self._choice,
             readiness=self._readiness,
             reprotects=list(self._reprotects),
@@ -157,6 +161,12 @@ class PlanFailbackWorkflow:
     async def run(self, params: PlanFailbackInput) -> PlanFailbackResult:
         self._plan = params.recovery_plan
         started_at = workflow.now()
+        workflow.upsert_search_attributes(
+            [
+                search_attributes.VAULT.value_set(params.vault.vault),
+                search_attributes.RECOVERY_PLAN.value_set(params.recovery_plan),
+            ]
+        )
         self._enter(PlanPhase.STARTING)
         try:
             await self._fail_back(params)
@@ -254,7 +264,9 @@ class PlanFailbackWorkflow:
         self._current_group = None
 
         self._enter(PlanPhase.AWAITING_APPROVAL)
-        await workflow.wait_condition(lambda: self._approval is not None or self._failed != {})
+        self._approval = await wait_for_approval(
+            lambda: self._approval, lambda: bool(self._failed), params.approval, self._remind
+        )
         if self._approval is None:
             where = ", ".join(f"{m}: {why}" for m, why in sorted(self._failed.items()))
             raise _PlanStopped(f"a machine failed while awaiting approval ({where})")
@@ -353,6 +365,10 @@ class PlanFailbackWorkflow:
                 recovery_resource_group=params.recovery_resource_group,
                 reprotect_to_azure=params.reprotect_to_azure,
                 timings=params.timings,
+                # The plan approves its machines; they only remind, never auto-commit alone.
+                approval=ApprovalPolicy(
+                    reminder_every_seconds=params.approval.reminder_every_seconds
+                ),
                 recovery_plan=params.recovery_plan,
                 discovered=machine,
                 chosen_point=RecoveryPointChoice(
@@ -392,6 +408,18 @@ class PlanFailbackWorkflow:
         self._phase = phase
         self._history.append(PlanPhaseChange(phase=phase, at=workflow.now(), note=note))
         workflow.logger.info("plan %s: %s %s", self._plan, phase, note)
+        workflow.upsert_search_attributes([search_attributes.PHASE.value_set(phase)])
+        workflow.set_current_details(self._waiting_for())
+
+    def _remind(self, waited_seconds: float) -> None:
+        self._reminders += 1
+        text = (
+            f"all {len(self._machines)} machines of {self._plan} are verified and have waited "
+            f"{int(waited_seconds // 60)} min for one commit approval: run "
+            "`failback approve ID --by NAME`"
+        )
+        workflow.logger.warning(text)
+        workflow.set_current_details(text)
 
     def _waiting_for(self) -> str:
         if self._phase == PlanPhase.FAILING_OVER and self._current_group is not None:

@@ -16,6 +16,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from worker.search_attributes import register_search_attributes
 from workflows import errors
 from workflows.machine import MachineFailbackWorkflow
 from workflows.models import (
@@ -167,6 +168,7 @@ async def env(test_server_path: str) -> AsyncIterator[WorkflowEnvironment]:
     environment = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter, test_server_existing_path=test_server_path
     )
+    await register_search_attributes(environment.client)
     yield environment
     await environment.shutdown()
 
@@ -359,3 +361,51 @@ async def test_workflows_and_activities_are_traced(env: WorkflowEnvironment) -> 
     assert "StartWorkflow:MachineFailbackWorkflow" in names
     assert "RunWorkflow:MachineFailbackWorkflow" in names
     assert {"RunActivity:fail_over", "RunActivity:commit_failover"} <= names
+
+
+async def test_reminders_while_waiting_and_search_attributes_for_the_web_ui(
+    env: WorkflowEnvironment,
+) -> None:
+    from workflows import search_attributes
+
+    world = FakeWorld()
+    task_queue = f"tq-{uuid.uuid4()}"
+    async with worker(env, world, task_queue):
+        handle = await start(env.client, world, task_queue)
+        await wait_for_phase(handle, Phase.AWAITING_APPROVAL)
+        await env.sleep(timedelta(minutes=95))
+        status = await handle.query(MachineFailbackWorkflow.status)
+        assert status.approval_reminders == 3  # at 30, 60 and 90 minutes
+        description = await handle.describe()
+        attributes = description.typed_search_attributes
+        assert attributes.get(search_attributes.PHASE) == "awaiting-approval"
+        assert attributes.get(search_attributes.VAULT) == "vault"
+        assert world.calls["commit_failover"] == 0
+        await approve_when_verified(handle, "alice")
+        result = await handle.result()
+        description = await handle.describe()
+    assert result.status.approval_reminders == 3
+    assert description.typed_search_attributes.get(search_attributes.PHASE) == "completed"
+
+
+async def test_opt_in_auto_commit_approves_after_the_set_time(env: WorkflowEnvironment) -> None:
+    from workflows.models import ApprovalPolicy
+
+    world = FakeWorld(agent_delay=timedelta(minutes=1))
+    task_queue = f"tq-{uuid.uuid4()}"
+    async with worker(env, world, task_queue):
+        handle = await env.client.start_workflow(
+            MachineFailbackWorkflow.run,
+            failback_input().model_copy(
+                update={"approval": ApprovalPolicy(auto_commit_after_seconds=45 * 60)}
+            ),
+            id=f"failback-test-{uuid.uuid4()}",
+            task_queue=task_queue,
+        )
+        result = await handle.result()
+    approval = result.status.approval
+    assert approval is not None and approval.approved_by.startswith("auto-commit policy (45")
+    committing = next(c for c in result.status.history if c.phase == Phase.COMMITTING)
+    awaiting = next(c for c in result.status.history if c.phase == Phase.AWAITING_APPROVAL)
+    assert committing.at - awaiting.at >= timedelta(minutes=45)
+    assert result.status.approval_reminders == 1  # at 30 minutes, before the policy acted

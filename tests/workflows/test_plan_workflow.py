@@ -19,6 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.vsphere import OnPremFactsQuery
+from worker.search_attributes import register_search_attributes
 from workflows import errors
 from workflows.machine import MachineFailbackWorkflow
 from workflows.models import (
@@ -245,6 +246,7 @@ async def env(test_server_path: str) -> AsyncIterator[WorkflowEnvironment]:
     environment = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter, test_server_existing_path=test_server_path
     )
+    await register_search_attributes(environment.client)
     yield environment
     await environment.shutdown()
 
