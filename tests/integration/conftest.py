@@ -21,6 +21,7 @@ from worker.settings import Settings
 
 SECOND_VM = "app-01"
 THIRD_VM = "db-01"
+UI_VM = "ui-01"
 
 
 def integration_scenario() -> dict[str, Any]:
@@ -29,7 +30,7 @@ def integration_scenario() -> dict[str, Any]:
     data["name"] = "integration"
     vms = data["vcenter"]["vms"]
     items = data["azure"]["items"]
-    for vm in (SECOND_VM, THIRD_VM):
+    for vm in (SECOND_VM, THIRD_VM, UI_VM):
         vms.append({**vms[0], "name": vm})
         items.append({**items[0], "name": f"{vm}-item", "vm_name": vm, "azure_vm_name": vm})
     items[0]["agent_registration_delay_seconds"] = 4

@@ -1,0 +1,360 @@
+"""Record the histories of the lab's standard runs for the replay tests (tests/replay).
+
+    .venv/bin/python scripts/record_histories.py [--output tests/replay/histories]
+
+Starts a fresh lab per run (vcsim, the ASR simulator, a Temporal dev server and a worker running
+the current code, as `failback lab up` does, reusing the harness built in .lab/bin), runs it end
+to end, and saves the full history of every workflow it started, the plans' child workflows
+included, as `SCENARIO__WORKFLOWTYPE__NAME.json.gz` (`WorkflowHistory.to_json()`, gzipped; its
+first event names the workflow id and type). The output folder's histories are replaced only when
+every run succeeded. Re-run it whenever a workflow changes on purpose in a way
+the stored histories no longer match (see tests/replay/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import json
+import shutil
+import ssl
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
+
+from lab.manager import LabState, lab_down, lab_up
+from starter.service import (
+    approve,
+    failback_input,
+    machine_status,
+    plan_input,
+    plan_status,
+    start_failback,
+    start_plan_failback,
+)
+from worker.settings import Settings
+from worker.wiring import connect_temporal
+from workflows.models import Phase
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIOS = ROOT / "lab" / "scenarios"
+DEFAULT_OUTPUT = ROOT / "tests" / "replay" / "histories"
+# The failed run: a plan whose second boot group's only machine fails its failover, after the
+# first group's machines are verified and awaiting approval, so that they must stand down.
+FAILURE_PLAN = "plan-stand-down"
+FAILURE_PLAN_GROUPS = [["db-01-item", "db-02-item"], ["cache-01-item"]]
+FAILING_ITEM = "cache-01-item"
+WAIT_SECONDS = 300.0
+# Gzipped JSON: the plans' histories carry every recovery point read (1.2 MB as text).
+SUFFIX = ".json.gz"
+
+
+@dataclass(frozen=True)
+class Recorded:
+    scenario: str
+    workflow_id: str
+    workflow_type: str
+    history: WorkflowHistory
+
+    @property
+    def ended(self) -> str:
+        last = self.history.events[-1]
+        return last.WhichOneof("attributes") or "unknown"
+
+
+RunBody = Callable[[Client, Settings, LabState], Awaitable[str]]
+
+
+@dataclass(frozen=True)
+class StandardRun:
+    name: str
+    scenario: Callable[[Path], Path]
+    body: RunBody
+    description: str
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+# --- the lab ---------------------------------------------------------------------------------
+
+
+def start_lab(root: Path, scenario: Path) -> LabState:
+    """As tests/integration/conftest.py's start_lab: reuse the harness `make` built."""
+    shared_bin = ROOT / ".lab" / "bin"
+    lab_dir = root / "lab"
+    if shared_bin.exists():
+        lab_dir.mkdir()
+        (lab_dir / "bin").symlink_to(shared_bin)
+    return lab_up(scenario, lab_dir, say=lambda _: None)
+
+
+def lab_settings(state: LabState) -> Settings:
+    values: dict[str, Any] = {
+        k.removeprefix("FAILBACK_").lower(): v for k, v in state.settings.items()
+    }
+    return Settings(**values)
+
+
+def lab_request(state: LabState, method: str, path: str, body: Any = None) -> Any:
+    context = ssl.create_default_context(cafile=state.settings["FAILBACK_AZURE_CA_BUNDLE"])
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        f"{state.asr_url}{path}",
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, context=context, timeout=10) as reply:
+        text = reply.read()
+    return json.loads(text) if text else None
+
+
+def shipped(name: str) -> Callable[[Path], Path]:
+    return lambda _root: SCENARIOS / name
+
+
+def failure_scenario(root: Path) -> Path:
+    data = json.loads((SCENARIOS / "recovery-plan.json").read_text())
+    data["name"] = "plan-failure"
+    data["description"] = (
+        "recovery-plan.json plus plan-stand-down: db-01 and db-02, then cache-01, whose failover "
+        "job the recording makes fail"
+    )
+    data["azure"]["recovery_plans"].append(
+        {"name": FAILURE_PLAN, "boot_groups": FAILURE_PLAN_GROUPS}
+    )
+    path = root / "plan-failure.json"
+    path.write_text(json.dumps(data, indent=2))
+    return path
+
+
+# --- the runs --------------------------------------------------------------------------------
+
+
+async def wait_for_phase(read: Callable[[], Awaitable[Any]], phases: set[str]) -> Any:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        status = await read()
+        if str(status.phase) in phases:
+            return status
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"still {status.phase} after {WAIT_SECONDS:.0f} s")
+        await asyncio.sleep(0.25)
+
+
+async def single_vm(client: Client, settings: Settings, _lab: LabState) -> str:
+    handle = await start_failback(client, settings, failback_input(settings, "web-01"))
+    status = await wait_for_phase(
+        lambda: machine_status(client, handle.id), {Phase.AWAITING_APPROVAL, Phase.FAILED}
+    )
+    if status.phase != Phase.AWAITING_APPROVAL:
+        raise RuntimeError(f"web-01 did not reach approval: {status.error}")
+    await approve(client, handle.id, "alice", "recorded for the replay tests")
+    result = await asyncio.wait_for(handle.result(), WAIT_SECONDS)
+    if result.outcome != "completed":
+        raise RuntimeError(f"web-01: {result.summary}")
+    return handle.id
+
+
+def plan_run(plan: str, recovery_point: str, approver: str) -> RunBody:
+    async def body(client: Client, settings: Settings, _lab: LabState) -> str:
+        handle = await start_plan_failback(
+            client, settings, plan_input(settings, plan, recovery_point)
+        )
+        status = await wait_for_phase(
+            lambda: plan_status(client, handle.id), {"awaiting-approval", "failed"}
+        )
+        if status.phase != "awaiting-approval":
+            raise RuntimeError(f"{plan} did not reach approval: {status.error}")
+        await approve(client, handle.id, approver, "recorded for the replay tests")
+        result = await asyncio.wait_for(handle.result(), WAIT_SECONDS)
+        if result.outcome != "completed":
+            raise RuntimeError(f"{plan}: {result.summary}")
+        return handle.id
+
+    return body
+
+
+async def failing_plan(client: Client, settings: Settings, lab: LabState) -> str:
+    lab_request(
+        lab,
+        "POST",
+        "/_lab/faults",
+        {
+            "kind": "job_failure",
+            "operation": "unplannedFailover",
+            "item": FAILING_ITEM,
+            "code": "8038",
+            "message": "Injected for the replay tests: the VM could not be started on-premises.",
+        },
+    )
+    handle = await start_plan_failback(
+        client, settings, plan_input(settings, FAILURE_PLAN, "latest")
+    )
+    try:
+        await asyncio.wait_for(handle.result(), WAIT_SECONDS)
+    except WorkflowFailureError:
+        pass
+    else:
+        raise RuntimeError(f"{FAILURE_PLAN} completed although {FAILING_ITEM}'s failover failed")
+    status = await plan_status(client, handle.id)
+    if status.phase != "failed" or FAILING_ITEM not in status.failed:
+        raise RuntimeError(f"{FAILURE_PLAN} did not fail on {FAILING_ITEM}: {status.error}")
+    stood_down = sorted(set(status.failed) - {FAILING_ITEM})
+    if stood_down != sorted(FAILURE_PLAN_GROUPS[0]):
+        raise RuntimeError(f"expected the first boot group to stand down, got {status.failed}")
+    commits = [
+        e
+        for e in lab_request(lab, "GET", "/_lab/journal")
+        if e["method"] == "POST" and e["path"].endswith("/failoverCommit")
+    ]
+    if commits:
+        raise RuntimeError(f"{FAILURE_PLAN} committed something: {commits}")
+    return handle.id
+
+
+RUNS = [
+    StandardRun(
+        "single-vm",
+        shipped("single-vm.json"),
+        single_vm,
+        "one machine (web-01), approved, completed",
+    ),
+    StandardRun(
+        "recovery-plan",
+        shipped("recovery-plan.json"),
+        plan_run("plan-erp", "app-consistent", "dana"),
+        "plan-erp (3 boot groups, 7 machines) at app-consistent points, approved, completed",
+    ),
+    StandardRun(
+        "reprotect",
+        shipped("reprotect.json"),
+        plan_run("plan-reprotect", "latest", "erin"),
+        "plan-reprotect: reprotect to on-premises first, then latest points, approved, completed",
+    ),
+    StandardRun(
+        "plan-failure",
+        failure_scenario,
+        failing_plan,
+        f"{FAILURE_PLAN}: {FAILING_ITEM}'s failover job fails, the plan stops, db-01 and db-02 "
+        "stand down before commit",
+    ),
+]
+
+
+# --- histories -------------------------------------------------------------------------------
+
+
+def child_ids(history: WorkflowHistory) -> list[str]:
+    ids: list[str] = []
+    for event in history.events:
+        if event.HasField("start_child_workflow_execution_initiated_event_attributes"):
+            ids.append(event.start_child_workflow_execution_initiated_event_attributes.workflow_id)
+    return ids
+
+
+async def collect(client: Client, scenario: str, top_id: str) -> list[Recorded]:
+    """The workflow's history and, depth first, every child's."""
+    recorded: list[Recorded] = []
+    pending = [top_id]
+    while pending:
+        workflow_id = pending.pop(0)
+        handle = client.get_workflow_handle(workflow_id)
+        description = await handle.describe()
+        if description.close_time is None:
+            raise RuntimeError(f"{workflow_id} is still running; its history would be partial")
+        history = await handle.fetch_history()
+        recorded.append(Recorded(scenario, workflow_id, description.workflow_type, history))
+        pending.extend(child_ids(history))
+    return recorded
+
+
+def file_name(entry: Recorded, settings: Settings) -> str:
+    vault = settings.azure_vault or ""
+    short = entry.workflow_id
+    for prefix in (f"failback-plan-{vault}-", f"failback-{vault}-"):
+        if short.startswith(prefix):
+            short = short.removeprefix(prefix)
+            break
+    return f"{entry.scenario}__{entry.workflow_type}__{short}{SUFFIX}"
+
+
+async def record_run(run: StandardRun, scratch: Path, output: Path) -> list[Path]:
+    root = scratch / run.name
+    root.mkdir()
+    say(f"== {run.name}: {run.description}")
+    started = time.monotonic()
+    lab = start_lab(root, run.scenario(root))
+    try:
+        settings = lab_settings(lab)
+        client = await connect_temporal(settings)
+        top_id = await run.body(client, settings, lab)
+        recorded = await collect(client, run.name, top_id)
+    finally:
+        lab_down(Path(lab.lab_dir), say=lambda _: None)
+    written = []
+    for entry in recorded:
+        path = output / file_name(entry, settings)
+        # mtime 0: the same history gives the same bytes.
+        path.write_bytes(gzip.compress(entry.history.to_json().encode(), mtime=0))
+        written.append(path)
+        say(f"   {path.name:<58} {len(entry.history.events):>5} events  {entry.ended}")
+    say(f"   recorded in {time.monotonic() - started:.0f} s")
+    return written
+
+
+async def record_all(output: Path, only: set[str]) -> None:
+    with tempfile.TemporaryDirectory(prefix="record-histories-") as scratch_name:
+        scratch = Path(scratch_name)
+        fresh = scratch / "histories"
+        fresh.mkdir()
+        if only and output.exists():
+            # Keep the other runs' histories as they are.
+            for kept in output.glob(f"*__*{SUFFIX}"):
+                if kept.name.split("__")[0] not in only:
+                    shutil.copy2(kept, fresh / kept.name)
+        for run in RUNS:
+            if not only or run.name in only:
+                await record_run(run, scratch, fresh)
+        # Every run succeeded: only now replace what was stored.
+        output.mkdir(parents=True, exist_ok=True)
+        for old in output.glob(f"*{SUFFIX}"):
+            old.unlink()
+        for new in sorted(fresh.iterdir()):
+            shutil.copy2(new, output / new.name)
+    say(f"wrote {output}:")
+    total = 0
+    for path in sorted(output.glob(f"*{SUFFIX}")):
+        history = WorkflowHistory.from_json(path.name, gzip.decompress(path.read_bytes()).decode())
+        size = path.stat().st_size
+        total += size
+        say(f"  {path.name:<60} {len(history.events):>5} events {size / 1024:>7.1f} KiB")
+    say(f"  total {total / 1024:.1f} KiB")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=[run.name for run in RUNS],
+        help="re-record only this run (repeatable); the others' histories are kept",
+    )
+    args = parser.parse_args(argv)
+    asyncio.run(record_all(args.output.resolve(), set(args.only or [])))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""Stored histories of the lab's standard runs, replayed against the current workflow code.
+
+No server: the Replayer runs the workflows from the recorded events, and a workflow that now
+issues different commands (another activity, a timer fewer, a child in another order) fails with a
+nondeterminism error, as a worker would on a running failback after a deploy. Recorded by
+scripts/record_histories.py; see tests/replay/README.md.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from temporalio import workflow
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from activities.vsphere import OnPremFactsQuery, VSphereActivities
+from worker.wiring import WORKFLOWS
+from workflows.machine import MachineFailbackWorkflow
+from workflows.models import MachineFailbackInput, MachineFailbackResult
+
+HISTORIES = Path(__file__).parent / "histories"
+SUFFIX = ".json.gz"
+STORED = sorted(HISTORIES.glob(f"*{SUFFIX}"))
+INCOMPATIBLE = (
+    "the workflow code is no longer compatible with this stored history: if the change is "
+    "intended, version it with workflow.patched() or re-record with scripts/record_histories.py"
+)
+CLOSED = {
+    "workflow_execution_completed_event_attributes",
+    "workflow_execution_failed_event_attributes",
+    "workflow_execution_canceled_event_attributes",
+    "workflow_execution_terminated_event_attributes",
+    "workflow_execution_timed_out_event_attributes",
+    "workflow_execution_continued_as_new_event_attributes",
+}
+
+
+def load(path: Path) -> WorkflowHistory:
+    data = json.loads(gzip.decompress(path.read_bytes()))
+    started = data["events"][0]["workflowExecutionStartedEventAttributes"]
+    return WorkflowHistory.from_json(started.get("workflowId") or path.name, data)
+
+
+def workflow_type(history: WorkflowHistory) -> str:
+    return history.events[0].workflow_execution_started_event_attributes.workflow_type.name
+
+
+def ended(history: WorkflowHistory) -> str:
+    return history.events[-1].WhichOneof("attributes") or "none"
+
+
+def signals(history: WorkflowHistory) -> set[str]:
+    return {
+        event.workflow_execution_signaled_event_attributes.signal_name
+        for event in history.events
+        if event.HasField("workflow_execution_signaled_event_attributes")
+    }
+
+
+async def one(history: WorkflowHistory) -> AsyncIterator[WorkflowHistory]:
+    yield history
+
+
+async def replay(workflows: Sequence[type], history: WorkflowHistory) -> None:
+    replayer = Replayer(workflows=workflows, data_converter=pydantic_data_converter)
+    await replayer.replay_workflows(one(history), raise_on_replay_failure=True)
+
+
+@pytest.mark.parametrize("path", STORED, ids=lambda p: p.name.removesuffix(SUFFIX))
+async def test_stored_history_replays_on_the_current_code(path: Path) -> None:
+    history = load(path)
+    try:
+        await replay(WORKFLOWS, history)
+    except Exception as err:
+        pytest.fail(
+            f"{path.relative_to(HISTORIES.parents[2])} ({workflow_type(history)} "
+            f"{history.workflow_id}): {INCOMPATIBLE}.\n{type(err).__name__}: {err}",
+            pytrace=False,
+        )
+
+
+def test_stored_histories_cover_every_workflow_and_the_failure_path() -> None:
+    """The folder cannot be emptied, or thinned to the happy path, without this failing."""
+    assert STORED, f"no stored histories in {HISTORIES}: run scripts/record_histories.py"
+    histories = {path.name: load(path) for path in STORED}
+    by_type: dict[str, list[WorkflowHistory]] = {}
+    for history in histories.values():
+        by_type.setdefault(workflow_type(history), []).append(history)
+
+    registered = {str(workflow._Definition.must_from_class(cls).name) for cls in WORKFLOWS}
+    assert registered <= set(by_type), (
+        f"no stored history of {sorted(registered - set(by_type))}: add a standard run to "
+        "scripts/record_histories.py and re-record"
+    )
+    partial = [name for name, h in histories.items() if ended(h) not in CLOSED]
+    assert not partial, f"histories of workflows that had not finished: {partial}"
+    for name in ("MachineFailbackWorkflow", "PlanFailbackWorkflow"):
+        endings = {ended(h) for h in by_type[name]}
+        assert "workflow_execution_completed_event_attributes" in endings, name
+        assert "workflow_execution_failed_event_attributes" in endings, (
+            f"no failed {name} is stored: the failure path needs replay coverage"
+        )
+    # The failed plan told its machines to stand down, and they did.
+    stood_down = [
+        h
+        for h in by_type["MachineFailbackWorkflow"]
+        if "stand_down" in signals(h) and ended(h) == "workflow_execution_failed_event_attributes"
+    ]
+    assert stood_down, "no stored machine history stands down on its plan's order"
+    approved = [h for h in by_type["MachineFailbackWorkflow"] if "approve_commit" in signals(h)]
+    assert approved, "no stored machine history receives a commit approval"
+
+
+# --- the guard guards: an incompatible change is caught ---------------------------------------
+
+
+@workflow.defn(name="MachineFailbackWorkflow", sandboxed=False)
+class MachineFailbackWithPreflight(MachineFailbackWorkflow):
+    """What a careless change looks like: the same workflow, plus one activity call (a pre-flight
+    read of vCenter) before everything it did before, with no workflow.patched()."""
+
+    @workflow.run
+    async def run(self, params: MachineFailbackInput) -> MachineFailbackResult:
+        await workflow.execute_activity_method(
+            VSphereActivities.read_onprem_facts,
+            OnPremFactsQuery(),
+            start_to_close_timeout=timedelta(minutes=2),
+        )
+        return await super().run(params)
+
+
+@workflow.defn(name="MachineFailbackWorkflow", sandboxed=False)
+class MachineFailbackWithPatchedPreflight(MachineFailbackWorkflow):
+    """The same change done right: behind workflow.patched(), which is False when replaying a
+    history recorded before the change, so old runs keep their path and new ones take the new."""
+
+    @workflow.run
+    async def run(self, params: MachineFailbackInput) -> MachineFailbackResult:
+        if workflow.patched("preflight-onprem-facts"):
+            await workflow.execute_activity_method(
+                VSphereActivities.read_onprem_facts,
+                OnPremFactsQuery(),
+                start_to_close_timeout=timedelta(minutes=2),
+            )
+        return await super().run(params)
+
+
+def first_machine_history(scenario: str) -> list[Path]:
+    for path in STORED:
+        if path.name.startswith(f"{scenario}__MachineFailbackWorkflow__"):
+            return [path]
+    return []
+
+
+# A machine on its own (it discovers first), one in a plan (it fails over first), one that stood
+# down (it fails).
+@pytest.mark.parametrize(
+    "path",
+    [
+        *first_machine_history("single-vm"),
+        *first_machine_history("recovery-plan"),
+        *first_machine_history("plan-failure"),
+    ],
+    ids=lambda p: p.name.removesuffix(SUFFIX),
+)
+async def test_an_unversioned_extra_activity_call_is_reported_as_nondeterminism(path: Path) -> None:
+    history = load(path)
+    await replay(WORKFLOWS, history)  # the stored history is fine with the real code ...
+    with pytest.raises(workflow.NondeterminismError) as caught:
+        # ... and not with the changed one, under the same workflow name.
+        await replay([MachineFailbackWithPreflight], history)
+    assert "Nondeterminism error" in str(caught.value), caught.value
+    # The README's advice holds: the same change behind workflow.patched() replays.
+    await replay([MachineFailbackWithPatchedPreflight], history)
