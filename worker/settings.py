@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     vcenter_password: SecretStr | None = None
     vcenter_verify_tls: bool = True
 
+    payload_key: SecretStr | None = Field(
+        default=None, description="32 bytes, base64: encrypt payloads in Temporal (optional)"
+    )
+    payload_key_id: str = "default"
+
     # Workflow timings passed into each failback's input (production defaults when unset).
     job_poll_seconds: float | None = Field(default=None, gt=0)
     verify_poll_seconds: float | None = Field(default=None, gt=0)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.worker import Worker
 
 from activities.asr import AsrActivities
@@ -28,9 +30,21 @@ async def connect_temporal(settings: Settings, tracing: bool = False) -> Client:
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(settings),
         interceptors=interceptors,
     )
+
+
+def data_converter(settings: Settings) -> DataConverter:
+    """Pydantic models as JSON; encrypted when a payload key is configured."""
+    if settings.payload_key is None:
+        return pydantic_data_converter
+    from worker.codec import EncryptionCodec, parse_key
+
+    codec = EncryptionCodec(
+        parse_key(settings.payload_key.get_secret_value()), settings.payload_key_id
+    )
+    return dataclasses.replace(pydantic_data_converter, payload_codec=codec)
 
 
 def azure_credential(settings: Settings) -> Any:
