@@ -84,3 +84,11 @@ def test_bad_settings_are_named(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("FAILBACK_SETTINGS_FILE", str(tmp_path / "absent.env"))
     with pytest.raises(SettingsError, match="does not exist"):
         load_settings()
+
+
+def test_the_committed_json_schema_matches_the_model() -> None:
+    committed = json.loads((Path("lab") / "scenario.schema.json").read_text())
+    assert committed == scenario_json_schema(), (
+        "lab/scenario.schema.json is stale: regenerate it with "
+        "`failback lab schema > lab/scenario.schema.json`"
+    )
