@@ -37,6 +37,8 @@ def _friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from temporalio.service import RPCError
+
         from lab.manager import LabError
         from starter.service import CommandError
 
@@ -44,6 +46,11 @@ def _friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             return func(*args, **kwargs)
         except (CommandError, SettingsError, ScenarioError, LabError) as err:
             raise _Failure(str(err)) from err
+        except RPCError as err:
+            raise _Failure(
+                f"Temporal refused the request: {err.message} ({err.status.name}); check "
+                "FAILBACK_TEMPORAL_ADDRESS and FAILBACK_TEMPORAL_NAMESPACE"
+            ) from err
         except RuntimeError as err:
             if "Failed client connect" in str(err) or "connection" in str(err).lower():
                 raise _Failure(
@@ -69,9 +76,27 @@ def settings_for_cli() -> Settings:
 
 
 async def _client(settings: Settings) -> Any:
+    from starter.service import CommandError
     from worker.wiring import connect_temporal
 
-    return await connect_temporal(settings)
+    try:
+        return await connect_temporal(settings)
+    except RuntimeError as err:
+        if "connect" not in str(err).lower():
+            raise
+        configured = os.environ.get("FAILBACK_TEMPORAL_ADDRESS") or os.environ.get(
+            "FAILBACK_SETTINGS_FILE"
+        )
+        hint = (
+            "check FAILBACK_TEMPORAL_ADDRESS and that the Temporal server is running"
+            if configured
+            else "no FAILBACK_* settings are set and no lab runs here: start one with "
+            "`failback lab up`, or set FAILBACK_TEMPORAL_ADDRESS (`eval $(failback lab env)` "
+            "for a lab elsewhere)"
+        )
+        raise CommandError(
+            f"cannot reach Temporal at {settings.temporal_address}: {hint}. ({err})"
+        ) from err
 
 
 def _print_json(data: Any) -> None:
@@ -344,79 +369,61 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.0f} min"
 
 
+def _console() -> Any:
+    from rich.console import Console
+
+    if sys.stdout.isatty() or os.environ.get("COLUMNS"):
+        return Console()
+    # Piped into a file or a pager without COLUMNS, rich would assume 80 columns and fold the
+    # job ids and the plan's table.
+    return Console(width=140)
+
+
 @cli.command("status")
 @click.argument("workflow_id")
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="Redraw every second until the failback ends; Ctrl-C stops watching, not the failback",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON")
 @_friendly_errors
-def status_command(workflow_id: str, as_json: bool) -> None:
-    """Show the phase of a failback (a machine or a plan) and what it waits for."""
-    from starter.service import machine_status, plan_status, workflow_kind
+def status_command(workflow_id: str, watch: bool, as_json: bool) -> None:
+    """Show a failback (a machine, or a plan by boot group): phase, what it waits for, recovery
+    point and data-loss window, ASR jobs, verification, approval."""
+    from starter.live import failback_renderable, view_json
+    from starter.live import watch as watch_live
+    from starter.service import CommandError, read_failback
 
+    if watch and as_json:
+        raise CommandError("--watch draws a live view and --json prints once: choose one")
     settings = settings_for_cli()
+    console = _console()
 
-    async def go() -> Any:
-        client = await _client(settings)
-        if await workflow_kind(client, workflow_id) == "PlanFailbackWorkflow":
-            plan = await plan_status(client, workflow_id)
-            machines = {}
-            for machine in plan.machines:
-                try:
-                    machines[machine.machine] = await machine_status(client, machine.workflow_id)
-                except Exception:  # not started yet: later boot groups
-                    continue
-            return plan, machines
-        return await machine_status(client, workflow_id), None
+    if watch:
 
-    status, machines = _run(go())
-    if machines is not None:
-        _show_plan(status, machines, as_json)
+        async def follow() -> Any:
+            client = await _client(settings)
+            return await watch_live(lambda: read_failback(client, workflow_id), console)
+
+        try:
+            _run(follow())
+        except KeyboardInterrupt:
+            click.echo(
+                f"stopped watching; the failback goes on (`failback status {workflow_id} "
+                "--watch` watches again)",
+                err=True,
+            )
         return
+
+    async def once() -> Any:
+        return await read_failback(await _client(settings), workflow_id)
+
+    view = _run(once())
     if as_json:
-        click.echo(status.model_dump_json(indent=2))
+        _print_json(view_json(view))
         return
-    _show_machine(status)
-
-
-def _show_plan(plan: Any, machines: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        data = json.loads(plan.model_dump_json())
-        data["machine_status"] = {k: json.loads(v.model_dump_json()) for k, v in machines.items()}
-        _print_json(data)
-        return
-    click.echo(f"recovery plan {plan.recovery_plan}: {plan.phase}")
-    click.echo(f"  waiting for: {plan.waiting_for}")
-    for group in range(1, plan.boot_groups + 1):
-        click.echo(f"  boot group {group}:")
-        for machine in (m for m in plan.machines if m.boot_group == group):
-            status = machines.get(machine.machine)
-            phase = status.phase if status else "not started"
-            click.echo(f"    {machine.vm_name:<20} {phase}")
-    if plan.error:
-        click.echo(f"  error: {plan.error}")
-
-
-def _show_machine(status: Any) -> None:
-    click.echo(f"{status.machine}: {status.phase}")
-    click.echo(f"  waiting for: {status.waiting_for}")
-    if status.recovery_point:
-        point = status.recovery_point
-        click.echo(
-            f"  recovery point: {point.chosen.time.isoformat()} ({point.chosen.type}), "
-            f"data-loss window {_minutes(point.data_loss_window_seconds)}"
-        )
-    for op in status.operations:
-        click.echo(f"  ASR {op.operation}: job {op.job_id} {op.state}")
-    if status.verification:
-        verification = status.verification
-        verdict = "passed" if verification.passed else "; ".join(verification.problems)
-        click.echo(f"  verification: {verdict}")
-    if status.approval:
-        click.echo(
-            f"  approved by {status.approval.approved_by} at "
-            f"{status.approval.approved_at.isoformat()}: {status.approval.comment}"
-        )
-    if status.error:
-        click.echo(f"  error: {status.error}")
+    console.print(failback_renderable(view))
 
 
 @cli.command("approve")
@@ -466,6 +473,56 @@ def agent_command(workflow_id: str, decided_by: str, action: str | None, comment
 
     _run(go())
     click.echo(f"sent: {action}")
+
+
+@cli.command("report")
+@click.argument("workflow_id")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["md", "html", "json"]),
+    default="md",
+    show_default=True,
+    help="md: Markdown with the timeline as an embedded data: URI SVG image; html: a standalone "
+    "page with the SVG inline; json: the report's data",
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the report to FILE instead of standard output",
+)
+@_friendly_errors
+def report_command(workflow_id: str, fmt: str, output: Path | None) -> None:
+    """Report a failback (running or finished), reconciled with ASR, vCenter and Azure now.
+
+    Per machine: the recovery point and data-loss window, a timeline of the phases, the ASR jobs,
+    the verification evidence, the approval (and refused ones), and every place where what ASR
+    recorded and what vCenter or Azure show now disagree. Only reads.
+    """
+    from starter.report import render
+    from starter.service import CommandError, failback_report
+
+    settings = settings_for_cli()
+
+    async def go() -> Any:
+        return await failback_report(await _client(settings), settings, workflow_id)
+
+    report = _run(go())
+    text = render(report, fmt)  # type: ignore[arg-type]
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise CommandError(
+            f"cannot write the report to {output}: {err.strerror}; choose another --output"
+        ) from err
+    disagreements = len(report.disagreements)
+    click.echo(
+        f"report of {workflow_id} written to {output}: {len(report.machines)} machine(s), "
+        + (f"{disagreements} disagreement(s)" if disagreements else "no disagreement")
+    )
 
 
 @cli.command("demo")

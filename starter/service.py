@@ -2,27 +2,53 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+)
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, FailureError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from worker.settings import Settings
+from activities.asr import AsrActivities
+from starter.report import (
+    NOT_STARTED,
+    AsrJob,
+    FailbackReport,
+    FailbackView,
+    MachineView,
+    Observation,
+    build_report,
+)
+from worker.settings import Settings, SettingsError
 from workflows.decisions import approval_refusal
 from workflows.machine import MachineFailbackWorkflow, machine_workflow_id
 from workflows.models import (
+    Approval,
     ApprovalRequest,
+    AzureVmRef,
+    AzureVmState,
     DiscoverPlanInput,
     MachineFailbackInput,
     MachineFailbackResult,
     MachineStatus,
+    OnPremVmState,
     OperatorDecision,
     Phase,
     PlanFailbackInput,
     PlanFailbackResult,
+    PlanMachine,
     PlanPointChoice,
     PlanStatus,
     ReadAsrFactsInput,
@@ -118,6 +144,24 @@ async def machine_status(client: Client, workflow_id: str) -> MachineStatus:
         raise
 
 
+def approval_precheck(workflow_id: str, execution: str, approval: Approval | None) -> str | None:
+    """Why the CLI will not send an approval, or None. The workflow checks again itself; this is
+    what lets the operator know now, instead of finding a refusal in the history later."""
+    if execution != "running":
+        return (
+            f"not approved: the failback {workflow_id} has already ended ({execution}); there is "
+            f"nothing left to approve. `failback report {workflow_id}` shows what happened"
+        )
+    if approval is not None:
+        comment = f" ({approval.comment})" if approval.comment else ""
+        return (
+            f"not approved: the commit was already approved by {approval.approved_by} at "
+            f"{approval.approved_at.isoformat(timespec='seconds')}{comment}; one approval is "
+            "enough"
+        )
+    return None
+
+
 async def approve(client: Client, workflow_id: str, approved_by: str, comment: str) -> str:
     """Refuses unless the failback is awaiting approval; the workflow checks again itself.
 
@@ -126,8 +170,24 @@ async def approve(client: Client, workflow_id: str, approved_by: str, comment: s
         raise CommandError("--by must name who approves the commit")
     handle = client.get_workflow_handle(workflow_id)
     request = ApprovalRequest(approved_by=approved_by, comment=comment)
-    if await workflow_kind(client, workflow_id) == "PlanFailbackWorkflow":
+    description = await _describe(client, workflow_id)
+    execution = execution_name(description.status)
+    if description.parent_id:
+        # The plan passes its one approval to every machine; a machine approved on its own
+        # would commit outside the plan's order and without the rest of the plan.
+        raise CommandError(
+            f"not approved: {workflow_id} is one machine of the recovery plan's failback "
+            f"{description.parent_id}; approve the plan as a whole: `failback approve "
+            f"{description.parent_id} --by NAME`"
+        )
+    ended = approval_precheck(workflow_id, execution, None)
+    if ended is not None:
+        raise CommandError(ended)
+    if description.workflow_type == "PlanFailbackWorkflow":
         plan = await plan_status(client, workflow_id)
+        already = approval_precheck(workflow_id, execution, plan.approval)
+        if already is not None:
+            raise CommandError(already)
         if plan.phase != "awaiting-approval":
             raise CommandError(
                 f"not approved: the plan is {plan.phase} ({plan.waiting_for}); approve when "
@@ -137,6 +197,9 @@ async def approve(client: Client, workflow_id: str, approved_by: str, comment: s
         names = ", ".join(m.vm_name for m in plan.machines)
         return f"recovery plan {plan.recovery_plan} ({len(plan.machines)} machines: {names})"
     status = await machine_status(client, workflow_id)
+    already = approval_precheck(workflow_id, execution, status.approval)
+    if already is not None:
+        raise CommandError(already)
     refusal = approval_refusal(status.phase)
     if refusal is not None:
         raise CommandError(f"not approved: {refusal}")
@@ -251,15 +314,7 @@ def readiness_report(settings: Settings, params: PlanFailbackInput) -> Readiness
 
 
 async def workflow_kind(client: Client, workflow_id: str) -> str:
-    try:
-        description = await client.get_workflow_handle(workflow_id).describe()
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            raise CommandError(
-                f"no failback with id {workflow_id}; `failback start` prints the id"
-            ) from err
-        raise
-    return description.workflow_type
+    return (await _describe(client, workflow_id)).workflow_type
 
 
 async def plan_status(client: Client, workflow_id: str) -> PlanStatus:
@@ -273,3 +328,400 @@ def web_ui_link(settings: Settings, workflow_id: str) -> str | None:
         f"{settings.temporal_ui_url.rstrip('/')}/namespaces/{settings.temporal_namespace}"
         f"/workflows/{workflow_id}"
     )
+
+
+# --- reading a failback: `failback status` and `failback report` ------------------------------
+
+# A status query is answered by a worker; without one it would wait for as long as the server
+# lets it, and the CLI would look hung.
+QUERY_TIMEOUT = timedelta(seconds=15)
+# Plans have up to 100 machines; reading them one after the other would make `--watch` lag.
+READ_CONCURRENCY = 16
+
+
+def execution_name(status: WorkflowExecutionStatus | None) -> str:
+    if status is None:
+        return "unknown"
+    return status.name.lower().replace("_", "-")
+
+
+async def _describe(client: Client, workflow_id: str) -> WorkflowExecutionDescription:
+    try:
+        return await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            if "namespace" in err.message.lower():
+                raise CommandError(
+                    f"Temporal has no namespace {client.namespace!r}: check "
+                    "FAILBACK_TEMPORAL_NAMESPACE"
+                ) from err
+            raise CommandError(
+                f"no failback with id {workflow_id}; `failback start` prints the id"
+            ) from err
+        raise
+
+
+async def _describe_if_any(client: Client, workflow_id: str) -> WorkflowExecutionDescription | None:
+    try:
+        return await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+
+
+async def _query(handle: WorkflowHandle[Any, Any], query: Any, queue: str) -> Any:
+    try:
+        return await handle.query(query, rpc_timeout=QUERY_TIMEOUT)
+    except WorkflowQueryFailedError as err:
+        raise CommandError(
+            f"the status query of {handle.id} failed: {err}. The worker's log says why; check "
+            "that the worker runs the same version as this CLI"
+        ) from err
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise
+        raise CommandError(
+            f"no worker answered the status query of {handle.id} ({err.message}). Is a worker "
+            f"polling {queue}? Start one with `failback worker` (or `failback lab up`)"
+        ) from err
+
+
+def _failure_status(err: WorkflowFailureError) -> tuple[Any, str]:
+    """The status a failed workflow put into its failure, and the failure's message."""
+    cause = err.cause
+    details: Sequence[Any] = ()
+    if isinstance(cause, ApplicationError):
+        details = cause.details
+    message = str(cause.message if isinstance(cause, FailureError) else err)
+    return (details[0] if details else None), message
+
+
+async def _machine_view(
+    client: Client,
+    description: WorkflowExecutionDescription,
+    queue: str,
+    member: PlanMachine | None = None,
+) -> MachineView:
+    handle = client.get_workflow_handle_for(
+        MachineFailbackWorkflow.run, description.id, run_id=description.run_id
+    )
+    execution = description.status
+    status: MachineStatus | None = None
+    outcome: str | None = None
+    summary: str | None = None
+    if execution == WorkflowExecutionStatus.RUNNING:
+        status = await _query(handle, MachineFailbackWorkflow.status, queue)
+    elif execution == WorkflowExecutionStatus.COMPLETED:
+        result = await handle.result()
+        status, outcome, summary = result.status, result.outcome, result.summary
+    else:
+        try:
+            await handle.result()
+        except WorkflowFailureError as err:
+            details, summary = _failure_status(err)
+            if details is not None:
+                status = MachineStatus.model_validate(details)
+        if execution == WorkflowExecutionStatus.FAILED:
+            outcome = "failed"
+        if status is None:
+            # Terminated or timed out: nothing in the failure; replaying the history answers.
+            with contextlib.suppress(CommandError):
+                status = await _query(handle, MachineFailbackWorkflow.status, queue)
+    if member is not None:
+        machine, vm_name, group = member.machine, member.vm_name, member.boot_group
+    else:
+        machine = status.item.name if status and status.item else (status.machine if status else "")
+        vm_name = (status.vm_name or status.machine) if status else description.id
+        group = None
+    return MachineView(
+        workflow_id=description.id,
+        machine=machine or vm_name,
+        vm_name=vm_name,
+        boot_group=group,
+        execution=execution_name(execution),
+        status=status,
+        outcome=outcome,
+        summary=summary,
+        started_at=description.start_time,
+        finished_at=description.close_time,
+    )
+
+
+async def _member_view(
+    client: Client, plan_id: str, member: PlanMachine, queue: str
+) -> MachineView:
+    description = await _describe_if_any(client, member.workflow_id)
+    # The id is per machine, so it may name an earlier failback of the same machine (a failed
+    # one, started on its own): only this plan's child is this plan's machine.
+    if description is None or description.parent_id != plan_id:
+        return MachineView(
+            workflow_id=member.workflow_id,
+            machine=member.machine,
+            vm_name=member.vm_name,
+            boot_group=member.boot_group,
+            execution=NOT_STARTED,
+        )
+    return await _machine_view(client, description, queue, member)
+
+
+async def _plan_view(
+    client: Client, description: WorkflowExecutionDescription, queue: str
+) -> FailbackView:
+    handle = client.get_workflow_handle_for(
+        PlanFailbackWorkflow.run, description.id, run_id=description.run_id
+    )
+    execution = description.status
+    plan: PlanStatus | None = None
+    outcome: str | None = None
+    summary: str | None = None
+    error: str | None = None
+    if execution == WorkflowExecutionStatus.RUNNING:
+        plan = await _query(handle, PlanFailbackWorkflow.status, queue)
+    elif execution == WorkflowExecutionStatus.COMPLETED:
+        result = await handle.result()
+        plan, outcome, summary = result.status, result.outcome, result.summary
+    else:
+        try:
+            await handle.result()
+        except WorkflowFailureError as err:
+            details, error = _failure_status(err)
+            if details is not None:
+                plan = PlanStatus.model_validate(details)
+        if execution == WorkflowExecutionStatus.FAILED:
+            outcome = "failed"
+        if plan is None:
+            with contextlib.suppress(CommandError):
+                plan = await _query(handle, PlanFailbackWorkflow.status, queue)
+    members = plan.machines if plan is not None else []
+    limit = asyncio.Semaphore(READ_CONCURRENCY)
+
+    async def read(member: PlanMachine) -> MachineView:
+        async with limit:
+            return await _member_view(client, description.id, member, queue)
+
+    machines = await asyncio.gather(*(read(m) for m in members))
+    return FailbackView(
+        workflow_id=description.id,
+        kind="plan",
+        execution=execution_name(execution),
+        outcome=outcome,
+        summary=summary,
+        error=error or (plan.error if plan is not None else None),
+        started_at=description.start_time,
+        finished_at=description.close_time,
+        plan=plan,
+        machines=list(machines),
+    )
+
+
+async def read_failback(client: Client, workflow_id: str) -> FailbackView:
+    """A machine's or a plan's failback as its workflows record it: the result when it has
+    ended (no worker needed), the status queries while it runs."""
+    description = await _describe(client, workflow_id)
+    queue = f"task queue {description.task_queue!r}"
+    if description.workflow_type == "PlanFailbackWorkflow":
+        return await _plan_view(client, description, queue)
+    if description.workflow_type != "MachineFailbackWorkflow":
+        raise CommandError(
+            f"{workflow_id} is a {description.workflow_type} workflow, not a failback; "
+            "`failback start` prints the id of a failback"
+        )
+    machine = await _machine_view(client, description, queue)
+    return FailbackView(
+        workflow_id=workflow_id,
+        kind="machine",
+        execution=machine.execution,
+        outcome=machine.outcome,
+        summary=machine.summary,
+        error=machine.status.error if machine.status else None,
+        started_at=machine.started_at,
+        finished_at=machine.finished_at,
+        machines=[machine],
+    )
+
+
+# --- what ASR, vCenter and Azure say now --------------------------------------------------------
+
+VCENTER_SETTINGS = (
+    "FAILBACK_VCENTER_HOST, FAILBACK_VCENTER_PORT, FAILBACK_VCENTER_USER and "
+    "FAILBACK_VCENTER_PASSWORD"
+)
+AZURE_SETTINGS = (
+    "FAILBACK_AZURE_ENDPOINT, FAILBACK_AZURE_CA_BUNDLE, FAILBACK_AZURE_SUBSCRIPTION_ID and the "
+    "Azure credentials"
+)
+
+
+def _wire(value: Any) -> str | None:
+    """The wire value of a string or an SDK enum (whose str() is 'Class.MEMBER')."""
+    if value is None:
+        return None
+    return str(getattr(value, "value", value))
+
+
+def _job_error_text(error: Any) -> str:
+    service = getattr(error, "service_error_details", None)
+    provider = getattr(error, "provider_error_details", None)
+    if service is not None and (service.code or service.message):
+        return f"{service.code or ''} {service.message or ''}".strip()
+    if provider is not None and (provider.error_code or provider.error_message):
+        return f"{provider.error_code or ''} {provider.error_message or ''}".strip()
+    return str(error)
+
+
+def _read_job(asr: Any, settings: Settings, job_id: str) -> AsrJob:
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        job = asr.replication_jobs.get(settings.azure_resource_group, settings.azure_vault, job_id)
+    except ResourceNotFoundError:
+        return AsrJob(job_id=job_id, found=False)
+    props = job.properties
+    return AsrJob(
+        job_id=job_id,
+        found=True,
+        state=_wire(props.state),
+        scenario=props.scenario_name,
+        started_at=props.start_time,
+        ended_at=props.end_time,
+        errors=[_job_error_text(e) for e in props.errors or []],
+    )
+
+
+def _azure_vm_ref(settings: Settings, machine: MachineView) -> AzureVmRef:
+    """The Azure VM the workflow checked; before verification, the settings' recovery group."""
+    status = machine.status
+    if status is not None and status.verification is not None:
+        azure = status.verification.azure
+        return AzureVmRef(resource_group=azure.resource_group, name=azure.name)
+    return AzureVmRef(
+        resource_group=settings.azure_recovery_resource_group or "", name=machine.vm_name
+    )
+
+
+def _read_vcenter(
+    settings: Settings, names: list[str]
+) -> tuple[dict[str, OnPremVmState], str | None]:
+    from activities import vsphere_client
+
+    try:
+        settings.require("vcenter_host", "vcenter_user", "vcenter_password")
+    except SettingsError as err:
+        return {}, str(err)
+    assert settings.vcenter_host and settings.vcenter_user and settings.vcenter_password
+    try:
+        si = vsphere_client.connect(
+            settings.vcenter_host,
+            settings.vcenter_port,
+            settings.vcenter_user,
+            settings.vcenter_password.get_secret_value(),
+            verify_tls=settings.vcenter_verify_tls,
+        )
+        try:
+            states = vsphere_client.read_vm_states(si, names)
+        finally:
+            vsphere_client.disconnect(si)
+    except Exception as err:  # any failure is "could not read", reported, never a conclusion
+        return {}, (
+            f"vCenter {settings.vcenter_host}:{settings.vcenter_port} could not be read "
+            f"({type(err).__name__}: {err}); check {VCENTER_SETTINGS}"
+        )
+    found: dict[str, OnPremVmState] = {}
+    for name in names:
+        state = states.get(name)
+        found[name] = (
+            OnPremVmState(vm_name=name, found=False)
+            if state is None
+            else OnPremVmState(
+                vm_name=name,
+                found=True,
+                power_state=state.power_state,
+                tools_running_status=state.tools_running_status,
+                guest_state=state.guest_state,
+                host=state.host,
+            )
+        )
+    return found, None
+
+
+def _azure_reader(settings: Settings) -> tuple[Any, AsrActivities] | str:
+    """ASR and Compute clients built as the worker builds them, but quick to give up: a report
+    says that Azure could not be read rather than retrying for minutes."""
+    from azure.mgmt.compute import ComputeManagementClient
+    from azure.mgmt.recoveryservicessiterecovery import SiteRecoveryManagementClient
+
+    from worker.wiring import azure_client_options, azure_credential
+
+    try:
+        settings.require("azure_subscription_id", "azure_resource_group", "azure_vault")
+        assert settings.azure_subscription_id is not None
+        credential = azure_credential(settings)
+    except (SettingsError, ValueError) as err:
+        return str(err)
+    options = {
+        **azure_client_options(settings),
+        "retry_total": 2,
+        "retry_backoff_max": 5,
+        "connection_timeout": 10,
+        "read_timeout": 30,
+    }
+    asr = SiteRecoveryManagementClient(credential, settings.azure_subscription_id, **options)
+    compute = ComputeManagementClient(credential, settings.azure_subscription_id, **options)
+    return asr, AsrActivities(asr, compute)
+
+
+def observe(settings: Settings, machines: Sequence[MachineView]) -> dict[str, Observation]:
+    """Read, now, every job a failback recorded from ASR, each VM from vCenter and each Azure VM
+    from Compute. Only reads. Keyed by MachineView.machine; machines not started are skipped."""
+    targets = [m for m in machines if m.status is not None]
+    if not targets:
+        return {}
+    read_at = datetime.now(UTC)
+    onprem, onprem_error = _read_vcenter(settings, sorted({m.vm_name for m in targets}))
+    reader = _azure_reader(settings)
+    observations: dict[str, Observation] = {}
+    for machine in targets:
+        assert machine.status is not None
+        jobs: list[AsrJob] = []
+        asr_error = azure_error = None
+        azure: AzureVmState | None = None
+        if isinstance(reader, str):
+            asr_error = azure_error = reader
+        else:
+            asr, activities = reader
+            try:
+                jobs = [
+                    _read_job(asr, settings, op.job_id)
+                    for op in machine.status.operations
+                    if op.job_id
+                ]
+            except Exception as err:  # reported as "could not read", never as a disagreement
+                asr_error = f"ASR could not be read ({_short(err)}); check {AZURE_SETTINGS}"
+            try:
+                azure = activities.read_azure_vm(_azure_vm_ref(settings, machine))
+            except Exception as err:
+                azure_error = f"Azure could not be read ({_short(err)}); check {AZURE_SETTINGS}"
+        observations[machine.machine] = Observation(
+            machine=machine.machine,
+            read_at=read_at,
+            jobs=jobs,
+            asr_error=asr_error,
+            onprem=onprem.get(machine.vm_name),
+            onprem_error=onprem_error,
+            azure=azure,
+            azure_error=azure_error,
+        )
+    return observations
+
+
+def _short(err: Exception) -> str:
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+async def failback_report(client: Client, settings: Settings, workflow_id: str) -> FailbackReport:
+    """The workflows' record of a failback, reconciled with ASR, vCenter and Azure as they are."""
+    view = await read_failback(client, workflow_id)
+    observations = await asyncio.to_thread(observe, settings, view.machines)
+    return build_report(view, observations, datetime.now(UTC))
