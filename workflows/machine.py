@@ -101,12 +101,19 @@ class MachineFailbackWorkflow:
         self._failed_in = Phase.STARTING
         self._stand_down: StandDown | None = None
         self._reminders = 0
+        self._plan: str | None = None
 
     # --- messages --------------------------------------------------------------------------
 
     @workflow.signal
     def approve_commit(self, request: ApprovalRequest) -> None:
         refusal = approval_refusal(self._phase)
+        if self._plan and request.on_behalf_of_plan != self._plan:
+            # One approval covers the whole plan: a machine of it is never committed alone.
+            refusal = (
+                f"{self._machine} is part of recovery plan {self._plan}: approve the plan's "
+                "failback, which approves all its machines together"
+            )
         now = workflow.now()
         if refusal is None and self._approval is None:
             self._approval = Approval(
@@ -160,6 +167,7 @@ class MachineFailbackWorkflow:
     @workflow.run
     async def run(self, params: MachineFailbackInput) -> MachineFailbackResult:
         self._machine = params.machine
+        self._plan = params.recovery_plan
         self._agent_limit_seconds = params.timings.agent_wait_timeout_seconds
         started_at = workflow.now()
         labels = [search_attributes.VAULT.value_set(params.vault.vault)]

@@ -340,6 +340,9 @@ class AzureVmState(_Model):
 class ApprovalRequest(_Model):
     approved_by: str = Field(min_length=1)
     comment: str = ""
+    on_behalf_of_plan: str | None = Field(
+        default=None, description="Set by a plan passing its approval on to its machines"
+    )
 
 
 class Approval(_Model):

@@ -276,7 +276,11 @@ class PlanFailbackWorkflow:
         for child in self._children.values():
             await child.handle.signal(
                 MachineFailbackWorkflow.approve_commit,
-                ApprovalRequest(approved_by=approval.approved_by, comment=comment),
+                ApprovalRequest(
+                    approved_by=approval.approved_by,
+                    comment=comment,
+                    on_behalf_of_plan=self._plan,
+                ),
             )
         await asyncio.gather(*(child.task for child in self._children.values()))
         if self._failed:

@@ -296,6 +296,14 @@ async def test_boot_groups_in_order_and_one_approval(env: WorkflowEnvironment) -
     async with started_plan(env, world) as handle:
         await until_awaiting_approval(env, handle)
         assert not [e for e in world.events if e[0] == "commit"]
+        # A machine of the plan is never approved on its own.
+        db1 = env.client.get_workflow_handle("failback-vault-db-01")
+        await db1.signal(MachineFailbackWorkflow.approve_commit, ApprovalRequest(approved_by="x"))
+        await env.sleep(timedelta(seconds=30))
+        db1_status = await db1.query(MachineFailbackWorkflow.status)
+        assert db1_status.approval is None and db1_status.phase == "awaiting-approval"
+        assert "part of recovery plan plan-erp" in db1_status.rejected_approvals[0].reason
+        assert not [e for e in world.events if e[0] == "commit"]
         await handle.signal(PlanFailbackWorkflow.approve_commit, ApprovalRequest(approved_by="ops"))
         result = await asyncio.wait_for(handle.result(), 60)
 
