@@ -75,6 +75,7 @@ WRITE_RETRY = RetryPolicy(
 READ_TIMEOUT = timedelta(minutes=2)
 # The plan's signal, named here so that the machine workflow need not import the plan's.
 PLAN_MACHINE_VERIFIED_SIGNAL = "machine_verified"
+PATCH_PLAN_APPROVAL_ONLY = "plan-approval-only"
 
 
 def machine_workflow_id(vault: str, machine: str) -> str:
@@ -108,7 +109,12 @@ class MachineFailbackWorkflow:
     @workflow.signal
     def approve_commit(self, request: ApprovalRequest) -> None:
         refusal = approval_refusal(self._phase)
-        if self._plan and request.on_behalf_of_plan != self._plan:
+        if (
+            self._plan
+            and request.on_behalf_of_plan != self._plan
+            # Histories from before this rule accepted any approval; they replay as they ran.
+            and workflow.patched(PATCH_PLAN_APPROVAL_ONLY)
+        ):
             # One approval covers the whole plan: a machine of it is never committed alone.
             refusal = (
                 f"{self._machine} is part of recovery plan {self._plan}: approve the plan's "
