@@ -13,7 +13,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
 from azure.core.polling import LROPoller
 from azure.mgmt.recoveryservicessiterecovery import models as asr_models
 from temporalio import activity
@@ -631,20 +636,28 @@ class AsrActivities:
         )
         activity.logger.info("%s: sending for %s", spec.name, params.item.name)
         try:
-            poller = spec.send(
-                *ids, polling_interval=params.poll_interval_seconds, raw_response_hook=remember_job
-            )
+            # Sent once, never re-sent by the SDK: if the answer is lost, ASR may have started
+            # the job, and only a look at the vault can tell. No LRO poller either: the job is
+            # awaited below by its name, the same way a later attempt resumes it.
+            spec.send(*ids, polling=False, retry_total=0, raw_response_hook=remember_job)
         except HttpResponseError as err:
             raise self._refused(spec, params, err) from err
+        except (ServiceRequestError, ServiceResponseError):
+            time.sleep(params.poll_interval_seconds)
+            job = self._find_own_job(spec, params)
+            if job is not None:
+                activity.logger.warning(
+                    "%s: the answer was lost but ASR started job %s", spec.name, job.name
+                )
+                return self._await_job(spec, params, str(job.name), resumed=True)
+            raise  # nothing started: the next attempt looks again before it sends
         job_name = captured.get("job")
-        try:
-            while not poller.done():
-                poller.wait(timeout=params.poll_interval_seconds)
-                activity.heartbeat(job_name or "")
-            poller.result()
-        except HttpResponseError as err:
-            raise self._job_failed(spec, params, job_name, err) from err
-        return self._result(spec, job_name, resumed=False, vault=params.vault)
+        if not job_name:
+            job = self._find_own_job(spec, params)
+            if job is None:
+                raise RuntimeError(f"{spec.name} was accepted but its job cannot be found")
+            job_name = str(job.name)
+        return self._await_job(spec, params, job_name, resumed=False)
 
     def _await_job(
         self, spec: _OperationSpec, params: ItemOperationInput, job_name: str, resumed: bool
@@ -738,25 +751,6 @@ class AsrActivities:
             )
         # Throttling or a server error that outlasted the SDK's own retries: let Temporal retry;
         # the next attempt looks for a job before it sends anything.
-        return err
-
-    def _job_failed(
-        self,
-        spec: _OperationSpec,
-        params: ItemOperationInput,
-        job_name: str | None,
-        err: HttpResponseError,
-    ) -> Exception:
-        code, message = _arm_error(err)
-        if spec.agent_may_be_missing and _is_agent_missing(code, message):
-            return _agent_missing(params, job_name or "", message)
-        if err.status_code in (None, 200) or code not in {"429", "500", "502", "503", "504"}:
-            return ApplicationError(
-                f"ASR job {job_name} ({spec.name} of {params.item.name}) failed: {code} {message}",
-                job_name,
-                type=errors.ASR_JOB_FAILED,
-                non_retryable=True,
-            )
         return err
 
 

@@ -264,13 +264,22 @@ def start_command(
         )
     settings = settings_for_cli()
 
+    from starter.service import confirm_exists
+
+    # Look the machine or plan up first: an unknown name is refused here, with the names the
+    # vault knows, instead of a workflow that starts and fails.
+    if recovery_plan is not None:
+        plan_params = plan_input(settings, recovery_plan, recovery_point, policy)
+        confirm_exists(settings, plan_params)
+    else:
+        assert machine is not None
+        single = failback_input(settings, machine, azure_vm, process_server, policy)
+        confirm_exists(settings, single)
+
     async def go() -> str:
         client = await _client(settings)
         if recovery_plan is not None:
-            params = plan_input(settings, recovery_plan, recovery_point, policy)
-            return (await start_plan_failback(client, settings, params)).id
-        assert machine is not None
-        single = failback_input(settings, machine, azure_vm, process_server, policy)
+            return (await start_plan_failback(client, settings, plan_params)).id
         return (await start_failback(client, settings, single)).id
 
     workflow_id = _run(go())

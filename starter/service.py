@@ -39,6 +39,7 @@ from workflows.models import (
     ApprovalRequest,
     AzureVmRef,
     AzureVmState,
+    DiscoverMachineInput,
     DiscoverPlanInput,
     MachineFailbackInput,
     MachineFailbackResult,
@@ -285,6 +286,37 @@ def preview_plan(settings: Settings, params: PlanFailbackInput) -> PlanPointChoi
             "the plan cannot fail back with --recovery-point "
             f"{params.recovery_point}:\n  " + "\n  ".join(refused.problems)
         ) from refused
+
+
+def confirm_exists(settings: Settings, params: MachineFailbackInput | PlanFailbackInput) -> None:
+    """Read the machine or the plan from the vault (only reads); CommandError if unknown."""
+    from temporalio.exceptions import ApplicationError
+
+    from worker.wiring import build_asr_activities
+
+    asr = build_asr_activities(settings)
+    try:
+        if isinstance(params, PlanFailbackInput):
+            asr.discover_recovery_plan(
+                DiscoverPlanInput(
+                    vault=params.vault,
+                    recovery_plan=params.recovery_plan,
+                    recovery_resource_group=params.recovery_resource_group,
+                    reprotect_to_azure=params.reprotect_to_azure,
+                )
+            )
+        else:
+            asr.discover_machine(
+                DiscoverMachineInput(
+                    vault=params.vault,
+                    machine=params.machine,
+                    recovery_resource_group=params.recovery_resource_group,
+                    azure_vm_name=params.azure_vm_name,
+                    reprotect_to_azure=params.reprotect_to_azure,
+                )
+            )
+    except ApplicationError as err:
+        raise CommandError(f"nothing was started: {err}") from err
 
 
 def readiness_report(settings: Settings, params: PlanFailbackInput) -> ReadinessReport:

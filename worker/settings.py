@@ -78,6 +78,8 @@ def load_settings() -> Settings:
             f"FAILBACK_SETTINGS_FILE names {settings_file}, which does not exist; "
             "fix the path or unset it"
         )
+    if settings_file:
+        _check_settings_file(settings_file)
     try:
         return Settings(_env_file=settings_file)  # type: ignore[call-arg]
     except ValidationError as err:
@@ -86,3 +88,19 @@ def load_settings() -> Settings:
             for e in err.errors()
         )
         raise SettingsError(f"invalid settings: {problems}") from err
+
+
+def _check_settings_file(path: str) -> None:
+    """python-dotenv skips lines it cannot parse with a warning; a settings file that silently
+    loses a setting would send the worker somewhere else, so refuse it, naming the line."""
+    import re
+
+    pattern = re.compile(r"^\s*(export\s+)?[A-Za-z_][A-Za-z0-9_]*\s*=")
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            text = line.strip()
+            if text and not text.startswith("#") and not pattern.match(text):
+                raise SettingsError(
+                    f"settings file {path}, line {number}, is not NAME=value: {text[:60]!r}; "
+                    "fix or remove that line"
+                )

@@ -14,6 +14,7 @@ from temporalio.exceptions import (
     ApplicationError,
     ChildWorkflowError,
     FailureError,
+    is_cancelled_exception,
 )
 
 with workflow.unsafe.imports_passed_through():
@@ -184,6 +185,10 @@ class MachineFailbackWorkflow:
         try:
             outcome = await self._fail_back(params)
         except (_FailbackStopped, ActivityError) as stop:
+            if is_cancelled_exception(stop):
+                self._error = "cancelled"
+                self._enter(Phase.FAILED, "cancelled")
+                raise
             reason = stop.reason if isinstance(stop, _FailbackStopped) else _cause(stop)
             self._error = reason
             self._enter(Phase.FAILED, reason)

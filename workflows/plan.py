@@ -18,6 +18,7 @@ from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
     ChildWorkflowError,
+    is_cancelled_exception,
 )
 from temporalio.workflow import ChildWorkflowHandle
 
@@ -171,6 +172,13 @@ class PlanFailbackWorkflow:
         try:
             await self._fail_back(params)
         except (_PlanStopped, ActivityError) as stop:
+            if is_cancelled_exception(stop):
+                # Cancelled by an operator: nothing more is sent but the stand-down orders, and
+                # the failback ends cancelled, with the Azure copies intact if before commit.
+                self._error = "cancelled"
+                self._enter(PlanPhase.FAILED, "cancelled")
+                await self._stand_down_all("the plan's failback was cancelled")
+                raise
             reason = stop.reason if isinstance(stop, _PlanStopped) else _cause(stop)
             error_type = (
                 stop.error_type if isinstance(stop, _PlanStopped) else errors.FAILBACK_FAILED
