@@ -715,11 +715,9 @@ class AsrActivities:
                 continue
             if job.name in params.exclude_job_ids:
                 continue
-            target = str(props.target_object_id or "")
-            if not (
-                props.target_object_name == params.item.name
-                or target.rstrip("/").endswith("/" + params.item.name)
-            ):
+            # ASR names the item by ARM id or by bare name here, depending on the job.
+            target = str(props.target_object_id or "").rstrip("/").rsplit("/", 1)[-1]
+            if params.item.name not in (target, props.target_object_name):
                 continue
             if props.start_time is None or props.start_time < since:
                 continue

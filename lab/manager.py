@@ -216,24 +216,7 @@ def lab_up(
         temporal_port, ui_port = vcenter.free_port(), vcenter.free_port()
         say(f"starting the Temporal dev server on 127.0.0.1:{temporal_port} (Web UI :{ui_port})")
         temporal_proc, temporal = _spawn(
-            "temporal",
-            [
-                str(venv_binary("temporal")),
-                "server",
-                "start-dev",
-                "--ip",
-                "127.0.0.1",
-                "--port",
-                str(temporal_port),
-                "--ui-port",
-                str(ui_port),
-                "--db-filename",
-                str(lab_dir / "temporal.db"),
-                "--log-level",
-                "warn",
-                *dev_server_flags(),
-            ],
-            logs,
+            "temporal", _temporal_command(lab_dir, temporal_port, ui_port), logs
         )
         record(temporal)
 
@@ -319,6 +302,71 @@ def lab_up(
     except BaseException:
         lab_down(lab_dir, say=lambda _: None)
         raise
+
+
+def _temporal_command(lab_dir: Path, temporal_port: int, ui_port: int) -> list[str]:
+    """The dev server, file-backed (lab_dir/temporal.db) so that it can restart without losing
+    a workflow."""
+    return [
+        str(venv_binary("temporal")),
+        "server",
+        "start-dev",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(temporal_port),
+        "--ui-port",
+        str(ui_port),
+        "--db-filename",
+        str(lab_dir / "temporal.db"),
+        "--log-level",
+        "warn",
+        *dev_server_flags(),
+    ]
+
+
+def restart_temporal(lab_dir: Path | None = None, kill: bool = False) -> LabProcess:
+    """Stop the running lab's Temporal dev server (SIGTERM, or SIGKILL with `kill`: a crash) and
+    start it again on the same ports with the same database file; returns the new process.
+
+    What a server restart does to running failbacks: the worker and clients reconnect, and every
+    workflow, timer and activity goes on from what the database holds."""
+    lab_dir = (lab_dir or default_lab_dir()).resolve()
+    state = read_state(lab_dir)
+    if state is None:
+        raise LabError(f"no lab is running in {lab_dir}; start one with `failback lab up`")
+    old = next((p for p in state.processes if p.name == "temporal"), None)
+    if old is None:
+        raise LabError(f"the lab in {lab_dir} has no Temporal dev server")
+    if kill:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(old.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while _alive(old.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    else:
+        _stop(old.pid)
+    port = int(state.settings["FAILBACK_TEMPORAL_ADDRESS"].rsplit(":", 1)[1])
+    ui_port = int(state.temporal_ui_url.rsplit(":", 1)[1])
+    deadline = time.monotonic() + 30
+    while (_port_open(port) or _port_open(ui_port)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    process, temporal = _spawn(
+        "temporal", _temporal_command(lab_dir, port, ui_port), lab_dir / "logs"
+    )
+    _wait_until(
+        "the Temporal dev server",
+        lambda: _port_open(port) and _port_open(ui_port),
+        process,
+        temporal.log,
+        60,
+    )
+    processes = [temporal if p.name == "temporal" else p for p in state.processes]
+    _write_partial_state(lab_dir, processes)
+    (lab_dir / STATE_FILE).write_text(
+        state.model_copy(update={"processes": processes}).model_dump_json(indent=2)
+    )
+    return temporal
 
 
 def _start_worker_process(lab_dir: Path, settings: dict[str, str]) -> LabProcess:

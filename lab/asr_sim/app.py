@@ -6,6 +6,7 @@ is one catch-all handler with its own regex router instead of aiohttp's case-sen
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -15,6 +16,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -29,7 +31,7 @@ from lab.asr_sim.arm import (
     iso,
     not_found,
 )
-from lab.asr_sim.faults import FAULT_ADAPTER
+from lab.asr_sim.faults import FAULT_ADAPTER, DelayFault
 from lab.asr_sim.operations import Operation
 from lab.asr_sim.state import ItemState, SimulatorState
 from lab.scenario import RecoveryPlanSpec
@@ -569,6 +571,29 @@ async def handle_arm(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE_KEY]
     received = state.clock()
     raw = await request.read()
+    # A connection fault acts on the wire, before the token is even looked at.
+    connection = state.faults.take_connection(request.method, request.path)
+    if connection is not None and not connection.after_processing:
+        if isinstance(connection, DelayFault):
+            await asyncio.sleep(connection.seconds)
+        else:
+            _record(state, request, raw, received, None, {"dropped": True})
+            return _drop(request)
+    response = await _answer(request, state, raw)
+    extra: dict[str, Any] = {}
+    if connection is not None and connection.after_processing:
+        if isinstance(connection, DelayFault):
+            await asyncio.sleep(connection.seconds)
+        else:
+            _record(state, request, raw, received, response.status, {"dropped": True})
+            return _drop(request)
+    if isinstance(connection, DelayFault):
+        extra["delayed_seconds"] = connection.seconds
+    _record(state, request, raw, received, response.status, extra)
+    return response
+
+
+async def _answer(request: web.Request, state: SimulatorState, raw: bytes) -> web.Response:
     try:
         response = await _dispatch(request, state, raw)
     except ArmError as err:
@@ -579,17 +604,36 @@ async def handle_arm(request: web.Request) -> web.StreamResponse:
             ArmError(500, "InternalServerError", "The lab's ASR simulator hit an internal error.")
         )
     response.headers.setdefault("x-ms-request-id", str(uuid.uuid4()))
+    return response
+
+
+def _record(
+    state: SimulatorState,
+    request: web.Request,
+    raw: bytes,
+    received: datetime,
+    status: int | None,
+    extra: dict[str, Any],
+) -> None:
     state.journal.append(
         {
             "method": request.method,
             "path": request.path,
             "query": dict(request.query),
             "body": _parse_body(raw),
-            "status": response.status,
+            "status": status,
             "time": iso(received),
+            **extra,
         }
     )
-    return response
+
+
+def _drop(request: web.Request) -> web.Response:
+    """Close the connection without a byte of answer: the client sees the server hang up."""
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+    return web.Response(status=499)  # never written: the transport is gone
 
 
 # -- /_lab control plane -----------------------------------------------------------------------
@@ -619,7 +663,14 @@ async def lab_token(request: web.Request) -> web.Response:
 
 
 async def lab_journal(request: web.Request) -> web.Response:
-    return _json(request.app[STATE_KEY].journal)
+    journal = request.app[STATE_KEY].journal
+    since = request.query.get("since", "0")
+    if not since.isdigit():
+        return _json(
+            {"error": {"code": "InvalidSince", "message": "since must be a non-negative integer"}},
+            status=400,
+        )
+    return _json(journal[int(since) :])
 
 
 async def lab_clear_journal(request: web.Request) -> web.Response:

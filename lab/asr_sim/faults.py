@@ -1,4 +1,6 @@
-"""Faults injected through `POST /_lab/faults`: synchronous HTTP errors and failing jobs."""
+"""Faults injected through `POST /_lab/faults`: synchronous HTTP errors, failing jobs, and
+connection faults (an answer that never comes: the connection is closed; an answer that comes late).
+"""
 
 from __future__ import annotations
 
@@ -82,14 +84,52 @@ class JobFailureFault(_FaultBase):
         return self.task or OPERATIONS[self.operation].default_failure_task
 
 
-Fault = Annotated[HttpFault | JobFailureFault, Field(discriminator="kind")]
-FAULT_ADAPTER: TypeAdapter[HttpFault | JobFailureFault] = TypeAdapter(Fault)
+class _ConnectionFault(_FaultBase):
+    method: str | None = Field(default=None, description="HTTP method to match; any if absent")
+    path_suffix: str | None = Field(
+        default=None, description="Match paths ending with this (case-insensitive); any if absent"
+    )
+    after_processing: bool = Field(
+        default=False,
+        description="False: before the request is processed (it has no effect); True: after it "
+        "was processed (a POST has started its job) and only the answer is lost or late",
+    )
+
+    @model_validator(mode="after")
+    def _upper_method(self) -> _ConnectionFault:
+        if self.method is not None:
+            self.method = self.method.upper()
+        return self
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.method is not None and method.upper() != self.method:
+            return False
+        return self.path_suffix is None or path.lower().endswith(self.path_suffix.lower())
+
+
+class DropFault(_ConnectionFault):
+    """Close the connection of the next `count` matching ARM requests without any answer."""
+
+    kind: Literal["drop"]
+
+
+class DelayFault(_ConnectionFault):
+    """Answer the next `count` matching ARM requests `seconds` late."""
+
+    kind: Literal["delay"]
+    seconds: float = Field(gt=0, le=600)
+
+
+AnyFault = HttpFault | JobFailureFault | DropFault | DelayFault
+ConnectionFault = DropFault | DelayFault
+Fault = Annotated[AnyFault, Field(discriminator="kind")]
+FAULT_ADAPTER: TypeAdapter[AnyFault] = TypeAdapter(Fault)
 
 
 @dataclass
 class _Armed:
     fault_id: int
-    fault: HttpFault | JobFailureFault
+    fault: AnyFault
     remaining: int
 
 
@@ -100,7 +140,7 @@ class FaultBook:
         self._ids = itertools.count(1)
         self._armed: list[_Armed] = []
 
-    def add(self, fault: HttpFault | JobFailureFault) -> int:
+    def add(self, fault: AnyFault) -> int:
         fault_id = next(self._ids)
         self._armed.append(_Armed(fault_id, fault, fault.count))
         return fault_id
@@ -112,6 +152,14 @@ class FaultBook:
         for armed in self._armed:
             fault = armed.fault
             if isinstance(fault, HttpFault) and fault.matches(method, path):
+                self._use(armed)
+                return fault
+        return None
+
+    def take_connection(self, method: str, path: str) -> ConnectionFault | None:
+        for armed in self._armed:
+            fault = armed.fault
+            if isinstance(fault, DropFault | DelayFault) and fault.matches(method, path):
                 self._use(armed)
                 return fault
         return None

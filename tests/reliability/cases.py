@@ -1,0 +1,877 @@
+"""Every reliability case: the full matrix (scripts/reliability.py) and the subsets `make test`
+runs (tests/reliability). Each case has a unit (a plan with machines) of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from temporalio.client import Client
+
+from tests.reliability.harness import (
+    KILL_APPROVE_RESTART,
+    KILL_TEMPORAL,
+    KILL_WORKER,
+    RESTART_TEMPORAL,
+    Action,
+    Case,
+    CaseResult,
+    Lab,
+    PlanRun,
+    Snapshot,
+    Unit,
+    UnitKind,
+    accepted,
+    arm,
+    at_machine_phase,
+    at_plan_phase,
+    drive,
+    in_job,
+    item_of,
+    judge,
+    pause_vcenter,
+    unit_fault,
+)
+from workflows.machine import MachineFailbackWorkflow
+from workflows.models import ApprovalRequest, MachineStatus
+from workflows.plan import PlanFailbackWorkflow
+
+REPROTECT_FIRST: UnitKind = "reprotect"
+
+
+# --- holds: a short phase made long enough to be hit, by a slow answer of the ASR simulator ---
+
+
+def hold_get(path_suffix: Callable[[Unit], str], seconds: float = 2.0) -> Callable[[Unit], dict]:
+    def fault(unit: Unit) -> dict[str, Any]:
+        return {
+            "kind": "delay",
+            "method": "GET",
+            "path_suffix": path_suffix(unit),
+            "seconds": seconds,
+            "count": 1,
+        }
+
+    return fault
+
+
+HOLD_DISCOVERING = hold_get(lambda u: f"/replicationRecoveryPlans/{u.plan}")
+HOLD_READINESS = hold_get(lambda u: "/replicationvCenters")
+HOLD_VERIFYING = hold_get(lambda u: f"/virtualMachines/{u.vms[0]}/instanceView")
+
+
+# --- crashes: kill -9 the worker at every phase of a plan that reprotects first ------------------
+
+
+def crash(
+    key: str,
+    what: str,
+    trigger: Any,
+    action: Action = KILL_WORKER,
+    hold: Callable[[Unit], dict] | None = None,
+    group: str = "crash",
+    unit: Unit | None = None,
+) -> Case:
+    return Case(
+        name=key,
+        group=group,
+        what=what,
+        unit=unit or Unit(key, REPROTECT_FIRST),
+        expect="completed",
+        arm=arm(hold) if hold is not None else None,
+        trigger=trigger,
+        action=action,
+        disruptive=True,
+    )
+
+
+CRASH_DISCOVERING = crash(
+    "kill-discovering",
+    "worker killed while discovering (inside discover_recovery_plan, held 2 s)",
+    at_plan_phase("discovering"),
+    hold=HOLD_DISCOVERING,
+)
+CRASH_READINESS = crash(
+    "kill-readiness",
+    "worker killed while checking readiness (inside read_asr_facts, held 2 s)",
+    at_plan_phase("checking-readiness"),
+    hold=HOLD_READINESS,
+)
+CRASH_REPROTECT_ONPREM_JOB = crash(
+    "kill-reprotect-onprem-job",
+    "worker killed while the reProtect to on-premises job runs",
+    in_job("reProtect", "reProtect to on-premises accepted"),
+)
+CRASH_WAITING_REPLICATION = crash(
+    "kill-waiting-replication",
+    "worker killed while waiting for replication (inside wait_until_replicating)",
+    at_plan_phase("waiting-for-replication"),
+)
+CRASH_FAILING_OVER = crash(
+    "kill-failing-over",
+    "worker killed as the plan enters failing-over (children starting)",
+    at_plan_phase("failing-over"),
+)
+CRASH_FAILOVER_JOB = crash(
+    "kill-failover-job",
+    "worker killed while the unplannedFailover job runs",
+    in_job("unplannedFailover", "unplannedFailover accepted"),
+)
+CRASH_VERIFYING = crash(
+    "kill-verifying",
+    "worker killed while verifying (inside read_azure_vm, held 2 s)",
+    at_machine_phase("verifying"),
+    hold=HOLD_VERIFYING,
+)
+CRASH_AWAITING_APPROVAL = crash(
+    "kill-awaiting-approval",
+    "worker killed while awaiting approval",
+    at_plan_phase("awaiting-approval"),
+)
+CRASH_APPROVAL_WHILE_DOWN = crash(
+    "kill-approve-while-down",
+    "worker killed at awaiting approval; the approval arrives while no worker runs",
+    at_plan_phase("awaiting-approval"),
+    action=KILL_APPROVE_RESTART,
+)
+CRASH_COMMITTING = crash(
+    "kill-committing",
+    "worker killed while committing (inside the failoverCommit job)",
+    at_machine_phase("committing"),
+)
+CRASH_WAITING_AGENT = crash(
+    "kill-waiting-agent",
+    "worker killed while waiting for the mobility agent",
+    at_machine_phase("waiting-for-agent"),
+)
+CRASH_REPROTECTING = crash(
+    "kill-reprotecting",
+    "worker killed while re-protecting to Azure (inside the reProtect job)",
+    at_machine_phase("reprotecting"),
+)
+
+TEMPORAL_WAITING_REPLICATION = crash(
+    "temporal-waiting-replication",
+    "Temporal server restarted while waiting for replication",
+    at_plan_phase("waiting-for-replication"),
+    action=RESTART_TEMPORAL,
+    group="temporal",
+)
+TEMPORAL_FAILOVER_JOB = crash(
+    "temporal-failover-job",
+    "Temporal server restarted while the unplannedFailover job runs",
+    in_job("unplannedFailover", "unplannedFailover accepted"),
+    action=RESTART_TEMPORAL,
+    group="temporal",
+)
+TEMPORAL_AWAITING_APPROVAL = crash(
+    "temporal-awaiting-approval",
+    "Temporal server restarted while awaiting approval",
+    at_plan_phase("awaiting-approval"),
+    action=RESTART_TEMPORAL,
+    group="temporal",
+)
+TEMPORAL_COMMITTING = crash(
+    "temporal-committing",
+    "Temporal server restarted while committing",
+    at_machine_phase("committing"),
+    action=RESTART_TEMPORAL,
+    group="temporal",
+)
+TEMPORAL_KILLED_FAILOVER_JOB = crash(
+    "temporal-kill9-failover-job",
+    "Temporal server killed (-9) and started again while the unplannedFailover job runs",
+    in_job("unplannedFailover", "unplannedFailover accepted"),
+    action=KILL_TEMPORAL,
+    group="temporal",
+)
+TEMPORAL_KILLED_REPROTECTING = crash(
+    "temporal-kill9-reprotecting",
+    "Temporal server killed (-9) and started again while re-protecting to Azure",
+    at_machine_phase("reprotecting"),
+    action=KILL_TEMPORAL,
+    group="temporal",
+)
+
+# --- faults through the lab ----------------------------------------------------------------------
+
+
+def fault_case(
+    key: str,
+    what: str,
+    expect: Any = "completed",
+    faults: tuple[Callable[[Unit], dict], ...] = (),
+    unit: Unit | None = None,
+    reason: str | None = None,
+    overrides: tuple[tuple[str, float], ...] = (),
+    **extra: Any,
+) -> Case:
+    return Case(
+        name=key,
+        group="fault",
+        what=what,
+        unit=unit or Unit(key),
+        expect=expect,
+        reason=reason,
+        arm=arm(*faults) if faults else None,
+        overrides=overrides,
+        **extra,
+    )
+
+
+def http(action: str, status: int, count: int, retry_after: int | None = 1) -> Callable:
+    return lambda u: unit_fault(
+        u, 0, action, kind="http", status=status, count=count, retry_after=retry_after
+    )
+
+
+def on_item_get(kind: str, count: int, **fault: Any) -> Callable[[Unit], dict]:
+    """Every GET of the machine's protected item (the workflow reads it often)."""
+    return lambda u: {
+        "kind": kind,
+        "method": "GET",
+        "path_suffix": f"/replicationProtectedItems/{u.items[0]}",
+        "count": count,
+        **fault,
+    }
+
+
+def job_failure(operation: str, code: str, vm_index: int = 0, task: str | None = None) -> Callable:
+    return lambda u: {
+        "kind": "job_failure",
+        "operation": operation,
+        "item": u.items[vm_index],
+        "code": code,
+        "message": f"Injected by the reliability harness: {operation} fails with {code}.",
+        **({"task": task} if task else {}),
+    }
+
+
+def drop(action: str, after_processing: bool) -> Callable[[Unit], dict]:
+    return lambda u: unit_fault(u, 0, action, kind="drop", after_processing=after_processing)
+
+
+BASELINE_REPROTECT = Case(
+    "baseline-reprotect",
+    "baseline",
+    "no fault",
+    Unit("baseline-reprotect", REPROTECT_FIRST),
+    "completed",
+)
+BASELINE_REPLICATING = Case(
+    "baseline-replicating", "baseline", "no fault", Unit("baseline-replicating"), "completed"
+)
+
+THROTTLED = fault_case(
+    "http-429",
+    "unplannedFailover answered 429 + Retry-After: 1, 3 times",
+    faults=(http("unplannedFailover", 429, 3),),
+)
+THROTTLED_LONG = fault_case(
+    "http-429-outlasting-sdk",
+    "unplannedFailover answered 429 + Retry-After: 1, 8 times (more than the SDK's 6 retries)",
+    faults=(http("unplannedFailover", 429, 8),),
+)
+SERVER_ERROR_COMMIT = fault_case(
+    "http-503-commit",
+    "failoverCommit answered 503, twice",
+    faults=(http("failoverCommit", 503, 2, retry_after=None),),
+)
+SERVER_ERROR_READS = fault_case(
+    "http-500-reads",
+    "GET of the protected item answered 500, 4 times",
+    faults=(on_item_get("http", 4, status=500, retry_after=None),),
+)
+DROP_FAILOVER_BEFORE = fault_case(
+    "drop-failover-before",
+    "connection to unplannedFailover closed without an answer, before ASR saw it",
+    faults=(drop("unplannedFailover", after_processing=False),),
+)
+DROP_FAILOVER_AFTER = fault_case(
+    "drop-failover-after",
+    "connection to unplannedFailover closed without an answer, after ASR started the job",
+    faults=(drop("unplannedFailover", after_processing=True),),
+)
+DROP_COMMIT_AFTER = fault_case(
+    "drop-commit-after",
+    "connection to failoverCommit closed without an answer, after ASR started the job",
+    faults=(drop("failoverCommit", after_processing=True),),
+)
+DROP_REPROTECT_AFTER = fault_case(
+    "drop-reprotect-after",
+    "connection to reProtect (to Azure) closed without an answer, after ASR started the job",
+    faults=(drop("reProtect", after_processing=True),),
+)
+DROP_READS = fault_case(
+    "drop-reads",
+    "connections of 3 GETs of the protected item closed without an answer",
+    faults=(on_item_get("drop", 3),),
+)
+SLOW_READS = fault_case(
+    "slow-reads",
+    "GET of the protected item answered 3 s late, 5 times",
+    faults=(on_item_get("delay", 5, seconds=3),),
+)
+SLOW_FAILOVER_ANSWER = fault_case(
+    "slow-failover-answer",
+    "unplannedFailover answered 12 s late (after the job started; longer than the activity's "
+    "10 s heartbeat timeout)",
+    faults=(
+        lambda u: unit_fault(
+            u, 0, "unplannedFailover", kind="delay", seconds=12, after_processing=True
+        ),
+    ),
+)
+FAILOVER_JOB_FAILS = fault_case(
+    "job-failure-failover",
+    "the unplannedFailover job of 1 of 2 machines fails (8038, VmFoStartVmOnSecondary)",
+    expect="stopped",
+    unit=Unit("job-failure-failover", machines=2),
+    reason="8038",
+    faults=(job_failure("unplannedFailover", "8038"),),
+)
+COMMIT_JOB_FAILS = fault_case(
+    "job-failure-commit",
+    "the failoverCommit job fails in its prerequisite check",
+    expect="commit-failed",
+    reason="InjectedCommitFailure",
+    faults=(job_failure("failoverCommit", "InjectedCommitFailure"),),
+)
+REPROTECT_JOB_FAILS = fault_case(
+    "job-failure-reprotect",
+    "the reProtect (to Azure) job fails after the commit (78052)",
+    expect="reprotect-failed",
+    reason="78052",
+    faults=(job_failure("reProtect", "78052"),),
+)
+AGENT_NEVER = fault_case(
+    "agent-never-registers",
+    "the mobility agent never registers; the operator runs `failback agent ID "
+    "--finish-without-reprotect` when it is stuck (agent wait 4 s)",
+    expect="completed-without-reprotect",
+    unit=Unit("agent-never-registers", agent_never_registers=True),
+    overrides=(("agent_wait_timeout_seconds", 4.0),),
+)
+CS_FORGOT_MACHINE = fault_case(
+    "cs-unknown-machine",
+    "the configuration server does not know one machine (scenario: "
+    "known_to_configuration_server false)",
+    expect="refused",
+    unit=Unit("cs-unknown-machine", REPROTECT_FIRST, unknown_to_cs=True),
+    reason="R10",
+)
+CS_LOSES_MACHINE = fault_case(
+    "cs-loses-machine",
+    "the configuration server loses a machine during the reprotect to on-premises (job fails "
+    "with VmNotInConfigurationServerDatabase)",
+    expect="stopped",
+    unit=Unit("cs-loses-machine", REPROTECT_FIRST),
+    reason="VmNotInConfigurationServerDatabase",
+    faults=(job_failure("reProtect", "VmNotInConfigurationServerDatabase"),),
+)
+DROPPED_FAILED_FAILOVER = fault_case(
+    "drop-failover-job-fails",
+    "unplannedFailover answer lost (connection closed after ASR started the job), and that "
+    "job fails (8038)",
+    expect="stopped",
+    reason="8038",
+    faults=(
+        drop("unplannedFailover", after_processing=True),
+        job_failure("unplannedFailover", "8038"),
+    ),
+)
+
+
+def vcenter_paused_from_start(seconds: float) -> Callable[[Lab, Unit], None]:
+    def do(lab: Lab, unit: Unit) -> None:
+        lab.signal_group("vcsim", signal.SIGSTOP)
+        threading.Timer(seconds, lambda: lab.signal_group("vcsim", signal.SIGCONT)).start()
+
+    return do
+
+
+VCENTER_DOWN_VERIFYING = Case(
+    "vcenter-down-verifying",
+    "fault",
+    "vCenter unreachable for 8 s during verification (SIGSTOP vcsim)",
+    Unit("vcenter-down-verifying"),
+    "completed",
+    arm=arm(HOLD_VERIFYING),
+    trigger=at_machine_phase("verifying"),
+    action=pause_vcenter(8),
+    disruptive=True,
+)
+VCENTER_DOWN_READINESS = Case(
+    "vcenter-down-readiness",
+    "fault",
+    "vCenter unreachable for the first 10 s, during the readiness check (SIGSTOP vcsim)",
+    Unit("vcenter-down-readiness", REPROTECT_FIRST),
+    "completed",
+    arm=vcenter_paused_from_start(10),
+    disruptive=True,
+)
+
+# --- safety --------------------------------------------------------------------------------------
+
+
+async def _signal(client: Client, workflow_id: str, signal_method: Any, who: str) -> None:
+    request = ApprovalRequest(approved_by=who, comment="sent before verification")
+    await client.get_workflow_handle(workflow_id).signal(signal_method, request)
+
+
+async def _machine_status(lab: Lab, workflow_id: str) -> MachineStatus:
+    client = await lab.client()
+    status: MachineStatus = await client.get_workflow_handle(workflow_id).query(
+        MachineFailbackWorkflow.status
+    )
+    return status
+
+
+async def approval_only_after_verification(lab: Lab, case: Case) -> CaseResult:
+    """Approvals sent before verification (by the CLI, and straight to the plan and machine
+    workflows) are refused; nothing is committed while the plan waits; the commit follows the
+    approval, which follows the verification."""
+    unit = case.unit
+    run = PlanRun(lab, unit)
+    run.auto_approve = False
+    client = await lab.client()
+    item, vm = unit.items[0], unit.vms[0]
+    machine_id = run.machine_ids[vm]
+    early: dict[str, Any] = {}
+    waited_from: list[float] = []
+    problems: list[str] = []
+
+    async def operator(snap: Snapshot) -> None:
+        phase = snap.machine_phases().get(vm)
+        if (
+            not early
+            and phase == "failing-over"
+            and accepted(lab.journal(), item, "unplannedFailover")
+        ):
+            shown = await asyncio.to_thread(lab.cli, "approve", run.workflow_id, "--by", "eager")
+            early["cli"] = (shown.returncode, shown.stderr.strip())
+            await _signal(
+                client, run.workflow_id, PlanFailbackWorkflow.approve_commit, "eager-plan"
+            )
+            await _signal(client, machine_id, MachineFailbackWorkflow.approve_commit, "eager-vm")
+            early["sent_in"] = phase
+        if snap.phase == "awaiting-approval" and not run.approved:
+            waited_from.append(time.monotonic())
+            if time.monotonic() - waited_from[0] >= 3:
+                if any(
+                    e["path"].lower().endswith("/failovercommit") for e in _unit_posts(lab, unit)
+                ):
+                    problems.append("a failoverCommit was sent before the approval")
+                run.auto_approve = True
+
+    await run.start()
+    end = await drive(lab, case, run, on_snapshot=operator)
+    status = await _machine_status(lab, machine_id)
+    code, stderr = early.get("cli", (0, ""))
+    if not early:
+        problems.append("the early approvals were never sent")
+    if code == 0 or "not approved" not in stderr:
+        problems.append(f"the CLI accepted an approval before verification: {code} {stderr}")
+    plan_rejected = [r.approved_by for r in end.plan.rejected_approvals] if end and end.plan else []
+    if "eager-plan" not in plan_rejected:
+        problems.append(f"the plan did not refuse the early approval: {plan_rejected}")
+    vm_rejected = {r.approved_by: r for r in status.rejected_approvals}
+    if "eager-vm" not in vm_rejected:
+        problems.append(f"{vm} did not refuse the early approval: {list(vm_rejected)}")
+    if status.approval is None or status.approval.approved_by == "eager-vm":
+        problems.append(f"{vm} was committed on {status.approval}")
+    commit = accepted(lab.journal(), item, "failoverCommit")
+    why = vm_rejected["eager-vm"].reason if "eager-vm" in vm_rejected else "-"
+    if status.approval and status.verification and commit:
+        committed = _time(commit[0]["time"])
+        if not status.verification.checked_at < status.approval.approved_at < committed:
+            problems.append(
+                f"order: verified {status.verification.checked_at}, approved "
+                f"{status.approval.approved_at}, commit sent {committed}"
+            )
+        run.notes.append(
+            f"verified {status.verification.checked_at:%H:%M:%S.%f}, approved "
+            f"{status.approval.approved_at:%H:%M:%S.%f}, commit sent {committed:%H:%M:%S.%f}; "
+            f"early approval refused by the CLI ({stderr.splitlines()[-1] if stderr else ''}), "
+            f"the plan and {vm} ({why})"
+        )
+    return await judge(lab, case, run, end, problems)
+
+
+async def verification_failure_never_commits(lab: Lab, case: Case) -> CaseResult:
+    """The on-premises VM is powered off again between the failover and its verification: the
+    verification fails until its timeout, an approval sent meanwhile is refused, the plan stops,
+    and nothing is committed."""
+    unit = case.unit
+    item, vm = unit.items[0], unit.vms[0]
+    run = PlanRun(lab, unit, overrides=dict(case.overrides))
+    run.auto_approve = False
+    client = await lab.client()
+    armed: list[str] = []
+    tried: list[str] = []
+    problems: list[str] = []
+    power: dict[str, Any] = {}
+
+    async def operator(snap: Snapshot) -> None:
+        if not armed and accepted(lab.journal(), item, "unplannedFailover"):
+            job = lab.job_of(item, "unplannedFailover")
+            if job is None:
+                return
+            # The activity reads its finished job once more before returning: make that read
+            # slow, and power the VM off meanwhile (it has just been powered on by the failover).
+            lab.add_fault(
+                kind="delay", method="GET", path_suffix=f"/replicationJobs/{job}", seconds=6
+            )
+            armed.append(job)
+            power["task"] = asyncio.create_task(asyncio.to_thread(_power_off_when_on, lab, vm))
+        if snap.machine_phases().get(vm) == "verifying" and not tried:
+            tried.append("sent")
+            await _signal(
+                client, run.machine_ids[vm], MachineFailbackWorkflow.approve_commit, "eager-vm"
+            )
+
+    await run.start()
+    end = await drive(lab, case, run, on_snapshot=operator)
+    if "task" in power:
+        run.notes.append(await power["task"])
+    status = await _machine_status(lab, run.machine_ids[vm])
+    if not tried:
+        problems.append("no approval was tried during verification")
+    elif not any(r.approved_by == "eager-vm" for r in status.rejected_approvals):
+        problems.append("the approval sent during verification was not refused")
+    if status.verification is None or status.verification.passed:
+        problems.append(f"the verification did not fail: {status.verification}")
+    else:
+        run.notes.append("verification: " + "; ".join(status.verification.problems))
+    return await judge(lab, case, run, end, problems)
+
+
+def _power_off_when_on(lab: Lab, vm: str) -> str:
+    from activities import vsphere_client
+
+    settings = lab.settings()
+    assert settings.vcenter_host and settings.vcenter_user and settings.vcenter_password
+    si = vsphere_client.connect(
+        settings.vcenter_host,
+        settings.vcenter_port,
+        settings.vcenter_user,
+        settings.vcenter_password.get_secret_value(),
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            state = vsphere_client.read_vm_states(si, [vm]).get(vm)
+            if state is not None and state.power_state == "poweredOn":
+                vsphere_client.power_off_vm(si, vm)
+                return f"{vm} powered off in vCenter right after the failover powered it on"
+            time.sleep(0.05)
+        return f"{vm} was never seen powered on"
+    finally:
+        vsphere_client.disconnect(si)
+
+
+async def app_consistent_group_points(lab: Lab, case: Case) -> CaseResult:
+    """`failback preview` then `failback start` (CLI) with --recovery-point app-consistent: every
+    member of the replication group fails over at the group's common point, the one previewed,
+    and the standalone machine at its own; the journal's request bodies prove it."""
+    unit = case.unit
+    plan = unit.plan
+    problems: list[str] = []
+    shown = await asyncio.to_thread(
+        lab.cli, "preview", "--recovery-plan", plan, "--recovery-point", "app-consistent", "--json"
+    )
+    if shown.returncode != 0:
+        raise AssertionError(f"preview failed: {shown.stderr}")
+    preview = json.loads(shown.stdout)
+    run = PlanRun(lab, unit, "app-consistent")
+    started = await asyncio.to_thread(
+        lab.cli, "start", "--recovery-plan", plan, "--recovery-point", "app-consistent"
+    )
+    if started.returncode != 0 or started.stdout.strip() != run.workflow_id:
+        raise AssertionError(
+            f"start failed: {started.returncode} {started.stdout} {started.stderr}"
+        )
+    end = await drive(lab, case, run)
+    chosen = {m["machine"]: m for m in preview["machines"]}
+    group = next(g for g in preview["groups"] if g["group"] == f"rg-{unit.key}")
+    entries = lab.journal()
+    sim_items = {i["name"]: i for i in lab.sim_state()["items"]}
+    for item in unit.items:
+        sent = accepted(entries, item, "unplannedFailover")
+        if not sent:
+            problems.append(f"{item}: no failover")
+            continue
+        details = sent[0]["body"]["properties"]["providerSpecificDetails"]
+        want = chosen[item]["chosen"]
+        if (details.get("recoveryPointType"), details.get("recoveryPointId")) != (
+            "Custom",
+            want["id"],
+        ):
+            problems.append(f"{item}: failed over with {details}, previewed {want['id']}")
+        if sim_items[item]["failover_recovery_point"] != want["name"]:
+            problems.append(
+                f"{item}: ASR used point {sim_items[item]['failover_recovery_point']}, "
+                f"previewed {want['name']}"
+            )
+        if want["type"] != "ApplicationConsistent":
+            problems.append(f"{item}: previewed a {want['type']} point")
+    members = [item_of(vm) for vm in unit.vms[:2]]
+    times = {_time(chosen[m]["chosen"]["time"]) for m in members}
+    if times != {_time(group["common_point_time"])}:
+        problems.append(f"group members at {times}, common point {group['common_point_time']}")
+    leader = chosen[members[0]]
+    if not _time(leader["chosen"]["time"]) < _time(leader["latest"]["time"]):
+        problems.append("the lagging member did not pull the group back: nothing was tested")
+    run.notes.append(
+        f"group rg-{unit.key} common point {group['common_point_time']}; "
+        + ", ".join(
+            f"{m.removesuffix('-item')} at {chosen[m]['chosen']['time']} "
+            f"(its latest {chosen[m]['latest']['time']})"
+            for m in unit.items
+        )
+    )
+    return await judge(lab, case, run, end, problems, data={"preview": preview})
+
+
+async def plan_member_approved_alone(lab: Lab, case: Case) -> CaseResult:
+    """One machine of a plan is verified and waits for the plan's approval, while the other is
+    still failing over (its failover is sent 6 s late) and then fails. The operator runs
+    `failback approve` with the first machine's own workflow id. The plan's one approval covers
+    every machine, and a plan with a failed machine commits nothing: that approval must be
+    refused, and nothing may be committed."""
+    unit = case.unit
+    run = PlanRun(lab, unit)
+    run.auto_approve = False
+    first, second = unit.vms
+    tried: dict[str, Any] = {}
+    lab.add_fault(
+        **unit_fault(unit, 1, "unplannedFailover", kind="delay", seconds=6, after_processing=False)
+    )
+    lab.add_fault(**job_failure("unplannedFailover", "8038", vm_index=1)(unit))
+
+    async def operator(snap: Snapshot) -> None:
+        phases = snap.machine_phases()
+        if not tried and phases.get(first) == "awaiting-approval" and phases.get(second):
+            shown = await asyncio.to_thread(
+                lab.cli, "approve", run.machine_ids[first], "--by", "alice"
+            )
+            tried.update(code=shown.returncode, out=(shown.stdout + shown.stderr).strip())
+            run.notes.append(
+                f"`failback approve {run.machine_ids[first]}` while {second} was "
+                f"{phases.get(second)}: exit {shown.returncode}: {tried['out']}"
+            )
+
+    await run.start()
+    end = await drive(lab, case, run, on_snapshot=operator)
+    problems = [] if tried else ["the member was never seen awaiting approval alone"]
+    return await judge(lab, case, run, end, problems)
+
+
+async def _cancel(lab: Lab, run: PlanRun) -> str:
+    run.auto_approve = False
+    client = await lab.client()
+    await client.get_workflow_handle(run.workflow_id).cancel()
+    return "cancel requested (client handle.cancel())"
+
+
+CANCEL = Action("cancel the plan", _cancel)
+
+
+def _unit_posts(lab: Lab, unit: Unit) -> list[dict[str, Any]]:
+    names = [f"/replicationprotecteditems/{i}/".lower() for i in unit.items]
+    return [
+        e
+        for e in lab.journal()
+        if e["method"] == "POST" and any(n in e["path"].lower() for n in names)
+    ]
+
+
+def _time(text: Any) -> Any:
+    from datetime import UTC, datetime
+
+    if isinstance(text, datetime):
+        return text
+    return datetime.fromisoformat(str(text).replace("Z", "+00:00")).astimezone(UTC)
+
+
+SAFETY_APPROVAL = Case(
+    "approval-before-verification",
+    "safety",
+    "approvals sent before verification (CLI, plan signal, machine signal); approval withheld 3 s",
+    Unit("approval-before-verification"),
+    "completed",
+    custom=approval_only_after_verification,
+)
+SAFETY_VERIFICATION_FAILS = Case(
+    "verification-fails",
+    "safety",
+    "on-premises VM powered off again before verification (timeout 6 s); approval tried "
+    "while verifying",
+    Unit("verification-fails"),
+    "stopped",
+    reason="verification failed",
+    overrides=(("verify_timeout_seconds", 6.0),),
+    custom=verification_failure_never_commits,
+)
+SAFETY_APP_CONSISTENT = Case(
+    "app-consistent-group",
+    "safety",
+    "--recovery-point app-consistent: preview, then start, through the CLI",
+    Unit("app-consistent-group", "group"),
+    "completed",
+    recovery_point="app-consistent",
+    custom=app_consistent_group_points,
+)
+SAFETY_APP_CONSISTENT_CRASH = Case(
+    "app-consistent-group-kill",
+    "safety",
+    "--recovery-point app-consistent through the CLI; worker killed while the failover jobs run",
+    Unit("app-consistent-group-kill", "group"),
+    "completed",
+    recovery_point="app-consistent",
+    trigger=in_job("unplannedFailover", "unplannedFailover accepted"),
+    action=KILL_WORKER,
+    custom=app_consistent_group_points,
+    disruptive=True,
+)
+SAFETY_MEMBER_APPROVED_ALONE = Case(
+    "approve-plan-member-alone",
+    "safety",
+    "`failback approve` with one plan member's own id while the other member still fails over "
+    "(and then fails)",
+    Unit("approve-plan-member-alone", machines=2),
+    "stopped",
+    reason="8038",
+    custom=plan_member_approved_alone,
+)
+SAFETY_CANCEL_AWAITING = Case(
+    "cancel-awaiting-approval",
+    "safety",
+    "plan cancelled (client handle.cancel()) while awaiting approval",
+    Unit("cancel-awaiting-approval", machines=2),
+    "cancelled",
+    trigger=at_plan_phase("awaiting-approval"),
+    action=CANCEL,
+)
+SAFETY_CANCEL_FAILOVER_JOB = Case(
+    "cancel-failover-job",
+    "safety",
+    "plan cancelled (client handle.cancel()) while the unplannedFailover jobs run",
+    Unit("cancel-failover-job", machines=2),
+    "cancelled",
+    trigger=in_job("unplannedFailover", "unplannedFailover accepted"),
+    action=CANCEL,
+)
+SAFETY_CANCEL_REPROTECT_ONPREM = Case(
+    "cancel-waiting-replication",
+    "safety",
+    "plan cancelled (client handle.cancel()) while waiting for replication to on-premises",
+    Unit("cancel-waiting-replication", REPROTECT_FIRST),
+    "cancelled",
+    trigger=at_plan_phase("waiting-for-replication"),
+    action=CANCEL,
+)
+
+# --- the matrices --------------------------------------------------------------------------------
+
+CRASHES = [
+    CRASH_DISCOVERING,
+    CRASH_READINESS,
+    CRASH_REPROTECT_ONPREM_JOB,
+    CRASH_WAITING_REPLICATION,
+    CRASH_FAILING_OVER,
+    CRASH_FAILOVER_JOB,
+    CRASH_VERIFYING,
+    CRASH_AWAITING_APPROVAL,
+    CRASH_APPROVAL_WHILE_DOWN,
+    CRASH_COMMITTING,
+    CRASH_WAITING_AGENT,
+    CRASH_REPROTECTING,
+]
+TEMPORAL = [
+    TEMPORAL_WAITING_REPLICATION,
+    TEMPORAL_FAILOVER_JOB,
+    TEMPORAL_AWAITING_APPROVAL,
+    TEMPORAL_COMMITTING,
+    TEMPORAL_KILLED_FAILOVER_JOB,
+    TEMPORAL_KILLED_REPROTECTING,
+]
+FAULTS = [
+    THROTTLED,
+    THROTTLED_LONG,
+    SERVER_ERROR_COMMIT,
+    SERVER_ERROR_READS,
+    DROP_FAILOVER_BEFORE,
+    DROP_FAILOVER_AFTER,
+    DROP_COMMIT_AFTER,
+    DROP_REPROTECT_AFTER,
+    DROP_READS,
+    SLOW_READS,
+    SLOW_FAILOVER_ANSWER,
+    FAILOVER_JOB_FAILS,
+    COMMIT_JOB_FAILS,
+    REPROTECT_JOB_FAILS,
+    DROPPED_FAILED_FAILOVER,
+    VCENTER_DOWN_VERIFYING,
+    VCENTER_DOWN_READINESS,
+    AGENT_NEVER,
+    CS_FORGOT_MACHINE,
+    CS_LOSES_MACHINE,
+]
+SAFETY = [
+    SAFETY_APPROVAL,
+    SAFETY_VERIFICATION_FAILS,
+    SAFETY_MEMBER_APPROVED_ALONE,
+    SAFETY_APP_CONSISTENT,
+    SAFETY_APP_CONSISTENT_CRASH,
+    SAFETY_CANCEL_AWAITING,
+    SAFETY_CANCEL_FAILOVER_JOB,
+    SAFETY_CANCEL_REPROTECT_ONPREM,
+]
+FULL_MATRIX = [BASELINE_REPROTECT, BASELINE_REPLICATING, *CRASHES, *TEMPORAL, *FAULTS, *SAFETY]
+
+# What `make test` runs (tests/reliability): 3 kill points (one inside a job), one Temporal
+# restart, each fault kind once, the safety cases; the rest is scripts/reliability.py's job.
+# Two of them on plans already replicating back (no reprotect first: 8 s quicker each).
+TEST_CRASHES = [
+    CRASH_FAILOVER_JOB,
+    crash(
+        "kill-awaiting-approval-2vm",
+        "worker killed while awaiting approval",
+        at_plan_phase("awaiting-approval"),
+        unit=Unit("kill-awaiting-approval-2vm", machines=2),
+    ),
+    crash(
+        "kill-committing-2vm",
+        "worker killed while committing (inside the failoverCommit job)",
+        at_machine_phase("committing"),
+        unit=Unit("kill-committing-2vm", machines=2),
+    ),
+]
+TEST_TEMPORAL = [TEMPORAL_WAITING_REPLICATION]
+TEST_FAULTS = [
+    THROTTLED,
+    SERVER_ERROR_COMMIT,
+    DROP_FAILOVER_AFTER,
+    SLOW_FAILOVER_ANSWER,
+    FAILOVER_JOB_FAILS,
+    VCENTER_DOWN_VERIFYING,
+    AGENT_NEVER,
+    CS_FORGOT_MACHINE,
+    CS_LOSES_MACHINE,
+    DROPPED_FAILED_FAILOVER,
+]
+TEST_SAFETY = [
+    SAFETY_APPROVAL,
+    SAFETY_VERIFICATION_FAILS,
+    SAFETY_MEMBER_APPROVED_ALONE,
+    SAFETY_APP_CONSISTENT,
+    SAFETY_CANCEL_AWAITING,
+]
+TEST_BATCH = [*TEST_FAULTS, *TEST_SAFETY]
+TEST_CASES = [*TEST_CRASHES, *TEST_TEMPORAL, *TEST_BATCH]

@@ -1,0 +1,48 @@
+"""Bad input through the CLI (`python -m starter ...` with the lab's settings, as an operator
+runs it): malformed scenario and settings files, an unknown plan, machine or workflow id, an
+invalid approval, an invalid recovery point choice. Each: a clear error, a non-zero exit, no
+Python traceback, and nothing started (no POST in the journal, no workflow)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.reliability.bad_input import BAD_INPUTS, BadInput, run_bad_input
+from tests.reliability.cases import THROTTLED
+from tests.reliability.harness import CaseResult, Lab
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def finished(batch: dict[str, CaseResult], reliability_lab: Lab) -> dict[str, str]:
+    """Ids of a failback that has completed (from the batch), and an existing plan's name."""
+    result = batch[THROTTLED.name]
+    assert result.held, result.report()
+    settings = reliability_lab.settings()
+    unit = THROTTLED.unit
+    return {
+        "finished": f"failback-plan-{settings.azure_vault}-{unit.plan}",
+        "finished_machine": f"failback-{settings.azure_vault}-{unit.vms[0]}",
+        "plan": unit.plan,
+    }
+
+
+def _marks(bad: BadInput) -> list[pytest.MarkDecorator]:
+    if bad.known_bug is None:
+        return []
+    return [
+        pytest.mark.xfail(
+            strict=True, raises=AssertionError, reason=f"product bug: {bad.known_bug}"
+        )
+    ]
+
+
+@pytest.mark.parametrize("bad", [pytest.param(b, id=b.name, marks=_marks(b)) for b in BAD_INPUTS])
+async def test_bad_input_is_refused_clearly_and_starts_nothing(
+    bad: BadInput, reliability_lab: Lab, finished: dict[str, str], tmp_path: Path
+) -> None:
+    result = await run_bad_input(reliability_lab, bad, tmp_path, finished)
+    assert result.held, f"{result.command}: {result.violations}\n{result.message}"
