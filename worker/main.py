@@ -33,6 +33,9 @@ async def run_worker() -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # azure-core logs every request and response at INFO: at plan scale that is thousands of
+    # lines a minute from 32 threads contending for one handler (see bench/RESULTS.md).
+    logging.getLogger("azure").setLevel(logging.WARNING)
     try:
         asyncio.run(run_worker())
     except SettingsError as err:

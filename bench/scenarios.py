@@ -1,0 +1,142 @@
+"""Benchmark scenarios, generated in Python: N Linux machines already replicating back to
+on-premises through one Linux master target, VMFS datastores, recovery plans of at most 100 items
+in 7 boot groups, and fixed simulated durations for every ASR job and agent registration.
+
+Every size has 7 boot groups per plan, so that the critical path (7 x the failover) is the same
+at every size and the overhead ratio isolates the effect of scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from lab.scenario import MAX_BOOT_GROUPS, MAX_PLAN_ITEMS, Scenario
+
+
+@dataclass(frozen=True)
+class Durations:
+    """The simulated durations of the bench, in seconds."""
+
+    failover: float = 5.0
+    commit: float = 2.0
+    reprotect: float = 2.0
+    agent_registration: float = 10.0
+
+
+DURATIONS = Durations()
+HOSTS = 4
+DATASTORES = 2
+MASTER_TARGET = "mt-linux-01"
+# One hour of history (12 crash-consistent points and 1 application-consistent point per item):
+# the points are irrelevant to the benchmark, and a day's 288 per item would only make every
+# read of 1,000 items slower.
+RETENTION_SECONDS = 3600
+
+
+def vm_name(index: int) -> str:
+    return f"vm-{index:04d}"
+
+
+def item_name(index: int) -> str:
+    return f"{vm_name(index)}-item"
+
+
+def plan_name(index: int) -> str:
+    return f"plan-{index:02d}"
+
+
+def split(count: int, parts: int) -> list[int]:
+    """`count` as `parts` sizes differing by at most one, larger first (100/7: 15,15,14,...)."""
+    base, extra = divmod(count, parts)
+    return [base + (1 if i < extra else 0) for i in range(parts)]
+
+
+def plan_sizes(machines: int, plan_size: int = MAX_PLAN_ITEMS) -> list[int]:
+    """Plans of at most `plan_size` items: 1,000 machines are 10 plans of 100."""
+    plans = -(-machines // plan_size)
+    return split(machines, plans)
+
+
+def bench_scenario(
+    machines: int,
+    durations: Durations = DURATIONS,
+    boot_groups: int = MAX_BOOT_GROUPS,
+    plan_size: int = MAX_PLAN_ITEMS,
+) -> dict[str, Any]:
+    """The scenario as a JSON-ready dict (validated against lab.scenario.Scenario)."""
+    datastores = [f"ds-vmfs-{d + 1:02d}" for d in range(DATASTORES)]
+    hosts = [f"esx-{h + 1:02d}.corp.local" for h in range(HOSTS)]
+    vms: list[dict[str, Any]] = [
+        {
+            "name": MASTER_TARGET,
+            "role": "master-target",
+            "host": hosts[0],
+            "datastore": datastores[0],
+            "os_type": "Linux",
+            "power_state": "poweredOn",
+        }
+    ]
+    items: list[dict[str, Any]] = []
+    for i in range(1, machines + 1):
+        vms.append(
+            {
+                "name": vm_name(i),
+                "host": hosts[i % HOSTS],
+                "datastore": datastores[i % DATASTORES],
+                "os_type": "Linux",
+                "power_state": "poweredOff",
+            }
+        )
+        items.append(
+            {
+                "name": item_name(i),
+                "vm_name": vm_name(i),
+                "azure_vm_name": vm_name(i),
+                "os_type": "Linux",
+                "os_version": "Ubuntu 22.04",
+                "recovery_points": {
+                    "crash_consistent_every_seconds": 300,
+                    "app_consistent_every_seconds": 3600,
+                    "retention_seconds": RETENTION_SECONDS,
+                    "lag_seconds": 0,
+                },
+                "agent_registration_delay_seconds": durations.agent_registration,
+            }
+        )
+    plans = []
+    first = 1
+    for p, size in enumerate(plan_sizes(machines, plan_size)):
+        groups = []
+        for group_size in split(size, min(boot_groups, size)):
+            groups.append([item_name(i) for i in range(first, first + group_size)])
+            first += group_size
+        plans.append({"name": plan_name(p + 1), "boot_groups": groups})
+    data = {
+        "name": f"bench-{machines}",
+        "description": (
+            f"Benchmark: {machines} Linux VMs replicating back through {MASTER_TARGET} on VMFS, "
+            f"{len(plans)} recovery plan(s) of {boot_groups} boot groups; jobs: failover "
+            f"{durations.failover:g} s, commit {durations.commit:g} s, reprotect "
+            f"{durations.reprotect:g} s; agents register {durations.agent_registration:g} s "
+            "after the commit."
+        ),
+        "vcenter": {
+            "datacenter": "DC-Bench",
+            "datastores": [{"name": d, "type": "VMFS", "capacity_gb": 65536} for d in datastores],
+            "hosts": [{"name": h, "datastores": datastores} for h in hosts],
+            "vms": vms,
+        },
+        "azure": {
+            "master_target_vm": MASTER_TARGET,
+            "items": items,
+            "jobs": {
+                "failover_seconds": durations.failover,
+                "commit_seconds": durations.commit,
+                "reprotect_seconds": durations.reprotect,
+            },
+            "recovery_plans": plans,
+        },
+    }
+    Scenario.model_validate(data)
+    return data
