@@ -707,7 +707,9 @@ class AsrActivities:
 
     def _find_own_job(self, spec: _OperationSpec, params: ItemOperationInput) -> Any | None:
         vault = params.vault
-        since = params.not_before - CLOCK_SKEW
+        # Reprotects in both directions share a scenario name: the previous job's end on ASR's
+        # clock tells this operation's job from the earlier one on the same item.
+        since = params.after_asr_time or params.not_before - CLOCK_SKEW
         candidates = []
         for job in self._asr.replication_jobs.list(vault.resource_group, vault.vault):
             props = job.properties

@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import os
 import platform
+import signal
 import sys
 import tempfile
 import time
@@ -82,7 +83,7 @@ def main() -> int:
         parser.error(f"no case named {args.only}; cases: {[c.name for c in FULL_MATRIX]}")
     started = time.monotonic()
     started_at = datetime.now(UTC)
-    results, bad = asyncio.run(_run(cases, not args.only, args.concurrency))
+    results, bad = _run_in_lab(cases, not args.only, args.concurrency)
     took = time.monotonic() - started
     if args.only:
         for result in results.values():
@@ -96,20 +97,35 @@ def main() -> int:
 
 
 async def _run(
+    lab: Lab, cases: Sequence[Case], with_bad_input: bool, concurrency: int, directory: Path
+) -> tuple[dict[str, CaseResult], list[BadInputResult]]:
+    results = await run_cases(lab, cases, say=print, concurrency=concurrency)
+    bad: list[BadInputResult] = []
+    if with_bad_input:
+        bad = await _bad_input(lab, directory / "bad-input", results)
+    return results, bad
+
+
+def _run_in_lab(
     cases: Sequence[Case], with_bad_input: bool, concurrency: int
 ) -> tuple[dict[str, CaseResult], list[BadInputResult]]:
     with tempfile.TemporaryDirectory(prefix="reliability-") as directory:
         root = Path(directory)
         print(f"starting the lab ({len(cases)} plans) in {root}")
         lab = start_lab(root, [c.unit for c in cases])
+
+        def stop(signum: int, _frame: object) -> None:
+            # Ctrl-C or a TERM: the lab's processes go too, whatever the cases were doing.
+            print(f"signal {signum}: stopping the lab", flush=True)
+            lab.down()
+            os._exit(128 + signum)
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, stop)
         try:
-            results = await run_cases(lab, cases, say=print, concurrency=concurrency)
-            bad: list[BadInputResult] = []
-            if with_bad_input:
-                bad = await _bad_input(lab, root / "bad-input", results)
+            return asyncio.run(_run(lab, cases, with_bad_input, concurrency, root))
         finally:
             lab.down()
-    return results, bad
 
 
 async def _bad_input(

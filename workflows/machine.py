@@ -104,6 +104,7 @@ class MachineFailbackWorkflow:
         self._stand_down: StandDown | None = None
         self._reminders = 0
         self._plan: str | None = None
+        self._committed_on_asr_clock: datetime | None = None
 
     # --- messages --------------------------------------------------------------------------
 
@@ -254,6 +255,7 @@ class MachineFailbackWorkflow:
             params,
         )
         committed_at = commit.ended_at or workflow.now()
+        self._committed_on_asr_clock = commit.ended_at
         return await self._reprotect_when_agent_registers(params, machine, committed_at)
 
     def _check_stand_down(self) -> None:
@@ -438,6 +440,7 @@ class MachineFailbackWorkflow:
                     item=machine.item,
                     not_before=workflow.now(),
                     exclude_job_ids=list(failed_jobs),
+                    after_asr_time=self._committed_on_asr_clock,
                     poll_interval_seconds=params.timings.job_poll_interval_seconds,
                     options=machine.reprotect_to_azure,
                 ),

@@ -248,6 +248,11 @@ class ItemOperationInput(_Model):
     )
     exclude_job_ids: list[str] = Field(default_factory=list)
     poll_interval_seconds: float = 15.0
+    after_asr_time: datetime | None = Field(
+        default=None,
+        description="A time on ASR's own clock (the previous job's end) before which no job of "
+        "this operation can be ours; when set, no clock-skew margin is needed",
+    )
 
 
 class FailoverInput(ItemOperationInput):

@@ -256,12 +256,21 @@ def drop(action: str, after_processing: bool) -> Callable[[Unit], dict]:
     return lambda u: unit_fault(u, 0, action, kind="drop", after_processing=after_processing)
 
 
+REPROTECT_MIX_UP_BUG = (
+    "a plan that reprotects to on-premises first completes without ever re-protecting to "
+    "Azure: reprotect_to_azure looks for its own job first (`_find_own_job`), which matches the "
+    "item's bare name since 7c9212b, and finds the reProtect-to-on-premises job of the same item "
+    "(same scenario SwitchReplicationGroupProtection, started after not_before - 5 min); it "
+    "takes that succeeded job for its own ('already sent; not sending again'), and the machine "
+    "reports completed and re-protected while ASR never received a reProtect to Azure"
+)
 BASELINE_REPROTECT = Case(
     "baseline-reprotect",
     "baseline",
     "no fault",
     Unit("baseline-reprotect", REPROTECT_FIRST),
     "completed",
+    known_bug=REPROTECT_MIX_UP_BUG,
 )
 BASELINE_REPLICATING = Case(
     "baseline-replicating", "baseline", "no fault", Unit("baseline-replicating"), "completed"
@@ -873,5 +882,5 @@ TEST_SAFETY = [
     SAFETY_APP_CONSISTENT,
     SAFETY_CANCEL_AWAITING,
 ]
-TEST_BATCH = [*TEST_FAULTS, *TEST_SAFETY]
+TEST_BATCH = [BASELINE_REPROTECT, BASELINE_REPLICATING, *TEST_FAULTS, *TEST_SAFETY]
 TEST_CASES = [*TEST_CRASHES, *TEST_TEMPORAL, *TEST_BATCH]
