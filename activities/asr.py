@@ -7,11 +7,14 @@ crash never sends a second unplannedFailover, failoverCommit or reProtect.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from azure.core.exceptions import (
     HttpResponseError,
@@ -74,6 +77,11 @@ CS_HEARTBEAT_LIMIT = timedelta(minutes=30)
 CLOCK_SKEW = timedelta(minutes=5)
 TERMINAL_JOB_STATES = {"Succeeded", "Failed", "Cancelled", "Canceled", "Suspended"}
 AGENT_NOT_INSTALLED_CODES = {"MobilityAgentNotInstalled"}
+
+_T = TypeVar("_T")
+_In = TypeVar("_In")
+# Reads of a plan's machines in flight at once, per activity.
+READ_PARALLELISM = 8
 
 
 @dataclass(frozen=True)
@@ -143,9 +151,14 @@ class AsrActivities:
     """ASR and Compute activities. Clients come from the worker's wiring; they hold credentials,
     which is why they never travel in an activity's input."""
 
-    def __init__(self, asr_client: Any, compute_client: Any) -> None:
+    def __init__(
+        self, asr_client: Any, compute_client: Any, executor: Executor | None = None
+    ) -> None:
+        """`executor` runs the blocking SDK calls of the async write activities (the worker's
+        activity pool); None: the event loop's default executor."""
         self._asr = asr_client
         self._compute = compute_client
+        self._executor = executor
 
     # --- reads -------------------------------------------------------------------------------
 
@@ -277,7 +290,16 @@ class AsrActivities:
                 vault.resource_group, vault.vault, fabric_names[0]
             )
         ]
-        machines = [self._machine_facts(vault, m) for m in params.machines]
+        items = dict(
+            zip(
+                (m.item.name for m in params.machines),
+                _in_parallel(lambda m: self._get_item(vault, m.item), params.machines),
+                strict=True,
+            )
+        )
+        machines = _in_parallel(
+            lambda m: self._machine_facts(vault, m, items[m.item.name]), params.machines
+        )
         if activity.in_activity():
             activity.heartbeat("facts read")
         run_as = [a.account_id for a in getattr(custom, "run_as_accounts", None) or []]
@@ -288,18 +310,16 @@ class AsrActivities:
             undiscovered_hosts=undiscovered,
             machines=machines,
             failback_policy_id=self._failback_policy_id(vault),
-            azure_process_server_id=self._azure_process_server(vault, params.machines, custom),
+            azure_process_server_id=self._azure_process_server(list(items.values()), custom),
             run_as_account_id=str(run_as[0]) if run_as else None,
         )
 
-    def _azure_process_server(
-        self, vault: VaultRef, machines: list[DiscoveredMachine], custom: Any
-    ) -> str | None:
+    def _azure_process_server(self, items: list[Any], custom: Any) -> str | None:
         """Replication to Azure ran through the on-premises process server the item names;
         failback data flows through a healthy one other than that: the one in Azure."""
         onprem = set()
-        for machine in machines:
-            details = _details(self._get_item(vault, machine.item))
+        for item in items:
+            details = _details(item)
             if _text(getattr(details, "instance_type", None)) == "InMageAzureV2":
                 onprem.add(getattr(details, "process_server_id", None))
             elif getattr(details, "process_server_id", None):
@@ -307,8 +327,9 @@ class AsrActivities:
         servers = getattr(custom, "process_servers", None) or []
         return _first(ps.id for ps in servers if ps.id not in onprem and _healthy(ps))
 
-    def _machine_facts(self, vault: VaultRef, machine: DiscoveredMachine) -> MachineFacts:
-        item = self._get_item(vault, machine.item)
+    def _machine_facts(
+        self, vault: VaultRef, machine: DiscoveredMachine, item: Any
+    ) -> MachineFacts:
         details = _details(item)
         kind = _instance_type(item)
         allowed = {_text(op) for op in item.properties.allowed_operations or []}
@@ -354,17 +375,16 @@ class AsrActivities:
 
     @activity.defn
     def read_recovery_points(self, params: ReadRecoveryPointsInput) -> list[MachinePoints]:
-        result = []
-        for machine in params.machines:
-            if activity.in_activity():
-                activity.heartbeat(machine.item.name)
-            result.append(
-                MachinePoints(
-                    machine=machine.item.name,
-                    replication_group=machine.replication_group,
-                    points=self._recovery_points(params.vault, machine.item),
-                )
-            )
+        result = _in_parallel(
+            lambda machine: MachinePoints(
+                machine=machine.item.name,
+                replication_group=machine.replication_group,
+                points=self._recovery_points(params.vault, machine.item),
+            ),
+            params.machines,
+        )
+        if activity.in_activity():
+            activity.heartbeat(f"{len(result)} machines' points read")
         return result
 
     def _fabric(self, vault: VaultRef, fabric: str) -> Any:
@@ -439,7 +459,7 @@ class AsrActivities:
     # --- writes ------------------------------------------------------------------------------
 
     @activity.defn
-    def fail_over(self, params: FailoverInput) -> OperationResult:
+    async def fail_over(self, params: FailoverInput) -> OperationResult:
         body = asr_models.UnplannedFailoverInput(
             properties=asr_models.UnplannedFailoverInputProperties(
                 failover_direction="PrimaryToRecovery",
@@ -462,10 +482,10 @@ class AsrActivities:
             ),
             send=lambda *ids, **kw: ops.begin_unplanned_failover(*ids, body, **kw),
         )
-        return self._run_operation(spec, params)
+        return await self._run_operation(spec, params)
 
     @activity.defn
-    def commit_failover(self, params: ItemOperationInput) -> OperationResult:
+    async def commit_failover(self, params: ItemOperationInput) -> OperationResult:
         ops = self._asr.replication_protected_items
         spec = _OperationSpec(
             name="failoverCommit",
@@ -479,10 +499,10 @@ class AsrActivities:
             ),
             send=lambda *ids, **kw: ops.begin_failover_commit(*ids, **kw),
         )
-        return self._run_operation(spec, params)
+        return await self._run_operation(spec, params)
 
     @activity.defn
-    def reprotect_to_azure(self, params: ReprotectToAzureInput) -> OperationResult:
+    async def reprotect_to_azure(self, params: ReprotectToAzureInput) -> OperationResult:
         options = params.options
         body = asr_models.ReverseReplicationInput(
             properties=asr_models.ReverseReplicationInputProperties(
@@ -506,10 +526,10 @@ class AsrActivities:
             send=lambda *ids, **kw: ops.begin_reprotect(*ids, body, **kw),
             agent_may_be_missing=True,
         )
-        return self._run_operation(spec, params)
+        return await self._run_operation(spec, params)
 
     @activity.defn
-    def reprotect_to_onprem(self, params: ReprotectToOnPremInput) -> OperationResult:
+    async def reprotect_to_onprem(self, params: ReprotectToOnPremInput) -> OperationResult:
         options = params.options
         body = asr_models.ReverseReplicationInput(
             properties=asr_models.ReverseReplicationInputProperties(
@@ -532,7 +552,7 @@ class AsrActivities:
             already_done=lambda item: _instance_type(item) == "InMage",
             send=lambda *ids, **kw: ops.begin_reprotect(*ids, body, **kw),
         )
-        return self._run_operation(spec, params)
+        return await self._run_operation(spec, params)
 
     @activity.defn
     def wait_until_replicating(self, params: ReplicationWaitInput) -> ReplicationWaitResult:
@@ -574,19 +594,58 @@ class AsrActivities:
 
     # --- the idempotent operation ------------------------------------------------------------
 
-    def _run_operation(self, spec: _OperationSpec, params: ItemOperationInput) -> OperationResult:
-        previous = activity.info().heartbeat_details
+    async def _run_operation(
+        self, spec: _OperationSpec, params: ItemOperationInput
+    ) -> OperationResult:
+        """Find or send the operation's job on a thread (short blocking calls), then await the
+        job here on the event loop: a job of minutes holds no thread, so a wave of hundreds of
+        failovers is not queued behind a thread pool."""
+        heartbeat = self._heartbeat_from_threads()
+        started = await self._blocking(self._find_or_send, spec, params, heartbeat)
+        if isinstance(started, OperationResult):
+            return started
+        job_name, resumed = started
+        return await self._await_job(spec, params, job_name, resumed)
+
+    async def _blocking(self, function: Callable[..., _T], *args: Any) -> _T:
+        # The activity's context (info, heartbeat details, logger) travels with the call.
+        context = contextvars.copy_context()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, context.run, function, *args)
+
+    @staticmethod
+    def _heartbeat_from_threads() -> Callable[[str], None]:
+        """activity.heartbeat of an async activity must run on the event loop."""
+        loop = asyncio.get_running_loop()
+        context = contextvars.copy_context()
+
+        def heartbeat(detail: str) -> None:
+            loop.call_soon_threadsafe(activity.heartbeat, detail, context=context)
+
+        return heartbeat
+
+    def _find_or_send(
+        self, spec: _OperationSpec, params: ItemOperationInput, heartbeat: Callable[[str], None]
+    ) -> tuple[str, bool] | OperationResult:
+        """The job to await and whether an earlier attempt had sent it; or the result when the
+        item shows the operation already done."""
+        info = activity.info()
+        previous = info.heartbeat_details
         if previous:
             job_name = str(previous[0])
             activity.logger.info("%s: resuming job %s from the last attempt", spec.name, job_name)
-            return self._await_job(spec, params, job_name, resumed=True)
+            return job_name, True
 
-        job = self._find_own_job(spec, params)
-        if job is not None:
-            activity.logger.info(
-                "%s: job %s was already sent; not sending again", spec.name, job.name
-            )
-            return self._await_job(spec, params, str(job.name), resumed=True)
+        # Only a retry can have sent the job unseen (a crash or a lost answer before the first
+        # heartbeat); the first attempt skips the vault's job list, which grows with every
+        # operation of the run.
+        if info.attempt > 1:
+            job = self._find_own_job(spec, params)
+            if job is not None:
+                activity.logger.info(
+                    "%s: job %s was already sent; not sending again", spec.name, job.name
+                )
+                return str(job.name), True
 
         item = self._get_item(params.vault, params.item)
         if spec.already_done(item):
@@ -602,7 +661,7 @@ class AsrActivities:
         if in_flight is not None and in_flight.scenario_name in spec.job_scenarios:
             name = _job_name(in_flight.job_id)
             if name:
-                return self._await_job(spec, params, name, resumed=True)
+                return name, True
         allowed = set(item.properties.allowed_operations or [])
         if not allowed & spec.allowed_operation:
             raise ApplicationError(
@@ -612,9 +671,11 @@ class AsrActivities:
                 type=errors.OPERATION_NOT_ALLOWED,
                 non_retryable=True,
             )
-        return self._send(spec, params)
+        return self._send(spec, params, heartbeat)
 
-    def _send(self, spec: _OperationSpec, params: ItemOperationInput) -> OperationResult:
+    def _send(
+        self, spec: _OperationSpec, params: ItemOperationInput, heartbeat: Callable[[str], None]
+    ) -> tuple[str, bool]:
         captured: dict[str, str] = {}
 
         def remember_job(response: Any) -> None:
@@ -625,7 +686,7 @@ class AsrActivities:
             if "job" not in captured and url:
                 name = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
                 captured["job"] = name
-                activity.heartbeat(name)
+                heartbeat(name)
 
         ids = (
             params.vault.resource_group,
@@ -638,7 +699,7 @@ class AsrActivities:
         try:
             # Sent once, never re-sent by the SDK: if the answer is lost, ASR may have started
             # the job, and only a look at the vault can tell. No LRO poller either: the job is
-            # awaited below by its name, the same way a later attempt resumes it.
+            # awaited by its name, the same way a later attempt resumes it.
             spec.send(*ids, polling=False, retry_total=0, raw_response_hook=remember_job)
         except HttpResponseError as err:
             raise self._refused(spec, params, err) from err
@@ -649,7 +710,7 @@ class AsrActivities:
                 activity.logger.warning(
                     "%s: the answer was lost but ASR started job %s", spec.name, job.name
                 )
-                return self._await_job(spec, params, str(job.name), resumed=True)
+                return str(job.name), True
             raise  # nothing started: the next attempt looks again before it sends
         job_name = captured.get("job")
         if not job_name:
@@ -657,19 +718,21 @@ class AsrActivities:
             if job is None:
                 raise RuntimeError(f"{spec.name} was accepted but its job cannot be found")
             job_name = str(job.name)
-        return self._await_job(spec, params, job_name, resumed=False)
+        return job_name, False
 
-    def _await_job(
+    async def _await_job(
         self, spec: _OperationSpec, params: ItemOperationInput, job_name: str, resumed: bool
     ) -> OperationResult:
         vault = params.vault
         while True:
             activity.heartbeat(job_name)
-            job = self._asr.replication_jobs.get(vault.resource_group, vault.vault, job_name)
+            job = await self._blocking(
+                self._asr.replication_jobs.get, vault.resource_group, vault.vault, job_name
+            )
             state = _text(job.properties.state)
             if state in TERMINAL_JOB_STATES:
                 break
-            time.sleep(params.poll_interval_seconds)
+            await asyncio.sleep(params.poll_interval_seconds)
         if state != "Succeeded":
             code, message = _job_error(job)
             if spec.agent_may_be_missing and _is_agent_missing(code, message):
@@ -681,27 +744,12 @@ class AsrActivities:
                 type=errors.ASR_JOB_FAILED,
                 non_retryable=True,
             )
-        return self._result(spec, job_name, resumed=resumed, vault=vault)
-
-    def _result(
-        self,
-        spec: _OperationSpec,
-        job_name: str | None,
-        resumed: bool,
-        vault: VaultRef | None = None,
-    ) -> OperationResult:
-        started = ended = None
-        state = "Succeeded"
-        if job_name and vault is not None:
-            job = self._asr.replication_jobs.get(vault.resource_group, vault.vault, job_name)
-            started, ended = job.properties.start_time, job.properties.end_time
-            state = _text(job.properties.state) or state
         return OperationResult(
             operation=spec.name,
             job_id=job_name,
             state=state,
-            started_at=started,
-            ended_at=ended,
+            started_at=job.properties.start_time,
+            ended_at=job.properties.end_time,
             resumed=resumed,
         )
 
@@ -752,6 +800,15 @@ class AsrActivities:
         # Throttling or a server error that outlasted the SDK's own retries: let Temporal retry;
         # the next attempt looks for a job before it sends anything.
         return err
+
+
+def _in_parallel(read: Callable[[_In], _T], inputs: Sequence[_In]) -> list[_T]:
+    """Independent reads of a plan's machines, a few at a time, in the inputs' order: one after
+    the other, 100 machines' round trips add up to seconds before the first failover."""
+    if len(inputs) <= 1:
+        return [read(i) for i in inputs]
+    with ThreadPoolExecutor(max_workers=min(READ_PARALLELISM, len(inputs))) as pool:
+        return list(pool.map(read, inputs))
 
 
 def _is_multi_vm_sync_point(details: Any) -> bool:

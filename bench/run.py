@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import platform
@@ -1145,7 +1146,14 @@ def main() -> None:
         "--timeout", type=float, default=7200, help="seconds each phase may take at most"
     )
     parser.add_argument("--keep-lab", action="store_true", help="leave the last lab running")
+    parser.add_argument(
+        "--failover-seconds",
+        type=float,
+        default=scenarios.DURATIONS.failover,
+        help="simulated duration of each failover job",
+    )
     args = parser.parse_args()
+    scenarios.DURATIONS = dataclasses.replace(scenarios.DURATIONS, failover=args.failover_seconds)
     report = asyncio.run(main_async(args))
     print(markdown(report))
 

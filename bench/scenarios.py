@@ -18,7 +18,10 @@ from lab.scenario import MAX_BOOT_GROUPS, MAX_PLAN_ITEMS, Scenario
 class Durations:
     """The simulated durations of the bench, in seconds."""
 
-    failover: float = 5.0
+    # A real failover back to VMware takes many minutes (shut the Azure VM down, final sync,
+    # power on); 30 s keeps the run short while the 1 s polls stay a small part of it.
+    # `bench/run.py --failover-seconds 5` reruns the earlier, poll-dominated setting.
+    failover: float = 30.0
     commit: float = 2.0
     reprotect: float = 2.0
     agent_registration: float = 10.0
@@ -60,11 +63,12 @@ def plan_sizes(machines: int, plan_size: int = MAX_PLAN_ITEMS) -> list[int]:
 
 def bench_scenario(
     machines: int,
-    durations: Durations = DURATIONS,
+    durations: Durations | None = None,
     boot_groups: int = MAX_BOOT_GROUPS,
     plan_size: int = MAX_PLAN_ITEMS,
 ) -> dict[str, Any]:
     """The scenario as a JSON-ready dict (validated against lab.scenario.Scenario)."""
+    durations = durations or DURATIONS
     datastores = [f"ds-vmfs-{d + 1:02d}" for d in range(DATASTORES)]
     hosts = [f"esx-{h + 1:02d}.corp.local" for h in range(HOSTS)]
     vms: list[dict[str, Any]] = [

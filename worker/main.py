@@ -10,14 +10,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 from worker.settings import SettingsError, load_settings
 from worker.telemetry import configure_tracing
-from worker.wiring import ACTIVITY_THREADS, build_worker, connect_temporal
+from worker.wiring import build_worker, connect_temporal
 
 
 async def run_worker() -> None:
     settings = load_settings()
     configure_tracing()
     client = await connect_temporal(settings, tracing=True)
-    with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor:
+    with ThreadPoolExecutor(max_workers=settings.activity_slots) as executor:
         worker = build_worker(client, settings, executor)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -34,7 +34,7 @@ async def run_worker() -> None:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # azure-core logs every request and response at INFO: at plan scale that is thousands of
-    # lines a minute from 32 threads contending for one handler (see bench/RESULTS.md).
+    # lines a minute from hundreds of threads contending for one handler (see bench/RESULTS.md).
     logging.getLogger("azure").setLevel(logging.WARNING)
     try:
         asyncio.run(run_worker())

@@ -46,6 +46,15 @@ class Settings(BaseSettings):
     vcenter_password: SecretStr | None = None
     vcenter_verify_tls: bool = True
 
+    # Worker capacity. The write activities await ASR's jobs without holding a thread, so the
+    # threads only run short SDK calls; a cached workflow costs ~0.7 MB (bench/RESULTS.md).
+    activity_slots: int = Field(
+        default=256, ge=2, description="activities run at once, and threads for their SDK calls"
+    )
+    max_cached_workflows: int = Field(
+        default=600, ge=0, description="workflows kept in memory between their tasks"
+    )
+
     payload_key: SecretStr | None = Field(
         default=None, description="32 bytes, base64: encrypt payloads in Temporal (optional)"
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
 from temporalio.client import Client
@@ -16,8 +16,6 @@ from activities.vsphere import VSphereActivities
 from worker.settings import Settings
 from workflows.machine import MachineFailbackWorkflow
 from workflows.plan import PlanFailbackWorkflow
-
-ACTIVITY_THREADS = 32
 
 
 async def connect_temporal(settings: Settings, tracing: bool = False) -> Client:
@@ -78,7 +76,30 @@ def azure_client_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
-def build_asr_activities(settings: Settings) -> AsrActivities:
+def azure_transport(settings: Settings) -> Any:
+    """azure-core's default keeps 10 connections per host: with hundreds of activities at once,
+    every further request would pay a new TLS handshake and drop the connection afterwards."""
+    import requests
+    from azure.core.pipeline.transport import RequestsTransport
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
+
+    session = requests.Session()
+    adapter = HTTPAdapter(
+        pool_connections=4,
+        pool_maxsize=settings.activity_slots,
+        # Retries belong to the SDK's retry policy, as with azure-core's own adapter.
+        max_retries=Retry(total=False, redirect=False, raise_on_status=False),
+    )
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    verify: dict[str, Any] = {}
+    if settings.azure_ca_bundle:
+        verify["connection_verify"] = settings.azure_ca_bundle
+    return RequestsTransport(session=session, session_owner=True, **verify)
+
+
+def build_asr_activities(settings: Settings, executor: Executor | None = None) -> AsrActivities:
     from azure.mgmt.compute import ComputeManagementClient
     from azure.mgmt.recoveryservicessiterecovery import SiteRecoveryManagementClient
 
@@ -86,9 +107,13 @@ def build_asr_activities(settings: Settings) -> AsrActivities:
     assert settings.azure_subscription_id is not None
     credential = azure_credential(settings)
     options = azure_client_options(settings)
-    asr = SiteRecoveryManagementClient(credential, settings.azure_subscription_id, **options)
-    compute = ComputeManagementClient(credential, settings.azure_subscription_id, **options)
-    return AsrActivities(asr, compute)
+    asr = SiteRecoveryManagementClient(
+        credential, settings.azure_subscription_id, transport=azure_transport(settings), **options
+    )
+    compute = ComputeManagementClient(
+        credential, settings.azure_subscription_id, transport=azure_transport(settings), **options
+    )
+    return AsrActivities(asr, compute, executor)
 
 
 def build_vsphere_activities(settings: Settings) -> VSphereActivities:
@@ -132,7 +157,8 @@ WORKFLOWS = [MachineFailbackWorkflow, PlanFailbackWorkflow]
 
 
 def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> Worker:
-    asr = build_asr_activities(settings)
+    """`executor`: the activity threads, `settings.activity_slots` of them."""
+    asr = build_asr_activities(settings, executor)
     vsphere = build_vsphere_activities(settings)
     return Worker(
         client,
@@ -140,5 +166,6 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
         workflows=WORKFLOWS,
         activities=activity_list(asr, vsphere),
         activity_executor=executor,
-        max_concurrent_activities=ACTIVITY_THREADS,
+        max_concurrent_activities=settings.activity_slots,
+        max_cached_workflows=settings.max_cached_workflows,
     )

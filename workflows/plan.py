@@ -67,6 +67,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.recovery_points import RecoveryPointSelectionError, choose_recovery_points
 
 POINTS_TIMEOUT = timedelta(minutes=10)
+# A boot group's machines are started, and approvals and stand-downs sent, all at once instead of
+# one after the other (one workflow task round trip each: 44 s for 100 machines under load).
+PATCH_CONCURRENT_FAN_OUT = "concurrent-fan-out"
 
 
 def plan_workflow_id(vault: str, plan: str) -> str:
@@ -259,8 +262,11 @@ class PlanFailbackWorkflow:
             self._enter(
                 PlanPhase.FAILING_OVER, f"boot group {index + 1} of {len(plan.boot_groups)}"
             )
-            for machine in group:
-                await self._start_machine(params, machine)
+            if workflow.patched(PATCH_CONCURRENT_FAN_OUT):
+                await asyncio.gather(*(self._start_machine(params, m) for m in group))
+            else:
+                for machine in group:
+                    await self._start_machine(params, machine)
             names = [m.item.name for m in group]
             await workflow.wait_condition(partial(self._group_settled, names))
             if self._failed:
@@ -281,15 +287,18 @@ class PlanFailbackWorkflow:
         approval = self._approval
         self._enter(PlanPhase.FINISHING, f"approved by {approval.approved_by}")
         comment = f"recovery plan {self._plan} approved: {approval.comment}".strip()
-        for child in self._children.values():
-            await child.handle.signal(
-                MachineFailbackWorkflow.approve_commit,
-                ApprovalRequest(
-                    approved_by=approval.approved_by,
-                    comment=comment,
-                    on_behalf_of_plan=self._plan,
-                ),
-            )
+        request = ApprovalRequest(
+            approved_by=approval.approved_by, comment=comment, on_behalf_of_plan=self._plan
+        )
+        signals = [
+            child.handle.signal(MachineFailbackWorkflow.approve_commit, request)
+            for child in self._children.values()
+        ]
+        if workflow.patched(PATCH_CONCURRENT_FAN_OUT):
+            await asyncio.gather(*signals)
+        else:
+            for signal in signals:
+                await signal
         await asyncio.gather(*(child.task for child in self._children.values()))
         if self._failed:
             where = ", ".join(f"{m}: {why}" for m, why in sorted(self._failed.items()))
@@ -404,15 +413,24 @@ class PlanFailbackWorkflow:
         return bool(self._failed) or all(n in self._verified for n in names)
 
     async def _stand_down_all(self, reason: str) -> None:
-        for name, child in self._children.items():
-            if name in self._completed or name in self._failed:
-                continue
+        async def stand_down(name: str, child: _Child) -> None:
             try:
                 await child.handle.signal(
                     MachineFailbackWorkflow.stand_down, StandDown(reason=reason)
                 )
             except Exception as err:  # a child that already ended cannot be told
                 workflow.logger.warning("could not stand %s down: %s", name, err)
+
+        orders = [
+            stand_down(name, child)
+            for name, child in self._children.items()
+            if name not in self._completed and name not in self._failed
+        ]
+        if workflow.patched(PATCH_CONCURRENT_FAN_OUT):
+            await asyncio.gather(*orders)
+        else:
+            for order in orders:
+                await order
         # Their ends (stood down, or failed) are part of what the plan reports.
         await asyncio.gather(*(child.task for child in self._children.values()))
 

@@ -6,6 +6,7 @@ simulated is Temporal's retry (ActivityEnvironment with the heartbeat of an earl
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from datetime import UTC, datetime, timedelta
 
@@ -79,7 +80,9 @@ def test_a_retried_failover_never_sends_a_second_unplanned_failover(lab: LabStat
     assert len(posts(journal(lab), "unplannedFailover", item.name)) == 1
 
     # Temporal retries the activity: it finds the job in flight and waits for it.
-    retried = environment.run(asr.fail_over, request)
+    retry = ActivityEnvironment()
+    retry.info = dataclasses.replace(retry.info, attempt=2)
+    retried = asyncio.run(retry.run(asr.fail_over, request))
     assert retried.resumed and retried.state == "Succeeded" and retried.job_id
 
     # A retry that carries the job in its heartbeat resumes that very job.
@@ -87,12 +90,14 @@ def test_a_retried_failover_never_sends_a_second_unplanned_failover(lab: LabStat
     with_heartbeat.info = dataclasses.replace(
         with_heartbeat.info, heartbeat_details=[retried.job_id]
     )
-    again = with_heartbeat.run(asr.fail_over, request)
+    again = asyncio.run(with_heartbeat.run(asr.fail_over, request))
     assert again.job_id == retried.job_id and again.resumed
 
     # A retry long after (its job out of sight) reads the item: already failed over.
-    later = environment.run(
-        asr.fail_over, request.model_copy(update={"not_before": started + timedelta(hours=1)})
+    later = asyncio.run(
+        retry.run(
+            asr.fail_over, request.model_copy(update={"not_before": started + timedelta(hours=1)})
+        )
     )
     assert later.state == "AlreadyDone" and later.resumed
 
@@ -104,8 +109,8 @@ def test_a_retried_failover_never_sends_a_second_unplanned_failover(lab: LabStat
     commit = ItemOperationInput(
         vault=vault, item=item, not_before=datetime.now(UTC), poll_interval_seconds=0.5
     )
-    first = environment.run(asr.commit_failover, commit)
-    second = environment.run(asr.commit_failover, commit)
+    first = asyncio.run(environment.run(asr.commit_failover, commit))
+    second = asyncio.run(environment.run(asr.commit_failover, commit))
     assert first.state == "Succeeded" and not first.resumed
     assert second.resumed
     assert len(posts(journal(lab), "failoverCommit", item.name)) == 1
