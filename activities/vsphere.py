@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 from pydantic import BaseModel
@@ -47,19 +49,26 @@ def facts_from_inventory(inventory: vsphere_client.VCenterInventory) -> OnPremFa
 
 
 class VSphereActivities:
-    """`connect` opens a vCenter session from the worker's settings; credentials stay there."""
+    """`connect` opens a vCenter session from the worker's settings; credentials stay there.
+
+    One session serves every activity of the worker (activities run on a thread pool): it is
+    opened on first use and opened again, once per call, when it expired or its connection broke
+    (see vsphere_client.VCenterSession). `close` logs it out when the worker stops.
+    """
 
     def __init__(self, connect: Callable[[], Any]) -> None:
-        self._connect = connect
+        self._session = vsphere_client.VCenterSession(connect)
+        self._facts_lock = threading.Lock()
+        self._facts_read: Future[OnPremFacts] | None = None
+
+    def close(self) -> None:
+        self._session.close()
 
     @activity.defn
     def read_onprem_vm(self, params: OnPremVmQuery) -> OnPremVmState:
-        service_instance = self._connect()
-        try:
-            states = vsphere_client.read_vm_states(service_instance, [params.vm_name])
-        finally:
-            vsphere_client.disconnect(service_instance)
-        state = states.get(params.vm_name)
+        # Reads this one VM, not the whole inventory: per-verification cost must not grow with
+        # the number of VMs in vCenter.
+        state = self._session.read_vm_state(params.vm_name)
         if state is None:
             return OnPremVmState(vm_name=params.vm_name, found=False)
         return OnPremVmState(
@@ -73,9 +82,23 @@ class VSphereActivities:
 
     @activity.defn
     def read_onprem_facts(self, params: OnPremFactsQuery) -> OnPremFacts:
-        service_instance = self._connect()
+        # Plans started together check readiness together: they share the read in flight
+        # (one whole-inventory read of 1,000 VMs is seconds of decoding) instead of each
+        # reading it again.
+        with self._facts_lock:
+            shared = self._facts_read
+            if shared is None:
+                reading = self._facts_read = Future()
+        if shared is not None:
+            return shared.result()
         try:
-            inventory = vsphere_client.read_inventory(service_instance)
+            facts = facts_from_inventory(self._session.run(vsphere_client.read_inventory))
+        except BaseException as err:
+            reading.set_exception(err)
+            raise
+        else:
+            reading.set_result(facts)
+            return facts
         finally:
-            vsphere_client.disconnect(service_instance)
-        return facts_from_inventory(inventory)
+            with self._facts_lock:
+                self._facts_read = None

@@ -13,10 +13,13 @@ snapshots and guest OS); ``create_vm_on_host`` re-creates a VM for alternate loc
 from __future__ import annotations
 
 import contextlib
+import http.client
+import logging
+import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 from pyVim.connect import Disconnect, SmartConnect
@@ -74,6 +77,9 @@ _GIB = 1024**3
 _KIB = 1024
 
 _PropertyCollector = vmodl.query.PropertyCollector
+
+_log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 class VmNotFoundError(LookupError):
@@ -267,10 +273,26 @@ def _retrieve_all(
         options.maxObjects = page_size
     result = collector.RetrievePropertiesEx(specSet=list(specs), options=options)
     while result is not None:
-        yield from result.objects or []
+        for content in result.objects or []:
+            _raise_if_not_authenticated(content)
+            yield content
         if not result.token:
             return
         result = collector.ContinueRetrievePropertiesEx(token=result.token)
+
+
+def _raise_if_not_authenticated(content: Any) -> None:
+    """Raise the NotAuthenticated fault a retrieval reports per property instead of failing.
+
+    Without a valid session (logged out, expired), vcsim answers RetrievePropertiesEx on an object
+    with every property in missingSet with a NotAuthenticated fault rather than failing the call:
+    read as "unset", that would look like a VM without a host, or no VM at all. Raised, it lets
+    VCenterSession log in again.
+    """
+    for missing in getattr(content, "missingSet", None) or []:
+        fault = getattr(missing, "fault", None)
+        if isinstance(fault, vim.fault.NotAuthenticated):
+            raise fault
 
 
 def _props(content: Any) -> dict[str, Any]:
@@ -318,7 +340,9 @@ def _collect_vms(
     return _collect(si, {vim.VirtualMachine: properties}, page_size)
 
 
-def _entity_names(si: vim.ServiceInstance, refs: Iterable[Any]) -> dict[str, str]:
+def _entity_names(
+    si: vim.ServiceInstance, refs: Iterable[Any], collector: Any = None
+) -> dict[str, str]:
     """Names of the given managed entities by moref value, in one retrieval."""
     unique = {ref._moId: ref for ref in refs}
     if not unique:
@@ -328,8 +352,10 @@ def _entity_names(si: vim.ServiceInstance, refs: Iterable[Any]) -> dict[str, str
         objectSet=[_PropertyCollector.ObjectSpec(obj=ref, skip=False) for ref in unique.values()],
         propSet=[_PropertyCollector.PropertySpec(type=kind, pathSet=["name"]) for kind in kinds],
     )
+    if collector is None:
+        collector = si.RetrieveContent().propertyCollector
     names: dict[str, str] = {}
-    for obj in _retrieve_all(si.RetrieveContent().propertyCollector, [spec]):
+    for obj in _retrieve_all(collector, [spec]):
         name = _props(obj).get("name")
         if name is not None:
             names[obj.obj._moId] = name
@@ -364,26 +390,70 @@ def read_vm_states(
     if not wanted:
         return {}
     selected = _select(_collect_vms(si, _VM_PROPERTIES, page_size), wanted)
-
-    refs: list[Any] = []
-    for _ref, props in selected.values():
-        if props.get("runtime.host") is not None:
-            refs.append(props["runtime.host"])
-        refs.extend(props.get("datastore") or [])
+    refs = [ref for _ref, props in selected.values() for ref in _vm_refs(props)]
     names_by_id = _entity_names(si, refs)
+    return {name: _vm_state(name, props, names_by_id) for name, (_ref, props) in selected.items()}
 
-    states: dict[str, VmState] = {}
-    for name, (_ref, props) in selected.items():
-        host = props.get("runtime.host")
-        states[name] = VmState(
-            name=name,
-            power_state=str(props.get("runtime.powerState", "unknown")),
-            tools_running_status=props.get("guest.toolsRunningStatus"),
-            guest_state=props.get("guest.guestState"),
-            host=names_by_id.get(host._moId) if host is not None else None,
-            datastores=[names_by_id.get(ds._moId, ds._moId) for ds in props.get("datastore") or []],
-        )
-    return states
+
+def _vm_refs(props: dict[str, Any]) -> list[Any]:
+    """The host and datastores a VM's properties refer to, whose names a VmState shows."""
+    refs: list[Any] = []
+    if props.get("runtime.host") is not None:
+        refs.append(props["runtime.host"])
+    refs.extend(props.get("datastore") or [])
+    return refs
+
+
+def _vm_state(name: str, props: dict[str, Any], names_by_id: dict[str, str]) -> VmState:
+    host = props.get("runtime.host")
+    return VmState(
+        name=name,
+        power_state=str(props.get("runtime.powerState", "unknown")),
+        tools_running_status=props.get("guest.toolsRunningStatus"),
+        guest_state=props.get("guest.guestState"),
+        host=names_by_id.get(host._moId) if host is not None else None,
+        datastores=[names_by_id.get(ds._moId, ds._moId) for ds in props.get("datastore") or []],
+    )
+
+
+def vm_refs_by_name(
+    si: vim.ServiceInstance, *, page_size: int | None = None
+) -> dict[str, list[Any]]:
+    """name -> references of the VMs of that name (several when the name is ambiguous).
+
+    One retrieval of the `name` property alone over every VM: still O(VMs), but a fraction of the
+    decoding of read_vm_states, which reads six properties of every VM to return a few.
+    """
+    refs: dict[str, list[Any]] = {}
+    for ref, props in _collect_vms(si, ["name"], page_size):
+        name = props.get("name")
+        if name is not None:
+            refs.setdefault(name, []).append(ref)
+    return refs
+
+
+def read_vm_state_of(si: vim.ServiceInstance, vm: Any, *, collector: Any = None) -> VmState | None:
+    """State of the one VM behind this reference; None when it no longer exists.
+
+    Two small retrievals whatever the size of the inventory: the VM's own properties (an
+    ObjectSpec on the VM itself, no traversal), then the names of its host and datastores.
+    The caller compares VmState.name with the name it expects: a reference outlives renames.
+    """
+    if collector is None:
+        collector = si.RetrieveContent().propertyCollector
+    spec = _PropertyCollector.FilterSpec(
+        objectSet=[_PropertyCollector.ObjectSpec(obj=vm, skip=False)],
+        propSet=[_PropertyCollector.PropertySpec(type=vim.VirtualMachine, pathSet=_VM_PROPERTIES)],
+    )
+    try:
+        contents = list(_retrieve_all(collector, [spec]))
+    except vmodl.fault.ManagedObjectNotFound:
+        return None
+    props = _props(contents[0]) if contents else {}
+    name = props.get("name")
+    if name is None:
+        return None
+    return _vm_state(name, props, _entity_names(si, _vm_refs(props), collector))
 
 
 def _find_vm(si: vim.ServiceInstance, name: str) -> tuple[Any, str]:
@@ -774,3 +844,147 @@ def create_vm_on_host(
     if state is None:
         raise VmNotFoundError(name)
     return state
+
+
+# --- One shared vCenter session per worker -------------------------------------------------------
+
+SESSION_ERRORS: tuple[type[BaseException], ...] = (
+    vim.fault.NotAuthenticated,
+    OSError,
+    http.client.HTTPException,
+)
+"""What makes VCenterSession log in again and retry once: the session expired or was logged out
+(NotAuthenticated), or the connection broke (socket errors, ConnectionError, timeouts, TLS errors
+are OSErrors; a dropped or garbled HTTP exchange is an HTTPException)."""
+
+HTTP_POOL_SIZE = 32
+"""HTTP connections a session keeps open for its threads (pyVmomi keeps 5, and opens and closes a
+new TLS connection for every concurrent request beyond)."""
+
+
+@dataclass(frozen=True)
+class _Connection:
+    si: Any
+    collector: Any
+
+
+class VCenterSession:
+    """One vCenter session shared by every thread of a worker, and a VM name -> reference map.
+
+    `connect` logs in (SmartConnect); it is called on first use, under a lock so that concurrent
+    callers share one login, and again when a call fails with one of SESSION_ERRORS: the session
+    is then dropped and the call retried once on a new one. pyVmomi's stub may be shared between
+    threads (it guards its pool of HTTP connections with a lock; the session is a cookie).
+
+    read_vm_state finds a VM by name without reading every VM: the reference comes from a map of
+    every VM's name (one cheap retrieval of `name` only), then only that VM is read. The map is
+    read again when a name is not in it, when its reference no longer exists or now has another
+    name (the VM was destroyed or renamed, perhaps with a new VM of that name), or when it is
+    older than `names_max_age_seconds`, which bounds how long a second VM of a name that was
+    unique goes unnoticed (read_vm_states raises AmbiguousVmNameError for it at once).
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[], Any],
+        *,
+        names_max_age_seconds: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._connect = connect
+        self._names_max_age = names_max_age_seconds
+        self._clock = clock
+        self._session_lock = threading.Lock()
+        self._connection: _Connection | None = None
+        # The name map, swapped whole under _names_lock; _refresh_lock lets one thread at a
+        # time read it again while the others wait for (and reuse) that read.
+        self._names_lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
+        self._names: dict[str, list[Any]] = {}
+        self._names_read_at: float | None = None
+
+    def run(self, operation: Callable[[vim.ServiceInstance], _T]) -> _T:
+        """operation(si) on the shared session, on a new session once if that one failed."""
+        return self._with_retry(lambda connection: operation(connection.si))
+
+    def read_vm_state(self, name: str) -> VmState | None:
+        """The named VM's state (None when no VM has that name), reading only that VM.
+
+        Raises AmbiguousVmNameError when several VMs have the name (seen when the map is read).
+        """
+        return self._with_retry(lambda connection: self._read_vm_state(connection, name))
+
+    def close(self) -> None:
+        """Log out (best effort); a later call logs in again."""
+        with self._session_lock:
+            connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                disconnect(connection.si)
+
+    # --- the session
+
+    def _current(self) -> _Connection:
+        with self._session_lock:
+            if self._connection is None:
+                si = self._connect()
+                stub: Any = getattr(si, "_stub", None)
+                pool_size = getattr(stub, "poolSize", None)
+                if isinstance(pool_size, int):
+                    stub.poolSize = max(pool_size, HTTP_POOL_SIZE)
+                self._connection = _Connection(si, si.RetrieveContent().propertyCollector)
+            return self._connection
+
+    def _drop(self, connection: _Connection) -> None:
+        # Only the session that failed: another thread may already have logged in again.
+        with self._session_lock:
+            if self._connection is connection:
+                self._connection = None
+
+    def _with_retry(self, operation: Callable[[_Connection], _T]) -> _T:
+        connection = self._current()
+        try:
+            return operation(connection)
+        except SESSION_ERRORS as err:
+            # No logout: the session is gone, or the connection to log out on is broken.
+            _log.warning("vCenter session lost (%s: %s); logging in again", type(err).__name__, err)
+            self._drop(connection)
+        return operation(self._current())
+
+    # --- one VM by name
+
+    def _read_vm_state(self, connection: _Connection, name: str) -> VmState | None:
+        ref = self._cached_ref(name)
+        if ref is not None:
+            state = read_vm_state_of(connection.si, ref, collector=connection.collector)
+            if state is not None and state.name == name:
+                return state
+        # Not in the map, or its reference went stale: a map read from now on is needed.
+        refs = self._names_read_since(connection, self._clock()).get(name, [])
+        if not refs:
+            return None
+        if len(refs) > 1:
+            raise AmbiguousVmNameError(name, len(refs))
+        state = read_vm_state_of(connection.si, refs[0], collector=connection.collector)
+        # Destroyed or renamed in the instant since the map was read: no VM of that name then.
+        return state if state is not None and state.name == name else None
+
+    def _cached_ref(self, name: str) -> Any:
+        with self._names_lock:
+            read_at = self._names_read_at
+            if read_at is None or self._clock() - read_at > self._names_max_age:
+                return None
+            refs = self._names.get(name) or []
+            return refs[0] if len(refs) == 1 else None
+
+    def _names_read_since(self, connection: _Connection, since: float) -> dict[str, list[Any]]:
+        """The name map, read again unless a read started after `since` (by another thread)."""
+        with self._refresh_lock:
+            with self._names_lock:
+                if self._names_read_at is not None and self._names_read_at > since:
+                    return self._names
+            started = self._clock()
+            names = vm_refs_by_name(connection.si)
+            with self._names_lock:
+                self._names, self._names_read_at = names, started
+            return names
