@@ -27,6 +27,7 @@ from azure.mgmt.recoveryservicessiterecovery import models as asr_models
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.budget import TokenBucket
 from workflows import errors
 from workflows.decisions import NoRecoveryPointError, select_latest_point
 from workflows.models import (
@@ -79,6 +80,10 @@ TERMINAL_JOB_STATES = {"Succeeded", "Failed", "Cancelled", "Canceled", "Suspende
 AGENT_NOT_INSTALLED_CODES = {"MobilityAgentNotInstalled"}
 
 _T = TypeVar("_T")
+# ARM's write bucket per subscription and principal (Azure Resource Manager throttling docs).
+ARM_WRITE_BURST = 200
+ARM_WRITES_PER_SECOND = 10.0
+WRITE_BUDGET_HEARTBEAT_SECONDS = 2.0
 _In = TypeVar("_In")
 # Reads of a plan's machines in flight at once, per activity.
 READ_PARALLELISM = 8
@@ -152,13 +157,21 @@ class AsrActivities:
     which is why they never travel in an activity's input."""
 
     def __init__(
-        self, asr_client: Any, compute_client: Any, executor: Executor | None = None
+        self,
+        asr_client: Any,
+        compute_client: Any,
+        executor: Executor | None = None,
+        write_budget: TokenBucket | None = None,
     ) -> None:
         """`executor` runs the blocking SDK calls of the async write activities (the worker's
-        activity pool); None: the event loop's default executor."""
+        activity pool); None: the event loop's default executor. `write_budget`: the writes'
+        share of ARM's limits (default: ARM's write bucket)."""
         self._asr = asr_client
         self._compute = compute_client
         self._executor = executor
+        self._write_budget = write_budget or TokenBucket(
+            capacity=ARM_WRITE_BURST, refill_per_second=ARM_WRITES_PER_SECOND
+        )
 
     # --- reads -------------------------------------------------------------------------------
 
@@ -600,12 +613,28 @@ class AsrActivities:
         """Find or send the operation's job on a thread (short blocking calls), then await the
         job here on the event loop: a job of minutes holds no thread, so a wave of hundreds of
         failovers is not queued behind a thread pool."""
-        heartbeat = self._heartbeat_from_threads()
-        started = await self._blocking(self._find_or_send, spec, params, heartbeat)
+        started = await self._blocking(self._find_job, spec, params)
         if isinstance(started, OperationResult):
             return started
+        if started is None:
+            await self._within_write_budget(spec, params)
+            started = await self._blocking(self._send, spec, params, self._heartbeat_from_threads())
         job_name, resumed = started
         return await self._await_job(spec, params, job_name, resumed)
+
+    async def _within_write_budget(self, spec: _OperationSpec, params: ItemOperationInput) -> None:
+        """Wait for a token of the worker's ARM write budget; heartbeat (with no job name) while
+        waiting, so a long queue after a plan's approval does not look like a dead activity."""
+        delay = self._write_budget.reserve(time.monotonic())
+        if delay <= 0:
+            return
+        activity.logger.info(
+            "%s of %s: waiting %.1f s for ARM's write budget", spec.name, params.item.name, delay
+        )
+        deadline = time.monotonic() + delay
+        while (left := deadline - time.monotonic()) > 0:
+            activity.heartbeat()
+            await asyncio.sleep(min(left, WRITE_BUDGET_HEARTBEAT_SECONDS))
 
     async def _blocking(self, function: Callable[..., _T], *args: Any) -> _T:
         # The activity's context (info, heartbeat details, logger) travels with the call.
@@ -624,11 +653,11 @@ class AsrActivities:
 
         return heartbeat
 
-    def _find_or_send(
-        self, spec: _OperationSpec, params: ItemOperationInput, heartbeat: Callable[[str], None]
-    ) -> tuple[str, bool] | OperationResult:
-        """The job to await and whether an earlier attempt had sent it; or the result when the
-        item shows the operation already done."""
+    def _find_job(
+        self, spec: _OperationSpec, params: ItemOperationInput
+    ) -> tuple[str, bool] | OperationResult | None:
+        """The job to await and whether an earlier attempt had sent it; the result when the
+        item shows the operation already done; None when it is to be sent."""
         info = activity.info()
         previous = info.heartbeat_details
         if previous:
@@ -671,7 +700,7 @@ class AsrActivities:
                 type=errors.OPERATION_NOT_ALLOWED,
                 non_retryable=True,
             )
-        return self._send(spec, params, heartbeat)
+        return None
 
     def _send(
         self, spec: _OperationSpec, params: ItemOperationInput, heartbeat: Callable[[str], None]

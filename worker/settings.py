@@ -55,6 +55,10 @@ class Settings(BaseSettings):
         default=600, ge=0, description="workflows kept in memory between their tasks"
     )
 
+    # The worker's writes stay within ARM's write bucket (per subscription and principal).
+    arm_write_burst: int = Field(default=200, ge=1)
+    arm_writes_per_second: float = Field(default=10.0, gt=0)
+
     payload_key: SecretStr | None = Field(
         default=None, description="32 bytes, base64: encrypt payloads in Temporal (optional)"
     )

@@ -12,6 +12,7 @@ from temporalio.converter import DataConverter
 from temporalio.worker import Worker
 
 from activities.asr import AsrActivities
+from activities.budget import TokenBucket
 from activities.vsphere import VSphereActivities
 from worker.settings import Settings
 from workflows.machine import MachineFailbackWorkflow
@@ -113,7 +114,10 @@ def build_asr_activities(settings: Settings, executor: Executor | None = None) -
     compute = ComputeManagementClient(
         credential, settings.azure_subscription_id, transport=azure_transport(settings), **options
     )
-    return AsrActivities(asr, compute, executor)
+    budget = TokenBucket(
+        capacity=settings.arm_write_burst, refill_per_second=settings.arm_writes_per_second
+    )
+    return AsrActivities(asr, compute, executor, budget)
 
 
 def build_vsphere_activities(settings: Settings) -> VSphereActivities:
