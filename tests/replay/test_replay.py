@@ -24,6 +24,7 @@ from activities.vsphere import OnPremFactsQuery, VSphereActivities
 from worker.wiring import WORKFLOWS
 from workflows.machine import MachineFailbackWorkflow
 from workflows.models import MachineFailbackInput, MachineFailbackResult
+from workflows.plan import PATCH_CONCURRENT_FAN_OUT
 
 HISTORIES = Path(__file__).parent / "histories"
 SUFFIX = ".json.gz"
@@ -116,6 +117,31 @@ def test_stored_histories_cover_every_workflow_and_the_failure_path() -> None:
     assert stood_down, "no stored machine history stands down on its plan's order"
     approved = [h for h in by_type["MachineFailbackWorkflow"] if "approve_commit" in signals(h)]
     assert approved, "no stored machine history receives a commit approval"
+
+
+def patches(history: WorkflowHistory) -> set[str]:
+    """The workflow.patched() ids a history recorded (core's patch markers)."""
+    found = set()
+    for event in history.events:
+        if not event.HasField("marker_recorded_event_attributes"):
+            continue
+        marker = event.marker_recorded_event_attributes
+        for payload in marker.details["patch-data"].payloads:
+            found.add(json.loads(payload.data)["id"])
+    return found
+
+
+def test_a_versioned_change_is_replayed_both_ways() -> None:
+    """Running plans started before the concurrent fan-out (children started, approvals and
+    stand-downs sent one after the other) and after it are both stored, for a completed and for
+    a failed plan: old and new code paths keep replaying."""
+    plans = [h for h in map(load, STORED) if workflow_type(h) == "PlanFailbackWorkflow"]
+    for ending in (
+        "workflow_execution_completed_event_attributes",
+        "workflow_execution_failed_event_attributes",
+    ):
+        marked = {PATCH_CONCURRENT_FAN_OUT in patches(h) for h in plans if ended(h) == ending}
+        assert marked == {True, False}, (ending, marked)
 
 
 # --- the guard guards: an incompatible change is caught ---------------------------------------
