@@ -9,6 +9,8 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from temporalio.client import Client
@@ -256,21 +258,12 @@ def drop(action: str, after_processing: bool) -> Callable[[Unit], dict]:
     return lambda u: unit_fault(u, 0, action, kind="drop", after_processing=after_processing)
 
 
-REPROTECT_MIX_UP_BUG = (
-    "a plan that reprotects to on-premises first completes without ever re-protecting to "
-    "Azure: reprotect_to_azure looks for its own job first (`_find_own_job`), which matches the "
-    "item's bare name since 7c9212b, and finds the reProtect-to-on-premises job of the same item "
-    "(same scenario SwitchReplicationGroupProtection, started after not_before - 5 min); it "
-    "takes that succeeded job for its own ('already sent; not sending again'), and the machine "
-    "reports completed and re-protected while ASR never received a reProtect to Azure"
-)
 BASELINE_REPROTECT = Case(
     "baseline-reprotect",
     "baseline",
     "no fault",
     Unit("baseline-reprotect", REPROTECT_FIRST),
     "completed",
-    known_bug=REPROTECT_MIX_UP_BUG,
 )
 BASELINE_REPLICATING = Case(
     "baseline-replicating", "baseline", "no fault", Unit("baseline-replicating"), "completed"
@@ -441,12 +434,68 @@ async def _machine_status(lab: Lab, workflow_id: str) -> MachineStatus:
     return status
 
 
+@dataclass(frozen=True)
+class CliAnswer:
+    code: int
+    stdout: str
+    stderr: str
+    began: datetime
+    ended: datetime
+
+
+class _PowerHold:
+    """Holds a machine's verification open for as long as the harness needs: the on-premises VM
+    is powered off each time it is seen on (the failover powers it on) until `release`, then
+    powered on. Verification needs the VM on with its guest up, so it cannot pass meanwhile,
+    however long the CLI takes to start on a loaded machine."""
+
+    def __init__(self, lab: Lab, vm: str, limit: float = 300.0) -> None:
+        self.lab, self.vm, self.limit = lab, vm, limit
+        self.held = threading.Event()  # the failover powered the VM on and it was powered off
+        self.release = threading.Event()
+        self.powered_off = 0
+
+    def run(self) -> str:
+        from activities import vsphere_client
+
+        settings = self.lab.settings()
+        assert settings.vcenter_host and settings.vcenter_user and settings.vcenter_password
+        si = vsphere_client.connect(
+            settings.vcenter_host,
+            settings.vcenter_port,
+            settings.vcenter_user,
+            settings.vcenter_password.get_secret_value(),
+        )
+        try:
+            deadline = time.monotonic() + self.limit
+            while not self.release.is_set() and time.monotonic() < deadline:
+                state = vsphere_client.read_vm_states(si, [self.vm]).get(self.vm)
+                if state is not None and state.power_state == "poweredOn":
+                    vsphere_client.power_off_vm(si, self.vm)
+                    self.powered_off += 1
+                    self.held.set()
+                time.sleep(0.05)
+            vsphere_client.power_on_vm(si, self.vm)
+            released = "released" if self.release.is_set() else f"not released in {self.limit} s"
+            return (
+                f"{self.vm} kept powered off after the failover powered it on "
+                f"({self.powered_off} power-off(s)), {released}, then powered on"
+            )
+        finally:
+            vsphere_client.disconnect(si)
+
+
 async def approval_only_after_verification(lab: Lab, case: Case) -> CaseResult:
-    """Approvals sent before verification (by the CLI, and straight to the plan and machine
-    workflows) are refused; nothing is committed while the plan waits; the commit follows the
-    approval, which follows the verification."""
+    """Approvals sent before verification (straight to the plan and machine workflows, and by
+    `failback approve`) are refused; nothing is committed while the plan waits; the commit
+    follows the approval, which follows the verification.
+
+    The verification is held open until the CLI has answered (`_PowerHold`): the CLI is a
+    process of its own, and on a loaded machine it once took longer to start than the rest of
+    the failover, found the plan awaiting approval and rightly approved it (exit 0, its answer
+    on stdout). A fixed delay cannot rule that out; the hold does."""
     unit = case.unit
-    run = PlanRun(lab, unit)
+    run = PlanRun(lab, unit, overrides=dict(case.overrides))
     run.auto_approve = False
     client = await lab.client()
     item, vm = unit.items[0], unit.vms[0]
@@ -454,21 +503,25 @@ async def approval_only_after_verification(lab: Lab, case: Case) -> CaseResult:
     early: dict[str, Any] = {}
     waited_from: list[float] = []
     problems: list[str] = []
+    hold = _PowerHold(lab, vm)
 
     async def operator(snap: Snapshot) -> None:
-        phase = snap.machine_phases().get(vm)
-        if (
-            not early
-            and phase == "failing-over"
-            and accepted(lab.journal(), item, "unplannedFailover")
-        ):
-            shown = await asyncio.to_thread(lab.cli, "approve", run.workflow_id, "--by", "eager")
-            early["cli"] = (shown.returncode, shown.stderr.strip())
+        if not early and hold.held.is_set():
+            early["sent_in"] = snap.describe()
             await _signal(
                 client, run.workflow_id, PlanFailbackWorkflow.approve_commit, "eager-plan"
             )
             await _signal(client, machine_id, MachineFailbackWorkflow.approve_commit, "eager-vm")
-            early["sent_in"] = phase
+            began = datetime.now(UTC)
+            shown = await asyncio.to_thread(lab.cli, "approve", run.workflow_id, "--by", "eager")
+            early["cli"] = CliAnswer(
+                shown.returncode,
+                shown.stdout.strip(),
+                shown.stderr.strip(),
+                began,
+                datetime.now(UTC),
+            )
+            hold.release.set()
         if snap.phase == "awaiting-approval" and not run.approved:
             waited_from.append(time.monotonic())
             if time.monotonic() - waited_from[0] >= 3:
@@ -478,21 +531,52 @@ async def approval_only_after_verification(lab: Lab, case: Case) -> CaseResult:
                     problems.append("a failoverCommit was sent before the approval")
                 run.auto_approve = True
 
-    await run.start()
-    end = await drive(lab, case, run, on_snapshot=operator)
+    # The failover's answer comes 4 s after its job started (the job takes 3 s and powers the VM
+    # on in its last task): the hold has powered the VM off again before the first verification.
+    lab.add_fault(
+        **unit_fault(unit, 0, "unplannedFailover", kind="delay", seconds=4, after_processing=True)
+    )
+    holding = asyncio.create_task(asyncio.to_thread(hold.run))
+    try:
+        await run.start()
+        end = await drive(lab, case, run, on_snapshot=operator)
+    finally:
+        hold.release.set()
+        run.notes.append(await holding)
     status = await _machine_status(lab, machine_id)
-    code, stderr = early.get("cli", (0, ""))
-    if not early:
-        problems.append("the early approvals were never sent")
-    if code == 0 or "not approved" not in stderr:
-        problems.append(f"the CLI accepted an approval before verification: {code} {stderr}")
+    cli: CliAnswer | None = early.get("cli")
+    awaiting = (
+        [h.at for h in end.plan.history if h.phase == "awaiting-approval"]
+        if end and end.plan
+        else []
+    )
+    if cli is None:
+        problems.append("the early approvals were never sent (the verification was never held)")
+    else:
+        if awaiting and awaiting[0] <= cli.ended:
+            problems.append(
+                f"the hold failed: the plan awaited approval from {awaiting[0]:%H:%M:%S.%f}, "
+                f"before the CLI answered at {cli.ended:%H:%M:%S.%f}"
+            )
+        if cli.code != 2 or "not approved" not in cli.stderr or cli.stdout:
+            problems.append(
+                f"`failback approve` sent while {early['sent_in']} did not refuse: exit "
+                f"{cli.code}, stdout {cli.stdout!r}, stderr {cli.stderr!r}"
+            )
+        run.notes.append(
+            f"`failback approve` sent while {early['sent_in']}: exit {cli.code} after "
+            f"{(cli.ended - cli.began).total_seconds():.1f} s"
+        )
+    plan_approval = end.plan.approval if end and end.plan else None
+    if plan_approval is None or plan_approval.approved_by != "reliability":
+        problems.append(f"the plan was approved by {plan_approval}, not by the harness's approval")
     plan_rejected = [r.approved_by for r in end.plan.rejected_approvals] if end and end.plan else []
     if "eager-plan" not in plan_rejected:
         problems.append(f"the plan did not refuse the early approval: {plan_rejected}")
     vm_rejected = {r.approved_by: r for r in status.rejected_approvals}
     if "eager-vm" not in vm_rejected:
         problems.append(f"{vm} did not refuse the early approval: {list(vm_rejected)}")
-    if status.approval is None or status.approval.approved_by == "eager-vm":
+    if status.approval is None or status.approval.approved_by != "reliability":
         problems.append(f"{vm} was committed on {status.approval}")
     commit = accepted(lab.journal(), item, "failoverCommit")
     why = vm_rejected["eager-vm"].reason if "eager-vm" in vm_rejected else "-"
@@ -503,11 +587,14 @@ async def approval_only_after_verification(lab: Lab, case: Case) -> CaseResult:
                 f"order: verified {status.verification.checked_at}, approved "
                 f"{status.approval.approved_at}, commit sent {committed}"
             )
+        if cli is not None and cli.code == 2 and cli.stderr:
+            by_cli = f"refused by the CLI ({cli.stderr.splitlines()[-1]}), "
+        else:
+            by_cli = "not refused by the CLI, "
         run.notes.append(
             f"verified {status.verification.checked_at:%H:%M:%S.%f}, approved "
             f"{status.approval.approved_at:%H:%M:%S.%f}, commit sent {committed:%H:%M:%S.%f}; "
-            f"early approval refused by the CLI ({stderr.splitlines()[-1] if stderr else ''}), "
-            f"the plan and {vm} ({why})"
+            f"early approval {by_cli}the plan and {vm} ({why})"
         )
     return await judge(lab, case, run, end, problems)
 
@@ -701,8 +788,6 @@ def _unit_posts(lab: Lab, unit: Unit) -> list[dict[str, Any]]:
 
 
 def _time(text: Any) -> Any:
-    from datetime import UTC, datetime
-
     if isinstance(text, datetime):
         return text
     return datetime.fromisoformat(str(text).replace("Z", "+00:00")).astimezone(UTC)
@@ -711,9 +796,13 @@ def _time(text: Any) -> Any:
 SAFETY_APPROVAL = Case(
     "approval-before-verification",
     "safety",
-    "approvals sent before verification (CLI, plan signal, machine signal); approval withheld 3 s",
+    "approvals sent before verification (plan signal, machine signal, `failback approve`), the "
+    "verification held until the CLI answered (on-premises VM kept off); the real approval "
+    "withheld 3 s",
     Unit("approval-before-verification"),
     "completed",
+    # The hold makes the verification fail until released: room for a CLI slow to start.
+    overrides=(("verify_timeout_seconds", 180.0),),
     custom=approval_only_after_verification,
 )
 SAFETY_VERIFICATION_FAILS = Case(
