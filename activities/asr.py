@@ -28,6 +28,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.budget import TokenBucket
+from activities.liveness import kept_alive
 from workflows import errors
 from workflows.decisions import NoRecoveryPointError, select_latest_point
 from workflows.models import (
@@ -176,6 +177,7 @@ class AsrActivities:
     # --- reads -------------------------------------------------------------------------------
 
     @activity.defn
+    @kept_alive
     def discover_machine(self, params: DiscoverMachineInput) -> DiscoveredMachine:
         vault = params.vault
         items = list(self._asr.replication_protected_items.list(vault.resource_group, vault.vault))
@@ -207,6 +209,7 @@ class AsrActivities:
         )
 
     @activity.defn
+    @kept_alive
     def discover_recovery_plan(self, params: DiscoverPlanInput) -> DiscoveredPlan:
         vault = params.vault
         try:
@@ -266,6 +269,7 @@ class AsrActivities:
         return DiscoveredPlan(name=params.recovery_plan, boot_groups=boot_groups)
 
     @activity.defn
+    @kept_alive
     def read_asr_facts(self, params: ReadAsrFactsInput) -> AsrFacts:
         """ASR's view for the readiness rules: configuration server, master targets, vCenters,
         and each machine's state, OS, health and recovery points."""
@@ -387,6 +391,7 @@ class AsrActivities:
         return None
 
     @activity.defn
+    @kept_alive
     def read_recovery_points(self, params: ReadRecoveryPointsInput) -> list[MachinePoints]:
         result = _in_parallel(
             lambda machine: MachinePoints(
@@ -404,6 +409,7 @@ class AsrActivities:
         return self._asr.replication_fabrics.get(vault.resource_group, vault.vault, fabric)
 
     @activity.defn
+    @kept_alive
     def select_recovery_point(self, params: SelectRecoveryPointInput) -> RecoveryPointChoice:
         points = self._recovery_points(params.vault, params.item)
         try:
@@ -434,6 +440,7 @@ class AsrActivities:
         return points
 
     @activity.defn
+    @kept_alive
     def check_agent_registered(self, params: AgentCheckInput) -> AgentRegistration:
         item = self._get_item(params.vault, params.item)
         details = _details(item)
@@ -453,6 +460,7 @@ class AsrActivities:
         )
 
     @activity.defn
+    @kept_alive
     def read_azure_vm(self, params: AzureVmRef) -> AzureVmState:
         try:
             view = self._compute.virtual_machines.instance_view(params.resource_group, params.name)

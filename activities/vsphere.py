@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from temporalio import activity
 
 from activities import vsphere_client
+from activities.liveness import kept_alive
 from workflows.models import OnPremVmQuery, OnPremVmState
 from workflows.readiness import DatastoreFacts, HostFacts, OnPremFacts, OnPremVmFacts
 
@@ -65,6 +66,7 @@ class VSphereActivities:
         self._session.close()
 
     @activity.defn
+    @kept_alive
     def read_onprem_vm(self, params: OnPremVmQuery) -> OnPremVmState:
         # Reads this one VM, not the whole inventory: per-verification cost must not grow with
         # the number of VMs in vCenter.
@@ -81,6 +83,7 @@ class VSphereActivities:
         )
 
     @activity.defn
+    @kept_alive
     def read_onprem_facts(self, params: OnPremFactsQuery) -> OnPremFacts:
         # Plans started together check readiness together: they share the read in flight
         # (one whole-inventory read of 1,000 VMs is seconds of decoding) instead of each

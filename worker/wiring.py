@@ -13,6 +13,7 @@ from temporalio.worker import Worker
 
 from activities.asr import AsrActivities
 from activities.budget import TokenBucket
+from activities.liveness import KeepAliveInterceptor
 from activities.vsphere import VSphereActivities
 from worker.settings import Settings
 from workflows.machine import MachineFailbackWorkflow
@@ -172,4 +173,5 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
         activity_executor=executor,
         max_concurrent_activities=settings.activity_slots,
         max_cached_workflows=settings.max_cached_workflows,
+        interceptors=[KeepAliveInterceptor()],
     )

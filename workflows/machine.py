@@ -74,6 +74,9 @@ WRITE_RETRY = RetryPolicy(
     non_retryable_error_types=errors.NON_RETRYABLE,
 )
 READ_TIMEOUT = timedelta(minutes=2)
+# Reads heartbeat while they run (activities/liveness.py): a worker killed in the middle of one
+# is noticed after this, not after READ_TIMEOUT.
+READ_HEARTBEAT_TIMEOUT = timedelta(seconds=20)
 # The plan's signal, named here so that the machine workflow need not import the plan's.
 PLAN_MACHINE_VERIFIED_SIGNAL = "machine_verified"
 PATCH_PLAN_APPROVAL_ONLY = "plan-approval-only"
@@ -513,6 +516,7 @@ class MachineFailbackWorkflow:
             activity_method,
             arg,
             start_to_close_timeout=timeout,
+            heartbeat_timeout=READ_HEARTBEAT_TIMEOUT,
             retry_policy=retry,
             summary=summary,
         )

@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import errors, search_attributes
     from workflows.approval import wait_for_approval
     from workflows.machine import (
+        READ_HEARTBEAT_TIMEOUT,
         READ_RETRY,
         READ_TIMEOUT,
         WRITE_RETRY,
@@ -225,6 +226,7 @@ class PlanFailbackWorkflow:
                 reprotect_to_azure=params.reprotect_to_azure,
             ),
             start_to_close_timeout=READ_TIMEOUT,
+            heartbeat_timeout=READ_HEARTBEAT_TIMEOUT,
             retry_policy=READ_RETRY,
         )
         if not plan.machines:
@@ -246,7 +248,7 @@ class PlanFailbackWorkflow:
             AsrActivities.read_recovery_points,
             ReadRecoveryPointsInput(vault=params.vault, machines=plan.machines),
             start_to_close_timeout=POINTS_TIMEOUT,
-            heartbeat_timeout=timedelta(minutes=2),
+            heartbeat_timeout=READ_HEARTBEAT_TIMEOUT,
             retry_policy=READ_RETRY,
         )
         try:
@@ -313,13 +315,14 @@ class PlanFailbackWorkflow:
                 AsrActivities.read_asr_facts,
                 ReadAsrFactsInput(vault=params.vault, machines=plan.machines),
                 start_to_close_timeout=POINTS_TIMEOUT,
-                heartbeat_timeout=timedelta(minutes=2),
+                heartbeat_timeout=READ_HEARTBEAT_TIMEOUT,
                 retry_policy=READ_RETRY,
             ),
             workflow.execute_activity_method(
                 VSphereActivities.read_onprem_facts,
                 OnPremFactsQuery(),
                 start_to_close_timeout=READ_TIMEOUT,
+                heartbeat_timeout=READ_HEARTBEAT_TIMEOUT,
                 retry_policy=READ_RETRY,
             ),
         )
