@@ -763,13 +763,12 @@ class AsrActivities:
         vault = params.vault
         while True:
             activity.heartbeat(job_name)
-            job = await self._blocking(
-                self._asr.replication_jobs.get, vault.resource_group, vault.vault, job_name
-            )
-            state = _text(job.properties.state)
+            document = await self._blocking(self._job_document, vault, job_name)
+            state = str((document.get("properties") or {}).get("state") or "")
             if state in TERMINAL_JOB_STATES:
                 break
             await asyncio.sleep(params.poll_interval_seconds)
+        job: Any = asr_models.Job(document)
         if state != "Succeeded":
             code, message = _job_error(job)
             if spec.agent_may_be_missing and _is_agent_missing(code, message):
@@ -789,6 +788,21 @@ class AsrActivities:
             ended_at=job.properties.end_time,
             resumed=resumed,
         )
+
+    def _job_document(self, vault: VaultRef, job_name: str) -> dict[str, Any]:
+        """The job as ASR's JSON: a poll needs only its state, and decoding the whole `Job`
+        model on every poll of hundreds of running jobs was an eighth of the worker's CPU at
+        1,000 machines (bench/RESULTS.md). The final document becomes a `Job` once."""
+        response = self._asr.replication_jobs.get(
+            vault.resource_group,
+            vault.vault,
+            job_name,
+            stream=True,
+            cls=lambda pipeline_response, _body, _headers: pipeline_response.http_response,
+        )
+        response.read()
+        document = response.json()
+        return document if isinstance(document, dict) else {}
 
     def _find_own_job(self, spec: _OperationSpec, params: ItemOperationInput) -> Any | None:
         vault = params.vault
@@ -834,9 +848,27 @@ class AsrActivities:
                 type=errors.ASR_REQUEST_REFUSED,
                 non_retryable=True,
             )
-        # Throttling or a server error that outlasted the SDK's own retries: let Temporal retry;
-        # the next attempt looks for a job before it sends anything.
-        return err
+        # Throttled or a server error, with an answer: Temporal retries (a write is sent with no
+        # SDK retry), when ARM's Retry-After says rather than after the retry policy's growing
+        # backoff; the next attempt looks for a job before it sends anything.
+        return ApplicationError(
+            f"ASR answered {spec.name} of {params.item.name} with {status} {code}: {message}",
+            type=errors.ASR_BUSY,
+            next_retry_delay=_retry_after(err),
+        )
+
+
+def _retry_after(err: HttpResponseError) -> timedelta | None:
+    """ARM's Retry-After in seconds, kept within 1 s .. 5 min; None when it sent none."""
+    response = getattr(err, "response", None)
+    text = response.headers.get("Retry-After") if response is not None else None
+    try:
+        seconds = float(text) if text is not None else None
+    except ValueError:
+        return None  # an HTTP date: the retry policy's own backoff will do
+    if seconds is None:
+        return None
+    return timedelta(seconds=min(max(seconds, 1.0), 300.0))
 
 
 def _in_parallel(read: Callable[[_In], _T], inputs: Sequence[_In]) -> list[_T]:

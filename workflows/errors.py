@@ -10,6 +10,8 @@ RECOVERY_POINT_REFUSED = "RecoveryPointRefused"
 OPERATION_NOT_ALLOWED = "OperationNotAllowed"
 ASR_JOB_FAILED = "AsrJobFailed"
 ASR_REQUEST_REFUSED = "AsrRequestRefused"
+# Throttled (429) or unavailable (5xx) with an answer: nothing was started; retried when ARM says.
+ASR_BUSY = "AsrBusy"
 AGENT_NOT_REGISTERED = "AgentNotRegistered"
 REPLICATION_NOT_HEALTHY = "ReplicationNotHealthy"
 NOT_READY = "NotReady"

@@ -276,7 +276,8 @@ THROTTLED = fault_case(
 )
 THROTTLED_LONG = fault_case(
     "http-429-outlasting-sdk",
-    "unplannedFailover answered 429 + Retry-After: 1, 8 times (more than the SDK's 6 retries)",
+    "unplannedFailover answered 429 + Retry-After: 1, 8 times (each retried after ARM's "
+    "Retry-After, not the retry policy's growing backoff, 8.6 min for 8 tries)",
     faults=(http("unplannedFailover", 429, 8),),
 )
 SERVER_ERROR_COMMIT = fault_case(
@@ -954,6 +955,7 @@ TEST_CRASHES = [
 TEST_TEMPORAL = [TEMPORAL_WAITING_REPLICATION]
 TEST_FAULTS = [
     THROTTLED,
+    THROTTLED_LONG,
     SERVER_ERROR_COMMIT,
     DROP_FAILOVER_AFTER,
     SLOW_FAILOVER_ANSWER,

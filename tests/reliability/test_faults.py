@@ -18,6 +18,7 @@ from tests.reliability.cases import (
     SERVER_ERROR_COMMIT,
     SLOW_FAILOVER_ANSWER,
     THROTTLED,
+    THROTTLED_LONG,
     VCENTER_DOWN_VERIFYING,
 )
 from tests.reliability.harness import CaseResult, Lab
@@ -45,6 +46,20 @@ def test_throttled_failover_is_retried_and_sent_once(
         (429, False),
         (429, False),
         (202, False),
+    ]
+
+
+def test_long_throttling_is_retried_when_arm_says(
+    batch: dict[str, CaseResult], reliability_lab: Lab
+) -> None:
+    """Eight 429s in a row: each retry waits ARM's Retry-After (1 s), so the case completes
+    within the harness's 6 min limit; on the retry policy's backoff (5 s doubling up to 2 min)
+    the eight retries alone would take 8.6 min."""
+    result = batch[THROTTLED_LONG.name]
+    assert result.held, result.report()
+    item = THROTTLED_LONG.unit.items[0]
+    assert _post_answers(reliability_lab, item, "unplannedFailover") == [(429, False)] * 8 + [
+        (202, False)
     ]
 
 
