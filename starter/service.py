@@ -337,7 +337,11 @@ def readiness_report(settings: Settings, params: PlanFailbackInput) -> Readiness
                 reprotect_to_azure=params.reprotect_to_azure,
             )
         )
-        facts = asr.read_asr_facts(ReadAsrFactsInput(vault=params.vault, machines=plan.machines))
+        facts = asr.read_asr_facts(
+            ReadAsrFactsInput(
+                vault=params.vault, machines=plan.machines, recovery_plan=params.recovery_plan
+            )
+        )
     except ApplicationError as err:
         raise CommandError(str(err)) from err
     onprem = vsphere.read_onprem_facts(OnPremFactsQuery())

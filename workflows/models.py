@@ -231,6 +231,11 @@ class ReadAsrFactsInput(_Model):
     vault: VaultRef
     machines: list[DiscoveredMachine]
     fabric: str = Field(default="", description="Used when there are no machines")
+    recovery_plan: str | None = Field(
+        default=None,
+        description="The plan the machines belong to: their items are read in one list "
+        "filtered by the plan instead of one GET each",
+    )
 
 
 class ReadRecoveryPointsInput(_Model):

@@ -313,7 +313,11 @@ class PlanFailbackWorkflow:
         facts, onprem = await asyncio.gather(
             workflow.execute_activity_method(
                 AsrActivities.read_asr_facts,
-                ReadAsrFactsInput(vault=params.vault, machines=plan.machines),
+                ReadAsrFactsInput(
+                    vault=params.vault,
+                    machines=plan.machines,
+                    recovery_plan=params.recovery_plan,
+                ),
                 start_to_close_timeout=POINTS_TIMEOUT,
                 heartbeat_timeout=READ_HEARTBEAT_TIMEOUT,
                 retry_policy=READ_RETRY,
