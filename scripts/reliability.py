@@ -318,7 +318,9 @@ def _recovery(cases: Sequence[Case], results: dict[str, CaseResult]) -> list[str
         f"Of {len(timed)} disruptions, {len(quick)} were followed by the next phase change "
         f"within {max(quick, default=0):.0f} s (median {median:.0f} s): a killed worker's ASR "
         "write is retried after its 10 s heartbeat timeout and the retry resumes the job it "
-        "finds (in the last attempt's heartbeat, or in the item's state); a restarted Temporal "
+        "finds (in the last attempt's heartbeat, or in the item's state), a killed read after "
+        "its 20 s heartbeat timeout (the worker heartbeats for reads while they run); a "
+        "restarted Temporal "
         "server loses nothing and the worker reconnects by itself.",
     ]
     if slow:
