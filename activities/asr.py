@@ -311,8 +311,6 @@ class AsrActivities:
         machines = _in_parallel(
             lambda m: self._machine_facts(vault, m, items[m.item.name]), params.machines
         )
-        if activity.in_activity():
-            activity.heartbeat("facts read")
         run_as = [a.account_id for a in getattr(custom, "run_as_accounts", None) or []]
         return AsrFacts(
             configuration_server=_configuration_server_facts(fabric, custom, cs_name),
@@ -405,7 +403,7 @@ class AsrActivities:
     @activity.defn
     @kept_alive
     def read_recovery_points(self, params: ReadRecoveryPointsInput) -> list[MachinePoints]:
-        result = _in_parallel(
+        return _in_parallel(
             lambda machine: MachinePoints(
                 machine=machine.item.name,
                 replication_group=machine.replication_group,
@@ -413,9 +411,6 @@ class AsrActivities:
             ),
             params.machines,
         )
-        if activity.in_activity():
-            activity.heartbeat(f"{len(result)} machines' points read")
-        return result
 
     def _fabric(self, vault: VaultRef, fabric: str) -> Any:
         return self._asr.replication_fabrics.get(vault.resource_group, vault.vault, fabric)
@@ -874,12 +869,12 @@ def _retry_after(err: HttpResponseError) -> timedelta | None:
     """ARM's Retry-After in seconds, kept within 1 s .. 5 min; None when it sent none."""
     response = getattr(err, "response", None)
     text = response.headers.get("Retry-After") if response is not None else None
+    if text is None:
+        return None
     try:
-        seconds = float(text) if text is not None else None
+        seconds = float(text)
     except ValueError:
         return None  # an HTTP date: the retry policy's own backoff will do
-    if seconds is None:
-        return None
     return timedelta(seconds=min(max(seconds, 1.0), 300.0))
 
 
