@@ -15,6 +15,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from azure.core.exceptions import (
     HttpResponseError,
@@ -23,11 +24,13 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 from azure.core.polling import LROPoller
+from azure.core.rest import HttpRequest
 from azure.mgmt.recoveryservicessiterecovery import models as asr_models
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.budget import TokenBucket
+from activities.job_watch import JobWatch, job_state, running_jobs_filter
 from activities.liveness import kept_alive
 from workflows import errors
 from workflows.decisions import NoRecoveryPointError, select_latest_point
@@ -77,7 +80,6 @@ CS_HEARTBEAT_LIMIT = timedelta(minutes=30)
 
 # Jobs that started this long before the attempt are still ours: ASR's clock and ours may differ.
 CLOCK_SKEW = timedelta(minutes=5)
-TERMINAL_JOB_STATES = {"Succeeded", "Failed", "Cancelled", "Canceled", "Suspended"}
 AGENT_NOT_INSTALLED_CODES = {"MobilityAgentNotInstalled"}
 
 _T = TypeVar("_T")
@@ -172,6 +174,11 @@ class AsrActivities:
         self._executor = executor
         self._write_budget = write_budget or TokenBucket(
             capacity=ARM_WRITE_BURST, refill_per_second=ARM_WRITES_PER_SECOND
+        )
+        self._jobs = JobWatch(
+            self._read_running_jobs,
+            self._read_job,
+            vault_key=lambda vault: (vault.resource_group, vault.vault),
         )
 
     # --- reads -------------------------------------------------------------------------------
@@ -767,14 +774,14 @@ class AsrActivities:
     async def _await_job(
         self, spec: _OperationSpec, params: ItemOperationInput, job_name: str, resumed: bool
     ) -> OperationResult:
-        vault = params.vault
-        while True:
-            activity.heartbeat(job_name)
-            document = await self._blocking(self._job_document, vault, job_name)
-            state = str((document.get("properties") or {}).get("state") or "")
-            if state in TERMINAL_JOB_STATES:
-                break
-            await asyncio.sleep(params.poll_interval_seconds)
+        document = await self._jobs.wait(
+            params.vault,
+            job_name,
+            since=params.not_before - CLOCK_SKEW,
+            poll_interval=params.poll_interval_seconds,
+            heartbeat=lambda: activity.heartbeat(job_name),
+        )
+        state = job_state(document)
         job: Any = asr_models.Job(document)
         if state != "Succeeded":
             code, message = _job_error(job)
@@ -795,6 +802,41 @@ class AsrActivities:
             ended_at=job.properties.end_time,
             resumed=resumed,
         )
+
+    async def _read_job(self, vault: VaultRef, job_name: str) -> dict[str, Any]:
+        return await self._blocking(self._job_document, vault, job_name)
+
+    async def _read_running_jobs(
+        self, vault: VaultRef, since: datetime
+    ) -> dict[str, dict[str, Any]]:
+        return await self._blocking(self._running_jobs, vault, since)
+
+    def _running_jobs(self, vault: VaultRef, since: datetime) -> dict[str, dict[str, Any]]:
+        """The vault's jobs in progress that started since `since`, as ASR's JSON by name (every
+        page). Raw JSON for the same reason as `_job_document`: 150 `Job` models a second
+        would cost more than the GETs this list replaces."""
+        # The SDK's operation would decode every job; its own pipeline sends the same request.
+        config = self._asr._config
+        url: str | None = (
+            f"/subscriptions/{quote(config.subscription_id, safe='')}/resourceGroups/"
+            f"{quote(vault.resource_group, safe='')}/providers/Microsoft.RecoveryServices/"
+            f"vaults/{quote(vault.vault, safe='')}/replicationJobs"
+        )
+        params: dict[str, str] | None = {
+            "api-version": config.api_version,
+            "$filter": running_jobs_filter(since),
+        }
+        jobs: dict[str, dict[str, Any]] = {}
+        while url:
+            response = self._asr.send_request(HttpRequest("GET", url, params=params))
+            response.raise_for_status()
+            page = response.json()
+            for document in page.get("value") or []:
+                if isinstance(document, dict) and document.get("name"):
+                    jobs[str(document["name"])] = document
+            # nextLink is a whole URL with its query.
+            url, params = page.get("nextLink") or None, None
+        return jobs
 
     def _job_document(self, vault: VaultRef, job_name: str) -> dict[str, Any]:
         """The job as ASR's JSON: a poll needs only its state, and decoding the whole `Job`

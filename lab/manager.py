@@ -414,8 +414,17 @@ def restart_worker(lab_dir: Path | None = None) -> LabProcess:
 
 
 def _clean_environ() -> dict[str, str]:
-    """The worker takes its settings from the lab alone, not from a stray FAILBACK_* variable."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("FAILBACK_")}
+    """The worker takes its settings from the lab alone, not from a stray FAILBACK_* variable.
+
+    It may write bytecode even where the shell says not to: Temporal's sandbox imports the
+    workflow modules anew for every workflow it runs, and without a .pyc each import compiles
+    the source again (a seventh of the worker's time at 1,000 machines, bench/RESULTS.md). The
+    image has its bytecode from pip's install."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("FAILBACK_") and k != "PYTHONDONTWRITEBYTECODE"
+    }
 
 
 def _write_partial_state(lab_dir: Path, processes: list[LabProcess]) -> None:

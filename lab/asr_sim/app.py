@@ -32,6 +32,7 @@ from lab.asr_sim.arm import (
     not_found,
 )
 from lab.asr_sim.faults import FAULT_ADAPTER, DelayFault
+from lab.asr_sim.job_filter import parse_job_filter
 from lab.asr_sim.operations import Operation
 from lab.asr_sim.state import ItemState, SimulatorState
 from lab.scenario import RecoveryPlanSpec
@@ -355,9 +356,16 @@ async def get_operation_status(
 async def list_jobs(
     request: web.Request, state: SimulatorState, m: dict[str, str], body: Any
 ) -> web.Response:
-    # $filter is accepted and ignored; newest job first.
+    # Newest job first; $filter as in JobQueryParameter (see parse_job_filter).
     _check_vault(state, m)
     jobs = sorted(state.jobs.values(), key=lambda j: j.start_time, reverse=True)
+    odata_filter = request.query.get("$filter")
+    if odata_filter is not None:
+        try:
+            query = parse_job_filter(odata_filter)
+        except ValueError as err:
+            raise bad_request(str(err), code="BadRequest", target="$filter") from None
+        jobs = [j for j in jobs if query.matches(j.start_time, j.state)]
     return _json(views.listing([views.job_resource(state, j) for j in jobs]))
 
 

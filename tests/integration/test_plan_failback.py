@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -107,6 +108,23 @@ async def test_plan_fails_back_in_boot_group_order_at_the_previewed_points(
     shown_status = cli(plan_lab, "status", handle.id)
     assert shown_status.returncode == 0, shown_status.stderr
     assert "boot group 3" in shown_status.stdout and "completed" in shown_status.stdout
+
+    # The running jobs are watched with one filtered list of the vault per poll; a job is read
+    # by itself once, when it has left that list (21 jobs: 7 failovers, commits, re-protects).
+    job_reads = Counter(
+        e["path"].rsplit("/", 1)[-1]
+        for e in entries
+        if e["method"] == "GET" and "/replicationJobs/" in e["path"]
+    )
+    running_lists = [
+        e
+        for e in entries
+        if e["method"] == "GET"
+        and e["path"].endswith("/replicationJobs")
+        and "JobStatus eq 'InProgress'" in e["query"].get("$filter", "")
+    ]
+    assert len(job_reads) == 21 and running_lists
+    assert sum(job_reads.values()) <= len(job_reads) + 2, job_reads
 
 
 def test_unknown_plan_is_refused_and_nothing_is_written(plan_lab: LabState) -> None:

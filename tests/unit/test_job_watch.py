@@ -1,0 +1,185 @@
+"""The job watch: one list of a vault's running jobs per round, one GET per job when it ends."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from typing import Any
+
+import pytest
+from azure.core.exceptions import HttpResponseError, ServiceResponseError
+
+from activities.job_watch import JobWatch, running_jobs_filter
+from lab.asr_sim.job_filter import parse_job_filter
+
+SINCE = dt.datetime(2026, 11, 29, 21, 0, tzinfo=dt.UTC)
+POLL = 0.05  # the watch's shortest round
+
+
+def _job(name: str, state: str) -> dict[str, Any]:
+    return {"name": name, "properties": {"state": state, "startTime": "2026-11-29T21:00:01Z"}}
+
+
+class FakeVault:
+    """Jobs that run for a number of poll intervals; counts the reads the watch makes."""
+
+    def __init__(self, rounds: dict[str, int], end: str = "Succeeded") -> None:
+        self.rounds_left = dict(rounds)
+        now = time.monotonic()
+        self.ends = {name: now + (n + 0.5) * POLL for name, n in rounds.items()}
+        self.end = end
+        self.lists: list[tuple[Any, dt.datetime]] = []
+        self.gets: list[str] = []
+        self.list_error: Exception | None = None
+        self.list_errors_left = 0
+        self.get_error: Exception | None = None
+        self.listed_states: dict[str, str] = {}
+
+    def _state(self, name: str) -> str:
+        return "InProgress" if time.monotonic() < self.ends[name] else self.end
+
+    async def list_running(self, vault: Any, since: dt.datetime) -> dict[str, dict[str, Any]]:
+        self.lists.append((vault, since))
+        if self.list_error is not None and self.list_errors_left != 0:
+            self.list_errors_left -= 1
+            raise self.list_error
+        running = {}
+        for name in self.rounds_left:
+            if name in self.listed_states:
+                running[name] = _job(name, self.listed_states[name])
+            elif self._state(name) == "InProgress":
+                running[name] = _job(name, "InProgress")
+        return running
+
+    async def get(self, vault: Any, name: str) -> dict[str, Any]:
+        self.gets.append(name)
+        if self.get_error is not None:
+            raise self.get_error
+        return _job(name, self._state(name))
+
+
+def _refused(status: int) -> HttpResponseError:
+    err = HttpResponseError(message=f"status {status}")
+    err.status_code = status
+    return err
+
+
+async def _wait_all(watch: JobWatch, names: list[str], beats: list[str] | None = None) -> list[Any]:
+    def beat(name: str) -> Any:
+        return lambda: beats.append(name) if beats is not None else None
+
+    return await asyncio.gather(
+        *(
+            watch.wait("vault-1", name, since=SINCE, poll_interval=POLL, heartbeat=beat(name))
+            for name in names
+        )
+    )
+
+
+async def test_many_jobs_cost_one_list_per_round_and_one_get_each_at_their_end() -> None:
+    vault = FakeVault({f"job-{i}": 5 + i % 3 for i in range(50)})
+    watch = JobWatch(vault.list_running, vault.get)
+    documents = await _wait_all(watch, list(vault.rounds_left))
+    assert [d["properties"]["state"] for d in documents] == ["Succeeded"] * 50
+    # 50 jobs of 5-7 rounds: polled one by one that is ~300 GETs; here ~8 lists and 50 GETs.
+    assert sorted(vault.gets) == sorted(vault.rounds_left)
+    assert len(vault.lists) <= 12
+    assert {since for _, since in vault.lists} == {SINCE}
+
+
+async def test_a_job_listed_in_a_final_state_is_taken_without_a_get() -> None:
+    vault = FakeVault({"job-1": 3})
+    vault.listed_states["job-1"] = "Failed"
+    watch = JobWatch(vault.list_running, vault.get)
+    (document,) = await _wait_all(watch, ["job-1"])
+    assert document["properties"]["state"] == "Failed" and vault.gets == []
+
+
+async def test_a_refused_query_falls_back_to_one_get_per_job_for_good() -> None:
+    vault = FakeVault({"job-1": 20, "job-2": 10})
+    vault.list_error, vault.list_errors_left = _refused(400), -1
+    watch = JobWatch(vault.list_running, vault.get)
+    await _wait_all(watch, ["job-1", "job-2"])
+    assert len(vault.lists) == 1
+    # Without the list, each job is read every round until it ends.
+    assert vault.gets.count("job-1") >= 2 and vault.gets[-1] in ("job-1", "job-2")
+
+
+async def test_a_failed_list_is_replaced_by_gets_for_that_round_only() -> None:
+    vault = FakeVault({"job-1": 20})
+    vault.list_error, vault.list_errors_left = ServiceResponseError("connection reset"), 1
+    watch = JobWatch(vault.list_running, vault.get)
+    await _wait_all(watch, ["job-1"])
+    assert len(vault.lists) >= 3
+    # The failed round read the job itself; the end needed one more GET.
+    assert vault.gets == ["job-1", "job-1"]
+
+
+async def test_throttled_list_is_tried_again_next_round() -> None:
+    vault = FakeVault({"job-1": 4})
+    vault.list_error, vault.list_errors_left = _refused(429), 2
+    watch = JobWatch(vault.list_running, vault.get)
+    await _wait_all(watch, ["job-1"])
+    assert len(vault.lists) >= 3
+
+
+async def test_a_get_error_reaches_the_waiting_activity() -> None:
+    vault = FakeVault({"job-1": 1})
+    vault.get_error = _refused(404)
+    watch = JobWatch(vault.list_running, vault.get)
+    with pytest.raises(HttpResponseError):
+        await _wait_all(watch, ["job-1"])
+
+
+async def test_a_waiter_heartbeats_every_round_and_leaves_when_cancelled() -> None:
+    vault = FakeVault({"job-1": 100_000})
+    watch = JobWatch(vault.list_running, vault.get)
+    beats: list[str] = []
+    task = asyncio.ensure_future(_wait_all(watch, ["job-1"], beats))
+    await asyncio.sleep(POLL * 20)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert len(beats) >= 5
+    await asyncio.sleep(POLL * 5)
+    rounds = len(vault.lists)
+    await asyncio.sleep(POLL * 10)
+    # Nobody waits any more: the vault is no longer listed.
+    assert len(vault.lists) == rounds
+
+
+async def test_vaults_are_watched_apart() -> None:
+    vault = FakeVault({"job-1": 2, "job-2": 2})
+    watch = JobWatch(vault.list_running, vault.get)
+    await asyncio.gather(
+        watch.wait("vault-a", "job-1", since=SINCE, poll_interval=POLL, heartbeat=lambda: None),
+        watch.wait("vault-b", "job-2", since=SINCE, poll_interval=POLL, heartbeat=lambda: None),
+    )
+    assert {v for v, _ in vault.lists} == {"vault-a", "vault-b"}
+
+
+def test_the_query_is_powershells_form_and_the_lab_reads_it_back() -> None:
+    since = dt.datetime(2026, 11, 29, 22, 30, 5, 250000, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    text = running_jobs_filter(since)
+    assert text == "StartTime eq '2026-11-29T21:30:05.2500000Z' and JobStatus eq 'InProgress'"
+    query = parse_job_filter(text)
+    assert query.started_from == since
+    assert query.matches(since, "InProgress") and not query.matches(since, "Succeeded")
+    assert not query.matches(since - dt.timedelta(seconds=1), "InProgress")
+
+
+def test_the_lab_reads_the_list_form_and_refuses_what_it_does_not_know() -> None:
+    query = parse_job_filter(
+        "StartTime eq '2026-11-29T21:00:00.0000000Z' and EndTime eq '2026-11-29T22:00:00Z' "
+        "and ( JobStatus eq 'Succeeded' or JobStatus eq 'Failed' )"
+    )
+    at = dt.datetime(2026, 11, 29, 21, 30, tzinfo=dt.UTC)
+    assert query.matches(at, "Failed") and not query.matches(at, "InProgress")
+    assert not query.matches(at + dt.timedelta(hours=1), "Failed")
+    with pytest.raises(ValueError, match="'FabricId' is not supported by the lab"):
+        parse_job_filter("FabricId eq 'x'")
+    with pytest.raises(ValueError, match="not a job query"):
+        parse_job_filter("StartTime gt '2026-11-29'")
+    with pytest.raises(ValueError, match="not an ISO 8601 time"):
+        parse_job_filter("StartTime eq 'yesterday'")
