@@ -9,14 +9,15 @@ that is, once, when it has ended.
 
 Correctness never rests on the filter: a job absent from the list is read by its own GET, a
 listed job in a final state is taken as it is, and a list that fails is replaced by one GET per
-job for that round (for the watch's lifetime if ASR refuses the filter with a 4xx).
+job for that round. If ASR refuses the filter (a 4xx) or answers with jobs that are not in
+progress (it ignored the filter), the watch polls job by job for the rest of its life.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -140,6 +141,10 @@ class JobWatch:
                     log.info("running-jobs query failed (%s): polling jobs one by one", status)
             except Exception as err:  # a lost answer: this round reads job by job
                 log.info("running-jobs query failed (%s): polling jobs one by one", err)
+        if listed is not None and _ignores_query(listed.values()):
+            # An unfiltered answer is the vault's whole job history, pages of it every round.
+            watch.list_refused = True
+            log.warning("ASR ignored the running-jobs query: jobs are polled one by one")
         by_name: dict[str, list[_Waiter]] = {}
         for waiter in waiters:
             by_name.setdefault(waiter.job_name, []).append(waiter)
@@ -163,6 +168,10 @@ class JobWatch:
                 _settle(by_name[name], document)
 
         await asyncio.gather(*(read(name) for name in to_read))
+
+
+def _ignores_query(documents: Iterable[JobDocument]) -> bool:
+    return any(job_state(d) != "InProgress" for d in documents)
 
 
 def _settle(waiters: list[_Waiter], document: JobDocument) -> None:

@@ -88,12 +88,16 @@ async def test_many_jobs_cost_one_list_per_round_and_one_get_each_at_their_end()
     assert {since for _, since in vault.lists} == {SINCE}
 
 
-async def test_a_job_listed_in_a_final_state_is_taken_without_a_get() -> None:
-    vault = FakeVault({"job-1": 3})
+async def test_an_ignored_filter_is_noticed_and_the_watch_polls_job_by_job() -> None:
+    # A list showing a finished job is not the running-jobs query's answer: that job is taken
+    # as listed (no GET), and the vault is no longer listed (it may be its whole job history).
+    vault = FakeVault({"job-1": 3, "job-2": 10})
     vault.listed_states["job-1"] = "Failed"
     watch = JobWatch(vault.list_running, vault.get)
-    (document,) = await _wait_all(watch, ["job-1"])
-    assert document["properties"]["state"] == "Failed" and vault.gets == []
+    first, second = await _wait_all(watch, ["job-1", "job-2"])
+    assert first["properties"]["state"] == "Failed" and "job-1" not in vault.gets
+    assert second["properties"]["state"] == "Succeeded" and "job-2" in vault.gets
+    assert len(vault.lists) == 1
 
 
 async def test_a_refused_query_falls_back_to_one_get_per_job_for_good() -> None:
