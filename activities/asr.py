@@ -22,9 +22,11 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
     ServiceRequestError,
     ServiceResponseError,
+    map_error,
 )
 from azure.core.polling import LROPoller
 from azure.core.rest import HttpRequest
+from azure.mgmt.core.exceptions import ARMErrorFormat
 from azure.mgmt.recoveryservicessiterecovery import models as asr_models
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -69,7 +71,7 @@ from workflows.readiness import (
     MasterTargetFacts,
     VCenterFacts,
 )
-from workflows.recovery_points import MachinePoints
+from workflows.recovery_points import MachinePoints, selectable_points
 
 # Codes the lab (and, where named in Microsoft's docs, ASR) uses; see lab/ASR_SIMULATOR.md.
 MT_HOST_NOT_DISCOVERED = "MasterTargetHostNotDiscovered"
@@ -414,7 +416,7 @@ class AsrActivities:
             lambda machine: MachinePoints(
                 machine=machine.item.name,
                 replication_group=machine.replication_group,
-                points=self._recovery_points(params.vault, machine.item),
+                points=selectable_points(self._recovery_points(params.vault, machine.item)),
             ),
             params.machines,
         )
@@ -434,21 +436,25 @@ class AsrActivities:
             ) from err
 
     def _recovery_points(self, vault: VaultRef, item: ProtectedItemRef) -> list[RecoveryPoint]:
-        raw = self._asr.recovery_points.list_by_replication_protected_items(
-            vault.resource_group, vault.vault, item.fabric, item.container, item.name
+        path = (
+            f"{self._vault_path(vault)}/replicationFabrics/{quote(item.fabric, safe='')}"
+            f"/replicationProtectionContainers/{quote(item.container, safe='')}"
+            f"/replicationProtectedItems/{quote(item.name, safe='')}/recoveryPoints"
         )
         points = []
-        for point in raw:
-            props = point.properties
-            if props is None or props.recovery_point_time is None:
+        for document in self._list_json(path):
+            props = document.get("properties") or {}
+            if not props.get("recoveryPointTime"):
                 continue
             points.append(
                 RecoveryPoint(
-                    id=str(point.id),
-                    name=str(point.name),
-                    time=props.recovery_point_time,
-                    type=_text(props.recovery_point_type) or "Unknown",
-                    multi_vm_sync_point=_is_multi_vm_sync_point(props.provider_specific_details),
+                    id=str(document.get("id")),
+                    name=str(document.get("name")),
+                    time=props["recoveryPointTime"],
+                    type=str(props.get("recoveryPointType") or "Unknown"),
+                    multi_vm_sync_point=_is_multi_vm_sync_point(
+                        props.get("providerSpecificDetails")
+                    ),
                 )
             )
         return points
@@ -812,31 +818,49 @@ class AsrActivities:
         return await self._blocking(self._running_jobs, vault, since)
 
     def _running_jobs(self, vault: VaultRef, since: datetime) -> dict[str, dict[str, Any]]:
-        """The vault's jobs in progress that started since `since`, as ASR's JSON by name (every
-        page). Raw JSON for the same reason as `_job_document`: 150 `Job` models a second
-        would cost more than the GETs this list replaces."""
-        # The SDK's operation would decode every job; its own pipeline sends the same request.
-        config = self._asr._config
-        url: str | None = (
-            f"/subscriptions/{quote(config.subscription_id, safe='')}/resourceGroups/"
-            f"{quote(vault.resource_group, safe='')}/providers/Microsoft.RecoveryServices/"
-            f"vaults/{quote(vault.vault, safe='')}/replicationJobs"
-        )
-        params: dict[str, str] | None = {
-            "api-version": config.api_version,
-            "$filter": running_jobs_filter(since),
+        """The vault's jobs in progress that started since `since`, as ASR's JSON by name.
+        Raw JSON for the same reason as `_job_document`: 150 `Job` models a second would cost
+        more than the GETs this list replaces."""
+        return {
+            str(document["name"]): document
+            for document in self._list_json(
+                f"{self._vault_path(vault)}/replicationJobs",
+                {"$filter": running_jobs_filter(since)},
+            )
+            if document.get("name")
         }
-        jobs: dict[str, dict[str, Any]] = {}
+
+    def _vault_path(self, vault: VaultRef) -> str:
+        return (
+            f"/subscriptions/{quote(self._asr._config.subscription_id, safe='')}/resourceGroups/"
+            f"{quote(vault.resource_group, safe='')}/providers/Microsoft.RecoveryServices/"
+            f"vaults/{quote(vault.vault, safe='')}"
+        )
+
+    def _list_json(self, path: str, query: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        """Every page of an ASR list as JSON documents, through the client's own pipeline
+        (credentials, retries). The SDK's list operations decode each element into its model
+        (~0.6 ms each here), which lists read at scale cannot afford."""
+        url: str | None = path
+        params: dict[str, str] | None = {
+            "api-version": self._asr._config.api_version,
+            **(query or {}),
+        }
+        documents: list[dict[str, Any]] = []
         while url:
             response = self._asr.send_request(HttpRequest("GET", url, params=params))
-            response.raise_for_status()
+            if response.status_code != 200:
+                map_error(
+                    status_code=response.status_code,
+                    response=response,
+                    error_map={404: ResourceNotFoundError},
+                )
+                raise HttpResponseError(response=response, error_format=ARMErrorFormat)
             page = response.json()
-            for document in page.get("value") or []:
-                if isinstance(document, dict) and document.get("name"):
-                    jobs[str(document["name"])] = document
+            documents.extend(d for d in page.get("value") or [] if isinstance(d, dict))
             # nextLink is a whole URL with its query.
             url, params = page.get("nextLink") or None, None
-        return jobs
+        return documents
 
     def _job_document(self, vault: VaultRef, job_name: str) -> dict[str, Any]:
         """The job as ASR's JSON: a poll needs only its state, and decoding the whole `Job`
@@ -930,10 +954,8 @@ def _in_parallel(read: Callable[[_In], _T], inputs: Sequence[_In]) -> list[_T]:
 
 
 def _is_multi_vm_sync_point(details: Any) -> bool:
-    # The SDK has no InMage recovery point model: the flag is only in the raw JSON mapping.
-    value = getattr(details, "is_multi_vm_sync_point", None)
-    if value is None and details is not None and hasattr(details, "get"):
-        value = details.get("isMultiVmSyncPoint")
+    # InMage points carry the flag as a string, "true" or "false".
+    value = details.get("isMultiVmSyncPoint") if isinstance(details, dict) else None
     return str(value).lower() == "true"
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "PointPolicy",
     "RecoveryPointSelectionError",
     "choose_recovery_points",
+    "selectable_points",
 ]
 
 
@@ -42,6 +43,16 @@ class RecoveryPointSelectionError(ValueError):
 
 def _newest(points: Iterable[RecoveryPoint]) -> RecoveryPoint | None:
     return max(points, key=lambda p: (p.time, p.id), default=None)
+
+
+def selectable_points(points: Sequence[RecoveryPoint]) -> list[RecoveryPoint]:
+    """The points a policy can choose or report: the newest, and every application-consistent
+    one (group members need them all to find a common one). A day of 5-minute crash-consistent
+    points of a 100-machine plan is ~8 MB, beyond Temporal's 2 MB payload limit; these are ~25
+    a machine. Newest first."""
+    newest = _newest(points)
+    kept = [p for p in points if p.app_consistent or p is newest]
+    return sorted(kept, key=lambda p: (p.time, p.id), reverse=True)
 
 
 def _choice(machine: MachinePoints, chosen: RecoveryPoint, latest: RecoveryPoint) -> MachineChoice:

@@ -14,6 +14,7 @@ from workflows.recovery_points import (
     MachinePoints,
     RecoveryPointSelectionError,
     choose_recovery_points,
+    selectable_points,
 )
 
 T0 = datetime(2026, 11, 25, tzinfo=UTC)
@@ -163,3 +164,24 @@ def test_no_common_point_names_the_group_and_its_members() -> None:
     assert "rg-app" in problem and "app-01" in problem and "app-02" in problem
     # The same machines can fail back at their latest points.
     assert choose_recovery_points([a, b], "latest").machines
+
+
+def _outcome(machines: list[MachinePoints], policy: str) -> object:
+    try:
+        return choose_recovery_points(machines, policy)  # type: ignore[arg-type]
+    except RecoveryPointSelectionError as refused:
+        return refused.problems
+
+
+@settings(max_examples=300)
+@given(histories(), st.sampled_from(["latest", "app-consistent"]))
+def test_the_selectable_points_choose_what_all_the_points_choose(
+    machines: list[MachinePoints], policy: str
+) -> None:
+    """read_recovery_points sends the plan only the selectable points: no choice, data loss
+    window or refusal may differ from the one over every point."""
+    trimmed = [m.model_copy(update={"points": selectable_points(m.points)}) for m in machines]
+    assert _outcome(trimmed, policy) == _outcome(machines, policy)
+    for full, kept in zip(machines, trimmed, strict=True):
+        assert all(p.app_consistent for p in kept.points[1:])
+        assert len(kept.points) <= 1 + sum(p.app_consistent for p in full.points)
