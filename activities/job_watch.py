@@ -125,6 +125,8 @@ class JobWatch:
 
     async def _round(self, watch: _VaultWatch) -> None:
         waiters = [w for w in watch.waiters if not w.done.done()]
+        if not waiters:  # all settled last round, their activities not yet resumed
+            return
         listed: dict[str, JobDocument] | None = None
         if not watch.list_refused:
             try:
