@@ -418,7 +418,7 @@ def _clean_environ() -> dict[str, str]:
 
     It may write bytecode even where the shell says not to: Temporal's sandbox imports the
     workflow modules anew for every workflow it runs, and without a .pyc each import compiles
-    the source again (a seventh of the worker's time at 1,000 machines, bench/RESULTS.md). The
+    the source again (8% of the worker's time at 1,000 machines, bench/RESULTS.md). The
     image has its bytecode from pip's install."""
     return {
         k: v
