@@ -80,10 +80,6 @@ READ_HEARTBEAT_TIMEOUT = timedelta(seconds=20)
 # The plan's signal, named here so that the machine workflow need not import the plan's.
 PLAN_MACHINE_VERIFIED_SIGNAL = "machine_verified"
 PATCH_PLAN_APPROVAL_ONLY = "plan-approval-only"
-# Verification reads run as local activities: a boot group's machines all verify at the same
-# moment, and two scheduled activities each (three events, two server round trips and a
-# workflow task apiece) were most of a group's verification time at 1,000 machines.
-PATCH_LOCAL_VERIFICATION_READS = "local-verification-reads"
 
 
 def machine_workflow_id(vault: str, machine: str) -> str:
@@ -344,23 +340,14 @@ class MachineFailbackWorkflow:
                     timeout=timedelta(seconds=timings.verify_poll_interval_seconds),
                 )
 
-    async def _verification_read(self, activity_method: Any, arg: object, summary: str) -> Any:
-        if workflow.patched(PATCH_LOCAL_VERIFICATION_READS):
-            return await workflow.execute_local_activity_method(
-                activity_method,
-                arg,
-                start_to_close_timeout=READ_TIMEOUT,
-                retry_policy=READ_RETRY,
-                summary=summary,
-            )
-        return await self._call(activity_method, arg, READ_TIMEOUT, READ_RETRY, summary=summary)
-
     async def _read_onprem(self, vm_name: str) -> OnPremVmState:
         try:
-            return await self._verification_read(
+            return await self._call(
                 VSphereActivities.read_onprem_vm,
                 OnPremVmQuery(vm_name=vm_name),
-                f"is {vm_name} powered on in vCenter, with its guest up?",
+                READ_TIMEOUT,
+                READ_RETRY,
+                summary=f"is {vm_name} powered on in vCenter, with its guest up?",
             )
         except ActivityError as err:
             # An unreadable vCenter is a failed check, not a failed failback: look again later.
@@ -368,10 +355,12 @@ class MachineFailbackWorkflow:
 
     async def _read_azure(self, machine: DiscoveredMachine) -> AzureVmState:
         try:
-            return await self._verification_read(
+            return await self._call(
                 AsrActivities.read_azure_vm,
                 machine.azure_vm,
-                f"is Azure VM {machine.azure_vm.name} off?",
+                READ_TIMEOUT,
+                READ_RETRY,
+                summary=f"is Azure VM {machine.azure_vm.name} off?",
             )
         except ActivityError as err:
             return AzureVmState(
