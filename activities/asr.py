@@ -18,8 +18,11 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from azure.core.exceptions import (
+    ClientAuthenticationError,
     HttpResponseError,
+    ResourceExistsError,
     ResourceNotFoundError,
+    ResourceNotModifiedError,
     ServiceRequestError,
     ServiceResponseError,
     map_error,
@@ -85,6 +88,13 @@ CLOCK_SKEW = timedelta(minutes=5)
 AGENT_NOT_INSTALLED_CODES = {"MobilityAgentNotInstalled"}
 
 _T = TypeVar("_T")
+# The errors the SDK's generated GET operations raise for these statuses.
+_GET_ERRORS = {
+    304: ResourceNotModifiedError,
+    401: ClientAuthenticationError,
+    404: ResourceNotFoundError,
+    409: ResourceExistsError,
+}
 # ARM's write bucket per subscription and principal (Azure Resource Manager throttling docs).
 ARM_WRITE_BURST = 200
 ARM_WRITES_PER_SECOND = 10.0
@@ -340,7 +350,9 @@ class AsrActivities:
         listed: dict[str, Any] = {}
         if recovery_plan:
             for item in self._asr.replication_protected_items.list(
-                vault.resource_group, vault.vault, filter=f"RecoveryPlanName eq '{recovery_plan}'"
+                vault.resource_group,
+                vault.vault,
+                filter=f"RecoveryPlanName eq '{_odata_string(recovery_plan)}'",
             ):
                 listed[_item_ref_from_id(str(item.id)).name.lower()] = item
         missing = [m for m in machines if m.item.name.lower() not in listed]
@@ -838,44 +850,36 @@ class AsrActivities:
         )
 
     def _list_json(self, path: str, query: dict[str, str] | None = None) -> list[dict[str, Any]]:
-        """Every page of an ASR list as JSON documents, through the client's own pipeline
-        (credentials, retries). The SDK's list operations decode each element into its model
-        (~0.6 ms each here), which lists read at scale cannot afford."""
-        url: str | None = path
-        params: dict[str, str] | None = {
-            "api-version": self._asr._config.api_version,
-            **(query or {}),
-        }
+        """Every page of an ASR list as JSON documents. The SDK's list operations decode each
+        element into its model (~0.6 ms each here), which lists read at scale cannot afford."""
         documents: list[dict[str, Any]] = []
+        url: str | None = path
+        params: dict[str, str] | None = query or {}
         while url:
-            response = self._asr.send_request(HttpRequest("GET", url, params=params))
-            if response.status_code != 200:
-                map_error(
-                    status_code=response.status_code,
-                    response=response,
-                    error_map={404: ResourceNotFoundError},
-                )
-                raise HttpResponseError(response=response, error_format=ARMErrorFormat)
-            page = response.json()
+            page = self._get_json(url, params)
             documents.extend(d for d in page.get("value") or [] if isinstance(d, dict))
-            # nextLink is a whole URL with its query.
+            # nextLink is a whole URL with its query, api-version included.
             url, params = page.get("nextLink") or None, None
         return documents
+
+    def _get_json(self, url: str, query: dict[str, str] | None = None) -> dict[str, Any]:
+        """One GET of ASR as JSON, through the client's own pipeline (credentials, retries) and
+        with the SDK's errors (`query` None: the URL carries its whole query, as a nextLink)."""
+        params = None if query is None else {"api-version": self._asr._config.api_version, **query}
+        response = self._asr.send_request(HttpRequest("GET", url, params=params))
+        if response.status_code != 200:
+            map_error(status_code=response.status_code, response=response, error_map=_GET_ERRORS)
+            raise HttpResponseError(response=response, error_format=ARMErrorFormat)
+        document = response.json()
+        return document if isinstance(document, dict) else {}
 
     def _job_document(self, vault: VaultRef, job_name: str) -> dict[str, Any]:
         """The job as ASR's JSON: a poll needs only its state, and decoding the whole `Job`
         model on every poll of hundreds of running jobs was an eighth of the worker's CPU at
         1,000 machines (bench/RESULTS.md). The final document becomes a `Job` once."""
-        response = self._asr.replication_jobs.get(
-            vault.resource_group,
-            vault.vault,
-            job_name,
-            stream=True,
-            cls=lambda pipeline_response, _body, _headers: pipeline_response.http_response,
+        return self._get_json(
+            f"{self._vault_path(vault)}/replicationJobs/{quote(job_name, safe='')}", {}
         )
-        response.read()
-        document = response.json()
-        return document if isinstance(document, dict) else {}
 
     def _find_own_job(self, spec: _OperationSpec, params: ItemOperationInput) -> Any | None:
         vault = params.vault
@@ -951,6 +955,11 @@ def _in_parallel(read: Callable[[_In], _T], inputs: Sequence[_In]) -> list[_T]:
         return [read(i) for i in inputs]
     with ThreadPoolExecutor(max_workers=min(READ_PARALLELISM, len(inputs))) as pool:
         return list(pool.map(read, inputs))
+
+
+def _odata_string(value: str) -> str:
+    """A value inside an OData string literal: a quote is written twice."""
+    return value.replace("'", "''")
 
 
 def _is_multi_vm_sync_point(details: Any) -> bool:
