@@ -9,14 +9,16 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from worker.settings import SettingsError, load_settings
-from worker.telemetry import configure_tracing
+from worker.telemetry import configure_tracing, traces_exported
 from worker.wiring import build_worker, connect_temporal
 
 
 async def run_worker() -> None:
     settings = load_settings()
-    configure_tracing()
-    client = await connect_temporal(settings, tracing=True)
+    tracing = traces_exported()
+    if tracing:
+        configure_tracing()
+    client = await connect_temporal(settings, tracing=tracing)
     with ThreadPoolExecutor(max_workers=settings.activity_slots) as executor:
         worker = build_worker(client, settings, executor)
         stop = asyncio.Event()

@@ -10,6 +10,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.asr import AsrActivities
 from activities.budget import TokenBucket
@@ -161,6 +162,17 @@ def activity_list(asr: AsrActivities, vsphere: VSphereActivities) -> list[Any]:
 WORKFLOWS = [MachineFailbackWorkflow, PlanFailbackWorkflow]
 
 
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """The SDK's sandbox with its default restrictions, on purpose.
+
+    Passing every module through (`with_passthrough_all_modules`) would spare the ~14 ms of
+    re-importing the workflow module for each workflow started or replayed, but the
+    workflow's own `datetime` and `random` would then be the real ones: `datetime.now()` in a
+    workflow would no longer be refused (tests/workflows/test_sandbox.py). A history that cannot
+    be replayed strands a failback; the guard is worth the milliseconds (bench/RESULTS.md)."""
+    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default)
+
+
 def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> Worker:
     """`executor`: the activity threads, `settings.activity_slots` of them."""
     asr = build_asr_activities(settings, executor)
@@ -169,6 +181,7 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
+        workflow_runner=workflow_runner(),
         activities=activity_list(asr, vsphere),
         activity_executor=executor,
         max_concurrent_activities=settings.activity_slots,

@@ -21,7 +21,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from activities.vsphere import OnPremFactsQuery, VSphereActivities
-from worker.wiring import WORKFLOWS
+from worker.wiring import WORKFLOWS, workflow_runner
 from workflows.machine import MachineFailbackWorkflow
 from workflows.models import MachineFailbackInput, MachineFailbackResult
 from workflows.plan import PATCH_CONCURRENT_FAN_OUT
@@ -70,7 +70,11 @@ async def one(history: WorkflowHistory) -> AsyncIterator[WorkflowHistory]:
 
 
 async def replay(workflows: Sequence[type], history: WorkflowHistory) -> None:
-    replayer = Replayer(workflows=workflows, data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=workflows,
+        data_converter=pydantic_data_converter,
+        workflow_runner=workflow_runner(),
+    )
     await replayer.replay_workflows(one(history), raise_on_replay_failure=True)
 
 
