@@ -35,6 +35,7 @@ from worker.settings import Settings, SettingsError
 from workflows.decisions import approval_refusal
 from workflows.machine import MachineFailbackWorkflow, machine_workflow_id
 from workflows.models import (
+    MACHINE_REVISION,
     Approval,
     ApprovalRequest,
     AzureVmRef,
@@ -91,6 +92,7 @@ def failback_input(
     assert settings.azure_resource_group and settings.azure_vault
     assert settings.azure_recovery_resource_group
     return MachineFailbackInput(
+        revision=MACHINE_REVISION,
         vault=VaultRef(resource_group=settings.azure_resource_group, vault=settings.azure_vault),
         machine=machine,
         recovery_resource_group=settings.azure_recovery_resource_group,

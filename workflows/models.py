@@ -106,6 +106,12 @@ class ApprovalPolicy(_Model):
     )
 
 
+# What MachineFailbackWorkflow does differently from one revision to the next, chosen by its
+# input rather than by workflow.patched() (whose marker costs the server a search attribute
+# upsert of its own): 1 sends one search attribute upsert per workflow task.
+MACHINE_REVISION = 1
+
+
 class MachineFailbackInput(_Model):
     """Fail back one replicated machine. `machine` is the ASR item name or the VM's name."""
 
@@ -121,6 +127,9 @@ class MachineFailbackInput(_Model):
     recovery_plan: str | None = None
     discovered: DiscoveredMachine | None = None
     chosen_point: RecoveryPointChoice | None = None
+    # Set by every starter to MACHINE_REVISION; 0 is a failback started before revisions, which
+    # replays the commands it sent then.
+    revision: int = Field(default=0, ge=0)
 
 
 # --- activity models -----------------------------------------------------------------------

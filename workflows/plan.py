@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         machine_workflow_id,
     )
     from workflows.models import (
+        MACHINE_REVISION,
         Approval,
         ApprovalPolicy,
         ApprovalRequest,
@@ -404,6 +405,7 @@ class PlanFailbackWorkflow:
                     latest=choice.latest,
                     data_loss_window_seconds=choice.data_loss_window_seconds,
                 ),
+                revision=MACHINE_REVISION,
             ),
             id=machine_workflow_id(params.vault.vault, machine.vm_name),
         )

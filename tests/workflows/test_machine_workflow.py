@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import json
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -20,6 +22,7 @@ from worker.search_attributes import register_search_attributes
 from workflows import errors
 from workflows.machine import MachineFailbackWorkflow
 from workflows.models import (
+    MACHINE_REVISION,
     AgentCheckInput,
     AgentRegistration,
     ApprovalRequest,
@@ -176,6 +179,7 @@ async def env(test_server_path: str) -> AsyncIterator[WorkflowEnvironment]:
 def failback_input() -> MachineFailbackInput:
     # Production timings: 60 s agent polls, 30 min before stuck. Time is skipped, not waited.
     return MachineFailbackInput(
+        revision=MACHINE_REVISION,
         vault=VaultRef(resource_group="rg", vault="vault"),
         machine="web-01",
         recovery_resource_group="rg-recovery",
@@ -311,6 +315,40 @@ async def test_reprotect_refused_for_a_missing_agent_waits_and_retries(env: Work
     assert world.calls["reprotect_to_azure"] == 2
     phases = [change.phase for change in result.status.history]
     assert phases.count(Phase.REPROTECTING) == 2
+
+
+async def test_search_attributes_are_upserted_once_per_workflow_task(env: WorkflowEnvironment):
+    """Each upsert costs the server a history event and a visibility write: what a workflow
+    task changed (labels and phases) goes as one upsert."""
+    from workflows import search_attributes
+
+    world = FakeWorld(agent_delay=timedelta(minutes=2), agent_missing_on_first_reprotect=True)
+    task_queue = f"tq-{uuid.uuid4()}"
+    async with worker(env, world, task_queue):
+        handle = await start(env.client, world, task_queue)
+        await approve_when_verified(handle, "alice")
+        result = await handle.result()
+        history = await handle.fetch_history()
+        description = await handle.describe()
+    upserts_in_task = 0
+    sent: list[dict[str, str]] = []
+    for event in history.events:
+        if event.HasField("workflow_task_completed_event_attributes"):
+            upserts_in_task = 0
+        if event.HasField("upsert_workflow_search_attributes_event_attributes"):
+            upserts_in_task += 1
+            assert upserts_in_task == 1, f"a second upsert in one workflow task: {event}"
+            fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes
+            sent.append({name: json.loads(p.data) for name, p in fields.indexed_fields.items()})
+    phases_sent = [upsert["FailbackPhase"] for upsert in sent if "FailbackPhase" in upsert]
+    phases = [change.phase.value for change in result.status.history]
+    # The labels go with the first phase, and every phase is still sent, never twice in a row.
+    assert sent[0] == {"Vault": "vault", "FailbackPhase": "discovering"}
+    assert set(phases_sent) == set(phases) - {"starting"}
+    assert all(a != b for a, b in itertools.pairwise(phases_sent))
+    assert phases.count("reprotecting") == 2 and phases_sent.count("reprotecting") == 2
+    assert phases_sent[-1] == "completed"
+    assert description.typed_search_attributes.get(search_attributes.PHASE) == "completed"
 
 
 async def test_failed_verification_fails_the_failback_without_commit(env: WorkflowEnvironment):
