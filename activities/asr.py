@@ -35,6 +35,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.budget import TokenBucket
+from activities.handover import Handover
 from activities.job_watch import JobWatch, job_state, running_jobs_filter
 from activities.liveness import kept_alive
 from workflows import errors
@@ -102,6 +103,9 @@ WRITE_BUDGET_HEARTBEAT_SECONDS = 2.0
 _In = TypeVar("_In")
 # Reads of a plan's machines in flight at once, per activity.
 READ_PARALLELISM = 8
+# How old the recovery points readiness listed may be when the point selection takes them
+# instead of listing them again; a plan's selection follows its readiness by seconds.
+POINTS_HANDOVER_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -186,6 +190,9 @@ class AsrActivities:
         self._executor = executor
         self._write_budget = write_budget or TokenBucket(
             capacity=ARM_WRITE_BURST, refill_per_second=ARM_WRITES_PER_SECOND
+        )
+        self._points_read_for_readiness: Handover[list[RecoveryPoint]] = Handover(
+            POINTS_HANDOVER_SECONDS
         )
         self._jobs = JobWatch(
             self._read_running_jobs,
@@ -396,7 +403,9 @@ class AsrActivities:
         codes = {_text(e.error_code) for e in item.properties.health_errors or []}
         points = 0
         if state == "replicating-back":
-            points = len(self._recovery_points(vault, machine.item))
+            listed = self._recovery_points(vault, machine.item)
+            self._points_read_for_readiness.keep(_points_key(vault, machine.item), listed)
+            points = len(listed)
         return MachineFacts(
             item=machine.item.name,
             vm_name=machine.vm_name,
@@ -424,14 +433,20 @@ class AsrActivities:
     @activity.defn
     @kept_alive
     def read_recovery_points(self, params: ReadRecoveryPointsInput) -> list[MachinePoints]:
-        return _in_parallel(
-            lambda machine: MachinePoints(
+        """Each machine's selectable points: those the readiness check listed moments ago on
+        this worker (at most POINTS_HANDOVER_SECONDS), or a fresh list."""
+
+        def points_of(machine: DiscoveredMachine) -> MachinePoints:
+            listed = self._points_read_for_readiness.take(_points_key(params.vault, machine.item))
+            if listed is None:
+                listed = self._recovery_points(params.vault, machine.item)
+            return MachinePoints(
                 machine=machine.item.name,
                 replication_group=machine.replication_group,
-                points=selectable_points(self._recovery_points(params.vault, machine.item)),
-            ),
-            params.machines,
-        )
+                points=selectable_points(listed),
+            )
+
+        return _in_parallel(points_of, params.machines)
 
     def _fabric(self, vault: VaultRef, fabric: str) -> Any:
         return self._asr.replication_fabrics.get(vault.resource_group, vault.vault, fabric)
@@ -955,6 +970,13 @@ def _in_parallel(read: Callable[[_In], _T], inputs: Sequence[_In]) -> list[_T]:
         return [read(i) for i in inputs]
     with ThreadPoolExecutor(max_workers=min(READ_PARALLELISM, len(inputs))) as pool:
         return list(pool.map(read, inputs))
+
+
+def _points_key(vault: VaultRef, item: ProtectedItemRef) -> tuple[str, ...]:
+    return tuple(
+        part.lower()
+        for part in (vault.resource_group, vault.vault, item.fabric, item.container, item.name)
+    )
 
 
 def _odata_string(value: str) -> str:

@@ -70,6 +70,7 @@ async def test_plan_fails_back_in_boot_group_order_at_the_previewed_points(
     assert all(m.chosen.type == "ApplicationConsistent" for m in preview.machines)
 
     client = await connect_temporal(settings)
+    run_starts = len(journal(plan_lab))
     handle = await start_plan_failback(client, settings, params)
     for _ in range(600):
         status = await plan_status(client, handle.id)
@@ -108,6 +109,15 @@ async def test_plan_fails_back_in_boot_group_order_at_the_previewed_points(
     shown_status = cli(plan_lab, "status", handle.id)
     assert shown_status.returncode == 0, shown_status.stderr
     assert "boot group 3" in shown_status.stdout and "completed" in shown_status.stdout
+
+    # Readiness lists each machine's recovery points; the selection takes that list on the same
+    # worker instead of asking again.
+    point_lists = Counter(
+        e["path"].split("/replicationProtectedItems/")[1].split("/")[0]
+        for e in entries[run_starts:]
+        if e["method"] == "GET" and e["path"].endswith("/recoveryPoints")
+    )
+    assert point_lists == {m.machine: 1 for m in status.machines}, point_lists
 
     # The running jobs are watched with one filtered list of the vault per poll; a job is read
     # by itself once, when it has left that list (7 failovers, commits and re-protects at least).
