@@ -15,6 +15,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.asr import AsrActivities
 from activities.budget import TokenBucket
 from activities.liveness import KeepAliveInterceptor
+from activities.verification import VerificationActivities
 from activities.vsphere import VSphereActivities
 from worker.settings import Settings
 from workflows.machine import MachineFailbackWorkflow
@@ -156,6 +157,7 @@ def activity_list(asr: AsrActivities, vsphere: VSphereActivities) -> list[Any]:
         asr.reprotect_to_azure,
         vsphere.read_onprem_vm,
         vsphere.read_onprem_facts,
+        VerificationActivities(asr, vsphere).read_verification_state,
     ]
 
 

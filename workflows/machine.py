@@ -19,6 +19,7 @@ from temporalio.exceptions import (
 
 with workflow.unsafe.imports_passed_through():
     from activities.asr import AsrActivities
+    from activities.verification import VerificationActivities
     from activities.vsphere import VSphereActivities
     from workflows import errors, search_attributes
     from workflows.approval import wait_for_approval
@@ -58,6 +59,8 @@ with workflow.unsafe.imports_passed_through():
         SelectRecoveryPointInput,
         StandDown,
         Verification,
+        VerificationRead,
+        VerificationReadInput,
     )
 
 Outcome = Literal["completed", "completed-without-reprotect"]
@@ -325,9 +328,12 @@ class MachineFailbackWorkflow:
         deadline = workflow.now() + timedelta(seconds=timings.verify_timeout_seconds)
         while True:
             self._check_stand_down()
-            onprem, azure = await asyncio.gather(
-                self._read_onprem(machine.vm_name), self._read_azure(machine)
-            )
+            if params.revision >= 1:
+                onprem, azure = await self._read_both_sides(machine)
+            else:
+                onprem, azure = await asyncio.gather(
+                    self._read_onprem(machine.vm_name), self._read_azure(machine)
+                )
             self._verification = evaluate_verification(onprem, azure, workflow.now())
             if self._verification.passed:
                 return
@@ -345,6 +351,38 @@ class MachineFailbackWorkflow:
                     lambda: self._stand_down is not None,
                     timeout=timedelta(seconds=timings.verify_poll_interval_seconds),
                 )
+
+    async def _read_both_sides(
+        self, machine: DiscoveredMachine
+    ) -> tuple[OnPremVmState, AzureVmState]:
+        query = VerificationReadInput(
+            onprem=OnPremVmQuery(vm_name=machine.vm_name), azure=machine.azure_vm
+        )
+        try:
+            read: VerificationRead = await self._call(
+                VerificationActivities.read_verification_state,
+                query,
+                READ_TIMEOUT,
+                READ_RETRY,
+                summary=(
+                    f"is {machine.vm_name} powered on in vCenter, with its guest up, and Azure VM "
+                    f"{machine.azure_vm.name} off?"
+                ),
+            )
+        except ActivityError as err:
+            # Each side's own read errors come back as unreadable states; this is the activity
+            # failing as a whole (its worker lost, its retries spent): look again later.
+            reason = _cause(err)
+            return (
+                OnPremVmState(vm_name=machine.vm_name, found=False, power_state=reason),
+                AzureVmState(
+                    resource_group=machine.azure_vm.resource_group,
+                    name=machine.azure_vm.name,
+                    exists=True,
+                    power_state=f"unreadable ({reason})",
+                ),
+            )
+        return read.onprem, read.azure
 
     async def _read_onprem(self, vm_name: str) -> OnPremVmState:
         try:

@@ -108,7 +108,8 @@ class ApprovalPolicy(_Model):
 
 # What MachineFailbackWorkflow does differently from one revision to the next, chosen by its
 # input rather than by workflow.patched() (whose marker costs the server a search attribute
-# upsert of its own): 1 sends one search attribute upsert per workflow task.
+# upsert of its own). 1: one search attribute upsert per workflow task, and one activity
+# reads both sides of a verification.
 MACHINE_REVISION = 1
 
 
@@ -351,6 +352,18 @@ class AzureVmState(_Model):
     name: str
     exists: bool
     power_state: str | None = None
+
+
+class VerificationReadInput(_Model):
+    onprem: OnPremVmQuery
+    azure: AzureVmRef
+
+
+class VerificationRead(_Model):
+    """Both sides as one verification sees them; a side that could not be read says why."""
+
+    onprem: OnPremVmState
+    azure: AzureVmState
 
 
 # --- workflow state and result -------------------------------------------------------------

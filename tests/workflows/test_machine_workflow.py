@@ -45,6 +45,8 @@ from workflows.models import (
     ResolvedReprotectToAzure,
     SelectRecoveryPointInput,
     VaultRef,
+    VerificationRead,
+    VerificationReadInput,
 )
 
 POINT_TIME = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
@@ -125,6 +127,13 @@ class FakeWorld:
             power_state="deallocated",
         )
 
+    @activity.defn(name="read_verification_state")
+    async def read_verification_state(self, params: VerificationReadInput) -> VerificationRead:
+        return VerificationRead(
+            onprem=await self.read_onprem_vm(params.onprem),
+            azure=await self.read_azure_vm(params.azure),
+        )
+
     @activity.defn(name="commit_failover")
     async def commit_failover(self, params: ItemOperationInput) -> OperationResult:
         self.calls["commit_failover"] += 1
@@ -160,6 +169,7 @@ class FakeWorld:
             self.fail_over,
             self.read_onprem_vm,
             self.read_azure_vm,
+            self.read_verification_state,
             self.commit_failover,
             self.check_agent_registered,
             self.reprotect_to_azure,

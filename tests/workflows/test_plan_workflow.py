@@ -46,6 +46,8 @@ from workflows.models import (
     ResolvedReprotectToAzure,
     Timings,
     VaultRef,
+    VerificationRead,
+    VerificationReadInput,
 )
 from workflows.plan import PlanFailbackWorkflow
 from workflows.readiness import (
@@ -210,6 +212,13 @@ class FakePlanWorld:
     async def read_azure_vm(self, params: AzureVmRef) -> AzureVmState:
         return AzureVmState(resource_group=params.resource_group, name=params.name, exists=False)
 
+    @activity.defn(name="read_verification_state")
+    async def read_verification_state(self, params: VerificationReadInput) -> VerificationRead:
+        return VerificationRead(
+            onprem=await self.read_onprem_vm(params.onprem),
+            azure=await self.read_azure_vm(params.azure),
+        )
+
     @activity.defn(name="commit_failover")
     async def commit_failover(self, params: ItemOperationInput) -> OperationResult:
         self.events.append(("commit", params.item.name.removesuffix("-item")))
@@ -235,6 +244,7 @@ class FakePlanWorld:
             self.fail_over,
             self.read_onprem_vm,
             self.read_azure_vm,
+            self.read_verification_state,
             self.commit_failover,
             self.check_agent_registered,
             self.reprotect_to_azure,

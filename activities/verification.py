@@ -1,0 +1,64 @@
+"""Both sides of a verification in one activity: the on-premises VM in vCenter, the Azure VM."""
+
+from __future__ import annotations
+
+from temporalio import activity
+from temporalio.exceptions import is_cancelled_exception
+
+from activities.asr import AsrActivities
+from activities.liveness import kept_alive
+from activities.vsphere import VSphereActivities
+from workflows.models import (
+    AzureVmRef,
+    AzureVmState,
+    OnPremVmQuery,
+    OnPremVmState,
+    VerificationRead,
+    VerificationReadInput,
+)
+
+
+class VerificationActivities:
+    """One activity instead of one per side: a verification runs for every machine of a boot
+    group at once, and each activity costs the server a task, three history events and often a
+    workflow task of its own (bench/RESULTS.md).
+
+    A side that cannot be read is a failed check, not a failed activity: the workflow looks
+    again at its next verification poll, as it did when each side had its own retries."""
+
+    def __init__(self, asr: AsrActivities, vsphere: VSphereActivities) -> None:
+        self._asr = asr
+        self._vsphere = vsphere
+
+    @activity.defn
+    @kept_alive
+    def read_verification_state(self, params: VerificationReadInput) -> VerificationRead:
+        return VerificationRead(onprem=self._onprem(params.onprem), azure=self._azure(params.azure))
+
+    def _onprem(self, query: OnPremVmQuery) -> OnPremVmState:
+        try:
+            return self._vsphere.read_onprem_vm(query)
+        except Exception as err:
+            if is_cancelled_exception(err):
+                raise
+            activity.logger.warning("vCenter read of %s failed: %s", query.vm_name, err)
+            return OnPremVmState(vm_name=query.vm_name, found=False, power_state=_reason(err))
+
+    def _azure(self, ref: AzureVmRef) -> AzureVmState:
+        try:
+            return self._asr.read_azure_vm(ref)
+        except Exception as err:
+            if is_cancelled_exception(err):
+                raise
+            activity.logger.warning("Azure read of %s failed: %s", ref.name, err)
+            return AzureVmState(
+                resource_group=ref.resource_group,
+                name=ref.name,
+                exists=True,
+                power_state=f"unreadable ({_reason(err)})",
+            )
+
+
+def _reason(err: Exception) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
