@@ -37,7 +37,7 @@ from temporalio.exceptions import ApplicationError
 from activities.budget import TokenBucket
 from activities.handover import Handover
 from activities.job_watch import JobWatch, job_state, running_jobs_filter
-from activities.liveness import kept_alive
+from activities.liveness import BEATS_PER_TIMEOUT, kept_alive
 from workflows import errors
 from workflows.decisions import NoRecoveryPointError, select_latest_point
 from workflows.models import (
@@ -807,12 +807,20 @@ class AsrActivities:
     async def _await_job(
         self, spec: _OperationSpec, params: ItemOperationInput, job_name: str, resumed: bool
     ) -> OperationResult:
+        # A beat a quarter of the heartbeat timeout apart is enough to stay alive, and each one
+        # is converted by the worker (with 150 jobs running, beats at every 1 s poll of the lab
+        # took 8% of its time: bench/RESULTS.md).
+        timeout = activity.info().heartbeat_timeout
+        beat_every = params.poll_interval_seconds
+        if timeout:
+            beat_every = max(beat_every, timeout.total_seconds() / BEATS_PER_TIMEOUT)
         document = await self._jobs.wait(
             params.vault,
             job_name,
             since=params.not_before - CLOCK_SKEW,
             poll_interval=params.poll_interval_seconds,
             heartbeat=lambda: activity.heartbeat(job_name),
+            heartbeat_every=beat_every,
         )
         state = job_state(document)
         job: Any = asr_models.Job(document)

@@ -90,9 +90,12 @@ class JobWatch:
         since: datetime,
         poll_interval: float,
         heartbeat: Callable[[], None],
+        heartbeat_every: float | None = None,
     ) -> JobDocument:
         """The job's document once it is in a final state. `since`: no later than the job's
-        start on ASR's clock. `heartbeat` is called at least once per poll interval."""
+        start on ASR's clock. `heartbeat` is called at once and then every `heartbeat_every`
+        seconds (default: the poll interval); the job's end is noticed at the next poll
+        whatever it is."""
         loop = asyncio.get_running_loop()
         waiter = _Waiter(job_name, since, max(poll_interval, 0.05), loop.create_future())
         key = self._vault_key(vault)
@@ -100,10 +103,11 @@ class JobWatch:
         watch.waiters.append(waiter)
         if watch.task is None:
             watch.task = asyncio.create_task(self._watch(key, watch))
+        beat_interval = max(heartbeat_every or waiter.poll_interval, 0.05)
         try:
             while True:
                 heartbeat()
-                done, _ = await asyncio.wait({waiter.done}, timeout=waiter.poll_interval)
+                done, _ = await asyncio.wait({waiter.done}, timeout=beat_interval)
                 if done:
                     return waiter.done.result()
         finally:

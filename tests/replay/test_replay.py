@@ -23,7 +23,7 @@ from temporalio.worker import Replayer
 from activities.vsphere import OnPremFactsQuery, VSphereActivities
 from worker.wiring import WORKFLOWS, workflow_runner
 from workflows.machine import MachineFailbackWorkflow
-from workflows.models import MachineFailbackInput, MachineFailbackResult
+from workflows.models import MACHINE_REVISION, MachineFailbackInput, MachineFailbackResult
 from workflows.plan import PATCH_CONCURRENT_FAN_OUT
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -146,6 +146,24 @@ def test_a_versioned_change_is_replayed_both_ways() -> None:
     ):
         marked = {PATCH_CONCURRENT_FAN_OUT in patches(h) for h in plans if ended(h) == ending}
         assert marked == {True, False}, (ending, marked)
+
+
+def revision(history: WorkflowHistory) -> int:
+    """The MachineFailbackInput.revision a machine's history was started with (0: none)."""
+    started = history.events[0].workflow_execution_started_event_attributes
+    return int(json.loads(started.input.payloads[0].data).get("revision", 0))
+
+
+def test_machine_revisions_are_replayed_both_ways() -> None:
+    """Machines started before revision 1 (an upsert per phase, one read activity per side of a
+    verification) and with it are both stored, completed and failed: both paths keep replaying."""
+    machines = [h for h in map(load, STORED) if workflow_type(h) == "MachineFailbackWorkflow"]
+    for ending in (
+        "workflow_execution_completed_event_attributes",
+        "workflow_execution_failed_event_attributes",
+    ):
+        revisions = {revision(h) for h in machines if ended(h) == ending}
+        assert revisions == {0, MACHINE_REVISION}, (ending, revisions)
 
 
 # --- the guard guards: an incompatible change is caught ---------------------------------------

@@ -187,3 +187,24 @@ def test_the_lab_reads_the_list_form_and_refuses_what_it_does_not_know() -> None
         parse_job_filter("StartTime gt '2026-11-29'")
     with pytest.raises(ValueError, match="not an ISO 8601 time"):
         parse_job_filter("StartTime eq 'yesterday'")
+
+
+async def test_beats_can_be_sparser_than_polls_without_noticing_the_end_later() -> None:
+    vault = FakeVault({"job-1": 12})
+    watch = JobWatch(vault.list_running, vault.get)
+    beats: list[float] = []
+    started = time.monotonic()
+    document = await watch.wait(
+        "vault-1",
+        "job-1",
+        since=SINCE,
+        poll_interval=POLL,
+        heartbeat=lambda: beats.append(time.monotonic()),
+        heartbeat_every=POLL * 5,
+    )
+    waited = time.monotonic() - started
+    assert document["properties"]["state"] == "Succeeded"
+    # One beat at once, then one per five polls: 3 over ~12.5 polls, not 13.
+    assert 2 <= len(beats) <= 4, beats
+    # The end (12.5 polls in) is still seen at the next poll, not at the next beat (15).
+    assert waited < POLL * 14.5, waited
