@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from temporalio import activity
 from temporalio.exceptions import is_cancelled_exception
 
@@ -16,6 +19,8 @@ from workflows.models import (
     VerificationRead,
     VerificationReadInput,
 )
+
+_State = TypeVar("_State", OnPremVmState, AzureVmState)
 
 
 class VerificationActivities:
@@ -36,27 +41,35 @@ class VerificationActivities:
         return VerificationRead(onprem=self._onprem(params.onprem), azure=self._azure(params.azure))
 
     def _onprem(self, query: OnPremVmQuery) -> OnPremVmState:
-        try:
-            return self._vsphere.read_onprem_vm(query)
-        except Exception as err:
-            if is_cancelled_exception(err):
-                raise
-            activity.logger.warning("vCenter read of %s failed: %s", query.vm_name, err)
-            return OnPremVmState(vm_name=query.vm_name, found=False, power_state=_reason(err))
+        return _read_or_unreadable(
+            lambda: self._vsphere.read_onprem_vm(query),
+            lambda reason: OnPremVmState(vm_name=query.vm_name, found=False, power_state=reason),
+            f"vCenter read of {query.vm_name}",
+        )
 
     def _azure(self, ref: AzureVmRef) -> AzureVmState:
-        try:
-            return self._asr.read_azure_vm(ref)
-        except Exception as err:
-            if is_cancelled_exception(err):
-                raise
-            activity.logger.warning("Azure read of %s failed: %s", ref.name, err)
-            return AzureVmState(
+        return _read_or_unreadable(
+            lambda: self._asr.read_azure_vm(ref),
+            lambda reason: AzureVmState(
                 resource_group=ref.resource_group,
                 name=ref.name,
                 exists=True,
-                power_state=f"unreadable ({_reason(err)})",
-            )
+                power_state=f"unreadable ({reason})",
+            ),
+            f"Azure read of {ref.name}",
+        )
+
+
+def _read_or_unreadable(
+    read: Callable[[], _State], unreadable: Callable[[str], _State], what: str
+) -> _State:
+    try:
+        return read()
+    except Exception as err:
+        if is_cancelled_exception(err):
+            raise
+        activity.logger.warning("%s failed: %s", what, err)
+        return unreadable(_reason(err))
 
 
 def _reason(err: Exception) -> str:

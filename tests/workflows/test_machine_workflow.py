@@ -12,7 +12,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from temporalio import activity
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowExecutionDescription,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowHistory,
+)
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
@@ -33,6 +39,7 @@ from workflows.models import (
     FailoverInput,
     ItemOperationInput,
     MachineFailbackInput,
+    MachineFailbackResult,
     OnPremVmQuery,
     OnPremVmState,
     OperationResult,
@@ -314,13 +321,20 @@ async def test_agent_that_never_registers_reaches_the_stuck_state(env: WorkflowE
     assert world.calls["commit_failover"] == 1
 
 
-async def test_reprotect_refused_for_a_missing_agent_waits_and_retries(env: WorkflowEnvironment):
-    world = FakeWorld(agent_delay=timedelta(minutes=2), agent_missing_on_first_reprotect=True)
+async def run_with_a_missing_agent_at_first(
+    env: WorkflowEnvironment, world: FakeWorld
+) -> tuple[MachineFailbackResult, WorkflowHistory, WorkflowExecutionDescription]:
     task_queue = f"tq-{uuid.uuid4()}"
     async with worker(env, world, task_queue):
         handle = await start(env.client, world, task_queue)
         await approve_when_verified(handle, "alice")
         result = await handle.result()
+        return result, await handle.fetch_history(), await handle.describe()
+
+
+async def test_reprotect_refused_for_a_missing_agent_waits_and_retries(env: WorkflowEnvironment):
+    world = FakeWorld(agent_delay=timedelta(minutes=2), agent_missing_on_first_reprotect=True)
+    result, _, _ = await run_with_a_missing_agent_at_first(env, world)
     assert result.outcome == "completed"
     assert world.calls["reprotect_to_azure"] == 2
     phases = [change.phase for change in result.status.history]
@@ -333,13 +347,7 @@ async def test_search_attributes_are_upserted_once_per_workflow_task(env: Workfl
     from workflows import search_attributes
 
     world = FakeWorld(agent_delay=timedelta(minutes=2), agent_missing_on_first_reprotect=True)
-    task_queue = f"tq-{uuid.uuid4()}"
-    async with worker(env, world, task_queue):
-        handle = await start(env.client, world, task_queue)
-        await approve_when_verified(handle, "alice")
-        result = await handle.result()
-        history = await handle.fetch_history()
-        description = await handle.describe()
+    result, history, description = await run_with_a_missing_agent_at_first(env, world)
     upserts_in_task = 0
     sent: list[dict[str, str]] = []
     for event in history.events:
