@@ -43,19 +43,14 @@ class VerificationActivities:
     def _onprem(self, query: OnPremVmQuery) -> OnPremVmState:
         return _read_or_unreadable(
             lambda: self._vsphere.read_onprem_vm(query),
-            lambda reason: OnPremVmState(vm_name=query.vm_name, found=False, power_state=reason),
+            lambda reason: OnPremVmState.unreadable(query.vm_name, reason),
             f"vCenter read of {query.vm_name}",
         )
 
     def _azure(self, ref: AzureVmRef) -> AzureVmState:
         return _read_or_unreadable(
             lambda: self._asr.read_azure_vm(ref),
-            lambda reason: AzureVmState(
-                resource_group=ref.resource_group,
-                name=ref.name,
-                exists=True,
-                power_state=f"unreadable ({reason})",
-            ),
+            lambda reason: AzureVmState.unreadable(ref, reason),
             f"Azure read of {ref.name}",
         )
 

@@ -114,7 +114,6 @@ class MachineFailbackWorkflow:
         self._committed_on_asr_clock: datetime | None = None
         self._one_upsert_per_task = False
         self._unsent_attributes: dict[str, SearchAttributeUpdate[Any]] = {}
-        self._sent_attributes: dict[str, object] = {}
         self._upsert_scheduled = False
 
     # --- messages --------------------------------------------------------------------------
@@ -374,13 +373,8 @@ class MachineFailbackWorkflow:
             # failing as a whole (its worker lost, its retries spent): look again later.
             reason = _cause(err)
             return (
-                OnPremVmState(vm_name=machine.vm_name, found=False, power_state=reason),
-                AzureVmState(
-                    resource_group=machine.azure_vm.resource_group,
-                    name=machine.azure_vm.name,
-                    exists=True,
-                    power_state=f"unreadable ({reason})",
-                ),
+                OnPremVmState.unreadable(machine.vm_name, reason),
+                AzureVmState.unreadable(machine.azure_vm, reason),
             )
         return read.onprem, read.azure
 
@@ -395,7 +389,7 @@ class MachineFailbackWorkflow:
             )
         except ActivityError as err:
             # An unreadable vCenter is a failed check, not a failed failback: look again later.
-            return OnPremVmState(vm_name=vm_name, found=False, power_state=_cause(err))
+            return OnPremVmState.unreadable(vm_name, _cause(err))
 
     async def _read_azure(self, machine: DiscoveredMachine) -> AzureVmState:
         try:
@@ -407,12 +401,7 @@ class MachineFailbackWorkflow:
                 summary=f"is Azure VM {machine.azure_vm.name} off?",
             )
         except ActivityError as err:
-            return AzureVmState(
-                resource_group=machine.azure_vm.resource_group,
-                name=machine.azure_vm.name,
-                exists=True,
-                power_state=f"unreadable ({_cause(err)})",
-            )
+            return AzureVmState.unreadable(machine.azure_vm, _cause(err))
 
     async def _reprotect_when_agent_registers(
         self, params: MachineFailbackInput, machine: DiscoveredMachine, committed_at: datetime
@@ -582,14 +571,14 @@ class MachineFailbackWorkflow:
     def _set_search_attributes(
         self, updates: list[SearchAttributeUpdate[Any]], at_once: bool = False
     ) -> None:
-        """Upsert what changed, once per workflow task (from revision 1).
+        """Upsert once per workflow task (from revision 1).
 
         Each upsert is a history event and a visibility write: ~5 ms of the server's CPU, half
-        an activity's (bench/RESULTS.md). A plan's machine passes through three in its first
-        task (labels, discovering, failing-over), and the agent wait re-enters its phase on
-        every refusal. The Web UI sees a workflow as it is at the end of a task, so the updates
-        are gathered and sent by a callback that runs once the task's code has gone as far as
-        it can; a terminal phase is sent at once, before the workflow's own end."""
+        an activity's (bench/RESULTS.md). A plan's machine sends three in its first task
+        (labels, discovering, failing-over). The Web UI sees a workflow as it is at the end of
+        a task, so the updates are gathered and sent by a callback that runs once the task's
+        code has gone as far as it can; a terminal phase is sent at once, before the
+        workflow's own end."""
         if not self._one_upsert_per_task:
             workflow.upsert_search_attributes(updates)
             return
@@ -603,15 +592,9 @@ class MachineFailbackWorkflow:
 
     def _send_search_attributes(self) -> None:
         self._upsert_scheduled = False
-        changed = [
-            update
-            for name, update in self._unsent_attributes.items()
-            if self._sent_attributes.get(name, _UNSET) != update.value
-        ]
-        self._unsent_attributes.clear()
-        if changed:
-            workflow.upsert_search_attributes(changed)
-            self._sent_attributes.update((update.key.name, update.value) for update in changed)
+        if self._unsent_attributes:
+            workflow.upsert_search_attributes(list(self._unsent_attributes.values()))
+            self._unsent_attributes.clear()
 
     def _summary(self, outcome: Outcome) -> str:
         vm = self._discovered.vm_name if self._discovered else self._machine
@@ -638,9 +621,6 @@ class _AgentNotRegistered(Exception):
     def __init__(self, job_id: str) -> None:
         super().__init__(job_id)
         self.job_id = job_id
-
-
-_UNSET = object()
 
 
 def _cause(err: ActivityError | ChildWorkflowError) -> str:

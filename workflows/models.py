@@ -346,12 +346,27 @@ class OnPremVmState(_Model):
     guest_state: str | None = None
     host: str | None = None
 
+    @classmethod
+    def unreadable(cls, vm_name: str, reason: str) -> OnPremVmState:
+        """vCenter could not be read: a failed check, looked at again at the next poll."""
+        return cls(vm_name=vm_name, found=False, power_state=reason)
+
 
 class AzureVmState(_Model):
     resource_group: str
     name: str
     exists: bool
     power_state: str | None = None
+
+    @classmethod
+    def unreadable(cls, ref: AzureVmRef, reason: str) -> AzureVmState:
+        """Azure could not be read: not taken for a stopped VM, looked at again next poll."""
+        return cls(
+            resource_group=ref.resource_group,
+            name=ref.name,
+            exists=True,
+            power_state=f"unreadable ({reason})",
+        )
 
 
 class VerificationReadInput(_Model):
