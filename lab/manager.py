@@ -7,6 +7,7 @@ the lab's state (pids, ports, settings) lives in the lab directory (default ./.l
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import secrets
@@ -23,6 +24,7 @@ from pydantic import BaseModel
 
 from lab import vcenter
 from lab.certs import make_lab_tls
+from lab.localhost import free_port, log_excerpt
 from lab.scenario import Scenario, default_scenario_path, load_scenario
 from worker.search_attributes import dev_server_flags
 
@@ -30,6 +32,7 @@ LAB_VCENTER_USER = "administrator@vsphere.local"
 STATE_FILE = "state.json"
 WORKER_READY = "worker polling"
 ENV_FILE = "lab.env"
+TEMPORAL_START_ATTEMPTS = 3
 # Seconds, not minutes: the lab's ASR jobs take seconds, so the workflow looks every second.
 LAB_TIMINGS = {
     "FAILBACK_JOB_POLL_SECONDS": "1",
@@ -44,6 +47,10 @@ LAB_TIMINGS = {
 
 class LabError(RuntimeError):
     pass
+
+
+class LabExited(LabError):
+    """A lab process ended before it was ready."""
 
 
 class LabProcess(BaseModel):
@@ -129,24 +136,26 @@ def _wait_until(
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise LabError(f"{what} exited with code {process.returncode}:\n{_tail(log)}")
+            raise LabExited(
+                f"{what} exited with code {process.returncode}; log {log}:\n"
+                f"{log_excerpt(Path(log))}"
+            )
         if ready():
             return
         time.sleep(0.2)
-    raise LabError(f"{what} was not ready after {seconds:.0f} s:\n{_tail(log)}")
-
-
-def _tail(log: str, lines: int = 20) -> str:
-    try:
-        return "\n".join(Path(log).read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
+    raise LabError(
+        f"{what} was not ready after {seconds:.0f} s; log {log}:\n{log_excerpt(Path(log))}"
+    )
 
 
 def _port_open(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _ports_open(*ports: int) -> bool:
+    return all(_port_open(port) for port in ports)
 
 
 def lab_settings(
@@ -200,7 +209,7 @@ def lab_up(
     for sub in ("logs", "tls", "bin"):
         (lab_dir / sub).mkdir(parents=True, exist_ok=True)
     # A new lab is a new world (fresh vCenter, fresh vault): its Temporal history starts empty too.
-    (lab_dir / "temporal.db").unlink(missing_ok=True)
+    _remove_temporal_database(lab_dir)
     logs = lab_dir / "logs"
     processes: list[LabProcess] = []
 
@@ -213,7 +222,7 @@ def lab_up(
         harness = vcenter.build_harness(lab_dir)
         tls = make_lab_tls(lab_dir / "tls")
 
-        temporal_port, ui_port = vcenter.free_port(), vcenter.free_port()
+        temporal_port, ui_port = free_port(), free_port()
         say(f"starting the Temporal dev server on 127.0.0.1:{temporal_port} (Web UI :{ui_port})")
         temporal_proc, temporal = _spawn(
             "temporal", _temporal_command(lab_dir, temporal_port, ui_port), logs
@@ -226,14 +235,14 @@ def lab_up(
             harness,
             vcenter.inventory_from_scenario(scenario),
             lab_dir,
-            vcenter.free_port(),
+            free_port(),
             LAB_VCENTER_USER,
             password,
             logs / "vcsim.log",
         )
         record(LabProcess(name="vcsim", pid=vcsim_proc.pid, log=str(logs / "vcsim.log")))
 
-        asr_port = vcenter.free_port()
+        asr_port = free_port()
         asr_url = f"https://127.0.0.1:{asr_port}"
         token_secret = secrets.token_urlsafe(24)
         ready_file = lab_dir / "asr.ready"
@@ -272,13 +281,29 @@ def lab_up(
         )
         record(asr)
         _wait_until("the ASR simulator", ready_file.exists, asr_proc, asr.log, 30)
-        _wait_until(
-            "the Temporal dev server",
-            lambda: _port_open(temporal_port) and _port_open(ui_port),
-            temporal_proc,
-            temporal.log,
-            60,
-        )
+        for attempt in range(1, TEMPORAL_START_ATTEMPTS + 1):
+            try:
+                _wait_until(
+                    "the Temporal dev server",
+                    functools.partial(_ports_open, temporal_port, ui_port),
+                    temporal_proc,
+                    temporal.log,
+                    60,
+                )
+                break
+            except LabExited as exited:
+                if attempt == TEMPORAL_START_ATTEMPTS:
+                    raise
+                # Seen once in CI: the dev server panicked while it built its services. One
+                # that dies while starting has nothing to keep: start it again on new ports.
+                say(f"{exited}\nstarting the Temporal dev server again (attempt {attempt + 1})")
+                processes.remove(temporal)
+                _remove_temporal_database(lab_dir)
+                temporal_port, ui_port = free_port(), free_port()
+                temporal_proc, temporal = _spawn(
+                    "temporal", _temporal_command(lab_dir, temporal_port, ui_port), logs
+                )
+                record(temporal)
 
         settings = lab_settings(
             scenario, temporal_port, ui_port, asr_url, tls.ca_cert, token_secret, endpoint
@@ -302,6 +327,11 @@ def lab_up(
     except BaseException:
         lab_down(lab_dir, say=lambda _: None)
         raise
+
+
+def _remove_temporal_database(lab_dir: Path) -> None:
+    for name in ("temporal.db", "temporal.db-wal", "temporal.db-shm"):
+        (lab_dir / name).unlink(missing_ok=True)
 
 
 def _temporal_command(lab_dir: Path, temporal_port: int, ui_port: int) -> list[str]:
@@ -363,7 +393,7 @@ def restart_temporal(lab_dir: Path | None = None, kill: bool = False) -> LabProc
     )
     _wait_until(
         "the Temporal dev server",
-        lambda: _port_open(port) and _port_open(ui_port),
+        functools.partial(_ports_open, port, ui_port),
         process,
         temporal.log,
         60,

@@ -10,13 +10,13 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lab.localhost import log_excerpt
 from lab.scenario import Scenario
 
 HARNESS_SOURCE: Path = Path(__file__).parent / "vcsim" / "main.go"
@@ -134,22 +134,6 @@ def inventory_from_scenario(scenario: Scenario) -> dict[str, Any]:
     }
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free right now (another process may still take it before use)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _log_tail(log_path: Path) -> str:
-    try:
-        lines = log_path.read_text(errors="replace").splitlines()
-    except OSError:
-        return "(no log written)"
-    return "\n".join(lines[-_LOG_TAIL_LINES:]) or "(log is empty)"
-
-
 def stop_vcsim(process: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
     """Stop a harness started by start_vcsim: SIGTERM, then SIGKILL after `timeout` seconds."""
     if process.poll() is not None:
@@ -218,12 +202,12 @@ def start_vcsim(
         if code is not None:
             raise VcsimError(
                 f"vcsim harness exited with code {code} before it was ready; "
-                f"log {log_path}:\n{_log_tail(log_path)}"
+                f"log {log_path}:\n{log_excerpt(log_path, _LOG_TAIL_LINES)}"
             )
         if time.monotonic() >= deadline:
             stop_vcsim(process)
             raise VcsimError(
                 f"vcsim harness was not ready within {READY_TIMEOUT_SECONDS:.0f} s; "
-                f"log {log_path}:\n{_log_tail(log_path)}"
+                f"log {log_path}:\n{log_excerpt(log_path, _LOG_TAIL_LINES)}"
             )
         time.sleep(0.05)

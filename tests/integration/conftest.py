@@ -9,7 +9,7 @@ import ssl
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,14 +38,14 @@ def integration_scenario() -> dict[str, Any]:
     return data
 
 
-def start_lab(root: Path, scenario: Path) -> LabState:
+def start_lab(root: Path, scenario: Path, say: Callable[[str], None] = lambda _: None) -> LabState:
     shared_build = Path(".lab").resolve()
     lab_dir = root / "lab"
     # Reuse the harness `make` built so that the tests do not compile Go again.
     if (shared_build / "bin").exists():
         lab_dir.mkdir()
         (lab_dir / "bin").symlink_to(shared_build / "bin")
-    return lab_up(scenario, lab_dir, say=lambda _: None)
+    return lab_up(scenario, lab_dir, say=say)
 
 
 @pytest.fixture(scope="session")

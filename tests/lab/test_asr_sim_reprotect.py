@@ -26,8 +26,9 @@ from lab.asr_sim import (
 )
 from lab.certs import LabTls
 from lab.credential import LabTokenCredential
+from lab.localhost import free_port
 from lab.scenario import Scenario, ScenarioError, load_scenario
-from lab.vcenter import free_port, inventory_from_scenario, start_vcsim, stop_vcsim
+from lab.vcenter import inventory_from_scenario, start_vcsim, stop_vcsim
 from tests.lab.conftest import SECRET, SimLab, StartLab
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "lab" / "scenarios"

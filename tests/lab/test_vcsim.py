@@ -20,12 +20,12 @@ from activities.vsphere_client import (
     read_vm_states,
 )
 from lab import vcenter
+from lab.localhost import free_port
 from lab.scenario import default_scenario_path, load_scenario
 from lab.vcenter import (
     VcsimEndpoint,
     VcsimError,
     build_harness,
-    free_port,
     inventory_from_scenario,
     start_vcsim,
     stop_vcsim,

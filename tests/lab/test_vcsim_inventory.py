@@ -30,11 +30,11 @@ from activities.vsphere_client import (
     read_inventory,
     read_vm_states,
 )
+from lab.localhost import free_port
 from lab.scenario import Scenario, ScenarioError, load_scenario
 from lab.vcenter import (
     VcsimEndpoint,
     VcsimError,
-    free_port,
     inventory_from_scenario,
     start_vcsim,
     stop_vcsim,

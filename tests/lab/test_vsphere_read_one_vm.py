@@ -25,10 +25,10 @@ from activities.vsphere_client import (
     read_vm_states,
     vm_refs_by_name,
 )
+from lab.localhost import free_port
 from lab.scenario import default_scenario_path, load_scenario
 from lab.vcenter import (
     VcsimEndpoint,
-    free_port,
     inventory_from_scenario,
     start_vcsim,
     stop_vcsim,
