@@ -42,9 +42,6 @@ LAB_TIMINGS = {
     "FAILBACK_AGENT_WAIT_TIMEOUT_SECONDS": "120",
     "FAILBACK_REPLICATION_POLL_SECONDS": "1",
     "FAILBACK_REPLICATION_TIMEOUT_SECONDS": "120",
-    # Long enough for a boot group's failovers to be posted: queueing the next group's machines
-    # then uses the time the jobs run instead of competing with the posts.
-    "FAILBACK_QUEUE_NEXT_GROUP_AFTER_SECONDS": "10",
 }
 
 

@@ -24,7 +24,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +53,6 @@ FAILURE_PLAN = "plan-stand-down"
 FAILURE_PLAN_GROUPS = [["db-01-item", "db-02-item"], ["cache-01-item"]]
 FAILING_ITEM = "cache-01-item"
 WAIT_SECONDS = 300.0
-QUEUE_AT_ONCE: dict[str, Any] = {"queue_next_group_after_seconds": 0.5}
-QUEUED_FAILING_ITEM = "db-02-item"
-QUEUED_FAILING_PARTNER = "db-01-item"
 # Gzipped JSON: the plans' histories carry every recovery point read (1.2 MB as text).
 SUFFIX = ".json.gz"
 
@@ -82,8 +79,6 @@ class StandardRun:
     scenario: Callable[[Path], Path]
     body: RunBody
     description: str
-    # Settings the run's starter uses instead of the lab's (the timings put into the inputs).
-    settings_update: dict[str, Any] = field(default_factory=dict)
 
 
 def say(text: str) -> None:
@@ -190,16 +185,7 @@ def plan_run(plan: str, recovery_point: str, approver: str) -> RunBody:
     return body
 
 
-def failing_plan(failing_item: str, standing_down: list[str]) -> RunBody:
-    async def body(client: Client, settings: Settings, lab: LabState) -> str:
-        return await run_failing_plan(client, settings, lab, failing_item, standing_down)
-
-    return body
-
-
-async def run_failing_plan(
-    client: Client, settings: Settings, lab: LabState, failing_item: str, standing_down: list[str]
-) -> str:
+async def failing_plan(client: Client, settings: Settings, lab: LabState) -> str:
     lab_request(
         lab,
         "POST",
@@ -207,7 +193,7 @@ async def run_failing_plan(
         {
             "kind": "job_failure",
             "operation": "unplannedFailover",
-            "item": failing_item,
+            "item": FAILING_ITEM,
             "code": "8038",
             "message": "Injected for the replay tests: the VM could not be started on-premises.",
         },
@@ -220,13 +206,13 @@ async def run_failing_plan(
     except WorkflowFailureError:
         pass
     else:
-        raise RuntimeError(f"{FAILURE_PLAN} completed although {failing_item}'s failover failed")
+        raise RuntimeError(f"{FAILURE_PLAN} completed although {FAILING_ITEM}'s failover failed")
     status = await plan_status(client, handle.id)
-    if status.phase != "failed" or failing_item not in status.failed:
-        raise RuntimeError(f"{FAILURE_PLAN} did not fail on {failing_item}: {status.error}")
-    stood_down = sorted(set(status.failed) - {failing_item})
-    if stood_down != sorted(standing_down):
-        raise RuntimeError(f"expected {standing_down} to stand down, got {status.failed}")
+    if status.phase != "failed" or FAILING_ITEM not in status.failed:
+        raise RuntimeError(f"{FAILURE_PLAN} did not fail on {FAILING_ITEM}: {status.error}")
+    stood_down = sorted(set(status.failed) - {FAILING_ITEM})
+    if stood_down != sorted(FAILURE_PLAN_GROUPS[0]):
+        raise RuntimeError(f"expected the first boot group to stand down, got {status.failed}")
     commits = [
         e
         for e in lab_request(lab, "GET", "/_lab/journal")
@@ -259,26 +245,9 @@ RUNS = [
     StandardRun(
         "plan-failure",
         failure_scenario,
-        failing_plan(FAILING_ITEM, FAILURE_PLAN_GROUPS[0]),
+        failing_plan,
         f"{FAILURE_PLAN}: {FAILING_ITEM}'s failover job fails, the plan stops, db-01 and db-02 "
         "stand down before commit",
-    ),
-    # The lab's jobs take 2 s, less than the lab's delay before a plan queues its next boot
-    # group: these two runs queue it almost at once, so that the queued path is recorded.
-    StandardRun(
-        "recovery-plan-queued",
-        shipped("recovery-plan.json"),
-        plan_run("plan-erp", "app-consistent", "dana"),
-        "plan-erp as recovery-plan, each next boot group queued 0.5 s after a group starts",
-        settings_update=QUEUE_AT_ONCE,
-    ),
-    StandardRun(
-        "plan-failure-queued",
-        failure_scenario,
-        failing_plan(QUEUED_FAILING_ITEM, [QUEUED_FAILING_PARTNER, *FAILURE_PLAN_GROUPS[1]]),
-        f"{FAILURE_PLAN} with {QUEUED_FAILING_ITEM}'s failover failing while cache-01 waits "
-        "queued: cache-01 and db-01 stand down",
-        settings_update=QUEUE_AT_ONCE,
     ),
 ]
 
@@ -327,7 +296,7 @@ async def record_run(run: StandardRun, scratch: Path, output: Path) -> list[Path
     started = time.monotonic()
     lab = start_lab(root, run.scenario(root))
     try:
-        settings = lab_settings(lab).model_copy(update=run.settings_update)
+        settings = lab_settings(lab)
         client = await connect_temporal(settings)
         top_id = await run.body(client, settings, lab)
         recorded = await collect(client, run.name, top_id)

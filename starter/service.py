@@ -77,7 +77,6 @@ def timings_from(settings: Settings) -> Timings:
         "agent_wait_timeout_seconds": settings.agent_wait_timeout_seconds,
         "replication_poll_interval_seconds": settings.replication_poll_seconds,
         "replication_timeout_seconds": settings.replication_timeout_seconds,
-        "queue_next_group_after_seconds": settings.queue_next_group_after_seconds,
     }
     return Timings(**{k: v for k, v in overrides.items() if v is not None})
 

@@ -72,7 +72,6 @@ class Settings(BaseSettings):
     agent_wait_timeout_seconds: float | None = Field(default=None, gt=0)
     replication_poll_seconds: float | None = Field(default=None, gt=0)
     replication_timeout_seconds: float | None = Field(default=None, gt=0)
-    queue_next_group_after_seconds: float | None = Field(default=None, gt=0)
 
     def require(self, *names: str) -> None:
         missing = [n for n in names if getattr(self, n) in (None, "")]

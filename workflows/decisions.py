@@ -28,8 +28,7 @@ class IllegalTransitionError(RuntimeError):
 # Which phase may follow which. COMPLETED and FAILED are final. A failback never goes back to
 # an earlier phase: that is what stops a retry from failing over or committing twice.
 TRANSITIONS: dict[Phase, frozenset[Phase]] = {
-    Phase.STARTING: frozenset({Phase.QUEUED, Phase.DISCOVERING, Phase.FAILED}),
-    Phase.QUEUED: frozenset({Phase.DISCOVERING, Phase.FAILED}),
+    Phase.STARTING: frozenset({Phase.DISCOVERING, Phase.FAILED}),
     Phase.DISCOVERING: frozenset({Phase.FAILING_OVER, Phase.FAILED}),
     Phase.FAILING_OVER: frozenset({Phase.VERIFYING, Phase.FAILED}),
     Phase.VERIFYING: frozenset({Phase.AWAITING_APPROVAL, Phase.FAILED}),
@@ -52,7 +51,6 @@ FINAL_PHASES = frozenset(p for p, nexts in TRANSITIONS.items() if not nexts)
 BEFORE_COMMIT = frozenset(
     {
         Phase.STARTING,
-        Phase.QUEUED,
         Phase.DISCOVERING,
         Phase.FAILING_OVER,
         Phase.VERIFYING,
@@ -155,7 +153,6 @@ def describe_wait(
         )
     texts = {
         Phase.STARTING: "starting",
-        Phase.QUEUED: f"the earlier boot groups of its recovery plan: {vm} fails over after them",
         Phase.DISCOVERING: f"reading {vm} from the vault",
         Phase.FAILING_OVER: f"ASR is failing {vm} over to on-premises",
         Phase.VERIFYING: f"waiting for {vm} to run on-premises and the Azure VM to be off",

@@ -42,7 +42,6 @@ with workflow.unsafe.imports_passed_through():
         DiscoveredMachine,
         DiscoverMachineInput,
         FailoverInput,
-        GoOrder,
         ItemOperationInput,
         MachineFailbackInput,
         MachineFailbackResult,
@@ -116,7 +115,6 @@ class MachineFailbackWorkflow:
         self._one_upsert_per_task = False
         self._unsent_attributes: dict[str, SearchAttributeUpdate[Any]] = {}
         self._upsert_scheduled = False
-        self._go: GoOrder | None = None
 
     # --- messages --------------------------------------------------------------------------
 
@@ -148,25 +146,6 @@ class MachineFailbackWorkflow:
             )
         )
         workflow.logger.warning("approval from %s refused: %s", request.approved_by, reason)
-
-    @workflow.signal
-    def go(self, order: GoOrder) -> None:
-        """The plan's word that the machine's boot group may fail over. Only its own plan's,
-        and only while queued: a go cannot start a failback out of boot group order twice."""
-        if self._phase != Phase.QUEUED or self._go is not None:
-            workflow.logger.warning(
-                "go for boot group %s ignored: %s", order.boot_group, self._phase
-            )
-            return
-        if order.recovery_plan != self._plan:
-            workflow.logger.warning(
-                "go from recovery plan %s ignored: %s is queued in recovery plan %s",
-                order.recovery_plan,
-                self._machine,
-                self._plan,
-            )
-            return
-        self._go = order
 
     @workflow.signal
     def stand_down(self, order: StandDown) -> None:
@@ -242,8 +221,6 @@ class MachineFailbackWorkflow:
 
     async def _fail_back(self, params: MachineFailbackInput) -> Outcome:
         timings = params.timings
-        if params.queued:
-            await self._await_go()
         self._enter(Phase.DISCOVERING)
         machine = params.discovered or await self._discover(params)
         self._discovered = machine
@@ -291,16 +268,6 @@ class MachineFailbackWorkflow:
         committed_at = commit.ended_at or workflow.now()
         self._committed_on_asr_clock = commit.ended_at
         return await self._reprotect_when_agent_registers(params, machine, committed_at)
-
-    async def _await_go(self) -> None:
-        self._enter(Phase.QUEUED)
-        await workflow.wait_condition(lambda: self._go is not None or self._stand_down is not None)
-        if self._go is None:
-            assert self._stand_down is not None
-            raise _FailbackStopped(
-                f"stopped before its failover: {self._stand_down.reason}. Nothing was done: the "
-                "Azure VM is intact"
-            )
 
     def _check_stand_down(self) -> None:
         if self._stand_down is not None:

@@ -20,8 +20,6 @@ class _Model(BaseModel):
 
 class Phase(StrEnum):
     STARTING = "starting"
-    # A plan's machine started ahead of its boot group, waiting for the plan's go.
-    QUEUED = "queued"
     DISCOVERING = "discovering"
     FAILING_OVER = "failing-over"
     VERIFYING = "verifying"
@@ -51,15 +49,6 @@ class Timings(_Model):
         default=1800.0, gt=0, description="After this, the failback is stuck until an operator acts"
     )
     replication_poll_interval_seconds: float = Field(default=60.0, gt=0)
-    queue_next_group_after_seconds: float = Field(
-        default=60.0,
-        gt=0,
-        description=(
-            "How long after a plan's boot group is started its next group's machine workflows "
-            "are started, queued for the plan's go (when the group is verified first, the next "
-            "group starts directly)"
-        ),
-    )
     replication_timeout_seconds: float = Field(
         default=24 * 3600.0,
         gt=0,
@@ -142,8 +131,6 @@ class MachineFailbackInput(_Model):
     # Set by every starter to MACHINE_REVISION; 0 is a failback started before revisions, which
     # replays the commands it sent then.
     revision: int = Field(default=0, ge=0)
-    # Set by a plan that starts the machine ahead of its boot group: wait for the plan's go.
-    queued: bool = False
 
 
 # --- activity models -----------------------------------------------------------------------
@@ -478,13 +465,6 @@ class MachineVerified(_Model):
 
     machine: str
     verification: Verification
-
-
-class GoOrder(_Model):
-    """Sent by a plan to a machine it started queued: its boot group's turn has come."""
-
-    recovery_plan: str
-    boot_group: int
 
 
 class StandDown(_Model):

@@ -8,7 +8,6 @@ fails, later groups do not start, the others stand down before commit, and nothi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -45,7 +44,6 @@ with workflow.unsafe.imports_passed_through():
         DiscoveredMachine,
         DiscoveredPlan,
         DiscoverPlanInput,
-        GoOrder,
         MachineFailbackInput,
         MachineFailbackResult,
         MachinePoints,
@@ -74,10 +72,6 @@ POINTS_TIMEOUT = timedelta(minutes=10)
 # A boot group's machines are started, and approvals and stand-downs sent, all at once instead of
 # one after the other (one workflow task round trip each: 44 s for 100 machines under load).
 PATCH_CONCURRENT_FAN_OUT = "concurrent-fan-out"
-# The next boot group's machine workflows are started while the current group's jobs run,
-# queued for the plan's go (bench/RESULTS.md: a workflow's start at a group change was most of
-# what every plan waited for at 1,000 machines).
-PATCH_QUEUE_NEXT_GROUP = "queue-next-boot-group"
 
 
 def plan_workflow_id(vault: str, plan: str) -> str:
@@ -117,9 +111,6 @@ class PlanFailbackWorkflow:
         self._readiness: ReadinessReport | None = None
         self._reprotects: list[OperationResult] = []
         self._reminders = 0
-        # Boot groups whose queueing was called off (the plan moved on to them, or stopped).
-        self._queue_called_off: set[int] = set()
-        self._queueing: dict[int, asyncio.Task[bool]] = {}
 
     @workflow.signal
     def machine_verified(self, report: MachineVerified) -> None:
@@ -269,29 +260,23 @@ class PlanFailbackWorkflow:
             ) from None
 
         self._enter(PlanPhase.FAILING_OVER)
-        queue_ahead = workflow.patched(PATCH_QUEUE_NEXT_GROUP)
-        groups = plan.boot_groups
-        for index, group in enumerate(groups):
+        for index, group in enumerate(plan.boot_groups):
             self._current_group = index + 1
-            self._enter(PlanPhase.FAILING_OVER, f"boot group {index + 1} of {len(groups)}")
-            if await self._queued_in_time(index + 1):
-                await self._send_go(params, index + 1, group)
-            elif workflow.patched(PATCH_CONCURRENT_FAN_OUT):
+            self._enter(
+                PlanPhase.FAILING_OVER, f"boot group {index + 1} of {len(plan.boot_groups)}"
+            )
+            if workflow.patched(PATCH_CONCURRENT_FAN_OUT):
                 await asyncio.gather(*(self._start_machine(params, m) for m in group))
             else:
                 for machine in group:
                     await self._start_machine(params, machine)
-            if queue_ahead and index + 1 < len(groups):
-                self._queueing[index + 2] = asyncio.ensure_future(
-                    self._queue_group(params, index + 2, groups[index + 1])
-                )
             names = [m.item.name for m in group]
             await workflow.wait_condition(partial(self._group_settled, names))
             if self._failed:
                 where = ", ".join(f"{m}: {why}" for m, why in sorted(self._failed.items()))
                 raise _PlanStopped(
                     f"boot group {index + 1} did not fail back ({where}); later boot groups were "
-                    "not failed over and nothing was committed"
+                    "not started and nothing was committed"
                 )
         self._current_group = None
 
@@ -398,9 +383,7 @@ class PlanFailbackWorkflow:
             retry_policy=READ_RETRY,
         )
 
-    async def _start_machine(
-        self, params: PlanFailbackInput, machine: DiscoveredMachine, queued: bool = False
-    ) -> None:
+    async def _start_machine(self, params: PlanFailbackInput, machine: DiscoveredMachine) -> None:
         assert self._choice is not None
         choice = self._choice.for_machine(machine.item.name)
         handle = await workflow.start_child_workflow(
@@ -423,7 +406,6 @@ class PlanFailbackWorkflow:
                     data_loss_window_seconds=choice.data_loss_window_seconds,
                 ),
                 revision=MACHINE_REVISION,
-                queued=queued,
             ),
             id=machine_workflow_id(params.vault.vault, machine.vm_name),
         )
@@ -436,57 +418,10 @@ class PlanFailbackWorkflow:
 
         self._children[machine.item.name] = _Child(handle, asyncio.ensure_future(follow()))
 
-    async def _queue_group(
-        self, params: PlanFailbackInput, boot_group: int, group: list[DiscoveredMachine]
-    ) -> bool:
-        """Start `group`'s machine workflows queued once the current group's failovers have
-        been posted, unless the plan gets to that group (or stops) first. True when queued."""
-        with contextlib.suppress(asyncio.TimeoutError):
-            await workflow.wait_condition(
-                lambda: boot_group in self._queue_called_off,
-                timeout=timedelta(seconds=params.timings.queue_next_group_after_seconds),
-            )
-        if boot_group in self._queue_called_off:
-            return False
-        await asyncio.gather(*(self._start_machine(params, m, queued=True) for m in group))
-        return True
-
-    async def _send_go(
-        self, params: PlanFailbackInput, boot_group: int, group: list[DiscoveredMachine]
-    ) -> None:
-        order = GoOrder(recovery_plan=params.recovery_plan, boot_group=boot_group)
-
-        async def go(name: str) -> None:
-            try:
-                await self._children[name].handle.signal(MachineFailbackWorkflow.go, order)
-            except Exception as err:  # it ended while queued (its end is reported too)
-                self._failed.setdefault(name, f"could not be told to fail over: {err}")
-
-        await asyncio.gather(*(go(m.item.name) for m in group))
-
-    async def _queued_in_time(self, boot_group: int) -> bool:
-        """Whether `boot_group`'s machines wait queued; calls off a queueing not yet begun."""
-        queueing = self._queueing.pop(boot_group, None)
-        if queueing is None:
-            return False
-        self._queue_called_off.add(boot_group)
-        return await queueing
-
-    async def _call_off_queueing(self) -> None:
-        """A stopping plan starts no more machines: every queued one is then in _children,
-        where the stand-down reaches it."""
-        for boot_group in list(self._queueing):
-            try:
-                await self._queued_in_time(boot_group)
-            except Exception as err:  # what it could not start is not there to stand down
-                workflow.logger.warning("queueing boot group %s failed: %s", boot_group, err)
-
     def _group_settled(self, names: list[str]) -> bool:
         return bool(self._failed) or all(n in self._verified for n in names)
 
     async def _stand_down_all(self, reason: str) -> None:
-        await self._call_off_queueing()
-
         async def stand_down(name: str, child: _Child) -> None:
             try:
                 await child.handle.signal(

@@ -15,7 +15,6 @@ from temporalio import activity
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -33,7 +32,6 @@ from workflows.models import (
     DiscoveredPlan,
     DiscoverPlanInput,
     FailoverInput,
-    GoOrder,
     ItemOperationInput,
     MachinePoints,
     OnPremVmQuery,
@@ -89,11 +87,9 @@ class FakePlanWorld:
         failing_failover: str | None = None,
         groups: list[list[str]] = GROUPS,
         windows_2008: str | None = None,
-        never_boots: str | None = None,
     ) -> None:
         self.groups = groups
         self.windows_2008 = windows_2008
-        self.never_boots = never_boots
         self.events: list[tuple[str, str]] = []
         self.failover_reads: dict[str, int] = {}
         self.failing_failover = failing_failover
@@ -202,8 +198,7 @@ class FakePlanWorld:
     async def read_onprem_vm(self, params: OnPremVmQuery) -> OnPremVmState:
         reads = self.failover_reads.get(params.vm_name, 0) + 1
         self.failover_reads[params.vm_name] = reads
-        # Takes a couple of polls to boot.
-        booted = reads > 2 and params.vm_name != self.never_boots
+        booted = reads > 2  # takes a couple of polls to boot
         if booted and ("verified", params.vm_name) not in self.events:
             self.events.append(("verified", params.vm_name))
         return OnPremVmState(
@@ -397,86 +392,3 @@ async def test_a_blocking_readiness_finding_starts_nothing(env: WorkflowEnvironm
     assert "R8 app-01-item" in str(cause)
     assert status.readiness is not None and not status.readiness.ready
     assert world.events == [], "something was sent although a rule blocked"
-
-
-def queueing_plan_input(**timings: float) -> PlanFailbackInput:
-    """A plan that queues its next boot group 5 s after starting one (its machines take ~20 s
-    to verify here), so the queued path runs."""
-    params = plan_input()
-    return params.model_copy(
-        update={
-            "timings": params.timings.model_copy(
-                update={"queue_next_group_after_seconds": 5.0, **timings}
-            )
-        }
-    )
-
-
-async def test_the_next_boot_group_waits_queued_for_the_plans_go(
-    env: WorkflowEnvironment,
-) -> None:
-    world = FakePlanWorld()
-    async with started_plan(env, world, queueing_plan_input()) as handle:
-        await env.sleep(timedelta(seconds=8))
-        app = env.client.get_workflow_handle("failback-vault-app-01")
-        queued = await app.query(MachineFailbackWorkflow.status)
-        db_verified = {name for kind, name in world.events if kind == "verified"}
-        assert queued.phase == "queued", "boot group 2 was not started ahead of its turn"
-        assert "earlier boot groups" in queued.waiting_for
-        assert db_verified == set() and ("fail_over", "app-01") not in world.events
-        await until_awaiting_approval(env, handle)
-        await handle.signal(PlanFailbackWorkflow.approve_commit, ApprovalRequest(approved_by="ops"))
-        result = await asyncio.wait_for(handle.result(), 60)
-
-    assert result.outcome == "completed"
-    order = [(kind, name) for kind, name in world.events if kind in ("fail_over", "verified")]
-    position = {event: index for index, event in enumerate(order)}
-    for earlier, later in itertools.pairwise(GROUPS):
-        for first in earlier:
-            for second in later:
-                assert position[("verified", first)] < position[("fail_over", second)]
-    failovers = [name for kind, name in world.events if kind == "fail_over"]
-    assert sorted(failovers) == ["app-01", "db-01", "db-02", "web-01"], "one failover each"
-    for name in ("app-01", "web-01"):
-        phases = [change.phase for change in result.machines[f"{name}-item"].status.history]
-        assert phases[:4] == ["starting", "queued", "discovering", "failing-over"], phases
-    db_phases = [change.phase for change in result.machines["db-01-item"].status.history]
-    assert "queued" not in db_phases, "the first boot group starts at once"
-    assert len([e for e in world.events if e[0] == "commit"]) == 4
-
-
-async def test_a_failing_group_stands_down_the_queued_next_group_and_a_foreign_go_is_ignored(
-    env: WorkflowEnvironment,
-) -> None:
-    world = FakePlanWorld(never_boots="db-02")
-    params = queueing_plan_input(verify_timeout_seconds=60)
-    async with started_plan(env, world, params) as handle:
-        await env.sleep(timedelta(seconds=8))
-        app = env.client.get_workflow_handle("failback-vault-app-01")
-        await app.signal(
-            MachineFailbackWorkflow.go, GoOrder(recovery_plan="another-plan", boot_group=2)
-        )
-        await env.sleep(timedelta(seconds=5))
-        assert (await app.query(MachineFailbackWorkflow.status)).phase == "queued"
-        with pytest.raises(WorkflowFailureError) as failure:
-            await asyncio.wait_for(handle.result(), 60)
-        status = await handle.query(PlanFailbackWorkflow.status)
-        app_status = await app.query(MachineFailbackWorkflow.status)
-        plan_started = (await handle.describe()).start_time
-        # Earlier tests of this module ran a web-01 of their own: this plan's would be newer.
-        try:
-            web = await env.client.get_workflow_handle("failback-vault-web-01").describe()
-        except RPCError as err:
-            assert err.status == RPCStatusCode.NOT_FOUND
-        else:
-            assert web.start_time < plan_started, "boot group 3 was queued"
-
-    assert "db-02" in str(failure.value.cause) and "boot group 1" in str(failure.value.cause)
-    assert "later boot groups were not failed over" in str(failure.value.cause)
-    assert app_status.phase == "failed"
-    assert "stopped before its failover" in (app_status.error or "")
-    assert "Azure VM is intact" in (app_status.error or "")
-    assert "failed in queued: stopped before its failover" in status.failed["app-01-item"]
-    failed_over = {name for kind, name in world.events if kind == "fail_over"}
-    assert failed_over == {"db-01", "db-02"}, "a queued machine failed over"
-    assert not [e for e in world.events if e[0] == "commit"]
