@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 from collections.abc import Callable
+from concurrent.futures import Executor
 from typing import TypeVar
 
 from temporalio import activity
@@ -14,6 +17,8 @@ from activities.vsphere import VSphereActivities
 from workflows.models import (
     AzureVmRef,
     AzureVmState,
+    FailoverThenRead,
+    FailoverThenReadInput,
     OnPremVmQuery,
     OnPremVmState,
     VerificationRead,
@@ -31,13 +36,36 @@ class VerificationActivities:
     A side that cannot be read is a failed check, not a failed activity: the workflow looks
     again at its next verification poll, as it did when each side had its own retries."""
 
-    def __init__(self, asr: AsrActivities, vsphere: VSphereActivities) -> None:
+    def __init__(
+        self, asr: AsrActivities, vsphere: VSphereActivities, executor: Executor | None = None
+    ) -> None:
         self._asr = asr
         self._vsphere = vsphere
+        # The worker's activity threads: the reads after a failover are the same blocking SDK
+        # calls as a verification read's, and as many run at once.
+        self._executor = executor
 
     @activity.defn
     @kept_alive
     def read_verification_state(self, params: VerificationReadInput) -> VerificationRead:
+        return self._read(params)
+
+    @activity.defn
+    async def fail_over_then_read(self, params: FailoverThenReadInput) -> FailoverThenRead:
+        """The failover, and the first verification read as soon as its job has ended.
+
+        A boot group's machines all end their jobs together; a read of its own would be one
+        more activity task and workflow task per machine in that burst (bench/RESULTS.md).
+        A retry after the job ended resumes the job (nothing is sent again) and reads again."""
+        operation = await self._asr.fail_over(params.failover)
+        activity.heartbeat()
+        loop = asyncio.get_running_loop()
+        state = await loop.run_in_executor(
+            self._executor, contextvars.copy_context().run, self._read, params.verification
+        )
+        return FailoverThenRead(operation=operation, state=state)
+
+    def _read(self, params: VerificationReadInput) -> VerificationRead:
         return VerificationRead(onprem=self._onprem(params.onprem), azure=self._azure(params.azure))
 
     def _onprem(self, query: OnPremVmQuery) -> OnPremVmState:

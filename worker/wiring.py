@@ -141,7 +141,10 @@ def build_vsphere_activities(settings: Settings) -> VSphereActivities:
     return VSphereActivities(connect)
 
 
-def activity_list(asr: AsrActivities, vsphere: VSphereActivities) -> list[Any]:
+def activity_list(
+    asr: AsrActivities, vsphere: VSphereActivities, executor: Executor | None = None
+) -> list[Any]:
+    verification = VerificationActivities(asr, vsphere, executor)
     return [
         asr.discover_machine,
         asr.discover_recovery_plan,
@@ -157,7 +160,8 @@ def activity_list(asr: AsrActivities, vsphere: VSphereActivities) -> list[Any]:
         asr.reprotect_to_azure,
         vsphere.read_onprem_vm,
         vsphere.read_onprem_facts,
-        VerificationActivities(asr, vsphere).read_verification_state,
+        verification.read_verification_state,
+        verification.fail_over_then_read,
     ]
 
 
@@ -184,7 +188,7 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
         workflow_runner=workflow_runner(),
-        activities=activity_list(asr, vsphere),
+        activities=activity_list(asr, vsphere, executor),
         activity_executor=executor,
         max_concurrent_activities=settings.activity_slots,
         max_cached_workflows=settings.max_cached_workflows,

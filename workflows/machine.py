@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -42,6 +43,8 @@ with workflow.unsafe.imports_passed_through():
         DiscoveredMachine,
         DiscoverMachineInput,
         FailoverInput,
+        FailoverThenRead,
+        FailoverThenReadInput,
         ItemOperationInput,
         MachineFailbackInput,
         MachineFailbackResult,
@@ -233,20 +236,29 @@ class MachineFailbackWorkflow:
             READ_RETRY,
         )
         self._recovery_point = choice
-        await self._operation(
-            AsrActivities.fail_over,
-            FailoverInput(
-                vault=params.vault,
-                item=machine.item,
-                not_before=workflow.now(),
-                recovery_point_id=choice.chosen.id,
-                poll_interval_seconds=timings.job_poll_interval_seconds,
-            ),
-            params,
+        failover = FailoverInput(
+            vault=params.vault,
+            item=machine.item,
+            not_before=workflow.now(),
+            recovery_point_id=choice.chosen.id,
+            poll_interval_seconds=timings.job_poll_interval_seconds,
         )
+        first_read: VerificationRead | None = None
+        if params.revision >= 2:
+            done: FailoverThenRead = await self._operation(
+                VerificationActivities.fail_over_then_read,
+                FailoverThenReadInput(
+                    failover=failover, verification=self._verification_query(machine)
+                ),
+                params,
+                operation_of=lambda result: result.operation,
+            )
+            first_read = done.state
+        else:
+            await self._operation(AsrActivities.fail_over, failover, params)
 
         self._enter(Phase.VERIFYING)
-        await self._verify(params, machine)
+        await self._verify(params, machine, first_read)
 
         self._enter(Phase.AWAITING_APPROVAL)
         await self._tell_plan_verified()
@@ -322,12 +334,21 @@ class MachineFailbackWorkflow:
             READ_RETRY,
         )
 
-    async def _verify(self, params: MachineFailbackInput, machine: DiscoveredMachine) -> None:
+    async def _verify(
+        self,
+        params: MachineFailbackInput,
+        machine: DiscoveredMachine,
+        first_read: VerificationRead | None = None,
+    ) -> None:
+        """`first_read`: what the failover's activity read as its job ended (revision 2)."""
         timings = params.timings
         deadline = workflow.now() + timedelta(seconds=timings.verify_timeout_seconds)
         while True:
             self._check_stand_down()
-            if params.revision >= 1:
+            if first_read is not None:
+                onprem, azure = first_read.onprem, first_read.azure
+                first_read = None
+            elif params.revision >= 1:
                 onprem, azure = await self._read_both_sides(machine)
             else:
                 onprem, azure = await asyncio.gather(
@@ -351,12 +372,16 @@ class MachineFailbackWorkflow:
                     timeout=timedelta(seconds=timings.verify_poll_interval_seconds),
                 )
 
+    @staticmethod
+    def _verification_query(machine: DiscoveredMachine) -> VerificationReadInput:
+        return VerificationReadInput(
+            onprem=OnPremVmQuery(vm_name=machine.vm_name), azure=machine.azure_vm
+        )
+
     async def _read_both_sides(
         self, machine: DiscoveredMachine
     ) -> tuple[OnPremVmState, AzureVmState]:
-        query = VerificationReadInput(
-            onprem=OnPremVmQuery(vm_name=machine.vm_name), azure=machine.azure_vm
-        )
+        query = self._verification_query(machine)
         try:
             read: VerificationRead = await self._call(
                 VerificationActivities.read_verification_state,
@@ -506,16 +531,17 @@ class MachineFailbackWorkflow:
     async def _operation(
         self,
         activity_method: Any,
-        request: ItemOperationInput,
+        request: ItemOperationInput | FailoverThenReadInput,
         params: MachineFailbackInput,
         agent_may_be_missing: bool = False,
-    ) -> OperationResult:
+        operation_of: Callable[[Any], OperationResult] = lambda result: result,
+    ) -> Any:
         timings = params.timings
         # Long enough for one poll of the job plus slack; short enough that a dead worker's
         # attempt is retried (and resumes the same job) within seconds in the lab.
         heartbeat = max(10.0, 4 * timings.job_poll_interval_seconds)
         try:
-            result: OperationResult = await workflow.execute_activity_method(
+            result = await workflow.execute_activity_method(
                 activity_method,
                 request,
                 start_to_close_timeout=timedelta(seconds=timings.operation_timeout_seconds),
@@ -534,7 +560,7 @@ class MachineFailbackWorkflow:
                 job_id = str(cause.details[0]) if cause.details else ""
                 raise _AgentNotRegistered(job_id) from None
             raise _FailbackStopped(_cause(err)) from None
-        self._operations.append(result)
+        self._operations.append(operation_of(result))
         return result
 
     async def _call(

@@ -109,8 +109,9 @@ class ApprovalPolicy(_Model):
 # What MachineFailbackWorkflow does differently from one revision to the next, chosen by its
 # input rather than by workflow.patched() (whose marker costs the server a search attribute
 # upsert of its own). 1: one search attribute upsert per workflow task, and one activity
-# reads both sides of a verification.
-MACHINE_REVISION = 1
+# reads both sides of a verification. 2: the failover's activity makes the first verification
+# read as soon as its job has ended (one activity and one workflow task fewer per machine).
+MACHINE_REVISION = 2
 
 
 class MachineFailbackInput(_Model):
@@ -379,6 +380,22 @@ class VerificationRead(_Model):
 
     onprem: OnPremVmState
     azure: AzureVmState
+
+
+class FailoverThenReadInput(_Model):
+    """A failover, and the verification read to make as soon as its job has ended."""
+
+    failover: FailoverInput
+    verification: VerificationReadInput
+
+    @property
+    def item(self) -> ProtectedItemRef:
+        return self.failover.item
+
+
+class FailoverThenRead(_Model):
+    operation: OperationResult
+    state: VerificationRead
 
 
 # --- workflow state and result -------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -12,8 +14,13 @@ from activities.verification import VerificationActivities
 from workflows.models import (
     AzureVmRef,
     AzureVmState,
+    FailoverInput,
+    FailoverThenReadInput,
     OnPremVmQuery,
     OnPremVmState,
+    OperationResult,
+    ProtectedItemRef,
+    VaultRef,
     VerificationReadInput,
 )
 
@@ -33,10 +40,13 @@ class Side:
         return self.answer
 
 
-def activities(onprem: Side, azure: Side) -> VerificationActivities:
+def activities(
+    onprem: Side, azure: Side, failover: Callable[[FailoverInput], Any] | None = None
+) -> VerificationActivities:
     vsphere, asr = type("V", (), {})(), type("A", (), {})()
     vsphere.read_onprem_vm = onprem.read  # type: ignore[attr-defined]
     asr.read_azure_vm = azure.read  # type: ignore[attr-defined]
+    asr.fail_over = failover  # type: ignore[attr-defined]
     return VerificationActivities(asr, vsphere)  # type: ignore[arg-type]
 
 
@@ -71,3 +81,69 @@ def test_cancellation_is_not_swallowed() -> None:
     onprem, azure = Side(error=CancelledError("cancelled")), Side(OFF)
     with pytest.raises(CancelledError):
         ActivityEnvironment().run(activities(onprem, azure).read_verification_state, QUERY)
+
+
+FAILOVER = FailoverInput(
+    vault=VaultRef(resource_group="rg", vault="vault"),
+    item=ProtectedItemRef(fabric="f", container="c", name="web-01-item"),
+    not_before=datetime(2026, 11, 30, tzinfo=UTC),
+    poll_interval_seconds=1,
+    recovery_point_id="rp-1",
+)
+JOB = OperationResult(
+    operation="unplannedFailover",
+    job_id="job-1",
+    state="Succeeded",
+    started_at=None,
+    ended_at=None,
+    resumed=False,
+)
+
+
+async def test_the_failover_then_reads_both_sides_once_its_job_has_ended() -> None:
+    order: list[str] = []
+    onprem, azure = Side(ON), Side(OFF)
+
+    async def fail_over(params: FailoverInput) -> OperationResult:
+        assert params == FAILOVER
+        order.append("failover")
+        assert onprem.calls == azure.calls == 0, "read before the job ended"
+        return JOB
+
+    done = await ActivityEnvironment().run(
+        activities(onprem, azure, fail_over).fail_over_then_read,
+        FailoverThenReadInput(failover=FAILOVER, verification=QUERY),
+    )
+    assert order == ["failover"]
+    assert done.operation == JOB
+    assert (done.state.onprem, done.state.azure) == (ON, OFF)
+    assert onprem.calls == azure.calls == 1
+
+
+async def test_an_unreadable_side_after_the_failover_does_not_fail_the_failover() -> None:
+    onprem, azure = Side(error=ConnectionError("vcsim: connection refused")), Side(OFF)
+
+    async def fail_over(_: FailoverInput) -> OperationResult:
+        return JOB
+
+    done = await ActivityEnvironment().run(
+        activities(onprem, azure, fail_over).fail_over_then_read,
+        FailoverThenReadInput(failover=FAILOVER, verification=QUERY),
+    )
+    assert done.operation == JOB
+    assert not done.state.onprem.found
+    assert "connection refused" in (done.state.onprem.power_state or "")
+
+
+async def test_a_failed_failover_reads_nothing() -> None:
+    onprem, azure = Side(ON), Side(OFF)
+
+    async def fail_over(_: FailoverInput) -> OperationResult:
+        raise RuntimeError("ASR job failed: 8038")
+
+    with pytest.raises(RuntimeError, match="8038"):
+        await ActivityEnvironment().run(
+            activities(onprem, azure, fail_over).fail_over_then_read,
+            FailoverThenReadInput(failover=FAILOVER, verification=QUERY),
+        )
+    assert onprem.calls == azure.calls == 0

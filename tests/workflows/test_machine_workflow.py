@@ -37,6 +37,8 @@ from workflows.models import (
     DiscoveredMachine,
     DiscoverMachineInput,
     FailoverInput,
+    FailoverThenRead,
+    FailoverThenReadInput,
     ItemOperationInput,
     MachineFailbackInput,
     MachineFailbackResult,
@@ -141,6 +143,13 @@ class FakeWorld:
             azure=await self.read_azure_vm(params.azure),
         )
 
+    @activity.defn(name="fail_over_then_read")
+    async def fail_over_then_read(self, params: FailoverThenReadInput) -> FailoverThenRead:
+        return FailoverThenRead(
+            operation=await self.fail_over(params.failover),
+            state=await self.read_verification_state(params.verification),
+        )
+
     @activity.defn(name="commit_failover")
     async def commit_failover(self, params: ItemOperationInput) -> OperationResult:
         self.calls["commit_failover"] += 1
@@ -177,6 +186,7 @@ class FakeWorld:
             self.read_onprem_vm,
             self.read_azure_vm,
             self.read_verification_state,
+            self.fail_over_then_read,
             self.commit_failover,
             self.check_agent_registered,
             self.reprotect_to_azure,
@@ -360,9 +370,12 @@ async def test_search_attributes_are_upserted_once_per_workflow_task(env: Workfl
             sent.append({name: json.loads(p.data) for name, p in fields.indexed_fields.items()})
     phases_sent = [upsert["FailbackPhase"] for upsert in sent if "FailbackPhase" in upsert]
     phases = [change.phase.value for change in result.status.history]
-    # The labels go with the first phase, and every phase is still sent, never twice in a row.
+    # The labels go with the first phase, and every phase a workflow task ends in is sent,
+    # never twice in a row. Here the failover's own read finds the VM up (revision 2): the
+    # failback passes through verifying within that task, so only its history shows it.
     assert sent[0] == {"Vault": "vault", "FailbackPhase": "discovering"}
-    assert set(phases_sent) == set(phases) - {"starting"}
+    assert "verifying" in phases
+    assert set(phases_sent) == set(phases) - {"starting", "verifying"}
     assert all(a != b for a, b in itertools.pairwise(phases_sent))
     assert phases.count("reprotecting") == 2 and phases_sent.count("reprotecting") == 2
     assert phases_sent[-1] == "completed"
@@ -416,7 +429,7 @@ async def test_workflows_and_activities_are_traced(env: WorkflowEnvironment) -> 
     names = {span.name for span in exported.get_finished_spans()}
     assert "StartWorkflow:MachineFailbackWorkflow" in names
     assert "RunWorkflow:MachineFailbackWorkflow" in names
-    assert {"RunActivity:fail_over", "RunActivity:commit_failover"} <= names
+    assert {"RunActivity:fail_over_then_read", "RunActivity:commit_failover"} <= names
 
 
 async def test_reminders_while_waiting_and_search_attributes_for_the_web_ui(
@@ -465,3 +478,39 @@ async def test_opt_in_auto_commit_approves_after_the_set_time(env: WorkflowEnvir
     awaiting = next(c for c in result.status.history if c.phase == Phase.AWAITING_APPROVAL)
     assert committing.at - awaiting.at >= timedelta(minutes=45)
     assert result.status.approval_reminders == 1  # at 30 minutes, before the policy acted
+
+
+def scheduled_activities(history: WorkflowHistory) -> list[str]:
+    return [
+        event.activity_task_scheduled_event_attributes.activity_type.name
+        for event in history.events
+        if event.HasField("activity_task_scheduled_event_attributes")
+    ]
+
+
+@pytest.mark.parametrize("boot_reads", [0, 3])
+async def test_the_failovers_own_read_is_the_first_verification(
+    env: WorkflowEnvironment, boot_reads: int
+) -> None:
+    """Revision 2: the failover's activity reads both sides as its job ends. A VM already up
+    is verified without another activity; one still booting is looked at again by the
+    verification's own reads until it is up."""
+    world = FakeWorld(boot_reads=boot_reads)
+    task_queue = f"tq-{uuid.uuid4()}"
+    async with worker(env, world, task_queue):
+        handle = await start(env.client, world, task_queue)
+        await wait_for_phase(handle, Phase.VERIFYING if boot_reads else Phase.AWAITING_APPROVAL)
+        await env.sleep(timedelta(minutes=2))
+        await approve_when_verified(handle, "alice")
+        result = await handle.result()
+        history = await handle.fetch_history()
+    activities = scheduled_activities(history)
+    assert activities[:3] == ["discover_machine", "select_recovery_point", "fail_over_then_read"]
+    assert "fail_over" not in activities
+    before_commit = activities[: activities.index("commit_failover")]
+    assert before_commit.count("read_verification_state") == boot_reads
+    assert world.calls["read_onprem_vm"] == boot_reads + 1
+    assert world.calls["fail_over"] == 1
+    verification = result.status.verification
+    assert verification is not None and verification.passed
+    assert [op.operation for op in result.status.operations][:1] == ["unplannedFailover"]

@@ -32,6 +32,8 @@ from workflows.models import (
     DiscoveredPlan,
     DiscoverPlanInput,
     FailoverInput,
+    FailoverThenRead,
+    FailoverThenReadInput,
     ItemOperationInput,
     MachinePoints,
     OnPremVmQuery,
@@ -219,6 +221,13 @@ class FakePlanWorld:
             azure=await self.read_azure_vm(params.azure),
         )
 
+    @activity.defn(name="fail_over_then_read")
+    async def fail_over_then_read(self, params: FailoverThenReadInput) -> FailoverThenRead:
+        return FailoverThenRead(
+            operation=await self.fail_over(params.failover),
+            state=await self.read_verification_state(params.verification),
+        )
+
     @activity.defn(name="commit_failover")
     async def commit_failover(self, params: ItemOperationInput) -> OperationResult:
         self.events.append(("commit", params.item.name.removesuffix("-item")))
@@ -245,6 +254,7 @@ class FakePlanWorld:
             self.read_onprem_vm,
             self.read_azure_vm,
             self.read_verification_state,
+            self.fail_over_then_read,
             self.commit_failover,
             self.check_agent_registered,
             self.reprotect_to_azure,
