@@ -12,7 +12,7 @@ from temporalio import activity
 from temporalio.exceptions import is_cancelled_exception
 
 from activities.asr import AsrActivities
-from activities.liveness import kept_alive
+from activities.liveness import BEATS_PER_TIMEOUT, kept_alive
 from activities.vsphere import VSphereActivities
 from workflows.models import (
     AzureVmRef,
@@ -26,6 +26,7 @@ from workflows.models import (
 )
 
 _State = TypeVar("_State", OnPremVmState, AzureVmState)
+_T = TypeVar("_T")
 
 
 class VerificationActivities:
@@ -58,15 +59,17 @@ class VerificationActivities:
         more activity task and workflow task per machine in that burst (bench/RESULTS.md).
         A retry after the job ended resumes the job (nothing is sent again) and reads again."""
         operation = await self._asr.fail_over(params.failover)
-        activity.heartbeat()
-        loop = asyncio.get_running_loop()
-        state = await loop.run_in_executor(
+        read = asyncio.get_running_loop().run_in_executor(
             self._executor, contextvars.copy_context().run, self._read, params.verification
         )
+        state = await _beating(read, operation.job_id)
         return FailoverThenRead(operation=operation, state=state)
 
     def _read(self, params: VerificationReadInput) -> VerificationRead:
-        return VerificationRead(onprem=self._onprem(params.onprem), azure=self._azure(params.azure))
+        # The on-premises VM is the side still changing (booting): read last, it is as fresh
+        # as it can be when the verdict is made.
+        azure = self._azure(params.azure)
+        return VerificationRead(onprem=self._onprem(params.onprem), azure=azure)
 
     def _onprem(self, query: OnPremVmQuery) -> OnPremVmState:
         return _read_or_unreadable(
@@ -81,6 +84,19 @@ class VerificationActivities:
             lambda reason: AzureVmState.unreadable(ref, reason),
             f"Azure read of {ref.name}",
         )
+
+
+async def _beating(work: asyncio.Future[_T], job_id: str | None) -> _T:
+    """Keep a write activity alive while `work` runs, beating its job's name as its own beats
+    do: a retry finds that job there and resumes it instead of sending it again."""
+    timeout = activity.info().heartbeat_timeout
+    interval = timeout.total_seconds() / BEATS_PER_TIMEOUT if timeout else None
+    details = [job_id] if job_id else []
+    while True:
+        done, _ = await asyncio.wait({work}, timeout=interval)
+        if done:
+            return work.result()
+        activity.heartbeat(*details)
 
 
 def _read_or_unreadable(

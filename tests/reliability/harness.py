@@ -289,6 +289,9 @@ class Lab:
     def add_fault(self, **fault: Any) -> int:
         return int(self._request("POST", "/_lab/faults", fault)["id"])
 
+    def faults(self) -> list[dict[str, Any]]:
+        return list(self._request("GET", "/_lab/faults"))
+
     def clear_faults(self) -> None:
         self._request("DELETE", "/_lab/faults")
 
@@ -614,6 +617,8 @@ class Trigger:
     label: str
     test: Callable[[Snapshot, Sequence[dict[str, Any]], Unit], bool]
     needs_journal: bool = False
+    # Asks the lab itself instead (then `test` is not used).
+    probe: Callable[[Lab, Unit], bool] | None = None
 
 
 def at_plan_phase(phase: str) -> Trigger:
@@ -622,6 +627,20 @@ def at_plan_phase(phase: str) -> Trigger:
 
 def at_machine_phase(phase: str) -> Trigger:
     return Trigger(f"machine {phase}", lambda snap, _j, _u: phase in snap.machine_phases().values())
+
+
+def while_held(path_suffix: Callable[[Unit], str], label: str) -> Trigger:
+    """While the request the case's hold delays is held (or once it has been): the simulator
+    takes a one-time hold off its list of faults when the request arrives."""
+
+    def probe(lab: Lab, unit: Unit) -> bool:
+        suffix = path_suffix(unit).lower()
+        return not any(
+            f["kind"] == "delay" and (f.get("path_suffix") or "").lower() == suffix
+            for f in lab.faults()
+        )
+
+    return Trigger(label, lambda *_: False, probe=probe)
 
 
 def in_job(action: str, label: str) -> Trigger:
@@ -775,8 +794,13 @@ async def drive(
         if not snap.running:
             break
         if case.trigger is not None and case.action is not None and acted_key is None:
-            entries = lab.journal() if case.trigger.needs_journal else []
-            if case.trigger.test(snap, entries, case.unit):
+            trigger = case.trigger
+            if trigger.probe is not None:
+                fired = trigger.probe(lab, case.unit)
+            else:
+                entries = lab.journal() if trigger.needs_journal else []
+                fired = trigger.test(snap, entries, case.unit)
+            if fired:
                 where = snap.describe()
                 note = await case.action.do(lab, run)
                 acted_key, acted_at = snap.key(), time.monotonic()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -147,3 +149,29 @@ async def test_a_failed_failover_reads_nothing() -> None:
             FailoverThenReadInput(failover=FAILOVER, verification=QUERY),
         )
     assert onprem.calls == azure.calls == 0
+
+
+async def test_a_slow_read_after_the_failover_beats_the_jobs_name() -> None:
+    """A retry resumes the job named in the last heartbeat: the beats during the read must name
+    it as the failover's own beats do, not overwrite it with nothing."""
+
+    class SlowSide(Side):
+        def read(self, query: Any) -> Any:
+            time.sleep(0.5)
+            return super().read(query)
+
+    async def fail_over(_: FailoverInput) -> OperationResult:
+        return JOB
+
+    environment = ActivityEnvironment()
+    environment.info = dataclasses.replace(
+        environment.info, heartbeat_timeout=timedelta(seconds=0.4)
+    )
+    beats: list[tuple[Any, ...]] = []
+    environment.on_heartbeat = lambda *details: beats.append(details)
+    done = await environment.run(
+        activities(SlowSide(ON), Side(OFF), fail_over).fail_over_then_read,
+        FailoverThenReadInput(failover=FAILOVER, verification=QUERY),
+    )
+    assert done.state.onprem == ON
+    assert beats and all(details == ("job-1",) for details in beats), beats
