@@ -745,7 +745,8 @@ async def app_consistent_group_points(lab: Lab, case: Case) -> CaseResult:
 
 async def plan_member_approved_alone(lab: Lab, case: Case) -> CaseResult:
     """One machine of a plan is verified and waits for the plan's approval, while the other is
-    still failing over (its failover is sent 6 s late) and then fails. The operator runs
+    still failing over (its failover is answered 15 s late: room for the first to be verified
+    and seen while the batch's other cases load the machine) and then fails. The operator runs
     `failback approve` with the first machine's own workflow id. The plan's one approval covers
     every machine, and a plan with a failed machine commits nothing: that approval must be
     refused, and nothing may be committed."""
@@ -755,7 +756,7 @@ async def plan_member_approved_alone(lab: Lab, case: Case) -> CaseResult:
     first, second = unit.vms
     tried: dict[str, Any] = {}
     lab.add_fault(
-        **unit_fault(unit, 1, "unplannedFailover", kind="delay", seconds=6, after_processing=False)
+        **unit_fault(unit, 1, "unplannedFailover", kind="delay", seconds=15, after_processing=False)
     )
     lab.add_fault(**job_failure("unplannedFailover", "8038", vm_index=1)(unit))
 
