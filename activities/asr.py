@@ -37,7 +37,8 @@ from temporalio.exceptions import ApplicationError
 from activities.budget import TokenBucket
 from activities.handover import Handover
 from activities.job_watch import JobWatch, job_state, running_jobs_filter
-from activities.liveness import BEATS_PER_TIMEOUT, kept_alive
+from activities.liveness import beat_interval, kept_alive
+from activities.threads import in_activity_threads
 from workflows import errors
 from workflows.decisions import NoRecoveryPointError, select_latest_point
 from workflows.models import (
@@ -692,10 +693,7 @@ class AsrActivities:
             await asyncio.sleep(min(left, WRITE_BUDGET_HEARTBEAT_SECONDS))
 
     async def _blocking(self, function: Callable[..., _T], *args: Any) -> _T:
-        # The activity's context (info, heartbeat details, logger) travels with the call.
-        context = contextvars.copy_context()
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, context.run, function, *args)
+        return await in_activity_threads(self._executor, function, *args)
 
     @staticmethod
     def _heartbeat_from_threads() -> Callable[[str], None]:
@@ -810,10 +808,7 @@ class AsrActivities:
         # A beat a quarter of the heartbeat timeout apart is enough to stay alive, and each one
         # is converted by the worker (with 150 jobs running, beats at every 1 s poll of the lab
         # took 8% of its time: bench/RESULTS.md).
-        timeout = activity.info().heartbeat_timeout
-        beat_every = params.poll_interval_seconds
-        if timeout:
-            beat_every = max(beat_every, timeout.total_seconds() / BEATS_PER_TIMEOUT)
+        beat_every = max(params.poll_interval_seconds, beat_interval() or 0.0)
         document = await self._jobs.wait(
             params.vault,
             job_name,

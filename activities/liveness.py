@@ -31,6 +31,13 @@ _MARK = "__failback_kept_alive__"
 BEATS_PER_TIMEOUT = 4
 
 
+def beat_interval() -> float | None:
+    """How far apart the running activity beats: a quarter of its heartbeat timeout (None:
+    it has none)."""
+    timeout = activity.info().heartbeat_timeout
+    return timeout.total_seconds() / BEATS_PER_TIMEOUT if timeout else None
+
+
 def kept_alive(function: _F) -> _F:
     """Mark a read activity for the worker's keep-alive heartbeats (put it under @activity.defn)."""
     setattr(function, _MARK, True)
@@ -55,10 +62,10 @@ class _KeepAliveInbound(ActivityInboundInterceptor):
         super().init(outbound)
 
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
-        timeout = activity.info().heartbeat_timeout
-        if not timeout or not is_kept_alive(input.fn):
+        interval = beat_interval()
+        if interval is None or not is_kept_alive(input.fn):
             return await super().execute_activity(input)
-        beats = asyncio.create_task(self._beat(timeout.total_seconds() / BEATS_PER_TIMEOUT))
+        beats = asyncio.create_task(self._beat(interval))
         try:
             return await super().execute_activity(input)
         finally:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextvars
 from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import TypeVar
@@ -12,7 +11,8 @@ from temporalio import activity
 from temporalio.exceptions import is_cancelled_exception
 
 from activities.asr import AsrActivities
-from activities.liveness import BEATS_PER_TIMEOUT, kept_alive
+from activities.liveness import beat_interval, kept_alive
+from activities.threads import in_activity_threads
 from activities.vsphere import VSphereActivities
 from workflows.models import (
     AzureVmRef,
@@ -59,8 +59,8 @@ class VerificationActivities:
         more activity task and workflow task per machine in that burst (bench/RESULTS.md).
         A retry after the job ended resumes the job (nothing is sent again) and reads again."""
         operation = await self._asr.fail_over(params.failover)
-        read = asyncio.get_running_loop().run_in_executor(
-            self._executor, contextvars.copy_context().run, self._read, params.verification
+        read = asyncio.ensure_future(
+            in_activity_threads(self._executor, self._read, params.verification)
         )
         state = await _beating(read, operation.job_id)
         return FailoverThenRead(operation=operation, state=state)
@@ -89,8 +89,7 @@ class VerificationActivities:
 async def _beating(work: asyncio.Future[_T], job_id: str | None) -> _T:
     """Keep a write activity alive while `work` runs, beating its job's name as its own beats
     do: a retry finds that job there and resumes it instead of sending it again."""
-    timeout = activity.info().heartbeat_timeout
-    interval = timeout.total_seconds() / BEATS_PER_TIMEOUT if timeout else None
+    interval = beat_interval()
     details = [job_id] if job_id else []
     while True:
         done, _ = await asyncio.wait({work}, timeout=interval)
