@@ -39,9 +39,9 @@ from activities.handover import Handover
 from activities.job_watch import JobWatch, job_state, running_jobs_filter
 from activities.liveness import beat_interval, kept_alive
 from activities.threads import in_activity_threads
-from workflows import errors
-from workflows.decisions import NoRecoveryPointError, select_latest_point
-from workflows.models import (
+from domain import errors
+from domain.decisions import NoRecoveryPointError, select_latest_point
+from domain.models import (
     AgentCheckInput,
     AgentRegistration,
     AzureVmRef,
@@ -68,7 +68,7 @@ from workflows.models import (
     SelectRecoveryPointInput,
     VaultRef,
 )
-from workflows.readiness import (
+from domain.readiness import (
     AsrFacts,
     ConfigServerFacts,
     MachineFacts,
@@ -76,7 +76,7 @@ from workflows.readiness import (
     MasterTargetFacts,
     VCenterFacts,
 )
-from workflows.recovery_points import MachinePoints, selectable_points
+from domain.recovery_points import MachinePoints, selectable_points
 
 # Codes the lab (and, where named in Microsoft's docs, ASR) uses; see lab/ASR_SIMULATOR.md.
 MT_HOST_NOT_DISCOVERED = "MasterTargetHostNotDiscovered"

@@ -14,7 +14,7 @@ from activities.asr import AsrActivities
 from activities.liveness import beat_interval, kept_alive
 from activities.threads import in_activity_threads
 from activities.vsphere import VSphereActivities
-from workflows.models import (
+from domain.models import (
     AzureVmRef,
     AzureVmState,
     FailoverThenRead,

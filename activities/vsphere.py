@@ -12,8 +12,8 @@ from temporalio import activity
 
 from activities import vsphere_client
 from activities.liveness import kept_alive
-from workflows.models import OnPremVmQuery, OnPremVmState
-from workflows.readiness import DatastoreFacts, HostFacts, OnPremFacts, OnPremVmFacts
+from domain.models import OnPremVmQuery, OnPremVmState
+from domain.readiness import DatastoreFacts, HostFacts, OnPremFacts, OnPremVmFacts
 
 
 class OnPremFactsQuery(BaseModel):

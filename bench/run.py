@@ -50,13 +50,13 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import baseline, scenarios  # noqa: E402
+from domain.models import PlanFailbackResult  # noqa: E402
 from lab.asr_sim.effects import POWER_ON_BY_ID_ENV  # noqa: E402
 from lab.asr_sim.operations import OPERATIONS, Operation  # noqa: E402
 from lab.manager import LabState, lab_down, lab_up  # noqa: E402
 from starter.service import approve, plan_input, start_plan_failback  # noqa: E402
 from worker.settings import Settings  # noqa: E402
 from worker.wiring import connect_temporal  # noqa: E402
-from workflows.models import PlanFailbackResult  # noqa: E402
 from workflows.plan import PlanFailbackWorkflow, plan_workflow_id  # noqa: E402
 
 # ARM's throttling per subscription and principal (token buckets): writes 200, refilled 10/s;

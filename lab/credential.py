@@ -128,3 +128,13 @@ class LabTokenCredential:
         return AccessTokenInfo(
             token, expires_on, refresh_on=max(int(time.time()), expires_on - self._refresh_margin)
         )
+
+
+def from_settings(settings: Any) -> LabTokenCredential:
+    """The worker's credential plugin "lab" (pyproject's failback.azure_credentials entry)."""
+    settings.require("azure_lab_token_secret")
+    return LabTokenCredential(
+        settings.azure_endpoint,
+        settings.azure_lab_token_secret.get_secret_value(),
+        settings.azure_ca_bundle,
+    )

@@ -30,6 +30,7 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
 
+from domain.models import Phase
 from lab.manager import LabState, lab_down, lab_up
 from starter.service import (
     approve,
@@ -42,7 +43,6 @@ from starter.service import (
 )
 from worker.settings import Settings
 from worker.wiring import connect_temporal
-from workflows.models import Phase
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "lab" / "scenarios"

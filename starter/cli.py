@@ -335,8 +335,8 @@ def check_command(
     recovery_plan: str, master_target: str | None, datastore: str | None, as_json: bool
 ) -> None:
     """Check every readiness rule (R1-R15) for a plan; exit 1 on any blocking finding."""
+    from domain.models import ReprotectToOnPremOptions
     from starter.service import plan_input, readiness_report
-    from workflows.models import ReprotectToOnPremOptions
 
     settings = settings_for_cli()
     params = plan_input(settings, recovery_plan, "latest").model_copy(
@@ -467,8 +467,8 @@ def approve_command(workflow_id: str, approved_by: str, comment: str) -> None:
 @_friendly_errors
 def agent_command(workflow_id: str, decided_by: str, action: str | None, comment: str) -> None:
     """Decide what a failback stuck on an unregistered mobility agent does next."""
+    from domain.models import OperatorDecision
     from starter.service import CommandError, decide_agent
-    from workflows.models import OperatorDecision
 
     if action is None:
         raise CommandError("choose --keep-waiting or --finish-without-reprotect")

@@ -9,12 +9,12 @@ from pathlib import Path
 import click
 from temporalio.client import WorkflowFailureError
 
+from domain.models import Phase
 from lab.manager import lab_down, lab_up
 from lab.scenario import load_scenario
 from starter.service import approve, failback_input, machine_status, start_failback, web_ui_link
 from worker.settings import Settings
 from worker.wiring import connect_temporal
-from workflows.models import Phase
 
 DEMO_APPROVER = "failback demo"
 DEMO_TIMEOUT_SECONDS = 600

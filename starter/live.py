@@ -18,6 +18,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from domain.models import MachineStatus, Phase, PlanStatus
 from starter.report import (
     NOT_STARTED,
     PHASE_COLOURS,
@@ -26,7 +27,6 @@ from starter.report import (
     duration,
     when,
 )
-from workflows.models import MachineStatus, Phase, PlanStatus
 
 REFRESH_SECONDS = 1.0
 SHORT_OPERATIONS = {

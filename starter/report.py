@@ -21,7 +21,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from workflows.models import (
+from domain.decisions import AZURE_VM_OFF_STATES
+from domain.models import (
     Approval,
     AzureVmState,
     MachineStatus,
@@ -33,6 +34,7 @@ from workflows.models import (
     PlanStatus,
     RejectedApproval,
 )
+from domain.phases import TERMINAL_NAMES
 
 
 class _Model(BaseModel):
@@ -137,7 +139,6 @@ class Disagreement(_Model):
 
 
 DONE_STATES = frozenset({"Succeeded", "AlreadyDone"})
-AZURE_OFF_STATES = frozenset({"stopped", "deallocated"})
 FAILOVER = "unplannedFailover"
 COMMIT = "failoverCommit"
 
@@ -257,7 +258,7 @@ def reconcile(view: MachineView, observation: Observation | None) -> list[Disagr
             commit is None
             and failover is not None
             and azure.exists
-            and azure.power_state not in AZURE_OFF_STATES
+            and azure.power_state not in AZURE_VM_OFF_STATES
         ):
             found.append(
                 Disagreement(
@@ -358,8 +359,6 @@ PHASE_COLOURS = {
     "failed": "#b71c1c",
 }
 OTHER_COLOUR = "#757575"
-# Phases a failback ends in: a moment, drawn as a marker rather than a bar.
-END_PHASES = frozenset({"completed", "completed-without-reprotect", "failed"})
 
 
 def phase_segments(
@@ -373,7 +372,7 @@ def phase_segments(
         if segments and segments[-1].phase == phase:
             continue
         following = next((c for c in history[index + 1 :] if str(c.phase) != phase), None)
-        if phase in END_PHASES:
+        if phase in TERMINAL_NAMES:
             stop = change.at
         else:
             stop = following.at if following is not None else max(end, change.at)
@@ -453,7 +452,7 @@ def timeline_svg(rows: Sequence[TimelineRow], title: str, width: int = 880) -> s
         for segment in row.segments:
             colour = PHASE_COLOURS.get(segment.phase, OTHER_COLOUR)
             left = x(segment.start)
-            if segment.phase in END_PHASES:
+            if segment.phase in TERMINAL_NAMES:
                 bar = f'x="{left - 1.5:.1f}" width="3"'
             else:
                 bar = f'x="{left:.1f}" width="{max(x(segment.end) - left, 2.0):.1f}"'

@@ -22,19 +22,8 @@ from temporalio.exceptions import ApplicationError, FailureError, WorkflowAlread
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.asr import AsrActivities
-from starter.report import (
-    NOT_STARTED,
-    AsrJob,
-    FailbackReport,
-    FailbackView,
-    MachineView,
-    Observation,
-    build_report,
-)
-from worker.settings import Settings, SettingsError
-from workflows.decisions import approval_refusal
-from workflows.machine import MachineFailbackWorkflow, machine_workflow_id
-from workflows.models import (
+from domain.decisions import approval_refusal
+from domain.models import (
     MACHINE_REVISION,
     Approval,
     ApprovalRequest,
@@ -59,9 +48,20 @@ from workflows.models import (
     Timings,
     VaultRef,
 )
+from domain.readiness import ReadinessReport, assess
+from domain.recovery_points import RecoveryPointSelectionError, choose_recovery_points
+from starter.report import (
+    NOT_STARTED,
+    AsrJob,
+    FailbackReport,
+    FailbackView,
+    MachineView,
+    Observation,
+    build_report,
+)
+from worker.settings import Settings, SettingsError
+from workflows.machine import MachineFailbackWorkflow, machine_workflow_id
 from workflows.plan import PlanFailbackWorkflow, plan_workflow_id
-from workflows.readiness import ReadinessReport, assess
-from workflows.recovery_points import RecoveryPointSelectionError, choose_recovery_points
 
 
 class CommandError(RuntimeError):

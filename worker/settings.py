@@ -7,7 +7,6 @@ Secrets are SecretStr: they are never printed and never enter a workflow's input
 from __future__ import annotations
 
 import os
-from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,7 +35,9 @@ class Settings(BaseSettings):
     azure_reprotect_policy_id: str | None = None
     azure_endpoint: str = PUBLIC_ARM_ENDPOINT
     azure_ca_bundle: str | None = None
-    azure_auth: Literal["default", "lab"] = "default"
+    # "default": azure-identity's DefaultAzureCredential; any other name: a credential plugin
+    # (worker.wiring.CREDENTIAL_PLUGINS), such as the lab's "lab".
+    azure_auth: str = Field(default="default", min_length=1)
     azure_lab_token_secret: SecretStr | None = None
     azure_polling_interval: float = Field(default=30.0, gt=0)
 

@@ -17,7 +17,7 @@ from activities.budget import TokenBucket
 from activities.liveness import KeepAliveInterceptor
 from activities.verification import VerificationActivities
 from activities.vsphere import VSphereActivities
-from worker.settings import Settings
+from worker.settings import Settings, SettingsError
 from workflows.machine import MachineFailbackWorkflow
 from workflows.plan import PlanFailbackWorkflow
 
@@ -49,20 +49,27 @@ def data_converter(settings: Settings) -> DataConverter:
     return dataclasses.replace(pydantic_data_converter, payload_codec=codec)
 
 
+# Credential sources other than azure-identity's plug in here by name (FAILBACK_AZURE_AUTH),
+# as entry points of this group: the lab registers its own, so the product never imports it.
+CREDENTIAL_PLUGINS = "failback.azure_credentials"
+
+
 def azure_credential(settings: Settings) -> Any:
-    if settings.azure_auth == "lab":
-        from lab.credential import LabTokenCredential
+    if settings.azure_auth == "default":
+        from azure.identity import DefaultAzureCredential
 
-        settings.require("azure_lab_token_secret")
-        assert settings.azure_lab_token_secret is not None
-        return LabTokenCredential(
-            settings.azure_endpoint,
-            settings.azure_lab_token_secret.get_secret_value(),
-            settings.azure_ca_bundle,
+        return DefaultAzureCredential()
+    from importlib.metadata import entry_points
+
+    plugins = {e.name: e for e in entry_points(group=CREDENTIAL_PLUGINS)}
+    plugin = plugins.get(settings.azure_auth)
+    if plugin is None:
+        known = ", ".join(sorted(plugins)) or "none installed"
+        raise SettingsError(
+            f"FAILBACK_AZURE_AUTH={settings.azure_auth!r} names no credential source; use "
+            f"'default' (azure-identity) or one of: {known}"
         )
-    from azure.identity import DefaultAzureCredential
-
-    return DefaultAzureCredential()
+    return plugin.load()(settings)
 
 
 def azure_client_options(settings: Settings) -> dict[str, Any]:

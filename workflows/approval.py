@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 
-from workflows.models import Approval, ApprovalPolicy
+from domain.models import Approval, ApprovalPolicy
 
 
 async def wait_for_approval(

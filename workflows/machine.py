@@ -22,18 +22,15 @@ with workflow.unsafe.imports_passed_through():
     from activities.asr import AsrActivities
     from activities.verification import VerificationActivities
     from activities.vsphere import VSphereActivities
-    from workflows import errors, search_attributes
-    from workflows.approval import wait_for_approval
-    from workflows.decisions import (
-        BEFORE_COMMIT,
+    from domain import errors
+    from domain.decisions import (
         AgentWaitVerdict,
         agent_wait_verdict,
         approval_refusal,
         describe_wait,
         evaluate_verification,
-        next_phase,
     )
-    from workflows.models import (
+    from domain.models import (
         AgentCheckInput,
         AgentRegistration,
         AgentWait,
@@ -65,6 +62,9 @@ with workflow.unsafe.imports_passed_through():
         VerificationRead,
         VerificationReadInput,
     )
+    from domain.phases import BEFORE_COMMIT, TERMINAL, next_phase
+    from workflows import search_attributes
+    from workflows.approval import wait_for_approval
 
 Outcome = Literal["completed", "completed-without-reprotect"]
 
@@ -86,7 +86,6 @@ READ_HEARTBEAT_TIMEOUT = timedelta(seconds=20)
 # The plan's signal, named here so that the machine workflow need not import the plan's.
 PLAN_MACHINE_VERIFIED_SIGNAL = "machine_verified"
 PATCH_PLAN_APPROVAL_ONLY = "plan-approval-only"
-TERMINAL_PHASES = frozenset({Phase.COMPLETED, Phase.COMPLETED_WITHOUT_REPROTECT, Phase.FAILED})
 
 
 def machine_workflow_id(vault: str, machine: str) -> str:
@@ -589,7 +588,7 @@ class MachineFailbackWorkflow:
         workflow.logger.info("phase %s %s", phase, note)
         # What the Web UI shows: the phase to filter on, and in words what it waits for.
         self._set_search_attributes(
-            [search_attributes.PHASE.value_set(phase.value)], at_once=phase in TERMINAL_PHASES
+            [search_attributes.PHASE.value_set(phase.value)], at_once=phase in TERMINAL
         )
         vm = self._discovered.vm_name if self._discovered else self._machine
         workflow.set_current_details(describe_wait(phase, vm))
@@ -659,4 +658,4 @@ def _cause(err: ActivityError | ChildWorkflowError) -> str:
     return str(cause or err)
 
 
-__all__ = ["BEFORE_COMMIT", "MachineFailbackWorkflow", "machine_workflow_id"]
+__all__ = ["MachineFailbackWorkflow", "machine_workflow_id"]

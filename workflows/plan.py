@@ -25,18 +25,8 @@ from temporalio.workflow import ChildWorkflowHandle
 with workflow.unsafe.imports_passed_through():
     from activities.asr import AsrActivities
     from activities.vsphere import OnPremFactsQuery, VSphereActivities
-    from workflows import errors, search_attributes
-    from workflows.approval import wait_for_approval
-    from workflows.machine import (
-        READ_HEARTBEAT_TIMEOUT,
-        READ_RETRY,
-        READ_TIMEOUT,
-        WRITE_RETRY,
-        MachineFailbackWorkflow,
-        _cause,
-        machine_workflow_id,
-    )
-    from workflows.models import (
+    from domain import errors
+    from domain.models import (
         MACHINE_REVISION,
         Approval,
         ApprovalPolicy,
@@ -53,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         PlanFailbackInput,
         PlanFailbackResult,
         PlanMachine,
+        PlanPhase,
         PlanPhaseChange,
         PlanPointChoice,
         PlanStatus,
@@ -65,8 +56,19 @@ with workflow.unsafe.imports_passed_through():
         ResolvedReprotectToOnPrem,
         StandDown,
     )
-    from workflows.readiness import ReadinessReport, assess
-    from workflows.recovery_points import RecoveryPointSelectionError, choose_recovery_points
+    from domain.readiness import ReadinessReport, assess
+    from domain.recovery_points import RecoveryPointSelectionError, choose_recovery_points
+    from workflows import search_attributes
+    from workflows.approval import wait_for_approval
+    from workflows.machine import (
+        READ_HEARTBEAT_TIMEOUT,
+        READ_RETRY,
+        READ_TIMEOUT,
+        WRITE_RETRY,
+        MachineFailbackWorkflow,
+        _cause,
+        machine_workflow_id,
+    )
 
 POINTS_TIMEOUT = timedelta(minutes=10)
 # A boot group's machines are started, and approvals and stand-downs sent, all at once instead of
@@ -76,19 +78,6 @@ PATCH_CONCURRENT_FAN_OUT = "concurrent-fan-out"
 
 def plan_workflow_id(vault: str, plan: str) -> str:
     return f"failback-plan-{vault}-{plan}"
-
-
-class PlanPhase:
-    STARTING = "starting"
-    DISCOVERING = "discovering"
-    CHECKING = "checking-readiness"
-    REPROTECTING = "reprotecting-to-onprem"
-    WAITING_FOR_REPLICATION = "waiting-for-replication"
-    FAILING_OVER = "failing-over"
-    AWAITING_APPROVAL = "awaiting-approval"
-    FINISHING = "finishing"
-    COMPLETED = "completed"
-    FAILED = "failed"
 
 
 @workflow.defn
@@ -443,7 +432,7 @@ class PlanFailbackWorkflow:
         # Their ends (stood down, or failed) are part of what the plan reports.
         await asyncio.gather(*(child.task for child in self._children.values()))
 
-    def _enter(self, phase: str, note: str = "") -> None:
+    def _enter(self, phase: PlanPhase, note: str = "") -> None:
         self._phase = phase
         self._history.append(PlanPhaseChange(phase=phase, at=workflow.now(), note=note))
         workflow.logger.info("plan %s: %s %s", self._plan, phase, note)

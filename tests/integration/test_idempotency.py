@@ -13,10 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from temporalio.testing import ActivityEnvironment
 
-from lab.manager import LabState
-from tests.integration.conftest import SECOND_VM, journal, lab_settings, posts
-from worker.wiring import build_asr_activities
-from workflows.models import (
+from domain.models import (
     DiscoverMachineInput,
     FailoverInput,
     ItemOperationInput,
@@ -24,6 +21,9 @@ from workflows.models import (
     SelectRecoveryPointInput,
     VaultRef,
 )
+from lab.manager import LabState
+from tests.integration.conftest import SECOND_VM, journal, lab_settings, posts
+from worker.wiring import build_asr_activities
 
 pytestmark = pytest.mark.integration
 

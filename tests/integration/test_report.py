@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from activities import vsphere_client
+from domain.models import MachineFailbackResult, Phase
 from lab.manager import LabState, lab_down
 from starter.service import approve, failback_input, machine_status, start_failback
 from tests.integration.conftest import cli, journal, lab_settings, posts, start_lab
 from worker.wiring import connect_temporal
-from workflows.models import MachineFailbackResult, Phase
 
 pytestmark = pytest.mark.integration
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from domain.models import Phase
 from lab.manager import LabState
 from starter.service import approve, failback_input, machine_status, start_failback
 from tests.integration.conftest import UI_VM, lab_settings
 from worker.wiring import connect_temporal
-from workflows.models import Phase
 
 pytestmark = pytest.mark.integration
 

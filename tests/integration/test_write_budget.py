@@ -18,6 +18,13 @@ import pytest
 from temporalio.testing import ActivityEnvironment
 
 from activities.budget import TokenBucket
+from domain.models import (
+    DiscoverMachineInput,
+    FailoverInput,
+    ReprotectToAzureOptions,
+    SelectRecoveryPointInput,
+    VaultRef,
+)
 from lab.manager import LabState, lab_down
 from tests.integration.conftest import (
     integration_scenario,
@@ -27,13 +34,6 @@ from tests.integration.conftest import (
     start_lab,
 )
 from worker.wiring import build_asr_activities
-from workflows.models import (
-    DiscoverMachineInput,
-    FailoverInput,
-    ReprotectToAzureOptions,
-    SelectRecoveryPointInput,
-    VaultRef,
-)
 
 pytestmark = pytest.mark.integration
 

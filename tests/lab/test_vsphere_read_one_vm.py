@@ -25,6 +25,7 @@ from activities.vsphere_client import (
     read_vm_states,
     vm_refs_by_name,
 )
+from domain.models import OnPremVmQuery, OnPremVmState
 from lab.localhost import free_port
 from lab.scenario import default_scenario_path, load_scenario
 from lab.vcenter import (
@@ -33,7 +34,6 @@ from lab.vcenter import (
     start_vcsim,
     stop_vcsim,
 )
-from workflows.models import OnPremVmQuery, OnPremVmState
 
 USER = "lab-admin"
 PASSWORD = "s3cret-lab"

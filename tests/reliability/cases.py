@@ -15,6 +15,7 @@ from typing import Any
 
 from temporalio.client import Client
 
+from domain.models import ApprovalRequest, MachineStatus
 from tests.reliability.harness import (
     KILL_APPROVE_RESTART,
     KILL_TEMPORAL,
@@ -41,7 +42,6 @@ from tests.reliability.harness import (
     while_held,
 )
 from workflows.machine import MachineFailbackWorkflow
-from workflows.models import ApprovalRequest, MachineStatus
 from workflows.plan import PlanFailbackWorkflow
 
 REPROTECT_FIRST: UnitKind = "reprotect"

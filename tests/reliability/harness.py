@@ -46,13 +46,13 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
+from domain.models import MachineStatus, PlanFailbackResult, PlanStatus
 from lab import manager
 from lab.manager import LabProcess, LabState, lab_down, lab_up
 from starter.service import CommandError, approve, plan_input, start_plan_failback
 from worker.settings import Settings
 from worker.wiring import connect_temporal
 from workflows.machine import MachineFailbackWorkflow, machine_workflow_id
-from workflows.models import MachineStatus, PlanFailbackResult, PlanStatus
 from workflows.plan import PlanFailbackWorkflow, plan_workflow_id
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -668,7 +668,7 @@ async def _kill_and_restart_worker(lab: Lab, run: PlanRun) -> str:
 
 
 async def _kill_approve_while_down_restart(lab: Lab, run: PlanRun) -> str:
-    from workflows.models import ApprovalRequest
+    from domain.models import ApprovalRequest
 
     pid = lab.kill_worker()
     client = await lab.client()
@@ -978,8 +978,8 @@ def _expectation(
 
 def read_azure_vms(lab: Lab, unit: Unit) -> dict[str, str]:
     """Each Azure VM of the unit as `read_azure_vm` (the Compute SDK's instance view) sees it."""
+    from domain.models import AzureVmRef
     from worker.wiring import build_asr_activities
-    from workflows.models import AzureVmRef
 
     settings = lab.settings()
     assert settings.azure_recovery_resource_group is not None

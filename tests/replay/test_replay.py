@@ -21,9 +21,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from activities.vsphere import OnPremFactsQuery, VSphereActivities
+from domain.models import MACHINE_REVISION, MachineFailbackInput, MachineFailbackResult
 from worker.wiring import WORKFLOWS, workflow_runner
 from workflows.machine import MachineFailbackWorkflow
-from workflows.models import MACHINE_REVISION, MachineFailbackInput, MachineFailbackResult
 from workflows.plan import PATCH_CONCURRENT_FAN_OUT
 
 HISTORIES = Path(__file__).parent / "histories"

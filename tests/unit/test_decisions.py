@@ -8,21 +8,24 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workflows.decisions import (
-    BEFORE_COMMIT,
-    FINAL_PHASES,
-    TRANSITIONS,
+from domain.decisions import (
     AgentWaitVerdict,
-    IllegalTransitionError,
     NoRecoveryPointError,
     agent_wait_verdict,
     approval_refusal,
     describe_wait,
     evaluate_verification,
-    next_phase,
     select_latest_point,
 )
-from workflows.models import AgentWait, AzureVmState, OnPremVmState, Phase, RecoveryPoint
+from domain.models import AgentWait, AzureVmState, OnPremVmState, RecoveryPoint
+from domain.phases import (
+    BEFORE_COMMIT,
+    TERMINAL,
+    TRANSITIONS,
+    IllegalTransitionError,
+    Phase,
+    next_phase,
+)
 
 T0 = datetime(2026, 11, 25, tzinfo=UTC)
 
@@ -111,7 +114,7 @@ def test_commit_only_follows_approval_and_no_phase_goes_back_to_failover() -> No
             assert phase == Phase.AWAITING_APPROVAL
         if phase not in BEFORE_COMMIT:
             assert not nexts & {Phase.FAILING_OVER, Phase.VERIFYING, Phase.AWAITING_APPROVAL}
-    assert {Phase.COMPLETED, Phase.COMPLETED_WITHOUT_REPROTECT, Phase.FAILED} == FINAL_PHASES
+    assert {Phase.COMPLETED, Phase.COMPLETED_WITHOUT_REPROTECT, Phase.FAILED} == TERMINAL
     with pytest.raises(IllegalTransitionError):
         next_phase(Phase.VERIFYING, Phase.COMMITTING)
     with pytest.raises(IllegalTransitionError):

@@ -9,11 +9,11 @@ from collections.abc import Iterator
 import pytest
 from rich.console import Console
 
+from domain.models import Approval, MachineStatus, Phase
 from starter.live import failback_renderable, view_json, watch
 from starter.report import FailbackView
 from starter.service import approval_precheck
 from tests.unit.test_report import at, plan_report, single_report
-from workflows.models import Approval, MachineStatus, Phase
 
 
 def shown(view: FailbackView, width: int = 140) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from workflows.readiness import (
+from domain.readiness import (
     ConfigServerFacts,
     DatastoreFacts,
     HostFacts,

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workflows.models import RecoveryPoint
-from workflows.recovery_points import (
+from domain.models import RecoveryPoint
+from domain.recovery_points import (
     MachinePoints,
     RecoveryPointSelectionError,
     choose_recovery_points,

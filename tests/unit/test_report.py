@@ -10,21 +10,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from starter.report import (
-    AsrJob,
-    FailbackReport,
-    FailbackView,
-    MachineView,
-    Observation,
-    TimelineRow,
-    build_report,
-    phase_segments,
-    reconcile,
-    render_html,
-    render_markdown,
-    timeline_svg,
-)
-from workflows.models import (
+from domain.models import (
     Approval,
     AzureVmState,
     MachineStatus,
@@ -40,6 +26,20 @@ from workflows.models import (
     RecoveryPointChoice,
     RejectedApproval,
     Verification,
+)
+from starter.report import (
+    AsrJob,
+    FailbackReport,
+    FailbackView,
+    MachineView,
+    Observation,
+    TimelineRow,
+    build_report,
+    phase_segments,
+    reconcile,
+    render_html,
+    render_markdown,
+    timeline_svg,
 )
 
 T0 = datetime(2025, 3, 1, 9, 0, 0, tzinfo=UTC)

@@ -13,7 +13,7 @@ from temporalio.exceptions import CancelledError
 from temporalio.testing import ActivityEnvironment
 
 from activities.verification import VerificationActivities
-from workflows.models import (
+from domain.models import (
     AzureVmRef,
     AzureVmState,
     FailoverInput,

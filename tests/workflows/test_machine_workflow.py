@@ -24,10 +24,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from worker.search_attributes import register_search_attributes
-from workflows import errors
-from workflows.machine import MachineFailbackWorkflow
-from workflows.models import (
+from domain import errors
+from domain.models import (
     MACHINE_REVISION,
     AgentCheckInput,
     AgentRegistration,
@@ -57,6 +55,8 @@ from workflows.models import (
     VerificationRead,
     VerificationReadInput,
 )
+from worker.search_attributes import register_search_attributes
+from workflows.machine import MachineFailbackWorkflow
 
 POINT_TIME = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 
@@ -458,7 +458,7 @@ async def test_reminders_while_waiting_and_search_attributes_for_the_web_ui(
 
 
 async def test_opt_in_auto_commit_approves_after_the_set_time(env: WorkflowEnvironment) -> None:
-    from workflows.models import ApprovalPolicy
+    from domain.models import ApprovalPolicy
 
     world = FakeWorld(agent_delay=timedelta(minutes=1))
     task_queue = f"tq-{uuid.uuid4()}"

@@ -19,10 +19,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.vsphere import OnPremFactsQuery
-from worker.search_attributes import register_search_attributes
-from workflows import errors
-from workflows.machine import MachineFailbackWorkflow
-from workflows.models import (
+from domain import errors
+from domain.models import (
     AgentCheckInput,
     AgentRegistration,
     ApprovalRequest,
@@ -51,8 +49,7 @@ from workflows.models import (
     VerificationRead,
     VerificationReadInput,
 )
-from workflows.plan import PlanFailbackWorkflow
-from workflows.readiness import (
+from domain.readiness import (
     AsrFacts,
     ConfigServerFacts,
     DatastoreFacts,
@@ -63,6 +60,9 @@ from workflows.readiness import (
     OnPremVmFacts,
     VCenterFacts,
 )
+from worker.search_attributes import register_search_attributes
+from workflows.machine import MachineFailbackWorkflow
+from workflows.plan import PlanFailbackWorkflow
 
 T0 = datetime(2026, 11, 25, tzinfo=UTC)
 GROUPS = [["db-01", "db-02"], ["app-01"], ["web-01"]]

@@ -8,29 +8,15 @@ history, which the Web UI shows to anyone who can read the namespace.
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from domain.phases import Phase, PlanPhase
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True)
-
-
-class Phase(StrEnum):
-    STARTING = "starting"
-    DISCOVERING = "discovering"
-    FAILING_OVER = "failing-over"
-    VERIFYING = "verifying"
-    AWAITING_APPROVAL = "awaiting-approval"
-    COMMITTING = "committing"
-    WAITING_FOR_AGENT = "waiting-for-agent"
-    AGENT_STUCK = "agent-stuck"
-    REPROTECTING = "reprotecting"
-    COMPLETED = "completed"
-    COMPLETED_WITHOUT_REPROTECT = "completed-without-reprotect"
-    FAILED = "failed"
 
 
 class Timings(_Model):
@@ -511,7 +497,7 @@ class PlanMachine(_Model):
 
 class PlanStatus(_Model):
     recovery_plan: str
-    phase: str
+    phase: PlanPhase
     waiting_for: str
     machines: list[PlanMachine] = Field(default_factory=list)
     current_boot_group: int | None = None
@@ -530,7 +516,7 @@ class PlanStatus(_Model):
 
 
 class PlanPhaseChange(_Model):
-    phase: str
+    phase: PlanPhase
     at: datetime
     note: str = ""
 
@@ -545,7 +531,7 @@ class PlanFailbackResult(_Model):
     status: PlanStatus
 
 
-from workflows.readiness import ReadinessReport  # noqa: E402  (readiness imports nothing of ours)
+from domain.readiness import ReadinessReport  # noqa: E402  (readiness imports nothing of ours)
 
 MachineFailbackInput.model_rebuild()
 PlanStatus.model_rebuild()

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
-from workflows.models import (
+from domain.models import (
     GroupChoice,
     MachineChoice,
     MachinePoints,

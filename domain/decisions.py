@@ -6,63 +6,19 @@ from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 
-from workflows.models import (
+from domain.models import (
     AgentWait,
     AzureVmState,
     OnPremVmState,
-    Phase,
     RecoveryPoint,
     RecoveryPointChoice,
     Verification,
 )
+from domain.phases import Phase
 
 
 class NoRecoveryPointError(ValueError):
     """R13: a machine without any recovery point cannot fail back."""
-
-
-class IllegalTransitionError(RuntimeError):
-    pass
-
-
-# Which phase may follow which. COMPLETED and FAILED are final. A failback never goes back to
-# an earlier phase: that is what stops a retry from failing over or committing twice.
-TRANSITIONS: dict[Phase, frozenset[Phase]] = {
-    Phase.STARTING: frozenset({Phase.DISCOVERING, Phase.FAILED}),
-    Phase.DISCOVERING: frozenset({Phase.FAILING_OVER, Phase.FAILED}),
-    Phase.FAILING_OVER: frozenset({Phase.VERIFYING, Phase.FAILED}),
-    Phase.VERIFYING: frozenset({Phase.AWAITING_APPROVAL, Phase.FAILED}),
-    Phase.AWAITING_APPROVAL: frozenset({Phase.COMMITTING, Phase.FAILED}),
-    Phase.COMMITTING: frozenset({Phase.WAITING_FOR_AGENT, Phase.FAILED}),
-    Phase.WAITING_FOR_AGENT: frozenset({Phase.REPROTECTING, Phase.AGENT_STUCK, Phase.FAILED}),
-    Phase.AGENT_STUCK: frozenset(
-        {Phase.WAITING_FOR_AGENT, Phase.COMPLETED_WITHOUT_REPROTECT, Phase.FAILED}
-    ),
-    # A reprotect refused because the agent is not registered after all goes back to waiting.
-    Phase.REPROTECTING: frozenset({Phase.COMPLETED, Phase.WAITING_FOR_AGENT, Phase.FAILED}),
-    Phase.COMPLETED: frozenset(),
-    Phase.COMPLETED_WITHOUT_REPROTECT: frozenset(),
-    Phase.FAILED: frozenset(),
-}
-
-FINAL_PHASES = frozenset(p for p, nexts in TRANSITIONS.items() if not nexts)
-
-# Phases before the commit: a failure here leaves the Azure copies intact.
-BEFORE_COMMIT = frozenset(
-    {
-        Phase.STARTING,
-        Phase.DISCOVERING,
-        Phase.FAILING_OVER,
-        Phase.VERIFYING,
-        Phase.AWAITING_APPROVAL,
-    }
-)
-
-
-def next_phase(current: Phase, target: Phase) -> Phase:
-    if target not in TRANSITIONS[current]:
-        raise IllegalTransitionError(f"a failback cannot go from {current} to {target}")
-    return target
 
 
 def select_latest_point(points: Iterable[RecoveryPoint]) -> RecoveryPointChoice:

@@ -1,0 +1,89 @@
+"""The phases of a failback, a machine's and a plan's, and which may follow which.
+
+One place for the names a status, a search attribute, the report and the CLI share; a phase is
+never compared as a free string elsewhere.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Phase(StrEnum):
+    """A machine's failback."""
+
+    STARTING = "starting"
+    DISCOVERING = "discovering"
+    FAILING_OVER = "failing-over"
+    VERIFYING = "verifying"
+    AWAITING_APPROVAL = "awaiting-approval"
+    COMMITTING = "committing"
+    WAITING_FOR_AGENT = "waiting-for-agent"
+    AGENT_STUCK = "agent-stuck"
+    REPROTECTING = "reprotecting"
+    COMPLETED = "completed"
+    COMPLETED_WITHOUT_REPROTECT = "completed-without-reprotect"
+    FAILED = "failed"
+
+
+class PlanPhase(StrEnum):
+    """A recovery plan's failback."""
+
+    STARTING = "starting"
+    DISCOVERING = "discovering"
+    CHECKING = "checking-readiness"
+    REPROTECTING = "reprotecting-to-onprem"
+    WAITING_FOR_REPLICATION = "waiting-for-replication"
+    FAILING_OVER = "failing-over"
+    AWAITING_APPROVAL = "awaiting-approval"
+    FINISHING = "finishing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class IllegalTransitionError(RuntimeError):
+    pass
+
+
+# Which phase may follow which. A failback never goes back to an earlier phase: that is what
+# stops a retry from failing over or committing twice.
+TRANSITIONS: dict[Phase, frozenset[Phase]] = {
+    Phase.STARTING: frozenset({Phase.DISCOVERING, Phase.FAILED}),
+    Phase.DISCOVERING: frozenset({Phase.FAILING_OVER, Phase.FAILED}),
+    Phase.FAILING_OVER: frozenset({Phase.VERIFYING, Phase.FAILED}),
+    Phase.VERIFYING: frozenset({Phase.AWAITING_APPROVAL, Phase.FAILED}),
+    Phase.AWAITING_APPROVAL: frozenset({Phase.COMMITTING, Phase.FAILED}),
+    Phase.COMMITTING: frozenset({Phase.WAITING_FOR_AGENT, Phase.FAILED}),
+    Phase.WAITING_FOR_AGENT: frozenset({Phase.REPROTECTING, Phase.AGENT_STUCK, Phase.FAILED}),
+    Phase.AGENT_STUCK: frozenset(
+        {Phase.WAITING_FOR_AGENT, Phase.COMPLETED_WITHOUT_REPROTECT, Phase.FAILED}
+    ),
+    # A reprotect refused because the agent is not registered after all goes back to waiting.
+    Phase.REPROTECTING: frozenset({Phase.COMPLETED, Phase.WAITING_FOR_AGENT, Phase.FAILED}),
+    Phase.COMPLETED: frozenset(),
+    Phase.COMPLETED_WITHOUT_REPROTECT: frozenset(),
+    Phase.FAILED: frozenset(),
+}
+
+# The phases a machine's failback ends in (none may follow them).
+TERMINAL = frozenset(p for p, nexts in TRANSITIONS.items() if not nexts)
+# A plan ends in these; as strings, the terminal phases of either kind (the report draws them).
+PLAN_TERMINAL = frozenset({PlanPhase.COMPLETED, PlanPhase.FAILED})
+TERMINAL_NAMES = frozenset(str(p) for p in TERMINAL | PLAN_TERMINAL)
+
+# Phases before the commit: a failure here leaves the Azure copies intact.
+BEFORE_COMMIT = frozenset(
+    {
+        Phase.STARTING,
+        Phase.DISCOVERING,
+        Phase.FAILING_OVER,
+        Phase.VERIFYING,
+        Phase.AWAITING_APPROVAL,
+    }
+)
+
+
+def next_phase(current: Phase, target: Phase) -> Phase:
+    if target not in TRANSITIONS[current]:
+        raise IllegalTransitionError(f"a failback cannot go from {current} to {target}")
+    return target
