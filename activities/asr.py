@@ -68,6 +68,7 @@ from domain.models import (
     SelectRecoveryPointInput,
     VaultRef,
 )
+from domain.operations import AsrOperation
 from domain.readiness import (
     AsrFacts,
     ConfigServerFacts,
@@ -111,7 +112,7 @@ POINTS_HANDOVER_SECONDS = 30.0
 
 @dataclass(frozen=True)
 class _OperationSpec:
-    name: str
+    name: AsrOperation
     job_scenarios: frozenset[str]
     allowed_operation: frozenset[str]
     already_done: Callable[[Any], bool]
@@ -540,7 +541,7 @@ class AsrActivities:
         )
         ops = self._asr.replication_protected_items
         spec = _OperationSpec(
-            name="unplannedFailover",
+            name=AsrOperation.UNPLANNED_FAILOVER,
             job_scenarios=frozenset({"UnplannedFailover"}),
             allowed_operation=frozenset({"UnplannedFailover"}),
             # A machine failed over to Azure and not yet reprotected (InMageAzureV2) shows
@@ -557,7 +558,7 @@ class AsrActivities:
     async def commit_failover(self, params: ItemOperationInput) -> OperationResult:
         ops = self._asr.replication_protected_items
         spec = _OperationSpec(
-            name="failoverCommit",
+            name=AsrOperation.FAILOVER_COMMIT,
             job_scenarios=frozenset({"CommitFailover", "FailoverCommit"}),
             allowed_operation=frozenset({"Commit", "FailoverCommit"}),
             # Committed after failback (InMage), or even re-protected to Azure since; an item
@@ -586,7 +587,7 @@ class AsrActivities:
         )
         ops = self._asr.replication_protected_items
         spec = _OperationSpec(
-            name="reProtect",
+            name=AsrOperation.REPROTECT_TO_AZURE,
             job_scenarios=frozenset({"SwitchReplicationGroupProtection", "Reprotect"}),
             allowed_operation=frozenset({"SwitchProtection", "ReverseReplicate", "Reprotect"}),
             already_done=lambda item: (
@@ -615,7 +616,7 @@ class AsrActivities:
         )
         ops = self._asr.replication_protected_items
         spec = _OperationSpec(
-            name="reProtect to on-premises",
+            name=AsrOperation.REPROTECT_TO_ONPREM,
             job_scenarios=frozenset({"SwitchReplicationGroupProtection", "Reprotect"}),
             allowed_operation=frozenset({"ReverseReplicate"}),
             already_done=lambda item: _instance_type(item) == "InMage",

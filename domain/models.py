@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from domain.operations import AsrOperation
 from domain.phases import Phase, PlanPhase
 
 
@@ -299,7 +300,7 @@ class ReplicationWaitResult(_Model):
 
 
 class OperationResult(_Model):
-    operation: str
+    operation: AsrOperation
     job_id: str | None
     state: str
     started_at: datetime | None

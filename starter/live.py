@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from domain.models import MachineStatus, Phase, PlanStatus
+from domain.operations import AsrOperation
 from starter.report import (
     NOT_STARTED,
     PHASE_COLOURS,
@@ -30,9 +31,9 @@ from starter.report import (
 
 REFRESH_SECONDS = 1.0
 SHORT_OPERATIONS = {
-    "unplannedFailover": "failover",
-    "failoverCommit": "commit",
-    "reProtect": "reprotect",
+    AsrOperation.UNPLANNED_FAILOVER: "failover",
+    AsrOperation.FAILOVER_COMMIT: "commit",
+    AsrOperation.REPROTECT_TO_AZURE: "reprotect",
 }
 
 

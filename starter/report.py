@@ -34,6 +34,7 @@ from domain.models import (
     PlanStatus,
     RejectedApproval,
 )
+from domain.operations import AsrOperation
 from domain.phases import TERMINAL_NAMES
 
 
@@ -139,8 +140,8 @@ class Disagreement(_Model):
 
 
 DONE_STATES = frozenset({"Succeeded", "AlreadyDone"})
-FAILOVER = "unplannedFailover"
-COMMIT = "failoverCommit"
+FAILOVER = AsrOperation.UNPLANNED_FAILOVER
+COMMIT = AsrOperation.FAILOVER_COMMIT
 
 
 def _effective_state(op: OperationResult, observation: Observation) -> str:
