@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PUBLIC_ARM_ENDPOINT = "https://management.azure.com"
@@ -16,6 +16,17 @@ PUBLIC_ARM_ENDPOINT = "https://management.azure.com"
 
 class SettingsError(ValueError):
     pass
+
+
+# Credential sources other than azure-identity's plug in by name (FAILBACK_AZURE_AUTH), as entry
+# points of this group: the lab registers its own, so the product never imports it.
+CREDENTIAL_PLUGINS = "failback.azure_credentials"
+
+
+def credential_sources() -> set[str]:
+    from importlib.metadata import entry_points
+
+    return {"default"} | {e.name for e in entry_points(group=CREDENTIAL_PLUGINS)}
 
 
 class Settings(BaseSettings):
@@ -73,6 +84,18 @@ class Settings(BaseSettings):
     agent_wait_timeout_seconds: float | None = Field(default=None, gt=0)
     replication_poll_seconds: float | None = Field(default=None, gt=0)
     replication_timeout_seconds: float | None = Field(default=None, gt=0)
+
+    @field_validator("azure_auth")
+    @classmethod
+    def _known_credential_source(cls, value: str) -> str:
+        # Refused when the settings are read, so that no command runs with a credential source
+        # that only fails later, at its first Azure call.
+        known = credential_sources()
+        if value not in known:
+            raise ValueError(
+                f"{value!r} names no credential source; use one of: {', '.join(sorted(known))}"
+            )
+        return value
 
     def require(self, *names: str) -> None:
         missing = [n for n in names if getattr(self, n) in (None, "")]

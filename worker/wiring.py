@@ -17,7 +17,7 @@ from activities.budget import TokenBucket
 from activities.liveness import KeepAliveInterceptor
 from activities.verification import VerificationActivities
 from activities.vsphere import VSphereActivities
-from worker.settings import Settings, SettingsError
+from worker.settings import CREDENTIAL_PLUGINS, Settings, SettingsError
 from workflows.machine import MachineFailbackWorkflow
 from workflows.plan import PlanFailbackWorkflow
 
@@ -47,11 +47,6 @@ def data_converter(settings: Settings) -> DataConverter:
         parse_key(settings.payload_key.get_secret_value()), settings.payload_key_id
     )
     return dataclasses.replace(pydantic_data_converter, payload_codec=codec)
-
-
-# Credential sources other than azure-identity's plug in here by name (FAILBACK_AZURE_AUTH),
-# as entry points of this group: the lab registers its own, so the product never imports it.
-CREDENTIAL_PLUGINS = "failback.azure_credentials"
 
 
 def azure_credential(settings: Settings) -> Any:
