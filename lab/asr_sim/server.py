@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
 import threading
 from concurrent.futures import Future
@@ -38,6 +39,11 @@ class SimulatorConfig:
     # Overrides `vcenter`, e.g. a RecordingVCenterEffects a test wants to inspect.
     effects: VCenterEffects | None = None
     token_lifetime_seconds: int = 3600
+    # Walk every JSON answer against the SDK's models and keep what real ASR would not send
+    # (GET /_lab/schema). On when FAILBACK_SIM_SCHEMA_CHECK=1, as the test suite sets it.
+    schema_check: bool = field(
+        default_factory=lambda: os.environ.get("FAILBACK_SIM_SCHEMA_CHECK") == "1"
+    )
 
 
 def parse_vcenter_url(url: str, user: str, password: str) -> VCenterTarget:
@@ -73,6 +79,7 @@ async def start_simulator(config: SimulatorConfig) -> RunningSimulator:
         )
     vcenter_address = (config.vcenter.host, config.vcenter.port) if config.vcenter else None
     state = SimulatorState(config.scenario, effects, vcenter_address=vcenter_address)
+    state.schema_check = config.schema_check
     app = build_app(state, TokenIssuer(config.token_secret, config.token_lifetime_seconds))
 
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

@@ -234,8 +234,12 @@ _PROTECTION_STATES: dict[Phase, tuple[str, str]] = {
     # UNVERIFIED: what ASR shows for a VMware VM failed over to Azure and committed.
     Phase.FAILED_OVER_TO_AZURE: ("UnplannedFailoverCommitted", "Failover committed"),
     Phase.REPLICATING_TO_ONPREM: ("Protected", "Protected"),
-    # UNVERIFIED for VMware: a Hyper-V recording shows UnplannedFailoverCommitPendingStatesBegin.
-    Phase.FAILOVER_COMMIT_PENDING: ("UnplannedFailoverCommitPending", "Failover commit pending"),
+    # Recorded (spec example ReplicationProtectedItems_UnplannedFailover, a Hyper-V item) and seen
+    # in public A2A scripts; for a VMware item UNVERIFIED, but no other spelling is recorded.
+    Phase.FAILOVER_COMMIT_PENDING: (
+        "UnplannedFailoverCommitPendingStatesBegin",
+        "Failover commit pending",
+    ),
     Phase.FAILOVER_COMMITTED: ("UnplannedFailoverCommitted", "Failover committed"),
     Phase.REPLICATING_TO_AZURE: ("Protected", "Protected"),
 }
@@ -243,7 +247,13 @@ _PROTECTION_STATES: dict[Phase, tuple[str, str]] = {
 _ALLOWED_OPERATIONS: dict[Phase, tuple[str, ...]] = {
     Phase.FAILED_OVER_TO_AZURE: ("ReverseReplicate", "DisableProtection"),
     Phase.REPLICATING_TO_ONPREM: ("UnplannedFailover", "DisableProtection"),
-    Phase.FAILOVER_COMMIT_PENDING: ("Commit", "ChangePit"),
+    # As the same recorded example lists them.
+    Phase.FAILOVER_COMMIT_PENDING: (
+        "CompleteMigration",
+        "Commit",
+        "DisableProtection",
+        "ChangePit",
+    ),
     Phase.FAILOVER_COMMITTED: ("CompleteMigration", "DisableProtection", "SwitchProtection"),
     Phase.REPLICATING_TO_AZURE: (
         "PlannedFailover",
@@ -314,6 +324,9 @@ class SimulatorState:
         self.fabric = FabricCatalog(scenario, vcenter_address)
         self.faults = FaultBook()
         self.journal: list[dict[str, Any]] = []
+        # Set when every answer is walked against the SDK's models (lab/asr_sim/schema.py).
+        self.schema_check = False
+        self.schema_violations: list[dict[str, str]] = []
         self.jobs: dict[str, Job] = {}
         self.items: dict[str, ItemState] = {}
         for spec in scenario.azure.items:

@@ -377,8 +377,10 @@ def recovery_point_resource(
         "properties": {
             "recoveryPointTime": iso(point.time, timespec="seconds"),
             "recoveryPointType": point.type,
+            # The API knows no InMage point details; InMageAzureV2's are the only ones with the
+            # multi-VM flag (service.json 2025-08-01). What real ASR sends here is UNKNOWN.
             "providerSpecificDetails": {
-                "instanceType": "InMage",
+                "instanceType": "InMageAzureV2",
                 "isMultiVmSyncPoint": "true" if point.is_multi_vm_sync_point else "false",
             },
         },

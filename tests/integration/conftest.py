@@ -56,6 +56,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabState]:
     state = start_lab(root, scenario)
     try:
         yield state
+        found = simulator_schema_violations(state)
+        assert found == [], f"the simulator answered in shapes real ASR does not send: {found[:5]}"
     finally:
         lab_down(Path(state.lab_dir), say=lambda _: None)
 
@@ -90,3 +92,10 @@ def journal(state: LabState) -> list[dict[str, Any]]:
 def posts(entries: list[dict[str, Any]], action: str, item: str) -> list[dict[str, Any]]:
     suffix = f"/replicationProtectedItems/{item}/{action}"
     return [e for e in entries if e["method"] == "POST" and e["path"].endswith(suffix)]
+
+
+def simulator_schema_violations(state: LabState) -> list[dict[str, str]]:
+    """What the lab's simulator answered that real ASR is not known to send."""
+    answer = lab_get(state, "/_lab/schema")
+    assert answer["checked"], "the simulator ran without FAILBACK_SIM_SCHEMA_CHECK"
+    return list(answer["violations"])

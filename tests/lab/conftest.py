@@ -96,8 +96,10 @@ def start_lab(tls: LabTls) -> Iterator[StartLab]:
         )
 
     yield start
+    found = [v for sim in started for v in sim.state.schema_violations]
     for sim in started:
         sim.stop()
+    assert found == [], f"the simulator answered in shapes real ASR does not send: {found[:5]}"
 
 
 # --- The vcsim harness (lab/vcsim/main.go), built once per session for the vCenter tests -------

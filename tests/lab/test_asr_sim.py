@@ -399,8 +399,13 @@ def test_failback_walk_failover_commit_then_reprotect_once_the_agent_registered(
 
     failed_over = lab.failover(app_point.id).result()
     props = failed_over.properties
-    assert props.protection_state == "UnplannedFailoverCommitPending"
-    assert props.allowed_operations == ["Commit", "ChangePit"]
+    assert props.protection_state == "UnplannedFailoverCommitPendingStatesBegin"
+    assert props.allowed_operations == [
+        "CompleteMigration",
+        "Commit",
+        "DisableProtection",
+        "ChangePit",
+    ]
     assert props.failover_recovery_point_id == app_point.id
     assert props.last_successful_failover_time is not None
     assert props.current_scenario.scenario_name == "None"
@@ -523,7 +528,10 @@ def test_injected_job_failure_surfaces_code_and_message(make_lab: Any) -> None:
     assert lab.lab("GET", "/_lab/faults").json() == []
 
     # The fault is used up: the retry goes through.
-    assert lab.failover().result().properties.protection_state == "UnplannedFailoverCommitPending"
+    assert (
+        lab.failover().result().properties.protection_state
+        == "UnplannedFailoverCommitPendingStatesBegin"
+    )
 
 
 def test_onprem_vm_missing_in_vcenter_fails_the_failover_with_8038(make_lab: Any) -> None:
@@ -551,7 +559,7 @@ def test_throttled_post_is_ridden_out_by_the_sdk_retry_policy(make_lab: Any) -> 
     ).raise_for_status()
 
     result = lab.failover().result()
-    assert result.properties.protection_state == "UnplannedFailoverCommitPending"
+    assert result.properties.protection_state == "UnplannedFailoverCommitPendingStatesBegin"
     posts = [e["status"] for e in lab.journal() if e["path"].endswith("/unplannedFailover")]
     assert posts == [429, 429, 202]
     assert len(lab.jobs()) == 1
@@ -601,7 +609,9 @@ def test_second_failover_while_one_is_in_flight_is_refused(make_lab: Any) -> Non
     code, message = _code_and_message(refused.value)
     assert code == "OperationInProgress" and job_name in message
 
-    assert poller.result().properties.protection_state == "UnplannedFailoverCommitPending"
+    assert (
+        poller.result().properties.protection_state == "UnplannedFailoverCommitPendingStatesBegin"
+    )
     assert [j.name for j in lab.jobs()] == [job_name]
     posts = [e["status"] for e in lab.journal() if e["path"].endswith("/unplannedFailover")]
     assert posts == [202, 409]
@@ -609,7 +619,7 @@ def test_second_failover_while_one_is_in_flight_is_refused(make_lab: Any) -> Non
     with pytest.raises(HttpResponseError) as not_allowed:
         lab.failover()
     assert not_allowed.value.status_code == 400
-    assert "UnplannedFailoverCommitPending" in _code_and_message(not_allowed.value)[1]
+    assert "UnplannedFailoverCommitPendingStatesBegin" in _code_and_message(not_allowed.value)[1]
 
 
 # -- the command line ------------------------------------------------------------------------

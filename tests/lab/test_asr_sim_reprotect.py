@@ -502,7 +502,7 @@ def test_alternate_location_reprotect_creates_the_vm_and_the_failover_boots_it(
     lab.wait_until_healthy("app-01-item")
     point = lab.points("app-01-item")[0]
     failed_over = lab.failover("app-01-item", point.id).result().properties
-    assert failed_over.protection_state == "UnplannedFailoverCommitPending"
+    assert failed_over.protection_state == "UnplannedFailoverCommitPendingStatesBegin"
     assert [(c.action, c.vm_name) for c in effects.calls] == [
         ("create_vm", "app-01"),
         ("power_on", "app-01"),
@@ -518,7 +518,7 @@ def test_the_whole_cycle_after_a_reprotect_to_onprem(make_lab: Callable[..., Asr
     chosen = points[0]
 
     failed_over = lab.failover("web-01-item", chosen.id).result().properties
-    assert failed_over.protection_state == "UnplannedFailoverCommitPending"
+    assert failed_over.protection_state == "UnplannedFailoverCommitPendingStatesBegin"
     assert failed_over.failover_recovery_point_id == chosen.id
     # Replication stopped with the failover: the points stay as they were.
     frozen = [p.name for p in lab.points("web-01-item")]
