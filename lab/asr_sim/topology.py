@@ -40,8 +40,10 @@ class ArmIds:
 
     @property
     def vault_id(self) -> str:
+        # ASR's own ids begin "/Subscriptions/" in every recording and spec example; ARM paths are
+        # case-insensitive, so a client that compares ids with paths it built must fold case.
         return (
-            f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}"
+            f"/Subscriptions/{self.subscription}/resourceGroups/{self.resource_group}"
             f"/providers/Microsoft.RecoveryServices/vaults/{self.vault}"
         )
 
