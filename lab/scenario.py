@@ -424,6 +424,31 @@ MAX_BOOT_GROUPS = 7
 MAX_PLAN_ITEMS = 100
 
 
+class WireSpec(_Strict):
+    """How the simulator speaks where real ASR's behaviour is a setting or unknown.
+
+    Each field is a reality variant: the tests run the client under each plausible value.
+    """
+
+    page_size: int = Field(
+        default=100,
+        ge=1,
+        description="Resources per page of every list; the rest follows through nextLink "
+        "(ASR pages every list, x-ms-pageable in its API; its page size is UNKNOWN)",
+    )
+    next_link_api_version: bool = Field(
+        default=True,
+        description="Whether nextLink carries api-version (UNKNOWN for ASR; the SDK adds it back, "
+        "a client that follows nextLink verbatim must too)",
+    )
+    retry_after_seconds: int = Field(
+        default=1,
+        ge=1,
+        description="Retry-After of a 202 and of a running operation's status; real ASR sends 30 "
+        "(recorded), the lab's 1 keeps tests fast",
+    )
+
+
 class RecoveryPlanSpec(_Strict):
     """An ASR recovery plan: boot groups start one after the other, items in a group together."""
 
@@ -490,6 +515,7 @@ class AzureSpec(_Strict):
     items: list[ProtectedItemSpec] = Field(min_length=1)
     jobs: JobTimings = JobTimings()
     recovery_plans: list[RecoveryPlanSpec] = Field(default_factory=list)
+    wire: WireSpec = WireSpec()
 
 
 class Scenario(_Strict):

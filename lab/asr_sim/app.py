@@ -107,6 +107,30 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
     return web.json_response(body, status=status, headers=headers)
 
 
+SKIP_TOKEN = "$skiptoken"
+
+
+def _page(request: web.Request, state: SimulatorState, values: list[Any]) -> dict[str, Any]:
+    """One page of a list and the nextLink to the rest, as every ASR list is paged."""
+    wire = state.wire
+    try:
+        start = int(request.query.get(SKIP_TOKEN, "0"))
+    except ValueError:
+        raise bad_request(f"{SKIP_TOKEN} is not one this list gave", target=SKIP_TOKEN) from None
+    end = start + wire.page_size
+    next_link = None
+    if end < len(values):
+        url = request.url.update_query({SKIP_TOKEN: str(end)})
+        if not wire.next_link_api_version:
+            url = url.without_query_params("api-version")
+        next_link = str(url)
+    return {"value": values[start:end], "nextLink": next_link}
+
+
+def _retry_after(state: SimulatorState) -> str:
+    return str(state.wire.retry_after_seconds)
+
+
 def _arm_error(error: ArmError) -> web.Response:
     return _json(error.body(), status=error.status, headers=error.headers)
 
@@ -197,7 +221,7 @@ async def list_items(
         members = {name.lower() for group in plan.boot_groups for name in group}
         items = [i for i in items if i.name.lower() in members]
     now = state.clock()
-    return _json(views.listing([views.item_resource(state, i.name, now) for i in items]))
+    return _json(_page(request, state, [views.item_resource(state, i.name, now) for i in items]))
 
 
 @_route("GET", rf"{_C}/replicationProtectedItems")
@@ -207,7 +231,9 @@ async def list_container_items(
     _check_container(state, m)
     now = state.clock()
     return _json(
-        views.listing([views.item_resource(state, i.name, now) for i in state.items.values()])
+        _page(
+            request, state, [views.item_resource(state, i.name, now) for i in state.items.values()]
+        )
     )
 
 
@@ -225,11 +251,13 @@ async def list_points(
 ) -> web.Response:
     item = _item(state, m)
     return _json(
-        views.listing(
+        _page(
+            request,
+            state,
             [
                 views.recovery_point_resource(state, item.name, p)
                 for p in item.visible_recovery_points(state.clock())
-            ]
+            ],
         )
     )
 
@@ -255,7 +283,7 @@ async def _start(
     headers = {
         "Location": f"{base}{state.ids.operation_result(item.name, job.name)}{query}",
         "Azure-AsyncOperation": f"{base}{state.ids.operation_status(job.name)}{query}",
-        "Retry-After": "1",
+        "Retry-After": _retry_after(state),
         "x-ms-request-id": state.ids.job(job.name),
     }
     return web.Response(status=202, headers=headers)
@@ -293,7 +321,7 @@ async def operation_result(
     if not job.finished:
         return web.Response(
             status=202,
-            headers={"Location": str(request.url), "Retry-After": "1"},
+            headers={"Location": str(request.url), "Retry-After": _retry_after(state)},
         )
     return _json(views.item_resource(state, item.name, state.clock()))
 
@@ -306,11 +334,8 @@ async def list_plans(
     request: web.Request, state: SimulatorState, m: dict[str, str], body: Any
 ) -> web.Response:
     _check_vault(state, m)
-    return _json(
-        views.listing(
-            [views.recovery_plan_resource(state, p) for p in state.scenario.azure.recovery_plans]
-        )
-    )
+    plans = [views.recovery_plan_resource(state, p) for p in state.scenario.azure.recovery_plans]
+    return _json(_page(request, state, plans))
 
 
 @_route("GET", rf"{_V}/replicationRecoveryPlans/(?P<plan>{_NAME})")
@@ -348,7 +373,7 @@ async def get_operation_status(
         raise not_found(f"Operation '{m['job']}' was not found in vault '{state.ids.vault}'.")
     document = views.operation_status(state, job)
     # Pace pollers that kept the SDK's 30 s default (UNVERIFIED whether ASR sends it here).
-    headers = {} if job.finished else {"Retry-After": "1"}
+    headers = {} if job.finished else {"Retry-After": _retry_after(state)}
     return _json(document, headers=headers)
 
 
@@ -366,7 +391,7 @@ async def list_jobs(
         except ValueError as err:
             raise bad_request(str(err), code="BadRequest", target="$filter") from None
         jobs = [j for j in jobs if query.matches(j.start_time, j.state)]
-    return _json(views.listing([views.job_resource(state, j) for j in jobs]))
+    return _json(_page(request, state, [views.job_resource(state, j) for j in jobs]))
 
 
 @_route("GET", rf"{_V}/replicationJobs/(?P<job>{_NAME})")
@@ -388,7 +413,7 @@ async def list_fabrics(
     request: web.Request, state: SimulatorState, m: dict[str, str], body: Any
 ) -> web.Response:
     _check_vault(state, m)
-    return _json(views.listing([views.fabric_resource(state, state.clock())]))
+    return _json(_page(request, state, [views.fabric_resource(state, state.clock())]))
 
 
 @_route("GET", _F)
@@ -404,7 +429,7 @@ async def list_containers(
     request: web.Request, state: SimulatorState, m: dict[str, str], body: Any
 ) -> web.Response:
     _check_fabric(state, m)
-    return _json(views.listing([views.container_resource(state)]))
+    return _json(_page(request, state, [views.container_resource(state)]))
 
 
 @_route("GET", _C)
@@ -422,7 +447,9 @@ async def list_vcenters(
     _check_fabric(state, m)
     now = state.clock()
     return _json(
-        views.listing([views.vcenter_resource(state, v, now) for v in state.fabric.vcenters])
+        _page(
+            request, state, [views.vcenter_resource(state, v, now) for v in state.fabric.vcenters]
+        )
     )
 
 
@@ -446,7 +473,7 @@ async def list_policies(
     request: web.Request, state: SimulatorState, m: dict[str, str], body: Any
 ) -> web.Response:
     _check_vault(state, m)
-    return _json(views.listing(views.policy_resources(state)))
+    return _json(_page(request, state, views.policy_resources(state)))
 
 
 @_route("GET", rf"{_V}/replicationPolicies/(?P<policy>{_NAME})")

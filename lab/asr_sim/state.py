@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
+import os
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -22,7 +24,7 @@ from lab.asr_sim.faults import FaultBook, JobFailureFault
 from lab.asr_sim.operations import OPERATIONS, Operation, OperationSpec, TaskSpec
 from lab.asr_sim.recovery_points import RecoveryPoint, generate_recovery_points
 from lab.asr_sim.topology import ArmIds, FabricCatalog, stable_guid
-from lab.scenario import ProtectedItemSpec, Scenario, registration_delay
+from lab.scenario import ProtectedItemSpec, Scenario, WireSpec, registration_delay
 
 log = logging.getLogger(__name__)
 
@@ -307,6 +309,19 @@ class _JobPlan:
     on_success: Callable[[dt.datetime], None]
 
 
+# A JSON object of WireSpec fields that overrides every scenario's `azure.wire`: how the test
+# suite runs every simulator with small pages, or under one reality variant, without editing
+# the scenarios.
+WIRE_OVERRIDES_ENV = "FAILBACK_SIM_WIRE"
+
+
+def wire_with_overrides(wire: WireSpec) -> WireSpec:
+    raw = os.environ.get(WIRE_OVERRIDES_ENV)
+    if not raw:
+        return wire
+    return WireSpec.model_validate({**wire.model_dump(), **json.loads(raw)})
+
+
 class SimulatorState:
     def __init__(
         self,
@@ -317,6 +332,7 @@ class SimulatorState:
         clock: Callable[[], dt.datetime] = utcnow,
     ) -> None:
         self.scenario = scenario
+        self.wire = wire_with_overrides(scenario.azure.wire)
         self.effects = effects
         self.clock = clock
         self.started_at = clock()
