@@ -15,8 +15,8 @@ def pytest_configure(config: pytest.Config) -> None:
     # Every simulator the tests start, in-process or as a lab subprocess, walks each answer
     # against the SDK's models (lab/asr_sim/schema.py); the lab fixtures fail on what it finds.
     os.environ["FAILBACK_SIM_SCHEMA_CHECK"] = "1"
-    # Small pages, so that every list the client reads crosses a nextLink (real ASR pages them).
-    os.environ.setdefault("FAILBACK_SIM_WIRE", '{"page_size": 2}')
+    # Small pages, so that most lists the client reads cross a nextLink (real ASR pages them).
+    os.environ.setdefault("FAILBACK_SIM_WIRE", '{"page_size": 5}')
 
 
 def venv_binary(name: str) -> str:

@@ -266,7 +266,14 @@ _ALLOWED_OPERATIONS: dict[Phase, tuple[str, ...]] = {
 }
 
 
-def protection_state(item: ItemState) -> str:
+# Recorded (InMageRcmFailback and HyperVReplicaAzure items in lab/asr_wire): while a reprotect's
+# initial replication runs, the item says so and offers nothing but DisableProtection.
+INITIAL_REPLICATION_STATE = "InitialReplicationInProgress"
+
+
+def protection_state(item: ItemState, now: dt.datetime) -> str:
+    if item.initial_replication_running(now):
+        return INITIAL_REPLICATION_STATE
     return _PROTECTION_STATES[item.phase][0]
 
 
@@ -280,7 +287,9 @@ def protection_state_description(item: ItemState, now: dt.datetime) -> str:
     return _PROTECTION_STATES[item.phase][1]
 
 
-def allowed_operations(item: ItemState) -> list[str]:
+def allowed_operations(item: ItemState, now: dt.datetime) -> list[str]:
+    if item.initial_replication_running(now):
+        return ["DisableProtection"]
     return list(_ALLOWED_OPERATIONS[item.phase])
 
 
@@ -432,14 +441,15 @@ class SimulatorState:
                 f"({running.spec.scenario_name}) is still in progress on it. Wait for that job "
                 f"to finish (GET {self.ids.job(running.name)}).",
             )
-        allowed = allowed_operations(item)
+        now = self.clock()
+        allowed = allowed_operations(item, now)
         if not spec.allowed_operation_names & set(allowed):
             raise ArmError(
                 400,
                 "OperationNotAllowed",
                 f"Cannot start {spec.friendly_name.lower()} ({operation.value}) on protected item "
                 f"'{item.name}' ({item.spec.vm_name}): its protection state is "
-                f"'{protection_state(item)}' and the allowed operations are {allowed}.",
+                f"'{protection_state(item, now)}' and the allowed operations are {allowed}.",
             )
 
     def _plan_failover(self, item: ItemState, body: Any) -> _JobPlan:

@@ -119,7 +119,7 @@ def item_resource(state: SimulatorState, item_name: str, now: dt.datetime) -> di
         "recoveryFabricId": "Microsoft Azure",
         "primaryProtectionContainerFriendlyName": azure.protection_container,
         "recoveryProtectionContainerFriendlyName": "Microsoft Azure",
-        "protectionState": protection_state(item),
+        "protectionState": protection_state(item, now),
         "protectionStateDescription": protection_state_description(item, now),
         # UNVERIFIED: the lab reports the on-premises side as "Primary", so the item is in
         # "Recovery" while it runs in Azure and "Primary" once failed back.
@@ -130,7 +130,7 @@ def item_resource(state: SimulatorState, item_name: str, now: dt.datetime) -> di
         ),
         "testFailoverState": "None",
         "testFailoverStateDescription": "None",
-        "allowedOperations": allowed_operations(item),
+        "allowedOperations": allowed_operations(item, now),
         "replicationHealth": item.replication_health(now),
         "failoverHealth": "Normal",
         "healthErrors": _item_health_errors(state, item, now),
@@ -405,10 +405,11 @@ def recovery_plan_resource(state: SimulatorState, plan: RecoveryPlanSpec) -> dic
     )
     # UNVERIFIED: the lab offers a plan the operations every member allows (bar disabling
     # protection, which is an item operation).
+    now = state.clock()
     allowed = [
         op
-        for op in allowed_operations(members[0])
-        if op != "DisableProtection" and all(op in allowed_operations(m) for m in members)
+        for op in allowed_operations(members[0], now)
+        if op != "DisableProtection" and all(op in allowed_operations(m, now) for m in members)
     ]
 
     def group(kind: str, names: list[str]) -> dict[str, Any]:
@@ -679,16 +680,18 @@ def _master_target(
                 "volumeName": volume.volume_name,
                 "capacityInBytes": volume.capacity_gb * gib,
                 "freeSpaceInBytes": volume.free_gb * gib,
-                "thresholdPercentage": 80,
+                "thresholdPercentage": None,  # as recorded (v2aFailbackReprotect.json)
             }
             for volume in mt.retention_volumes
         ],
         "dataStores": [
             {
                 "symbolicName": ds.name,
-                "uuid": f"ds-{ds.name}",
-                "capacity": str(ds.capacity_gb * gib),
-                "freeSpace": str(ds.capacity_gb * gib // 2),
+                # As recorded (v2aFailbackReprotect.json): a VMFS-style uuid, and sizes in GB
+                # as decimal strings ("439.5", "154.11").
+                "uuid": _vmfs_uuid(ds.name),
+                "capacity": _gigabytes(ds.capacity_gb),
+                "freeSpace": _gigabytes(ds.capacity_gb / 2),
                 "type": ds.type,
             }
             for ds in mt.datastores
@@ -697,6 +700,15 @@ def _master_target(
         "healthErrors": health_errors,
         "validationErrors": validation_errors,
     }
+
+
+def _gigabytes(value: float) -> str:
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def _vmfs_uuid(name: str) -> str:
+    digits = stable_guid("datastore", name).replace("-", "")
+    return f"{digits[:8]}-{digits[8:16]}-{digits[16:20]}-{digits[20:32]}"
 
 
 def container_resource(state: SimulatorState) -> dict[str, Any]:

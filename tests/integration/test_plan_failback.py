@@ -115,7 +115,9 @@ async def test_plan_fails_back_in_boot_group_order_at_the_previewed_points(
     point_lists = Counter(
         e["path"].split("/replicationProtectedItems/")[1].split("/")[0]
         for e in entries[run_starts:]
-        if e["method"] == "GET" and e["path"].endswith("/recoveryPoints")
+        if e["method"] == "GET"
+        and e["path"].endswith("/recoveryPoints")
+        and "$skiptoken" not in e["query"]  # a list's first page
     )
     assert point_lists == {m.machine: 1 for m in status.machines}, point_lists
 

@@ -218,7 +218,7 @@ def test_readiness_fabric_lists_master_targets_process_servers_and_vcenters(
         ("ds-vmfs-01", "VMFS"),
         ("ds-vsan-01", "vsan"),
     ]
-    assert int(lnx.data_stores[0].capacity) == 2048 * 1024**3
+    assert float(lnx.data_stores[0].capacity) == 2048  # GB, as ASR reports it
     assert [v.volume_name for v in win.retention_volumes] == ["F"]
     assert [v.volume_name for v in lnx2.retention_volumes] == ["/mnt/retention"]
     assert lnx2.retention_volumes[0].free_space_in_bytes == 400 * 1024**3
