@@ -437,8 +437,12 @@ def test_reprotect_to_original_location_replicates_then_is_healthy_with_points(
     item = lab.reprotect_to_onprem("web-01-item").result()
 
     props = item.properties
-    assert (props.protection_state, props.active_location) == ("Protected", "Recovery")
-    assert props.allowed_operations == ["UnplannedFailover", "DisableProtection"]
+    # As recorded: the state says so, and nothing but DisableProtection is offered meanwhile.
+    assert (props.protection_state, props.active_location) == (
+        "InitialReplicationInProgress",
+        "Recovery",
+    )
+    assert props.allowed_operations == ["DisableProtection"]
     assert props.replication_health == "Warning"
     assert props.protection_state_description == "Initial replication in progress"
     assert props.policy_id == lab.failback_policy_id()
