@@ -405,6 +405,20 @@ async def get_job(
     return _json(views.job_resource(state, job))
 
 
+@_route("POST", rf"{_V}/replicationJobs/(?P<job>{_NAME})/resume")
+async def resume_job(
+    request: web.Request, state: SimulatorState, m: dict[str, str], body: Any
+) -> web.Response:
+    """A suspended job goes on (ResumeJobParams: `{"properties": {"comments": ...}}`)."""
+    _check_vault(state, m)
+    job = state.job(m["job"])
+    if job is None:
+        raise not_found(f"Job '{m['job']}' was not found in vault '{state.ids.vault}'.")
+    state.resume_job(job)
+    job.state = "InProgress"
+    return _json(views.job_resource(state, job))
+
+
 # -- ASR: fabric, containers, vCenters, policies ---------------------------------------------
 
 

@@ -84,6 +84,36 @@ class JobFailureFault(_FaultBase):
         return self.task or OPERATIONS[self.operation].default_failure_task
 
 
+class JobStateFault(_FaultBase):
+    """Make the next `count` jobs of `operation` show one of ASR's less common job states.
+
+    - Suspended: after task `task` the job stops in state Suspended until
+      `POST replicationJobs/{job}/resume`, then goes on (ASR's "waiting for an operator").
+    - Other: for `seconds` after task `task` the job's state reads Other, then it goes on.
+    - PartiallySucceeded: the job ends Succeeded with stateDescription PartiallySucceeded and its
+      last task Failed; what the operation changes on the item still changes.
+    The states are documented (service.json JobProperties.state); when real ASR shows them for
+    these operations is UNKNOWN.
+    """
+
+    kind: Literal["job_state"]
+    operation: Operation
+    state: Literal["Suspended", "Other", "PartiallySucceeded"]
+    item: str | None = Field(default=None, description="Protected item name; any if absent")
+    task: str | None = Field(default=None, description="Task after which it strikes; the first")
+    seconds: float = Field(default=3.0, gt=0, le=600, description="How long Other lasts")
+
+    @model_validator(mode="after")
+    def _task_exists(self) -> JobStateFault:
+        names = task_names(self.operation)
+        if self.task is not None and self.task not in names:
+            raise ValueError(
+                f"task {self.task!r} is not a task of {self.operation.value}; "
+                f"choose one of {list(names)}"
+            )
+        return self
+
+
 class _ConnectionFault(_FaultBase):
     method: str | None = Field(default=None, description="HTTP method to match; any if absent")
     path_suffix: str | None = Field(
@@ -120,7 +150,7 @@ class DelayFault(_ConnectionFault):
     seconds: float = Field(gt=0, le=600)
 
 
-AnyFault = HttpFault | JobFailureFault | DropFault | DelayFault
+AnyFault = HttpFault | JobFailureFault | JobStateFault | DropFault | DelayFault
 ConnectionFault = DropFault | DelayFault
 Fault = Annotated[AnyFault, Field(discriminator="kind")]
 FAULT_ADAPTER: TypeAdapter[AnyFault] = TypeAdapter(Fault)
@@ -169,6 +199,18 @@ class FaultBook:
             fault = armed.fault
             if (
                 isinstance(fault, JobFailureFault)
+                and fault.operation == operation
+                and (fault.item is None or fault.item.lower() == item_name.lower())
+            ):
+                self._use(armed)
+                return fault
+        return None
+
+    def take_job_state(self, operation: Operation, item_name: str) -> JobStateFault | None:
+        for armed in self._armed:
+            fault = armed.fault
+            if (
+                isinstance(fault, JobStateFault)
                 and fault.operation == operation
                 and (fault.item is None or fault.item.lower() == item_name.lower())
             ):

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from lab.asr_sim.arm import ArmError, bad_request, utcnow
 from lab.asr_sim.effects import VCenterEffectError, VCenterEffects
-from lab.asr_sim.faults import FaultBook, JobFailureFault
+from lab.asr_sim.faults import FaultBook, JobFailureFault, JobStateFault
 from lab.asr_sim.operations import OPERATIONS, Operation, OperationSpec, TaskSpec
 from lab.asr_sim.recovery_points import RecoveryPoint, generate_recovery_points
 from lab.asr_sim.topology import ArmIds, FabricCatalog, stable_guid
@@ -55,7 +55,7 @@ class Phase(StrEnum):
     REPLICATING_TO_AZURE = "ReplicatingToAzure"
 
 
-JobState = Literal["NotStarted", "InProgress", "Succeeded", "Failed"]
+JobState = Literal["NotStarted", "InProgress", "Succeeded", "Failed", "Suspended", "Other"]
 
 
 @dataclass
@@ -134,6 +134,9 @@ class Job:
     tasks: list[TaskRecord]
     activity_id: str
     injected_failure: JobFailureFault | None
+    injected_state: JobStateFault | None = None
+    state_description: str | None = None
+    resumed: asyncio.Event = field(default_factory=asyncio.Event)
     # The request body as received (parsed JSON), e.g. which recovery point a failover asked for.
     request_body: Any = None
     state: JobState = "InProgress"
@@ -413,6 +416,7 @@ class SimulatorState:
             ],
             activity_id=f"{uuid.uuid4()} ActivityId: {uuid.uuid4()}",
             injected_failure=self.faults.take_job_failure(operation, item.name),
+            injected_state=self.faults.take_job_state(operation, item.name),
             request_body=body,
         )
         self.jobs[name.lower()] = job
@@ -1042,11 +1046,15 @@ class SimulatorState:
                     await effect()
                 task.state = "Succeeded"
                 task.end_time = self.clock()
+                await self._injected_state_after(job, task)
             now = self.clock()
             plan.on_success(now)
             job.state = "Succeeded"
             job.end_time = now
             job.item.current_job = None
+            if job.injected_state is not None and job.injected_state.state == "PartiallySucceeded":
+                job.state_description = "PartiallySucceeded"
+                job.tasks[-1].state = "Failed"
         except JobFailure as failure:
             self._fail(job, current, failure)
         except asyncio.CancelledError:
@@ -1054,6 +1062,29 @@ class SimulatorState:
         except Exception as err:
             log.exception("job %s (%s) crashed", job.name, job.operation.value)
             self._fail(job, current, JobFailure("InternalError", f"The lab job crashed: {err}"))
+
+    async def _injected_state_after(self, job: Job, task: TaskRecord) -> None:
+        fault = job.injected_state
+        if fault is None or fault.state == "PartiallySucceeded":
+            return
+        if task.spec.name != (fault.task or job.tasks[0].spec.name):
+            return
+        job.state = fault.state
+        if fault.state == "Suspended":
+            await job.resumed.wait()
+        else:
+            await asyncio.sleep(fault.seconds)
+        job.state = "InProgress"
+
+    def resume_job(self, job: Job) -> None:
+        """ASR's `replicationJobs/{job}/resume`: a suspended job goes on."""
+        if job.state != "Suspended":
+            raise ArmError(
+                400,
+                "BadRequest",
+                f"Job '{job.name}' is {job.state}, not Suspended; only a suspended job resumes.",
+            )
+        job.resumed.set()
 
     def _fail(self, job: Job, task: TaskRecord | None, failure: JobFailure) -> None:
         now = self.clock()

@@ -470,7 +470,7 @@ def job_resource(state: SimulatorState, job: Job) -> dict[str, Any]:
             "scenarioName": job.spec.scenario_name,
             "friendlyName": f"{job.spec.friendly_name} ({job.item.spec.vm_name})",
             "state": job.state,
-            "stateDescription": _state_description(job.state),
+            "stateDescription": job.state_description or _state_description(job.state),
             "tasks": [_task(t) for t in job.tasks],
             "errors": [_job_error(e) for e in job.errors],
             "startTime": iso(job.start_time),
