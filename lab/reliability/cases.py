@@ -1,4 +1,4 @@
-"""Every reliability case: the full matrix (scripts/reliability.py) and the subsets `make test`
+"""Every reliability case: the full matrix (`python -m lab.reliability`) and the subsets `make test`
 runs (tests/reliability). Each case has a unit (a plan with machines) of its own."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 from temporalio.client import Client
 
 from domain.models import ApprovalRequest, MachineStatus
-from tests.reliability.harness import (
+from lab.reliability.harness import (
     KILL_APPROVE_RESTART,
     KILL_TEMPORAL,
     KILL_WORKER,
@@ -948,7 +948,7 @@ SAFETY = [
 FULL_MATRIX = [BASELINE_REPROTECT, BASELINE_REPLICATING, *CRASHES, *TEMPORAL, *FAULTS, *SAFETY]
 
 # What `make test` runs (tests/reliability): 3 kill points (one inside a job), one Temporal
-# restart, each fault kind once, the safety cases; the rest is scripts/reliability.py's job.
+# restart, each fault kind once, the safety cases; the rest is `python -m lab.reliability`'s job.
 # Two of them on plans already replicating back (no reprotect first: 8 s quicker each).
 TEST_CRASHES = [
     CRASH_FAILOVER_JOB,
