@@ -36,10 +36,10 @@ system-deps:
 venv: $(VENV_STAMP)
 
 $(VENV_STAMP): pyproject.toml
-	@echo "==> Creating the virtual environment $(VENV) with the project and its dev tools"
+	@echo "==> Creating the virtual environment $(VENV) with the project, the lab and the test tools"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[lab,test]'
 	@touch $@
 
 vcsim: venv

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import Future
 from typing import Any
 
@@ -20,11 +20,16 @@ class OnPremFactsQuery(BaseModel):
     """Empty on purpose: the whole inventory is read in one PropertyCollector round trip."""
 
 
-def facts_from_inventory(inventory: vsphere_client.VCenterInventory) -> OnPremFacts:
+def facts_from_inventory(
+    inventory: vsphere_client.VCenterInventory, standalone_hosts: Collection[str] = ()
+) -> OnPremFacts:
+    """`standalone_hosts`: hosts vCenter lists but does not manage (see
+    Settings.vcenter_standalone_hosts)."""
     vsan = {d.name for d in inventory.datastores if d.type.lower() == "vsan"}
     return OnPremFacts(
         hosts=[
-            HostFacts(name=h.name, managed_by_vcenter=h.managed_by_vcenter) for h in inventory.hosts
+            HostFacts(name=h.name, managed_by_vcenter=h.name not in standalone_hosts)
+            for h in inventory.hosts
         ],
         datastores=[
             DatastoreFacts(
@@ -57,8 +62,9 @@ class VSphereActivities:
     (see vsphere_client.VCenterSession). `close` logs it out when the worker stops.
     """
 
-    def __init__(self, connect: Callable[[], Any]) -> None:
+    def __init__(self, connect: Callable[[], Any], standalone_hosts: Collection[str] = ()) -> None:
         self._session = vsphere_client.VCenterSession(connect)
+        self._standalone_hosts = frozenset(standalone_hosts)
         self._facts_lock = threading.Lock()
         self._facts_read: Future[OnPremFacts] | None = None
 
@@ -95,7 +101,9 @@ class VSphereActivities:
         if shared is not None:
             return shared.result()
         try:
-            facts = facts_from_inventory(self._session.run(vsphere_client.read_inventory))
+            facts = facts_from_inventory(
+                self._session.run(vsphere_client.read_inventory), self._standalone_hosts
+            )
         except BaseException as err:
             reading.set_exception(err)
             raise

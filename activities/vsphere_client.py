@@ -3,11 +3,12 @@
 Every read goes through the PropertyCollector, never through managed-object attribute accessors:
 one round trip per batch instead of one per attribute, and the lab's vcsim (govmomi 0.24.2)
 panics when an accessor reads a property that is unset (e.g. ``vm.snapshot`` without snapshots).
-No Temporal imports here: activities wrap these calls, the lab's ASR simulator uses them directly.
+No Temporal imports here: activities wrap these calls.
 
-``read_inventory`` is what the readiness rules need from vCenter (hosts and whether vCenter
-manages them, datastores with their type and the hosts that mount them, VMs with their disks,
-snapshots and guest OS); ``create_vm_on_host`` re-creates a VM for alternate location recovery.
+``read_inventory`` is what the readiness rules need from vCenter (hosts, datastores with their
+type and the hosts that mount them, VMs with their disks, snapshots and guest OS). Failback never
+writes to vCenter directly (ASR powers the VMs on); the lab's simulator, which plays ASR's part,
+has writes of its own in lab/vcenter_client.py.
 """
 
 from __future__ import annotations
@@ -25,10 +26,6 @@ from pydantic import BaseModel, ConfigDict
 from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim, vmodl
 
-POWERED_ON = "poweredOn"
-POWERED_OFF = "poweredOff"
-DEFAULT_TASK_TIMEOUT_SECONDS = 300.0
-
 _VM_PROPERTIES = [
     "name",
     "runtime.powerState",
@@ -42,8 +39,6 @@ _HOST_PROPERTIES = [
     "name",
     "runtime.connectionState",
     "datastore",
-    "customValue",
-    "availableField",
 ]
 _DATASTORE_PROPERTIES = [
     "name",
@@ -63,16 +58,6 @@ _INVENTORY_VM_PROPERTIES = [
     "snapshot",
 ]
 
-# The host custom attribute by which the lab marks ESXi hosts that vCenter does not manage (the
-# vcsim harness serves every host from one inventory; see lab/vcsim/main.go). A real vCenter only
-# lists hosts it manages and has no such attribute: a host without it is vCenter-managed.
-MANAGED_BY_FIELD = "failback.lab.managedBy"
-STANDALONE_ESXI = "standalone-esxi"
-
-GUEST_IDS: dict[str, str] = {
-    "Windows": "windows9Server64Guest",
-    "Linux": "otherLinux64Guest",
-}
 _GIB = 1024**3
 _KIB = 1024
 
@@ -99,10 +84,6 @@ class AmbiguousVmNameError(LookupError):
         self.count = count
 
 
-class VsphereTaskError(RuntimeError):
-    """A vCenter task ended in error or did not finish in time."""
-
-
 class HostNotFoundError(LookupError):
     """No ESXi host with this name exists in vCenter."""
 
@@ -119,27 +100,6 @@ class DatastoreNotFoundError(LookupError):
         self.name = name
 
 
-class DatastoreNotAccessibleError(ValueError):
-    """The datastore is not mounted (or not accessible) on the ESXi host."""
-
-    def __init__(self, datastore: str, host: str) -> None:
-        super().__init__(f"datastore {datastore!r} is not accessible from ESXi host {host!r}")
-        self.datastore = datastore
-        self.host = host
-
-
-class VmAlreadyExistsError(RuntimeError):
-    """A VM with this name exists, but not where it was to be created."""
-
-    def __init__(self, name: str, host: str | None, datastores: Sequence[str]) -> None:
-        super().__init__(
-            f"VM {name!r} already exists on host {host!r}, datastores {list(datastores)}"
-        )
-        self.name = name
-        self.host = host
-        self.datastores = list(datastores)
-
-
 class VmState(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -152,12 +112,11 @@ class VmState(BaseModel):
 
 
 class HostInfo(BaseModel):
-    """An ESXi host as vCenter lists it."""
+    """An ESXi host as vCenter lists it (a vCenter lists only the hosts it manages)."""
 
     model_config = ConfigDict(frozen=True)
 
     name: str
-    managed_by_vcenter: bool
     connection_state: str
     datastores: list[str]
     """Names of the datastores the host mounts and can access."""
@@ -247,9 +206,10 @@ class VCenterInventory(BaseModel):
 
 
 def connect(
-    host: str, port: int, user: str, password: str, verify_tls: bool = False
+    host: str, port: int, user: str, password: str, verify_tls: bool = True
 ) -> vim.ServiceInstance:
-    """Log in to vCenter; TLS verification is off by default because vcsim's cert is self-signed."""
+    """Log in to vCenter; `verify_tls=False` accepts any certificate (the lab's vcsim has a
+    self-signed one)."""
     si: vim.ServiceInstance = SmartConnect(
         host=host,
         port=port,
@@ -456,93 +416,9 @@ def read_vm_state_of(si: vim.ServiceInstance, vm: Any, *, collector: Any = None)
     return _vm_state(name, props, _entity_names(si, _vm_refs(props), collector))
 
 
-def _find_vm(si: vim.ServiceInstance, name: str) -> tuple[Any, str]:
-    """The VM's reference and power state, found through the PropertyCollector."""
-    selected = _select(_collect_vms(si, ["name", "runtime.powerState"]), {name})
-    if name not in selected:
-        raise VmNotFoundError(name)
-    ref, props = selected[name]
-    return ref, str(props.get("runtime.powerState", "unknown"))
-
-
-def _wait_for_task(si: vim.ServiceInstance, task: Any, timeout_seconds: float) -> None:
-    """Poll the task's info through the PropertyCollector until it succeeds or fails.
-
-    Polling RetrievePropertiesEx instead of pyVim's WaitForTask keeps to one well-supported call
-    (the same one used for every other read) and never touches task.info through an accessor.
-    """
-    collector = si.RetrieveContent().propertyCollector
-    spec = _PropertyCollector.FilterSpec(
-        objectSet=[_PropertyCollector.ObjectSpec(obj=task, skip=False)],
-        propSet=[
-            _PropertyCollector.PropertySpec(
-                type=vim.Task, pathSet=["info.state", "info.error", "info.descriptionId"]
-            )
-        ],
-    )
-    deadline = time.monotonic() + timeout_seconds
-    delay = 0.05
-    while True:
-        props: dict[str, Any] = {}
-        for obj in _retrieve_all(collector, [spec]):
-            props = _props(obj)
-        state = props.get("info.state")
-        if state == vim.TaskInfo.State.success:
-            return
-        if state == vim.TaskInfo.State.error:
-            fault = props.get("info.error")
-            if fault is not None:
-                raise fault
-            raise VsphereTaskError(f"task {props.get('info.descriptionId')} failed")
-        if time.monotonic() >= deadline:
-            raise VsphereTaskError(
-                f"task {props.get('info.descriptionId', task._moId)} still {state} after "
-                f"{timeout_seconds:.0f} s"
-            )
-        time.sleep(delay)
-        delay = min(delay * 2, 1.0)
-
-
-def _set_power(si: vim.ServiceInstance, name: str, target: str, timeout_seconds: float) -> VmState:
-    vm, power_state = _find_vm(si, name)
-    if power_state != target:
-        task = vm.PowerOnVM_Task() if target == POWERED_ON else vm.PowerOffVM_Task()
-        # Someone else getting the VM to the target state between our read and the task is the
-        # outcome the caller asked for, so not an error.
-        with contextlib.suppress(vim.fault.InvalidPowerState):
-            _wait_for_task(si, task, timeout_seconds)
-    states = read_vm_states(si, [name])
-    if name not in states:
-        raise VmNotFoundError(name)
-    return states[name]
-
-
-def power_on_vm(
-    si: vim.ServiceInstance, name: str, timeout_seconds: float = DEFAULT_TASK_TIMEOUT_SECONDS
-) -> VmState:
-    """Power the VM on (no-op when already on) and return its state afterwards."""
-    return _set_power(si, name, POWERED_ON, timeout_seconds)
-
-
-def power_off_vm(
-    si: vim.ServiceInstance, name: str, timeout_seconds: float = DEFAULT_TASK_TIMEOUT_SECONDS
-) -> VmState:
-    """Power the VM off (hard power-off, no guest shutdown; no-op when already off)."""
-    return _set_power(si, name, POWERED_OFF, timeout_seconds)
-
-
 def _is_false(value: Any) -> bool:
     """An explicit False (an unset optional boolean counts as true, as vSphere means it)."""
     return value is False
-
-
-def _managed_by_vcenter(props: dict[str, Any]) -> bool:
-    fields = props.get("availableField") or []
-    keys = {field.key for field in fields if field.name == MANAGED_BY_FIELD}
-    for value in props.get("customValue") or []:
-        if value.key in keys and getattr(value, "value", None) == STANDALONE_ESXI:
-            return False
-    return True
 
 
 def _snapshot_count(snapshot: Any) -> int:
@@ -643,7 +519,6 @@ def read_inventory(si: vim.ServiceInstance, *, page_size: int | None = None) -> 
     hosts = [
         HostInfo(
             name=props["name"],
-            managed_by_vcenter=_managed_by_vcenter(props),
             connection_state=str(props.get("runtime.connectionState", "unknown")),
             datastores=[
                 names_by_id.get(ds._moId, ds._moId)
@@ -692,158 +567,6 @@ def read_inventory(si: vim.ServiceInstance, *, page_size: int | None = None) -> 
 
 def _optional_str(value: Any) -> str | None:
     return None if value is None else str(value)
-
-
-@dataclass(frozen=True)
-class _Placement:
-    """Where a new VM goes: the references CreateVM_Task needs."""
-
-    host: Any
-    datastore: Any
-    pool: Any
-    folder: Any
-
-
-def _placement(si: vim.ServiceInstance, host: str, datastore: str) -> _Placement:
-    """The host, datastore, resource pool and VM folder for a new VM, in one retrieval."""
-    objects = _collect(
-        si,
-        {
-            vim.HostSystem: ["name", "parent", "datastore"],
-            vim.Datastore: ["name", "summary.accessible"],
-            vim.ComputeResource: ["parent", "resourcePool"],
-            vim.Folder: ["parent"],
-            vim.Datacenter: ["vmFolder"],
-        },
-    )
-    by_id = {ref._moId: props for ref, props in objects}
-
-    def props_of(ref: Any) -> dict[str, Any]:
-        return by_id.get(ref._moId, {}) if ref is not None else {}
-
-    def named(kind: type, name: str) -> Any:
-        return next(
-            (ref for ref, props in objects if isinstance(ref, kind) and props.get("name") == name),
-            None,
-        )
-
-    host_ref = named(vim.HostSystem, host)
-    if host_ref is None:
-        raise HostNotFoundError(host)
-    ds_ref = named(vim.Datastore, datastore)
-    if ds_ref is None:
-        raise DatastoreNotFoundError(datastore)
-    mounted = {ds._moId for ds in props_of(host_ref).get("datastore") or []}
-    if ds_ref._moId not in mounted or _is_false(props_of(ds_ref).get("summary.accessible")):
-        raise DatastoreNotAccessibleError(datastore, host)
-
-    compute = props_of(host_ref).get("parent")
-    pool = props_of(compute).get("resourcePool")
-    if pool is None:
-        raise RuntimeError(f"ESXi host {host!r} has no resource pool; cannot place a VM on it")
-    # Up from the compute resource through host folders to the datacenter, for its VM folder.
-    parent = props_of(compute).get("parent")
-    while parent is not None and not isinstance(parent, vim.Datacenter):
-        parent = props_of(parent).get("parent")
-    folder = props_of(parent).get("vmFolder")
-    if folder is None:
-        raise RuntimeError(f"ESXi host {host!r} is in no datacenter; cannot place a VM on it")
-    return _Placement(host=host_ref, datastore=ds_ref, pool=pool, folder=folder)
-
-
-def _new_vm_spec(
-    name: str, datastore_name: str, datastore: Any, guest_id: str, disks_gb: Sequence[int]
-) -> Any:
-    controller_key = -100
-    changes = [
-        vim.vm.device.VirtualDeviceSpec(
-            operation=vim.vm.device.VirtualDeviceSpec.Operation.add,
-            device=vim.vm.device.ParaVirtualSCSIController(
-                key=controller_key,
-                busNumber=0,
-                sharedBus=vim.vm.device.VirtualSCSIController.Sharing.noSharing,
-            ),
-        )
-    ]
-    # Unit 7 of a SCSI bus is the controller's own.
-    units = [unit for unit in range(16) if unit != 7]
-    if len(disks_gb) > len(units):
-        raise ValueError(f"{len(disks_gb)} disks do not fit on one SCSI controller (max 15)")
-    for index, size_gb in enumerate(disks_gb):
-        changes.append(
-            vim.vm.device.VirtualDeviceSpec(
-                operation=vim.vm.device.VirtualDeviceSpec.Operation.add,
-                fileOperation=vim.vm.device.VirtualDeviceSpec.FileOperation.create,
-                device=vim.vm.device.VirtualDisk(
-                    key=controller_key - 1 - index,
-                    controllerKey=controller_key,
-                    unitNumber=units[index],
-                    capacityInKB=size_gb * _GIB // _KIB,
-                    capacityInBytes=size_gb * _GIB,
-                    deviceInfo=vim.Description(label=f"Hard disk {index + 1}", summary=""),
-                    backing=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
-                        # No path: vCenter names the vmdk after the VM, in the VM's directory.
-                        fileName=f"[{datastore_name}]",
-                        datastore=datastore,
-                        diskMode="persistent",
-                        thinProvisioned=True,
-                    ),
-                ),
-            )
-        )
-    return vim.vm.ConfigSpec(
-        name=name,
-        guestId=guest_id,
-        numCPUs=2,
-        memoryMB=4096,
-        files=vim.vm.FileInfo(vmPathName=f"[{datastore_name}]"),
-        deviceChange=changes,
-    )
-
-
-def create_vm_on_host(
-    si: vim.ServiceInstance,
-    name: str,
-    host: str,
-    datastore: str,
-    os_type: str,
-    disks_gb: Sequence[int],
-    timeout_seconds: float = DEFAULT_TASK_TIMEOUT_SECONDS,
-) -> VmState:
-    """Create a powered-off VM on the ESXi host with new thin vmdks on the datastore.
-
-    This is how alternate location recovery (R5) re-creates a VM: on the master target's host, on
-    the datastore chosen at reprotect. Whether that datastore is allowed (R6: VMFS only) is the
-    readiness rules' decision, not this function's. Idempotent: a VM of that name already on the
-    host and datastore is returned as it is; one elsewhere raises VmAlreadyExistsError.
-    """
-    if os_type not in GUEST_IDS:
-        raise ValueError(f"os_type {os_type!r} is not one of {sorted(GUEST_IDS)}")
-    if any(size <= 0 for size in disks_gb):
-        raise ValueError(f"disk sizes must be positive, got {list(disks_gb)}")
-
-    def existing() -> VmState | None:
-        state = read_vm_states(si, [name]).get(name)
-        if state is None:
-            return None
-        if state.host != host or datastore not in state.datastores:
-            raise VmAlreadyExistsError(name, state.host, state.datastores)
-        return state
-
-    state = existing()
-    if state is not None:
-        return state
-    placement = _placement(si, host, datastore)
-    spec = _new_vm_spec(name, datastore, placement.datastore, GUEST_IDS[os_type], disks_gb)
-    task = placement.folder.CreateVM_Task(config=spec, pool=placement.pool, host=placement.host)
-    # Created concurrently (e.g. by an earlier attempt whose reply was lost): fine if it is where
-    # it was asked for, which existing() checks.
-    with contextlib.suppress(vim.fault.DuplicateName):
-        _wait_for_task(si, task, timeout_seconds)
-    state = existing()
-    if state is None:
-        raise VmNotFoundError(name)
-    return state
 
 
 # --- One shared vCenter session per worker -------------------------------------------------------

@@ -1,6 +1,6 @@
 """Benchmark: orchestration overhead at plan scale, against the critical path and a script.
 
-    .venv/bin/python bench/run.py [--sizes 10,100,1000] [--baseline-sizes 10]
+    .venv/bin/python -m bench.run [--sizes 10,100,1000] [--baseline-sizes 10]
 
 For each size, in a fresh lab of its own (Temporal dev server, vcsim, the ASR simulator, a
 worker, all as processes, as `failback lab up` starts them): the recovery plans of the
@@ -45,19 +45,17 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from bench import baseline, scenarios
+from domain.models import PlanFailbackResult
+from lab.asr_sim.effects import POWER_ON_BY_ID_ENV
+from lab.asr_sim.operations import OPERATIONS, Operation
+from lab.manager import LabState, lab_down, lab_up
+from starter.service import approve, plan_input, start_plan_failback
+from worker.settings import Settings
+from worker.wiring import connect_temporal
+from workflows.plan import PlanFailbackWorkflow, plan_workflow_id
 
-from bench import baseline, scenarios  # noqa: E402
-from domain.models import PlanFailbackResult  # noqa: E402
-from lab.asr_sim.effects import POWER_ON_BY_ID_ENV  # noqa: E402
-from lab.asr_sim.operations import OPERATIONS, Operation  # noqa: E402
-from lab.manager import LabState, lab_down, lab_up  # noqa: E402
-from starter.service import approve, plan_input, start_plan_failback  # noqa: E402
-from worker.settings import Settings  # noqa: E402
-from worker.wiring import connect_temporal  # noqa: E402
-from workflows.plan import PlanFailbackWorkflow, plan_workflow_id  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 # ARM's throttling per subscription and principal (token buckets): writes 200, refilled 10/s;
 # reads 250, refilled 25/s.
@@ -1075,7 +1073,7 @@ def target_ratio(size: int) -> str:
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {
-        "command": " ".join([".venv/bin/python", "bench/run.py", *sys.argv[1:]]),
+        "command": " ".join([".venv/bin/python", "-m", "bench.run", *sys.argv[1:]]),
         "machine": machine_facts(),
         "durations": scenarios.DURATIONS.__dict__,
         "orchestrated": [],
@@ -1130,7 +1128,9 @@ def sizes(text: str) -> list[int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--sizes", type=sizes, default=[10, 100, 1000])
     parser.add_argument(
         "--baseline-sizes",

@@ -20,7 +20,7 @@ class Durations:
 
     # A real failover back to VMware takes many minutes (shut the Azure VM down, final sync,
     # power on); 30 s keeps the run short while the 1 s polls stay a small part of it.
-    # `bench/run.py --failover-seconds 5` reruns the earlier, poll-dominated setting.
+    # `python -m bench.run --failover-seconds 5` reruns the earlier, poll-dominated setting.
     failover: float = 30.0
     commit: float = 2.0
     reprotect: float = 2.0

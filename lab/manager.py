@@ -197,7 +197,13 @@ def lab_settings(
         "FAILBACK_VCENTER_PORT": str(endpoint.port),
         "FAILBACK_VCENTER_USER": endpoint.username,
         "FAILBACK_VCENTER_PASSWORD": endpoint.password,
+        # vcsim's certificate is self-signed.
         "FAILBACK_VCENTER_VERIFY_TLS": "false",
+        # One vcsim serves every host of the scenario, standalone ESXi hosts included; a real
+        # vCenter would not list those at all.
+        "FAILBACK_VCENTER_STANDALONE_HOSTS": ",".join(
+            h.name for h in scenario.vcenter.hosts if not h.managed_by_vcenter
+        ),
     }
     settings.update(LAB_TIMINGS)
     return settings

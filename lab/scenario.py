@@ -47,8 +47,8 @@ class HostSpec(_Strict):
     managed_by_vcenter: bool = Field(
         default=True,
         description="False: a standalone ESXi host that vCenter does not manage (in the lab it "
-        "stays in vcsim's inventory, marked by the host custom attribute "
-        "failback.lab.managedBy = standalone-esxi)",
+        "stays in vcsim's inventory, and the lab's settings name it in "
+        "FAILBACK_VCENTER_STANDALONE_HOSTS)",
     )
 
 

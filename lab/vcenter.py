@@ -104,12 +104,7 @@ def inventory_from_scenario(scenario: Scenario) -> dict[str, Any]:
             for ds in vcenter.datastores
         ],
         "hosts": [
-            {
-                "name": host.name,
-                "datastores": list(host.datastores),
-                "managed_by_vcenter": host.managed_by_vcenter,
-            }
-            for host in vcenter.hosts
+            {"name": host.name, "datastores": list(host.datastores)} for host in vcenter.hosts
         ],
         "vms": [
             {

@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from lab.scenario import ScenarioError, load_scenario, scenario_json_schema
 from worker.settings import Settings, SettingsError, load_settings
 
 T = TypeVar("T")
 
+CLI_PLUGINS = "failback.cli_plugins"
+"""Entry point group of the packages that add commands to `failback` (the lab's `failback lab`
+and `failback demo` are one): each entry names a CliPlugin. The product imports none of them by
+name, and works without any."""
 
-class _Failure(click.ClickException):
+
+class CommandFailure(click.ClickException):
     """Printed as `failback: <message>` with exit code 2."""
 
     exit_code = 2
@@ -28,50 +34,102 @@ class _Failure(click.ClickException):
         return self.message
 
 
+def _no_settings_file() -> Path | None:
+    return None
+
+
+@dataclass(frozen=True)
+class CliPlugin:
+    """What an installed package adds to the `failback` command line (see CLI_PLUGINS)."""
+
+    commands: Sequence[click.Command]
+    default_settings_file: Callable[[], Path | None] = _no_settings_file
+    """A settings file for commands run with no settings given (neither FAILBACK_SETTINGS_FILE
+    nor FAILBACK_TEMPORAL_ADDRESS set), such as a running lab's; None when it has none."""
+    no_settings_hint: str = ""
+    """What else to try, added to "cannot reach Temporal" when no settings were given."""
+
+
+@functools.cache
+def cli_plugins() -> tuple[CliPlugin, ...]:
+    """The installed plugins, loaded on first use (never at import)."""
+    from importlib.metadata import entry_points
+
+    plugins: list[CliPlugin] = []
+    for entry in entry_points(group=CLI_PLUGINS):
+        try:
+            plugin = entry.load()
+        except ImportError as err:
+            # Registered but not importable (its dependencies are not installed, say): the
+            # product's own commands still work.
+            click.echo(f"failback: plugin {entry.name!r} not loaded: {err}", err=True)
+            continue
+        if not isinstance(plugin, CliPlugin):
+            click.echo(f"failback: plugin {entry.name!r} ({entry.value}) is no CliPlugin", err=True)
+            continue
+        plugins.append(plugin)
+    return tuple(plugins)
+
+
+class _CommandsAndPlugins(click.Group):
+    """The product's commands, then those of the installed plugins (a plugin cannot replace a
+    product command)."""
+
+    def _plugin_commands(self) -> dict[str, click.Command]:
+        found: dict[str, click.Command] = {}
+        for plugin in cli_plugins():
+            for command in plugin.commands:
+                if command.name and command.name not in self.commands:
+                    found.setdefault(command.name, command)
+        return found
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._plugin_commands()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, cmd_name) or self._plugin_commands().get(cmd_name)
+
+
 def _run(coro: Awaitable[T]) -> T:
     return asyncio.run(coro)  # type: ignore[arg-type]
 
 
-def _friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+def friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Known refusals become one clear line and a non-zero exit instead of a traceback."""
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from temporalio.service import RPCError
 
-        from lab.manager import LabError
         from starter.service import CommandError
 
         try:
             return func(*args, **kwargs)
-        except (CommandError, SettingsError, ScenarioError, LabError) as err:
-            raise _Failure(str(err)) from err
+        except (CommandError, SettingsError) as err:
+            raise CommandFailure(str(err)) from err
         except RPCError as err:
-            raise _Failure(
+            raise CommandFailure(
                 f"Temporal refused the request: {err.message} ({err.status.name}); check "
                 "FAILBACK_TEMPORAL_ADDRESS and FAILBACK_TEMPORAL_NAMESPACE"
             ) from err
-        except RuntimeError as err:
-            if "Failed client connect" in str(err) or "connection" in str(err).lower():
-                raise _Failure(
-                    f"cannot reach Temporal: {err}. Is FAILBACK_TEMPORAL_ADDRESS right, and is "
-                    "the server (or `failback lab up`) running?"
-                ) from err
-            raise
 
     return wrapper
 
 
-def settings_for_cli() -> Settings:
-    """The environment's settings; with none given, those of the lab running here, if any."""
-    if not os.environ.get("FAILBACK_SETTINGS_FILE") and not os.environ.get(
+def _no_settings_given() -> bool:
+    return not os.environ.get("FAILBACK_SETTINGS_FILE") and not os.environ.get(
         "FAILBACK_TEMPORAL_ADDRESS"
-    ):
-        from lab.manager import ENV_FILE, default_lab_dir
+    )
 
-        lab_env = default_lab_dir() / ENV_FILE
-        if lab_env.exists():
-            os.environ["FAILBACK_SETTINGS_FILE"] = str(lab_env)
+
+def settings_for_cli() -> Settings:
+    """The environment's settings; with none given, a plugin's (the running lab's), if any."""
+    if _no_settings_given():
+        for plugin in cli_plugins():
+            path = plugin.default_settings_file()
+            if path is not None:
+                os.environ["FAILBACK_SETTINGS_FILE"] = str(path)
+                break
     return load_settings()
 
 
@@ -82,18 +140,18 @@ async def _client(settings: Settings) -> Any:
     try:
         return await connect_temporal(settings)
     except RuntimeError as err:
-        if "connect" not in str(err).lower():
-            raise
-        configured = os.environ.get("FAILBACK_TEMPORAL_ADDRESS") or os.environ.get(
-            "FAILBACK_SETTINGS_FILE"
-        )
-        hint = (
-            "check FAILBACK_TEMPORAL_ADDRESS and that the Temporal server is running"
-            if configured
-            else "no FAILBACK_* settings are set and no lab runs here: start one with "
-            "`failback lab up`, or set FAILBACK_TEMPORAL_ADDRESS (`eval $(failback lab env)` "
-            "for a lab elsewhere)"
-        )
+        # The SDK has no exception type of its own for a failed connect: a plain RuntimeError
+        # out of Client.connect is one.
+        if _no_settings_given():
+            hints = [p.no_settings_hint for p in cli_plugins() if p.no_settings_hint]
+            hint = (
+                "no FAILBACK_* settings are set and " + "; ".join(hints)
+                if hints
+                else "no FAILBACK_* settings are set: set FAILBACK_TEMPORAL_ADDRESS, or name a "
+                "settings file in FAILBACK_SETTINGS_FILE"
+            )
+        else:
+            hint = "check FAILBACK_TEMPORAL_ADDRESS and that the Temporal server is running"
         raise CommandError(
             f"cannot reach Temporal at {settings.temporal_address}: {hint}. ({err})"
         ) from err
@@ -103,7 +161,7 @@ def _print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
 
-@click.group()
+@click.group(cls=_CommandsAndPlugins)
 def cli() -> None:
     """Fail back Azure Site Recovery machines from Azure to on-premises VMware, durably."""
 
@@ -128,83 +186,6 @@ def main() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code if isinstance(code, int) else 0)
-
-
-# --- lab ---------------------------------------------------------------------------------------
-
-
-@cli.group()
-def lab() -> None:
-    """The local lab: vcsim, the ASR simulator, a Temporal dev server and a worker."""
-
-
-@lab.command("up")
-@click.option("--scenario", type=click.Path(path_type=Path), help="Scenario file (JSON)")
-@click.option("--lab-dir", type=click.Path(path_type=Path), help="Where the lab keeps its state")
-@click.option("--no-worker", is_flag=True, help="Do not start a worker")
-@_friendly_errors
-def lab_up_command(scenario: Path | None, lab_dir: Path | None, no_worker: bool) -> None:
-    """Start the lab and write its settings (see `failback lab env`)."""
-    from lab.manager import lab_up
-
-    state = lab_up(scenario, lab_dir, with_worker=not no_worker, say=_say)
-    click.echo(f"lab is up ({Path(state.scenario).name})")
-    click.echo(f"  Temporal Web UI: {state.temporal_ui_url}")
-    click.echo(f"  ASR simulator:   {state.asr_url}  (journal: {state.asr_url}/_lab/journal)")
-    click.echo(f"  vCenter (vcsim): {state.vcenter_url}")
-    click.echo("  settings:        eval $(failback lab env)")
-
-
-@lab.command("down")
-@click.option("--lab-dir", type=click.Path(path_type=Path))
-@_friendly_errors
-def lab_down_command(lab_dir: Path | None) -> None:
-    """Stop every lab process."""
-    from lab.manager import lab_down
-
-    if not lab_down(lab_dir, say=_say):
-        click.echo("no lab was running")
-
-
-@lab.command("env")
-@click.option("--lab-dir", type=click.Path(path_type=Path))
-@_friendly_errors
-def lab_env_command(lab_dir: Path | None) -> None:
-    """Print the running lab's settings as `export NAME=value` lines."""
-    from lab.manager import env_lines
-
-    click.echo(env_lines(lab_dir), nl=False)
-
-
-@lab.command("build")
-@click.option("--lab-dir", type=click.Path(path_type=Path))
-@_friendly_errors
-def lab_build_command(lab_dir: Path | None) -> None:
-    """Build the vcsim harness (skipped when it is up to date)."""
-    from lab.manager import default_lab_dir
-    from lab.vcenter import build_harness
-
-    path = build_harness((lab_dir or default_lab_dir()).resolve())
-    click.echo(f"vcsim harness: {path}")
-
-
-@lab.command("schema")
-def lab_schema_command() -> None:
-    """Print the JSON Schema of scenario files."""
-    _print_json(scenario_json_schema())
-
-
-@lab.command("validate")
-@click.argument("scenario", type=click.Path(path_type=Path))
-@_friendly_errors
-def lab_validate_command(scenario: Path) -> None:
-    """Check a scenario file and name every invalid field."""
-    loaded = load_scenario(scenario)
-    click.echo(f"{scenario}: valid scenario {loaded.name!r}")
-
-
-def _say(text: str) -> None:
-    click.echo(f"==> {text}", err=True)
 
 
 # --- the worker --------------------------------------------------------------------------------
@@ -235,7 +216,7 @@ def worker_command() -> None:
 @click.option("--process-server", help="Process server id for the re-protect to Azure")
 @click.option("--policy", help="Replication policy id for the re-protect to Azure")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON")
-@_friendly_errors
+@friendly_errors
 def start_command(
     machine: str | None,
     recovery_plan: str | None,
@@ -298,7 +279,7 @@ def start_command(
     show_default=True,
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON")
-@_friendly_errors
+@friendly_errors
 def preview_command(recovery_plan: str, recovery_point: str, as_json: bool) -> None:
     """Show the recovery point and data-loss window each machine would get. Only reads."""
     from starter.service import plan_input, preview_plan
@@ -330,7 +311,7 @@ def preview_command(recovery_plan: str, recovery_point: str, as_json: bool) -> N
 @click.option("--master-target", help="Master target id for the reprotect to on-premises")
 @click.option("--datastore", help="Datastore for an alternate-location reprotect")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON")
-@_friendly_errors
+@friendly_errors
 def check_command(
     recovery_plan: str, master_target: str | None, datastore: str | None, as_json: bool
 ) -> None:
@@ -396,7 +377,7 @@ def _console() -> Any:
     help="Redraw every second until the failback ends; Ctrl-C stops watching, not the failback",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON")
-@_friendly_errors
+@friendly_errors
 def status_command(workflow_id: str, watch: bool, as_json: bool) -> None:
     """Show a failback (a machine, or a plan by boot group): phase, what it waits for, recovery
     point and data-loss window, ASR jobs, verification, approval."""
@@ -439,7 +420,7 @@ def status_command(workflow_id: str, watch: bool, as_json: bool) -> None:
 @click.argument("workflow_id")
 @click.option("--by", "approved_by", required=True, help="Who approves the commit")
 @click.option("--comment", default="", help="Why (goes into the audit trail)")
-@_friendly_errors
+@friendly_errors
 def approve_command(workflow_id: str, approved_by: str, comment: str) -> None:
     """Approve the commit of a verified failback (the Azure VMs are then deleted)."""
     from starter.service import approve
@@ -464,7 +445,7 @@ def approve_command(workflow_id: str, approved_by: str, comment: str) -> None:
     help="End the failback; re-protect to Azure by hand later",
 )
 @click.option("--comment", default="")
-@_friendly_errors
+@friendly_errors
 def agent_command(workflow_id: str, decided_by: str, action: str | None, comment: str) -> None:
     """Decide what a failback stuck on an unregistered mobility agent does next."""
     from domain.models import OperatorDecision
@@ -500,7 +481,7 @@ def agent_command(workflow_id: str, decided_by: str, action: str | None, comment
     type=click.Path(path_type=Path, dir_okay=False),
     help="Write the report to FILE instead of standard output",
 )
-@_friendly_errors
+@friendly_errors
 def report_command(workflow_id: str, fmt: str, output: Path | None) -> None:
     """Report a failback (running or finished), reconciled with ASR, vCenter and Azure now.
 
@@ -532,14 +513,3 @@ def report_command(workflow_id: str, fmt: str, output: Path | None) -> None:
         f"report of {workflow_id} written to {output}: {len(report.machines)} machine(s), "
         + (f"{disagreements} disagreement(s)" if disagreements else "no disagreement")
     )
-
-
-@cli.command("demo")
-@click.option("--scenario", type=click.Path(path_type=Path), help="Scenario file (JSON)")
-@click.option("--lab-dir", type=click.Path(path_type=Path))
-@_friendly_errors
-def demo_command(scenario: Path | None, lab_dir: Path | None) -> None:
-    """Run a whole failback in the lab, approve it, and stop the lab."""
-    from starter.demo import run_demo
-
-    sys.exit(run_demo(scenario, lab_dir))

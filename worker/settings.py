@@ -7,9 +7,10 @@ Secrets are SecretStr: they are never printed and never enter a workflow's input
 from __future__ import annotations
 
 import os
+from typing import Annotated
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PUBLIC_ARM_ENDPOINT = "https://management.azure.com"
 
@@ -57,6 +58,11 @@ class Settings(BaseSettings):
     vcenter_user: str | None = None
     vcenter_password: SecretStr | None = None
     vcenter_verify_tls: bool = True
+    # ESXi hosts that vCenter lists but does not manage: the configuration server reaches them as
+    # standalone ESXi hosts (readiness R2/R3). A real vCenter lists only the hosts it manages, so
+    # this stays empty there; the lab, whose one vCenter simulator also plays standalone hosts,
+    # names them. Comma-separated.
+    vcenter_standalone_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # Worker capacity. The write activities await ASR's jobs without holding a thread, so the
     # threads only run short SDK calls; a cached workflow costs ~0.7 MB (bench/RESULTS.md).
@@ -84,6 +90,13 @@ class Settings(BaseSettings):
     agent_wait_timeout_seconds: float | None = Field(default=None, gt=0)
     replication_poll_seconds: float | None = Field(default=None, gt=0)
     replication_timeout_seconds: float | None = Field(default=None, gt=0)
+
+    @field_validator("vcenter_standalone_hosts", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
 
     @field_validator("azure_auth")
     @classmethod

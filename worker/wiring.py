@@ -140,7 +140,7 @@ def build_vsphere_activities(settings: Settings) -> VSphereActivities:
             verify_tls=settings.vcenter_verify_tls,
         )
 
-    return VSphereActivities(connect)
+    return VSphereActivities(connect, standalone_hosts=settings.vcenter_standalone_hosts)
 
 
 def activity_list(

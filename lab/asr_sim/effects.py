@@ -2,8 +2,8 @@
 
 When ASR fails a VM back it powers the on-premises VM on; when it reprotects a machine whose VM
 no longer exists on-premises (alternate location, physical servers) it re-creates the VM on the
-master target's ESXi host. In the lab that happens in vcsim through the project's own vSphere
-client; without a vCenter the effects are only recorded.
+master target's ESXi host. In the lab that happens in vcsim through lab.vcenter_client;
+without a vCenter the effects are only recorded.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any, Protocol
 
 from lab.asr_sim.arm import utcnow
@@ -97,11 +96,11 @@ class VCenterTarget:
 
 
 class PyVmomiVCenterEffects:
-    """Applies effects in a real (or vcsim) vCenter through activities.vsphere_client.
+    """Applies effects in a real (or vcsim) vCenter through lab.vcenter_client.
 
     `power_on_by_id` (default: the environment variable ASR_SIM_POWER_ON_BY_ID=1, which the
     benchmark sets): a power-on goes to the VM by its managed object id, looked up by name once
-    and kept, instead of `vsphere_client.power_on_vm`, which finds the VM by reading every VM of
+    and kept, instead of `vcenter_client.power_on_vm`, which finds the VM by reading every VM of
     the inventory and reads them all again afterwards: ~0.35 s of pyVmomi decoding per power-on
     at 1,000 VMs, on the simulator's GIL, which stretched every failover job of a large lab.
     Ids are stable for a VM's lifetime; a VM created later is looked up afresh.
@@ -134,10 +133,13 @@ class PyVmomiVCenterEffects:
         )
 
     def _power_on_blocking(self, vm_name: str) -> None:
-        with self._session() as (vsphere_client, si):
+        import activities.vsphere_client as vsphere_client
+        import lab.vcenter_client as vcenter_client
+
+        with self._session() as si:
             try:
                 if not self.power_on_by_id:
-                    vsphere_client.power_on_vm(si, vm_name)
+                    vcenter_client.power_on_vm(si, vm_name)
                     return
                 try:
                     _power_on_by_id(si, self._vm_id(si, vm_name))
@@ -171,12 +173,14 @@ class PyVmomiVCenterEffects:
     def _create_vm_blocking(
         self, vm_name: str, host: str, datastore: str, os_type: str, disks_gb: tuple[int, ...]
     ) -> None:
-        with self._session() as (vsphere_client, si):
+        import lab.vcenter_client as vcenter_client
+
+        with self._session() as si:
             with self._vm_ids_lock:
                 self._vm_ids.pop(vm_name, None)
             try:
                 # Idempotent in the client: a VM already where it was asked for is kept.
-                vsphere_client.create_vm_on_host(si, vm_name, host, datastore, os_type, disks_gb)
+                vcenter_client.create_vm_on_host(si, vm_name, host, datastore, os_type, disks_gb)
             except Exception as err:
                 raise VCenterEffectError(
                     f"creating {vm_name!r} on host {host!r}, datastore {datastore!r} in vCenter "
@@ -184,13 +188,14 @@ class PyVmomiVCenterEffects:
                 ) from err
 
     @contextlib.contextmanager
-    def _session(self) -> Iterator[tuple[ModuleType, Any]]:
+    def _session(self) -> Iterator[Any]:
         # Imported here: the vSphere client pulls in pyvmomi, which a simulator without a
         # vCenter never needs.
         import activities.vsphere_client as vsphere_client
 
         target = self._target
         try:
+            # The lab's vcsim has a self-signed certificate.
             si = vsphere_client.connect(
                 target.host, target.port, target.user, target.password, verify_tls=False
             )
@@ -199,7 +204,7 @@ class PyVmomiVCenterEffects:
                 f"cannot connect to vCenter {target.host}:{target.port}: {err}"
             ) from err
         try:
-            yield vsphere_client, si
+            yield si
         finally:
             # A failed logout must not hide the outcome of the effect.
             with contextlib.suppress(Exception):

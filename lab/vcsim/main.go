@@ -26,11 +26,8 @@
 //     the Datastore object and duplicates the folder child, so a datastore is created once (on its
 //     first host) and then mounted on the other hosts by updating the simulator objects directly.
 //   - Hosts not managed by vCenter: a standalone ESXi host has no place in a real vCenter's
-//     inventory, but the lab serves every host from one vcsim, so each host carries the custom
-//     attribute (CustomFieldsManager field on HostSystem) named by managedByField: "vcenter" or
-//     "standalone-esxi". Readers get it through the PropertyCollector (HostSystem.customValue,
-//     keyed by HostSystem.availableField); on a real vCenter the field is absent and the host is
-//     vCenter-managed.
+//     inventory, but the lab serves every host from one vcsim; the lab's settings name the
+//     standalone ones (FAILBACK_VCENTER_STANDALONE_HOSTS, lab/manager.py), not vcsim.
 //   - vSAN: a vSAN disk is a flat vmdk whose datastore has summary.type "vsan".
 //   - RDM: ReconfigVM_Task/CreateVM_Task accept a VirtualDiskRawDiskMappingVer1BackingInfo, but
 //     VirtualMachine.updateDiskLayouts then asserts every disk backing is
@@ -83,8 +80,6 @@ type datastoreSpec struct {
 type hostSpec struct {
 	Name       string   `json:"name"`
 	Datastores []string `json:"datastores"`
-	// ManagedByVcenter defaults to true when absent.
-	ManagedByVcenter *bool `json:"managed_by_vcenter"`
 }
 
 type diskSpec struct {
@@ -121,12 +116,6 @@ const (
 	defaultDiskGB = int64(40)
 	nfsServer     = "nfs.lab.local"
 	toolsVersion  = "12352"
-
-	// managedByField is the HostSystem custom attribute that tells vCenter-managed hosts from
-	// standalone ESXi hosts (see the package comment).
-	managedByField      = "failback.lab.managedBy"
-	managedByVcenter    = "vcenter"
-	managedByStandalone = "standalone-esxi"
 )
 
 func loadInventory(path string) (*inventory, error) {
@@ -319,9 +308,6 @@ func (b *builder) build(inv *inventory) error {
 			return err
 		}
 	}
-	if err := b.markHosts(inv.Hosts); err != nil {
-		return err
-	}
 
 	for _, ds := range inv.Datastores {
 		var mountedOn []string
@@ -356,29 +342,6 @@ func (b *builder) addHost(name string) error {
 		return fmt.Errorf("add host %q: %v", name, err)
 	}
 	b.hosts[name] = object.NewHostSystem(b.client, info.Result.(types.ManagedObjectReference))
-	return nil
-}
-
-// markHosts sets the managedByField custom attribute on every host (see the package comment).
-func (b *builder) markHosts(hosts []hostSpec) error {
-	fields, err := object.GetCustomFieldsManager(b.client)
-	if err != nil {
-		return err
-	}
-	// AddCustomFieldDef lists the field in availableField of the hosts that exist by now.
-	def, err := fields.Add(b.ctx, managedByField, "HostSystem", nil, nil)
-	if err != nil {
-		return fmt.Errorf("add custom field %q: %v", managedByField, err)
-	}
-	for _, h := range hosts {
-		value := managedByVcenter
-		if h.ManagedByVcenter != nil && !*h.ManagedByVcenter {
-			value = managedByStandalone
-		}
-		if err := fields.Set(b.ctx, b.hosts[h.Name].Reference(), def.Key, value); err != nil {
-			return fmt.Errorf("host %q: set %s: %v", h.Name, managedByField, err)
-		}
-	}
 	return nil
 }
 

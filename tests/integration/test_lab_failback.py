@@ -27,6 +27,7 @@ def onprem_power(state: LabState, vm: str) -> str:
         settings.vcenter_port,
         settings.vcenter_user,
         settings.vcenter_password.get_secret_value(),
+        verify_tls=settings.vcenter_verify_tls,
     )
     try:
         return vsphere_client.read_vm_states(si, [vm])[vm].power_state

@@ -198,6 +198,7 @@ async def test_machines_still_in_azure_are_reprotected_first(reprotect_lab: LabS
         settings.vcenter_port,
         settings.vcenter_user,
         settings.vcenter_password.get_secret_value(),
+        verify_tls=settings.vcenter_verify_tls,
     )
     try:
         inventory = vsphere_client.read_inventory(si)

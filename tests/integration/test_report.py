@@ -16,6 +16,7 @@ import pytest
 
 from activities import vsphere_client
 from domain.models import MachineFailbackResult, Phase
+from lab import vcenter_client
 from lab.manager import LabState, lab_down
 from starter.service import approve, failback_input, machine_status, start_failback
 from tests.integration.conftest import cli, journal, lab_settings, posts, start_lab
@@ -128,9 +129,10 @@ def test_vm_powered_off_after_the_failback_is_reported_as_a_disagreement(
         settings.vcenter_port,
         settings.vcenter_user,
         settings.vcenter_password.get_secret_value(),
+        verify_tls=settings.vcenter_verify_tls,
     )
     try:
-        assert vsphere_client.power_off_vm(si, "web-01").power_state == "poweredOff"
+        assert vcenter_client.power_off_vm(si, "web-01").power_state == "poweredOff"
     finally:
         vsphere_client.disconnect(si)
 

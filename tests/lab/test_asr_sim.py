@@ -256,6 +256,7 @@ async def test_vcenter_effects_go_through_the_vsphere_client(
     # The vSphere client's own functions, replaced so that this runs without vcsim (the lab's
     # integration tests power VMs on in a real vcsim).
     import activities.vsphere_client as client
+    import lab.vcenter_client as writes
 
     powered_on: list[tuple[object, str]] = []
 
@@ -271,7 +272,7 @@ async def test_vcenter_effects_go_through_the_vsphere_client(
 
     monkeypatch.setattr(client, "connect", connect)
     monkeypatch.setattr(client, "disconnect", lambda si: None)
-    monkeypatch.setattr(client, "power_on_vm", power_on_vm)
+    monkeypatch.setattr(writes, "power_on_vm", power_on_vm)
 
     target = parse_vcenter_url("https://127.0.0.1:8989/sdk", "u", "pw")
     effects = PyVmomiVCenterEffects(target)

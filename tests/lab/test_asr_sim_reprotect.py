@@ -15,6 +15,7 @@ from azure.core.exceptions import HttpResponseError
 from azure.mgmt.recoveryservicessiterecovery import models as asr_models
 
 from activities import vsphere_client
+from lab import vcenter_client
 from lab.asr_sim import (
     PyVmomiVCenterEffects,
     RecordingVCenterEffects,
@@ -837,12 +838,12 @@ async def test_create_vm_goes_through_the_vsphere_client(monkeypatch: pytest.Mon
         si: object, name: str, host: str, datastore: str, os_type: str, disks: tuple[int, ...]
     ) -> None:
         if datastore == "ds-vsan-01":
-            raise vsphere_client.DatastoreNotAccessibleError(datastore, host)
+            raise vcenter_client.DatastoreNotAccessibleError(datastore, host)
         created.append((name, host, datastore, os_type, disks))
 
     monkeypatch.setattr(vsphere_client, "connect", lambda *args, **kwargs: object())
     monkeypatch.setattr(vsphere_client, "disconnect", lambda si: None)
-    monkeypatch.setattr(vsphere_client, "create_vm_on_host", create_vm_on_host)
+    monkeypatch.setattr(vcenter_client, "create_vm_on_host", create_vm_on_host)
 
     effects = PyVmomiVCenterEffects(parse_vcenter_url("https://127.0.0.1:8989/sdk", "u", "pw"))
     await effects.create_vm("app-01", "esx-01", "ds-vmfs-01", "Linux", [40, 20])
@@ -906,7 +907,9 @@ def test_alternate_location_in_vcsim(
             compute=None,  # type: ignore[arg-type]
         )
         lab.reprotect_to_onprem("app-01-item", datastore_name="ds-vmfs-01").result()
-        si = vsphere_client.connect(target.host, target.port, target.user, target.password)
+        si = vsphere_client.connect(
+            target.host, target.port, target.user, target.password, verify_tls=False
+        )
         try:
             vm = vsphere_client.read_inventory(si).vm("app-01")
             assert (vm.host, vm.power_state) == ("esx-01.corp.local", "poweredOff")

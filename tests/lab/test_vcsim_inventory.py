@@ -1,6 +1,7 @@
 """The vCenter side of readiness (lab/scenarios/readiness.json) in a real vcsim harness, read back
 through pyvmomi by activities.vsphere_client: standalone hosts, datastore types and host access,
-vmdk/vSAN/RDM disks, snapshots, guest OS, and re-creating a VM for alternate location recovery."""
+vmdk/vSAN/RDM disks, snapshots, guest OS, and re-creating a VM for alternate location recovery
+(lab.vcenter_client, the simulator's writes)."""
 
 from __future__ import annotations
 
@@ -10,27 +11,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pyVmomi import vim, vmodl
+from pyVmomi import vim
 
 from activities import vsphere_client
+from activities.vsphere import facts_from_inventory
 from activities.vsphere_client import (
-    MANAGED_BY_FIELD,
-    STANDALONE_ESXI,
-    DatastoreNotAccessibleError,
     DatastoreNotFoundError,
     HostNotFoundError,
     VCenterInventory,
-    VmAlreadyExistsError,
     VmNotFoundError,
     connect,
-    create_vm_on_host,
     disconnect,
-    power_off_vm,
-    power_on_vm,
     read_inventory,
     read_vm_states,
 )
+from lab import vcenter_client
 from lab.localhost import free_port
+from lab.manager import lab_settings
 from lab.scenario import Scenario, ScenarioError, load_scenario
 from lab.vcenter import (
     VcsimEndpoint,
@@ -39,6 +36,14 @@ from lab.vcenter import (
     start_vcsim,
     stop_vcsim,
 )
+from lab.vcenter_client import (
+    DatastoreNotAccessibleError,
+    VmAlreadyExistsError,
+    create_vm_on_host,
+    power_off_vm,
+    power_on_vm,
+)
+from worker.settings import Settings
 
 SCENARIO_PATH = Path(__file__).parents[2] / "lab" / "scenarios" / "readiness.json"
 USER = "lab-admin"
@@ -75,7 +80,7 @@ def vcsim(
 
 @pytest.fixture(scope="module")
 def si(vcsim: VcsimEndpoint) -> Iterator[vim.ServiceInstance]:
-    instance = connect(vcsim.host, vcsim.port, vcsim.username, vcsim.password)
+    instance = connect(vcsim.host, vcsim.port, vcsim.username, vcsim.password, verify_tls=False)
     try:
         yield instance
     finally:
@@ -94,51 +99,30 @@ def test_hosts_match_the_scenario(scenario: Scenario, inventory: VCenterInventor
     assert sorted(h.name for h in inventory.hosts) == sorted(h.name for h in scenario.vcenter.hosts)
     for spec in scenario.vcenter.hosts:
         host = inventory.host(spec.name)
-        assert host.managed_by_vcenter is spec.managed_by_vcenter, spec.name
         assert host.connection_state == "connected"
         assert sorted(host.datastores) == sorted(spec.datastores), spec.name
 
 
-def test_esx03_is_a_standalone_host(inventory: VCenterInventory) -> None:
-    assert inventory.host("esx-01").managed_by_vcenter
-    assert inventory.host("esx-02").managed_by_vcenter
-    assert not inventory.host("esx-03").managed_by_vcenter
+def _standalone_hosts(scenario: Scenario, vcsim: VcsimEndpoint) -> list[str]:
+    """The standalone hosts as the lab's settings name them to the worker and the CLI."""
+    settings = lab_settings(
+        scenario, 7233, 8233, "https://127.0.0.1:1", Path("ca.pem"), "secret", vcsim
+    )
+    parsed = Settings(vcenter_standalone_hosts=settings["FAILBACK_VCENTER_STANDALONE_HOSTS"])
+    return parsed.vcenter_standalone_hosts
 
 
-def test_the_standalone_marker_is_a_host_custom_attribute(si: vim.ServiceInstance) -> None:
-    """What read_inventory relies on, read raw through the PropertyCollector."""
-    content = si.RetrieveContent()
-    assert content.viewManager is not None
-    view = content.viewManager.CreateContainerView(content.rootFolder, [vim.HostSystem], True)
-    pc = vmodl.query.PropertyCollector
-    try:
-        spec = pc.FilterSpec(
-            objectSet=[
-                pc.ObjectSpec(
-                    obj=view,
-                    skip=True,
-                    selectSet=[
-                        pc.TraversalSpec(
-                            name="v", path="view", skip=False, type=vim.view.ContainerView
-                        )
-                    ],
-                )
-            ],
-            propSet=[
-                pc.PropertySpec(
-                    type=vim.HostSystem, pathSet=["name", "customValue", "availableField"]
-                )
-            ],
-        )
-        result = content.propertyCollector.RetrievePropertiesEx([spec], pc.RetrieveOptions())
-    finally:
-        view.DestroyView()
-    marks: dict[str, str] = {}
-    for obj in result.objects:
-        props: dict[str, Any] = {p.name: p.val for p in obj.propSet}
-        key = next(f.key for f in props["availableField"] if f.name == MANAGED_BY_FIELD)
-        marks[props["name"]] = next(v.value for v in props["customValue"] if v.key == key)
-    assert marks == {"esx-01": "vcenter", "esx-02": "vcenter", "esx-03": STANDALONE_ESXI}
+def test_esx03_is_a_standalone_host(
+    scenario: Scenario, vcsim: VcsimEndpoint, inventory: VCenterInventory
+) -> None:
+    # vcsim lists every host of the scenario; the lab's settings say which vCenter does not
+    # manage, and the readiness facts read from vcsim take that from them.
+    facts = facts_from_inventory(inventory, _standalone_hosts(scenario, vcsim))
+    managed = {h.name: h.managed_by_vcenter for h in facts.hosts}
+    assert managed == {"esx-01": True, "esx-02": True, "esx-03": False}
+    assert managed == {h.name: h.managed_by_vcenter for h in scenario.vcenter.hosts}
+    # Without the lab's settings (a real vCenter), every host vCenter lists is one it manages.
+    assert all(h.managed_by_vcenter for h in facts_from_inventory(inventory).hosts)
 
 
 # --- datastores ----------------------------------------------------------------------------------
@@ -244,11 +228,11 @@ def test_windows_2008_r2_sp1_is_readable(inventory: VCenterInventory) -> None:
 
 
 def test_standalone_vm_datastore_is_out_of_reach_of_master_targets(
-    inventory: VCenterInventory,
+    scenario: Scenario, vcsim: VcsimEndpoint, inventory: VCenterInventory
 ) -> None:
     vm = inventory.vm("vm-standalone")
     assert vm.host == "esx-03"
-    assert not inventory.host(vm.host).managed_by_vcenter
+    assert vm.host in _standalone_hosts(scenario, vcsim)
     mt_hosts = {inventory.vm(name).host for name in ("mt-win-01", "mt-lnx-01")}
     assert mt_hosts == {"esx-01", "esx-02"}
     assert vm.datastores == ["ds-vmfs-03"]
@@ -318,7 +302,7 @@ def test_create_vm_on_host(
         ("vmdk", datastore, 10),
     ]
     assert all(d.file_name and d.file_name.startswith(f"[{datastore}] {name}/") for d in vm.disks)
-    assert vm.guest_id == vsphere_client.GUEST_IDS[os_type]
+    assert vm.guest_id == vcenter_client.GUEST_IDS[os_type]
     assert vm.snapshot_count == 0
     # Idempotent: a retry finds the VM where it was asked for and creates nothing.
     assert create_vm_on_host(si, name, host, datastore, os_type, [40, 10]) == state

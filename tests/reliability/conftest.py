@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.reliability.cases import TEST_BATCH, TEST_CASES
-from tests.reliability.harness import CaseResult, Lab, run_cases, start_lab
+from lab.reliability.cases import TEST_BATCH, TEST_CASES
+from lab.reliability.harness import CaseResult, Lab, run_cases, start_lab
 
 
 @pytest.fixture(scope="session")

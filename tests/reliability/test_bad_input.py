@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.bad_input import BAD_INPUTS, BadInput, run_bad_input
-from tests.reliability.cases import THROTTLED
-from tests.reliability.harness import CaseResult, Lab
+from lab.reliability.bad_input import BAD_INPUTS, BadInput, run_bad_input
+from lab.reliability.cases import THROTTLED
+from lab.reliability.harness import CaseResult, Lab
 
 pytestmark = pytest.mark.integration
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.reliability.cases import BASELINE_REPLICATING, BASELINE_REPROTECT
-from tests.reliability.harness import CaseResult
+from lab.reliability.cases import BASELINE_REPLICATING, BASELINE_REPROTECT
+from lab.reliability.harness import CaseResult
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.reliability.cases import TEST_CRASHES, TEST_TEMPORAL
-from tests.reliability.harness import Case, Lab, run_case
+from lab.reliability.cases import TEST_CRASHES, TEST_TEMPORAL
+from lab.reliability.harness import Case, Lab, run_case
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.reliability.cases import (
+from lab.reliability.cases import (
     AGENT_NEVER,
     CS_FORGOT_MACHINE,
     CS_LOSES_MACHINE,
@@ -21,7 +21,7 @@ from tests.reliability.cases import (
     THROTTLED_LONG,
     VCENTER_DOWN_VERIFYING,
 )
-from tests.reliability.harness import CaseResult, Lab
+from lab.reliability.harness import CaseResult, Lab
 
 pytestmark = pytest.mark.integration
 

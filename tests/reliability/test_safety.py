@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.reliability.cases import (
+from lab.reliability.cases import (
     SAFETY_APP_CONSISTENT,
     SAFETY_APPROVAL,
     SAFETY_CANCEL_AWAITING,
     SAFETY_MEMBER_APPROVED_ALONE,
     SAFETY_VERIFICATION_FAILS,
 )
-from tests.reliability.harness import CaseResult, Lab, accepted
+from lab.reliability.harness import CaseResult, Lab, accepted
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,5 @@
-"""The layers of the code: a pure domain, and no import cycle between packages.
+"""The layers of the code: a pure domain, a product that does not know the lab, and no import
+cycle between packages.
 
 Read from the source (every import statement, at any depth), so an import hidden in a function
 counts as much as one at the top of a module.
@@ -16,6 +17,8 @@ PACKAGES = ("domain", "workflows", "activities", "worker", "starter", "lab", "be
 # What the domain may import besides itself: the standard library and pydantic.
 DOMAIN_THIRD_PARTY = {"pydantic"}
 FORBIDDEN_IN_DOMAIN = ("temporalio", "azure", "pyVmomi", "pyVim", "aiohttp", "requests")
+# What ships and runs in production; the lab plugs into it by entry point, never by import.
+PRODUCT = ("domain", "workflows", "activities", "worker", "starter")
 
 
 def _imports(path: Path) -> set[str]:
@@ -57,6 +60,23 @@ def test_importing_the_domain_loads_no_infrastructure() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout.strip()
     assert loaded == "", f"importing domain/ loaded {loaded}"
+
+
+def test_the_product_does_not_import_the_lab() -> None:
+    offending = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for package in PRODUCT
+        for path in _modules(package)
+        for name in _imports(path)
+        if name.split(".")[0] == "lab"
+    ]
+    assert not offending, "the product must not know the lab: " + "; ".join(offending)
+
+
+def test_the_import_reader_sees_imports_inside_functions(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text("def f():\n    from lab.manager import lab_up\n    import lab.cli\n")
+    assert _imports(module) == {"lab.manager", "lab.cli"}
 
 
 def _package_edges() -> dict[str, set[str]]:

@@ -86,6 +86,27 @@ def test_bad_settings_are_named(tmp_path: Path, monkeypatch) -> None:
         load_settings()
 
 
+def test_standalone_hosts_are_comma_separated(monkeypatch) -> None:
+    monkeypatch.delenv("FAILBACK_SETTINGS_FILE", raising=False)
+    monkeypatch.setenv("FAILBACK_VCENTER_STANDALONE_HOSTS", "esx-03, esx-04,")
+    assert load_settings().vcenter_standalone_hosts == ["esx-03", "esx-04"]
+    monkeypatch.setenv("FAILBACK_VCENTER_STANDALONE_HOSTS", "")
+    assert load_settings().vcenter_standalone_hosts == []
+
+
+def test_the_lab_names_its_standalone_hosts_and_trusts_vcsim_s_certificate_explicitly() -> None:
+    from lab.manager import lab_settings
+    from lab.vcenter import VcsimEndpoint
+
+    scenario = load_scenario(Path("lab") / "scenarios" / "readiness.json")
+    endpoint = VcsimEndpoint(url="", host="127.0.0.1", port=8989, username="u", password="p")
+    settings = lab_settings(scenario, 7233, 8233, "https://x", Path("ca.pem"), "s", endpoint)
+    assert settings["FAILBACK_VCENTER_STANDALONE_HOSTS"] == "esx-03"
+    assert settings["FAILBACK_VCENTER_VERIFY_TLS"] == "false"
+    single = lab_settings(load_scenario(default_scenario_path()), 1, 2, "", Path(), "", endpoint)
+    assert single["FAILBACK_VCENTER_STANDALONE_HOSTS"] == ""
+
+
 def test_the_committed_json_schema_matches_the_model() -> None:
     committed = json.loads((Path("lab") / "scenario.schema.json").read_text())
     assert committed == scenario_json_schema(), (

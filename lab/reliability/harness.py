@@ -1,7 +1,7 @@
 """The reliability harness: real lab processes, real SDKs, no mocks.
 
-Shared by the tests in this folder (a representative subset) and `scripts/reliability.py` (the
-full matrix, which rewrites RELIABILITY.md). One lab (vcsim, the ASR simulator, a file-backed
+Shared by tests/reliability (a representative subset) and `python -m lab.reliability` (the full
+matrix, which rewrites RELIABILITY.md). One lab (vcsim, the ASR simulator, a file-backed
 Temporal dev server and a worker, as `failback lab up` starts them) serves many cases: each case
 has its own *unit*, a recovery plan with its own machines, so that the simulator's journal says
 exactly what each case asked of "Azure". A case starts its plan, watches it through the status

@@ -11,8 +11,8 @@ from typing import Any
 
 from temporalio.service import RPCError, RPCStatusCode
 
+from lab.reliability.harness import Lab
 from lab.scenario import default_scenario_path
-from tests.reliability.harness import Lab
 
 NOBODY = "failback-vault-dr-nobody"
 TRACEBACK = "Traceback (most recent call last)"

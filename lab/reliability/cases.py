@@ -1,4 +1,4 @@
-"""Every reliability case: the full matrix (scripts/reliability.py) and the subsets `make test`
+"""Every reliability case: the full matrix (`python -m lab.reliability`) and the subsets `make test`
 runs (tests/reliability). Each case has a unit (a plan with machines) of its own."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 from temporalio.client import Client
 
 from domain.models import ApprovalRequest, MachineStatus
-from tests.reliability.harness import (
+from lab.reliability.harness import (
     KILL_APPROVE_RESTART,
     KILL_TEMPORAL,
     KILL_WORKER,
@@ -466,6 +466,7 @@ class _PowerHold:
 
     def run(self) -> str:
         from activities import vsphere_client
+        from lab import vcenter_client
 
         settings = self.lab.settings()
         assert settings.vcenter_host and settings.vcenter_user and settings.vcenter_password
@@ -474,17 +475,18 @@ class _PowerHold:
             settings.vcenter_port,
             settings.vcenter_user,
             settings.vcenter_password.get_secret_value(),
+            verify_tls=settings.vcenter_verify_tls,
         )
         try:
             deadline = time.monotonic() + self.limit
             while not self.release.is_set() and time.monotonic() < deadline:
                 state = vsphere_client.read_vm_states(si, [self.vm]).get(self.vm)
                 if state is not None and state.power_state == "poweredOn":
-                    vsphere_client.power_off_vm(si, self.vm)
+                    vcenter_client.power_off_vm(si, self.vm)
                     self.powered_off += 1
                     self.held.set()
                 time.sleep(0.05)
-            vsphere_client.power_on_vm(si, self.vm)
+            vcenter_client.power_on_vm(si, self.vm)
             released = "released" if self.release.is_set() else f"not released in {self.limit} s"
             return (
                 f"{self.vm} kept powered off after the failover powered it on "
@@ -658,6 +660,7 @@ async def verification_failure_never_commits(lab: Lab, case: Case) -> CaseResult
 
 def _power_off_when_on(lab: Lab, vm: str) -> str:
     from activities import vsphere_client
+    from lab import vcenter_client
 
     settings = lab.settings()
     assert settings.vcenter_host and settings.vcenter_user and settings.vcenter_password
@@ -666,13 +669,14 @@ def _power_off_when_on(lab: Lab, vm: str) -> str:
         settings.vcenter_port,
         settings.vcenter_user,
         settings.vcenter_password.get_secret_value(),
+        verify_tls=settings.vcenter_verify_tls,
     )
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             state = vsphere_client.read_vm_states(si, [vm]).get(vm)
             if state is not None and state.power_state == "poweredOn":
-                vsphere_client.power_off_vm(si, vm)
+                vcenter_client.power_off_vm(si, vm)
                 return f"{vm} powered off in vCenter right after the failover powered it on"
             time.sleep(0.05)
         return f"{vm} was never seen powered on"
@@ -944,7 +948,7 @@ SAFETY = [
 FULL_MATRIX = [BASELINE_REPROTECT, BASELINE_REPLICATING, *CRASHES, *TEMPORAL, *FAULTS, *SAFETY]
 
 # What `make test` runs (tests/reliability): 3 kill points (one inside a job), one Temporal
-# restart, each fault kind once, the safety cases; the rest is scripts/reliability.py's job.
+# restart, each fault kind once, the safety cases; the rest is `python -m lab.reliability`'s job.
 # Two of them on plans already replicating back (no reprotect first: 8 s quicker each).
 TEST_CRASHES = [
     CRASH_FAILOVER_JOB,

@@ -1,11 +1,11 @@
 """Run the full reliability matrix in the lab and rewrite RELIABILITY.md with what it measured.
 
-    .venv/bin/python scripts/reliability.py [--output RELIABILITY.md] [--only CASE ...]
-                                            [--concurrency N]
+    .venv/bin/python -m lab.reliability [--output RELIABILITY.md] [--only CASE ...]
+                                        [--concurrency N]
 
 Starts one lab (vcsim, the ASR simulator, a file-backed Temporal dev server and a worker, as
 `failback lab up` does, reusing the vcsim harness in .lab/bin) with a recovery plan of its own
-for every case of tests/reliability/cases.py FULL_MATRIX, then runs: the kill -9 and Temporal
+for every case of lab/reliability/cases.py FULL_MATRIX, then runs: the kill -9 and Temporal
 restart cases one after the other (they disturb the whole lab), the faults and safety cases
 side by side (`--concurrency` at once, 4 by default), and the bad-input CLI checks. Takes
 several minutes: a worker killed inside an activity without a heartbeat timeout is only retried
@@ -29,18 +29,16 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from tests.reliability.bad_input import (  # noqa: E402
+from lab.reliability.bad_input import (
     BAD_INPUTS,
     BadInputResult,
     run_bad_input,
 )
-from tests.reliability.cases import BASELINE_REPLICATING, FULL_MATRIX  # noqa: E402
-from tests.reliability.harness import (  # noqa: E402
+from lab.reliability.cases import BASELINE_REPLICATING, FULL_MATRIX
+from lab.reliability.harness import (
     EXPECTATIONS,
     JOBS,
+    ROOT,
     Case,
     CaseResult,
     Lab,
@@ -73,7 +71,9 @@ EXPECTED_TEXT = {
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m lab.reliability", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--output", type=Path, default=ROOT / "RELIABILITY.md")
     parser.add_argument("--only", nargs="*", help="Run only these cases (and no bad input)")
     parser.add_argument("--concurrency", type=int, default=4)
@@ -165,7 +165,7 @@ def render(
     started_at: datetime,
     took: float,
 ) -> str:
-    from tests.reliability.bad_input import BAD_INPUTS as KNOWN
+    from lab.reliability.bad_input import BAD_INPUTS as KNOWN
 
     bugs = {b.name: b.known_bug for b in KNOWN if b.known_bug}
     held = [r for r in results.values() if r.held]
@@ -176,7 +176,7 @@ def render(
         "# Reliability",
         "",
         "What was tried against the failback orchestrator, and what held. This file is "
-        "generated: `.venv/bin/python scripts/reliability.py` runs the full matrix and rewrites "
+        "generated: `.venv/bin/python -m lab.reliability` runs the full matrix and rewrites "
         "it with the figures it measured. `make test` runs a representative subset of the same "
         "cases (`tests/reliability`).",
         "",
