@@ -33,6 +33,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY pyproject.toml README.md /src/
+COPY domain /src/domain
 COPY workflows /src/workflows
 COPY activities /src/activities
 COPY worker /src/worker

@@ -19,6 +19,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -593,3 +594,16 @@ def test_db_password_is_made_once(tmp_path: Path) -> None:
     assert stat.S_IMODE(file.stat().st_mode) == 0o440
     subprocess.run(["sh", script], env=env, check=True, capture_output=True)
     assert file.read_text() == password
+
+
+def test_the_worker_image_holds_every_package_the_project_ships() -> None:
+    # A package the wheel ships but the image does not copy fails only at import, in production.
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    shipped = {p.rstrip("*") for p in config["tool"]["setuptools"]["packages"]["find"]["include"]}
+    worker = next(instructions for _, name, instructions in _stages() if name == "worker")
+    copied = {
+        line.split()[1]
+        for line in worker
+        if line.split()[0].upper() == "COPY" and "--from" not in line
+    }
+    assert shipped <= copied, f"the worker image does not copy {sorted(shipped - copied)}"
