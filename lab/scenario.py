@@ -425,7 +425,7 @@ MAX_PLAN_ITEMS = 100
 
 
 class WireSpec(_Strict):
-    """How the simulator speaks where real ASR's behaviour is a setting or unknown.
+    """How the simulator behaves where real ASR's behaviour is a setting or unknown.
 
     Each field is a reality variant: the tests run the client under each plausible value.
     """
@@ -446,6 +446,32 @@ class WireSpec(_Strict):
         ge=1,
         description="Retry-After of a 202 and of a running operation's status; real ASR sends 30 "
         "(recorded), the lab's 1 keeps tests fast",
+    )
+    custom_recovery_point: Literal["accepted", "refused"] = Field(
+        default="accepted",
+        description="Whether an InMage failover takes recoveryPointType Custom (the API lists it; "
+        "Azure PowerShell never sends it; UNKNOWN): refused answers 400",
+    )
+    point_details: Literal["InMageAzureV2", "none"] = Field(
+        default="InMageAzureV2",
+        description="Recovery points' providerSpecificDetails with isMultiVmSyncPoint, or none "
+        "(the spec example has none; UNKNOWN for InMage)",
+    )
+    vcenter_discovery_status: str = Field(
+        default="Connected",
+        min_length=1,
+        description="A connected vCenter's discoveryStatus (a free string in the API; the only "
+        "example says Pending; UNKNOWN)",
+    )
+    agent_not_registered_code: str = Field(
+        default="MobilityAgentNotInstalled",
+        min_length=1,
+        description="The error code of a reprotect to Azure before the agent registered (ASR "
+        "publishes none; UNKNOWN)",
+    )
+    unknown_plan_filter: Literal["not-found", "empty"] = Field(
+        default="not-found",
+        description="`RecoveryPlanName eq '<unknown plan>'`: 404, or an empty list (UNKNOWN)",
     )
 
 

@@ -190,6 +190,10 @@ def _item(state: SimulatorState, m: dict[str, str]) -> ItemState:
 _PLAN_FILTER = re.compile(r"\s*RecoveryPlanName\s+eq\s+'((?:[^']|'')*)'\s*", re.IGNORECASE)
 
 
+def _has_plan(state: SimulatorState, name: str) -> bool:
+    return any(p.name.lower() == name.lower() for p in state.scenario.azure.recovery_plans)
+
+
 def _plan(state: SimulatorState, name: str) -> RecoveryPlanSpec:
     try:
         return state.scenario.recovery_plan(name)
@@ -217,7 +221,10 @@ async def list_items(
                 code="NotSupportedByLab",
                 target="$filter",
             )
-        plan = _plan(state, match.group(1).replace("''", "'"))
+        plan_name = match.group(1).replace("''", "'")
+        if state.wire.unknown_plan_filter == "empty" and not _has_plan(state, plan_name):
+            return _json(_page(request, state, []))
+        plan = _plan(state, plan_name)
         members = {name.lower() for group in plan.boot_groups for name in group}
         items = [i for i in items if i.name.lower() in members]
     now = state.clock()

@@ -559,6 +559,12 @@ class SimulatorState:
                 )
             return tagged[0]
         if kind == "custom":
+            if self.wire.custom_recovery_point == "refused":
+                raise bad_request(
+                    f"{where}.recoveryPointType 'Custom' is not supported for this provider; use "
+                    "'LatestTime' or 'LatestTag'.",
+                    target=f"{where}.recoveryPointType",
+                )
             if not isinstance(point_id, str) or not point_id:
                 raise bad_request(
                     f"{where}.recoveryPointId is required with recoveryPointType 'Custom': give "
@@ -642,7 +648,7 @@ class SimulatorState:
             self._require_configuration_server("Reprotect", item)
             if not item.agent_registered(self.clock()):
                 raise JobFailure(
-                    AGENT_NOT_INSTALLED_CODE,
+                    self.wire.agent_not_registered_code,
                     f"Reprotect of '{vm_name}' failed: the agent is not installed or has not "
                     f"registered with the configuration server '{cs}' yet. Wait for the mobility "
                     f"agent on {vm_name} to register with the configuration server (up to 15 "

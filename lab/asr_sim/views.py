@@ -370,20 +370,22 @@ def _item_health_errors(
 def recovery_point_resource(
     state: SimulatorState, item_name: str, point: RecoveryPoint
 ) -> dict[str, Any]:
+    properties: dict[str, Any] = {
+        "recoveryPointTime": iso(point.time, timespec="seconds"),
+        "recoveryPointType": point.type,
+    }
+    # The API knows no InMage point details; InMageAzureV2's are the only ones with the multi-VM
+    # flag (service.json 2025-08-01). What real ASR sends here is UNKNOWN: a variant.
+    if state.wire.point_details == "InMageAzureV2":
+        properties["providerSpecificDetails"] = {
+            "instanceType": "InMageAzureV2",
+            "isMultiVmSyncPoint": "true" if point.is_multi_vm_sync_point else "false",
+        }
     return {
         "id": state.ids.recovery_point(item_name, point.name),
         "name": point.name,
         "type": RECOVERY_POINT_TYPE,
-        "properties": {
-            "recoveryPointTime": iso(point.time, timespec="seconds"),
-            "recoveryPointType": point.type,
-            # The API knows no InMage point details; InMageAzureV2's are the only ones with the
-            # multi-VM flag (service.json 2025-08-01). What real ASR sends here is UNKNOWN.
-            "providerSpecificDetails": {
-                "instanceType": "InMageAzureV2",
-                "isMultiVmSyncPoint": "true" if point.is_multi_vm_sync_point else "false",
-            },
-        },
+        "properties": properties,
     }
 
 
@@ -764,9 +766,11 @@ def vcenter_resource(
             "friendlyName": vcenter.friendly_name,
             "internalId": vcenter.name,
             "lastHeartbeat": iso(last_heartbeat),
-            # UNVERIFIED: ASR's examples show "Pending" (while discovery runs); the lab says
-            # "Connected" or "Disconnected".
-            "discoveryStatus": "Connected" if vcenter.connected else "Disconnected",
+            # UNKNOWN: ASR's example shows "Pending" (while discovery runs); the healthy word is
+            # a variant (azure.wire.vcenter_discovery_status).
+            "discoveryStatus": (
+                state.wire.vcenter_discovery_status if vcenter.connected else "Disconnected"
+            ),
             "processServerId": state.scenario.azure.onprem_process_server_id,
             "ipAddress": vcenter.ip_address,
             "infrastructureId": vcenter.name,
