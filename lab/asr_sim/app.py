@@ -461,6 +461,14 @@ async def get_container(
     return _json(views.container_resource(state))
 
 
+@_route("GET", rf"{_C}/replicationProtectionContainerMappings")
+async def list_container_mappings(
+    request: web.Request, state: SimulatorState, m: dict[str, str], body: Any
+) -> web.Response:
+    _check_container(state, m)
+    return _json(_page(request, state, views.container_mapping_resources(state)))
+
+
 @_route("GET", rf"{_F}/replicationvCenters")
 async def list_vcenters(
     request: web.Request, state: SimulatorState, m: dict[str, str], body: Any

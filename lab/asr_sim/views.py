@@ -822,6 +822,42 @@ def policy_resources(state: SimulatorState) -> list[dict[str, Any]]:
     ]
 
 
+MAPPING_TYPE = "Microsoft.RecoveryServices/vaults/replicationProtectionContainerMappings"
+
+
+def container_mapping_resources(state: SimulatorState) -> list[dict[str, Any]]:
+    """The container's policy mappings, shaped as the spec example: one for replication to
+    Azure, one for the failback policy (a VMware container is paired with both; the failback
+    policy is the one a reprotect to on-premises names as profileId)."""
+    azure = state.scenario.azure
+    mappings = []
+    for policy, target in (
+        (azure.azure_policy_id, "Microsoft Azure"),
+        (state.failback_policy_name, azure.protection_container),
+    ):
+        name = f"{azure.protection_container}-{policy}"
+        mappings.append(
+            {
+                "id": f"{state.ids.container_id}/replicationProtectionContainerMappings/{name}",
+                "name": name,
+                "type": MAPPING_TYPE,
+                "properties": {
+                    "targetProtectionContainerId": target,
+                    "targetProtectionContainerFriendlyName": target,
+                    "health": "Normal",
+                    "healthErrorDetails": [],
+                    "policyId": state.ids.policy(policy),
+                    "state": "Paired",
+                    "sourceProtectionContainerFriendlyName": azure.protection_container,
+                    "sourceFabricFriendlyName": azure.configuration_server,
+                    "targetFabricFriendlyName": target,
+                    "policyFriendlyName": policy,
+                },
+            }
+        )
+    return mappings
+
+
 # -- compute --------------------------------------------------------------------------------
 
 
