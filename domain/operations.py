@@ -11,6 +11,10 @@ from enum import StrEnum
 
 class AsrOperation(StrEnum):
     UNPLANNED_FAILOVER = "unplannedFailover"
+    # The failback of the modernized and Hyper-V architectures.
+    PLANNED_FAILOVER = "plannedFailover"
+    # Undo before commit (modernized and Hyper-V; classic has none).
+    FAILOVER_CANCEL = "failoverCancel"
     FAILOVER_COMMIT = "failoverCommit"
     # Both directions are ASR's reProtect action; ours are told apart by their direction.
     REPROTECT_TO_AZURE = "reProtect"

@@ -17,7 +17,11 @@ from domain.architectures.base import (
     UnknownArchitectureError,
 )
 from domain.architectures.classic import CLASSIC
+from domain.architectures.modernized import MODERNIZED
 
+# MODERNIZED is modelled (its states and operations, from the recordings) but joins this list
+# only with its lifecycle (issue 15): until then its items are refused by name, not driven
+# through the classic steps.
 ARCHITECTURES: tuple[Architecture, ...] = (CLASSIC,)
 
 
@@ -43,6 +47,7 @@ def architecture_of(instance_type: str) -> Architecture:
 __all__ = [
     "ARCHITECTURES",
     "CLASSIC",
+    "MODERNIZED",
     "Architecture",
     "ArchitectureName",
     "ItemView",

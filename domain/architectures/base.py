@@ -14,6 +14,7 @@ from domain.readiness import MachineState
 
 class ArchitectureName(StrEnum):
     CLASSIC = "classic"
+    MODERNIZED = "modernized"
 
 
 class UnknownArchitectureError(ValueError):
