@@ -18,10 +18,13 @@ NOT_READY = "NotReady"
 NO_RECOVERY_POINT = "NoRecoveryPoint"
 FAILBACK_FAILED = "FailbackFailed"
 CONFIGURATION_INVALID = "ConfigurationInvalid"
+# An item replicates with a provider whose failback this release does not drive.
+UNSUPPORTED_ARCHITECTURE = "UnsupportedArchitecture"
 
 # Errors that the same request cannot fix by being sent again.
 NON_RETRYABLE = [
     MACHINE_NOT_FOUND,
+    UNSUPPORTED_ARCHITECTURE,
     PLAN_NOT_FOUND,
     RECOVERY_POINT_REFUSED,
     OPERATION_NOT_ALLOWED,
