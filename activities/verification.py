@@ -11,9 +11,10 @@ from temporalio import activity
 from temporalio.exceptions import is_cancelled_exception
 
 from activities.asr import AsrActivities
+from activities.compute import ComputeGateway
 from activities.liveness import beat_interval, kept_alive
 from activities.threads import in_activity_threads
-from activities.vsphere import VSphereActivities
+from activities.vsphere import VCenterReads
 from domain.models import (
     AzureVmRef,
     AzureVmState,
@@ -38,10 +39,17 @@ class VerificationActivities:
     again at its next verification poll, as it did when each side had its own retries."""
 
     def __init__(
-        self, asr: AsrActivities, vsphere: VSphereActivities, executor: Executor | None = None
+        self,
+        asr: AsrActivities,
+        compute: ComputeGateway,
+        vcenter: VCenterReads,
+        executor: Executor | None = None,
     ) -> None:
+        # `asr` for the fused failover (its write, with every guarantee of `fail_over`); the
+        # reads go to the gateways of Compute and vCenter.
         self._asr = asr
-        self._vsphere = vsphere
+        self._compute = compute
+        self._vcenter = vcenter
         # The worker's activity threads: the reads after a failover are the same blocking SDK
         # calls as a verification read's, and as many run at once.
         self._executor = executor
@@ -73,14 +81,14 @@ class VerificationActivities:
 
     def _onprem(self, query: OnPremVmQuery) -> OnPremVmState:
         return _read_or_unreadable(
-            lambda: self._vsphere.read_onprem_vm(query),
+            lambda: self._vcenter.read_vm(query.vm_name),
             lambda reason: OnPremVmState.unreadable(query.vm_name, reason),
             f"vCenter read of {query.vm_name}",
         )
 
     def _azure(self, ref: AzureVmRef) -> AzureVmState:
         return _read_or_unreadable(
-            lambda: self._asr.read_azure_vm(ref),
+            lambda: self._compute.read_vm(ref),
             lambda reason: AzureVmState.unreadable(ref, reason),
             f"Azure read of {ref.name}",
         )

@@ -54,12 +54,26 @@ def facts_from_inventory(
     )
 
 
-class VSphereActivities:
-    """`connect` opens a vCenter session from the worker's settings; credentials stay there.
+def onprem_vm_state(vm_name: str, state: vsphere_client.VmState | None) -> OnPremVmState:
+    if state is None:
+        return OnPremVmState(vm_name=vm_name, found=False)
+    return OnPremVmState(
+        vm_name=vm_name,
+        found=True,
+        power_state=state.power_state,
+        tools_running_status=state.tools_running_status,
+        guest_state=state.guest_state,
+        host=state.host,
+    )
 
-    One session serves every activity of the worker (activities run on a thread pool): it is
-    opened on first use and opened again, once per call, when it expired or its connection broke
-    (see vsphere_client.VCenterSession). `close` logs it out when the worker stops.
+
+class VCenterReads:
+    """The one client of vCenter: what the failback reads of it, as domain facts, no Temporal.
+
+    `connect` opens a vCenter session from the settings; credentials stay there. One session
+    serves every read (they run on a thread pool): it is opened on first use and opened again,
+    once per call, when it expired or its connection broke (see vsphere_client.VCenterSession).
+    `close` logs it out.
     """
 
     def __init__(self, connect: Callable[[], Any], standalone_hosts: Collection[str] = ()) -> None:
@@ -71,26 +85,16 @@ class VSphereActivities:
     def close(self) -> None:
         self._session.close()
 
-    @activity.defn
-    @kept_alive
-    def read_onprem_vm(self, params: OnPremVmQuery) -> OnPremVmState:
+    def read_vm(self, vm_name: str) -> OnPremVmState:
         # Reads this one VM, not the whole inventory: per-verification cost must not grow with
         # the number of VMs in vCenter.
-        state = self._session.read_vm_state(params.vm_name)
-        if state is None:
-            return OnPremVmState(vm_name=params.vm_name, found=False)
-        return OnPremVmState(
-            vm_name=params.vm_name,
-            found=True,
-            power_state=state.power_state,
-            tools_running_status=state.tools_running_status,
-            guest_state=state.guest_state,
-            host=state.host,
-        )
+        return onprem_vm_state(vm_name, self._session.read_vm_state(vm_name))
 
-    @activity.defn
-    @kept_alive
-    def read_onprem_facts(self, params: OnPremFactsQuery) -> OnPremFacts:
+    def read_vms(self, vm_names: list[str]) -> dict[str, OnPremVmState]:
+        states = self._session.run(lambda si: vsphere_client.read_vm_states(si, vm_names))
+        return {name: onprem_vm_state(name, states.get(name)) for name in vm_names}
+
+    def read_facts(self) -> OnPremFacts:
         # Plans started together check readiness together: they share the read in flight
         # (one whole-inventory read of 1,000 VMs is seconds of decoding) instead of each
         # reading it again.
@@ -113,3 +117,23 @@ class VSphereActivities:
         finally:
             with self._facts_lock:
                 self._facts_read = None
+
+
+class VSphereActivities:
+    """vCenter's activities, over the one vCenter client of the worker."""
+
+    def __init__(self, vcenter: VCenterReads) -> None:
+        self._vcenter = vcenter
+
+    def close(self) -> None:
+        self._vcenter.close()
+
+    @activity.defn
+    @kept_alive
+    def read_onprem_vm(self, params: OnPremVmQuery) -> OnPremVmState:
+        return self._vcenter.read_vm(params.vm_name)
+
+    @activity.defn
+    @kept_alive
+    def read_onprem_facts(self, params: OnPremFactsQuery) -> OnPremFacts:
+        return self._vcenter.read_facts()

@@ -50,7 +50,7 @@ from domain.models import PlanFailbackResult
 from lab.asr_sim.effects import POWER_ON_BY_ID_ENV
 from lab.asr_sim.operations import OPERATIONS, Operation
 from lab.manager import LabState, lab_down, lab_up
-from starter.service import approve, plan_input, start_plan_failback
+from starter.commands import approve, plan_input, start_plan_failback
 from worker.settings import Settings
 from worker.wiring import connect_temporal
 from workflows.plan import PlanFailbackWorkflow, plan_workflow_id

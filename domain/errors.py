@@ -36,3 +36,16 @@ NON_RETRYABLE = [
     NO_RECOVERY_POINT,
     CONFIGURATION_INVALID,
 ]
+
+
+class FailbackError(Exception):
+    """A failure with one of the types above, raised by code that knows nothing of Temporal
+    (the gateways, the reads, domain rules); the activities turn it into an ApplicationError of
+    the same type, the CLI prints its message."""
+
+    def __init__(self, message: str, type: str, *details: object, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.type = type
+        self.details = details
+        self.retryable = retryable

@@ -246,6 +246,10 @@ class ItemOperationInput(_Model):
 
     vault: VaultRef
     item: ProtectedItemRef
+    vm_name: str = Field(
+        default="",
+        description="The VM's friendly name: how ASR's jobs name their target (J-OWN)",
+    )
     not_before: datetime = Field(
         description="Jobs of this operation that started before this belong to earlier attempts"
     )

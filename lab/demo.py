@@ -12,7 +12,7 @@ from temporalio.client import WorkflowFailureError
 from domain.models import Phase
 from lab.manager import lab_down, lab_up
 from lab.scenario import load_scenario
-from starter.service import approve, failback_input, machine_status, start_failback, web_ui_link
+from starter.commands import approve, failback_input, machine_status, start_failback, web_ui_link
 from worker.settings import Settings
 from worker.wiring import connect_temporal
 

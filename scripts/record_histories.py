@@ -32,7 +32,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
 
 from domain.models import Phase
 from lab.manager import LabState, lab_down, lab_up
-from starter.service import (
+from starter.commands import (
     approve,
     failback_input,
     machine_status,

@@ -101,7 +101,7 @@ def friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from temporalio.service import RPCError
 
-        from starter.service import CommandError
+        from starter.commands import CommandError
 
         try:
             return func(*args, **kwargs)
@@ -134,7 +134,7 @@ def settings_for_cli() -> Settings:
 
 
 async def _client(settings: Settings) -> Any:
-    from starter.service import CommandError
+    from starter.commands import CommandError
     from worker.wiring import connect_temporal
 
     try:
@@ -227,7 +227,7 @@ def start_command(
     as_json: bool,
 ) -> None:
     """Start the failback of MACHINE (item or VM name) or of --recovery-plan; prints the id."""
-    from starter.service import (
+    from starter.commands import (
         CommandError,
         failback_input,
         plan_input,
@@ -245,7 +245,7 @@ def start_command(
         )
     settings = settings_for_cli()
 
-    from starter.service import confirm_exists
+    from starter.observe import confirm_exists
 
     # Look the machine or plan up first: an unknown name is refused here, with the names the
     # vault knows, instead of a workflow that starts and fails.
@@ -282,7 +282,8 @@ def start_command(
 @friendly_errors
 def preview_command(recovery_plan: str, recovery_point: str, as_json: bool) -> None:
     """Show the recovery point and data-loss window each machine would get. Only reads."""
-    from starter.service import plan_input, preview_plan
+    from starter.commands import plan_input
+    from starter.observe import preview_plan
 
     settings = settings_for_cli()
     choice = preview_plan(settings, plan_input(settings, recovery_plan, recovery_point))
@@ -317,7 +318,8 @@ def check_command(
 ) -> None:
     """Check every readiness rule (R1-R15) for a plan; exit 1 on any blocking finding."""
     from domain.models import ReprotectToOnPremOptions
-    from starter.service import plan_input, readiness_report
+    from starter.commands import plan_input
+    from starter.observe import readiness_report
 
     settings = settings_for_cli()
     params = plan_input(settings, recovery_plan, "latest").model_copy(
@@ -381,9 +383,9 @@ def _console() -> Any:
 def status_command(workflow_id: str, watch: bool, as_json: bool) -> None:
     """Show a failback (a machine, or a plan by boot group): phase, what it waits for, recovery
     point and data-loss window, ASR jobs, verification, approval."""
+    from starter.commands import CommandError, read_failback
     from starter.live import failback_renderable, view_json
     from starter.live import watch as watch_live
-    from starter.service import CommandError, read_failback
 
     if watch and as_json:
         raise CommandError("--watch draws a live view and --json prints once: choose one")
@@ -423,7 +425,7 @@ def status_command(workflow_id: str, watch: bool, as_json: bool) -> None:
 @friendly_errors
 def approve_command(workflow_id: str, approved_by: str, comment: str) -> None:
     """Approve the commit of a verified failback (the Azure VMs are then deleted)."""
-    from starter.service import approve
+    from starter.commands import approve
 
     settings = settings_for_cli()
 
@@ -449,7 +451,7 @@ def approve_command(workflow_id: str, approved_by: str, comment: str) -> None:
 def agent_command(workflow_id: str, decided_by: str, action: str | None, comment: str) -> None:
     """Decide what a failback stuck on an unregistered mobility agent does next."""
     from domain.models import OperatorDecision
-    from starter.service import CommandError, decide_agent
+    from starter.commands import CommandError, decide_agent
 
     if action is None:
         raise CommandError("choose --keep-waiting or --finish-without-reprotect")
@@ -489,8 +491,9 @@ def report_command(workflow_id: str, fmt: str, output: Path | None) -> None:
     the verification evidence, the approval (and refused ones), and every place where what ASR
     recorded and what vCenter or Azure show now disagree. Only reads.
     """
+    from starter.commands import CommandError
+    from starter.observe import failback_report
     from starter.report import render
-    from starter.service import CommandError, failback_report
 
     settings = settings_for_cli()
 

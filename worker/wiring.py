@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
@@ -12,11 +13,12 @@ from temporalio.converter import DataConverter
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities.asr import AsrActivities
+from activities.asr import AsrActivities, AsrGateway, AsrReads, AsrWrites
 from activities.budget import TokenBucket
+from activities.compute import ComputeActivities, ComputeGateway
 from activities.liveness import KeepAliveInterceptor
 from activities.verification import VerificationActivities
-from activities.vsphere import VSphereActivities
+from activities.vsphere import VCenterReads, VSphereActivities
 from worker.settings import CREDENTIAL_PLUGINS, Settings, SettingsError
 from workflows.machine import MachineFailbackWorkflow
 from workflows.plan import PlanFailbackWorkflow
@@ -105,7 +107,18 @@ def azure_transport(settings: Settings) -> Any:
     return RequestsTransport(session=session, session_owner=True, **verify)
 
 
-def build_asr_activities(settings: Settings, executor: Executor | None = None) -> AsrActivities:
+@dataclasses.dataclass(frozen=True)
+class AzureClients:
+    """The SDK clients of one subscription, sharing a credential."""
+
+    asr: Any
+    compute: Any
+    subscription_id: str
+
+
+def azure_clients(settings: Settings, quick: bool = False) -> AzureClients:
+    """`quick`: for a one-off read of the CLI (the report), which says that Azure could not be
+    read rather than retrying for minutes, on azure-core's own transport."""
     from azure.mgmt.compute import ComputeManagementClient
     from azure.mgmt.recoveryservicessiterecovery import SiteRecoveryManagementClient
 
@@ -113,19 +126,48 @@ def build_asr_activities(settings: Settings, executor: Executor | None = None) -
     assert settings.azure_subscription_id is not None
     credential = azure_credential(settings)
     options = azure_client_options(settings)
-    asr = SiteRecoveryManagementClient(
-        credential, settings.azure_subscription_id, transport=azure_transport(settings), **options
+    if quick:
+        options.update(retry_total=2, retry_backoff_max=5, connection_timeout=10, read_timeout=30)
+
+    def transport() -> dict[str, Any]:
+        return {} if quick else {"transport": azure_transport(settings)}
+
+    subscription = settings.azure_subscription_id
+    return AzureClients(
+        asr=SiteRecoveryManagementClient(credential, subscription, **transport(), **options),
+        compute=ComputeManagementClient(credential, subscription, **transport(), **options),
+        subscription_id=subscription,
     )
-    compute = ComputeManagementClient(
-        credential, settings.azure_subscription_id, transport=azure_transport(settings), **options
-    )
+
+
+def build_asr_gateway(settings: Settings, clients: AzureClients | None = None) -> AsrGateway:
+    clients = clients or azure_clients(settings)
+    return AsrGateway(clients.asr, clients.subscription_id)
+
+
+def build_compute_gateway(
+    settings: Settings, clients: AzureClients | None = None
+) -> ComputeGateway:
+    return ComputeGateway((clients or azure_clients(settings)).compute)
+
+
+def build_asr_reads(settings: Settings) -> AsrReads:
+    """ASR's reads for the CLI's preview, check and report: the gateway, no activity."""
+    return AsrReads(build_asr_gateway(settings))
+
+
+def build_asr_activities(
+    settings: Settings, executor: Executor | None = None, gateway: AsrGateway | None = None
+) -> AsrActivities:
+    gateway = gateway or build_asr_gateway(settings)
     budget = TokenBucket(
         capacity=settings.arm_write_burst, refill_per_second=settings.arm_writes_per_second
     )
-    return AsrActivities(asr, compute, executor, budget)
+    return AsrActivities(AsrReads(gateway), AsrWrites(gateway, executor, budget))
 
 
-def build_vsphere_activities(settings: Settings) -> VSphereActivities:
+def build_vcenter_connect(settings: Settings) -> Callable[[], Any]:
+    """How to open a vCenter session from the settings (each caller keeps its own)."""
     from activities import vsphere_client
 
     settings.require("vcenter_host", "vcenter_user", "vcenter_password")
@@ -140,31 +182,59 @@ def build_vsphere_activities(settings: Settings) -> VSphereActivities:
             verify_tls=settings.vcenter_verify_tls,
         )
 
-    return VSphereActivities(connect, standalone_hosts=settings.vcenter_standalone_hosts)
+    return connect
 
 
-def activity_list(
-    asr: AsrActivities, vsphere: VSphereActivities, executor: Executor | None = None
-) -> list[Any]:
-    verification = VerificationActivities(asr, vsphere, executor)
-    return [
-        asr.discover_machine,
-        asr.discover_recovery_plan,
-        asr.read_recovery_points,
-        asr.read_asr_facts,
-        asr.reprotect_to_onprem,
-        asr.wait_until_replicating,
-        asr.select_recovery_point,
-        asr.check_agent_registered,
-        asr.read_azure_vm,
-        asr.fail_over,
-        asr.commit_failover,
-        asr.reprotect_to_azure,
-        vsphere.read_onprem_vm,
-        vsphere.read_onprem_facts,
-        verification.read_verification_state,
-        verification.fail_over_then_read,
-    ]
+def build_vcenter_reads(settings: Settings) -> VCenterReads:
+    return VCenterReads(
+        build_vcenter_connect(settings), standalone_hosts=settings.vcenter_standalone_hosts
+    )
+
+
+def build_vsphere_activities(settings: Settings) -> VSphereActivities:
+    return VSphereActivities(build_vcenter_reads(settings))
+
+
+@dataclasses.dataclass(frozen=True)
+class Activities:
+    """Every activity the worker registers, built once from the settings."""
+
+    asr: AsrActivities
+    compute: ComputeActivities
+    vsphere: VSphereActivities
+    verification: VerificationActivities
+
+    def all(self) -> list[Any]:
+        return [
+            self.asr.discover_machine,
+            self.asr.discover_recovery_plan,
+            self.asr.read_recovery_points,
+            self.asr.read_asr_facts,
+            self.asr.reprotect_to_onprem,
+            self.asr.wait_until_replicating,
+            self.asr.select_recovery_point,
+            self.asr.check_agent_registered,
+            self.compute.read_azure_vm,
+            self.asr.fail_over,
+            self.asr.commit_failover,
+            self.asr.reprotect_to_azure,
+            self.vsphere.read_onprem_vm,
+            self.vsphere.read_onprem_facts,
+            self.verification.read_verification_state,
+            self.verification.fail_over_then_read,
+        ]
+
+
+def build_activities(settings: Settings, executor: Executor | None = None) -> Activities:
+    """The composition root of the worker's activities: one set of Azure clients, one vCenter
+    session factory."""
+    clients = azure_clients(settings)
+    gateway = build_asr_gateway(settings, clients)
+    compute = build_compute_gateway(settings, clients)
+    asr = build_asr_activities(settings, executor, gateway)
+    vcenter = build_vcenter_reads(settings)
+    verification = VerificationActivities(asr, compute, vcenter, executor)
+    return Activities(asr, ComputeActivities(compute), VSphereActivities(vcenter), verification)
 
 
 WORKFLOWS = [MachineFailbackWorkflow, PlanFailbackWorkflow]
@@ -183,14 +253,13 @@ def workflow_runner() -> SandboxedWorkflowRunner:
 
 def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> Worker:
     """`executor`: the activity threads, `settings.activity_slots` of them."""
-    asr = build_asr_activities(settings, executor)
-    vsphere = build_vsphere_activities(settings)
+    activities = build_activities(settings, executor)
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
         workflow_runner=workflow_runner(),
-        activities=activity_list(asr, vsphere, executor),
+        activities=activities.all(),
         activity_executor=executor,
         max_concurrent_activities=settings.activity_slots,
         max_cached_workflows=settings.max_cached_workflows,

@@ -20,6 +20,7 @@ from temporalio.exceptions import (
 
 with workflow.unsafe.imports_passed_through():
     from activities.asr import AsrActivities
+    from activities.compute import ComputeActivities
     from activities.verification import VerificationActivities
     from activities.vsphere import VSphereActivities
     from domain import errors
@@ -418,7 +419,7 @@ class MachineFailbackWorkflow:
     async def _read_azure(self, machine: DiscoveredMachine) -> AzureVmState:
         try:
             return await self._call(
-                AsrActivities.read_azure_vm,
+                ComputeActivities.read_azure_vm,
                 machine.azure_vm,
                 READ_TIMEOUT,
                 READ_RETRY,

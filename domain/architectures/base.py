@@ -50,6 +50,8 @@ class Architecture:
     title: str
     # instanceType values of its items' provider details, in either direction.
     providers: frozenset[str]
+    # The provider of an item replicating (or being re-protected) toward Azure.
+    to_azure_provider: str
     # Reprotect to on-premises before the failback (it also commits a pending failover).
     reprotects_before_failback: bool
     # The failover toward on-premises (unplanned for classic, planned for the others).

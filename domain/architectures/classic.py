@@ -57,6 +57,7 @@ CLASSIC = Architecture(
     name=ArchitectureName.CLASSIC,
     title="classic VMware/physical",
     providers=frozenset({TO_AZURE, TO_ONPREM}),
+    to_azure_provider=TO_AZURE,
     reprotects_before_failback=True,
     failover=AsrOperation.UNPLANNED_FAILOVER,
     can_undo=False,

@@ -77,6 +77,7 @@ MODERNIZED = Architecture(
     name=ArchitectureName.MODERNIZED,
     title="modernized VMware/physical",
     providers=frozenset({TO_AZURE, TO_ONPREM}),
+    to_azure_provider=TO_AZURE,
     reprotects_before_failback=True,
     failover=AsrOperation.PLANNED_FAILOVER,
     can_undo=True,

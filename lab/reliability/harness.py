@@ -49,7 +49,7 @@ from temporalio.service import RPCError
 from domain.models import MachineStatus, PlanFailbackResult, PlanStatus
 from lab import manager
 from lab.manager import LabProcess, LabState, lab_down, lab_up
-from starter.service import CommandError, approve, plan_input, start_plan_failback
+from starter.commands import CommandError, approve, plan_input, start_plan_failback
 from worker.settings import Settings
 from worker.wiring import connect_temporal
 from workflows.machine import MachineFailbackWorkflow, machine_workflow_id
@@ -977,17 +977,18 @@ def _expectation(
 
 
 def read_azure_vms(lab: Lab, unit: Unit) -> dict[str, str]:
-    """Each Azure VM of the unit as `read_azure_vm` (the Compute SDK's instance view) sees it."""
+    """Each Azure VM of the unit as the worker's Compute gateway (the SDK's instance view) sees
+    it."""
     from domain.models import AzureVmRef
-    from worker.wiring import build_asr_activities
+    from worker.wiring import build_compute_gateway
 
     settings = lab.settings()
     assert settings.azure_recovery_resource_group is not None
-    asr = build_asr_activities(settings)
+    compute = build_compute_gateway(settings)
     found = {}
     for vm in unit.vms:
         try:
-            state = asr.read_azure_vm(
+            state = compute.read_vm(
                 AzureVmRef(resource_group=settings.azure_recovery_resource_group, name=vm)
             )
         except Exception as err:  # reported, not raised: this is evidence, not the check

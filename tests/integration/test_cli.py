@@ -18,7 +18,7 @@ import pytest
 
 from domain.models import Phase
 from lab.manager import LabState, lab_down
-from starter.service import failback_input, machine_status, start_failback
+from starter.commands import failback_input, machine_status, start_failback
 from tests.integration.conftest import cli, lab_settings, start_lab
 from worker.wiring import connect_temporal
 

@@ -23,14 +23,15 @@ from domain.models import (
 )
 from lab.manager import LabState
 from tests.integration.conftest import SECOND_VM, journal, lab_settings, posts
-from worker.wiring import build_asr_activities
+from worker.wiring import build_asr_activities, build_asr_gateway
 
 pytestmark = pytest.mark.integration
 
 
 def test_a_retried_failover_never_sends_a_second_unplanned_failover(lab: LabState) -> None:
     settings = lab_settings(lab)
-    asr = build_asr_activities(settings)
+    gateway = build_asr_gateway(settings)
+    asr = build_asr_activities(settings, gateway=gateway)
     assert settings.azure_resource_group and settings.azure_vault
     vault = VaultRef(resource_group=settings.azure_resource_group, vault=settings.azure_vault)
     environment = ActivityEnvironment()
@@ -59,7 +60,7 @@ def test_a_retried_failover_never_sends_a_second_unplanned_failover(lab: LabStat
 
     # An attempt sends the failover and dies before its first heartbeat reaches Temporal.
     item = machine.item
-    asr._asr.replication_protected_items.begin_unplanned_failover(
+    gateway.items.begin_unplanned_failover(
         vault.resource_group,
         vault.vault,
         item.fabric,

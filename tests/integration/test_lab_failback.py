@@ -12,7 +12,7 @@ import pytest
 from activities import vsphere_client
 from domain.models import Phase
 from lab.manager import LabState
-from starter.service import approve, failback_input, machine_status, start_failback
+from starter.commands import approve, failback_input, machine_status, start_failback
 from tests.integration.conftest import journal, lab_get, lab_settings, posts
 from worker.wiring import connect_temporal
 

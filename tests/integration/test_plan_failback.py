@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from lab.manager import LabState, lab_down
-from starter.service import (
+from starter.commands import (
     approve,
     machine_status,
     plan_input,

@@ -18,7 +18,7 @@ from activities import vsphere_client
 from domain.models import MachineFailbackResult, Phase
 from lab import vcenter_client
 from lab.manager import LabState, lab_down
-from starter.service import approve, failback_input, machine_status, start_failback
+from starter.commands import approve, failback_input, machine_status, start_failback
 from tests.integration.conftest import cli, journal, lab_settings, posts, start_lab
 from worker.wiring import connect_temporal
 

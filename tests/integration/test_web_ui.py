@@ -13,7 +13,7 @@ import pytest
 
 from domain.models import Phase
 from lab.manager import LabState
-from starter.service import approve, failback_input, machine_status, start_failback
+from starter.commands import approve, failback_input, machine_status, start_failback
 from tests.integration.conftest import UI_VM, lab_settings
 from worker.wiring import connect_temporal
 

@@ -12,7 +12,7 @@ import pytest
 
 from domain.models import Phase
 from lab.manager import LabState, read_state, restart_worker
-from starter.service import approve, failback_input, machine_status, start_failback
+from starter.commands import approve, failback_input, machine_status, start_failback
 from tests.integration.conftest import THIRD_VM, journal, lab_settings, posts
 from worker.wiring import connect_temporal
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from lab.scenario import load_scenario
-from starter.service import CommandError, plan_input, preview_plan
+from starter.commands import CommandError, plan_input
+from starter.observe import preview_plan
 from tests.lab.conftest import SECRET, SimLab, StartLab
 from worker.settings import Settings
 

@@ -14,7 +14,7 @@ import pytest
 from pyVmomi import vim
 
 from activities import vsphere_client
-from activities.vsphere import OnPremFactsQuery, VSphereActivities
+from activities.vsphere import OnPremFactsQuery, VCenterReads, VSphereActivities
 from activities.vsphere_client import (
     connect,
     disconnect,
@@ -97,7 +97,7 @@ def logins(vcsim: VcsimEndpoint) -> CountingConnect:
 
 @pytest.fixture
 def activities(logins: CountingConnect) -> Iterator[VSphereActivities]:
-    instance = VSphereActivities(logins)
+    instance = VSphereActivities(VCenterReads(logins))
     try:
         yield instance
     finally:

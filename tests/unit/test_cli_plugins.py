@@ -110,7 +110,7 @@ def test_settings_given_win_over_a_plugin_s(
 def test_unreachable_temporal_without_settings_says_what_to_set(
     monkeypatch: pytest.MonkeyPatch, no_settings: None
 ) -> None:
-    from starter.service import CommandError
+    from starter.commands import CommandError
     from worker.settings import Settings
 
     settings = Settings(temporal_address="127.0.0.1:1")

@@ -10,9 +10,9 @@ import pytest
 from rich.console import Console
 
 from domain.models import Approval, MachineStatus, Phase
+from starter.commands import approval_precheck
 from starter.live import failback_renderable, view_json, watch
 from starter.report import FailbackView
-from starter.service import approval_precheck
 from tests.unit.test_report import at, plan_report, single_report
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from activities import vsphere_client
-from activities.vsphere import OnPremFactsQuery, VSphereActivities
+from activities.vsphere import OnPremFactsQuery, VCenterReads, VSphereActivities
 from activities.vsphere_client import HostInfo, VCenterInventory
 
 
@@ -45,9 +45,11 @@ class SlowInventory:
 
 def activities() -> VSphereActivities:
     return VSphereActivities(
-        lambda: SimpleNamespace(
-            RetrieveContent=lambda: SimpleNamespace(propertyCollector=object()),
-            _stub=SimpleNamespace(poolSize=5),
+        VCenterReads(
+            lambda: SimpleNamespace(
+                RetrieveContent=lambda: SimpleNamespace(propertyCollector=object()),
+                _stub=SimpleNamespace(poolSize=5),
+            )
         )
     )
 

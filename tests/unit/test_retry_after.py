@@ -9,7 +9,7 @@ from azure.core.exceptions import HttpResponseError
 from hypothesis import given
 from hypothesis import strategies as st
 
-from activities.asr import _retry_after
+from activities.asr import retry_after as _retry_after
 
 
 class _Answer:

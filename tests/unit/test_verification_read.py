@@ -45,11 +45,11 @@ class Side:
 def activities(
     onprem: Side, azure: Side, failover: Callable[[FailoverInput], Any] | None = None
 ) -> VerificationActivities:
-    vsphere, asr = type("V", (), {})(), type("A", (), {})()
-    vsphere.read_onprem_vm = onprem.read  # type: ignore[attr-defined]
-    asr.read_azure_vm = azure.read  # type: ignore[attr-defined]
+    vcenter, compute, asr = type("V", (), {})(), type("C", (), {})(), type("A", (), {})()
+    vcenter.read_vm = onprem.read  # type: ignore[attr-defined]
+    compute.read_vm = azure.read  # type: ignore[attr-defined]
     asr.fail_over = failover  # type: ignore[attr-defined]
-    return VerificationActivities(asr, vsphere)  # type: ignore[arg-type]
+    return VerificationActivities(asr, compute, vcenter)  # type: ignore[arg-type]
 
 
 ON = OnPremVmState(vm_name="web-01", found=True, power_state="poweredOn")

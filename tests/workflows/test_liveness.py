@@ -54,11 +54,13 @@ class OneReadWorkflow:
 
 def test_the_mark_is_seen_through_a_bound_method() -> None:
     from activities.asr import AsrActivities
-    from activities.vsphere import VSphereActivities
+    from activities.compute import ComputeActivities
+    from activities.vsphere import VCenterReads, VSphereActivities
 
-    asr = AsrActivities(asr_client=None, compute_client=None)
-    assert is_kept_alive(asr.read_azure_vm) and is_kept_alive(asr.discover_recovery_plan)
-    assert is_kept_alive(VSphereActivities(lambda: None).read_onprem_vm)
+    asr = AsrActivities(reads=None, writes=None)  # type: ignore[arg-type]
+    compute = ComputeActivities(compute=None)  # type: ignore[arg-type]
+    assert is_kept_alive(compute.read_azure_vm) and is_kept_alive(asr.discover_recovery_plan)
+    assert is_kept_alive(VSphereActivities(VCenterReads(lambda: None)).read_onprem_vm)
     # The writes heartbeat their job's name themselves; a detail-less beat would erase it.
     assert not is_kept_alive(asr.fail_over) and not is_kept_alive(asr.commit_failover)
 

@@ -1,0 +1,344 @@
+"""The writes: find or send an operation's job, then await it, never sending it twice.
+
+Before sending, a write looks for its own job: in the heartbeat of an earlier attempt, then (on a
+retry) in the vault's job list (J-OWN, domain/jobs.py), then in the item's state (the item's
+architecture says when the operation is already done, and which allowedOperations let it be
+sent). A retry after a crash or a lost answer therefore never sends a second unplannedFailover,
+failoverCommit or reProtect. This runs inside an activity (heartbeats, ApplicationError).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+from azure.core.polling import LROPoller
+from azure.mgmt.recoveryservicessiterecovery import models as asr_models
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.asr import translate as t
+from activities.asr.gateway import AsrGateway
+from activities.budget import TokenBucket
+from activities.job_watch import JobWatch, job_state, running_jobs_filter
+from activities.liveness import beat_interval
+from activities.threads import in_activity_threads
+from domain import errors
+from domain.architectures import OperationRule
+from domain.jobs import JobFact, find_own_job
+from domain.models import ItemOperationInput, OperationResult, VaultRef
+from domain.operations import AsrOperation
+
+# Jobs that started this long before the attempt are still ours: ASR's clock and ours may differ.
+CLOCK_SKEW = timedelta(minutes=5)
+# ARM's write bucket per subscription and principal (Azure Resource Manager throttling docs).
+ARM_WRITE_BURST = 200
+ARM_WRITES_PER_SECOND = 10.0
+WRITE_BUDGET_HEARTBEAT_SECONDS = 2.0
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class Write:
+    """One write on one item: which operation, and how to send it (an SDK begin_* method and
+    its body, if it takes one)."""
+
+    operation: AsrOperation
+    send: Callable[..., LROPoller[Any]]
+    body: tuple[Any, ...] = ()
+    # A re-protect to Azure is refused while the mobility agent has not registered.
+    agent_may_be_missing: bool = False
+
+
+class AsrWrites:
+    def __init__(
+        self,
+        gateway: AsrGateway,
+        executor: Executor | None = None,
+        write_budget: TokenBucket | None = None,
+    ) -> None:
+        """`executor` runs the blocking SDK calls (the worker's activity pool); None: the event
+        loop's default executor. `write_budget`: the writes' share of ARM's limits."""
+        self.gateway = gateway
+        self._executor = executor
+        self._write_budget = write_budget or TokenBucket(
+            capacity=ARM_WRITE_BURST, refill_per_second=ARM_WRITES_PER_SECOND
+        )
+        # One look at a vault's running jobs per poll answers for every job awaited
+        # (activities/job_watch.py says why and what it falls back to).
+        self._jobs = JobWatch(
+            self._read_running_jobs,
+            self._read_job,
+            vault_key=lambda vault: (vault.resource_group, vault.vault),
+        )
+
+    async def run(self, write: Write, params: ItemOperationInput) -> OperationResult:
+        """Find or send the operation's job on a thread (short blocking calls), then await the
+        job here on the event loop: a job of minutes holds no thread, so a wave of hundreds of
+        failovers is not queued behind a thread pool."""
+        found = await self._blocking(self._find_job, write, params)
+        if isinstance(found, OperationResult):
+            return found
+        started, rule = found
+        if started is None:
+            assert rule is not None  # the item was read to decide that nothing is to resume
+            await self._within_write_budget(write, params)
+            started = await self._blocking(
+                self._send, write, rule, params, self._heartbeat_from_threads()
+            )
+        job_name, resumed = started
+        return await self._await_job(write, params, job_name, resumed)
+
+    async def _within_write_budget(self, write: Write, params: ItemOperationInput) -> None:
+        """Wait for a token of the worker's ARM write budget; heartbeat (with no job name) while
+        waiting, so a long queue after a plan's approval does not look like a dead activity."""
+        delay = self._write_budget.reserve(time.monotonic())
+        if delay <= 0:
+            return
+        activity.logger.info(
+            "%s of %s: waiting %.1f s for ARM's write budget",
+            write.operation,
+            params.item.name,
+            delay,
+        )
+        deadline = time.monotonic() + delay
+        while (left := deadline - time.monotonic()) > 0:
+            activity.heartbeat()
+            await asyncio.sleep(min(left, WRITE_BUDGET_HEARTBEAT_SECONDS))
+
+    async def _blocking(self, function: Callable[..., _T], *args: Any) -> _T:
+        return await in_activity_threads(self._executor, function, *args)
+
+    @staticmethod
+    def _heartbeat_from_threads() -> Callable[[str], None]:
+        """activity.heartbeat of an async activity must run on the event loop."""
+        loop = asyncio.get_running_loop()
+        context = contextvars.copy_context()
+
+        def heartbeat(detail: str) -> None:
+            loop.call_soon_threadsafe(activity.heartbeat, detail, context=context)
+
+        return heartbeat
+
+    def _find_job(
+        self, write: Write, params: ItemOperationInput
+    ) -> tuple[tuple[str, bool] | None, OperationRule | None] | OperationResult:
+        """The job to await and whether an earlier attempt had sent it (None when it is to be
+        sent, with the item's rule for this operation); or the result when the item shows the
+        operation already done."""
+        info = activity.info()
+        previous = info.heartbeat_details
+        if previous:
+            job_name = str(previous[0])
+            activity.logger.info(
+                "%s: resuming job %s from the last attempt", write.operation, job_name
+            )
+            return (job_name, True), None
+        item = self.gateway.get_item(params.vault, params.item)
+        rule = t.architecture_of_item(item, params.item.name).operation(write.operation)
+
+        # Only a retry can have sent the job unseen (a crash or a lost answer before the first
+        # heartbeat); the first attempt skips the vault's job list, which grows with every
+        # operation of the run.
+        if info.attempt > 1:
+            job = self._find_own_job(rule, params)
+            if job is not None:
+                activity.logger.info(
+                    "%s: job %s was already sent; not sending again", write.operation, job.name
+                )
+                return (job.name, True), rule
+
+        if rule.already_done(t.item_view(item)):
+            return OperationResult(
+                operation=write.operation,
+                job_id=None,
+                state="AlreadyDone",
+                started_at=None,
+                ended_at=None,
+                resumed=True,
+            )
+        in_flight = item.properties.current_scenario
+        if in_flight is not None and in_flight.scenario_name in rule.job_scenarios:
+            name = t.job_name(in_flight.job_id)
+            if name:
+                return (name, True), rule
+        allowed = {t.text(op) for op in item.properties.allowed_operations or []}
+        if not allowed & rule.allowed_operations:
+            raise ApplicationError(
+                f"{write.operation} is not allowed on {params.item.name} now: it is "
+                f"{t.state(item) or 'in an unknown state'} and allows only "
+                f"{', '.join(sorted(allowed)) or 'nothing'}",
+                type=errors.OPERATION_NOT_ALLOWED,
+                non_retryable=True,
+            )
+        return None, rule
+
+    def _send(
+        self,
+        write: Write,
+        rule: OperationRule,
+        params: ItemOperationInput,
+        heartbeat: Callable[[str], None],
+    ) -> tuple[str, bool]:
+        captured: dict[str, str] = {}
+
+        def remember_job(response: Any) -> None:
+            # The 202's Azure-AsyncOperation URL ends in the job name: record it before polling
+            # so that a crash from here on resumes this job instead of sending again.
+            headers = response.http_response.headers
+            url = headers.get("Azure-AsyncOperation") or headers.get("Location") or ""
+            if "job" not in captured and url:
+                name = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+                captured["job"] = name
+                heartbeat(name)
+
+        activity.logger.info("%s: sending for %s", write.operation, params.item.name)
+        try:
+            # Sent once, never re-sent by the SDK: if the answer is lost, ASR may have started
+            # the job, and only a look at the vault can tell. No LRO poller either: the job is
+            # awaited by its name, the same way a later attempt resumes it.
+            self.gateway.send(
+                write.send,
+                params.vault,
+                params.item,
+                *write.body,
+                polling=False,
+                retry_total=0,
+                raw_response_hook=remember_job,
+            )
+        except HttpResponseError as err:
+            raise self._refused(write, params, err) from err
+        except (ServiceRequestError, ServiceResponseError):
+            time.sleep(params.poll_interval_seconds)
+            job = self._find_own_job(rule, params)
+            if job is not None:
+                activity.logger.warning(
+                    "%s: the answer was lost but ASR started job %s", write.operation, job.name
+                )
+                return job.name, True
+            raise  # nothing started: the next attempt looks again before it sends
+        job_name = captured.get("job")
+        if not job_name:
+            job = self._find_own_job(rule, params)
+            if job is None:
+                raise RuntimeError(f"{write.operation} was accepted but its job cannot be found")
+            job_name = job.name
+        return job_name, False
+
+    def _find_own_job(self, rule: OperationRule, params: ItemOperationInput) -> JobFact | None:
+        # Reprotects in both directions share a scenario name: the previous job's end on ASR's
+        # clock tells this operation's job from the earlier one on the same item.
+        since = params.after_asr_time or params.not_before - CLOCK_SKEW
+        return find_own_job(
+            (t.job_fact(job) for job in self.gateway.list_jobs(params.vault)),
+            scenarios=rule.job_scenarios,
+            vm_name=params.vm_name,
+            item_name=params.item.name,
+            since=since,
+            exclude=params.exclude_job_ids,
+        )
+
+    async def _await_job(
+        self, write: Write, params: ItemOperationInput, job_name: str, resumed: bool
+    ) -> OperationResult:
+        # A beat a quarter of the heartbeat timeout apart is enough to stay alive, and each one
+        # is converted by the worker (with 150 jobs running, beats at every 1 s poll of the lab
+        # took 8% of its time: bench/RESULTS.md).
+        beat_every = max(params.poll_interval_seconds, beat_interval() or 0.0)
+        document = await self._jobs.wait(
+            params.vault,
+            job_name,
+            since=params.not_before - CLOCK_SKEW,
+            poll_interval=params.poll_interval_seconds,
+            heartbeat=lambda: activity.heartbeat(job_name),
+            heartbeat_every=beat_every,
+        )
+        state = job_state(document)
+        job: Any = asr_models.Job(document)
+        if state != "Succeeded":
+            code, message = t.job_error(job)
+            if write.agent_may_be_missing and t.is_agent_missing(code, message):
+                raise ApplicationError(
+                    f"re-protect of {params.item.name} refused, the mobility agent is not "
+                    f"registered yet: {message}",
+                    job_name,
+                    type=errors.AGENT_NOT_REGISTERED,
+                    non_retryable=True,
+                )
+            raise ApplicationError(
+                f"ASR job {job_name} ({write.operation} of {params.item.name}) ended {state}: "
+                f"{code} {message}",
+                job_name,
+                type=errors.ASR_JOB_FAILED,
+                non_retryable=True,
+            )
+        return OperationResult(
+            operation=write.operation,
+            job_id=job_name,
+            state=state,
+            started_at=job.properties.start_time,
+            ended_at=job.properties.end_time,
+            resumed=resumed,
+        )
+
+    async def _read_job(self, vault: VaultRef, job_name: str) -> dict[str, Any]:
+        return await self._blocking(self.gateway.job_document, vault, job_name)
+
+    async def _read_running_jobs(
+        self, vault: VaultRef, since: datetime
+    ) -> dict[str, dict[str, Any]]:
+        return await self._blocking(self._running_jobs, vault, since)
+
+    def _running_jobs(self, vault: VaultRef, since: datetime) -> dict[str, dict[str, Any]]:
+        """The vault's jobs in progress that started since `since`, as ASR's JSON by name.
+        Raw JSON for the same reason as `job_document`: 150 `Job` models a second would cost
+        more than the GETs this list replaces."""
+        return {
+            str(document["name"]): document
+            for document in self.gateway.list_json(
+                f"{self.gateway.vault_path(vault)}/replicationJobs",
+                {"$filter": running_jobs_filter(since)},
+            )
+            if document.get("name")
+        }
+
+    def _refused(
+        self, write: Write, params: ItemOperationInput, err: HttpResponseError
+    ) -> Exception:
+        code, message = t.arm_error(err)
+        status = err.status_code or 0
+        if 400 <= status < 500 and status != 429:
+            return ApplicationError(
+                f"ASR refused {write.operation} of {params.item.name} ({status} {code}): {message}",
+                type=errors.ASR_REQUEST_REFUSED,
+                non_retryable=True,
+            )
+        # Throttled or a server error, with an answer: Temporal retries (a write is sent with no
+        # SDK retry), when ARM's Retry-After says rather than after the retry policy's growing
+        # backoff; the next attempt looks for a job before it sends anything.
+        return ApplicationError(
+            f"ASR answered {write.operation} of {params.item.name} with {status} {code}: {message}",
+            type=errors.ASR_BUSY,
+            next_retry_delay=retry_after(err),
+        )
+
+
+def retry_after(err: HttpResponseError) -> timedelta | None:
+    """ARM's Retry-After in seconds, kept within 1 s .. 5 min; None when it sent none."""
+    response = getattr(err, "response", None)
+    text = response.headers.get("Retry-After") if response is not None else None
+    if text is None:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        return None  # an HTTP date: the retry policy's own backoff will do
+    return timedelta(seconds=min(max(seconds, 1.0), 300.0))

@@ -1,0 +1,333 @@
+"""What the failback reads of ASR, as domain facts: discovery, readiness facts, recovery points,
+the agent's registration, replication health. Plain code over the gateway, no Temporal: the
+activities wrap it, and the CLI's preview, check and report call it directly."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from azure.core.exceptions import ResourceNotFoundError
+
+from activities.asr import translate as t
+from activities.asr.gateway import AsrGateway
+from activities.handover import Handover
+from domain import errors
+from domain.errors import FailbackError
+from domain.models import (
+    AgentCheckInput,
+    AgentRegistration,
+    DiscoveredMachine,
+    DiscoveredPlan,
+    DiscoverMachineInput,
+    DiscoverPlanInput,
+    ProtectedItemRef,
+    ReadAsrFactsInput,
+    ReadRecoveryPointsInput,
+    RecoveryPoint,
+    ReplicationState,
+    VaultRef,
+)
+from domain.readiness import AsrFacts, MachineFacts, MasterTargetFacts, VCenterFacts
+from domain.recovery_points import MachinePoints, selectable_points
+
+_T = TypeVar("_T")
+_In = TypeVar("_In")
+# Reads of a plan's machines in flight at once, per call.
+READ_PARALLELISM = 8
+# How old the recovery points readiness listed may be when the point selection takes them
+# instead of listing them again; a plan's selection follows its readiness by seconds.
+POINTS_HANDOVER_SECONDS = 30.0
+
+
+class AsrReads:
+    def __init__(self, gateway: AsrGateway) -> None:
+        self.gateway = gateway
+        # The worker-local hand-over (activities/handover.py): the points readiness listed are
+        # taken by the point selection moments later on the same worker instead of listed
+        # again; on another worker, or later than POINTS_HANDOVER_SECONDS, they are listed anew.
+        self._points_read_for_readiness: Handover[list[RecoveryPoint]] = Handover(
+            POINTS_HANDOVER_SECONDS
+        )
+
+    # --- discovery -----------------------------------------------------------------------------
+
+    def discover_machine(self, params: DiscoverMachineInput) -> DiscoveredMachine:
+        vault = params.vault
+        items = self.gateway.list_items(vault)
+        matches = [i for i in items if i.name == params.machine]
+        if not matches:
+            matches = [i for i in items if i.properties.friendly_name == params.machine]
+        if not matches:
+            known = sorted(str(i.properties.friendly_name or i.name) for i in items)[:20]
+            raise FailbackError(
+                f"vault {vault.vault} has no protected item or VM named {params.machine!r}; "
+                f"known machines: {', '.join(known) or 'none'}",
+                errors.MACHINE_NOT_FOUND,
+            )
+        if len(matches) > 1:
+            raise FailbackError(
+                f"{params.machine!r} names {len(matches)} protected items in vault {vault.vault}; "
+                "give the item name instead: " + ", ".join(str(m.name) for m in matches),
+                errors.MACHINE_NOT_FOUND,
+            )
+        fabric = self.gateway.get_fabric(vault, t.item_ref_from_id(str(matches[0].id)).fabric)
+        return t.describe_item(
+            matches[0],
+            fabric,
+            params.recovery_resource_group,
+            params.azure_vm_name,
+            params.reprotect_to_azure,
+        )
+
+    def discover_recovery_plan(self, params: DiscoverPlanInput) -> DiscoveredPlan:
+        vault = params.vault
+        try:
+            plan = self.gateway.get_plan(vault, params.recovery_plan)
+        except ResourceNotFoundError as err:
+            known = self.gateway.plan_names(vault)
+            raise FailbackError(
+                f"vault {vault.vault} has no recovery plan {params.recovery_plan!r}; "
+                f"known plans: {', '.join(known) or 'none'}",
+                errors.PLAN_NOT_FOUND,
+            ) from err
+        items = {str(i.id).lower(): i for i in self.gateway.list_items(vault, params.recovery_plan)}
+        fabrics: dict[str, Any] = {}
+        boot_groups: list[list[DiscoveredMachine]] = []
+        architectures = set()
+        for group in plan.properties.groups or []:
+            if t.text(group.group_type) != "Boot":
+                continue
+            machines = []
+            for member in group.replication_protected_items or []:
+                item = items.get(str(member.id).lower())
+                if item is None:
+                    raise FailbackError(
+                        f"recovery plan {params.recovery_plan} names {member.id}, which is not a "
+                        "protected item of the vault",
+                        errors.MACHINE_NOT_FOUND,
+                    )
+                ref = t.item_ref_from_id(str(item.id))
+                if ref.fabric not in fabrics:
+                    fabrics[ref.fabric] = self.gateway.get_fabric(vault, ref.fabric)
+                machine = t.describe_item(
+                    item,
+                    fabrics[ref.fabric],
+                    params.recovery_resource_group,
+                    None,
+                    params.reprotect_to_azure,
+                )
+                architectures.add(t.architecture_of_item(item, machine.vm_name).title)
+                machines.append(machine)
+            if machines:
+                boot_groups.append(machines)
+        if len(architectures) > 1:
+            raise FailbackError(
+                f"recovery plan {params.recovery_plan} mixes ASR architectures "
+                f"({', '.join(sorted(architectures))}); fail its machines back in plans of one "
+                "architecture each",
+                errors.UNSUPPORTED_ARCHITECTURE,
+            )
+        return DiscoveredPlan(name=params.recovery_plan, boot_groups=boot_groups)
+
+    # --- readiness facts -----------------------------------------------------------------------
+
+    def read_asr_facts(self, params: ReadAsrFactsInput) -> AsrFacts:
+        """ASR's view for the readiness rules: configuration server, master targets, vCenters,
+        and each machine's state, OS, health and recovery points."""
+        vault = params.vault
+        fabric_names = sorted({m.item.fabric for m in params.machines}) or [params.fabric]
+        fabric = self.gateway.get_fabric(vault, fabric_names[0])
+        custom = getattr(fabric.properties, "custom_details", None)
+        cs_name = str(getattr(custom, "host_name", None) or fabric.name)
+        master_targets = []
+        undiscovered: list[str] = []
+        for mt in getattr(custom, "master_target_servers", None) or []:
+            if mt.name == cs_name:
+                continue  # the configuration server's own: only for re-protect to Azure
+            for error in mt.validation_errors or []:
+                if t.text(error.error_code) == t.MT_HOST_NOT_DISCOVERED and error.entity_id:
+                    undiscovered.append(str(error.entity_id))
+            master_targets.append(
+                MasterTargetFacts(
+                    id=str(mt.id),
+                    name=str(mt.name),
+                    os_type=mt.os_type,
+                    datastores=[str(d.symbolic_name) for d in mt.data_stores or []],
+                    retention_volumes=[str(v.volume_name) for v in mt.retention_volumes or []],
+                    healthy=not mt.health_errors,
+                )
+            )
+        vcenters = [
+            VCenterFacts(
+                name=str(v.properties.friendly_name or v.name),
+                connected=t.text(v.properties.discovery_status) == "Connected"
+                and not v.properties.health_errors,
+                discovered_hosts=[str(x) for x in (v.name, v.properties.ip_address) if x],
+            )
+            for v in self.gateway.list_vcenters(vault, fabric_names[0])
+        ]
+        items = self._items_of(vault, params.machines, params.recovery_plan)
+        machines = in_parallel(
+            lambda m: self._machine_facts(vault, m, items[m.item.name]), params.machines
+        )
+        run_as = [a.account_id for a in getattr(custom, "run_as_accounts", None) or []]
+        return AsrFacts(
+            configuration_server=t.configuration_server_facts(fabric, custom, cs_name),
+            master_targets=master_targets,
+            vcenters=vcenters,
+            undiscovered_hosts=undiscovered,
+            machines=machines,
+            failback_policy_id=self._failback_policy_id(vault),
+            azure_process_server_id=self._azure_process_server(list(items.values()), custom),
+            run_as_account_id=str(run_as[0]) if run_as else None,
+        )
+
+    def _items_of(
+        self, vault: VaultRef, machines: list[DiscoveredMachine], recovery_plan: str | None
+    ) -> dict[str, Any]:
+        """Each machine's protected item by name: one list filtered by the recovery plan when
+        there is one (100 GETs are 100 reads of ARM's read budget), a GET for any it missed."""
+        listed: dict[str, Any] = {}
+        if recovery_plan:
+            for item in self.gateway.list_items(vault, recovery_plan):
+                listed[t.item_ref_from_id(str(item.id)).name.lower()] = item
+        missing = [m for m in machines if m.item.name.lower() not in listed]
+        for machine, item in zip(
+            missing,
+            in_parallel(lambda m: self.gateway.get_item(vault, m.item), missing),
+            strict=True,
+        ):
+            listed[machine.item.name.lower()] = item
+        return {m.item.name: listed[m.item.name.lower()] for m in machines}
+
+    def _azure_process_server(self, items: list[Any], custom: Any) -> str | None:
+        """Replication to Azure ran through the on-premises process server the item names;
+        failback data flows through a healthy one other than that: the one in Azure."""
+        onprem = set()
+        for item in items:
+            item_details = t.details(item)
+            if t.text(getattr(item_details, "instance_type", None)) == "InMageAzureV2":
+                onprem.add(getattr(item_details, "process_server_id", None))
+            elif getattr(item_details, "process_server_id", None):
+                return str(item_details.process_server_id)  # already replicating back through it
+        servers = getattr(custom, "process_servers", None) or []
+        return next(
+            (str(ps.id) for ps in servers if ps.id and ps.id not in onprem and t.healthy(ps)),
+            None,
+        )
+
+    def _machine_facts(
+        self, vault: VaultRef, machine: DiscoveredMachine, item: Any
+    ) -> MachineFacts:
+        item_details = t.details(item)
+        kind = t.instance_type(item)
+        state = t.architecture_of_item(item, machine.vm_name).machine_state(t.item_view(item))
+        os_details = getattr(item_details, "os_details", None)
+        os_type = getattr(item_details, "os_type", None) or getattr(os_details, "os_type", None)
+        os_version = (
+            getattr(item_details, "os_version", None)
+            or getattr(os_details, "o_s_version", None)
+            or getattr(os_details, "product_type", None)
+        )
+        codes = {t.text(e.error_code) for e in item.properties.health_errors or []}
+        points = 0
+        if state == "replicating-back":
+            listed = self.recovery_points(vault, machine.item)
+            self._points_read_for_readiness.keep(points_key(vault, machine.item), listed)
+            points = len(listed)
+        return MachineFacts(
+            item=machine.item.name,
+            vm_name=machine.vm_name,
+            os_type=os_type,
+            os_version=os_version,
+            discovery_type=t.text(getattr(item_details, "discovery_type", None)) or "vCenter",
+            replication_group=machine.replication_group,
+            state=state,
+            protection_state=t.state(item) or None,
+            replication_health=t.text(item.properties.replication_health) or None,
+            recovery_point_count=points,
+            known_to_configuration_server=t.VM_NOT_IN_CS_DATABASE not in codes,
+            master_target_id=getattr(item_details, "master_target_id", None)
+            if kind == "InMage"
+            else None,
+        )
+
+    def _failback_policy_id(self, vault: VaultRef) -> str | None:
+        for policy in self.gateway.list_policies(vault):
+            policy_details = getattr(policy.properties, "provider_specific_details", None)
+            if t.text(getattr(policy_details, "instance_type", None)) == "InMage":
+                return str(policy.id)
+        return None
+
+    # --- recovery points, agent, replication ---------------------------------------------------
+
+    def recovery_points(self, vault: VaultRef, item: ProtectedItemRef) -> list[RecoveryPoint]:
+        documents = self.gateway.recovery_point_documents(vault, item)
+        return [p for p in (t.recovery_point(d) for d in documents) if p is not None]
+
+    def read_recovery_points(self, params: ReadRecoveryPointsInput) -> list[MachinePoints]:
+        """Each machine's selectable points: those the readiness check listed moments ago on
+        this worker (at most POINTS_HANDOVER_SECONDS), or a fresh list."""
+
+        def points_of(machine: DiscoveredMachine) -> MachinePoints:
+            listed = self._points_read_for_readiness.take(points_key(params.vault, machine.item))
+            if listed is None:
+                listed = self.recovery_points(params.vault, machine.item)
+            return MachinePoints(
+                machine=machine.item.name,
+                replication_group=machine.replication_group,
+                points=selectable_points(listed),
+            )
+
+        return in_parallel(points_of, params.machines)
+
+    def check_agent_registered(self, params: AgentCheckInput) -> AgentRegistration:
+        item = self.gateway.get_item(params.vault, params.item)
+        item_details = t.details(item)
+        architecture = t.architecture_of_item(item, params.item.name)
+        if t.instance_type(item) == architecture.to_azure_provider:
+            # Re-protect to Azure already happened: the agent was there for it.
+            return AgentRegistration(
+                registered=True,
+                last_heartbeat=getattr(item_details, "last_heartbeat", None),
+                agent_version=getattr(item_details, "agent_version", None),
+            )
+        heartbeat = getattr(item_details, "last_heartbeat", None)
+        agent = getattr(item_details, "agent_details", None)
+        version = getattr(agent, "agent_version", None) if agent is not None else None
+        registered = heartbeat is not None and heartbeat >= params.committed_at
+        return AgentRegistration(
+            registered=registered, last_heartbeat=heartbeat, agent_version=version
+        )
+
+    def replication_state(self, vault: VaultRef, ref: ProtectedItemRef) -> ReplicationState:
+        item = self.gateway.get_item(vault, ref)
+        architecture = t.architecture_of_item(item, ref.name)
+        protected = architecture.replicating_back(t.item_view(item))
+        health = t.text(item.properties.replication_health) or None
+        points = len(self.recovery_points(vault, ref)) if protected else 0
+        return ReplicationState(
+            item=ref.name,
+            protection_state=t.state(item) or None,
+            replication_health=health,
+            recovery_points=points,
+            healthy=protected and health == "Normal" and points > 0,
+        )
+
+
+def in_parallel(read: Callable[[_In], _T], inputs: Sequence[_In]) -> list[_T]:
+    """Independent reads of a plan's machines, a few at a time, in the inputs' order: one after
+    the other, 100 machines' round trips add up to seconds before the first failover."""
+    if len(inputs) <= 1:
+        return [read(i) for i in inputs]
+    with ThreadPoolExecutor(max_workers=min(READ_PARALLELISM, len(inputs))) as pool:
+        return list(pool.map(read, inputs))
+
+
+def points_key(vault: VaultRef, item: ProtectedItemRef) -> tuple[str, ...]:
+    return tuple(
+        part.lower()
+        for part in (vault.resource_group, vault.vault, item.fabric, item.container, item.name)
+    )

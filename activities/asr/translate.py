@@ -1,0 +1,245 @@
+"""ASR's answers (SDK models and raw JSON) translated into domain facts, in this one place."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from azure.core.exceptions import HttpResponseError
+
+from domain import errors
+from domain.architectures import Architecture, ItemView, UnknownArchitectureError, architecture_of
+from domain.errors import FailbackError
+from domain.jobs import JobFact
+from domain.models import (
+    AzureVmRef,
+    DiscoveredMachine,
+    ProtectedItemRef,
+    RecoveryPoint,
+    ReprotectToAzureOptions,
+)
+from domain.placement import (
+    FabricInventory,
+    ItemPlacement,
+    MasterTargetFact,
+    ProcessServerFact,
+    choose_reprotect_to_azure,
+)
+from domain.readiness import ConfigServerFacts
+
+# Codes the lab (and, where named in Microsoft's docs, ASR) uses; see lab/ASR_SIMULATOR.md.
+MT_HOST_NOT_DISCOVERED = "MasterTargetHostNotDiscovered"
+VM_NOT_IN_CS_DATABASE = "VmNotInConfigurationServerDatabase"
+CS_DOWN_CODES = {"ConfigurationServerUnreachable", "95226"}
+# The configuration server reports every few minutes; half an hour of silence means it is down.
+CS_HEARTBEAT_LIMIT = timedelta(minutes=30)
+AGENT_NOT_INSTALLED_CODES = {"MobilityAgentNotInstalled"}
+
+
+def text(value: Any) -> str:
+    """The wire value of a string or an SDK enum (whose str() is 'Class.MEMBER')."""
+    if value is None:
+        return ""
+    return str(getattr(value, "value", value))
+
+
+def state(item: Any) -> str:
+    return text(item.properties.protection_state)
+
+
+def details(item: Any) -> Any:
+    return item.properties.provider_specific_details
+
+
+def instance_type(item: Any) -> str:
+    return text(getattr(details(item), "instance_type", None))
+
+
+def item_view(item: Any) -> ItemView:
+    """What the architectures decide on, from an SDK item."""
+    return ItemView(
+        instance_type=instance_type(item),
+        protection_state=state(item),
+        allowed_operations=frozenset(text(o) for o in item.properties.allowed_operations or []),
+    )
+
+
+def architecture_of_item(item: Any, name: str) -> Architecture:
+    try:
+        return architecture_of(instance_type(item))
+    except UnknownArchitectureError as err:
+        raise FailbackError(f"{name}: {err}", errors.UNSUPPORTED_ARCHITECTURE) from err
+
+
+def job_name(job_id: str | None) -> str | None:
+    """ASR gives job ARM ids in some places and bare names in others."""
+    if not job_id:
+        return None
+    return job_id.rstrip("/").rsplit("/", 1)[-1]
+
+
+def item_ref_from_id(item_id: str) -> ProtectedItemRef:
+    parts = item_id.strip("/").split("/")
+    lowered = [p.lower() for p in parts]
+    try:
+        fabric = parts[lowered.index("replicationfabrics") + 1]
+        container = parts[lowered.index("replicationprotectioncontainers") + 1]
+        name = parts[lowered.index("replicationprotecteditems") + 1]
+    except (ValueError, IndexError) as err:
+        raise FailbackError(
+            f"cannot read fabric and container from protected item id {item_id}",
+            errors.MACHINE_NOT_FOUND,
+        ) from err
+    return ProtectedItemRef(fabric=fabric, container=container, name=name)
+
+
+def arm_error(err: HttpResponseError) -> tuple[str, str]:
+    code = getattr(err.error, "code", None) or str(err.status_code or "")
+    message = getattr(err.error, "message", None) or err.message or str(err)
+    return str(code), str(message)
+
+
+def is_agent_missing(code: str, message: str) -> bool:
+    return code in AGENT_NOT_INSTALLED_CODES or "agent is not installed" in message.lower()
+
+
+def recovery_point(document: dict[str, Any]) -> RecoveryPoint | None:
+    props = document.get("properties") or {}
+    if not props.get("recoveryPointTime"):
+        return None
+    return RecoveryPoint(
+        id=str(document.get("id")),
+        name=str(document.get("name")),
+        time=props["recoveryPointTime"],
+        type=str(props.get("recoveryPointType") or "Unknown"),
+        multi_vm_sync_point=is_multi_vm_sync_point(props.get("providerSpecificDetails")),
+    )
+
+
+def is_multi_vm_sync_point(provider_details: Any) -> bool:
+    # The flag is a string, "true" or "false".
+    value = (
+        provider_details.get("isMultiVmSyncPoint") if isinstance(provider_details, dict) else None
+    )
+    return str(value).lower() == "true"
+
+
+def job_fact(job: Any) -> JobFact:
+    """A job (SDK model) as the rules of domain/jobs.py read it."""
+    props = job.properties
+    return JobFact(
+        name=str(job.name),
+        scenario_name=text(props.scenario_name),
+        state=text(props.state),
+        state_description=text(props.state_description),
+        target_object_id=text(props.target_object_id),
+        target_object_name=text(props.target_object_name),
+        start_time=props.start_time,
+        end_time=props.end_time,
+    )
+
+
+def job_document_fact(document: dict[str, Any]) -> JobFact:
+    props = document.get("properties") or {}
+    return JobFact(
+        name=str(document.get("name") or ""),
+        scenario_name=str(props.get("scenarioName") or ""),
+        state=str(props.get("state") or ""),
+        state_description=str(props.get("stateDescription") or ""),
+        target_object_id=str(props.get("targetObjectId") or ""),
+        target_object_name=str(props.get("targetObjectName") or ""),
+    )
+
+
+def job_error(job: Any) -> tuple[str, str]:
+    for error in job.properties.errors or []:
+        service = error.service_error_details
+        if service is not None:
+            return str(service.code or ""), str(service.message or "")
+        provider = error.provider_error_details
+        if provider is not None:
+            return str(provider.error_code or ""), str(provider.error_message or "")
+    return "", str(job.properties.state_description or "no error details")
+
+
+def fabric_inventory(fabric: Any) -> FabricInventory:
+    custom = getattr(fabric.properties, "custom_details", None)
+    return FabricInventory(
+        host_name=getattr(custom, "host_name", None),
+        process_servers=[
+            ProcessServerFact(id=str(ps.id), healthy=healthy(ps))
+            for ps in getattr(custom, "process_servers", None) or []
+            if ps.id
+        ],
+        master_targets=[
+            MasterTargetFact(id=str(mt.id), name=str(mt.name))
+            for mt in getattr(custom, "master_target_servers", None) or []
+            if mt.id
+        ],
+        run_as_accounts=[
+            str(a.account_id)
+            for a in getattr(custom, "run_as_accounts", None) or []
+            if a.account_id
+        ],
+    )
+
+
+def item_placement(item_details: Any) -> ItemPlacement:
+    return ItemPlacement(
+        instance_type=text(getattr(item_details, "instance_type", None)),
+        process_server_id=getattr(item_details, "process_server_id", None),
+        master_target_id=getattr(item_details, "master_target_id", None),
+    )
+
+
+def healthy(process_server: Any) -> bool:
+    health = getattr(process_server, "health", None)
+    return health in (None, "Normal", "None")
+
+
+def describe_item(
+    item: Any,
+    fabric: Any,
+    recovery_resource_group: str,
+    azure_vm_name: str | None,
+    reprotect: ReprotectToAzureOptions,
+) -> DiscoveredMachine:
+    ref = item_ref_from_id(str(item.id))
+    vm_name = str(item.properties.friendly_name or ref.name)
+    architecture_of_item(item, vm_name)
+    item_details = details(item)
+    os_details = getattr(item_details, "os_details", None)
+    return DiscoveredMachine(
+        item=ref,
+        vm_name=vm_name,
+        replication_group=getattr(item_details, "multi_vm_group_name", None) or None,
+        os_type=getattr(os_details, "os_type", None),
+        protection_state=item.properties.protection_state,
+        allowed_operations=list(item.properties.allowed_operations or []),
+        azure_vm=AzureVmRef(resource_group=recovery_resource_group, name=azure_vm_name or vm_name),
+        reprotect_to_azure=choose_reprotect_to_azure(
+            reprotect, fabric_inventory(fabric), item_placement(item_details)
+        ),
+    )
+
+
+def configuration_server_facts(fabric: Any, custom: Any, name: str) -> ConfigServerFacts:
+    heartbeat = getattr(custom, "last_heartbeat", None)
+    problems = [
+        str(e.error_message or e.error_code)
+        for e in fabric.properties.health_error_details or []
+        if text(e.error_code) in CS_DOWN_CODES or text(e.error_level) == "Error"
+    ]
+    stale = heartbeat is not None and datetime.now(UTC) - heartbeat > CS_HEARTBEAT_LIMIT
+    stopped = text(getattr(custom, "cs_service_status", None)).lower() == "stopped"
+    critical = text(fabric.properties.health) == "Critical"
+    if stale:
+        problems.append(f"last heartbeat {heartbeat:%Y-%m-%d %H:%M} UTC")
+    if stopped:
+        problems.append("its service is stopped")
+    return ConfigServerFacts(
+        name=name,
+        reachable=not (stale or stopped or critical),
+        last_heartbeat=heartbeat,
+        problem="; ".join(problems) or None,
+    )
