@@ -18,9 +18,9 @@ from starter.commands import (
     machine_status,
     plan_input,
     plan_status,
-    preview_plan,
     start_plan_failback,
 )
+from starter.observe import preview_plan
 from tests.integration.conftest import cli, journal, lab_settings, posts, start_lab
 from worker.wiring import connect_temporal
 

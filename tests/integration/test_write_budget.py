@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 from temporalio.testing import ActivityEnvironment
 
-from activities.budget import TokenBucket
 from domain.models import (
     DiscoverMachineInput,
     FailoverInput,
@@ -59,8 +58,9 @@ def budget_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabState]:
 
 def test_writes_wait_for_the_write_budget(budget_lab: LabState) -> None:
     settings = lab_settings(budget_lab)
-    asr = build_asr_activities(settings)
-    asr._write_budget = TokenBucket(capacity=1, refill_per_second=1.0)
+    # A budget of one write a second, as the worker builds it from its settings.
+    one_a_second = settings.model_copy(update={"arm_write_burst": 1, "arm_writes_per_second": 1.0})
+    asr = build_asr_activities(one_a_second)
     assert settings.azure_resource_group and settings.azure_vault
     vault = VaultRef(resource_group=settings.azure_resource_group, vault=settings.azure_vault)
     environment = ActivityEnvironment()

@@ -109,7 +109,7 @@ def read(activities: VSphereActivities, name: str) -> OnPremVmState:
 
 
 def shared_si(activities: VSphereActivities) -> Any:
-    return activities._session.run(lambda si: si)
+    return activities._vcenter._session.run(lambda si: si)
 
 
 def _destroy(si: vim.ServiceInstance, name: str) -> None:
