@@ -93,14 +93,6 @@ class ApprovalPolicy(_Model):
     )
 
 
-# What MachineFailbackWorkflow does differently from one revision to the next, chosen by its
-# input rather than by workflow.patched() (whose marker costs the server a search attribute
-# upsert of its own). 1: one search attribute upsert per workflow task, and one activity
-# reads both sides of a verification. 2: the failover's activity makes the first verification
-# read as soon as its job has ended (one activity and one workflow task fewer per machine).
-MACHINE_REVISION = 2
-
-
 class MachineFailbackInput(_Model):
     """Fail back one replicated machine. `machine` is the ASR item name or the VM's name."""
 
@@ -116,9 +108,6 @@ class MachineFailbackInput(_Model):
     recovery_plan: str | None = None
     discovered: DiscoveredMachine | None = None
     chosen_point: RecoveryPointChoice | None = None
-    # Set by every starter to MACHINE_REVISION; 0 is a failback started before revisions, which
-    # replays the commands it sent then.
-    revision: int = Field(default=0, ge=0)
 
 
 # --- activity models -----------------------------------------------------------------------

@@ -23,7 +23,6 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from domain.decisions import approval_refusal
 from domain.models import (
-    MACHINE_REVISION,
     Approval,
     ApprovalRequest,
     MachineFailbackInput,
@@ -77,7 +76,6 @@ def failback_input(
     assert settings.azure_resource_group and settings.azure_vault
     assert settings.azure_recovery_resource_group
     return MachineFailbackInput(
-        revision=MACHINE_REVISION,
         vault=VaultRef(resource_group=settings.azure_resource_group, vault=settings.azure_vault),
         machine=machine,
         recovery_resource_group=settings.azure_recovery_resource_group,

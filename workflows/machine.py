@@ -20,9 +20,7 @@ from temporalio.exceptions import (
 
 with workflow.unsafe.imports_passed_through():
     from activities.asr import AsrActivities
-    from activities.compute import ComputeActivities
     from activities.verification import VerificationActivities
-    from activities.vsphere import VSphereActivities
     from domain import errors
     from domain.decisions import (
         AgentWaitVerdict,
@@ -86,7 +84,6 @@ READ_TIMEOUT = timedelta(minutes=2)
 READ_HEARTBEAT_TIMEOUT = timedelta(seconds=20)
 # The plan's signal, named here so that the machine workflow need not import the plan's.
 PLAN_MACHINE_VERIFIED_SIGNAL = "machine_verified"
-PATCH_PLAN_APPROVAL_ONLY = "plan-approval-only"
 
 
 def machine_workflow_id(vault: str, machine: str) -> str:
@@ -115,7 +112,6 @@ class MachineFailbackWorkflow:
         self._reminders = 0
         self._plan: str | None = None
         self._committed_on_asr_clock: datetime | None = None
-        self._one_upsert_per_task = False
         self._unsent_attributes: dict[str, SearchAttributeUpdate[Any]] = {}
         self._upsert_scheduled = False
 
@@ -124,12 +120,7 @@ class MachineFailbackWorkflow:
     @workflow.signal
     def approve_commit(self, request: ApprovalRequest) -> None:
         refusal = approval_refusal(self._phase)
-        if (
-            self._plan
-            and request.on_behalf_of_plan != self._plan
-            # Histories from before this rule accepted any approval; they replay as they ran.
-            and workflow.patched(PATCH_PLAN_APPROVAL_ONLY)
-        ):
+        if self._plan and request.on_behalf_of_plan != self._plan:
             # One approval covers the whole plan: a machine of it is never committed alone.
             refusal = (
                 f"{self._machine} is part of recovery plan {self._plan}: approve the plan's "
@@ -191,7 +182,6 @@ class MachineFailbackWorkflow:
         self._plan = params.recovery_plan
         self._agent_limit_seconds = params.timings.agent_wait_timeout_seconds
         started_at = workflow.now()
-        self._one_upsert_per_task = params.revision >= 1
         labels = [search_attributes.VAULT.value_set(params.vault.vault)]
         if params.recovery_plan:
             labels.append(search_attributes.RECOVERY_PLAN.value_set(params.recovery_plan))
@@ -239,23 +229,22 @@ class MachineFailbackWorkflow:
         failover = FailoverInput(
             vault=params.vault,
             item=machine.item,
+            vm_name=machine.vm_name,
             not_before=workflow.now(),
             recovery_point_id=choice.chosen.id,
             poll_interval_seconds=timings.job_poll_interval_seconds,
         )
-        first_read: VerificationRead | None = None
-        if params.revision >= 2:
-            done: FailoverThenRead = await self._operation(
-                VerificationActivities.fail_over_then_read,
-                FailoverThenReadInput(
-                    failover=failover, verification=self._verification_query(machine)
-                ),
-                params,
-                operation_of=lambda result: result.operation,
-            )
-            first_read = done.state
-        else:
-            await self._operation(AsrActivities.fail_over, failover, params)
+        # The failover and the first verification read as one step (one activity task and
+        # workflow task fewer per machine in a boot group's burst: bench/RESULTS.md).
+        done: FailoverThenRead = await self._operation(
+            VerificationActivities.fail_over_then_read,
+            FailoverThenReadInput(
+                failover=failover, verification=self._verification_query(machine)
+            ),
+            params,
+            operation_of=lambda result: result.operation,
+        )
+        first_read: VerificationRead | None = done.state
 
         self._enter(Phase.VERIFYING)
         await self._verify(params, machine, first_read)
@@ -272,6 +261,7 @@ class MachineFailbackWorkflow:
             ItemOperationInput(
                 vault=params.vault,
                 item=machine.item,
+                vm_name=machine.vm_name,
                 not_before=workflow.now(),
                 poll_interval_seconds=timings.job_poll_interval_seconds,
             ),
@@ -340,7 +330,7 @@ class MachineFailbackWorkflow:
         machine: DiscoveredMachine,
         first_read: VerificationRead | None = None,
     ) -> None:
-        """`first_read`: what the failover's activity read as its job ended (revision 2)."""
+        """`first_read`: what the failover's activity read as its job ended."""
         timings = params.timings
         deadline = workflow.now() + timedelta(seconds=timings.verify_timeout_seconds)
         while True:
@@ -348,12 +338,8 @@ class MachineFailbackWorkflow:
             if first_read is not None:
                 onprem, azure = first_read.onprem, first_read.azure
                 first_read = None
-            elif params.revision >= 1:
-                onprem, azure = await self._read_both_sides(machine)
             else:
-                onprem, azure = await asyncio.gather(
-                    self._read_onprem(machine.vm_name), self._read_azure(machine)
-                )
+                onprem, azure = await self._read_both_sides(machine)
             self._verification = evaluate_verification(onprem, azure, workflow.now())
             if self._verification.passed:
                 return
@@ -402,31 +388,6 @@ class MachineFailbackWorkflow:
                 AzureVmState.unreadable(machine.azure_vm, reason),
             )
         return read.onprem, read.azure
-
-    async def _read_onprem(self, vm_name: str) -> OnPremVmState:
-        try:
-            return await self._call(
-                VSphereActivities.read_onprem_vm,
-                OnPremVmQuery(vm_name=vm_name),
-                READ_TIMEOUT,
-                READ_RETRY,
-                summary=f"is {vm_name} powered on in vCenter, with its guest up?",
-            )
-        except ActivityError as err:
-            # An unreadable vCenter is a failed check, not a failed failback: look again later.
-            return OnPremVmState.unreadable(vm_name, _cause(err))
-
-    async def _read_azure(self, machine: DiscoveredMachine) -> AzureVmState:
-        try:
-            return await self._call(
-                ComputeActivities.read_azure_vm,
-                machine.azure_vm,
-                READ_TIMEOUT,
-                READ_RETRY,
-                summary=f"is Azure VM {machine.azure_vm.name} off?",
-            )
-        except ActivityError as err:
-            return AzureVmState.unreadable(machine.azure_vm, _cause(err))
 
     async def _reprotect_when_agent_registers(
         self, params: MachineFailbackInput, machine: DiscoveredMachine, committed_at: datetime
@@ -499,6 +460,7 @@ class MachineFailbackWorkflow:
                 ReprotectToAzureInput(
                     vault=params.vault,
                     item=machine.item,
+                    vm_name=machine.vm_name,
                     not_before=workflow.now(),
                     exclude_job_ids=list(failed_jobs),
                     after_asr_time=self._committed_on_asr_clock,
@@ -597,7 +559,7 @@ class MachineFailbackWorkflow:
     def _set_search_attributes(
         self, updates: list[SearchAttributeUpdate[Any]], at_once: bool = False
     ) -> None:
-        """Upsert once per workflow task (from revision 1).
+        """Upsert once per workflow task.
 
         Each upsert is a history event and a visibility write: ~5 ms of the server's CPU, half
         an activity's (bench/RESULTS.md). A plan's machine sends three in its first task
@@ -605,9 +567,6 @@ class MachineFailbackWorkflow:
         a task, so the updates are gathered and sent by a callback that runs once the task's
         code has gone as far as it can; a terminal phase is sent at once, before the
         workflow's own end."""
-        if not self._one_upsert_per_task:
-            workflow.upsert_search_attributes(updates)
-            return
         for update in updates:
             self._unsent_attributes[update.key.name] = update
         if at_once:

@@ -27,7 +27,6 @@ with workflow.unsafe.imports_passed_through():
     from activities.vsphere import OnPremFactsQuery, VSphereActivities
     from domain import errors
     from domain.models import (
-        MACHINE_REVISION,
         Approval,
         ApprovalPolicy,
         ApprovalRequest,
@@ -73,7 +72,6 @@ with workflow.unsafe.imports_passed_through():
 POINTS_TIMEOUT = timedelta(minutes=10)
 # A boot group's machines are started, and approvals and stand-downs sent, all at once instead of
 # one after the other (one workflow task round trip each: 44 s for 100 machines under load).
-PATCH_CONCURRENT_FAN_OUT = "concurrent-fan-out"
 
 
 def plan_workflow_id(vault: str, plan: str) -> str:
@@ -254,11 +252,7 @@ class PlanFailbackWorkflow:
             self._enter(
                 PlanPhase.FAILING_OVER, f"boot group {index + 1} of {len(plan.boot_groups)}"
             )
-            if workflow.patched(PATCH_CONCURRENT_FAN_OUT):
-                await asyncio.gather(*(self._start_machine(params, m) for m in group))
-            else:
-                for machine in group:
-                    await self._start_machine(params, machine)
+            await asyncio.gather(*(self._start_machine(params, m) for m in group))
             names = [m.item.name for m in group]
             await workflow.wait_condition(partial(self._group_settled, names))
             if self._failed:
@@ -286,11 +280,7 @@ class PlanFailbackWorkflow:
             child.handle.signal(MachineFailbackWorkflow.approve_commit, request)
             for child in self._children.values()
         ]
-        if workflow.patched(PATCH_CONCURRENT_FAN_OUT):
-            await asyncio.gather(*signals)
-        else:
-            for signal in signals:
-                await signal
+        await asyncio.gather(*signals)
         await asyncio.gather(*(child.task for child in self._children.values()))
         if self._failed:
             where = ", ".join(f"{m}: {why}" for m, why in sorted(self._failed.items()))
@@ -332,6 +322,7 @@ class PlanFailbackWorkflow:
             return
         self._enter(PlanPhase.REPROTECTING, ", ".join(c.machine for c in choices))
         refs = {m.item.name: m.item for m in plan.machines}
+        vm_names = {m.item.name: m.vm_name for m in plan.machines}
         results = await asyncio.gather(
             *(
                 workflow.execute_activity_method(
@@ -339,6 +330,7 @@ class PlanFailbackWorkflow:
                     ReprotectToOnPremInput(
                         vault=params.vault,
                         item=refs[choice.machine],
+                        vm_name=vm_names[choice.machine],
                         not_before=workflow.now(),
                         poll_interval_seconds=params.timings.job_poll_interval_seconds,
                         options=ResolvedReprotectToOnPrem(**choice.model_dump(exclude={"machine"})),
@@ -394,7 +386,6 @@ class PlanFailbackWorkflow:
                     latest=choice.latest,
                     data_loss_window_seconds=choice.data_loss_window_seconds,
                 ),
-                revision=MACHINE_REVISION,
             ),
             id=machine_workflow_id(params.vault.vault, machine.vm_name),
         )
@@ -424,11 +415,7 @@ class PlanFailbackWorkflow:
             for name, child in self._children.items()
             if name not in self._completed and name not in self._failed
         ]
-        if workflow.patched(PATCH_CONCURRENT_FAN_OUT):
-            await asyncio.gather(*orders)
-        else:
-            for order in orders:
-                await order
+        await asyncio.gather(*orders)
         # Their ends (stood down, or failed) are part of what the plan reports.
         await asyncio.gather(*(child.task for child in self._children.values()))
 

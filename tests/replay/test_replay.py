@@ -21,10 +21,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from activities.vsphere import OnPremFactsQuery, VSphereActivities
-from domain.models import MACHINE_REVISION, MachineFailbackInput, MachineFailbackResult
+from domain.models import MachineFailbackInput, MachineFailbackResult
 from worker.wiring import WORKFLOWS, workflow_runner
 from workflows.machine import MachineFailbackWorkflow
-from workflows.plan import PATCH_CONCURRENT_FAN_OUT
+from workflows.versioning import ACTIVE_PATCHES
 
 HISTORIES = Path(__file__).parent / "histories"
 SUFFIX = ".json.gz"
@@ -135,37 +135,21 @@ def patches(history: WorkflowHistory) -> set[str]:
     return found
 
 
-def test_a_versioned_change_is_replayed_both_ways() -> None:
-    """Running plans started before the concurrent fan-out (children started, approvals and
-    stand-downs sent one after the other) and after it are both stored, for a completed and for
-    a failed plan: old and new code paths keep replaying."""
-    plans = [h for h in map(load, STORED) if workflow_type(h) == "PlanFailbackWorkflow"]
-    for ending in (
-        "workflow_execution_completed_event_attributes",
-        "workflow_execution_failed_event_attributes",
-    ):
-        marked = {PATCH_CONCURRENT_FAN_OUT in patches(h) for h in plans if ended(h) == ending}
-        assert marked == {True, False}, (ending, marked)
+def test_every_patch_a_history_recorded_is_listed() -> None:
+    """A stored history replays only while its patch's branch is kept: each marker it recorded
+    must still be an entry of workflows/versioning.py (step 2 of its life cycle removes a patch
+    only after the histories are re-recorded past it)."""
+    listed = {p.id for p in ACTIVE_PATCHES}
+    for history in map(load, STORED):
+        assert patches(history) <= listed, history.workflow_id
 
 
-def revision(history: WorkflowHistory) -> int:
-    """The MachineFailbackInput.revision a machine's history was started with (0: none)."""
-    started = history.events[0].workflow_execution_started_event_attributes
-    return int(json.loads(started.input.payloads[0].data).get("revision", 0))
-
-
-def test_machine_revisions_are_replayed_both_ways() -> None:
-    """Machines of every revision are stored, completed and failed: before revision 1 (an
-    upsert per phase, one read activity per side of a verification), revision 1 (one upsert per
-    workflow task, one read activity for both sides) and revision 2 (the failover's activity
-    makes the first read): every path keeps replaying."""
-    machines = [h for h in map(load, STORED) if workflow_type(h) == "MachineFailbackWorkflow"]
-    for ending in (
-        "workflow_execution_completed_event_attributes",
-        "workflow_execution_failed_event_attributes",
-    ):
-        revisions = {revision(h) for h in machines if ended(h) == ending}
-        assert revisions == set(range(MACHINE_REVISION + 1)), (ending, revisions)
+def test_no_stored_history_was_started_with_a_revision() -> None:
+    """There is one versioning mechanism: no input field picks an older behaviour."""
+    for history in map(load, STORED):
+        started = history.events[0].workflow_execution_started_event_attributes
+        if started.input.payloads:
+            assert "revision" not in json.loads(started.input.payloads[0].data)
 
 
 # --- the guard guards: an incompatible change is caught ---------------------------------------

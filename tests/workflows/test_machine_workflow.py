@@ -7,7 +7,6 @@ import itertools
 import json
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,14 +18,16 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowHistory,
 )
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.asr import AsrActivities
+from activities.compute import ComputeActivities
+from activities.verification import VerificationActivities
+from activities.vsphere import VSphereActivities
 from domain import errors
 from domain.models import (
-    MACHINE_REVISION,
     AgentCheckInput,
     AgentRegistration,
     ApprovalRequest,
@@ -55,7 +56,7 @@ from domain.models import (
     VerificationRead,
     VerificationReadInput,
 )
-from worker.search_attributes import register_search_attributes
+from tests.fakes.names import fake_of
 from workflows.machine import MachineFailbackWorkflow
 
 POINT_TIME = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
@@ -87,7 +88,7 @@ class FakeWorld:
             resumed=False,
         )
 
-    @activity.defn(name="discover_machine")
+    @fake_of(AsrActivities.discover_machine)
     async def discover_machine(self, params: DiscoverMachineInput) -> DiscoveredMachine:
         self.calls["discover_machine"] += 1
         return DiscoveredMachine(
@@ -105,18 +106,18 @@ class FakeWorld:
             ),
         )
 
-    @activity.defn(name="select_recovery_point")
+    @fake_of(AsrActivities.select_recovery_point)
     async def select_recovery_point(self, params: SelectRecoveryPointInput) -> RecoveryPointChoice:
         point = RecoveryPoint(id="rp-1", name="rp-1", time=POINT_TIME, type="CrashConsistent")
         return RecoveryPointChoice(chosen=point, latest=point, data_loss_window_seconds=0)
 
-    @activity.defn(name="fail_over")
+    @fake_of(AsrActivities.fail_over)
     async def fail_over(self, params: FailoverInput) -> OperationResult:
         self.calls["fail_over"] += 1
         assert params.recovery_point_id == "rp-1"
         return self._op("unplannedFailover")
 
-    @activity.defn(name="read_onprem_vm")
+    @fake_of(VSphereActivities.read_onprem_vm)
     async def read_onprem_vm(self, params: OnPremVmQuery) -> OnPremVmState:
         self.calls["read_onprem_vm"] += 1
         booted = self.calls["read_onprem_vm"] > self.boot_reads
@@ -127,7 +128,7 @@ class FakeWorld:
             tools_running_status="guestToolsRunning" if booted else "guestToolsNotRunning",
         )
 
-    @activity.defn(name="read_azure_vm")
+    @fake_of(ComputeActivities.read_azure_vm)
     async def read_azure_vm(self, params: AzureVmRef) -> AzureVmState:
         return AzureVmState(
             resource_group=params.resource_group,
@@ -136,27 +137,27 @@ class FakeWorld:
             power_state="deallocated",
         )
 
-    @activity.defn(name="read_verification_state")
+    @fake_of(VerificationActivities.read_verification_state)
     async def read_verification_state(self, params: VerificationReadInput) -> VerificationRead:
         return VerificationRead(
             onprem=await self.read_onprem_vm(params.onprem),
             azure=await self.read_azure_vm(params.azure),
         )
 
-    @activity.defn(name="fail_over_then_read")
+    @fake_of(VerificationActivities.fail_over_then_read)
     async def fail_over_then_read(self, params: FailoverThenReadInput) -> FailoverThenRead:
         return FailoverThenRead(
             operation=await self.fail_over(params.failover),
             state=await self.read_verification_state(params.verification),
         )
 
-    @activity.defn(name="commit_failover")
+    @fake_of(AsrActivities.commit_failover)
     async def commit_failover(self, params: ItemOperationInput) -> OperationResult:
         self.calls["commit_failover"] += 1
         self.committed_at = activity.info().current_attempt_scheduled_time
         return self._op("failoverCommit")
 
-    @activity.defn(name="check_agent_registered")
+    @fake_of(AsrActivities.check_agent_registered)
     async def check_agent_registered(self, params: AgentCheckInput) -> AgentRegistration:
         self.calls["check_agent_registered"] += 1
         now = activity.info().current_attempt_scheduled_time
@@ -165,7 +166,7 @@ class FakeWorld:
             registered=registered, last_heartbeat=now if registered else None, agent_version=None
         )
 
-    @activity.defn(name="reprotect_to_azure")
+    @fake_of(AsrActivities.reprotect_to_azure)
     async def reprotect_to_azure(self, params: ReprotectToAzureInput) -> OperationResult:
         self.calls["reprotect_to_azure"] += 1
         if self.agent_missing_on_first_reprotect and self.calls["reprotect_to_azure"] == 1:
@@ -193,20 +194,9 @@ class FakeWorld:
         ]
 
 
-@pytest.fixture(scope="module")
-async def env(test_server_path: str) -> AsyncIterator[WorkflowEnvironment]:
-    environment = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=test_server_path
-    )
-    await register_search_attributes(environment.client)
-    yield environment
-    await environment.shutdown()
-
-
 def failback_input() -> MachineFailbackInput:
     # Production timings: 60 s agent polls, 30 min before stuck. Time is skipped, not waited.
     return MachineFailbackInput(
-        revision=MACHINE_REVISION,
         vault=VaultRef(resource_group="rg", vault="vault"),
         machine="web-01",
         recovery_resource_group="rg-recovery",

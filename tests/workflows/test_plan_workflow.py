@@ -13,12 +13,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from temporalio import activity
 from temporalio.client import WorkflowFailureError, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.vsphere import OnPremFactsQuery
+from activities.asr import AsrActivities
+from activities.compute import ComputeActivities
+from activities.verification import VerificationActivities
+from activities.vsphere import OnPremFactsQuery, VSphereActivities
 from domain import errors
 from domain.models import (
     AgentCheckInput,
@@ -60,7 +62,7 @@ from domain.readiness import (
     OnPremVmFacts,
     VCenterFacts,
 )
-from worker.search_attributes import register_search_attributes
+from tests.fakes.names import fake_of
 from workflows.machine import MachineFailbackWorkflow
 from workflows.plan import PlanFailbackWorkflow
 
@@ -96,7 +98,7 @@ class FakePlanWorld:
         self.failover_reads: dict[str, int] = {}
         self.failing_failover = failing_failover
 
-    @activity.defn(name="discover_recovery_plan")
+    @fake_of(AsrActivities.discover_recovery_plan)
     async def discover_recovery_plan(self, params: DiscoverPlanInput) -> DiscoveredPlan:
         return DiscoveredPlan(
             name=params.recovery_plan,
@@ -106,7 +108,7 @@ class FakePlanWorld:
             ],
         )
 
-    @activity.defn(name="read_asr_facts")
+    @fake_of(AsrActivities.read_asr_facts)
     async def read_asr_facts(self, params: ReadAsrFactsInput) -> AsrFacts:
         return AsrFacts(
             configuration_server=ConfigServerFacts(name="cs01", reachable=True),
@@ -139,7 +141,7 @@ class FakePlanWorld:
             ],
         )
 
-    @activity.defn(name="read_onprem_facts")
+    @fake_of(VSphereActivities.read_onprem_facts)
     async def read_onprem_facts(self, params: OnPremFactsQuery) -> OnPremFacts:
         names = [n for group in self.groups for n in group] + ["mt-lnx"]
         return OnPremFacts(
@@ -148,7 +150,7 @@ class FakePlanWorld:
             vms=[OnPremVmFacts(name=n, host="esx-01", datastores=["ds"]) for n in names],
         )
 
-    @activity.defn(name="read_recovery_points")
+    @fake_of(AsrActivities.read_recovery_points)
     async def read_recovery_points(self, params: ReadRecoveryPointsInput) -> list[MachinePoints]:
         result = []
         for m in params.machines:
@@ -182,7 +184,7 @@ class FakePlanWorld:
             resumed=False,
         )
 
-    @activity.defn(name="fail_over")
+    @fake_of(AsrActivities.fail_over)
     async def fail_over(self, params: FailoverInput) -> OperationResult:
         name = params.item.name.removesuffix("-item")
         self.events.append(("fail_over", name))
@@ -196,7 +198,7 @@ class FakePlanWorld:
         self.failover_reads[name] = 0
         return self._op("unplannedFailover")
 
-    @activity.defn(name="read_onprem_vm")
+    @fake_of(VSphereActivities.read_onprem_vm)
     async def read_onprem_vm(self, params: OnPremVmQuery) -> OnPremVmState:
         reads = self.failover_reads.get(params.vm_name, 0) + 1
         self.failover_reads[params.vm_name] = reads
@@ -210,36 +212,36 @@ class FakePlanWorld:
             tools_running_status="guestToolsRunning" if booted else "guestToolsNotRunning",
         )
 
-    @activity.defn(name="read_azure_vm")
+    @fake_of(ComputeActivities.read_azure_vm)
     async def read_azure_vm(self, params: AzureVmRef) -> AzureVmState:
         return AzureVmState(resource_group=params.resource_group, name=params.name, exists=False)
 
-    @activity.defn(name="read_verification_state")
+    @fake_of(VerificationActivities.read_verification_state)
     async def read_verification_state(self, params: VerificationReadInput) -> VerificationRead:
         return VerificationRead(
             onprem=await self.read_onprem_vm(params.onprem),
             azure=await self.read_azure_vm(params.azure),
         )
 
-    @activity.defn(name="fail_over_then_read")
+    @fake_of(VerificationActivities.fail_over_then_read)
     async def fail_over_then_read(self, params: FailoverThenReadInput) -> FailoverThenRead:
         return FailoverThenRead(
             operation=await self.fail_over(params.failover),
             state=await self.read_verification_state(params.verification),
         )
 
-    @activity.defn(name="commit_failover")
+    @fake_of(AsrActivities.commit_failover)
     async def commit_failover(self, params: ItemOperationInput) -> OperationResult:
         self.events.append(("commit", params.item.name.removesuffix("-item")))
         return self._op("failoverCommit")
 
-    @activity.defn(name="check_agent_registered")
+    @fake_of(AsrActivities.check_agent_registered)
     async def check_agent_registered(self, params: AgentCheckInput) -> AgentRegistration:
         return AgentRegistration(
             registered=True, last_heartbeat=params.committed_at, agent_version="9"
         )
 
-    @activity.defn(name="reprotect_to_azure")
+    @fake_of(AsrActivities.reprotect_to_azure)
     async def reprotect_to_azure(self, params: ReprotectToAzureInput) -> OperationResult:
         self.events.append(("reprotect", params.item.name.removesuffix("-item")))
         return self._op("reProtect")
@@ -259,16 +261,6 @@ class FakePlanWorld:
             self.check_agent_registered,
             self.reprotect_to_azure,
         ]
-
-
-@pytest.fixture(scope="module")
-async def env(test_server_path: str) -> AsyncIterator[WorkflowEnvironment]:
-    environment = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=test_server_path
-    )
-    await register_search_attributes(environment.client)
-    yield environment
-    await environment.shutdown()
 
 
 @asynccontextmanager

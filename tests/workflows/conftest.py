@@ -1,0 +1,32 @@
+"""The one Temporal environment of the workflow tests: the time-skipping test server, the
+product's data converter and search attributes. Each test runs its worker on a task queue of its
+own (`task_queue`), so tests sharing the server never take each other's tasks.
+
+(tests/workflows/test_codec.py starts its own server, with the encrypting converter under test;
+test_liveness.py the dev server, whose real clock its heartbeat timeouts need.)"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from worker.search_attributes import register_search_attributes
+
+
+@pytest.fixture(scope="module")
+async def env(test_server_path: str) -> AsyncIterator[WorkflowEnvironment]:
+    environment = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter, test_server_existing_path=test_server_path
+    )
+    await register_search_attributes(environment.client)
+    yield environment
+    await environment.shutdown()
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"tq-{uuid.uuid4()}"

@@ -1,0 +1,38 @@
+"""Every incompatible change to a workflow, listed in this one place.
+
+The mechanism is Temporal's patching, and only it. A change that would make a running
+failback's history replay differently (a new activity call, a reordered await, a timer more or
+less) goes behind `workflow.patched(PATCH_ID)`, with `PATCH_ID` a constant of this module and an
+entry in ACTIVE_PATCHES that says when the old branch can go. Its life cycle:
+
+1. `if workflow.patched(ID): new code else: old code`, both kept, while failbacks started
+   before the change may still run or be replayed.
+2. When no workflow older than the change is open (`failback list` shows none, and the stored
+   histories in tests/replay were re-recorded past it), the old branch is deleted and the call
+   becomes `workflow.deprecate_patch(ID)`, kept one release so that histories recorded with the
+   marker still replay.
+3. Then the call and the entry are deleted.
+
+A start from the Web UI or the `temporal` CLI therefore always runs today's code: there is no
+input field that picks an older behaviour. tests/workflows/test_versioning.py checks that every
+patch id used in workflows/ is listed here and that every entry is used.
+
+No patch is active: revisions 0 and 1 of the machine workflow and the patches
+"plan-approval-only" and "concurrent-fan-out" were removed before the first release (only the
+lab had ever run them), and the stored histories were re-recorded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Patch:
+    id: str
+    what: str
+    # When the old branch may be deleted (step 2 above).
+    remove_when: str
+
+
+ACTIVE_PATCHES: tuple[Patch, ...] = ()
