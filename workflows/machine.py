@@ -9,12 +9,9 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
-    ChildWorkflowError,
-    FailureError,
     is_cancelled_exception,
 )
 
@@ -64,24 +61,11 @@ with workflow.unsafe.imports_passed_through():
     from domain.phases import BEFORE_COMMIT, TERMINAL, next_phase
     from workflows import search_attributes
     from workflows.approval import wait_for_approval
+    from workflows.calls import cause, read, write
+    from workflows.visibility import SearchAttributeBatcher
 
 Outcome = Literal["completed", "completed-without-reprotect"]
 
-READ_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=5,
-    non_retryable_error_types=errors.NON_RETRYABLE,
-)
-WRITE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=5),
-    maximum_interval=timedelta(minutes=2),
-    non_retryable_error_types=errors.NON_RETRYABLE,
-)
-READ_TIMEOUT = timedelta(minutes=2)
-# Reads heartbeat while they run (activities/liveness.py): a worker killed in the middle of one
-# is noticed after this, not after READ_TIMEOUT.
-READ_HEARTBEAT_TIMEOUT = timedelta(seconds=20)
 # The plan's signal, named here so that the machine workflow need not import the plan's.
 PLAN_MACHINE_VERIFIED_SIGNAL = "machine_verified"
 
@@ -112,8 +96,7 @@ class MachineFailbackWorkflow:
         self._reminders = 0
         self._plan: str | None = None
         self._committed_on_asr_clock: datetime | None = None
-        self._unsent_attributes: dict[str, SearchAttributeUpdate[Any]] = {}
-        self._upsert_scheduled = False
+        self._attributes = SearchAttributeBatcher()
 
     # --- messages --------------------------------------------------------------------------
 
@@ -185,7 +168,7 @@ class MachineFailbackWorkflow:
         labels = [search_attributes.VAULT.value_set(params.vault.vault)]
         if params.recovery_plan:
             labels.append(search_attributes.RECOVERY_PLAN.value_set(params.recovery_plan))
-        self._set_search_attributes(labels)
+        self._attributes.set(labels)
         self._history.append(PhaseChange(phase=Phase.STARTING, at=started_at))
         try:
             outcome = await self._fail_back(params)
@@ -194,7 +177,7 @@ class MachineFailbackWorkflow:
                 self._error = "cancelled"
                 self._enter(Phase.FAILED, "cancelled")
                 raise
-            reason = stop.reason if isinstance(stop, _FailbackStopped) else _cause(stop)
+            reason = stop.reason if isinstance(stop, _FailbackStopped) else cause(stop)
             self._error = reason
             self._enter(Phase.FAILED, reason)
             raise ApplicationError(
@@ -219,11 +202,9 @@ class MachineFailbackWorkflow:
         self._discovered = machine
 
         self._enter(Phase.FAILING_OVER)
-        choice = params.chosen_point or await self._call(
+        choice = params.chosen_point or await read(
             AsrActivities.select_recovery_point,
             SelectRecoveryPointInput(vault=params.vault, item=machine.item),
-            READ_TIMEOUT,
-            READ_RETRY,
         )
         self._recovery_point = choice
         failover = FailoverInput(
@@ -311,7 +292,7 @@ class MachineFailbackWorkflow:
         )
 
     async def _discover(self, params: MachineFailbackInput) -> DiscoveredMachine:
-        return await self._call(
+        return await read(
             AsrActivities.discover_machine,
             DiscoverMachineInput(
                 vault=params.vault,
@@ -320,8 +301,6 @@ class MachineFailbackWorkflow:
                 azure_vm_name=params.azure_vm_name,
                 reprotect_to_azure=params.reprotect_to_azure,
             ),
-            READ_TIMEOUT,
-            READ_RETRY,
         )
 
     async def _verify(
@@ -369,11 +348,9 @@ class MachineFailbackWorkflow:
     ) -> tuple[OnPremVmState, AzureVmState]:
         query = self._verification_query(machine)
         try:
-            read: VerificationRead = await self._call(
+            both: VerificationRead = await read(
                 VerificationActivities.read_verification_state,
                 query,
-                READ_TIMEOUT,
-                READ_RETRY,
                 summary=(
                     f"is {machine.vm_name} powered on in vCenter, with its guest up, and Azure VM "
                     f"{machine.azure_vm.name} off?"
@@ -382,12 +359,12 @@ class MachineFailbackWorkflow:
         except ActivityError as err:
             # Each side's own read errors come back as unreadable states; this is the activity
             # failing as a whole (its worker lost, its retries spent): look again later.
-            reason = _cause(err)
+            reason = cause(err)
             return (
                 OnPremVmState.unreadable(machine.vm_name, reason),
                 AzureVmState.unreadable(machine.azure_vm, reason),
             )
-        return read.onprem, read.azure
+        return both.onprem, both.azure
 
     async def _reprotect_when_agent_registers(
         self, params: MachineFailbackInput, machine: DiscoveredMachine, committed_at: datetime
@@ -398,11 +375,9 @@ class MachineFailbackWorkflow:
         failed_reprotect_jobs: list[str] = []
         while True:
             waited = (workflow.now() - self._agent_wait.started_at).total_seconds()
-            registration = await self._call(
+            registration = await read(
                 AsrActivities.check_agent_registered,
                 AgentCheckInput(vault=params.vault, item=machine.item, committed_at=committed_at),
-                READ_TIMEOUT,
-                READ_RETRY,
                 summary=f"has the mobility agent on {machine.vm_name} registered? "
                 f"({int(waited // 60)} of {int(timings.agent_wait_timeout_seconds // 60)} min)",
             )
@@ -498,49 +473,26 @@ class MachineFailbackWorkflow:
         agent_may_be_missing: bool = False,
         operation_of: Callable[[Any], OperationResult] = lambda result: result,
     ) -> Any:
-        timings = params.timings
-        # Long enough for one poll of the job plus slack; short enough that a dead worker's
-        # attempt is retried (and resumes the same job) within seconds in the lab.
-        heartbeat = max(10.0, 4 * timings.job_poll_interval_seconds)
         try:
-            result = await workflow.execute_activity_method(
+            result = await write(
                 activity_method,
                 request,
-                start_to_close_timeout=timedelta(seconds=timings.operation_timeout_seconds),
-                heartbeat_timeout=timedelta(seconds=heartbeat),
-                retry_policy=WRITE_RETRY,
+                params.timings,
                 # What the Web UI lists for this step.
                 summary=f"ASR {activity_method.__name__.replace('_', ' ')}: {request.item.name}",
             )
         except ActivityError as err:
-            cause = err.cause
+            inner = err.cause
             if (
                 agent_may_be_missing
-                and isinstance(cause, ApplicationError)
-                and cause.type == errors.AGENT_NOT_REGISTERED
+                and isinstance(inner, ApplicationError)
+                and inner.type == errors.AGENT_NOT_REGISTERED
             ):
-                job_id = str(cause.details[0]) if cause.details else ""
+                job_id = str(inner.details[0]) if inner.details else ""
                 raise _AgentNotRegistered(job_id) from None
-            raise _FailbackStopped(_cause(err)) from None
+            raise _FailbackStopped(cause(err)) from None
         self._operations.append(operation_of(result))
         return result
-
-    async def _call(
-        self,
-        activity_method: Any,
-        arg: object,
-        timeout: timedelta,
-        retry: RetryPolicy,
-        summary: str | None = None,
-    ) -> Any:
-        return await workflow.execute_activity_method(
-            activity_method,
-            arg,
-            start_to_close_timeout=timeout,
-            heartbeat_timeout=READ_HEARTBEAT_TIMEOUT,
-            retry_policy=retry,
-            summary=summary,
-        )
 
     def _enter(self, phase: Phase, note: str = "") -> None:
         if phase == Phase.FAILED:
@@ -550,36 +502,11 @@ class MachineFailbackWorkflow:
         self._history.append(PhaseChange(phase=phase, at=workflow.now(), note=note))
         workflow.logger.info("phase %s %s", phase, note)
         # What the Web UI shows: the phase to filter on, and in words what it waits for.
-        self._set_search_attributes(
+        self._attributes.set(
             [search_attributes.PHASE.value_set(phase.value)], at_once=phase in TERMINAL
         )
         vm = self._discovered.vm_name if self._discovered else self._machine
         workflow.set_current_details(describe_wait(phase, vm))
-
-    def _set_search_attributes(
-        self, updates: list[SearchAttributeUpdate[Any]], at_once: bool = False
-    ) -> None:
-        """Upsert once per workflow task.
-
-        Each upsert is a history event and a visibility write: ~5 ms of the server's CPU, half
-        an activity's (bench/RESULTS.md). A plan's machine sends three in its first task
-        (labels, discovering, failing-over). The Web UI sees a workflow as it is at the end of
-        a task, so the updates are gathered and sent by a callback that runs once the task's
-        code has gone as far as it can; a terminal phase is sent at once, before the
-        workflow's own end."""
-        for update in updates:
-            self._unsent_attributes[update.key.name] = update
-        if at_once:
-            self._send_search_attributes()
-        elif not self._upsert_scheduled:
-            self._upsert_scheduled = True
-            asyncio.get_running_loop().call_soon(self._send_search_attributes)
-
-    def _send_search_attributes(self) -> None:
-        self._upsert_scheduled = False
-        if self._unsent_attributes:
-            workflow.upsert_search_attributes(list(self._unsent_attributes.values()))
-            self._unsent_attributes.clear()
 
     def _summary(self, outcome: Outcome) -> str:
         vm = self._discovered.vm_name if self._discovered else self._machine
@@ -606,16 +533,6 @@ class _AgentNotRegistered(Exception):
     def __init__(self, job_id: str) -> None:
         super().__init__(job_id)
         self.job_id = job_id
-
-
-def _cause(err: ActivityError | ChildWorkflowError) -> str:
-    """The innermost message: what went wrong, not that an activity failed."""
-    cause: BaseException | None = err.cause
-    while isinstance(cause, FailureError) and cause.cause is not None:
-        if isinstance(cause, ApplicationError):
-            break
-        cause = cause.cause
-    return str(cause or err)
 
 
 __all__ = ["MachineFailbackWorkflow", "machine_workflow_id"]

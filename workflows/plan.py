@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import timedelta
 from functools import partial
 from typing import Any, Literal
 
@@ -55,23 +54,12 @@ with workflow.unsafe.imports_passed_through():
         ResolvedReprotectToOnPrem,
         StandDown,
     )
-    from domain.readiness import ReadinessReport, assess
+    from domain.readiness import ReadinessReport, ReprotectChoice, assess
     from domain.recovery_points import RecoveryPointSelectionError, choose_recovery_points
     from workflows import search_attributes
     from workflows.approval import wait_for_approval
-    from workflows.machine import (
-        READ_HEARTBEAT_TIMEOUT,
-        READ_RETRY,
-        READ_TIMEOUT,
-        WRITE_RETRY,
-        MachineFailbackWorkflow,
-        _cause,
-        machine_workflow_id,
-    )
-
-POINTS_TIMEOUT = timedelta(minutes=10)
-# A boot group's machines are started, and approvals and stand-downs sent, all at once instead of
-# one after the other (one workflow task round trip each: 44 s for 100 machines under load).
+    from workflows.calls import POINTS_TIMEOUT, cause, failures, long_wait, read, write
+    from workflows.machine import MachineFailbackWorkflow, machine_workflow_id
 
 
 def plan_workflow_id(vault: str, plan: str) -> str:
@@ -171,7 +159,7 @@ class PlanFailbackWorkflow:
                 self._enter(PlanPhase.FAILED, "cancelled")
                 await self._stand_down_all("the plan's failback was cancelled")
                 raise
-            reason = stop.reason if isinstance(stop, _PlanStopped) else _cause(stop)
+            reason = stop.reason if isinstance(stop, _PlanStopped) else cause(stop)
             error_type = (
                 stop.error_type if isinstance(stop, _PlanStopped) else errors.FAILBACK_FAILED
             )
@@ -204,8 +192,20 @@ class PlanFailbackWorkflow:
         )
 
     async def _fail_back(self, params: PlanFailbackInput) -> None:
+        """The lifecycle of DESIGN.md, for the plan: each step a method below."""
+        plan = await self._discover(params)
+        await self._check_and_reprotect(params, plan)
+        await self._choose_points(params, plan)
+        self._enter(PlanPhase.FAILING_OVER)
+        for index, group in enumerate(plan.boot_groups):
+            await self._fail_over_group(params, index, group, len(plan.boot_groups))
+        self._current_group = None
+        approval = await self._await_approval(params)
+        await self._finish(approval)
+
+    async def _discover(self, params: PlanFailbackInput) -> DiscoveredPlan:
         self._enter(PlanPhase.DISCOVERING)
-        plan: DiscoveredPlan = await workflow.execute_activity_method(
+        plan: DiscoveredPlan = await read(
             AsrActivities.discover_recovery_plan,
             DiscoverPlanInput(
                 vault=params.vault,
@@ -213,13 +213,14 @@ class PlanFailbackWorkflow:
                 recovery_resource_group=params.recovery_resource_group,
                 reprotect_to_azure=params.reprotect_to_azure,
             ),
-            start_to_close_timeout=READ_TIMEOUT,
-            heartbeat_timeout=READ_HEARTBEAT_TIMEOUT,
-            retry_policy=READ_RETRY,
         )
         if not plan.machines:
             raise _PlanStopped(f"recovery plan {params.recovery_plan} has no machines")
-        await self._check_and_reprotect(params, plan)
+        return plan
+
+    async def _choose_points(self, params: PlanFailbackInput, plan: DiscoveredPlan) -> None:
+        """One recovery point per machine, by replication group (DESIGN.md, recovery point
+        selection), chosen here in the workflow from the points each machine has."""
         self._boot_groups = len(plan.boot_groups)
         self._machines = [
             PlanMachine(
@@ -232,12 +233,10 @@ class PlanFailbackWorkflow:
             for index, group in enumerate(plan.boot_groups)
             for m in group
         ]
-        points: list[MachinePoints] = await workflow.execute_activity_method(
+        points: list[MachinePoints] = await read(
             AsrActivities.read_recovery_points,
             ReadRecoveryPointsInput(vault=params.vault, machines=plan.machines),
-            start_to_close_timeout=POINTS_TIMEOUT,
-            heartbeat_timeout=READ_HEARTBEAT_TIMEOUT,
-            retry_policy=READ_RETRY,
+            timeout=POINTS_TIMEOUT,
         )
         try:
             self._choice = choose_recovery_points(points, params.recovery_point)
@@ -246,69 +245,76 @@ class PlanFailbackWorkflow:
                 f"no failover was started: {'; '.join(refused.problems)}",
             ) from None
 
-        self._enter(PlanPhase.FAILING_OVER)
-        for index, group in enumerate(plan.boot_groups):
-            self._current_group = index + 1
-            self._enter(
-                PlanPhase.FAILING_OVER, f"boot group {index + 1} of {len(plan.boot_groups)}"
+    async def _fail_over_group(
+        self,
+        params: PlanFailbackInput,
+        index: int,
+        group: list[DiscoveredMachine],
+        groups: int,
+    ) -> None:
+        """Start a boot group's machines at once (one workflow task round trip each, one after
+        the other, was 44 s for 100 machines under load), and wait until each is verified."""
+        self._current_group = index + 1
+        self._enter(PlanPhase.FAILING_OVER, f"boot group {index + 1} of {groups}")
+        await asyncio.gather(*(self._start_machine(params, m) for m in group))
+        names = [m.item.name for m in group]
+        await workflow.wait_condition(partial(self._group_settled, names))
+        if self._failed:
+            raise _PlanStopped(
+                f"boot group {index + 1} did not fail back ({failures(self._failed)}); later "
+                "boot groups were not started and nothing was committed"
             )
-            await asyncio.gather(*(self._start_machine(params, m) for m in group))
-            names = [m.item.name for m in group]
-            await workflow.wait_condition(partial(self._group_settled, names))
-            if self._failed:
-                where = ", ".join(f"{m}: {why}" for m, why in sorted(self._failed.items()))
-                raise _PlanStopped(
-                    f"boot group {index + 1} did not fail back ({where}); later boot groups were "
-                    "not started and nothing was committed"
-                )
-        self._current_group = None
 
+    async def _await_approval(self, params: PlanFailbackInput) -> Approval:
         self._enter(PlanPhase.AWAITING_APPROVAL)
         self._approval = await wait_for_approval(
             lambda: self._approval, lambda: bool(self._failed), params.approval, self._remind
         )
         if self._approval is None:
-            where = ", ".join(f"{m}: {why}" for m, why in sorted(self._failed.items()))
-            raise _PlanStopped(f"a machine failed while awaiting approval ({where})")
-        approval = self._approval
+            raise _PlanStopped(
+                f"a machine failed while awaiting approval ({failures(self._failed)})"
+            )
+        return self._approval
+
+    async def _finish(self, approval: Approval) -> None:
+        """The one approval goes to every machine at once; each commits and re-protects."""
         self._enter(PlanPhase.FINISHING, f"approved by {approval.approved_by}")
         comment = f"recovery plan {self._plan} approved: {approval.comment}".strip()
         request = ApprovalRequest(
             approved_by=approval.approved_by, comment=comment, on_behalf_of_plan=self._plan
         )
-        signals = [
-            child.handle.signal(MachineFailbackWorkflow.approve_commit, request)
-            for child in self._children.values()
-        ]
-        await asyncio.gather(*signals)
+        await asyncio.gather(
+            *(
+                child.handle.signal(MachineFailbackWorkflow.approve_commit, request)
+                for child in self._children.values()
+            )
+        )
         await asyncio.gather(*(child.task for child in self._children.values()))
         if self._failed:
-            where = ", ".join(f"{m}: {why}" for m, why in sorted(self._failed.items()))
-            raise _PlanStopped(f"after the commit approval: {where}")
+            raise _PlanStopped(f"after the commit approval: {failures(self._failed)}")
 
     async def _check_and_reprotect(self, params: PlanFailbackInput, plan: DiscoveredPlan) -> None:
         """Steps 1 and 2: every readiness rule first, then the reprotect to on-premises of the
         machines still failed over to Azure, and the wait until they replicate healthily."""
+        choices = await self._check_readiness(params, plan)
+        if choices:
+            await self._reprotect_to_onprem(params, plan, choices)
+
+    async def _check_readiness(
+        self, params: PlanFailbackInput, plan: DiscoveredPlan
+    ) -> list[ReprotectChoice]:
         self._enter(PlanPhase.CHECKING)
         facts, onprem = await asyncio.gather(
-            workflow.execute_activity_method(
+            read(
                 AsrActivities.read_asr_facts,
                 ReadAsrFactsInput(
                     vault=params.vault,
                     machines=plan.machines,
                     recovery_plan=params.recovery_plan,
                 ),
-                start_to_close_timeout=POINTS_TIMEOUT,
-                heartbeat_timeout=READ_HEARTBEAT_TIMEOUT,
-                retry_policy=READ_RETRY,
+                timeout=POINTS_TIMEOUT,
             ),
-            workflow.execute_activity_method(
-                VSphereActivities.read_onprem_facts,
-                OnPremFactsQuery(),
-                start_to_close_timeout=READ_TIMEOUT,
-                heartbeat_timeout=READ_HEARTBEAT_TIMEOUT,
-                retry_policy=READ_RETRY,
-            ),
+            read(VSphereActivities.read_onprem_facts, OnPremFactsQuery()),
         )
         self._readiness, choices = assess(facts, onprem, **params.reprotect_to_onprem.model_dump())
         blocking = self._readiness.blocking
@@ -318,38 +324,35 @@ class PlanFailbackWorkflow:
                 + "; ".join(f"{f.rule} {f.machine or 'plan'}: {f.found}" for f in blocking),
                 errors.NOT_READY,
             )
-        if not choices:
-            return
+        return choices
+
+    async def _reprotect_to_onprem(
+        self, params: PlanFailbackInput, plan: DiscoveredPlan, choices: list[ReprotectChoice]
+    ) -> None:
         self._enter(PlanPhase.REPROTECTING, ", ".join(c.machine for c in choices))
         refs = {m.item.name: m.item for m in plan.machines}
         vm_names = {m.item.name: m.vm_name for m in plan.machines}
+        timings = params.timings
         results = await asyncio.gather(
             *(
-                workflow.execute_activity_method(
+                write(
                     AsrActivities.reprotect_to_onprem,
                     ReprotectToOnPremInput(
                         vault=params.vault,
                         item=refs[choice.machine],
                         vm_name=vm_names[choice.machine],
                         not_before=workflow.now(),
-                        poll_interval_seconds=params.timings.job_poll_interval_seconds,
+                        poll_interval_seconds=timings.job_poll_interval_seconds,
                         options=ResolvedReprotectToOnPrem(**choice.model_dump(exclude={"machine"})),
                     ),
-                    start_to_close_timeout=timedelta(
-                        seconds=params.timings.operation_timeout_seconds
-                    ),
-                    heartbeat_timeout=timedelta(
-                        seconds=max(10.0, 4 * params.timings.job_poll_interval_seconds)
-                    ),
-                    retry_policy=WRITE_RETRY,
+                    timings,
                 )
                 for choice in choices
             )
         )
         self._reprotects = list(results)
         self._enter(PlanPhase.WAITING_FOR_REPLICATION)
-        timings = params.timings
-        await workflow.execute_activity_method(
+        await long_wait(
             AsrActivities.wait_until_replicating,
             ReplicationWaitInput(
                 vault=params.vault,
@@ -357,11 +360,8 @@ class PlanFailbackWorkflow:
                 poll_interval_seconds=timings.replication_poll_interval_seconds,
                 timeout_seconds=timings.replication_timeout_seconds,
             ),
-            start_to_close_timeout=timedelta(seconds=timings.replication_timeout_seconds + 600),
-            heartbeat_timeout=timedelta(
-                seconds=max(30.0, 4 * timings.replication_poll_interval_seconds)
-            ),
-            retry_policy=READ_RETRY,
+            timings.replication_timeout_seconds,
+            timings.replication_poll_interval_seconds,
         )
 
     async def _start_machine(self, params: PlanFailbackInput, machine: DiscoveredMachine) -> None:
@@ -394,7 +394,7 @@ class PlanFailbackWorkflow:
             try:
                 self._completed[machine.item.name] = await handle
             except ChildWorkflowError as err:
-                self._failed[machine.item.name] = _cause(err)
+                self._failed[machine.item.name] = cause(err)
 
         self._children[machine.item.name] = _Child(handle, asyncio.ensure_future(follow()))
 
