@@ -123,3 +123,21 @@ def test_no_import_cycle_between_packages() -> None:
 def test_the_cycle_finder_finds_a_cycle() -> None:
     assert _find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+# The classes whose methods are activities: the CLI reads through the gateways instead.
+ACTIVITY_CLASSES = {
+    "AsrActivities",
+    "ComputeActivities",
+    "VSphereActivities",
+    "VerificationActivities",
+}
+
+
+def test_the_cli_calls_gateways_never_activities() -> None:
+    for path in _modules("starter"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = {a.name for a in node.names}
+                assert not names & ACTIVITY_CLASSES, (path, names)

@@ -29,6 +29,7 @@ from domain.models import (
 )
 from starter.report import (
     AsrJob,
+    Disagreement,
     FailbackReport,
     FailbackView,
     MachineView,
@@ -117,6 +118,10 @@ def completed_status(vm: str = "web-01", point_id: str = "rp-web-01-0900") -> Ma
         ],
         history=[PhaseChange(phase=p, at=at(s)) for p, s in phases],
     )
+
+
+def reconcile_view(view: MachineView, observation: Observation | None) -> list[Disagreement]:
+    return reconcile(view.status, view.vm_name, observation)
 
 
 def machine_view(status: MachineStatus, **extra: object) -> MachineView:
@@ -369,7 +374,7 @@ def test_azure_vm_still_there_after_a_successful_commit_is_a_disagreement() -> N
             )
         }
     )
-    [found] = reconcile(machine_view(status), observed)
+    [found] = reconcile_view(machine_view(status), observed)
     assert found.about == "Azure VM"
     assert "failoverCommit job job-commit-web-01 Succeeded" in found.text
     assert "rg-recovery/web-01 still exists (running)" in found.text
@@ -392,12 +397,12 @@ def test_azure_vm_running_after_failover_before_commit_warns_of_two_copies() -> 
             )
         }
     )
-    [found] = reconcile(machine_view(status, execution="running"), observed)
+    [found] = reconcile_view(machine_view(status, execution="running"), observed)
     assert "both copies may be running" in found.text
     gone = observed.model_copy(
         update={"azure": AzureVmState(resource_group="rg-recovery", name="web-01", exists=False)}
     )
-    [found] = reconcile(machine_view(status, execution="running"), gone)
+    [found] = reconcile_view(machine_view(status, execution="running"), gone)
     assert "no commit was sent" in found.text and "no longer exists" in found.text
 
 
@@ -412,7 +417,7 @@ def test_job_missing_or_changed_in_the_vault_is_a_disagreement() -> None:
             ]
         }
     )
-    found = reconcile(machine_view(status), observed)
+    found = reconcile_view(machine_view(status), observed)
     texts = [d.text for d in found]
     assert any("job-fo-web-01" in t and "no such job" in t for t in texts)
     assert any("job-commit-web-01" in t and "Failed now" in t for t in texts)
@@ -430,7 +435,7 @@ def test_a_side_that_could_not_be_read_is_no_evidence() -> None:
         onprem_error="vCenter could not be read; check FAILBACK_VCENTER_HOST",
         azure_error="Azure could not be read",
     )
-    assert reconcile(machine_view(status), observed) == []
+    assert reconcile_view(machine_view(status), observed) == []
     text = render_markdown(single_report(observed))
     assert "could not read: vCenter could not be read" in text
     assert "Not fully checked" in text and "FAILBACK\\_VCENTER\\_HOST" in text
@@ -448,7 +453,7 @@ def test_nothing_to_reconcile_before_the_failover() -> None:
             ),
         }
     )
-    assert reconcile(machine_view(status, execution="running"), observed) == []
+    assert reconcile_view(machine_view(status, execution="running"), observed) == []
 
 
 # --- the timeline ----------------------------------------------------------------------------
