@@ -101,11 +101,12 @@ def friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from temporalio.service import RPCError
 
+        from domain.errors import FailbackError
         from starter.commands import CommandError
 
         try:
             return func(*args, **kwargs)
-        except (CommandError, SettingsError) as err:
+        except (CommandError, SettingsError, FailbackError) as err:
             raise CommandFailure(str(err)) from err
         except RPCError as err:
             raise CommandFailure(
@@ -369,6 +370,36 @@ def _console() -> Any:
     # Piped into a file or a pager without COLUMNS, rich would assume 80 columns and fold the
     # job ids and the plan's table.
     return Console(width=140)
+
+
+@cli.command("capture")
+@click.option(
+    "--output", required=True, type=click.Path(path_type=Path), help="Folder to write (new)"
+)
+@click.option("--max-items", default=20, show_default=True, help="Protected items to read")
+@friendly_errors
+def capture_command(output: Path, max_items: int) -> None:
+    """Read, with GETs only, what the product reads of the vault, sanitised, into a folder
+    (for comparing a real vault with the lab's simulator: `python -m lab.capture_diff`)."""
+    from domain.models import VaultRef
+    from starter.capture import capture, write_capture
+    from starter.commands import CommandError
+    from worker.wiring import build_asr_gateway
+
+    settings = settings_for_cli()
+    settings.require("azure_resource_group", "azure_vault")
+    if output.exists() and any(output.iterdir()):
+        raise CommandError(f"{output} is not empty: give a new folder, nothing was read")
+    assert settings.azure_resource_group and settings.azure_vault
+    gateway = build_asr_gateway(settings)
+    vault = VaultRef(resource_group=settings.azure_resource_group, vault=settings.azure_vault)
+    written = write_capture(
+        capture(gateway, gateway.vault_path(vault), max_items=max_items), output
+    )
+    click.echo(
+        f"wrote {written} sanitised answers to {output}: names, ids and addresses are replaced; "
+        "read them before you share them"
+    )
 
 
 @cli.command("status")

@@ -86,3 +86,47 @@ def test_sanitising_is_consistent_within_one_capture() -> None:
     listed = [d["id"] for kind, _, body in simulated if kind == "items" for d in body["value"]]
     assert ids and set(ids) <= set(listed)
     assert sanitised([]) == []
+
+
+def test_failback_capture_writes_a_sanitised_folder_through_the_gateway(
+    start_lab: StartLab, tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    scenario = load_scenario(default_scenario_path())
+    lab = start_lab(scenario)
+    azure = scenario.azure
+    env = {
+        **os.environ,
+        "FAILBACK_AZURE_ENDPOINT": lab.url,
+        "FAILBACK_AZURE_CA_BUNDLE": str(lab.tls.ca_cert),
+        "FAILBACK_AZURE_AUTH": "lab",
+        "FAILBACK_AZURE_LAB_TOKEN_SECRET": SECRET,
+        "FAILBACK_AZURE_SUBSCRIPTION_ID": azure.subscription_id,
+        "FAILBACK_AZURE_RESOURCE_GROUP": azure.resource_group,
+        "FAILBACK_AZURE_VAULT": azure.vault,
+        "FAILBACK_SETTINGS_FILE": "",
+    }
+    out = tmp_path / "capture"
+    done = subprocess.run(
+        [sys.executable, "-m", "starter", "capture", "--output", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "sanitised answers" in done.stdout
+    assert {e["method"] for e in lab.journal()} == {"GET"}
+    assert main([str(out)]) == 0  # the simulator matches its own capture
+    again = subprocess.run(
+        [sys.executable, "-m", "starter", "capture", "--output", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert again.returncode != 0 and "not empty" in again.stderr + again.stdout
+    assert "Traceback" not in again.stderr
