@@ -215,6 +215,19 @@ class AsrWrites:
                 raw_response_hook=remember_job,
             )
         except HttpResponseError as err:
+            # A refusal may be ASR saying that this very operation is already running: an
+            # earlier attempt's request, answered too late for that attempt, started it.
+            # Whatever the refusal's code, the vault is looked at before giving up.
+            if _refusal(err):
+                job_name = self._started_meanwhile(rule, params)
+                if job_name is not None:
+                    activity.logger.warning(
+                        "%s: refused (%s), but job %s of an earlier attempt runs; resuming it",
+                        write.operation,
+                        err.status_code,
+                        job_name,
+                    )
+                    return job_name, True
             raise self._refused(write, params, err) from err
         except (ServiceRequestError, ServiceResponseError):
             time.sleep(params.poll_interval_seconds)
@@ -232,6 +245,18 @@ class AsrWrites:
                 raise RuntimeError(f"{write.operation} was accepted but its job cannot be found")
             job_name = job.name
         return job_name, False
+
+    def _started_meanwhile(self, rule: OperationRule, params: ItemOperationInput) -> str | None:
+        """This operation's job, if one started since the attempt looked: in the vault's list
+        (J-OWN) or as the item's current scenario."""
+        job = self._find_own_job(rule, params)
+        if job is not None:
+            return job.name
+        item = self.gateway.get_item(params.vault, params.item)
+        in_flight = item.properties.current_scenario
+        if in_flight is not None and in_flight.scenario_name in rule.job_scenarios:
+            return t.job_name(in_flight.job_id)
+        return None
 
     def _find_own_job(self, rule: OperationRule, params: ItemOperationInput) -> JobFact | None:
         # Reprotects in both directions share a scenario name: the previous job's end on ASR's
@@ -329,6 +354,11 @@ class AsrWrites:
             type=errors.ASR_BUSY,
             next_retry_delay=retry_after(err),
         )
+
+
+def _refusal(err: HttpResponseError) -> bool:
+    status = err.status_code or 0
+    return 400 <= status < 500 and status != 429
 
 
 def retry_after(err: HttpResponseError) -> timedelta | None:
