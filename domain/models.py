@@ -109,6 +109,16 @@ class MachineFailbackInput(_Model):
     discovered: DiscoveredMachine | None = None
     chosen_point: RecoveryPointChoice | None = None
 
+    def discovery(self) -> DiscoverMachineInput:
+        """What the discovery of this machine asks of ASR."""
+        return DiscoverMachineInput(
+            vault=self.vault,
+            machine=self.machine,
+            recovery_resource_group=self.recovery_resource_group,
+            azure_vm_name=self.azure_vm_name,
+            reprotect_to_azure=self.reprotect_to_azure,
+        )
+
 
 # --- activity models -----------------------------------------------------------------------
 
@@ -479,6 +489,15 @@ class PlanFailbackInput(_Model):
     reprotect_to_azure: ReprotectToAzureOptions = ReprotectToAzureOptions()
     approval: ApprovalPolicy = ApprovalPolicy()
     timings: Timings = Timings()
+
+    def discovery(self) -> DiscoverPlanInput:
+        """What the discovery of this plan asks of ASR."""
+        return DiscoverPlanInput(
+            vault=self.vault,
+            recovery_plan=self.recovery_plan,
+            recovery_resource_group=self.recovery_resource_group,
+            reprotect_to_azure=self.reprotect_to_azure,
+        )
 
 
 class PlanMachine(_Model):

@@ -17,8 +17,6 @@ from domain.errors import FailbackError
 from domain.models import (
     AzureVmRef,
     AzureVmState,
-    DiscoverMachineInput,
-    DiscoverPlanInput,
     MachineFailbackInput,
     OnPremVmState,
     PlanFailbackInput,
@@ -45,14 +43,7 @@ def preview_plan(settings: Settings, params: PlanFailbackInput) -> PlanPointChoi
     """Read the plan and its points and choose, exactly as the workflow will; only reads."""
     asr = build_asr_reads(settings)
     try:
-        plan = asr.discover_recovery_plan(
-            DiscoverPlanInput(
-                vault=params.vault,
-                recovery_plan=params.recovery_plan,
-                recovery_resource_group=params.recovery_resource_group,
-                reprotect_to_azure=params.reprotect_to_azure,
-            )
-        )
+        plan = asr.discover_recovery_plan(params.discovery())
     except FailbackError as err:
         raise CommandError(str(err)) from err
     points = asr.read_recovery_points(
@@ -72,24 +63,9 @@ def confirm_exists(settings: Settings, params: MachineFailbackInput | PlanFailba
     asr = build_asr_reads(settings)
     try:
         if isinstance(params, PlanFailbackInput):
-            asr.discover_recovery_plan(
-                DiscoverPlanInput(
-                    vault=params.vault,
-                    recovery_plan=params.recovery_plan,
-                    recovery_resource_group=params.recovery_resource_group,
-                    reprotect_to_azure=params.reprotect_to_azure,
-                )
-            )
+            asr.discover_recovery_plan(params.discovery())
         else:
-            asr.discover_machine(
-                DiscoverMachineInput(
-                    vault=params.vault,
-                    machine=params.machine,
-                    recovery_resource_group=params.recovery_resource_group,
-                    azure_vm_name=params.azure_vm_name,
-                    reprotect_to_azure=params.reprotect_to_azure,
-                )
-            )
+            asr.discover_machine(params.discovery())
     except FailbackError as err:
         raise CommandError(f"nothing was started: {err}") from err
 
@@ -99,14 +75,7 @@ def readiness_report(settings: Settings, params: PlanFailbackInput) -> Readiness
     asr = build_asr_reads(settings)
     vcenter = build_vcenter_reads(settings)
     try:
-        plan = asr.discover_recovery_plan(
-            DiscoverPlanInput(
-                vault=params.vault,
-                recovery_plan=params.recovery_plan,
-                recovery_resource_group=params.recovery_resource_group,
-                reprotect_to_azure=params.reprotect_to_azure,
-            )
-        )
+        plan = asr.discover_recovery_plan(params.discovery())
         facts = asr.read_asr_facts(
             ReadAsrFactsInput(
                 vault=params.vault, machines=plan.machines, recovery_plan=params.recovery_plan

@@ -34,7 +34,6 @@ with workflow.unsafe.imports_passed_through():
         ApprovalRequest,
         AzureVmState,
         DiscoveredMachine,
-        DiscoverMachineInput,
         FailoverInput,
         FailoverThenRead,
         FailoverThenReadInput,
@@ -294,13 +293,7 @@ class MachineFailbackWorkflow:
     async def _discover(self, params: MachineFailbackInput) -> DiscoveredMachine:
         return await read(
             AsrActivities.discover_machine,
-            DiscoverMachineInput(
-                vault=params.vault,
-                machine=params.machine,
-                recovery_resource_group=params.recovery_resource_group,
-                azure_vm_name=params.azure_vm_name,
-                reprotect_to_azure=params.reprotect_to_azure,
-            ),
+            params.discovery(),
         )
 
     async def _verify(

@@ -31,7 +31,6 @@ with workflow.unsafe.imports_passed_through():
         ApprovalRequest,
         DiscoveredMachine,
         DiscoveredPlan,
-        DiscoverPlanInput,
         MachineFailbackInput,
         MachineFailbackResult,
         MachinePoints,
@@ -207,12 +206,7 @@ class PlanFailbackWorkflow:
         self._enter(PlanPhase.DISCOVERING)
         plan: DiscoveredPlan = await read(
             AsrActivities.discover_recovery_plan,
-            DiscoverPlanInput(
-                vault=params.vault,
-                recovery_plan=params.recovery_plan,
-                recovery_resource_group=params.recovery_resource_group,
-                reprotect_to_azure=params.reprotect_to_azure,
-            ),
+            params.discovery(),
         )
         if not plan.machines:
             raise _PlanStopped(f"recovery plan {params.recovery_plan} has no machines")

@@ -34,7 +34,7 @@ from lab.asr_sim.arm import (
 from lab.asr_sim.faults import FAULT_ADAPTER, DelayFault
 from lab.asr_sim.job_filter import parse_job_filter
 from lab.asr_sim.operations import Operation
-from lab.asr_sim.state import ItemState, SimulatorState
+from lab.asr_sim.state import ItemState, Job, SimulatorState
 from lab.scenario import RecoveryPlanSpec
 
 log = logging.getLogger(__name__)
@@ -188,6 +188,14 @@ def _item(state: SimulatorState, m: dict[str, str]) -> ItemState:
 
 
 _PLAN_FILTER = re.compile(r"\s*RecoveryPlanName\s+eq\s+'((?:[^']|'')*)'\s*", re.IGNORECASE)
+
+
+def _job(state: SimulatorState, m: dict[str, str]) -> Job:
+    _check_vault(state, m)
+    job = state.job(m["job"])
+    if job is None:
+        raise not_found(f"Job '{m['job']}' was not found in vault '{state.ids.vault}'.")
+    return job
 
 
 def _has_plan(state: SimulatorState, name: str) -> bool:
@@ -405,11 +413,7 @@ async def list_jobs(
 async def get_job(
     request: web.Request, state: SimulatorState, m: dict[str, str], body: Any
 ) -> web.Response:
-    _check_vault(state, m)
-    job = state.job(m["job"])
-    if job is None:
-        raise not_found(f"Job '{m['job']}' was not found in vault '{state.ids.vault}'.")
-    return _json(views.job_resource(state, job))
+    return _json(views.job_resource(state, _job(state, m)))
 
 
 @_route("POST", rf"{_V}/replicationJobs/(?P<job>{_NAME})/resume")
@@ -417,10 +421,7 @@ async def resume_job(
     request: web.Request, state: SimulatorState, m: dict[str, str], body: Any
 ) -> web.Response:
     """A suspended job goes on (ResumeJobParams: `{"properties": {"comments": ...}}`)."""
-    _check_vault(state, m)
-    job = state.job(m["job"])
-    if job is None:
-        raise not_found(f"Job '{m['job']}' was not found in vault '{state.ids.vault}'.")
+    job = _job(state, m)
     state.resume_job(job)
     job.state = "InProgress"
     return _json(views.job_resource(state, job))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
@@ -156,6 +156,9 @@ Fault = Annotated[AnyFault, Field(discriminator="kind")]
 FAULT_ADAPTER: TypeAdapter[AnyFault] = TypeAdapter(Fault)
 
 
+_JobFault = TypeVar("_JobFault", JobFailureFault, JobStateFault)
+
+
 @dataclass
 class _Armed:
     fault_id: int
@@ -195,22 +198,18 @@ class FaultBook:
         return None
 
     def take_job_failure(self, operation: Operation, item_name: str) -> JobFailureFault | None:
-        for armed in self._armed:
-            fault = armed.fault
-            if (
-                isinstance(fault, JobFailureFault)
-                and fault.operation == operation
-                and (fault.item is None or fault.item.lower() == item_name.lower())
-            ):
-                self._use(armed)
-                return fault
-        return None
+        return self._take_job_fault(JobFailureFault, operation, item_name)
 
     def take_job_state(self, operation: Operation, item_name: str) -> JobStateFault | None:
+        return self._take_job_fault(JobStateFault, operation, item_name)
+
+    def _take_job_fault(
+        self, kind: type[_JobFault], operation: Operation, item_name: str
+    ) -> _JobFault | None:
         for armed in self._armed:
             fault = armed.fault
             if (
-                isinstance(fault, JobStateFault)
+                isinstance(fault, kind)
                 and fault.operation == operation
                 and (fault.item is None or fault.item.lower() == item_name.lower())
             ):
