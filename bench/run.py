@@ -688,7 +688,7 @@ def analyse(
         for number in sorted(groups):
             rows = []
             for member in groups[number]:
-                machine = result.machines[member.machine]
+                machine = result.machines[member.item_name]
                 fo = _operation(machine, "unplannedFailover")
                 job_start, job_end = job_span(fo.job_id)
                 history = machine.status.history
@@ -697,7 +697,7 @@ def analyse(
                 assert verifying_at is not None and verified_at is not None
                 rows.append(
                     {
-                        "post": posts[(member.machine.lower(), "unplannedfailover")],
+                        "post": posts[(member.item_name.lower(), "unplannedfailover")],
                         "job_start": job_start,
                         "job_end": job_end,
                         "job": job_end - job_start,
@@ -736,7 +736,7 @@ def analyse(
         # After the approval: commit, agent, re-protect, per machine.
         after = []
         for member in members:
-            machine = result.machines[member.machine]
+            machine = result.machines[member.item_name]
             commit = _operation(machine, "failoverCommit")
             reprotect = _operation(machine, "reProtect")
             commit_start, commit_end = job_span(commit.job_id)
@@ -744,10 +744,12 @@ def analyse(
             agent_at = commit_end + durations.agent_registration
             after.append(
                 {
-                    "commit_post_after_approval": posts[(member.machine.lower(), "failovercommit")]
+                    "commit_post_after_approval": posts[
+                        (member.item_name.lower(), "failovercommit")
+                    ]
                     - run.approved_sent_at,
                     "commit_job": commit_end - commit_start,
-                    "agent_to_reprotect_post": posts[(member.machine.lower(), "reprotect")]
+                    "agent_to_reprotect_post": posts[(member.item_name.lower(), "reprotect")]
                     - agent_at,
                     "reprotect_job": reprotect_end - reprotect_start,
                     "reprotect_end_to_machine_done": ts(machine.finished_at) - reprotect_end,

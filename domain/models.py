@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from domain.operations import AsrOperation
 from domain.phases import Phase, PlanPhase
@@ -93,11 +93,33 @@ class ApprovalPolicy(_Model):
     )
 
 
-class MachineFailbackInput(_Model):
-    """Fail back one replicated machine. `machine` is the ASR item name or the VM's name."""
+class _NamesOneMachine(_Model):
+    """A machine named by its ASR protected item's name, by its VM's name, or by both (then they
+    must be the same machine's). The CLI fills in both once it has found the item."""
+
+    item_name: str | None = Field(
+        default=None, min_length=1, description="The ASR replication protected item's name"
+    )
+    vm_name: str | None = Field(
+        default=None, min_length=1, description="The VM's name (the item's friendly name)"
+    )
+
+    @model_validator(mode="after")
+    def _named(self) -> _NamesOneMachine:
+        if self.item_name is None and self.vm_name is None:
+            raise ValueError("name the machine: item_name (the ASR item) or vm_name (the VM)")
+        return self
+
+    @property
+    def given_name(self) -> str:
+        """The name the machine was asked for by, for messages."""
+        return self.vm_name or self.item_name or ""
+
+
+class MachineFailbackInput(_NamesOneMachine):
+    """Fail back one replicated machine, named by `item_name`, `vm_name` or both."""
 
     vault: VaultRef
-    machine: str = Field(min_length=1)
     recovery_resource_group: str = Field(description="Resource group of the failed-over Azure VM")
     azure_vm_name: str | None = Field(default=None, description="None: the item's friendly name")
     recovery_point: Literal["latest"] = "latest"
@@ -113,7 +135,8 @@ class MachineFailbackInput(_Model):
         """What the discovery of this machine asks of ASR."""
         return DiscoverMachineInput(
             vault=self.vault,
-            machine=self.machine,
+            item_name=self.item_name,
+            vm_name=self.vm_name,
             recovery_resource_group=self.recovery_resource_group,
             azure_vm_name=self.azure_vm_name,
             reprotect_to_azure=self.reprotect_to_azure,
@@ -123,9 +146,8 @@ class MachineFailbackInput(_Model):
 # --- activity models -----------------------------------------------------------------------
 
 
-class DiscoverMachineInput(_Model):
+class DiscoverMachineInput(_NamesOneMachine):
     vault: VaultRef
-    machine: str
     recovery_resource_group: str
     azure_vm_name: str | None = None
     reprotect_to_azure: ReprotectToAzureOptions = ReprotectToAzureOptions()
@@ -187,13 +209,13 @@ PointPolicy = Literal["latest", "app-consistent"]
 
 
 class MachinePoints(_Model):
-    machine: str
+    item_name: str
     replication_group: str | None = None
     points: list[RecoveryPoint]
 
 
 class MachineChoice(_Model):
-    machine: str
+    item_name: str
     replication_group: str | None
     chosen: RecoveryPoint
     latest: RecoveryPoint
@@ -211,11 +233,11 @@ class PlanPointChoice(_Model):
     machines: list[MachineChoice]
     groups: list[GroupChoice]
 
-    def for_machine(self, machine: str) -> MachineChoice:
+    def for_item(self, item_name: str) -> MachineChoice:
         for choice in self.machines:
-            if choice.machine == machine:
+            if choice.item_name == item_name:
                 return choice
-        raise KeyError(machine)
+        raise KeyError(item_name)
 
 
 class RecoveryPointChoice(_Model):
@@ -290,7 +312,7 @@ class ReplicationWaitInput(_Model):
 
 
 class ReplicationState(_Model):
-    item: str
+    item_name: str
     protection_state: str | None
     replication_health: str | None
     recovery_points: int
@@ -434,11 +456,11 @@ class AgentWait(_Model):
 
 
 class MachineStatus(_Model):
-    machine: str
+    item_name: str | None = Field(description="None until found, when started by the VM's name")
+    vm_name: str | None = Field(description="None until found, when started by the item's name")
     phase: Phase
     waiting_for: str
     item: ProtectedItemRef | None = None
-    vm_name: str | None = None
     recovery_point: RecoveryPointChoice | None = None
     operations: list[OperationResult] = Field(default_factory=list)
     verification: Verification | None = None
@@ -451,7 +473,8 @@ class MachineStatus(_Model):
 
 
 class MachineFailbackResult(_Model):
-    machine: str
+    item_name: str | None
+    vm_name: str | None
     outcome: Literal["completed", "completed-without-reprotect", "failed"]
     summary: str
     started_at: datetime
@@ -470,7 +493,7 @@ class OperatorDecision(_Model):
 class MachineVerified(_Model):
     """Sent by a machine's workflow to its plan once the machine is verified on-premises."""
 
-    machine: str
+    item_name: str
     verification: Verification
 
 
@@ -501,7 +524,7 @@ class PlanFailbackInput(_Model):
 
 
 class PlanMachine(_Model):
-    machine: str
+    item_name: str
     vm_name: str
     boot_group: int
     workflow_id: str

@@ -68,7 +68,7 @@ class ConfigServerFacts(_Facts):
 
 
 class MachineFacts(_Facts):
-    item: str
+    item_name: str
     vm_name: str
     os_type: str | None
     os_version: str | None = None
@@ -146,7 +146,7 @@ def build_snapshot(asr: AsrFacts, onprem: OnPremFacts) -> ReadinessSnapshot:
 
 class Finding(_Facts):
     rule: str
-    machine: str | None
+    item_name: str | None
     severity: Severity
     found: str
     action: str
@@ -155,7 +155,7 @@ class Finding(_Facts):
 class MachinePlan(_Facts):
     """Where a machine goes back to, and through which master target and datastore."""
 
-    machine: str
+    item_name: str
     location: Location
     master_target_id: str | None
     master_target_host: str | None
@@ -276,7 +276,7 @@ def evaluate_readiness(
         datastore = choose_datastore(machine, location, mt, index, preferred_datastore)
         plans.append(
             MachinePlan(
-                machine=machine.item,
+                item_name=machine.item_name,
                 location=location,
                 master_target_id=mt.id if mt else None,
                 master_target_host=index.mt_host(mt) if mt else None,
@@ -296,7 +296,7 @@ def _global_findings(snapshot: ReadinessSnapshot) -> list[Finding]:
         findings.append(
             Finding(
                 rule="R10",
-                machine=None,
+                item_name=None,
                 severity="blocking",
                 found=f"configuration server {cs.name} is not reachable"
                 + (f" ({cs.problem})" if cs.problem else ""),
@@ -308,7 +308,7 @@ def _global_findings(snapshot: ReadinessSnapshot) -> list[Finding]:
         findings.append(
             Finding(
                 rule="R9",
-                machine=None,
+                item_name=None,
                 severity="blocking",
                 found="no master target is discovered on the configuration server",
                 action="install a master target (Windows for Windows VMs, Linux for Linux VMs) "
@@ -320,7 +320,7 @@ def _global_findings(snapshot: ReadinessSnapshot) -> list[Finding]:
             findings.append(
                 Finding(
                     rule="R14",
-                    machine=None,
+                    item_name=None,
                     severity="blocking",
                     found=f"vCenter {vcenter.name} is not connected in ASR",
                     action="fix the vCenter account or network on the configuration server and "
@@ -338,10 +338,12 @@ def _machine_findings(
     index: _Index,
 ) -> list[Finding]:
     found: list[Finding] = []
-    name = machine.item
+    name = machine.item_name
 
     def add(rule: str, severity: Severity, what: str, action: str) -> None:
-        found.append(Finding(rule=rule, machine=name, severity=severity, found=what, action=action))
+        found.append(
+            Finding(rule=rule, item_name=name, severity=severity, found=what, action=action)
+        )
 
     if is_windows_2008_r2(machine.os_type, machine.os_version):
         add(
@@ -497,32 +499,32 @@ def managed_host(vm: OnPremVmFacts, index: _Index) -> bool:
 
 
 def _group_findings(machines: Iterable[MachineFacts], plans: list[MachinePlan]) -> list[Finding]:
-    by_item = {p.machine: p for p in plans}
+    by_item = {p.item_name: p for p in plans}
     groups: dict[str, list[MachineFacts]] = defaultdict(list)
     for machine in machines:
         if machine.replication_group:
             groups[machine.replication_group].append(machine)
     findings = []
     for group, members in sorted(groups.items()):
-        names = ", ".join(m.item for m in members)
+        names = ", ".join(m.item_name for m in members)
         systems = {(m.os_type or "").lower() for m in members}
         if len(systems) > 1:
             findings.append(
                 Finding(
                     rule="R15",
-                    machine=None,
+                    item_name=None,
                     severity="blocking",
                     found=f"replication group {group} mixes operating systems ({names})",
                     action="a replication group fails back through one master target of one OS: "
                     "split the group",
                 )
             )
-        targets = {by_item[m.item].master_target_id for m in members}
+        targets = {by_item[m.item_name].master_target_id for m in members}
         if len(targets) > 1:
             findings.append(
                 Finding(
                     rule="R15",
-                    machine=None,
+                    item_name=None,
                     severity="blocking",
                     found=f"replication group {group} uses several master targets ({names})",
                     action="reprotect all members of the group through the same master target",
@@ -532,7 +534,7 @@ def _group_findings(machines: Iterable[MachineFacts], plans: list[MachinePlan]) 
 
 
 class ReprotectChoice(_Facts):
-    machine: str
+    item_name: str
     master_target_id: str
     process_server_id: str
     retention_drive: str
@@ -577,7 +579,7 @@ def plan_reprotect_to_onprem(
             findings.append(
                 Finding(
                     rule="R9",
-                    machine=plan.machine,
+                    item_name=plan.item_name,
                     severity="blocking",
                     found="cannot plan the reprotect to on-premises: " + "; ".join(problems),
                     action="set up what is missing on the configuration server or in the vault, "
@@ -588,7 +590,7 @@ def plan_reprotect_to_onprem(
         assert mt is not None and drive is not None and process_server and profile
         choices.append(
             ReprotectChoice(
-                machine=plan.machine,
+                item_name=plan.item_name,
                 master_target_id=mt.id,
                 process_server_id=process_server,
                 retention_drive=drive,

@@ -40,7 +40,7 @@ class Observation(_Model):
     """What ASR, vCenter and Azure said about one machine when the report was made. An error
     means that side could not be read: nothing is concluded from it."""
 
-    machine: str
+    item_name: str
     read_at: datetime
     jobs: list[AsrJob] = Field(default_factory=list)
     asr_error: str | None = None
@@ -54,7 +54,7 @@ class Observation(_Model):
 
 
 class Disagreement(_Model):
-    machine: str
+    vm_name: str
     about: str
     recorded: str = Field(description="What ASR (or the workflow) says happened")
     found: str = Field(description="What the system that should show it says now")
@@ -126,7 +126,7 @@ def j1_job_gone(vm: str, op: OperationResult, job: AsrJob) -> list[Disagreement]
         return []
     return [
         Disagreement(
-            machine=vm,
+            vm_name=vm,
             about=op.operation,
             recorded=f"the workflow recorded {op.operation} job {op.job_id} as {op.state}",
             found="the vault has no such job now",
@@ -140,7 +140,7 @@ def j2_job_changed(vm: str, op: OperationResult, job: AsrJob) -> list[Disagreeme
         return []
     return [
         Disagreement(
-            machine=vm,
+            vm_name=vm,
             about=op.operation,
             recorded=f"the workflow recorded {op.operation} job {op.job_id} as {op.state}",
             found=f"ASR says the job is {job.state} now",
@@ -164,7 +164,7 @@ def v_onprem_vm(vm: str, failover: OperationResult, onprem: OnPremVmState) -> li
         )
     else:
         return []
-    return [Disagreement(machine=vm, about=about, recorded=_job_words(failover), found=now)]
+    return [Disagreement(vm_name=vm, about=about, recorded=_job_words(failover), found=now)]
 
 
 def a_azure_vm(
@@ -201,7 +201,7 @@ def a_azure_vm(
         now = f"the Azure VM {where} no longer exists"
     else:
         return []
-    return [Disagreement(machine=vm, about="Azure VM", recorded=recorded, found=now)]
+    return [Disagreement(vm_name=vm, about="Azure VM", recorded=recorded, found=now)]
 
 
 def _entered(status: MachineStatus, phase: Phase) -> bool:

@@ -57,7 +57,7 @@ def selectable_points(points: Sequence[RecoveryPoint]) -> list[RecoveryPoint]:
 
 def _choice(machine: MachinePoints, chosen: RecoveryPoint, latest: RecoveryPoint) -> MachineChoice:
     return MachineChoice(
-        machine=machine.machine,
+        item_name=machine.item_name,
         replication_group=machine.replication_group,
         chosen=chosen,
         latest=latest,
@@ -74,11 +74,11 @@ def choose_recovery_points(
         newest = _newest(machine.points)
         if newest is None:
             problems.append(
-                f"R13: {machine.machine} has no recovery point; wait until replication to "
+                f"R13: {machine.item_name} has no recovery point; wait until replication to "
                 "on-premises has produced one"
             )
         else:
-            latest_of[machine.machine] = newest
+            latest_of[machine.item_name] = newest
 
     groups: dict[str, list[MachinePoints]] = defaultdict(list)
     for machine in machines:
@@ -89,29 +89,29 @@ def choose_recovery_points(
     group_choices: list[GroupChoice] = []
     if policy == "latest":
         for machine in machines:
-            if machine.machine in latest_of:
-                newest = latest_of[machine.machine]
-                chosen[machine.machine] = _choice(machine, newest, newest)
+            if machine.item_name in latest_of:
+                newest = latest_of[machine.item_name]
+                chosen[machine.item_name] = _choice(machine, newest, newest)
         for name, members in sorted(groups.items()):
             group_choices.append(
                 GroupChoice(
-                    group=name, members=[m.machine for m in members], common_point_time=None
+                    group=name, members=[m.item_name for m in members], common_point_time=None
                 )
             )
     else:
         for machine in machines:
-            if machine.replication_group or machine.machine not in latest_of:
+            if machine.replication_group or machine.item_name not in latest_of:
                 continue
             app_point = _newest(p for p in machine.points if p.app_consistent)
             if app_point is None:
                 problems.append(
-                    f"{machine.machine} has no application-consistent recovery point; "
+                    f"{machine.item_name} has no application-consistent recovery point; "
                     "fail back with --recovery-point latest or wait for the next one"
                 )
                 continue
-            chosen[machine.machine] = _choice(machine, app_point, latest_of[machine.machine])
+            chosen[machine.item_name] = _choice(machine, app_point, latest_of[machine.item_name])
         for name, members in sorted(groups.items()):
-            names = [m.machine for m in members]
+            names = [m.item_name for m in members]
             if any(m not in latest_of for m in names):
                 continue
             by_member = [
@@ -129,13 +129,15 @@ def choose_recovery_points(
                 continue
             when = max(common)
             for member, points in zip(members, by_member, strict=True):
-                chosen[member.machine] = _choice(member, points[when], latest_of[member.machine])
+                chosen[member.item_name] = _choice(
+                    member, points[when], latest_of[member.item_name]
+                )
             group_choices.append(GroupChoice(group=name, members=names, common_point_time=when))
 
     if problems:
         raise RecoveryPointSelectionError(problems)
     return PlanPointChoice(
         policy=policy,
-        machines=[chosen[m.machine] for m in machines],
+        machines=[chosen[m.item_name] for m in machines],
         groups=group_choices,
     )

@@ -24,10 +24,10 @@ def _say(text: str) -> None:
     click.echo(f"==> {text}")
 
 
-async def _fail_back(settings: Settings, machine: str) -> bool:
+async def _fail_back(settings: Settings, vm_name: str) -> bool:
     client = await connect_temporal(settings)
-    handle = await start_failback(client, settings, failback_input(settings, machine))
-    _say(f"started failback of {machine}: workflow id {handle.id}")
+    handle = await start_failback(client, settings, failback_input(settings, None, vm_name))
+    _say(f"started failback of {vm_name}: workflow id {handle.id}")
     link = web_ui_link(settings, handle.id)
     if link:
         _say(f"watch it in the Temporal Web UI: {link}")
@@ -80,8 +80,7 @@ def run_demo(scenario_path: Path | None, lab_dir: Path | None) -> int:
         os.environ.update(state.settings)
         settings = Settings()
         scenario = load_scenario(state.scenario)
-        machine = scenario.azure.items[0].vm_name
-        ok = asyncio.run(_fail_back(settings, machine))
+        ok = asyncio.run(_fail_back(settings, scenario.azure.items[0].vm_name))
     finally:
         _say("stopping the lab")
         lab_down(Path(state.lab_dir), say=lambda text: click.echo(f"    {text}"))

@@ -41,6 +41,7 @@ from starter.commands import (
     start_failback,
     start_plan_failback,
 )
+from starter.observe import name_machine
 from worker.settings import Settings
 from worker.wiring import connect_temporal
 
@@ -153,7 +154,9 @@ async def wait_for_phase(read: Callable[[], Awaitable[Any]], phases: set[str]) -
 
 
 async def single_vm(client: Client, settings: Settings, _lab: LabState) -> str:
-    handle = await start_failback(client, settings, failback_input(settings, "web-01"))
+    # As `failback start web-01` sends it: both of the machine's names, found in the vault.
+    item_name, vm_name = name_machine(settings, "web-01")
+    handle = await start_failback(client, settings, failback_input(settings, item_name, vm_name))
     status = await wait_for_phase(
         lambda: machine_status(client, handle.id), {Phase.AWAITING_APPROVAL, Phase.FAILED}
     )

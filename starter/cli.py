@@ -227,7 +227,8 @@ def start_command(
     policy: str | None,
     as_json: bool,
 ) -> None:
-    """Start the failback of MACHINE (item or VM name) or of --recovery-plan; prints the id."""
+    """Start the failback of MACHINE (its VM's or its ASR item's name) or of --recovery-plan;
+    prints the id."""
     from starter.commands import (
         CommandError,
         failback_input,
@@ -246,17 +247,18 @@ def start_command(
         )
     settings = settings_for_cli()
 
-    from starter.observe import confirm_exists
+    from starter.observe import confirm_exists, name_machine
 
     # Look the machine or plan up first: an unknown name is refused here, with the names the
-    # vault knows, instead of a workflow that starts and fails.
+    # vault knows, instead of a workflow that starts and fails. A machine's input carries both
+    # its names, so the failback's id is the same whichever one was typed.
     if recovery_plan is not None:
         plan_params = plan_input(settings, recovery_plan, recovery_point, policy)
         confirm_exists(settings, plan_params)
     else:
         assert machine is not None
-        single = failback_input(settings, machine, azure_vm, process_server, policy)
-        confirm_exists(settings, single)
+        item_name, vm_name = name_machine(settings, machine)
+        single = failback_input(settings, item_name, vm_name, azure_vm, process_server, policy)
 
     async def go() -> str:
         client = await _client(settings)
@@ -295,7 +297,7 @@ def preview_command(recovery_plan: str, recovery_point: str, as_json: bool) -> N
     for machine in choice.machines:
         tag = f" [{machine.replication_group}]" if machine.replication_group else ""
         click.echo(
-            f"  {machine.machine}{tag}: {machine.chosen.time.isoformat()} "
+            f"  {machine.item_name}{tag}: {machine.chosen.time.isoformat()} "
             f"({machine.chosen.type}), latest {machine.latest.time.isoformat()}, "
             f"data-loss window {_minutes(machine.data_loss_window_seconds)}"
         )
@@ -338,13 +340,13 @@ def check_command(
     else:
         for machine in report.machines:
             click.echo(
-                f"{machine.machine}: {machine.location} location, master target "
+                f"{machine.item_name}: {machine.location} location, master target "
                 f"{machine.master_target_id or '-'} on {machine.master_target_host or '-'}, "
                 f"datastore {machine.datastore or '-'}"
                 + ("; reprotected to on-premises first" if machine.reprotect_first else "")
             )
         for finding in report.findings:
-            where = finding.machine or "plan"
+            where = finding.item_name or "plan"
             click.echo(f"{finding.severity.upper():8} {finding.rule:4} {where}: {finding.found}")
             click.echo(f"{'':14}what to do: {finding.action}")
         blocking = len(report.blocking)

@@ -65,35 +65,46 @@ def timings_from(settings: Settings) -> Timings:
     return Timings(**{k: v for k, v in overrides.items() if v is not None})
 
 
+def _shared_input(
+    settings: Settings, process_server_id: str | None = None, policy_id: str | None = None
+) -> dict[str, Any]:
+    """What a machine's and a plan's failback input both take from the settings."""
+    settings.require("azure_resource_group", "azure_vault", "azure_recovery_resource_group")
+    assert settings.azure_resource_group and settings.azure_vault
+    assert settings.azure_recovery_resource_group
+    return {
+        "vault": VaultRef(resource_group=settings.azure_resource_group, vault=settings.azure_vault),
+        "recovery_resource_group": settings.azure_recovery_resource_group,
+        "reprotect_to_azure": ReprotectToAzureOptions(
+            process_server_id=process_server_id,
+            policy_id=policy_id or settings.azure_reprotect_policy_id,
+        ),
+        "timings": timings_from(settings),
+    }
+
+
 def failback_input(
     settings: Settings,
-    machine: str,
+    item_name: str | None,
+    vm_name: str | None,
     azure_vm_name: str | None = None,
     process_server_id: str | None = None,
     policy_id: str | None = None,
 ) -> MachineFailbackInput:
-    settings.require("azure_resource_group", "azure_vault", "azure_recovery_resource_group")
-    assert settings.azure_resource_group and settings.azure_vault
-    assert settings.azure_recovery_resource_group
     return MachineFailbackInput(
-        vault=VaultRef(resource_group=settings.azure_resource_group, vault=settings.azure_vault),
-        machine=machine,
-        recovery_resource_group=settings.azure_recovery_resource_group,
+        item_name=item_name,
+        vm_name=vm_name,
         azure_vm_name=azure_vm_name,
-        reprotect_to_azure=ReprotectToAzureOptions(
-            process_server_id=process_server_id,
-            policy_id=policy_id or settings.azure_reprotect_policy_id,
-        ),
-        timings=timings_from(settings),
+        **_shared_input(settings, process_server_id, policy_id),
     )
 
 
 async def start_failback(
     client: Client, settings: Settings, params: MachineFailbackInput
 ) -> WorkflowHandle[MachineFailbackWorkflow, MachineFailbackResult]:
-    workflow_id = machine_workflow_id(params.vault.vault, params.machine)
+    workflow_id = machine_workflow_id(params.vault.vault, params.given_name)
     return await _start_once(
-        client, settings, MachineFailbackWorkflow.run, params, workflow_id, params.machine
+        client, settings, MachineFailbackWorkflow.run, params, workflow_id, params.given_name
     )
 
 
@@ -190,7 +201,7 @@ async def approve(client: Client, workflow_id: str, approved_by: str, comment: s
     if refusal is not None:
         raise CommandError(f"not approved: {refusal}")
     await handle.signal(MachineFailbackWorkflow.approve_commit, request)
-    return status.vm_name or status.machine
+    return status.vm_name or status.item_name or workflow_id
 
 
 async def decide_agent(client: Client, workflow_id: str, decision: OperatorDecision) -> None:
@@ -218,14 +229,10 @@ async def execution_state(client: Client, workflow_id: str) -> Closed:
 def plan_input(
     settings: Settings, plan: str, recovery_point: str, policy_id: str | None = None
 ) -> PlanFailbackInput:
-    single = failback_input(settings, plan, policy_id=policy_id)
     return PlanFailbackInput(
-        vault=single.vault,
         recovery_plan=plan,
         recovery_point=recovery_point,  # type: ignore[arg-type]
-        recovery_resource_group=single.recovery_resource_group,
-        reprotect_to_azure=single.reprotect_to_azure,
-        timings=single.timings,
+        **_shared_input(settings, policy_id=policy_id),
     )
 
 
@@ -359,14 +366,14 @@ async def _machine_view(
             with contextlib.suppress(CommandError):
                 status = await _query(handle, MachineFailbackWorkflow.status, queue)
     if member is not None:
-        machine, vm_name, group = member.machine, member.vm_name, member.boot_group
+        item_name, vm_name, group = member.item_name, member.vm_name, member.boot_group
     else:
-        machine = status.item.name if status and status.item else (status.machine if status else "")
-        vm_name = (status.vm_name or status.machine) if status else description.id
+        item_name = (status.item_name or "") if status else ""
+        vm_name = (status.vm_name or item_name) if status else description.id
         group = None
     return MachineView(
         workflow_id=description.id,
-        machine=machine or vm_name,
+        item_name=item_name or vm_name,
         vm_name=vm_name,
         boot_group=group,
         execution=execution_name(execution),
@@ -387,7 +394,7 @@ async def _member_view(
     if description is None or description.parent_id != plan_id:
         return MachineView(
             workflow_id=member.workflow_id,
-            machine=member.machine,
+            item_name=member.item_name,
             vm_name=member.vm_name,
             boot_group=member.boot_group,
             execution=NOT_STARTED,

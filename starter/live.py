@@ -357,7 +357,7 @@ def view_json(view: FailbackView) -> dict[str, Any]:
     if view.kind == "plan":
         data: dict[str, Any] = json.loads(view.plan.model_dump_json()) if view.plan else {}
         data["machine_status"] = {
-            m.machine: json.loads(m.status.model_dump_json())
+            m.item_name: json.loads(m.status.model_dump_json())
             for m in view.machines
             if m.status is not None
         }

@@ -17,7 +17,6 @@ from domain.errors import FailbackError
 from domain.models import (
     AzureVmRef,
     AzureVmState,
-    MachineFailbackInput,
     OnPremVmState,
     PlanFailbackInput,
     PlanPointChoice,
@@ -58,14 +57,22 @@ def preview_plan(settings: Settings, params: PlanFailbackInput) -> PlanPointChoi
         ) from refused
 
 
-def confirm_exists(settings: Settings, params: MachineFailbackInput | PlanFailbackInput) -> None:
-    """Read the machine or the plan from the vault (only reads); CommandError if unknown."""
-    asr = build_asr_reads(settings)
+def confirm_exists(settings: Settings, params: PlanFailbackInput) -> None:
+    """Read the plan from the vault (only reads); CommandError if unknown."""
     try:
-        if isinstance(params, PlanFailbackInput):
-            asr.discover_recovery_plan(params.discovery())
-        else:
-            asr.discover_machine(params.discovery())
+        build_asr_reads(settings).discover_recovery_plan(params.discovery())
+    except FailbackError as err:
+        raise CommandError(f"nothing was started: {err}") from err
+
+
+def name_machine(settings: Settings, name: str) -> tuple[str, str]:
+    """(item name, VM name) of the machine `name` names in the vault, either of the two (only
+    reads); CommandError if it names none, or several."""
+    settings.require("azure_resource_group", "azure_vault")
+    assert settings.azure_resource_group and settings.azure_vault
+    vault = VaultRef(resource_group=settings.azure_resource_group, vault=settings.azure_vault)
+    try:
+        return build_asr_reads(settings).name_machine(vault, name)
     except FailbackError as err:
         raise CommandError(f"nothing was started: {err}") from err
 
@@ -185,7 +192,7 @@ def _azure_reader(settings: Settings) -> tuple[AsrGateway, ComputeGateway, Vault
 
 def observe(settings: Settings, machines: Sequence[MachineView]) -> dict[str, Observation]:
     """Read, now, every job a failback recorded from ASR, each VM from vCenter and each Azure VM
-    from Compute. Only reads. Keyed by MachineView.machine; machines not started are skipped."""
+    from Compute. Only reads. Keyed by MachineView.item_name; machines not started are skipped."""
     targets = [m for m in machines if m.status is not None]
     if not targets:
         return {}
@@ -214,8 +221,8 @@ def observe(settings: Settings, machines: Sequence[MachineView]) -> dict[str, Ob
                 azure = compute.read_vm(_azure_vm_ref(settings, machine))
             except Exception as err:
                 azure_error = f"Azure could not be read ({_short(err)}); check {AZURE_SETTINGS}"
-        observations[machine.machine] = Observation(
-            machine=machine.machine,
+        observations[machine.item_name] = Observation(
+            item_name=machine.item_name,
             read_at=read_at,
             jobs=jobs,
             asr_error=asr_error,

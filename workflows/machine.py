@@ -78,7 +78,7 @@ def machine_workflow_id(vault: str, machine: str) -> str:
 class MachineFailbackWorkflow:
     def __init__(self) -> None:
         self._phase = Phase.STARTING
-        self._machine = ""
+        self._asked: tuple[str | None, str | None] = (None, None)  # item, VM as started
         self._history: list[PhaseChange] = []
         self._discovered: DiscoveredMachine | None = None
         self._recovery_point: RecoveryPointChoice | None = None
@@ -97,6 +97,13 @@ class MachineFailbackWorkflow:
         self._committed_on_asr_clock: datetime | None = None
         self._attributes = SearchAttributeBatcher()
 
+    @property
+    def _vm_name(self) -> str:
+        """The VM's name once found; until then the name the failback was started with."""
+        if self._discovered is not None:
+            return self._discovered.vm_name
+        return self._asked[1] or self._asked[0] or ""
+
     # --- messages --------------------------------------------------------------------------
 
     @workflow.signal
@@ -105,7 +112,7 @@ class MachineFailbackWorkflow:
         if self._plan and request.on_behalf_of_plan != self._plan:
             # One approval covers the whole plan: a machine of it is never committed alone.
             refusal = (
-                f"{self._machine} is part of recovery plan {self._plan}: approve the plan's "
+                f"{self._vm_name} is part of recovery plan {self._plan}: approve the plan's "
                 "failback, which approves all its machines together"
             )
         now = workflow.now()
@@ -135,16 +142,16 @@ class MachineFailbackWorkflow:
 
     @workflow.query
     def status(self) -> MachineStatus:
-        vm = self._discovered.vm_name if self._discovered else self._machine
+        vm = self._vm_name
         waited = None
         if self._phase == Phase.WAITING_FOR_AGENT and self._agent_wait is not None:
             waited = (workflow.now() - self._agent_wait.started_at).total_seconds()
         return MachineStatus(
-            machine=self._machine,
+            item_name=self._discovered.item.name if self._discovered else self._asked[0],
+            vm_name=self._discovered.vm_name if self._discovered else self._asked[1],
             phase=self._phase,
             waiting_for=describe_wait(self._phase, vm, waited, self._agent_limit_seconds),
             item=self._discovered.item if self._discovered else None,
-            vm_name=self._discovered.vm_name if self._discovered else None,
             recovery_point=self._recovery_point,
             operations=list(self._operations),
             verification=self._verification,
@@ -160,7 +167,7 @@ class MachineFailbackWorkflow:
 
     @workflow.run
     async def run(self, params: MachineFailbackInput) -> MachineFailbackResult:
-        self._machine = params.machine
+        self._asked = (params.item_name, params.vm_name)
         self._plan = params.recovery_plan
         self._agent_limit_seconds = params.timings.agent_wait_timeout_seconds
         started_at = workflow.now()
@@ -180,18 +187,20 @@ class MachineFailbackWorkflow:
             self._error = reason
             self._enter(Phase.FAILED, reason)
             raise ApplicationError(
-                f"failback of {params.machine} failed in {self._failed_in}: {reason}",
+                f"failback of {self._vm_name} failed in {self._failed_in}: {reason}",
                 self.status(),
                 type=errors.FAILBACK_FAILED,
                 non_retryable=True,
             ) from None
+        status = self.status()
         return MachineFailbackResult(
-            machine=params.machine,
+            item_name=status.item_name,
+            vm_name=status.vm_name,
             outcome=outcome,
             summary=self._summary(outcome),
             started_at=started_at,
             finished_at=workflow.now(),
-            status=self.status(),
+            status=status,
         )
 
     async def _fail_back(self, params: MachineFailbackInput) -> Outcome:
@@ -272,7 +281,7 @@ class MachineFailbackWorkflow:
 
     def _remind(self, waited_seconds: float) -> None:
         self._reminders += 1
-        vm = self._discovered.vm_name if self._discovered else self._machine
+        vm = self._vm_name
         text = (
             f"{vm} is verified and has waited {int(waited_seconds // 60)} min for a commit "
             "approval: run `failback approve ID --by NAME`"
@@ -287,7 +296,7 @@ class MachineFailbackWorkflow:
         # The plan knows its machines by protected item name.
         await workflow.get_external_workflow_handle(parent.workflow_id).signal(
             PLAN_MACHINE_VERIFIED_SIGNAL,
-            MachineVerified(machine=self._discovered.item.name, verification=self._verification),
+            MachineVerified(item_name=self._discovered.item.name, verification=self._verification),
         )
 
     async def _discover(self, params: MachineFailbackInput) -> DiscoveredMachine:
@@ -498,11 +507,11 @@ class MachineFailbackWorkflow:
         self._attributes.set(
             [search_attributes.PHASE.value_set(phase.value)], at_once=phase in TERMINAL
         )
-        vm = self._discovered.vm_name if self._discovered else self._machine
+        vm = self._vm_name
         workflow.set_current_details(describe_wait(phase, vm))
 
     def _summary(self, outcome: Outcome) -> str:
-        vm = self._discovered.vm_name if self._discovered else self._machine
+        vm = self._vm_name
         point = self._recovery_point.chosen.time.isoformat() if self._recovery_point else "?"
         approver = self._approval.approved_by if self._approval else "?"
         if outcome == "completed":

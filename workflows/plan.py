@@ -88,7 +88,7 @@ class PlanFailbackWorkflow:
 
     @workflow.signal
     def machine_verified(self, report: MachineVerified) -> None:
-        self._verified[report.machine] = report
+        self._verified[report.item_name] = report
 
     @workflow.signal
     def approve_commit(self, request: ApprovalRequest) -> None:
@@ -218,7 +218,7 @@ class PlanFailbackWorkflow:
         self._boot_groups = len(plan.boot_groups)
         self._machines = [
             PlanMachine(
-                machine=m.item.name,
+                item_name=m.item.name,
                 vm_name=m.vm_name,
                 boot_group=index + 1,
                 workflow_id=machine_workflow_id(params.vault.vault, m.vm_name),
@@ -315,7 +315,7 @@ class PlanFailbackWorkflow:
         if blocking:
             raise _PlanStopped(
                 f"not ready, nothing was started: {len(blocking)} blocking finding(s): "
-                + "; ".join(f"{f.rule} {f.machine or 'plan'}: {f.found}" for f in blocking),
+                + "; ".join(f"{f.rule} {f.item_name or 'plan'}: {f.found}" for f in blocking),
                 errors.NOT_READY,
             )
         return choices
@@ -323,7 +323,7 @@ class PlanFailbackWorkflow:
     async def _reprotect_to_onprem(
         self, params: PlanFailbackInput, plan: DiscoveredPlan, choices: list[ReprotectChoice]
     ) -> None:
-        self._enter(PlanPhase.REPROTECTING, ", ".join(c.machine for c in choices))
+        self._enter(PlanPhase.REPROTECTING, ", ".join(c.item_name for c in choices))
         refs = {m.item.name: m.item for m in plan.machines}
         vm_names = {m.item.name: m.vm_name for m in plan.machines}
         timings = params.timings
@@ -333,11 +333,13 @@ class PlanFailbackWorkflow:
                     AsrActivities.reprotect_to_onprem,
                     ReprotectToOnPremInput(
                         vault=params.vault,
-                        item=refs[choice.machine],
-                        vm_name=vm_names[choice.machine],
+                        item=refs[choice.item_name],
+                        vm_name=vm_names[choice.item_name],
                         not_before=workflow.now(),
                         poll_interval_seconds=timings.job_poll_interval_seconds,
-                        options=ResolvedReprotectToOnPrem(**choice.model_dump(exclude={"machine"})),
+                        options=ResolvedReprotectToOnPrem(
+                            **choice.model_dump(exclude={"item_name"})
+                        ),
                     ),
                     timings,
                 )
@@ -350,7 +352,7 @@ class PlanFailbackWorkflow:
             AsrActivities.wait_until_replicating,
             ReplicationWaitInput(
                 vault=params.vault,
-                items=[refs[c.machine] for c in choices],
+                items=[refs[c.item_name] for c in choices],
                 poll_interval_seconds=timings.replication_poll_interval_seconds,
                 timeout_seconds=timings.replication_timeout_seconds,
             ),
@@ -360,12 +362,13 @@ class PlanFailbackWorkflow:
 
     async def _start_machine(self, params: PlanFailbackInput, machine: DiscoveredMachine) -> None:
         assert self._choice is not None
-        choice = self._choice.for_machine(machine.item.name)
+        choice = self._choice.for_item(machine.item.name)
         handle = await workflow.start_child_workflow(
             MachineFailbackWorkflow.run,
             MachineFailbackInput(
                 vault=params.vault,
-                machine=machine.vm_name,
+                item_name=machine.item.name,
+                vm_name=machine.vm_name,
                 recovery_resource_group=params.recovery_resource_group,
                 reprotect_to_azure=params.reprotect_to_azure,
                 timings=params.timings,
@@ -435,7 +438,7 @@ class PlanFailbackWorkflow:
             pending = [
                 m.vm_name
                 for m in self._machines
-                if m.boot_group == self._current_group and m.machine not in self._verified
+                if m.boot_group == self._current_group and m.item_name not in self._verified
             ]
             return (
                 f"boot group {self._current_group} of {self._boot_groups}: waiting for "

@@ -142,7 +142,7 @@ class AsrActivities:
                 return ReplicationWaitResult(items=states, waited_seconds=waited)
             if waited >= params.timeout_seconds:
                 pending = ", ".join(
-                    f"{s.item} ({s.replication_health}, {s.recovery_points} points)"
+                    f"{s.item_name} ({s.replication_health}, {s.recovery_points} points)"
                     for s in states
                     if not s.healthy
                 )
@@ -151,7 +151,7 @@ class AsrActivities:
                     f"{params.timeout_seconds / 60:.0f} min: {pending}",
                     errors.REPLICATION_NOT_HEALTHY,
                 )
-            activity.heartbeat(", ".join(s.item for s in states if not s.healthy))
+            activity.heartbeat(", ".join(s.item_name for s in states if not s.healthy))
             time.sleep(params.poll_interval_seconds)
 
     # --- writes ------------------------------------------------------------------------------

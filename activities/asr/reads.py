@@ -56,20 +56,27 @@ class AsrReads:
     def discover_machine(self, params: DiscoverMachineInput) -> DiscoveredMachine:
         vault = params.vault
         items = self.gateway.list_items(vault)
-        matches = [i for i in items if i.name == params.machine]
+        matches = [
+            i
+            for i in items
+            if params.item_name in (None, i.name)
+            and params.vm_name in (None, i.properties.friendly_name)
+        ]
+        wanted = " and ".join(
+            f"{kind} {name!r}"
+            for kind, name in (("item", params.item_name), ("VM", params.vm_name))
+            if name is not None
+        )
         if not matches:
-            matches = [i for i in items if i.properties.friendly_name == params.machine]
-        if not matches:
-            known = sorted(str(i.properties.friendly_name or i.name) for i in items)[:20]
             raise FailbackError(
-                f"vault {vault.vault} has no protected item or VM named {params.machine!r}; "
-                f"known machines: {', '.join(known) or 'none'}",
+                f"vault {vault.vault} has no protected {wanted}; known machines (VM / item): "
+                f"{_known(items) or 'none'}",
                 errors.MACHINE_NOT_FOUND,
             )
         if len(matches) > 1:
             raise FailbackError(
-                f"{params.machine!r} names {len(matches)} protected items in vault {vault.vault}; "
-                "give the item name instead: " + ", ".join(str(m.name) for m in matches),
+                f"{len(matches)} protected items in vault {vault.vault} have {wanted}; "
+                "name the item instead: " + ", ".join(str(m.name) for m in matches),
                 errors.MACHINE_NOT_FOUND,
             )
         fabric = self.gateway.get_fabric(vault, t.item_ref_from_id(str(matches[0].id)).fabric)
@@ -79,6 +86,28 @@ class AsrReads:
             params.recovery_resource_group,
             params.azure_vm_name,
             params.reprotect_to_azure,
+        )
+
+    def name_machine(self, vault: VaultRef, name: str) -> tuple[str, str]:
+        """(item name, VM name) of the one machine `name` names, read as an item's name first,
+        then as a VM's: the CLI's convenience, resolved before anything starts so that a
+        failback's input and id never depend on which of the two a person typed."""
+        items = self.gateway.list_items(vault)
+        by_item = [i for i in items if i.name == name]
+        by_vm = [i for i in items if i.properties.friendly_name == name]
+        found = by_item or by_vm
+        if len(found) == 1:
+            return str(found[0].name), str(found[0].properties.friendly_name or found[0].name)
+        if found:
+            raise FailbackError(
+                f"{len(found)} protected items in vault {vault.vault} have VM {name!r}; "
+                "name the item instead: " + ", ".join(str(m.name) for m in found),
+                errors.MACHINE_NOT_FOUND,
+            )
+        raise FailbackError(
+            f"vault {vault.vault} has no protected item or VM named {name!r}; known machines "
+            f"(VM / item): {_known(items) or 'none'}",
+            errors.MACHINE_NOT_FOUND,
         )
 
     def discover_recovery_plan(self, params: DiscoverPlanInput) -> DiscoveredPlan:
@@ -238,7 +267,7 @@ class AsrReads:
             self._points_read_for_readiness.keep(points_key(vault, machine.item), listed)
             points = len(listed)
         return MachineFacts(
-            item=machine.item.name,
+            item_name=machine.item.name,
             vm_name=machine.vm_name,
             os_type=os_type,
             os_version=os_version,
@@ -276,7 +305,7 @@ class AsrReads:
             if listed is None:
                 listed = self.recovery_points(params.vault, machine.item)
             return MachinePoints(
-                machine=machine.item.name,
+                item_name=machine.item.name,
                 replication_group=machine.replication_group,
                 points=selectable_points(listed),
             )
@@ -309,7 +338,7 @@ class AsrReads:
         health = t.text(item.properties.replication_health) or None
         points = len(self.recovery_points(vault, ref)) if protected else 0
         return ReplicationState(
-            item=ref.name,
+            item_name=ref.name,
             protection_state=t.state(item) or None,
             replication_health=health,
             recovery_points=points,
@@ -331,3 +360,9 @@ def points_key(vault: VaultRef, item: ProtectedItemRef) -> tuple[str, ...]:
         part.lower()
         for part in (vault.resource_group, vault.vault, item.fabric, item.container, item.name)
     )
+
+
+def _known(items: list[Any]) -> str:
+    """The first 20 machines of a vault, as a person would look them up."""
+    names = sorted(f"{i.properties.friendly_name or '-'} / {i.name}" for i in items)
+    return ", ".join(names[:20])

@@ -706,7 +706,7 @@ async def app_consistent_group_points(lab: Lab, case: Case) -> CaseResult:
             f"start failed: {started.returncode} {started.stdout} {started.stderr}"
         )
     end = await drive(lab, case, run)
-    chosen = {m["machine"]: m for m in preview["machines"]}
+    chosen = {m["item_name"]: m for m in preview["machines"]}
     group = next(g for g in preview["groups"] if g["group"] == f"rg-{unit.key}")
     entries = lab.journal()
     sim_items = {i["name"]: i for i in lab.sim_state()["items"]}

@@ -31,7 +31,7 @@ class MachineView(_Model):
     """One machine's failback as its workflow records it (status None: not started yet)."""
 
     workflow_id: str
-    machine: str
+    item_name: str
     vm_name: str
     boot_group: int | None = None
     execution: str
@@ -92,10 +92,10 @@ class FailbackReport(_Model):
 def build_report(
     view: FailbackView, observations: dict[str, Observation], generated_at: datetime
 ) -> FailbackReport:
-    """`observations` by MachineView.machine; a machine without one was not checked."""
+    """`observations` by MachineView.item_name; a machine without one was not checked."""
     machines = []
     for machine in view.machines:
-        observation = observations.get(machine.machine)
+        observation = observations.get(machine.item_name)
         machines.append(
             MachineReport(
                 view=machine,

@@ -131,7 +131,7 @@ def _reconciliation_summary(report: FailbackReport) -> list[Block]:
         blocks.append(
             Table(
                 ["machine", "ASR / the workflow says", "but now"],
-                [[d.machine, d.recorded, d.found] for d in disagreements],
+                [[d.vm_name, d.recorded, d.found] for d in disagreements],
             )
         )
     else:
@@ -258,7 +258,7 @@ def _operations_table(
 def _machine_blocks(machine: MachineReport, generated_at: datetime) -> list[Block]:
     view = machine.view
     status = view.status
-    title = view.vm_name if view.vm_name == view.machine else f"{view.vm_name} ({view.machine})"
+    title = view.vm_name if view.vm_name == view.item_name else f"{view.vm_name} ({view.item_name})"
     blocks: list[Block] = [Heading(2, f"Machine {title}")]
     facts: list[tuple[str, Cell]] = [("workflow", Code(view.workflow_id))]
     if view.boot_group is not None:

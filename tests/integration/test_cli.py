@@ -41,7 +41,7 @@ async def awaiting(cli_lab: LabState) -> str:
     """A failback of web-01, verified and waiting for its approval."""
     settings = lab_settings(cli_lab)
     client = await connect_temporal(settings)
-    handle = await start_failback(client, settings, failback_input(settings, "web-01"))
+    handle = await start_failback(client, settings, failback_input(settings, None, "web-01"))
     for _ in range(240):
         status = await machine_status(client, handle.id)
         if status.phase in (Phase.AWAITING_APPROVAL, Phase.FAILED):

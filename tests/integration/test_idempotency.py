@@ -39,7 +39,7 @@ def test_a_retried_failover_never_sends_a_second_unplanned_failover(lab: LabStat
         asr.discover_machine,
         DiscoverMachineInput(
             vault=vault,
-            machine=SECOND_VM,
+            vm_name=SECOND_VM,
             recovery_resource_group=str(settings.azure_recovery_resource_group),
             reprotect_to_azure=ReprotectToAzureOptions(
                 policy_id=settings.azure_reprotect_policy_id

@@ -44,7 +44,7 @@ async def test_one_machine_fails_back_end_to_end(lab: LabState) -> None:
     client = await connect_temporal(settings)
     assert onprem_power(lab, "web-01") == "poweredOff"
 
-    handle = await start_failback(client, settings, failback_input(settings, "web-01"))
+    handle = await start_failback(client, settings, failback_input(settings, None, "web-01"))
     for _ in range(240):
         status = await machine_status(client, handle.id)
         if status.phase in (Phase.AWAITING_APPROVAL, Phase.FAILED):
@@ -129,7 +129,7 @@ async def test_no_secret_in_workflow_history(lab: LabState) -> None:
     async for execution in client.list_workflows():
         history = await client.get_workflow_handle(execution.id).fetch_history()
         text = history.to_json() + "\n".join(_decoded_payloads(json.loads(history.to_json())))
-        assert "recoveryPointId" in text or "recovery_point" in text or "machine" in text
+        assert "recoveryPointId" in text or "recovery_point" in text or "vm_name" in text
         for secret in secrets_in_lab:
             assert secret not in text, f"a secret is in the history of {execution.id}"
         checked += 1

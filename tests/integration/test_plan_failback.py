@@ -64,7 +64,7 @@ async def test_plan_fails_back_in_boot_group_order_at_the_previewed_points(
     assert [e for e in journal(plan_lab)[before:] if e["method"] != "GET"] == []
 
     rg_db = next(g for g in preview.groups if g.group == "rg-db")
-    db1, db2 = preview.for_machine("db-01-item"), preview.for_machine("db-02-item")
+    db1, db2 = preview.for_item("db-01-item"), preview.for_item("db-02-item")
     assert db1.chosen.time == db2.chosen.time == rg_db.common_point_time
     assert db1.chosen.time < db1.latest.time  # db-02's lag pulls the group back
     assert all(m.chosen.type == "ApplicationConsistent" for m in preview.machines)
@@ -89,22 +89,22 @@ async def test_plan_fails_back_in_boot_group_order_at_the_previewed_points(
     for machine in status.machines:
         machine_state = await machine_status(client, machine.workflow_id)
         assert machine_state.verification is not None and machine_state.verification.passed
-        verified_at[machine.machine] = machine_state.verification.checked_at
+        verified_at[machine.item_name] = machine_state.verification.checked_at
     first_failover: dict[str, datetime] = {}
     for machine in status.machines:
-        sent = posts(entries, "unplannedFailover", machine.machine)
-        assert len(sent) == 1, f"{machine.machine}: {len(sent)} failovers"
+        sent = posts(entries, "unplannedFailover", machine.item_name)
+        assert len(sent) == 1, f"{machine.item_name}: {len(sent)} failovers"
         details = sent[0]["body"]["properties"]["providerSpecificDetails"]
         assert details["recoveryPointType"] == "Custom"
-        assert details["recoveryPointId"] == preview.for_machine(machine.machine).chosen.id
-        first_failover[machine.machine] = parse_time(sent[0]["time"])
-        assert len(posts(entries, "failoverCommit", machine.machine)) == 1
+        assert details["recoveryPointId"] == preview.for_item(machine.item_name).chosen.id
+        first_failover[machine.item_name] = parse_time(sent[0]["time"])
+        assert len(posts(entries, "failoverCommit", machine.item_name)) == 1
     for later in status.machines:
         for earlier in status.machines:
             if earlier.boot_group < later.boot_group:
-                assert first_failover[later.machine] > verified_at[earlier.machine], (
-                    f"{later.machine} (group {later.boot_group}) failed over before "
-                    f"{earlier.machine} (group {earlier.boot_group}) was verified"
+                assert first_failover[later.item_name] > verified_at[earlier.item_name], (
+                    f"{later.item_name} (group {later.boot_group}) failed over before "
+                    f"{earlier.item_name} (group {earlier.boot_group}) was verified"
                 )
     shown_status = cli(plan_lab, "status", handle.id)
     assert shown_status.returncode == 0, shown_status.stderr
@@ -119,7 +119,7 @@ async def test_plan_fails_back_in_boot_group_order_at_the_previewed_points(
         and e["path"].endswith("/recoveryPoints")
         and "$skiptoken" not in e["query"]  # a list's first page
     )
-    assert point_lists == {m.machine: 1 for m in status.machines}, point_lists
+    assert point_lists == {m.item_name: 1 for m in status.machines}, point_lists
 
     # The running jobs are watched with one filtered list of the vault per poll; a job is read
     # by itself once, when it has left that list (7 failovers, commits and re-protects at least).
@@ -177,7 +177,7 @@ async def test_machines_still_in_azure_are_reprotected_first(reprotect_lab: LabS
     assert phases.index("checking-readiness") < phases.index("reprotecting-to-onprem")
     assert phases.index("waiting-for-replication") < phases.index("failing-over")
     assert status.readiness is not None and status.readiness.ready
-    locations = {m.machine: m.location for m in status.readiness.machines}
+    locations = {m.item_name: m.location for m in status.readiness.machines}
     assert locations == {"web-01-item": "original", "app-01-item": "alternate"}
 
     entries = journal(reprotect_lab)

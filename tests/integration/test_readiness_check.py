@@ -56,19 +56,21 @@ def test_every_broken_rule_is_named_for_its_machine(readiness_lab: LabState) -> 
     report = json.loads(result.stdout)
     assert report["ready"] is False
     blocking = {
-        (f["rule"], f["machine"]) for f in report["findings"] if f["severity"] == "blocking"
+        (f["rule"], f["item_name"]) for f in report["findings"] if f["severity"] == "blocking"
     }
-    warnings = {(f["rule"], f["machine"]) for f in report["findings"] if f["severity"] == "warning"}
+    warnings = {
+        (f["rule"], f["item_name"]) for f in report["findings"] if f["severity"] == "warning"
+    }
     assert blocking == EXPECTED_BLOCKING
     assert warnings == EXPECTED_WARNINGS
     for finding in report["findings"]:
         assert finding["found"] and finding["action"]
     # R1/R5/R7: where each machine goes back to.
-    location = {m["machine"]: m["location"] for m in report["machines"]}
+    location = {m["item_name"]: m["location"] for m in report["machines"]}
     assert location["vm-ok-item"] == "original"
     assert location["vm-gone-item"] == "alternate" and location["phys-01-item"] == "alternate"
     # vm-ok breaks nothing.
-    assert not [f for f in report["findings"] if f["machine"] == "vm-ok-item"]
+    assert not [f for f in report["findings"] if f["item_name"] == "vm-ok-item"]
     assert [e for e in journal(readiness_lab) if e["method"] != "GET"] == []
 
 

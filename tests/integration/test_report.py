@@ -41,7 +41,7 @@ def report_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabState]:
 async def failed_back(report_lab: LabState) -> tuple[str, MachineFailbackResult]:
     settings = lab_settings(report_lab)
     client = await connect_temporal(settings)
-    handle = await start_failback(client, settings, failback_input(settings, "web-01"))
+    handle = await start_failback(client, settings, failback_input(settings, None, "web-01"))
     for _ in range(240):
         status = await machine_status(client, handle.id)
         if status.phase in (Phase.AWAITING_APPROVAL, Phase.FAILED):

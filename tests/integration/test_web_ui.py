@@ -55,7 +55,7 @@ async def test_web_ui_finds_the_failback_by_its_search_attributes(
 ) -> None:
     settings = lab_settings(lab)
     client = await connect_temporal(settings)
-    handle = await start_failback(client, settings, failback_input(settings, UI_VM))
+    handle = await start_failback(client, settings, failback_input(settings, None, UI_VM))
     for _ in range(240):
         if (await machine_status(client, handle.id)).phase == Phase.AWAITING_APPROVAL:
             break

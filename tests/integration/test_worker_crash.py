@@ -23,7 +23,7 @@ async def test_worker_killed_during_failover(lab: LabState) -> None:
     settings = lab_settings(lab)
     client = await connect_temporal(settings)
     item = f"{THIRD_VM}-item"
-    handle = await start_failback(client, settings, failback_input(settings, THIRD_VM))
+    handle = await start_failback(client, settings, failback_input(settings, None, THIRD_VM))
 
     for _ in range(200):
         if posts(journal(lab), "unplannedFailover", item):

@@ -70,7 +70,7 @@ def test_writes_wait_for_the_write_budget(budget_lab: LabState) -> None:
             asr.discover_machine,
             DiscoverMachineInput(
                 vault=vault,
-                machine=vm,
+                vm_name=vm,
                 recovery_resource_group=str(settings.azure_recovery_resource_group),
                 reprotect_to_azure=ReprotectToAzureOptions(
                     policy_id=settings.azure_reprotect_policy_id

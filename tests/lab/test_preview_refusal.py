@@ -41,5 +41,9 @@ def test_no_common_point_is_refused_and_named(start_lab: StartLab) -> None:
     assert "rg-pair" in message and "pair-01-item" in message and "pair-02-item" in message
     # The same plan can fail back at the latest points.
     latest = preview_plan(settings, plan_input(settings, "plan-pair", "latest"))
-    assert {m.machine for m in latest.machines} == {"pair-01-item", "pair-02-item", "solo-01-item"}
+    assert {m.item_name for m in latest.machines} == {
+        "pair-01-item",
+        "pair-02-item",
+        "solo-01-item",
+    }
     assert {e["method"] for e in lab.journal()} == {"GET"}

@@ -45,7 +45,7 @@ def test_app_consistent_group_fails_over_at_the_previewed_common_point(
     assert result.held, result.report()
     preview = result.data["preview"]
     group = next(g for g in preview["groups"] if g["members"])
-    chosen = {m["machine"]: m["chosen"] for m in preview["machines"]}
+    chosen = {m["item_name"]: m["chosen"] for m in preview["machines"]}
     entries = reliability_lab.journal()
     for member in group["members"]:
         body = accepted(entries, member, "unplannedFailover")[0]["body"]

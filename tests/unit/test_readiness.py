@@ -61,7 +61,7 @@ def healthy(**changes: Any) -> ReadinessSnapshot:
         ],
         machines=[
             MachineFacts(
-                item="web-01-item",
+                item_name="web-01-item",
                 vm_name="web-01",
                 os_type="Linux",
                 os_version="Ubuntu 22.04",
@@ -232,9 +232,9 @@ def test_r5_r7_alternate_location_for_missing_vms_and_physical_servers() -> None
 
 def test_r15_a_replication_group_uses_one_os_and_one_master_target() -> None:
     members = [
-        machine(item="a-item", vm_name="web-01", replication_group="rg"),
+        machine(item_name="a-item", vm_name="web-01", replication_group="rg"),
         machine(
-            item="b-item",
+            item_name="b-item",
             vm_name="web-01",
             replication_group="rg",
             os_type="Windows",
@@ -242,7 +242,7 @@ def test_r15_a_replication_group_uses_one_os_and_one_master_target() -> None:
         ),
     ]
     findings = evaluate_readiness(healthy(machines=members)).blocking
-    group = [f for f in findings if f.rule == "R15" and f.machine is None]
+    group = [f for f in findings if f.rule == "R15" and f.item_name is None]
     assert any("mixes operating systems" in f.found for f in group)
     assert any("several master targets" in f.found for f in group)
 

@@ -82,7 +82,7 @@ def test_a1_a2_a3_the_azure_vm() -> None:
 def test_a_side_that_cannot_be_read_is_never_evidence(asr: bool, onprem: bool, azure: bool) -> None:
     status = completed_status()
     observation = Observation(
-        machine="web-01",
+        item_name="web-01",
         read_at=T0 + timedelta(hours=1),
         jobs=[AsrJob(job_id=op.job_id, found=False) for op in status.operations if op.job_id],
         asr_error="unreadable" if asr else None,

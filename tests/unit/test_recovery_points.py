@@ -43,7 +43,7 @@ def histories(draw) -> list[MachinePoints]:
             kind = draw(st.sampled_from(["CrashConsistent", "ApplicationConsistent"]))
             sync = kind == "ApplicationConsistent" and group is not None and draw(st.booleans())
             points.append(point(name, slot * 5, kind, sync))
-        machines.append(MachinePoints(machine=name, replication_group=group, points=points))
+        machines.append(MachinePoints(item_name=name, replication_group=group, points=points))
     return machines
 
 
@@ -57,12 +57,12 @@ def test_latest_gives_each_machine_its_own_maximum(machines: list[MachinePoints]
     if any(not m.points for m in machines):
         with pytest.raises(RecoveryPointSelectionError) as refused:
             choose_recovery_points(machines, "latest")
-        empty = [m.machine for m in machines if not m.points]
+        empty = [m.item_name for m in machines if not m.points]
         assert all(any(name in p for p in refused.value.problems) for name in empty)
         return
     choice = choose_recovery_points(machines, "latest")
     for machine in machines:
-        chosen = choice.for_machine(machine.machine)
+        chosen = choice.for_item(machine.item_name)
         assert chosen.chosen in machine.points
         assert chosen.chosen.time == max(p.time for p in machine.points)
         assert chosen.data_loss_window_seconds == 0
@@ -87,18 +87,18 @@ def test_app_consistent_groups_share_their_newest_common_point(
                 not machine.replication_group and not any(p.app_consistent for p in machine.points)
             ):
                 reasons += 1
-                assert any(machine.machine in p for p in refused.problems)
+                assert any(machine.item_name in p for p in refused.problems)
         for name, members in groups.items():
             if all(m.points for m in members) and not set.intersection(
                 *(sync_times(m) for m in members)
             ):
                 reasons += 1
                 problem = next(p for p in refused.problems if name in p)
-                assert all(m.machine in problem for m in members)
+                assert all(m.item_name in problem for m in members)
         assert reasons == len(refused.problems)
         return
     for machine in machines:
-        chosen = choice.for_machine(machine.machine)
+        chosen = choice.for_item(machine.item_name)
         assert chosen.chosen in machine.points
         assert chosen.chosen.app_consistent
         assert chosen.latest.time == max(p.time for p in machine.points)
@@ -109,17 +109,17 @@ def test_app_consistent_groups_share_their_newest_common_point(
         if not machine.replication_group:
             assert chosen.chosen.time == max(p.time for p in machine.points if p.app_consistent)
     for name, members in groups.items():
-        times = {choice.for_machine(m.machine).chosen.time for m in members}
+        times = {choice.for_item(m.item_name).chosen.time for m in members}
         assert len(times) == 1, f"{name} members fail over at different times"
         (when,) = times
         common = set.intersection(*(sync_times(m) for m in members))
         assert when == max(common), "a later common point exists"
-        assert all(choice.for_machine(m.machine).chosen.multi_vm_sync_point for m in members)
+        assert all(choice.for_item(m.item_name).chosen.multi_vm_sync_point for m in members)
 
 
 def test_a_lagging_member_pulls_its_group_back_to_the_common_point() -> None:
     db1 = MachinePoints(
-        machine="db-01",
+        item_name="db-01",
         replication_group="rg-db",
         points=[
             point("db-01", 0, "ApplicationConsistent", True),
@@ -128,33 +128,33 @@ def test_a_lagging_member_pulls_its_group_back_to_the_common_point() -> None:
         ],
     )
     db2 = MachinePoints(
-        machine="db-02",
+        item_name="db-02",
         replication_group="rg-db",
         points=[point("db-02", 0, "ApplicationConsistent", True), point("db-02", 30)],
     )
     web = MachinePoints(
-        machine="web-01",
+        item_name="web-01",
         points=[point("web-01", 60, "ApplicationConsistent"), point("web-01", 70)],
     )
     choice = choose_recovery_points([db1, db2, web], "app-consistent")
-    assert choice.for_machine("db-01").chosen.time == T0
-    assert choice.for_machine("db-01").data_loss_window_seconds == 65 * 60
-    assert choice.for_machine("db-02").chosen.time == T0
-    assert choice.for_machine("web-01").chosen.time == T0 + timedelta(minutes=60)
+    assert choice.for_item("db-01").chosen.time == T0
+    assert choice.for_item("db-01").data_loss_window_seconds == 65 * 60
+    assert choice.for_item("db-02").chosen.time == T0
+    assert choice.for_item("web-01").chosen.time == T0 + timedelta(minutes=60)
     assert choice.groups[0].common_point_time == T0
     latest = choose_recovery_points([db1, db2, web], "latest")
-    assert latest.for_machine("db-01").chosen.time == T0 + timedelta(minutes=65)
-    assert latest.for_machine("db-02").chosen.time == T0 + timedelta(minutes=30)
+    assert latest.for_item("db-01").chosen.time == T0 + timedelta(minutes=65)
+    assert latest.for_item("db-02").chosen.time == T0 + timedelta(minutes=30)
 
 
 def test_no_common_point_names_the_group_and_its_members() -> None:
     a = MachinePoints(
-        machine="app-01",
+        item_name="app-01",
         replication_group="rg-app",
         points=[point("app-01", 60, "ApplicationConsistent", True)],
     )
     b = MachinePoints(
-        machine="app-02",
+        item_name="app-02",
         replication_group="rg-app",
         points=[point("app-02", 0, "ApplicationConsistent", True)],
     )

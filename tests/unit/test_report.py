@@ -77,7 +77,7 @@ def completed_status(vm: str = "web-01", point_id: str = "rp-web-01-0900") -> Ma
         (Phase.COMPLETED, 760),
     ]
     return MachineStatus(
-        machine=vm,
+        item_name=f"{vm}-item",
         phase=Phase.COMPLETED,
         waiting_for="nothing: the failback is complete",
         item=ProtectedItemRef(fabric="cs-01", container="c-01", name=f"{vm}-item"),
@@ -127,8 +127,8 @@ def reconcile_view(view: MachineView, observation: Observation | None) -> list[D
 def machine_view(status: MachineStatus, **extra: object) -> MachineView:
     fields: dict[str, object] = {
         "workflow_id": f"failback-vault-{status.vm_name}",
-        "machine": status.item.name if status.item else status.machine,
-        "vm_name": status.vm_name or status.machine,
+        "item_name": status.item_name,
+        "vm_name": status.vm_name,
         "execution": "completed",
         "status": status,
         "outcome": "completed",
@@ -140,10 +140,10 @@ def machine_view(status: MachineStatus, **extra: object) -> MachineView:
     return MachineView.model_validate(fields)
 
 
-def agreeing(status: MachineStatus, machine: str) -> Observation:
+def agreeing(status: MachineStatus, item_name: str) -> Observation:
     """What the world looks like after a clean failback: VM on, Azure VM gone, jobs there."""
     return Observation(
-        machine=machine,
+        item_name=item_name,
         read_at=at(900),
         jobs=[
             AsrJob(job_id=o.job_id or "", found=True, state="Succeeded") for o in status.operations
@@ -172,8 +172,8 @@ def single_report(observation: Observation | None = None) -> FailbackReport:
         finished_at=at(760),
         machines=[machine],
     )
-    observed = observation or agreeing(status, machine.machine)
-    return build_report(view, {machine.machine: observed}, at(900))
+    observed = observation or agreeing(status, machine.item_name)
+    return build_report(view, {machine.item_name: observed}, at(900))
 
 
 class _Balance(HTMLParser):
@@ -280,16 +280,19 @@ def plan_report() -> FailbackReport:
         boot_groups=2,
         machines=[
             PlanMachine(
-                machine="db-01-item", vm_name="db-01", boot_group=1, workflow_id="failback-v-db-01"
+                item_name="db-01-item",
+                vm_name="db-01",
+                boot_group=1,
+                workflow_id="failback-v-db-01",
             ),
             PlanMachine(
-                machine="web-01-item",
+                item_name="web-01-item",
                 vm_name="web-01",
                 boot_group=2,
                 workflow_id="failback-v-web-01",
             ),
             PlanMachine(
-                machine="app-01-item",
+                item_name="app-01-item",
                 vm_name="app-01",
                 boot_group=2,
                 workflow_id="failback-v-app-01",
@@ -310,7 +313,7 @@ def plan_report() -> FailbackReport:
         machine_view(web, boot_group=2),
         MachineView(
             workflow_id="failback-v-app-01",
-            machine="app-01-item",
+            item_name="app-01-item",
             vm_name="app-01",
             boot_group=2,
             execution="not-started",
@@ -326,7 +329,7 @@ def plan_report() -> FailbackReport:
         started_at=at(0),
         finished_at=at(770),
     )
-    observations = {m.machine: agreeing(m.status, m.machine) for m in machines if m.status}
+    observations = {m.item_name: agreeing(m.status, m.item_name) for m in machines if m.status}
     return build_report(view, observations, at(900))
 
 
@@ -429,7 +432,7 @@ def test_job_missing_or_changed_in_the_vault_is_a_disagreement() -> None:
 def test_a_side_that_could_not_be_read_is_no_evidence() -> None:
     status = completed_status()
     observed = Observation(
-        machine="web-01-item",
+        item_name="web-01-item",
         read_at=at(900),
         asr_error="ASR could not be read (ServiceRequestError); check FAILBACK_AZURE_ENDPOINT",
         onprem_error="vCenter could not be read; check FAILBACK_VCENTER_HOST",

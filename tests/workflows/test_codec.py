@@ -35,7 +35,7 @@ KEY = base64.b64encode(os.urandom(32)).decode()
 
 async def test_round_trip_and_key_errors() -> None:
     codec = EncryptionCodec(parse_key(KEY))
-    clear = Payload(metadata={"encoding": b"json/plain"}, data=b'{"machine":"web-01"}')
+    clear = Payload(metadata={"encoding": b"json/plain"}, data=b'{"vm_name":"web-01"}')
     (sealed,) = await codec.encode([clear])
     assert sealed.metadata["encoding"] == ENCODING and b"web-01" not in sealed.data
     assert await codec.decode([sealed]) == [clear]

@@ -198,7 +198,7 @@ def failback_input() -> MachineFailbackInput:
     # Production timings: 60 s agent polls, 30 min before stuck. Time is skipped, not waited.
     return MachineFailbackInput(
         vault=VaultRef(resource_group="rg", vault="vault"),
-        machine="web-01",
+        vm_name="web-01",
         recovery_resource_group="rg-recovery",
     )
 

@@ -124,7 +124,7 @@ class FakePlanWorld:
             vcenters=[VCenterFacts(name="vc", connected=True)],
             machines=[
                 MachineFacts(
-                    item=m.item.name,
+                    item_name=m.item.name,
                     vm_name=m.vm_name,
                     os_type="Linux",
                     os_version=(
@@ -168,7 +168,7 @@ class FakePlanWorld:
             ]
             result.append(
                 MachinePoints(
-                    machine=m.item.name, replication_group=m.replication_group, points=points
+                    item_name=m.item.name, replication_group=m.replication_group, points=points
                 )
             )
         return result
