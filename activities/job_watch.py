@@ -24,7 +24,8 @@ from typing import Any
 
 from azure.core.exceptions import HttpResponseError
 
-TERMINAL_JOB_STATES = frozenset({"Succeeded", "Failed", "Cancelled", "Canceled", "Suspended"})
+from domain.jobs import JobFact, has_ended
+
 # Jobs read one by one at a time, per vault, when many end in the same round.
 GET_PARALLELISM = 16
 
@@ -38,6 +39,23 @@ GetJob = Callable[[Any, str], Awaitable[JobDocument]]
 
 def job_state(document: JobDocument) -> str:
     return str((document.get("properties") or {}).get("state") or "")
+
+
+def job_document_fact(document: JobDocument) -> JobFact:
+    """The fields of a job's JSON that J-STATE and J-OWN read (domain/jobs.py)."""
+    props = document.get("properties") or {}
+    return JobFact(
+        name=str(document.get("name") or ""),
+        scenario_name=str(props.get("scenarioName") or ""),
+        state=str(props.get("state") or ""),
+        state_description=str(props.get("stateDescription") or ""),
+        target_object_id=str(props.get("targetObjectId") or ""),
+        target_object_name=str(props.get("targetObjectName") or ""),
+    )
+
+
+def _ended(document: JobDocument) -> bool:
+    return has_ended(job_document_fact(document))
 
 
 def running_jobs_filter(since: datetime) -> str:
@@ -55,6 +73,8 @@ class _Waiter:
     since: datetime
     poll_interval: float
     done: asyncio.Future[JobDocument]
+    # The job as last read while it had not ended (a Suspended job is read every round).
+    latest: JobDocument | None = None
 
 
 @dataclass
@@ -89,13 +109,14 @@ class JobWatch:
         *,
         since: datetime,
         poll_interval: float,
-        heartbeat: Callable[[], None],
+        heartbeat: Callable[[JobDocument | None], None],
         heartbeat_every: float | None = None,
     ) -> JobDocument:
-        """The job's document once it is in a final state. `since`: no later than the job's
-        start on ASR's clock. `heartbeat` is called at once and then every `heartbeat_every`
-        seconds (default: the poll interval); the job's end is noticed at the next poll
-        whatever it is."""
+        """The job's document once it has ended (J-STATE: Suspended and Other have not).
+        `since`: no later than the job's start on ASR's clock. `heartbeat` is called at once and
+        then every `heartbeat_every` seconds (default: the poll interval) with the job as last
+        read, if it was read before its end; the end is noticed at the next poll whatever it
+        is."""
         loop = asyncio.get_running_loop()
         waiter = _Waiter(job_name, since, max(poll_interval, 0.05), loop.create_future())
         key = self._vault_key(vault)
@@ -106,7 +127,7 @@ class JobWatch:
         beat_interval = max(heartbeat_every or waiter.poll_interval, 0.05)
         try:
             while True:
-                heartbeat()
+                heartbeat(waiter.latest)
                 done, _ = await asyncio.wait({waiter.done}, timeout=beat_interval)
                 if done:
                     return waiter.done.result()
@@ -159,8 +180,10 @@ class JobWatch:
             document = None if listed is None else listed.get(name)
             if document is None:
                 to_read.append(name)
-            elif job_state(document) in TERMINAL_JOB_STATES:
+            elif _ended(document):
                 _settle(named, document)
+            else:
+                _note(named, document)
         gate = asyncio.Semaphore(GET_PARALLELISM)
 
         async def read(name: str) -> None:
@@ -170,14 +193,21 @@ class JobWatch:
                 except Exception as err:
                     _fail(by_name[name], err)
                     return
-            if job_state(document) in TERMINAL_JOB_STATES:
+            if _ended(document):
                 _settle(by_name[name], document)
+            else:
+                _note(by_name[name], document)
 
         await asyncio.gather(*(read(name) for name in to_read))
 
 
 def _ignores_query(documents: Iterable[JobDocument]) -> bool:
-    return any(job_state(d) != "InProgress" for d in documents)
+    return any(_ended(d) for d in documents)
+
+
+def _note(waiters: list[_Waiter], document: JobDocument) -> None:
+    for waiter in waiters:
+        waiter.latest = document
 
 
 def _settle(waiters: list[_Waiter], document: JobDocument) -> None:

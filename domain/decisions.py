@@ -30,7 +30,9 @@ def select_latest_point(points: Iterable[RecoveryPoint]) -> RecoveryPointChoice:
             "has produced one (check replication health in the vault)"
         )
     latest = ordered[-1]
-    return RecoveryPointChoice(chosen=latest, latest=latest, data_loss_window_seconds=0.0)
+    return RecoveryPointChoice(
+        chosen=latest, latest=latest, data_loss_window_seconds=0.0, asked_as="LatestTime"
+    )
 
 
 def data_loss_window_seconds(latest: RecoveryPoint, chosen: RecoveryPoint) -> float:
@@ -88,11 +90,19 @@ class AgentWaitVerdict(StrEnum):
 
 
 def agent_wait_verdict(
-    wait: AgentWait, now: datetime, registered: bool, timeout_seconds: float
+    wait: AgentWait,
+    now: datetime,
+    registered: bool,
+    timeout_seconds: float,
+    failed_reprotects: int = 0,
 ) -> AgentWaitVerdict:
-    if registered:
+    """R16: re-protect once the agent has registered; a re-protect that fails, whatever ASR's
+    code, is tried again while the wait lasts (ASR publishes no code for "the agent is not
+    installed"), and once the wait is over a person decides: the retries are bounded."""
+    late = (now - wait.started_at).total_seconds() >= timeout_seconds
+    if registered and not (late and failed_reprotects):
         return AgentWaitVerdict.REGISTERED
-    if (now - wait.started_at).total_seconds() >= timeout_seconds:
+    if late:
         return AgentWaitVerdict.STUCK
     return AgentWaitVerdict.KEEP_WAITING
 

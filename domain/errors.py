@@ -13,6 +13,9 @@ ASR_REQUEST_REFUSED = "AsrRequestRefused"
 # Throttled (429) or unavailable (5xx) with an answer: nothing was started; retried when ARM says.
 ASR_BUSY = "AsrBusy"
 AGENT_NOT_REGISTERED = "AgentNotRegistered"
+# A re-protect to Azure failed for another reason (or one ASR words differently): inside the
+# agent wait it is tried again (R16), after it a person decides.
+REPROTECT_TO_AZURE_FAILED = "ReprotectToAzureFailed"
 REPLICATION_NOT_HEALTHY = "ReplicationNotHealthy"
 NOT_READY = "NotReady"
 NO_RECOVERY_POINT = "NoRecoveryPoint"
@@ -31,6 +34,7 @@ NON_RETRYABLE = [
     ASR_JOB_FAILED,
     ASR_REQUEST_REFUSED,
     AGENT_NOT_REGISTERED,
+    REPROTECT_TO_AZURE_FAILED,
     REPLICATION_NOT_HEALTHY,
     NOT_READY,
     NO_RECOVERY_POINT,

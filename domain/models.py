@@ -206,6 +206,8 @@ class SelectRecoveryPointInput(_Model):
 
 
 PointPolicy = Literal["latest", "app-consistent"]
+# How a failover names its point to ASR (domain/recovery_points.how_to_ask, RP-ASK).
+PointRequest = Literal["LatestTime", "LatestTag", "Custom"]
 
 
 class MachinePoints(_Model):
@@ -220,6 +222,7 @@ class MachineChoice(_Model):
     chosen: RecoveryPoint
     latest: RecoveryPoint
     data_loss_window_seconds: float
+    asked_as: PointRequest
 
 
 class GroupChoice(_Model):
@@ -244,6 +247,10 @@ class RecoveryPointChoice(_Model):
     chosen: RecoveryPoint
     latest: RecoveryPoint
     data_loss_window_seconds: float
+    asked_as: PointRequest = Field(
+        description="LatestTime/LatestTag: ASR takes its newest (tagged) point when it fails "
+        "over, never older than `chosen`; Custom: exactly `chosen`"
+    )
 
 
 class ReadAsrFactsInput(_Model):
@@ -284,7 +291,8 @@ class ItemOperationInput(_Model):
 
 
 class FailoverInput(ItemOperationInput):
-    recovery_point_id: str
+    recovery_point_type: PointRequest
+    recovery_point_id: str | None = Field(default=None, description="Only with Custom")
 
 
 class ReprotectToAzureInput(ItemOperationInput):

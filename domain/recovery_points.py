@@ -18,6 +18,7 @@ from domain.models import (
     MachinePoints,
     PlanPointChoice,
     PointPolicy,
+    PointRequest,
     RecoveryPoint,
 )
 
@@ -29,6 +30,7 @@ __all__ = [
     "PointPolicy",
     "RecoveryPointSelectionError",
     "choose_recovery_points",
+    "how_to_ask",
     "selectable_points",
 ]
 
@@ -55,13 +57,30 @@ def selectable_points(points: Sequence[RecoveryPoint]) -> list[RecoveryPoint]:
     return sorted(kept, key=lambda p: (p.time, p.id), reverse=True)
 
 
-def _choice(machine: MachinePoints, chosen: RecoveryPoint, latest: RecoveryPoint) -> MachineChoice:
+def how_to_ask(policy: PointPolicy, replication_group: str | None) -> PointRequest:
+    """RP-ASK: name the point to ASR the way Microsoft's own client does. Azure PowerShell's
+    InMage failover sends only LatestTime or LatestTag; the API also lists Custom (one point by
+    id), which no public client sends for InMage, so it is used only where nothing else names
+    the point: a replication group's common application-consistent point. LatestTime is the
+    newest processed point and LatestTag the newest application-consistent one, exactly what
+    `latest` and a standalone machine's `app-consistent` mean, taken when ASR fails over."""
+    if policy == "latest":
+        return "LatestTime"
+    if replication_group is None:
+        return "LatestTag"
+    return "Custom"
+
+
+def _choice(
+    machine: MachinePoints, chosen: RecoveryPoint, latest: RecoveryPoint, policy: PointPolicy
+) -> MachineChoice:
     return MachineChoice(
         item_name=machine.item_name,
         replication_group=machine.replication_group,
         chosen=chosen,
         latest=latest,
         data_loss_window_seconds=max(0.0, (latest.time - chosen.time).total_seconds()),
+        asked_as=how_to_ask(policy, machine.replication_group),
     )
 
 
@@ -91,7 +110,7 @@ def choose_recovery_points(
         for machine in machines:
             if machine.item_name in latest_of:
                 newest = latest_of[machine.item_name]
-                chosen[machine.item_name] = _choice(machine, newest, newest)
+                chosen[machine.item_name] = _choice(machine, newest, newest, policy)
         for name, members in sorted(groups.items()):
             group_choices.append(
                 GroupChoice(
@@ -109,7 +128,9 @@ def choose_recovery_points(
                     "fail back with --recovery-point latest or wait for the next one"
                 )
                 continue
-            chosen[machine.item_name] = _choice(machine, app_point, latest_of[machine.item_name])
+            chosen[machine.item_name] = _choice(
+                machine, app_point, latest_of[machine.item_name], policy
+            )
         for name, members in sorted(groups.items()):
             names = [m.item_name for m in members]
             if any(m not in latest_of for m in names):
@@ -130,7 +151,7 @@ def choose_recovery_points(
             when = max(common)
             for member, points in zip(members, by_member, strict=True):
                 chosen[member.item_name] = _choice(
-                    member, points[when], latest_of[member.item_name]
+                    member, points[when], latest_of[member.item_name], policy
                 )
             group_choices.append(GroupChoice(group=name, members=names, common_point_time=when))
 

@@ -473,6 +473,12 @@ class WireSpec(_Strict):
         default="not-found",
         description="`RecoveryPlanName eq '<unknown plan>'`: 404, or an empty list (UNKNOWN)",
     )
+    standalone_group: Literal["auto-created", "none"] = Field(
+        default="auto-created",
+        description="A VM outside any replication group: in a group ASR created for it alone "
+        "(multiVmGroupName = multiVmGroupId = a GUID; Azure PowerShell's InMage failover checks "
+        "for exactly that; LIKELY), or with no group at all",
+    )
 
 
 class RecoveryPlanSpec(_Strict):

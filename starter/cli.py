@@ -301,7 +301,14 @@ def preview_command(recovery_plan: str, recovery_point: str, as_json: bool) -> N
             f"({machine.chosen.type}), latest {machine.latest.time.isoformat()}, "
             f"data-loss window {_minutes(machine.data_loss_window_seconds)}"
         )
-        click.echo(f"      point {machine.chosen.id}")
+        if machine.asked_as == "Custom":
+            click.echo(f"      point {machine.chosen.id} (asked for by id)")
+        else:
+            newest = "newest" if machine.asked_as == "LatestTime" else "newest app-consistent"
+            click.echo(
+                f"      asked as {machine.asked_as}: ASR's {newest} point when it fails over, "
+                "this one or a newer one"
+            )
     for group in choice.groups:
         if group.common_point_time is not None:
             click.echo(

@@ -347,8 +347,10 @@ async def _machine_view(
     status: MachineStatus | None = None
     outcome: str | None = None
     summary: str | None = None
+    attention: str | None = None
     if execution == WorkflowExecutionStatus.RUNNING:
         status = await _query(handle, MachineFailbackWorkflow.status, queue)
+        attention = await _attention(client, description)
     elif execution == WorkflowExecutionStatus.COMPLETED:
         result = await handle.result()
         status, outcome, summary = result.status, result.outcome, result.summary
@@ -382,7 +384,22 @@ async def _machine_view(
         summary=summary,
         started_at=description.start_time,
         finished_at=description.close_time,
+        attention=attention,
     )
+
+
+async def _attention(client: Client, description: WorkflowExecutionDescription) -> str | None:
+    """The note a running activity's heartbeat carries after its job name, if any: how an
+    activity says that it waits on a person (activities/asr/operations.py, `_beat`)."""
+    for pending in description.raw_description.pending_activities:
+        payloads = list(pending.heartbeat_details.payloads)
+        if len(payloads) < 2:
+            continue
+        with contextlib.suppress(Exception):  # a note that cannot be read is no note
+            note = (await client.data_converter.decode(payloads))[1]
+            if isinstance(note, str) and note:
+                return note
+    return None
 
 
 async def _member_view(

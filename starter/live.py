@@ -162,6 +162,8 @@ def machine_renderable(machine: MachineView) -> RenderableType:
         return grid
     grid.add_row("phase", _phase(str(status.phase)))
     grid.add_row("waiting for", Text(status.waiting_for))
+    if machine.attention:
+        grid.add_row("needs a person", Text(machine.attention, style="bold yellow"))
     grid.add_row("recovery point", _point_text(status))
     grid.add_row("ASR jobs", _jobs_text(status))
     grid.add_row("verification", _verification_text(status))

@@ -93,6 +93,8 @@ class MachineFailbackWorkflow:
         self._failed_in = Phase.STARTING
         self._stand_down: StandDown | None = None
         self._reminders = 0
+        # Re-protects to Azure that failed in this agent wait, ASR's words for each (R16).
+        self._reprotect_failures: list[str] = []
         self._plan: str | None = None
         self._committed_on_asr_clock: datetime | None = None
         self._attributes = SearchAttributeBatcher()
@@ -220,7 +222,8 @@ class MachineFailbackWorkflow:
             item=machine.item,
             vm_name=machine.vm_name,
             not_before=workflow.now(),
-            recovery_point_id=choice.chosen.id,
+            recovery_point_type=choice.asked_as,
+            recovery_point_id=choice.chosen.id if choice.asked_as == "Custom" else None,
             poll_interval_seconds=timings.job_poll_interval_seconds,
         )
         # The failover and the first verification read as one step (one activity task and
@@ -398,6 +401,7 @@ class MachineFailbackWorkflow:
                 workflow.now(),
                 registration.registered,
                 timings.agent_wait_timeout_seconds,
+                len(self._reprotect_failures),
             )
             if verdict == AgentWaitVerdict.REGISTERED:
                 done = await self._try_reprotect(
@@ -405,7 +409,7 @@ class MachineFailbackWorkflow:
                 )
                 if done:
                     return "completed"
-                self._enter(Phase.WAITING_FOR_AGENT, "ASR says the agent is not installed yet")
+                self._enter(Phase.WAITING_FOR_AGENT, self._reprotect_failures[-1])
             elif verdict == AgentWaitVerdict.STUCK:
                 decision = await self._stuck(timings.agent_wait_timeout_seconds)
                 if decision.action == "finish-without-reprotect":
@@ -416,6 +420,7 @@ class MachineFailbackWorkflow:
                     return "completed-without-reprotect"
                 self._enter(Phase.WAITING_FOR_AGENT, f"{decision.decided_by}: keep waiting")
                 self._agent_wait = AgentWait(started_at=workflow.now(), checks=0)
+                self._reprotect_failures = []
                 continue
             await workflow.sleep(timedelta(seconds=timings.agent_poll_interval_seconds))
 
@@ -447,8 +452,10 @@ class MachineFailbackWorkflow:
                 params,
                 agent_may_be_missing=True,
             )
-        except _AgentNotRegistered as missing:
-            failed_jobs.append(missing.job_id)
+        except _ReprotectNotYet as failed:
+            self._reprotect_failures.append(failed.reason)
+            if failed.job_id:
+                failed_jobs.append(failed.job_id)
             self._agent_wait = self._agent_wait.model_copy(update={"registered_at": None})
             return False
         self._enter(Phase.COMPLETED)
@@ -457,8 +464,13 @@ class MachineFailbackWorkflow:
     async def _stuck(self, limit_seconds: float) -> OperatorDecision:
         assert self._agent_wait is not None
         self._agent_wait = self._agent_wait.model_copy(update={"stuck_since": workflow.now()})
+        minutes = int(limit_seconds // 60)
         self._enter(
-            Phase.AGENT_STUCK, f"the agent did not register within {int(limit_seconds // 60)} min"
+            Phase.AGENT_STUCK,
+            f"re-protect to Azure failed {len(self._reprotect_failures)} time(s) in {minutes} "
+            f"min; the last: {self._reprotect_failures[-1]}"
+            if self._reprotect_failures
+            else f"the agent did not register within {minutes} min",
         )
         self._decision = None
         await workflow.wait_condition(lambda: self._decision is not None)
@@ -488,10 +500,10 @@ class MachineFailbackWorkflow:
             if (
                 agent_may_be_missing
                 and isinstance(inner, ApplicationError)
-                and inner.type == errors.AGENT_NOT_REGISTERED
+                and inner.type in (errors.AGENT_NOT_REGISTERED, errors.REPROTECT_TO_AZURE_FAILED)
             ):
                 job_id = str(inner.details[0]) if inner.details else ""
-                raise _AgentNotRegistered(job_id) from None
+                raise _ReprotectNotYet(job_id, inner.message) from None
             raise _FailbackStopped(cause(err)) from None
         self._operations.append(operation_of(result))
         return result
@@ -531,10 +543,13 @@ class _FailbackStopped(Exception):
         self.reason = reason
 
 
-class _AgentNotRegistered(Exception):
-    def __init__(self, job_id: str) -> None:
-        super().__init__(job_id)
+class _ReprotectNotYet(Exception):
+    """A re-protect to Azure failed while the agent may still be registering (R16)."""
+
+    def __init__(self, job_id: str, reason: str) -> None:
+        super().__init__(reason)
         self.job_id = job_id
+        self.reason = reason
 
 
 __all__ = ["MachineFailbackWorkflow", "machine_workflow_id"]

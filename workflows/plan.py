@@ -382,6 +382,7 @@ class PlanFailbackWorkflow:
                     chosen=choice.chosen,
                     latest=choice.latest,
                     data_loss_window_seconds=choice.data_loss_window_seconds,
+                    asked_as=choice.asked_as,
                 ),
             ),
             id=machine_workflow_id(params.vault.vault, machine.vm_name),

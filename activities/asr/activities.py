@@ -164,7 +164,8 @@ class AsrActivities:
                 failover_direction="PrimaryToRecovery",
                 source_site_operations="NotRequired",
                 provider_specific_details=asr_models.InMageUnplannedFailoverInput(
-                    recovery_point_type="Custom", recovery_point_id=params.recovery_point_id
+                    recovery_point_type=params.recovery_point_type,
+                    recovery_point_id=params.recovery_point_id,
                 ),
             )
         )

@@ -27,12 +27,12 @@ from temporalio.exceptions import ApplicationError
 from activities.asr import translate as t
 from activities.asr.gateway import AsrGateway
 from activities.budget import TokenBucket
-from activities.job_watch import JobWatch, job_state, running_jobs_filter
+from activities.job_watch import JobDocument, JobWatch, job_document_fact, running_jobs_filter
 from activities.liveness import beat_interval
 from activities.threads import in_activity_threads
 from domain import errors
 from domain.architectures import OperationRule
-from domain.jobs import JobFact, find_own_job
+from domain.jobs import JobFact, JobOutcome, find_own_job, job_outcome
 from domain.models import ItemOperationInput, OperationResult, VaultRef
 from domain.operations import AsrOperation
 
@@ -79,6 +79,8 @@ class AsrWrites:
             self._read_job,
             vault_key=lambda vault: (vault.resource_group, vault.vault),
         )
+        # Suspended jobs already logged once (their heartbeats keep saying it).
+        self._suspended_told: set[str] = set()
 
     async def run(self, write: Write, params: ItemOperationInput) -> OperationResult:
         """Find or send the operation's job on a thread (short blocking calls), then await the
@@ -283,21 +285,17 @@ class AsrWrites:
             job_name,
             since=params.not_before - CLOCK_SKEW,
             poll_interval=params.poll_interval_seconds,
-            heartbeat=lambda: activity.heartbeat(job_name),
+            heartbeat=lambda latest: self._beat(write, params, job_name, latest),
             heartbeat_every=beat_every,
         )
-        state = job_state(document)
+        fact = job_document_fact(document)
+        outcome = job_outcome(fact)
+        state = fact.state if outcome != JobOutcome.PARTIAL else fact.state_description
         job: Any = asr_models.Job(document)
-        if state != "Succeeded":
+        if outcome != JobOutcome.SUCCEEDED:
             code, message = t.job_error(job)
-            if write.agent_may_be_missing and t.is_agent_missing(code, message):
-                raise ApplicationError(
-                    f"re-protect of {params.item.name} refused, the mobility agent is not "
-                    f"registered yet: {message}",
-                    job_name,
-                    type=errors.AGENT_NOT_REGISTERED,
-                    non_retryable=True,
-                )
+            if write.agent_may_be_missing:
+                raise _reprotect_failed(params, job_name, code, message)
             raise ApplicationError(
                 f"ASR job {job_name} ({write.operation} of {params.item.name}) ended {state}: "
                 f"{code} {message}",
@@ -313,6 +311,26 @@ class AsrWrites:
             ended_at=job.properties.end_time,
             resumed=resumed,
         )
+
+    def _beat(
+        self, write: Write, params: ItemOperationInput, job_name: str, latest: JobDocument | None
+    ) -> None:
+        """The heartbeat carries the job's name (a retry resumes it) and, while ASR holds the
+        job Suspended (J-STATE), what the operator must do: the Web UI shows it on the pending
+        activity, and the wait goes on until the job is resumed or cancelled."""
+        fact = job_document_fact(latest) if latest is not None else None
+        if fact is None or job_outcome(fact) != JobOutcome.NEEDS_OPERATOR:
+            activity.heartbeat(job_name)
+            return
+        note = (
+            f"ASR job {job_name} ({write.operation} of {params.vm_name}) is Suspended: it waits "
+            "for an operator to resume or cancel it (Azure portal: Site Recovery jobs); the "
+            "failback waits with it"
+        )
+        if job_name not in self._suspended_told:
+            self._suspended_told.add(job_name)
+            activity.logger.warning(note)
+        activity.heartbeat(job_name, note)
 
     async def _read_job(self, vault: VaultRef, job_name: str) -> dict[str, Any]:
         return await self._blocking(self.gateway.job_document, vault, job_name)
@@ -340,6 +358,8 @@ class AsrWrites:
     ) -> Exception:
         code, message = t.arm_error(err)
         status = err.status_code or 0
+        if write.agent_may_be_missing and _refusal(err):
+            return _reprotect_failed(params, "", f"{status} {code}", message)
         if 400 <= status < 500 and status != 429:
             return ApplicationError(
                 f"ASR refused {write.operation} of {params.item.name} ({status} {code}): {message}",
@@ -354,6 +374,26 @@ class AsrWrites:
             type=errors.ASR_BUSY,
             next_retry_delay=retry_after(err),
         )
+
+
+def _reprotect_failed(
+    params: ItemOperationInput, job_name: str, code: str, message: str
+) -> ApplicationError:
+    """A re-protect to Azure that ASR refused or whose job failed, with ASR's own code and
+    message: the workflow waits and tries again while the agent may still be registering (R16),
+    whatever the code says."""
+    agent_missing = t.is_agent_missing(code, message)
+    return ApplicationError(
+        f"re-protect of {params.vm_name} to Azure "
+        + (f"(job {job_name}) failed" if job_name else "was refused")
+        + f": {code} {message}".rstrip()
+        + ("; ASR says the mobility agent is not installed yet" if agent_missing else ""),
+        job_name,
+        code,
+        message,
+        type=errors.AGENT_NOT_REGISTERED if agent_missing else errors.REPROTECT_TO_AZURE_FAILED,
+        non_retryable=True,
+    )
 
 
 def _refusal(err: HttpResponseError) -> bool:

@@ -10,7 +10,7 @@ from azure.core.exceptions import HttpResponseError
 from domain import errors
 from domain.architectures import Architecture, ItemView, UnknownArchitectureError, architecture_of
 from domain.errors import FailbackError
-from domain.jobs import JobFact
+from domain.jobs import JobFact, is_replication_group
 from domain.models import (
     AzureVmRef,
     DiscoveredMachine,
@@ -139,18 +139,6 @@ def job_fact(job: Any) -> JobFact:
     )
 
 
-def job_document_fact(document: dict[str, Any]) -> JobFact:
-    props = document.get("properties") or {}
-    return JobFact(
-        name=str(document.get("name") or ""),
-        scenario_name=str(props.get("scenarioName") or ""),
-        state=str(props.get("state") or ""),
-        state_description=str(props.get("stateDescription") or ""),
-        target_object_id=str(props.get("targetObjectId") or ""),
-        target_object_name=str(props.get("targetObjectName") or ""),
-    )
-
-
 def job_error(job: Any) -> tuple[str, str]:
     for error in job.properties.errors or []:
         service = error.service_error_details
@@ -212,7 +200,7 @@ def describe_item(
     return DiscoveredMachine(
         item=ref,
         vm_name=vm_name,
-        replication_group=getattr(item_details, "multi_vm_group_name", None) or None,
+        replication_group=replication_group(item_details),
         os_type=getattr(os_details, "os_type", None),
         protection_state=item.properties.protection_state,
         allowed_operations=list(item.properties.allowed_operations or []),
@@ -221,6 +209,14 @@ def describe_item(
             reprotect, fabric_inventory(fabric), item_placement(item_details)
         ),
     )
+
+
+def replication_group(item_details: Any) -> str | None:
+    """The user's replication group the item is in; None for a VM on its own, whose group ASR
+    created for it alone (domain/jobs.is_replication_group)."""
+    name = getattr(item_details, "multi_vm_group_name", None) or None
+    group_id = getattr(item_details, "multi_vm_group_id", None)
+    return name if is_replication_group(name, group_id) else None
 
 
 def configuration_server_facts(fabric: Any, custom: Any, name: str) -> ConfigServerFacts:

@@ -69,8 +69,12 @@ def _idle_scenario(state: SimulatorState) -> dict[str, Any]:
     }
 
 
-def _multi_vm_group(spec: ProtectedItemSpec) -> dict[str, Any]:
+def _multi_vm_group(state: SimulatorState, spec: ProtectedItemSpec) -> dict[str, Any]:
     group = spec.replication_group
+    if group is None and state.wire.standalone_group == "auto-created":
+        # The group ASR makes for a VM protected on its own: name and id the same GUID.
+        auto = stable_guid("auto-created-group", spec.name)
+        return {"multiVmGroupId": auto, "multiVmGroupName": auto, "multiVmSyncStatus": "Disabled"}
     return {
         "multiVmGroupId": stable_guid("multi-vm-group", group) if group else None,
         "multiVmGroupName": group,
@@ -213,7 +217,7 @@ def _inmage_details(state: SimulatorState, item_name: str, now: dt.datetime) -> 
             else state.scenario.azure.process_server_id
         ),
         "masterTargetId": item.master_target_id,
-        **_multi_vm_group(spec),
+        **_multi_vm_group(state, spec),
         "agentDetails": (
             {"agentVersion": agent_version, "agentUpdateStatus": "NotRequired"}
             if agent_version is not None
@@ -254,7 +258,7 @@ def _inmage_azure_v2_details(
         "vmId": item.vm_id,
         "vCenterInfrastructureId": _vcenter_infrastructure_id(state, item),
         "discoveryType": spec.discovery_type,
-        **_multi_vm_group(spec),
+        **_multi_vm_group(state, spec),
         "vmProtectionState": vm_state[0],
         "vmProtectionStateDescription": vm_state[1],
         "protectionStage": vm_state[0],

@@ -40,6 +40,10 @@ class MachineView(_Model):
     summary: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    attention: str | None = Field(
+        default=None,
+        description="What a running step says needs a person (e.g. an ASR job held Suspended)",
+    )
 
     @property
     def final(self) -> bool:

@@ -22,6 +22,7 @@ from worker.settings import Settings
 SECOND_VM = "app-01"
 THIRD_VM = "db-01"
 UI_VM = "ui-01"
+HELD_VM = "hold-01"
 
 
 def integration_scenario() -> dict[str, Any]:
@@ -30,7 +31,7 @@ def integration_scenario() -> dict[str, Any]:
     data["name"] = "integration"
     vms = data["vcenter"]["vms"]
     items = data["azure"]["items"]
-    for vm in (SECOND_VM, THIRD_VM, UI_VM):
+    for vm in (SECOND_VM, THIRD_VM, UI_VM, HELD_VM):
         vms.append({**vms[0], "name": vm})
         items.append({**items[0], "name": f"{vm}-item", "vm_name": vm, "azure_vm_name": vm})
     items[0]["agent_registration_delay_seconds"] = 4
@@ -82,6 +83,18 @@ def lab_settings(state: LabState) -> Settings:
 def lab_get(state: LabState, path: str) -> Any:
     context = ssl.create_default_context(cafile=state.settings["FAILBACK_AZURE_CA_BUNDLE"])
     with urllib.request.urlopen(f"{state.asr_url}{path}", context=context, timeout=10) as reply:
+        return json.loads(reply.read())
+
+
+def lab_post(state: LabState, path: str, body: Any) -> Any:
+    context = ssl.create_default_context(cafile=state.settings["FAILBACK_AZURE_CA_BUNDLE"])
+    request = urllib.request.Request(
+        f"{state.asr_url}{path}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, context=context, timeout=10) as reply:
         return json.loads(reply.read())
 
 

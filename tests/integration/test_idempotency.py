@@ -54,7 +54,7 @@ def test_a_retried_failover_never_sends_a_second_unplanned_failover(lab: LabStat
         vault=vault,
         item=machine.item,
         not_before=started,
-        recovery_point_id=point.chosen.id,
+        recovery_point_type=point.asked_as,
         poll_interval_seconds=0.5,
     )
 

@@ -67,8 +67,9 @@ async def test_one_machine_fails_back_end_to_end(lab: LabState) -> None:
     failovers = posts(entries, "unplannedFailover", "web-01-item")
     assert len(failovers) == 1 and failovers[0]["status"] == 202
     details = failovers[0]["body"]["properties"]["providerSpecificDetails"]
-    assert details["recoveryPointType"] == "Custom"
-    assert details["recoveryPointId"] == status.recovery_point.chosen.id
+    # RP-ASK: one machine's latest point is asked for as ASR's newest, as Azure PowerShell does.
+    assert details["recoveryPointType"] == "LatestTime" == status.recovery_point.asked_as
+    assert "recoveryPointId" not in details
 
     commits = posts(entries, "failoverCommit", "web-01-item")
     assert len(commits) == 1 and commits[0]["status"] == 202

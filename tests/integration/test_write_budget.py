@@ -85,7 +85,7 @@ def test_writes_wait_for_the_write_budget(budget_lab: LabState) -> None:
                 vault=vault,
                 item=machine.item,
                 not_before=datetime.now(UTC),
-                recovery_point_id=point.chosen.id,
+                recovery_point_type=point.asked_as,
                 poll_interval_seconds=0.5,
             )
         )

@@ -96,11 +96,12 @@ def test_approval_is_taken_only_while_awaiting_it() -> None:
     assert "nothing will be committed" in (approval_refusal(Phase.FAILED) or "")
 
 
-@given(st.integers(0, 7200), st.booleans())
-def test_agent_wait_verdict(elapsed: int, registered: bool) -> None:
+@given(st.integers(0, 7200), st.booleans(), st.integers(0, 3))
+def test_agent_wait_verdict(elapsed: int, registered: bool, failed: int) -> None:
+    """R16: a registered agent is tried; failed re-protects are retried only within the wait."""
     wait = AgentWait(started_at=T0, checks=1)
-    verdict = agent_wait_verdict(wait, T0 + timedelta(seconds=elapsed), registered, 1800)
-    if registered:
+    verdict = agent_wait_verdict(wait, T0 + timedelta(seconds=elapsed), registered, 1800, failed)
+    if registered and (elapsed < 1800 or failed == 0):
         assert verdict == AgentWaitVerdict.REGISTERED
     elif elapsed >= 1800:
         assert verdict == AgentWaitVerdict.STUCK

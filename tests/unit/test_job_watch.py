@@ -67,7 +67,7 @@ def _refused(status: int) -> HttpResponseError:
 
 async def _wait_all(watch: JobWatch, names: list[str], beats: list[str] | None = None) -> list[Any]:
     def beat(name: str) -> Any:
-        return lambda: beats.append(name) if beats is not None else None
+        return lambda _latest: beats.append(name) if beats is not None else None
 
     return await asyncio.gather(
         *(
@@ -157,8 +157,12 @@ async def test_vaults_are_watched_apart() -> None:
     vault = FakeVault({"job-1": 2, "job-2": 2})
     watch = JobWatch(vault.list_running, vault.get)
     await asyncio.gather(
-        watch.wait("vault-a", "job-1", since=SINCE, poll_interval=POLL, heartbeat=lambda: None),
-        watch.wait("vault-b", "job-2", since=SINCE, poll_interval=POLL, heartbeat=lambda: None),
+        watch.wait(
+            "vault-a", "job-1", since=SINCE, poll_interval=POLL, heartbeat=lambda _latest: None
+        ),
+        watch.wait(
+            "vault-b", "job-2", since=SINCE, poll_interval=POLL, heartbeat=lambda _latest: None
+        ),
     )
     assert {v for v, _ in vault.lists} == {"vault-a", "vault-b"}
 
@@ -199,7 +203,7 @@ async def test_beats_can_be_sparser_than_polls_without_noticing_the_end_later() 
         "job-1",
         since=SINCE,
         poll_interval=POLL,
-        heartbeat=lambda: beats.append(time.monotonic()),
+        heartbeat=lambda _latest: beats.append(time.monotonic()),
         heartbeat_every=POLL * 5,
     )
     waited = time.monotonic() - started
@@ -208,3 +212,59 @@ async def test_beats_can_be_sparser_than_polls_without_noticing_the_end_later() 
     assert 2 <= len(beats) <= 4, beats
     # The end (12.5 polls in) is still seen at the next poll, not at the next beat (15).
     assert waited < POLL * 14.5, waited
+
+
+class JobsThatPause(FakeVault):
+    """J-STATE: each job goes through the given states, one per round, and stays in the last."""
+
+    def __init__(self, states: dict[str, list[tuple[str, str]]]) -> None:
+        super().__init__({name: 0 for name in states})
+        self.states = {name: list(steps) for name, steps in states.items()}
+
+    def _step(self, name: str) -> tuple[str, str]:
+        steps = self.states[name]
+        return steps.pop(0) if len(steps) > 1 else steps[0]
+
+    async def list_running(self, vault: Any, since: dt.datetime) -> dict[str, dict[str, Any]]:
+        self.lists.append((vault, since))
+        return {}  # none InProgress: every job is read by its own GET
+
+    async def get(self, vault: Any, name: str) -> dict[str, Any]:
+        self.gets.append(name)
+        state, description = self._step(name)
+        document = _job(name, state)
+        document["properties"]["stateDescription"] = description
+        return document
+
+
+async def test_suspended_and_other_are_not_ends_and_the_beat_says_suspended() -> None:
+    vault = JobsThatPause(
+        {
+            "job-1": [("Suspended", "Suspended")] * 4 + [("Succeeded", "Completed")],
+            "job-2": [("Other", "")] * 3 + [("Failed", "Failed")],
+        }
+    )
+    watch = JobWatch(vault.list_running, vault.get)
+    seen: list[str] = []
+
+    def beat(latest: dict[str, Any] | None) -> None:
+        if latest is not None:
+            seen.append(latest["properties"]["state"])
+
+    ended = await asyncio.gather(
+        *(
+            watch.wait("v", name, since=SINCE, poll_interval=POLL, heartbeat=beat)
+            for name in ("job-1", "job-2")
+        )
+    )
+    assert [d["properties"]["state"] for d in ended] == ["Succeeded", "Failed"]
+    assert "Suspended" in seen and "Other" in seen
+    # Read every round while paused: a Suspended job is not in the running list.
+    assert vault.gets.count("job-1") == 5
+
+
+async def test_partially_succeeded_is_an_end() -> None:
+    vault = JobsThatPause({"job-1": [("Succeeded", "PartiallySucceeded")]})
+    watch = JobWatch(vault.list_running, vault.get)
+    document = await watch.wait("v", "job-1", since=SINCE, poll_interval=POLL, heartbeat=print)
+    assert document["properties"]["stateDescription"] == "PartiallySucceeded"

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from domain.models import RecoveryPoint
 from domain.recovery_points import (
     MachinePoints,
+    PointPolicy,
     RecoveryPointSelectionError,
     choose_recovery_points,
     selectable_points,
@@ -185,3 +186,27 @@ def test_the_selectable_points_choose_what_all_the_points_choose(
     for full, kept in zip(machines, trimmed, strict=True):
         assert all(p.app_consistent for p in kept.points[1:])
         assert len(kept.points) <= 1 + sum(p.app_consistent for p in full.points)
+
+
+@given(histories(), st.sampled_from(["latest", "app-consistent"]))
+def test_a_point_is_named_by_id_only_where_nothing_else_names_it(
+    machines: list[MachinePoints], policy: PointPolicy
+) -> None:
+    """RP-ASK: LatestTime for `latest`, LatestTag for a standalone machine's app-consistent
+    point, Custom (by id) only for a replication group's common point; and what ASR takes for
+    LatestTime/LatestTag is the very point chosen here, as long as no newer one arrives."""
+    try:
+        choice = choose_recovery_points(machines, policy)
+    except RecoveryPointSelectionError:
+        return
+    for machine in machines:
+        chosen = choice.for_item(machine.item_name)
+        if policy == "latest":
+            assert chosen.asked_as == "LatestTime"
+            assert chosen.chosen.time == max(p.time for p in machine.points)
+        elif machine.replication_group is None:
+            assert chosen.asked_as == "LatestTag"
+            tagged = [p for p in machine.points if p.app_consistent]
+            assert chosen.chosen.time == max(p.time for p in tagged)
+        else:
+            assert chosen.asked_as == "Custom"

@@ -83,7 +83,7 @@ def completed_status(vm: str = "web-01", point_id: str = "rp-web-01-0900") -> Ma
         item=ProtectedItemRef(fabric="cs-01", container="c-01", name=f"{vm}-item"),
         vm_name=vm,
         recovery_point=RecoveryPointChoice(
-            chosen=chosen, latest=latest, data_loss_window_seconds=540.0
+            chosen=chosen, latest=latest, data_loss_window_seconds=540.0, asked_as="Custom"
         ),
         operations=[
             op("unplannedFailover", f"job-fo-{vm}", 2, 38),

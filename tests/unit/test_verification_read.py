@@ -90,7 +90,7 @@ FAILOVER = FailoverInput(
     item=ProtectedItemRef(fabric="f", container="c", name="web-01-item"),
     not_before=datetime(2026, 11, 30, tzinfo=UTC),
     poll_interval_seconds=1,
-    recovery_point_id="rp-1",
+    recovery_point_type="LatestTime",
 )
 JOB = OperationResult(
     operation="unplannedFailover",

@@ -23,7 +23,7 @@ PARAMS = FailoverInput(
     item=ProtectedItemRef(fabric="f", container="c", name="web-01-item"),
     vm_name="web-01",
     not_before=NOW,
-    recovery_point_id="rp",
+    recovery_point_type="LatestTime",
     poll_interval_seconds=0.01,
 )
 

@@ -70,11 +70,14 @@ class FakeWorld:
         agent_delay: timedelta | None = timedelta(minutes=15),
         boot_reads: int = 0,
         agent_missing_on_first_reprotect: bool = False,
+        reprotect_failures: int = 0,
     ) -> None:
         self.calls: Counter[str] = Counter()
         self.agent_delay = agent_delay
         self.boot_reads = boot_reads
         self.agent_missing_on_first_reprotect = agent_missing_on_first_reprotect
+        # Re-protects that fail with a code nobody taught the client (R16 retries them anyway).
+        self.reprotect_failures = reprotect_failures
         self.committed_at: datetime | None = None
 
     def _op(self, name: str) -> OperationResult:
@@ -109,12 +112,15 @@ class FakeWorld:
     @fake_of(AsrActivities.select_recovery_point)
     async def select_recovery_point(self, params: SelectRecoveryPointInput) -> RecoveryPointChoice:
         point = RecoveryPoint(id="rp-1", name="rp-1", time=POINT_TIME, type="CrashConsistent")
-        return RecoveryPointChoice(chosen=point, latest=point, data_loss_window_seconds=0)
+        return RecoveryPointChoice(
+            chosen=point, latest=point, data_loss_window_seconds=0, asked_as="LatestTime"
+        )
 
     @fake_of(AsrActivities.fail_over)
     async def fail_over(self, params: FailoverInput) -> OperationResult:
         self.calls["fail_over"] += 1
-        assert params.recovery_point_id == "rp-1"
+        # RP-ASK: a machine's latest point is ASR's latest when it fails over, named as such.
+        assert (params.recovery_point_type, params.recovery_point_id) == ("LatestTime", None)
         return self._op("unplannedFailover")
 
     @fake_of(VSphereActivities.read_onprem_vm)
@@ -177,6 +183,18 @@ class FakeWorld:
                 non_retryable=True,
             )
         assert "job-r1" in params.exclude_job_ids or not self.agent_missing_on_first_reprotect
+        attempt = self.calls["reprotect_to_azure"]
+        if attempt <= self.reprotect_failures:
+            assert [f"job-x{n}" for n in range(1, attempt)] == params.exclude_job_ids
+            raise ApplicationError(
+                f"re-protect of web-01 to Azure (job job-x{attempt}) failed: 78093 Protection "
+                "could not be enabled",
+                f"job-x{attempt}",
+                "78093",
+                "Protection could not be enabled",
+                type=errors.REPROTECT_TO_AZURE_FAILED,
+                non_retryable=True,
+            )
         return self._op("reProtect")
 
     def activities(self) -> list[object]:
@@ -339,6 +357,45 @@ async def test_reprotect_refused_for_a_missing_agent_waits_and_retries(env: Work
     assert world.calls["reprotect_to_azure"] == 2
     phases = [change.phase for change in result.status.history]
     assert phases.count(Phase.REPROTECTING) == 2
+
+
+async def test_a_reprotect_failing_with_any_code_is_retried_within_the_wait(
+    env: WorkflowEnvironment,
+) -> None:
+    """R16: ASR publishes no code for "the agent is not installed"; whatever it says, a failed
+    re-protect is tried again while the agent wait lasts, and its words are kept."""
+    world = FakeWorld(agent_delay=timedelta(minutes=2), reprotect_failures=2)
+    result, _, _ = await run_with_a_missing_agent_at_first(env, world)
+    assert result.outcome == "completed"
+    assert world.calls["reprotect_to_azure"] == 3
+    notes = [c.note for c in result.status.history if c.phase == Phase.WAITING_FOR_AGENT]
+    assert sum("78093 Protection could not be enabled" in note for note in notes) == 2
+
+
+async def test_reprotect_failures_are_bounded_by_the_wait_then_a_person_decides(
+    env: WorkflowEnvironment,
+) -> None:
+    world = FakeWorld(agent_delay=timedelta(minutes=2), reprotect_failures=10_000)
+    task_queue = f"tq-{uuid.uuid4()}"
+    async with worker(env, world, task_queue):
+        handle = await start(env.client, world, task_queue)
+        await approve_when_verified(handle, "alice")
+        await env.sleep(timedelta(minutes=35))
+        await wait_for_phase(handle, Phase.AGENT_STUCK)
+        status = await handle.query(MachineFailbackWorkflow.status)
+        stuck = status.history[-1]
+        assert stuck.phase == Phase.AGENT_STUCK and "78093" in stuck.note
+        attempts = world.calls["reprotect_to_azure"]
+        # One try per 60 s poll once registered (2 min in), over the 30 min wait.
+        assert 20 <= attempts <= 30, attempts
+        await env.sleep(timedelta(hours=3))
+        assert world.calls["reprotect_to_azure"] == attempts, "retried past the wait"
+        await handle.signal(
+            MachineFailbackWorkflow.operator_decision,
+            OperatorDecision(decided_by="bob", action="finish-without-reprotect"),
+        )
+        result = await handle.result()
+    assert result.outcome == "completed-without-reprotect"
 
 
 async def test_search_attributes_are_upserted_once_per_workflow_task(env: WorkflowEnvironment):

@@ -188,7 +188,8 @@ class FakePlanWorld:
     async def fail_over(self, params: FailoverInput) -> OperationResult:
         name = params.item.name.removesuffix("-item")
         self.events.append(("fail_over", name))
-        self.events.append(("point", f"{name}={params.recovery_point_id}"))
+        point = f"{params.recovery_point_type}:{params.recovery_point_id}"
+        self.events.append(("point", f"{name}={point}"))
         if name == self.failing_failover:
             raise ApplicationError(
                 "ASR job failed: 8038 failed to bring up the on-premises VM",
@@ -327,10 +328,12 @@ async def test_boot_groups_in_order_and_one_approval(env: WorkflowEnvironment) -
         for first in earlier:
             for second in later:
                 assert position[("verified", first)] < position[("fail_over", second)]
-    # app-consistent: both db members fail over at the group's common point (db-02 lags).
+    # app-consistent: both db members fail over at the group's common point (db-02 lags), named
+    # by id; standalone web-01 at ASR's newest application-consistent point (RP-ASK).
     points = dict(e[1].split("=", 1) for e in world.events if e[0] == "point")
-    assert points["db-01"].endswith("rp-60") and points["db-02"].endswith("rp-60")
-    assert points["web-01"].endswith("rp-120")
+    assert points["db-01"].startswith("Custom:") and points["db-01"].endswith("rp-60")
+    assert points["db-02"].startswith("Custom:") and points["db-02"].endswith("rp-60")
+    assert points["web-01"] == "LatestTag:None"
     for machine_result in result.machines.values():
         approval = machine_result.status.approval
         assert approval is not None and approval.approved_by == "ops"
