@@ -572,7 +572,10 @@ def plan_reprotect_to_onprem(
         if process_server is None:
             problems.append("no process server in Azure")
         if profile is None:
-            problems.append("no failback replication policy in the vault")
+            problems.append(
+                "no failback replication policy mapped on the protection container (associate "
+                "the configuration server's failback policy with it in the vault)"
+            )
         if plan.location == "alternate" and plan.datastore is None:
             problems.append("no datastore to re-create the VM on")
         if problems:

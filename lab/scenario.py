@@ -249,7 +249,7 @@ class ProtectedItemSpec(_Strict):
     known_to_configuration_server: bool = Field(
         default=True,
         description="False: the configuration server's database lost the machine (the item "
-        "shows health error VmNotInConfigurationServerDatabase and cannot be reprotected)",
+        "shows a health error saying so, code 99010 (a lab stand-in), and cannot be reprotected)",
     )
     replication_health: Health = Field(
         default="Normal",
@@ -373,7 +373,7 @@ class AsrVCenterSpec(_Strict):
     connected: bool = Field(
         default=True,
         description="False: discoveryStatus 'Disconnected', lastHeartbeat stale and health "
-        "error VCenterNotConnected (R14)",
+        "error 99011 (a lab stand-in) (R14)",
     )
     hosts: list[str] | None = Field(
         default=None,
@@ -464,7 +464,7 @@ class WireSpec(_Strict):
         "example says Pending; UNKNOWN)",
     )
     agent_not_registered_code: str = Field(
-        default="MobilityAgentNotInstalled",
+        default="99016",
         min_length=1,
         description="The error code of a reprotect to Azure before the agent registered (ASR "
         "publishes none; UNKNOWN)",
@@ -503,7 +503,7 @@ class AzureSpec(_Strict):
     configuration_server_reachable: bool = Field(
         default=True,
         description="False: the fabric shows a stale lastHeartbeat, csServiceStatus 'Stopped' "
-        "and health error ConfigurationServerUnreachable; reprotects and failovers fail (95226)",
+        "and health error 95226; reprotects and failovers fail (95226)",
     )
     configuration_server_heartbeat_age_seconds: float | None = Field(
         default=None,
@@ -543,6 +543,12 @@ class AzureSpec(_Strict):
     )
     azure_policy_id: str = Field(
         default="policy-vmware-to-azure", description="Replication policy for re-protect to Azure"
+    )
+    other_failback_policies: list[str] = Field(
+        default_factory=list,
+        description="Failback (InMage) policies of other configuration servers of the vault, "
+        "listed before this one's and mapped on no container of it: a reprotect must take its "
+        "policy from the container mapping, not the first failback policy in the vault",
     )
     items: list[ProtectedItemSpec] = Field(min_length=1)
     jobs: JobTimings = JobTimings()

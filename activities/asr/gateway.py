@@ -89,6 +89,20 @@ class AsrGateway:
             )
         )
 
+    def list_containers(self, vault: VaultRef, fabric: str) -> list[Any]:
+        return list(
+            self.client.replication_protection_containers.list_by_replication_fabrics(
+                vault.resource_group, vault.vault, fabric
+            )
+        )
+
+    def list_container_mappings(self, vault: VaultRef, fabric: str, container: str) -> list[Any]:
+        return list(
+            self.client.replication_protection_container_mappings.list_by_replication_protection_containers(
+                vault.resource_group, vault.vault, fabric, container
+            )
+        )
+
     def list_policies(self, vault: VaultRef) -> list[Any]:
         return list(self.client.replication_policies.list(vault.resource_group, vault.vault))
 

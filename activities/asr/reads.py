@@ -176,7 +176,7 @@ class AsrReads:
             if mt.name == cs_name:
                 continue  # the configuration server's own: only for re-protect to Azure
             for error in mt.validation_errors or []:
-                if t.text(error.error_code) == t.MT_HOST_NOT_DISCOVERED and error.entity_id:
+                if error.entity_id and t.says_host_not_discovered(str(error.error_message or "")):
                     undiscovered.append(str(error.entity_id))
             master_targets.append(
                 MasterTargetFacts(
@@ -191,8 +191,7 @@ class AsrReads:
         vcenters = [
             VCenterFacts(
                 name=str(v.properties.friendly_name or v.name),
-                connected=t.text(v.properties.discovery_status) == "Connected"
-                and not v.properties.health_errors,
+                connected=t.vcenter_connected(v),
                 discovered_hosts=[str(x) for x in (v.name, v.properties.ip_address) if x],
             )
             for v in self.gateway.list_vcenters(vault, fabric_names[0])
@@ -208,7 +207,7 @@ class AsrReads:
             vcenters=vcenters,
             undiscovered_hosts=undiscovered,
             machines=machines,
-            failback_policy_id=self._failback_policy_id(vault),
+            failback_policy_id=self._failback_policy_id(vault, params.machines, fabric_names[0]),
             azure_process_server_id=self._azure_process_server(list(items.values()), custom),
             run_as_account_id=str(run_as[0]) if run_as else None,
         )
@@ -260,7 +259,7 @@ class AsrReads:
             or getattr(os_details, "o_s_version", None)
             or getattr(os_details, "product_type", None)
         )
-        codes = {t.text(e.error_code) for e in item.properties.health_errors or []}
+        health_words = [str(e.error_message or "") for e in item.properties.health_errors or []]
         points = 0
         if state == "replicating-back":
             listed = self.recovery_points(vault, machine.item)
@@ -277,17 +276,41 @@ class AsrReads:
             protection_state=t.state(item) or None,
             replication_health=t.text(item.properties.replication_health) or None,
             recovery_point_count=points,
-            known_to_configuration_server=t.VM_NOT_IN_CS_DATABASE not in codes,
+            known_to_configuration_server=not any(
+                t.says_vm_unknown_to_configuration_server(words) for words in health_words
+            ),
             master_target_id=getattr(item_details, "master_target_id", None)
             if kind == "InMage"
             else None,
         )
 
-    def _failback_policy_id(self, vault: VaultRef) -> str | None:
-        for policy in self.gateway.list_policies(vault):
-            policy_details = getattr(policy.properties, "provider_specific_details", None)
-            if t.text(getattr(policy_details, "instance_type", None)) == "InMage":
-                return str(policy.id)
+    def _failback_policy_id(
+        self, vault: VaultRef, machines: list[DiscoveredMachine], fabric: str
+    ) -> str | None:
+        """The failback policy mapped on the machines' protection container, as Azure
+        PowerShell takes a reprotect's policy from the container mapping: a vault with several
+        configuration servers has a failback policy per container, and the first one in the
+        vault may be another server's."""
+        containers = sorted({(m.item.fabric, m.item.container) for m in machines}) or [
+            (fabric, str(c.name)) for c in self.gateway.list_containers(vault, fabric)
+        ]
+        failback_policies = {
+            str(policy.id).lower(): str(policy.id)
+            for policy in self.gateway.list_policies(vault)
+            if t.text(
+                getattr(
+                    getattr(policy.properties, "provider_specific_details", None),
+                    "instance_type",
+                    None,
+                )
+            )
+            == "InMage"
+        }
+        for fabric_name, container in containers:
+            for mapping in self.gateway.list_container_mappings(vault, fabric_name, container):
+                mapped = str(getattr(mapping.properties, "policy_id", None) or "").lower()
+                if mapped in failback_policies:
+                    return failback_policies[mapped]
         return None
 
     # --- recovery points, agent, replication ---------------------------------------------------

@@ -27,13 +27,12 @@ from domain.placement import (
 )
 from domain.readiness import ConfigServerFacts
 
-# Codes the lab (and, where named in Microsoft's docs, ASR) uses; see lab/ASR_SIMULATOR.md.
-MT_HOST_NOT_DISCOVERED = "MasterTargetHostNotDiscovered"
-VM_NOT_IN_CS_DATABASE = "VmNotInConfigurationServerDatabase"
-CS_DOWN_CODES = {"ConfigurationServerUnreachable", "95226"}
+# ASR's error codes are numeric and mostly unpublished: nothing here is keyed on a code except
+# those Microsoft's documents name (lab/ASR_SIMULATOR.md, "Wire truth"). 95226: the
+# configuration server cannot be reached (troubleshooting docs).
+CS_DOWN_CODES = {"95226"}
 # The configuration server reports every few minutes; half an hour of silence means it is down.
 CS_HEARTBEAT_LIMIT = timedelta(minutes=30)
-AGENT_NOT_INSTALLED_CODES = {"MobilityAgentNotInstalled"}
 
 
 def text(value: Any) -> str:
@@ -100,7 +99,23 @@ def arm_error(err: HttpResponseError) -> tuple[str, str]:
 
 
 def is_agent_missing(code: str, message: str) -> bool:
-    return code in AGENT_NOT_INSTALLED_CODES or "agent is not installed" in message.lower()
+    """Microsoft's failback article words it so ("the agent is not installed"); no code is
+    published, and R16 retries whatever the words: this only names the cause for a person."""
+    return "agent is not installed" in message.lower()
+
+
+def says_vm_unknown_to_configuration_server(message: str) -> bool:
+    """R10's second half from a health error's words: the failback article's prerequisite is
+    that "the virtual machine must exist in the Configuration server database"; ASR's code for
+    its absence is unpublished, so its message is read (a GUESS, lab/ASR_SIMULATOR.md)."""
+    words = message.lower()
+    return "configuration server" in words and "database" in words and " not " in f" {words} "
+
+
+def says_host_not_discovered(message: str) -> bool:
+    """R3: a master target's validation error saying its ESXi host is not discovered (words,
+    not ASR's unpublished code; the vCenter entries decide when there is none)."""
+    return "not discovered" in message.lower()
 
 
 def recovery_point(document: dict[str, Any]) -> RecoveryPoint | None:
@@ -217,6 +232,19 @@ def replication_group(item_details: Any) -> str | None:
     name = getattr(item_details, "multi_vm_group_name", None) or None
     group_id = getattr(item_details, "multi_vm_group_id", None)
     return name if is_replication_group(name, group_id) else None
+
+
+def vcenter_connected(vcenter: Any, now: datetime | None = None) -> bool:
+    """R14 from what ASR is known to send: no health error and a recent heartbeat. Its
+    `discoveryStatus` is a free string whose healthy value no document gives (the only example
+    says Pending), so it decides only when there is no heartbeat to go by."""
+    props = vcenter.properties
+    if props.health_errors:
+        return False
+    heartbeat = props.last_heartbeat
+    if heartbeat is None:
+        return text(props.discovery_status) == "Connected"
+    return (now or datetime.now(UTC)) - heartbeat <= CS_HEARTBEAT_LIMIT
 
 
 def configuration_server_facts(fabric: Any, custom: Any, name: str) -> ConfigServerFacts:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
 
 ASR_API_VERSION = "2025-08-01"
@@ -22,6 +23,7 @@ class ArmError(Exception):
         *,
         headers: dict[str, str] | None = None,
         target: str | None = None,
+        details: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status = status
@@ -29,12 +31,30 @@ class ArmError(Exception):
         self.message = message
         self.headers = headers or {}
         self.target = target
+        self.details = details or []
 
     def body(self) -> dict[str, Any]:
         error: dict[str, Any] = {"code": self.code, "message": self.message, "details": []}
+        error["details"] = self.details
         if self.target is not None:
             error["target"] = self.target
         return {"error": error}
+
+
+def asr_refusal(
+    status: int, asr_code: str, message: str, *, possible_causes: str, recommended_action: str
+) -> ArmError:
+    """A refusal in the shape recorded from ASR (Azure PowerShell issue 4893): a generic
+    top-level code, and ASR's own numeric code with its causes and action in `details`."""
+    detail = {
+        "code": asr_code,
+        "message": message,
+        "possibleCauses": possible_causes,
+        "recommendedAction": recommended_action,
+        "clientRequestId": str(uuid.uuid4()),
+        "activityId": f"{uuid.uuid4()} ActivityId: {uuid.uuid4()}",
+    }
+    return ArmError(status, "BadRequest", message, details=[detail])
 
 
 def bad_request(

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
-from lab.asr_sim.arm import ArmError, bad_request, utcnow
+from lab.asr_sim.arm import ArmError, asr_refusal, bad_request, utcnow
 from lab.asr_sim.effects import VCenterEffectError, VCenterEffects
 from lab.asr_sim.faults import FaultBook, JobFailureFault, JobStateFault
 from lab.asr_sim.operations import OPERATIONS, Operation, OperationSpec, TaskSpec
@@ -30,18 +30,22 @@ log = logging.getLogger(__name__)
 
 AGENT_VERSION = "9.62.7172.1"
 
-# The job error for a reprotect attempted before the booted VM's mobility agent re-registered.
-# ASR publishes no code for it ("the agent is not installed"): UNVERIFIED, chosen by the lab.
-AGENT_NOT_INSTALLED_CODE = "MobilityAgentNotInstalled"
+# Lab stand-ins, in ASR's numeric style, for codes ASR does not publish (all in 990xx, which no
+# document names): the client never keys on them (lab/ASR_SIMULATOR.md, "Wire truth").
+# The job error for a reprotect attempted before the booted VM's mobility agent re-registered
+# ("the agent is not installed", the article's words; azure.wire.agent_not_registered_code).
+AGENT_NOT_INSTALLED_CODE = "99016"
+OPERATION_IN_PROGRESS_CODE = "99409"
+OPERATION_NOT_ALLOWED_CODE = "99400"
 FAILBACK_VM_START_CODE = "8038"
 # Codes from Microsoft's troubleshooting docs (see asr-rest-notes.md).
 CS_UNREACHABLE_CODE = "95226"
 PROTECTION_FAILED_CODE = "78052"
 DATASTORE_NOT_ACCESSIBLE_CODE = "8061"
-# Lab codes (UNVERIFIED: ASR's own are numeric and unpublished), also used as health error codes.
-VM_NOT_IN_CS_DATABASE_CODE = "VmNotInConfigurationServerDatabase"
-VCENTER_NOT_CONNECTED_CODE = "VCenterNotConnected"
-OS_NOT_SUPPORTED_FOR_FAILBACK_CODE = "FailbackNotSupportedForOs"
+# Lab stand-ins (990xx) for unpublished codes, also used as health error codes.
+VM_NOT_IN_CS_DATABASE_CODE = "99010"
+VCENTER_NOT_CONNECTED_CODE = "99011"
+OS_NOT_SUPPORTED_FOR_FAILBACK_CODE = "99012"
 
 
 class Phase(StrEnum):
@@ -437,23 +441,27 @@ class SimulatorState:
         spec = OPERATIONS[operation]
         running = item.current_job
         if running is not None:
-            raise ArmError(
+            raise asr_refusal(
                 409,
-                "OperationInProgress",
+                OPERATION_IN_PROGRESS_CODE,
                 f"Cannot start {spec.friendly_name.lower()} ({operation.value}) on protected item "
                 f"'{item.name}' ({item.spec.vm_name}): job '{running.name}' "
-                f"({running.spec.scenario_name}) is still in progress on it. Wait for that job "
-                f"to finish (GET {self.ids.job(running.name)}).",
+                f"({running.spec.scenario_name}) is still in progress on it.",
+                possible_causes="Another operation is in progress on the protected item.",
+                recommended_action=f"Wait for that job to finish (GET "
+                f"{self.ids.job(running.name)}), then retry.",
             )
         now = self.clock()
         allowed = allowed_operations(item, now)
         if not spec.allowed_operation_names & set(allowed):
-            raise ArmError(
+            raise asr_refusal(
                 400,
-                "OperationNotAllowed",
+                OPERATION_NOT_ALLOWED_CODE,
                 f"Cannot start {spec.friendly_name.lower()} ({operation.value}) on protected item "
                 f"'{item.name}' ({item.spec.vm_name}): its protection state is "
                 f"'{protection_state(item, now)}' and the allowed operations are {allowed}.",
+                possible_causes="The operation is not allowed in the item's current state.",
+                recommended_action="Check the item's allowed operations before retrying.",
             )
 
     def _plan_failover(self, item: ItemState, body: Any) -> _JobPlan:

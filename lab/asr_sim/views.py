@@ -43,12 +43,13 @@ VCENTER_TYPE = "Microsoft.RecoveryServices/vaults/replicationFabrics/replication
 POLICY_TYPE = "Microsoft.RecoveryServices/vaults/replicationPolicies"
 RECOVERY_PLAN_TYPE = "Microsoft.RecoveryServices/vaults/replicationRecoveryPlans"
 
-# Lab health error codes (UNVERIFIED: ASR's own are numeric); see lab/ASR_SIMULATOR.md.
-REPLICATION_UNHEALTHY_CODE = "ReplicationUnhealthy"
-CS_UNREACHABLE_HEALTH_CODE = "ConfigurationServerUnreachable"
-PROCESS_SERVER_UNHEALTHY_CODE = "ProcessServerUnhealthy"
-MASTER_TARGET_UNHEALTHY_CODE = "MasterTargetUnhealthy"
-MT_HOST_NOT_DISCOVERED_CODE = "MasterTargetHostNotDiscovered"
+# Lab stand-ins (990xx) for health error codes ASR does not publish; see lab/ASR_SIMULATOR.md.
+REPLICATION_UNHEALTHY_CODE = "99020"
+# Microsoft's troubleshooting docs name 95226 for an unreachable configuration server.
+CS_UNREACHABLE_HEALTH_CODE = "95226"
+PROCESS_SERVER_UNHEALTHY_CODE = "99021"
+MASTER_TARGET_UNHEALTHY_CODE = "99022"
+MT_HOST_NOT_DISCOVERED_CODE = "99023"
 
 # What ASR shows in currentScenario when no job runs on the item (seen in recordings).
 _IDLE_SCENARIO_START = "1753-01-01T01:01:01Z"
@@ -482,7 +483,9 @@ def job_resource(state: SimulatorState, job: Job) -> dict[str, Any]:
             "startTime": iso(job.start_time),
             "endTime": iso(job.end_time),
             "allowedActions": [],
-            "targetObjectId": job.item.name,
+            # ASR's own id of the protected entity, a GUID that is not the item's ARM name
+            # (ReplicationJobs_Get example; the V2A PowerShell walkthrough).
+            "targetObjectId": stable_guid("protected-entity", job.item.name),
             "targetObjectName": job.item.spec.vm_name,
             "targetInstanceType": "ProtectionEntity",
             "customDetails": {
@@ -791,7 +794,11 @@ def policy_resources(state: SimulatorState) -> list[dict[str, Any]]:
     failback = state.failback_policy_name
     # The failback policy's values are fixed by ASR (notes: RPO 15 min, 24 h, app-consistent
     # every 60 min).
+    others = [
+        _failback_policy(state, name) for name in state.scenario.azure.other_failback_policies
+    ]
     return [
+        *others,
         {
             "id": state.ids.policy(to_azure),
             "name": to_azure,
@@ -808,22 +815,26 @@ def policy_resources(state: SimulatorState) -> list[dict[str, Any]]:
                 },
             },
         },
-        {
-            "id": state.ids.policy(failback),
-            "name": failback,
-            "type": POLICY_TYPE,
-            "properties": {
-                "friendlyName": failback,
-                "providerSpecificDetails": {
-                    "instanceType": "InMage",
-                    "recoveryPointThresholdInMinutes": 15,
-                    "recoveryPointHistory": 1440,
-                    "appConsistentFrequencyInMinutes": 60,
-                    "multiVmSyncStatus": "Enabled",
-                },
+        _failback_policy(state, failback),
+    ]
+
+
+def _failback_policy(state: SimulatorState, name: str) -> dict[str, Any]:
+    return {
+        "id": state.ids.policy(name),
+        "name": name,
+        "type": POLICY_TYPE,
+        "properties": {
+            "friendlyName": name,
+            "providerSpecificDetails": {
+                "instanceType": "InMage",
+                "recoveryPointThresholdInMinutes": 15,
+                "recoveryPointHistory": 1440,
+                "appConsistentFrequencyInMinutes": 60,
+                "multiVmSyncStatus": "Enabled",
             },
         },
-    ]
+    }
 
 
 MAPPING_TYPE = "Microsoft.RecoveryServices/vaults/replicationProtectionContainerMappings"

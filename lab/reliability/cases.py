@@ -378,11 +378,11 @@ CS_FORGOT_MACHINE = fault_case(
 CS_LOSES_MACHINE = fault_case(
     "cs-loses-machine",
     "the configuration server loses a machine during the reprotect to on-premises (job fails "
-    "with VmNotInConfigurationServerDatabase)",
+    "with the lab's stand-in code 99010, the configuration server not knowing the VM)",
     expect="stopped",
     unit=Unit("cs-loses-machine", REPROTECT_FIRST),
-    reason="VmNotInConfigurationServerDatabase",
-    faults=(job_failure("reProtect", "VmNotInConfigurationServerDatabase"),),
+    reason="99010",
+    faults=(job_failure("reProtect", "99010"),),
 )
 DROPPED_FAILED_FAILOVER = fault_case(
     "drop-failover-job-fails",

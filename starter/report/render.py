@@ -285,6 +285,7 @@ def _machine_blocks(machine: MachineReport, generated_at: datetime) -> list[Bloc
             Facts(
                 [
                     ("point", Code(point.chosen.id)),
+                    ("asked of ASR as", _asked_as(point.asked_as)),
                     ("time", when(point.chosen.time)),
                     ("type", point.chosen.type),
                     ("latest point", f"{when(point.latest.time)} ({point.latest.type})"),
@@ -529,3 +530,11 @@ def render(report: FailbackReport, fmt: Literal["md", "html", "json"]) -> str:
     if fmt == "html":
         return render_html(report)
     return report.model_dump_json(indent=2) + "\n"
+
+
+def _asked_as(kind: str) -> str:
+    """How the failover named its point (RP-ASK), in words."""
+    return {
+        "LatestTime": "LatestTime (ASR's newest point when it failed over)",
+        "LatestTag": "LatestTag (ASR's newest application-consistent point when it failed over)",
+    }.get(kind, f"{kind} (this point, by its id)")

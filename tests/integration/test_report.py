@@ -19,7 +19,7 @@ from domain.models import MachineFailbackResult, Phase
 from lab import vcenter_client
 from lab.manager import LabState, lab_down
 from starter.commands import approve, failback_input, machine_status, start_failback
-from tests.integration.conftest import cli, journal, lab_settings, posts, start_lab
+from tests.integration.conftest import cli, journal, lab_get, lab_settings, posts, start_lab
 from worker.wiring import connect_temporal
 
 pytestmark = pytest.mark.integration
@@ -55,8 +55,14 @@ async def failed_back(report_lab: LabState) -> tuple[str, MachineFailbackResult]
 
 
 def failover_point_id(state: LabState) -> str:
+    """The point ASR failed web-01 over to (the item's failoverRecoveryPointId), which the
+    report names: asked for as LatestTime (RP-ASK), it is the newest the failback chose."""
     [failover] = posts(journal(state), "unplannedFailover", "web-01-item")
-    return str(failover["body"]["properties"]["providerSpecificDetails"]["recoveryPointId"])
+    assert failover["body"]["properties"]["providerSpecificDetails"]["recoveryPointType"] == (
+        "LatestTime"
+    )
+    [item] = [i for i in lab_get(state, "/_lab/state")["items"] if i["name"] == "web-01-item"]
+    return str(item["resource"]["properties"]["failoverRecoveryPointId"])
 
 
 def no_traceback(stderr: str) -> None:

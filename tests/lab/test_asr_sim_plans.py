@@ -158,10 +158,14 @@ def test_items_show_their_replication_group(plan_lab: PlanLab) -> None:
     assert details["app-01-item"].multi_vm_group_name == "rg-app"
     assert details["app-01-item"].multi_vm_group_id != details["db-01-item"].multi_vm_group_id
     assert details["db-01-item"].multi_vm_sync_status == "Enabled"
-    for standalone in ("cache-01-item", "web-01-item", "web-02-item"):
-        assert details[standalone].multi_vm_group_name is None
-        assert details[standalone].multi_vm_group_id is None
-        assert details[standalone].multi_vm_sync_status == "Disabled"
+    # A VM alone: in the group ASR made for it, name = id = a GUID of its own (LIKELY, row 3).
+    alone = ("cache-01-item", "web-01-item", "web-02-item")
+    for standalone in alone:
+        group = details[standalone]
+        assert group.multi_vm_group_name == group.multi_vm_group_id
+        assert len(group.multi_vm_group_name) == 36
+        assert group.multi_vm_sync_status == "Disabled"
+    assert len({details[s].multi_vm_group_id for s in alone}) == len(alone)
 
 
 def test_group_members_share_sync_point_times_and_the_laggard_lacks_the_newest(

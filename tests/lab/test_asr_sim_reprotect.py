@@ -264,12 +264,12 @@ def test_readiness_items_show_state_os_discovery_and_health(
     assert standalone.v_center_infrastructure_id == "esx-03"
 
     unknown = lab.item("vm-unknown-item").properties
-    assert _codes(unknown.health_errors) == ["VmNotInConfigurationServerDatabase"]
+    assert _codes(unknown.health_errors) == ["99010"]
     assert unknown.health_errors[0].entity_id == "vm-unknown"
 
     unhealthy = lab.item("vm-unhealthy-item").properties
     assert (unhealthy.protection_state, unhealthy.replication_health) == ("Protected", "Critical")
-    assert _codes(unhealthy.health_errors) == ["ReplicationUnhealthy"]
+    assert _codes(unhealthy.health_errors) == ["99020"]
     assert unhealthy.provider_specific_details.master_target_id == "mt-lnx-02"
     assert lab.points("vm-unhealthy-item")
 
@@ -298,7 +298,7 @@ def test_cs_down_scenario_shows_a_stale_configuration_server_and_a_disconnected_
     fabric = lab.fabric().properties
     now = dt.datetime.now(dt.UTC)
     assert fabric.health == "Critical"
-    assert _codes(fabric.health_error_details) == ["ConfigurationServerUnreachable"]
+    assert _codes(fabric.health_error_details) == ["95226"]
     details = fabric.custom_details
     assert details.cs_service_status == "Stopped"
     assert 2 * HOUR <= now - details.last_heartbeat < 2 * HOUR + dt.timedelta(minutes=1)
@@ -312,7 +312,7 @@ def test_cs_down_scenario_shows_a_stale_configuration_server_and_a_disconnected_
     (vcenter,) = lab.vcenters()
     now = dt.datetime.now(dt.UTC)
     assert vcenter.properties.discovery_status == "Disconnected"
-    assert _codes(vcenter.properties.health_errors) == ["VCenterNotConnected"]
+    assert _codes(vcenter.properties.health_errors) == ["99011"]
     assert now - vcenter.properties.last_heartbeat >= 2 * HOUR
     assert lab.item("web-01-item").properties.allowed_operations[0] == "ReverseReplicate"
 
@@ -325,7 +325,7 @@ def test_a_master_target_on_an_undiscovered_host_has_no_datastores(
     lab = make_lab(fast(data))
     mt = lab.fabric().properties.custom_details.master_target_servers[0]
     assert mt.data_stores == []
-    assert _codes(mt.validation_errors) == ["MasterTargetHostNotDiscovered"]
+    assert _codes(mt.validation_errors) == ["99023"]
     assert mt.validation_errors[0].entity_id == "esx-01.corp.local"
     with pytest.raises(HttpResponseError) as refused:
         lab.reprotect_to_onprem("web-01-item", datastore_name=None)
@@ -386,7 +386,8 @@ def test_reprotect_body_refusals_name_direction_and_instance_type(
     # A machine failed over to Azure cannot fail over (back) before it is reprotected.
     with pytest.raises(HttpResponseError) as not_yet:
         lab.failover("web-01-item", "x")
-    assert _error(not_yet.value)[0] == "OperationNotAllowed"
+    assert _error(not_yet.value)[0] == "BadRequest"
+    assert "allowed operations" in _error(not_yet.value)[1]
     assert lab.jobs() == []
 
 
@@ -554,17 +555,17 @@ def test_the_whole_cycle_after_a_reprotect_to_onprem(make_lab: Callable[..., Asr
         (lambda d: d["azure"].update(configuration_server_reachable=False), "95226", "cs01"),
         (
             lambda d: d["azure"]["items"][0].update(known_to_configuration_server=False),
-            "VmNotInConfigurationServerDatabase",
+            "99010",
             "database",
         ),
         (
             lambda d: d["azure"]["items"][0].update(os_version="Windows Server 2008 R2 SP1"),
-            "FailbackNotSupportedForOs",
+            "99012",
             "2008 R2",
         ),
         (
             lambda d: d["azure"].update(vcenters=[{"name": "vcenter-01", "connected": False}]),
-            "VCenterNotConnected",
+            "99011",
             "vcenter-01",
         ),
         (
@@ -618,7 +619,7 @@ def test_a_vm_that_cannot_be_created_fails_the_reprotect_with_78052(
         (lambda d: d["azure"].update(configuration_server_reachable=False), "95226"),
         (
             lambda d: d["azure"].update(vcenters=[{"name": "vcenter-01", "connected": False}]),
-            "VCenterNotConnected",
+            "99011",
         ),
     ],
 )
