@@ -57,18 +57,26 @@ def choose_reprotect_to_azure(
     # The on-premises process server is the one forward replication used: still named by an
     # item in Azure (InMageAzureV2); for an item replicating back (InMage), the item names the
     # Azure one, so it is any other healthy one.
+    # Otherwise the configuration server's own process server, which carries its master
+    # target's id (Azure PowerShell defaults the master target to the process server: "PS and
+    # MT are same"), then any other healthy one that is not the one in Azure.
+    cs_name = inventory.host_name
+    cs_master_targets = {mt.id.lower() for mt in inventory.master_targets if mt.name == cs_name}
     if item.instance_type == "InMageAzureV2" and item.process_server_id:
         onprem_ps: str | None = item.process_server_id
     else:
-        onprem_ps = _first(
+        healthy = [
             ps.id
             for ps in inventory.process_servers
             if ps.id != item.process_server_id and ps.healthy
+        ]
+        onprem_ps = _first(
+            [ps for ps in healthy if ps.lower() in cs_master_targets]
+            + [ps for ps in healthy if ps.lower() not in cs_master_targets]
         )
     process_server_id = options.process_server_id or onprem_ps
     # Re-protect to Azure goes through the configuration server's own master target (the one
     # named after the configuration server), not a failback master target on-premises.
-    cs_name = inventory.host_name
     master_target_id = options.master_target_id or _first(
         [mt.id for mt in inventory.master_targets if cs_name and mt.name == cs_name]
         + [mt.id for mt in inventory.master_targets if mt.id != item.master_target_id]

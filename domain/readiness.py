@@ -113,7 +113,9 @@ class AsrFacts(_Facts):
     )
     machines: list[MachineFacts]
     failback_policy_id: str | None = None
-    azure_process_server_id: str | None = None
+    azure_process_servers: list[str] = Field(
+        default_factory=list, description="The process servers that can be the one in Azure"
+    )
     run_as_account_id: str | None = None
 
 
@@ -555,7 +557,8 @@ def plan_reprotect_to_onprem(
     mts = {mt.id: mt for mt in facts.master_targets}
     choices: list[ReprotectChoice] = []
     findings: list[Finding] = []
-    process_server = process_server_id or facts.azure_process_server_id
+    candidates = facts.azure_process_servers
+    process_server = process_server_id or (candidates[0] if len(candidates) == 1 else None)
     profile = policy_id or facts.failback_policy_id
     for plan in report.machines:
         if not plan.reprotect_first:
@@ -569,7 +572,12 @@ def plan_reprotect_to_onprem(
             problems.append("no master target")
         if drive is None:
             problems.append("no retention volume on the master target")
-        if process_server is None:
+        if process_server is None and len(candidates) > 1:
+            problems.append(
+                f"{len(candidates)} process servers could be the one in Azure "
+                f"({', '.join(candidates)}): name it with FAILBACK_AZURE_PROCESS_SERVER_ID"
+            )
+        elif process_server is None:
             problems.append("no process server in Azure")
         if profile is None:
             problems.append(

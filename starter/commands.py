@@ -35,6 +35,7 @@ from domain.models import (
     PlanMachine,
     PlanStatus,
     ReprotectToAzureOptions,
+    ReprotectToOnPremOptions,
     Timings,
     VaultRef,
 )
@@ -232,6 +233,9 @@ def plan_input(
     return PlanFailbackInput(
         recovery_plan=plan,
         recovery_point=recovery_point,  # type: ignore[arg-type]
+        reprotect_to_onprem=ReprotectToOnPremOptions(
+            process_server_id=settings.azure_process_server_id
+        ),
         **_shared_input(settings, policy_id=policy_id),
     )
 

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     azure_vault: str | None = None
     azure_recovery_resource_group: str | None = None
     azure_reprotect_policy_id: str | None = None
+    # The process server in Azure that failback data flows through (the reprotect to
+    # on-premises); needed only when the configuration server has several that could be it.
+    azure_process_server_id: str | None = None
     azure_endpoint: str = PUBLIC_ARM_ENDPOINT
     azure_ca_bundle: str | None = None
     # "default": azure-identity's DefaultAzureCredential; any other name: a credential plugin

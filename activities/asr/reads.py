@@ -208,7 +208,7 @@ class AsrReads:
             undiscovered_hosts=undiscovered,
             machines=machines,
             failback_policy_id=self._failback_policy_id(vault, params.machines, fabric_names[0]),
-            azure_process_server_id=self._azure_process_server(list(items.values()), custom),
+            azure_process_servers=self._azure_process_servers(list(items.values()), custom),
             run_as_account_id=str(run_as[0]) if run_as else None,
         )
 
@@ -230,21 +230,27 @@ class AsrReads:
             listed[machine.item.name.lower()] = item
         return {m.item.name: listed[m.item.name.lower()] for m in machines}
 
-    def _azure_process_server(self, items: list[Any], custom: Any) -> str | None:
-        """Replication to Azure ran through the on-premises process server the item names;
-        failback data flows through a healthy one other than that: the one in Azure."""
-        onprem = set()
+    def _azure_process_servers(self, items: list[Any], custom: Any) -> list[str]:
+        """The process servers that can be the one in Azure, failback data's way in: the one an
+        item already replicates back through; otherwise every healthy one that is not
+        on-premises. On-premises are the one an item replicating to Azure names, and every one
+        that is also a master target: the configuration server is itself a process server with
+        its master target's id, and a scale-out process server is listed among the master
+        targets too (recordings/v2aFailbackReprotect.json). Several left: a person names it."""
+        onprem = {str(mt.id).lower() for mt in getattr(custom, "master_target_servers", None) or []}
         for item in items:
             item_details = t.details(item)
+            named = getattr(item_details, "process_server_id", None)
             if t.text(getattr(item_details, "instance_type", None)) == "InMageAzureV2":
-                onprem.add(getattr(item_details, "process_server_id", None))
-            elif getattr(item_details, "process_server_id", None):
-                return str(item_details.process_server_id)  # already replicating back through it
+                onprem.add(str(named).lower())
+            elif named:
+                return [str(named)]  # already replicating back through it
         servers = getattr(custom, "process_servers", None) or []
-        return next(
-            (str(ps.id) for ps in servers if ps.id and ps.id not in onprem and t.healthy(ps)),
-            None,
-        )
+        return [
+            str(ps.id)
+            for ps in servers
+            if ps.id and str(ps.id).lower() not in onprem and t.healthy(ps)
+        ]
 
     def _machine_facts(
         self, vault: VaultRef, machine: DiscoveredMachine, item: Any

@@ -170,7 +170,18 @@ class FabricCatalog:
         self.reachable = azure.configuration_server_reachable
         self.heartbeat_age_seconds = scenario.configuration_server_heartbeat_age()
         azure_count = onprem_count = 0
-        servers = []
+        # The configuration server is itself a process server, with its master target's id
+        # (recordings/v2aFailbackReprotect.json): listed first, as there.
+        servers = [
+            ProcessServerInfo(
+                azure.azure_master_target_id,
+                azure.configuration_server,
+                "OnPrem",
+                "10.0.0.4",
+                "Normal" if azure.configuration_server_reachable else "Critical",
+                self.heartbeat_age_seconds,
+            )
+        ]
         for ps in scenario.process_servers():
             # The first of each site keeps the address earlier lab versions gave it.
             if ps.location == "Azure":
@@ -242,7 +253,8 @@ class FabricCatalog:
             retention_volumes=(RetentionVolumeInfo("E", 512, 400),),
             datastores=(),
         )
-        self.master_targets = (*self.failback_master_targets, self.builtin_master_target)
+        # The configuration server's own master target comes first (as recorded).
+        self.master_targets = (self.builtin_master_target, *self.failback_master_targets)
         self.run_as_accounts = (
             RunAsAccountInfo("1", "vcenter-discovery"),
             RunAsAccountInfo("2", "mobility-push-install"),

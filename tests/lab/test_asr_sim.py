@@ -340,11 +340,14 @@ def test_sdk_reads_fabric_item_points_and_azure_vm(make_lab: Any) -> None:
     fabric = lab.asr.replication_fabrics.get(a.resource_group, a.vault, a.fabric)
     details = fabric.properties.custom_details
     assert details.instance_type == "VMware"
+    # As recorded: the configuration server is itself a process server, with its master
+    # target's id, listed first; and its master target comes first too.
     assert [p.id for p in details.process_servers] == [
+        a.azure_master_target_id,
         a.process_server_id,
         a.onprem_process_server_id,
     ]
-    failback_mt, builtin_mt = details.master_target_servers
+    builtin_mt, failback_mt = details.master_target_servers
     assert (failback_mt.name, failback_mt.os_type) == ("mt-linux-01", "Linux")
     assert [d.symbolic_name for d in failback_mt.data_stores] == ["ds-vmfs-01", "ds-vsan-01"]
     assert builtin_mt.id == a.azure_master_target_id

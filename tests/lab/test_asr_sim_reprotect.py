@@ -202,14 +202,16 @@ def test_readiness_fabric_lists_master_targets_process_servers_and_vcenters(
     assert isinstance(details, asr_models.VMwareDetails)
     assert (details.host_name, details.cs_service_status) == ("cs01.corp.local", "Running")
     assert dt.datetime.now(dt.UTC) - details.last_heartbeat < dt.timedelta(seconds=30)
+    # The configuration server is a process server too, with its master target's id (recorded).
     assert [(p.id, p.health, p.health_errors) for p in details.process_servers] == [
+        ("mt-cs-builtin", "Normal", []),
         ("ps-azure-01", "Normal", []),
         ("ps-onprem-01", "Normal", []),
     ]
 
     mts = {mt.id: mt for mt in details.master_target_servers}
-    assert list(mts) == ["mt-win-01", "mt-lnx-01", "mt-lnx-02", "mt-cs-builtin"]
-    win, lnx, lnx2, builtin = mts.values()
+    assert list(mts) == ["mt-cs-builtin", "mt-win-01", "mt-lnx-01", "mt-lnx-02"]
+    builtin, win, lnx, lnx2 = mts.values()
     assert (win.name, win.os_type) == ("mt-win-01", "Windows")
     assert [(d.symbolic_name, d.type) for d in win.data_stores] == [
         ("ds-vmfs-01", "VMFS"),
@@ -323,7 +325,7 @@ def test_a_master_target_on_an_undiscovered_host_has_no_datastores(
     data = scenario_data("reprotect.json")
     data["azure"]["vcenters"] = [{"name": "vcenter-01", "hosts": []}]
     lab = make_lab(fast(data))
-    mt = lab.fabric().properties.custom_details.master_target_servers[0]
+    mt = lab.fabric().properties.custom_details.master_target_servers[1]  # after the CS's
     assert mt.data_stores == []
     assert _codes(mt.validation_errors) == ["99023"]
     assert mt.validation_errors[0].entity_id == "esx-01.corp.local"
