@@ -70,6 +70,11 @@ class ReprotectToAzureOptions(_Model):
     master_target_id: str | None = None
     policy_id: str | None = None
     run_as_account_id: str | None = None
+    log_storage_account_id: str | None = Field(
+        default=None,
+        description="None: the one replication to Azure used before the failback, if ASR "
+        "still shows it",
+    )
 
 
 class ReprotectToOnPremOptions(_Model):
@@ -158,6 +163,7 @@ class ResolvedReprotectToAzure(_Model):
     master_target_id: str
     policy_id: str
     run_as_account_id: str
+    log_storage_account_id: str | None = None
 
 
 class DiscoveredMachine(_Model):

@@ -43,6 +43,7 @@ class ItemPlacement(_Facts):
     instance_type: str
     process_server_id: str | None
     master_target_id: str | None
+    log_storage_account_id: str | None = None
 
 
 def choose_reprotect_to_azure(
@@ -105,6 +106,8 @@ def choose_reprotect_to_azure(
         master_target_id=master_target_id,
         policy_id=options.policy_id,
         run_as_account_id=run_as_account_id or "",
+        # Where replication to Azure kept its logs before (Azure PowerShell passes it again).
+        log_storage_account_id=options.log_storage_account_id or item.log_storage_account_id,
     )
 
 

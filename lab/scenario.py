@@ -473,6 +473,17 @@ class WireSpec(_Strict):
         default="not-found",
         description="`RecoveryPlanName eq '<unknown plan>'`: 404, or an empty list (UNKNOWN)",
     )
+    disk_exclusion: Literal["optional", "required"] = Field(
+        default="optional",
+        description="A reprotect to on-premises without diskExclusionInput excluding the Azure "
+        "VM's 'Temporary Storage' volume: accepted, or refused (Azure PowerShell always sends "
+        "it; UNKNOWN whether ASR needs it)",
+    )
+    log_storage_account: Literal["optional", "required"] = Field(
+        default="optional",
+        description="A reprotect to Azure without logStorageAccountId: accepted, or refused "
+        "(optional in the API, Azure PowerShell passes it; UNKNOWN)",
+    )
     standalone_group: Literal["auto-created", "none"] = Field(
         default="auto-created",
         description="A VM outside any replication group: in a group ASR created for it alone "

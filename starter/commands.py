@@ -79,6 +79,7 @@ def _shared_input(
         "reprotect_to_azure": ReprotectToAzureOptions(
             process_server_id=process_server_id,
             policy_id=policy_id or settings.azure_reprotect_policy_id,
+            log_storage_account_id=settings.azure_log_storage_account_id,
         ),
         "timings": timings_from(settings),
     }

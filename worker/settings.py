@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     # The process server in Azure that failback data flows through (the reprotect to
     # on-premises); needed only when the configuration server has several that could be it.
     azure_process_server_id: str | None = None
+    # The storage account replication to Azure keeps its logs in, for the re-protect to Azure
+    # when ASR no longer shows the one it used before the failback.
+    azure_log_storage_account_id: str | None = None
     azure_endpoint: str = PUBLIC_ARM_ENDPOINT
     azure_ca_bundle: str | None = None
     # "default": azure-identity's DefaultAzureCredential; any other name: a credential plugin

@@ -192,6 +192,7 @@ class AsrActivities:
                     process_server_id=options.process_server_id,
                     run_as_account_id=options.run_as_account_id,
                     policy_id=options.policy_id,
+                    log_storage_account_id=options.log_storage_account_id,
                 ),
             )
         )
@@ -218,6 +219,16 @@ class AsrActivities:
                     run_as_account_id=options.run_as_account_id,
                     datastore_name=options.datastore_name,
                     profile_id=options.profile_id,
+                    # The Azure VM's temporary disk is not replicated back, as Azure PowerShell
+                    # always asks (the audit's row 15).
+                    disk_exclusion_input=asr_models.InMageDiskExclusionInput(
+                        volume_options=[
+                            asr_models.InMageVolumeExclusionOptions(
+                                volume_label="Temporary Storage",
+                                only_exclude_if_single_volume="Yes",
+                            )
+                        ]
+                    ),
                 ),
             )
         )

@@ -192,6 +192,7 @@ def item_placement(item_details: Any) -> ItemPlacement:
         instance_type=text(getattr(item_details, "instance_type", None)),
         process_server_id=getattr(item_details, "process_server_id", None),
         master_target_id=getattr(item_details, "master_target_id", None),
+        log_storage_account_id=getattr(item_details, "recovery_azure_log_storage_account_id", None),
     )
 
 

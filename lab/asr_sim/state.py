@@ -647,7 +647,20 @@ class SimulatorState:
                 target="properties.failoverDirection",
             )
         if to_onprem:
+            if self.wire.disk_exclusion == "required" and not _excludes_temporary_storage(details):
+                raise bad_request(
+                    f"{where}.diskExclusionInput must exclude the Azure VM's temporary storage "
+                    "volume: volumeOptions [{volumeLabel: 'Temporary Storage', "
+                    "onlyExcludeIfSingleVolume: 'Yes'}].",
+                    target=f"{where}.diskExclusionInput",
+                )
             return self._plan_reprotect_to_onprem(item, details, where)
+        if self.wire.log_storage_account == "required" and not details.get("logStorageAccountId"):
+            raise bad_request(
+                f"{where}.logStorageAccountId is required: the storage account the machine's "
+                "replication logs go to in Azure (its earlier recoveryAzureLogStorageAccountId).",
+                target=f"{where}.logStorageAccountId",
+            )
         protection = self._validate_azure_protection(details, where)
         vm_name = item.spec.vm_name
         cs = self.fabric.configuration_server
@@ -1138,3 +1151,12 @@ def _string(container: dict[str, Any], key: str, where: str) -> str:
             f"{where}.{key} is required and must be a non-empty string.", target=f"{where}.{key}"
         )
     return value
+
+
+def _excludes_temporary_storage(details: dict[str, Any]) -> bool:
+    exclusion = details.get("diskExclusionInput")
+    options = exclusion.get("volumeOptions") if isinstance(exclusion, dict) else None
+    return any(
+        isinstance(o, dict) and str(o.get("volumeLabel", "")).lower() == "temporary storage"
+        for o in options or []
+    )

@@ -35,6 +35,8 @@ from domain.models import (
     ReadRecoveryPointsInput,
     ReprotectToAzureInput,
     ReprotectToAzureOptions,
+    ReprotectToOnPremInput,
+    ResolvedReprotectToOnPrem,
     VaultRef,
 )
 from domain.operations import AsrOperation
@@ -46,6 +48,7 @@ __all__ = ["make_lab"]  # the fixture, used by name below
 PLAN = "plan-erp"
 ALONE = "web-01-item"  # a machine outside any replication group
 OTHER_SERVERS_POLICY = "other-cs-failback"
+LOG_ACCOUNT = "/subscriptions/s/resourceGroups/r/providers/Microsoft.Storage/storageAccounts/logs"
 
 # Each UNKNOWN of the audit, as the switch that makes the simulator answer the other way.
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -58,6 +61,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "no-group-for-a-vm-alone": {"standalone_group": "none"},
     "unknown-plan-is-an-empty-list": {"unknown_plan_filter": "empty"},
     "retry-after-30": {"retry_after_seconds": 30},
+    "disk-exclusion-required": {"disk_exclusion": "required"},
+    "log-storage-account-required": {"log_storage_account": "required"},
 }
 VARIANTS["every-unknown-at-once"] = {k: v for w in VARIANTS.values() for k, v in w.items()}
 
@@ -97,7 +102,11 @@ async def test_the_client_does_the_right_thing_under_every_variant(
             vault=vault,
             recovery_plan=PLAN,
             recovery_resource_group="rg-r",
-            reprotect_to_azure=ReprotectToAzureOptions(policy_id=to_azure),
+            # As FAILBACK_AZURE_LOG_STORAGE_ACCOUNT_ID gives it: these items replicate back
+            # already, so ASR no longer shows the account replication to Azure used.
+            reprotect_to_azure=ReprotectToAzureOptions(
+                policy_id=to_azure, log_storage_account_id=LOG_ACCOUNT
+            ),
         )
     )
     groups = {m.item.name: m.replication_group for m in plan.machines}
@@ -184,6 +193,54 @@ async def test_the_client_does_the_right_thing_under_every_variant(
             )
         )
     assert unknown.value.type == errors.PLAN_NOT_FOUND
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+async def test_the_reprotect_to_onprem_holds_under_every_variant(
+    make_lab: Callable[..., AsrLab], variant: str
+) -> None:
+    """The reprotect Azure -> on-premises as the client sends it (the temporary disk excluded),
+    and the log storage account replication to Azure used, read before it is gone."""
+    data = scenario_data("reprotect.json")
+    data["azure"]["wire"] = {**data["azure"].get("wire", {}), **VARIANTS[variant]}
+    lab = make_lab(fast(data))
+    azure = lab.scenario.azure
+    vault = VaultRef(resource_group=azure.resource_group, vault=azure.vault)
+    asr, reads, _ = _activities(lab)
+    plan = reads.discover_recovery_plan(
+        DiscoverPlanInput(
+            vault=vault,
+            recovery_plan="plan-reprotect",
+            recovery_resource_group="rg-r",
+            reprotect_to_azure=ReprotectToAzureOptions(policy_id="p"),
+        )
+    )
+    machine = plan.machines[0]
+    assert (machine.reprotect_to_azure.log_storage_account_id or "").endswith("/asrcachelab01")
+    facts = reads.read_asr_facts(
+        ReadAsrFactsInput(vault=vault, machines=plan.machines, recovery_plan="plan-reprotect")
+    )
+    (process_server,) = facts.azure_process_servers
+    mt = facts.master_targets[0]
+    assert facts.failback_policy_id is not None
+    done = await ActivityEnvironment().run(
+        asr.reprotect_to_onprem,
+        ReprotectToOnPremInput(
+            vault=vault,
+            item=machine.item,
+            vm_name=machine.vm_name,
+            not_before=dt.datetime.now(dt.UTC),
+            poll_interval_seconds=0.1,
+            options=ResolvedReprotectToOnPrem(
+                master_target_id=mt.id,
+                process_server_id=process_server,
+                retention_drive=mt.retention_volumes[0],
+                datastore_name=None,
+                profile_id=facts.failback_policy_id,
+            ),
+        ),
+    )
+    assert done.state == "Succeeded"
 
 
 def _rule(
