@@ -3,6 +3,7 @@ all real processes started by `lab.manager.lab_up`, as `failback lab up` does.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import ssl
@@ -14,9 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio.client import Client
 
+from domain.models import MachineStatus, Phase
 from lab.manager import LabState, lab_down, lab_up
 from lab.scenario import default_scenario_path
+from starter.commands import machine_status
 from worker.settings import Settings
 
 SECOND_VM = "app-01"
@@ -96,6 +100,18 @@ def lab_post(state: LabState, path: str, body: Any) -> Any:
     )
     with urllib.request.urlopen(request, context=context, timeout=10) as reply:
         return json.loads(reply.read())
+
+
+async def until_verified(client: Client, workflow_id: str, tries: int = 240) -> MachineStatus:
+    """The machine's status once it awaits approval (verified on-premises); fails the test with
+    the workflow's error if it fails instead or never gets there."""
+    for _ in range(tries):
+        status = await machine_status(client, workflow_id)
+        if status.phase in (Phase.AWAITING_APPROVAL, Phase.FAILED):
+            break
+        await asyncio.sleep(0.25)
+    assert status.phase == Phase.AWAITING_APPROVAL, status.error
+    return status
 
 
 def journal(state: LabState) -> list[dict[str, Any]]:

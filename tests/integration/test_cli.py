@@ -4,7 +4,6 @@ clear line, a non-zero exit and no traceback."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -16,10 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from domain.models import Phase
 from lab.manager import LabState, lab_down
-from starter.commands import failback_input, machine_status, start_failback
-from tests.integration.conftest import cli, lab_settings, start_lab
+from starter.commands import failback_input, start_failback
+from tests.integration.conftest import cli, lab_settings, start_lab, until_verified
 from worker.wiring import connect_temporal
 
 pytestmark = pytest.mark.integration
@@ -42,12 +40,7 @@ async def awaiting(cli_lab: LabState) -> str:
     settings = lab_settings(cli_lab)
     client = await connect_temporal(settings)
     handle = await start_failback(client, settings, failback_input(settings, None, "web-01"))
-    for _ in range(240):
-        status = await machine_status(client, handle.id)
-        if status.phase in (Phase.AWAITING_APPROVAL, Phase.FAILED):
-            break
-        await asyncio.sleep(0.25)
-    assert status.phase == Phase.AWAITING_APPROVAL, status.error
+    await until_verified(client, handle.id)
     return handle.id
 
 

@@ -10,7 +10,14 @@ import pytest
 from domain.models import Phase
 from lab.manager import LabState
 from starter.commands import failback_input, machine_status, read_failback, start_failback
-from tests.integration.conftest import HELD_VM, journal, lab_post, lab_settings, posts
+from tests.integration.conftest import (
+    HELD_VM,
+    journal,
+    lab_post,
+    lab_settings,
+    posts,
+    until_verified,
+)
 from worker.wiring import build_asr_gateway, connect_temporal
 
 pytestmark = pytest.mark.integration
@@ -55,12 +62,7 @@ async def test_a_suspended_failover_waits_for_the_operator_and_says_so(lab: LabS
             {"properties": {"comments": "checked by the operator"}},
         ).result()
 
-        for _ in range(240):
-            status = await machine_status(client, handle.id)
-            if status.phase in (Phase.AWAITING_APPROVAL, Phase.FAILED):
-                break
-            await asyncio.sleep(0.25)
-        assert status.phase == Phase.AWAITING_APPROVAL, status.error
+        await until_verified(client, handle.id)
         assert len(posts(journal(lab), "unplannedFailover", item)) == 1
         view = (await read_failback(client, handle.id)).machines[0]
         assert view.attention is None

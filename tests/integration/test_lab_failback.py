@@ -10,10 +10,9 @@ from datetime import UTC, datetime
 import pytest
 
 from activities import vsphere_client
-from domain.models import Phase
 from lab.manager import LabState
-from starter.commands import approve, failback_input, machine_status, start_failback
-from tests.integration.conftest import journal, lab_get, lab_settings, posts
+from starter.commands import approve, failback_input, start_failback
+from tests.integration.conftest import journal, lab_get, lab_settings, posts, until_verified
 from worker.wiring import connect_temporal
 
 pytestmark = pytest.mark.integration
@@ -45,12 +44,7 @@ async def test_one_machine_fails_back_end_to_end(lab: LabState) -> None:
     assert onprem_power(lab, "web-01") == "poweredOff"
 
     handle = await start_failback(client, settings, failback_input(settings, None, "web-01"))
-    for _ in range(240):
-        status = await machine_status(client, handle.id)
-        if status.phase in (Phase.AWAITING_APPROVAL, Phase.FAILED):
-            break
-        await asyncio.sleep(0.25)
-    assert status.phase == Phase.AWAITING_APPROVAL, status.error
+    status = await until_verified(client, handle.id)
     # The world agrees with what the workflow verified: the VM runs on-premises, before commit.
     assert onprem_power(lab, "web-01") == "poweredOn"
     assert posts(journal(lab), "failoverCommit", "web-01-item") == []

@@ -15,11 +15,19 @@ from pathlib import Path
 import pytest
 
 from activities import vsphere_client
-from domain.models import MachineFailbackResult, Phase
+from domain.models import MachineFailbackResult
 from lab import vcenter_client
 from lab.manager import LabState, lab_down
-from starter.commands import approve, failback_input, machine_status, start_failback
-from tests.integration.conftest import cli, journal, lab_get, lab_settings, posts, start_lab
+from starter.commands import approve, failback_input, start_failback
+from tests.integration.conftest import (
+    cli,
+    journal,
+    lab_get,
+    lab_settings,
+    posts,
+    start_lab,
+    until_verified,
+)
 from worker.wiring import connect_temporal
 
 pytestmark = pytest.mark.integration
@@ -42,12 +50,7 @@ async def failed_back(report_lab: LabState) -> tuple[str, MachineFailbackResult]
     settings = lab_settings(report_lab)
     client = await connect_temporal(settings)
     handle = await start_failback(client, settings, failback_input(settings, None, "web-01"))
-    for _ in range(240):
-        status = await machine_status(client, handle.id)
-        if status.phase in (Phase.AWAITING_APPROVAL, Phase.FAILED):
-            break
-        await asyncio.sleep(0.25)
-    assert status.phase == Phase.AWAITING_APPROVAL, status.error
+    await until_verified(client, handle.id)
     await approve(client, handle.id, "alice", "web-01 answers on :443")
     result = await asyncio.wait_for(handle.result(), timeout=120)
     assert result.outcome == "completed", result.summary

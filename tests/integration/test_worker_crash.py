@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from domain.models import Phase
 from lab.manager import LabState, read_state, restart_worker
-from starter.commands import approve, failback_input, machine_status, start_failback
-from tests.integration.conftest import THIRD_VM, journal, lab_settings, posts
+from starter.commands import approve, failback_input, start_failback
+from tests.integration.conftest import THIRD_VM, journal, lab_settings, posts, until_verified
 from worker.wiring import connect_temporal
 
 pytestmark = pytest.mark.integration
@@ -39,12 +38,7 @@ async def test_worker_killed_during_failover(lab: LabState) -> None:
     replacement = restart_worker(Path(lab.lab_dir))
     assert replacement.pid != worker.pid
 
-    for _ in range(400):
-        status = await machine_status(client, handle.id)
-        if status.phase in (Phase.AWAITING_APPROVAL, Phase.FAILED):
-            break
-        await asyncio.sleep(0.25)
-    assert status.phase == Phase.AWAITING_APPROVAL, status.error
+    await until_verified(client, handle.id, tries=400)
     await approve(client, handle.id, "carol", "after the crash")
     result = await asyncio.wait_for(handle.result(), timeout=120)
     assert result.outcome == "completed"
