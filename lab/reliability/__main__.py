@@ -65,8 +65,9 @@ EXPECTED_TEXT = {
     "refused": "stopped before anything was sent: no POST at all; Azure VMs intact",
     "cancelled": "cancelled; no failoverCommit sent; Azure VMs intact",
     "commit-failed": "stopped (workflow failed) with the commit job's error; Azure VMs intact",
-    "reprotect-failed": "stopped after the commit with the reProtect job's error: committed "
-    "once, Azure VMs deleted, not re-protected",
+    "reprotect-retried": "completed: the failed reProtect to Azure tried again within the agent "
+    "wait (R16, whatever its code), 2 accepted reProtects, 1 failover and 1 commit; Azure VMs "
+    "deleted",
 }
 
 

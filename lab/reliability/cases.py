@@ -354,9 +354,8 @@ COMMIT_JOB_FAILS = fault_case(
 )
 REPROTECT_JOB_FAILS = fault_case(
     "job-failure-reprotect",
-    "the reProtect (to Azure) job fails after the commit (78052)",
-    expect="reprotect-failed",
-    reason="78052",
+    "the reProtect (to Azure) job fails once after the commit (78052)",
+    expect="reprotect-retried",
     faults=(job_failure("reProtect", "78052"),),
 )
 AGENT_NEVER = fault_case(
