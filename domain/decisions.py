@@ -9,12 +9,22 @@ from enum import StrEnum
 from domain.models import (
     AgentWait,
     AzureVmState,
+    DiscoveredMachine,
     OnPremVmState,
     RecoveryPoint,
     RecoveryPointChoice,
     Verification,
 )
 from domain.phases import Phase
+
+
+def fails_over_as_plan(machines: Iterable[DiscoveredMachine]) -> bool:
+    """FO-PLAN: ASR fails the members of a replication group a person made over only together,
+    through their recovery plan's failover (Azure PowerShell refuses an item failover of one:
+    asr-sim-audit.md row 2). A plan holding such a member therefore fails over whole, in one ASR
+    job that boots its groups in ASR's order; a plan without one fails over machine by machine,
+    boot group by boot group, each group verified before the next starts."""
+    return any(m.replication_group for m in machines)
 
 
 class NoRecoveryPointError(ValueError):

@@ -135,6 +135,11 @@ class MachineFailbackInput(_NamesOneMachine):
     recovery_plan: str | None = None
     discovered: DiscoveredMachine | None = None
     chosen_point: RecoveryPointChoice | None = None
+    failed_over_by_plan: OperationResult | None = Field(
+        default=None,
+        description="The plan's failover job that already failed this machine over (FO-PLAN): "
+        "the machine sends no failover of its own and goes on to verify",
+    )
 
     def discovery(self) -> DiscoverMachineInput:
         """What the discovery of this machine asks of ASR."""
@@ -198,7 +203,11 @@ class RecoveryPoint(_Model):
     name: str
     time: datetime
     type: str
-    multi_vm_sync_point: bool = False
+    multi_vm_sync_point: bool | None = Field(
+        default=None,
+        description="Whether the point is a multi-VM sync point of its replication group; None: "
+        "ASR did not say (no providerSpecificDetails on the point)",
+    )
 
     @property
     def app_consistent(self) -> bool:
@@ -235,6 +244,12 @@ class GroupChoice(_Model):
     group: str
     members: list[str]
     common_point_time: datetime | None
+    chosen_by_asr: bool = Field(
+        default=False,
+        description="ASR did not say which points are multi-VM sync points: the group's common "
+        "application-consistent point is ASR's to pick when the plan fails over (no later than "
+        "each member's `chosen`)",
+    )
 
 
 class PlanPointChoice(_Model):
@@ -299,6 +314,18 @@ class ItemOperationInput(_Model):
 class FailoverInput(ItemOperationInput):
     recovery_point_type: PointRequest
     recovery_point_id: str | None = Field(default=None, description="Only with Custom")
+
+
+class PlanFailoverInput(_Model):
+    """The failover of a whole recovery plan (FO-PLAN), identified so that a retry finds its job."""
+
+    vault: VaultRef
+    recovery_plan: str
+    recovery_point_type: PointRequest
+    not_before: datetime = Field(
+        description="Jobs of this operation that started before this belong to earlier attempts"
+    )
+    poll_interval_seconds: float = 15.0
 
 
 class ReprotectToAzureInput(ItemOperationInput):
@@ -561,6 +588,9 @@ class PlanStatus(_Model):
     recovery_points: PlanPointChoice | None = None
     readiness: ReadinessReport | None = None
     reprotects: list[OperationResult] = Field(default_factory=list)
+    failover: OperationResult | None = Field(
+        default=None, description="The plan's own failover job, when it failed over whole (FO-PLAN)"
+    )
     history: list[PlanPhaseChange] = Field(default_factory=list)
     error: str | None = None
 

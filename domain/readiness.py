@@ -1,5 +1,5 @@
-"""Readiness: rules R1-R15 of the failback article as pure functions over a snapshot of ASR and
-vCenter. No I/O, no Temporal: the activities gather the snapshot, this decides.
+"""Readiness: rules R1-R17 (the failback article's, and the wire's) as pure functions over a
+snapshot of ASR and vCenter. No I/O, no Temporal: the activities gather the snapshot, this decides.
 
 Every finding names its rule, its machine, a severity, what was found and what to do; all are
 reported at once, and any blocking finding stops the failback before anything is sent.
@@ -628,3 +628,22 @@ def assess(
         report, facts, process_server_id, retention_drive, policy_id
     )
     return report.model_copy(update={"findings": report.findings + gaps}), choices
+
+
+def group_member_alone(
+    item_name: str, vm_name: str, replication_group: str | None
+) -> Finding | None:
+    """R17: a member of a replication group a person made fails back only with its whole group,
+    through the group's recovery plan (FO-PLAN, domain/decisions.py): ASR takes the group's
+    common multi-VM point only there, and Azure PowerShell refuses to fail a member over alone."""
+    if not replication_group:
+        return None
+    return Finding(
+        rule="R17",
+        item_name=item_name,
+        severity="blocking",
+        found=f"{vm_name} is a member of replication group {replication_group}, which fails over "
+        "only as a whole, through its recovery plan",
+        action="put every member of the group in one recovery plan and fail it back with "
+        "`failback start --recovery-plan PLAN`",
+    )

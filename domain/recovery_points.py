@@ -57,18 +57,15 @@ def selectable_points(points: Sequence[RecoveryPoint]) -> list[RecoveryPoint]:
     return sorted(kept, key=lambda p: (p.time, p.id), reverse=True)
 
 
-def how_to_ask(policy: PointPolicy, replication_group: str | None) -> PointRequest:
+def how_to_ask(policy: PointPolicy) -> PointRequest:
     """RP-ASK: name the point to ASR the way Microsoft's own client does. Azure PowerShell's
-    InMage failover sends only LatestTime or LatestTag; the API also lists Custom (one point by
-    id), which no public client sends for InMage, so it is used only where nothing else names
-    the point: a replication group's common application-consistent point. LatestTime is the
-    newest processed point and LatestTag the newest application-consistent one, exactly what
-    `latest` and a standalone machine's `app-consistent` mean, taken when ASR fails over."""
-    if policy == "latest":
-        return "LatestTime"
-    if replication_group is None:
-        return "LatestTag"
-    return "Custom"
+    InMage failover sends only LatestTime or LatestTag, for an item and for a recovery plan; the
+    API also lists Custom (one point by id), which no public client sends for InMage. LatestTime
+    is the newest processed point and LatestTag the newest application-consistent one; a
+    replication group fails over through its recovery plan (FO-PLAN, domain/decisions.py), where
+    LatestTag is the group's newest common multi-VM sync point. So `latest` and
+    `app-consistent` mean exactly what ASR takes when it fails over, group or not."""
+    return "LatestTime" if policy == "latest" else "LatestTag"
 
 
 def _choice(
@@ -80,7 +77,7 @@ def _choice(
         chosen=chosen,
         latest=latest,
         data_loss_window_seconds=max(0.0, (latest.time - chosen.time).total_seconds()),
-        asked_as=how_to_ask(policy, machine.replication_group),
+        asked_as=how_to_ask(policy),
     )
 
 
@@ -135,6 +132,18 @@ def choose_recovery_points(
             names = [m.item_name for m in members]
             if any(m not in latest_of for m in names):
                 continue
+            if not any(p.multi_vm_sync_point is not None for m in members for p in m.points):
+                # ASR does not say which points are multi-VM ones: it picks the common one when
+                # the plan fails over; each member's newest app-consistent point bounds it.
+                picked = _asr_picks_common_point(name, members, latest_of, policy, problems)
+                if picked is not None:
+                    chosen.update(picked)
+                    group_choices.append(
+                        GroupChoice(
+                            group=name, members=names, common_point_time=None, chosen_by_asr=True
+                        )
+                    )
+                continue
             by_member = [
                 {p.time: p for p in m.points if p.app_consistent and p.multi_vm_sync_point}
                 for m in members
@@ -162,3 +171,26 @@ def choose_recovery_points(
         machines=[chosen[m.item_name] for m in machines],
         groups=group_choices,
     )
+
+
+def _asr_picks_common_point(
+    group: str,
+    members: Sequence[MachinePoints],
+    latest_of: dict[str, RecoveryPoint],
+    policy: PointPolicy,
+    problems: list[str],
+) -> dict[str, MachineChoice] | None:
+    """A group whose points carry no multi-VM flag: each member's newest application-consistent
+    point is the latest the group's common one can be; a member without any has none."""
+    chosen: dict[str, MachineChoice] = {}
+    for member in members:
+        app_point = _newest(p for p in member.points if p.app_consistent)
+        if app_point is None:
+            problems.append(
+                f"replication group {group}: {member.item_name} has no application-consistent "
+                "recovery point, so the group has none in common; use --recovery-point latest "
+                "or wait for the next multi-VM sync point"
+            )
+            return None
+        chosen[member.item_name] = _choice(member, app_point, latest_of[member.item_name], policy)
+    return chosen

@@ -490,6 +490,12 @@ class WireSpec(_Strict):
         "(multiVmGroupName = multiVmGroupId = a GUID; Azure PowerShell's InMage failover checks "
         "for exactly that; LIKELY), or with no group at all",
     )
+    group_member_failover: Literal["plan-only", "item-too"] = Field(
+        default="plan-only",
+        description="A member of a replication group a person made: fails over only through a "
+        "recovery plan's failover, its item failover refused (Azure PowerShell refuses to send "
+        "one; LIKELY), or on its own too",
+    )
 
 
 class RecoveryPlanSpec(_Strict):

@@ -216,6 +216,7 @@ class Activities:
             self.asr.check_agent_registered,
             self.compute.read_azure_vm,
             self.asr.fail_over,
+            self.asr.fail_over_plan,
             self.asr.commit_failover,
             self.asr.reprotect_to_azure,
             self.vsphere.read_onprem_vm,

@@ -58,6 +58,7 @@ with workflow.unsafe.imports_passed_through():
         VerificationReadInput,
     )
     from domain.phases import BEFORE_COMMIT, TERMINAL, next_phase
+    from domain.readiness import group_member_alone
     from workflows import search_attributes
     from workflows.approval import wait_for_approval
     from workflows.calls import cause, read, write
@@ -211,32 +212,17 @@ class MachineFailbackWorkflow:
         machine = params.discovered or await self._discover(params)
         self._discovered = machine
 
+        if params.recovery_plan is None:
+            alone = group_member_alone(
+                machine.item.name, machine.vm_name, machine.replication_group
+            )
+            if alone is not None:
+                raise _FailbackStopped(
+                    f"{alone.rule}: {alone.found}; {alone.action}. Nothing was started"
+                )
+
         self._enter(Phase.FAILING_OVER)
-        choice = params.chosen_point or await read(
-            AsrActivities.select_recovery_point,
-            SelectRecoveryPointInput(vault=params.vault, item=machine.item),
-        )
-        self._recovery_point = choice
-        failover = FailoverInput(
-            vault=params.vault,
-            item=machine.item,
-            vm_name=machine.vm_name,
-            not_before=workflow.now(),
-            recovery_point_type=choice.asked_as,
-            recovery_point_id=choice.chosen.id if choice.asked_as == "Custom" else None,
-            poll_interval_seconds=timings.job_poll_interval_seconds,
-        )
-        # The failover and the first verification read as one step (one activity task and
-        # workflow task fewer per machine in a boot group's burst: bench/RESULTS.md).
-        done: FailoverThenRead = await self._operation(
-            VerificationActivities.fail_over_then_read,
-            FailoverThenReadInput(
-                failover=failover, verification=self._verification_query(machine)
-            ),
-            params,
-            operation_of=lambda result: result.operation,
-        )
-        first_read: VerificationRead | None = done.state
+        first_read = await self._fail_over(params, machine)
 
         self._enter(Phase.VERIFYING)
         await self._verify(params, machine, first_read)
@@ -262,6 +248,40 @@ class MachineFailbackWorkflow:
         committed_at = commit.ended_at or workflow.now()
         self._committed_on_asr_clock = commit.ended_at
         return await self._reprotect_when_agent_registers(params, machine, committed_at)
+
+    async def _fail_over(
+        self, params: MachineFailbackInput, machine: DiscoveredMachine
+    ) -> VerificationRead | None:
+        """The machine's failover, or the plan's that already did it (FO-PLAN); what the
+        failover's activity read of both sides as its job ended, if it read."""
+        choice = params.chosen_point or await read(
+            AsrActivities.select_recovery_point,
+            SelectRecoveryPointInput(vault=params.vault, item=machine.item),
+        )
+        self._recovery_point = choice
+        if params.failed_over_by_plan is not None:
+            self._operations.append(params.failed_over_by_plan)
+            return None
+        failover = FailoverInput(
+            vault=params.vault,
+            item=machine.item,
+            vm_name=machine.vm_name,
+            not_before=workflow.now(),
+            recovery_point_type=choice.asked_as,
+            recovery_point_id=choice.chosen.id if choice.asked_as == "Custom" else None,
+            poll_interval_seconds=params.timings.job_poll_interval_seconds,
+        )
+        # The failover and the first verification read as one step (one activity task and
+        # workflow task fewer per machine in a boot group's burst: bench/RESULTS.md).
+        done: FailoverThenRead = await self._operation(
+            VerificationActivities.fail_over_then_read,
+            FailoverThenReadInput(
+                failover=failover, verification=self._verification_query(machine)
+            ),
+            params,
+            operation_of=lambda result: result.operation,
+        )
+        return done.state
 
     def _check_stand_down(self) -> None:
         if self._stand_down is not None:

@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.asr import AsrActivities
     from activities.vsphere import OnPremFactsQuery, VSphereActivities
     from domain import errors
+    from domain.decisions import fails_over_as_plan
     from domain.models import (
         Approval,
         ApprovalPolicy,
@@ -39,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         Phase,
         PlanFailbackInput,
         PlanFailbackResult,
+        PlanFailoverInput,
         PlanMachine,
         PlanPhase,
         PlanPhaseChange,
@@ -54,7 +56,11 @@ with workflow.unsafe.imports_passed_through():
         StandDown,
     )
     from domain.readiness import ReadinessReport, ReprotectChoice, assess
-    from domain.recovery_points import RecoveryPointSelectionError, choose_recovery_points
+    from domain.recovery_points import (
+        RecoveryPointSelectionError,
+        choose_recovery_points,
+        how_to_ask,
+    )
     from workflows import search_attributes
     from workflows.approval import wait_for_approval
     from workflows.calls import POINTS_TIMEOUT, cause, failures, long_wait, read, write
@@ -84,6 +90,7 @@ class PlanFailbackWorkflow:
         self._children: dict[str, _Child] = {}
         self._readiness: ReadinessReport | None = None
         self._reprotects: list[OperationResult] = []
+        self._failover: OperationResult | None = None
         self._reminders = 0
 
     @workflow.signal
@@ -133,6 +140,7 @@ class PlanFailbackWorkflow:
             recovery_points=self._choice,
             readiness=self._readiness,
             reprotects=list(self._reprotects),
+            failover=self._failover,
             history=list(self._history),
             error=self._error,
         )
@@ -196,6 +204,7 @@ class PlanFailbackWorkflow:
         await self._check_and_reprotect(params, plan)
         await self._choose_points(params, plan)
         self._enter(PlanPhase.FAILING_OVER)
+        await self._fail_over_whole(params, plan)
         for index, group in enumerate(plan.boot_groups):
             await self._fail_over_group(params, index, group, len(plan.boot_groups))
         self._current_group = None
@@ -237,6 +246,41 @@ class PlanFailbackWorkflow:
         except RecoveryPointSelectionError as refused:
             raise _PlanStopped(
                 f"no failover was started: {'; '.join(refused.problems)}",
+            ) from None
+
+    async def _fail_over_whole(self, params: PlanFailbackInput, plan: DiscoveredPlan) -> None:
+        """FO-PLAN: a plan holding a replication group fails over in one ASR job, which boots its
+        groups in ASR's order at the point named as RP-ASK says (for a group: its common multi-VM
+        point); its machines then verify boot group by boot group. Without a group, nothing is
+        sent here: each machine fails over itself, at the point shown, when its group's turn
+        comes."""
+        if not fails_over_as_plan(plan.machines):
+            return
+        assert self._choice is not None
+        groups = sorted({m.replication_group for m in plan.machines if m.replication_group})
+        self._enter(
+            PlanPhase.FAILING_OVER,
+            f"the recovery plan's failover (replication group {', '.join(groups)} fails over "
+            "only with its plan): ASR fails every machine over, boot group by boot group",
+        )
+        try:
+            self._failover = await write(
+                AsrActivities.fail_over_plan,
+                PlanFailoverInput(
+                    vault=params.vault,
+                    recovery_plan=params.recovery_plan,
+                    recovery_point_type=how_to_ask(self._choice.policy),
+                    not_before=workflow.now(),
+                    poll_interval_seconds=params.timings.job_poll_interval_seconds,
+                ),
+                params.timings,
+                summary=f"ASR fail over recovery plan {params.recovery_plan}",
+            )
+        except ActivityError as err:
+            raise _PlanStopped(
+                f"the recovery plan's failover failed: {cause(err)}. Nothing was committed: the "
+                "Azure VMs are intact; a machine ASR did fail over waits uncommitted on-premises "
+                "(the plan's job in the vault says which)"
             ) from None
 
     async def _fail_over_group(
@@ -378,6 +422,7 @@ class PlanFailbackWorkflow:
                 ),
                 recovery_plan=params.recovery_plan,
                 discovered=machine,
+                failed_over_by_plan=self._failover,
                 chosen_point=RecoveryPointChoice(
                     chosen=choice.chosen,
                     latest=choice.latest,

@@ -28,6 +28,7 @@ from domain.models import (
     FailoverInput,
     ItemOperationInput,
     OperationResult,
+    PlanFailoverInput,
     ReadAsrFactsInput,
     ReadRecoveryPointsInput,
     RecoveryPointChoice,
@@ -172,6 +173,25 @@ class AsrActivities:
         items = self._writes.gateway.items
         write = Write(AsrOperation.UNPLANNED_FAILOVER, items.begin_unplanned_failover, (body,))
         return await self._writes.run(write, params)
+
+    @activity.defn
+    @as_application_errors
+    async def fail_over_plan(self, params: PlanFailoverInput) -> OperationResult:
+        """FO-PLAN: a recovery plan with a replication group fails over whole, as Azure
+        PowerShell sends it for InMage: back to the plan's primary (on-premises) site, the point
+        named LatestTime or LatestTag (RP-ASK), ASR booting the plan's groups in order."""
+        body = asr_models.RecoveryPlanUnplannedFailoverInput(
+            properties=asr_models.RecoveryPlanUnplannedFailoverInputProperties(
+                failover_direction="RecoveryToPrimary",
+                source_site_operations="NotRequired",
+                provider_specific_details=[
+                    asr_models.RecoveryPlanInMageFailoverInput(
+                        recovery_point_type=params.recovery_point_type
+                    )
+                ],
+            )
+        )
+        return await self._writes.fail_over_plan(params, body)
 
     @activity.defn
     @as_application_errors

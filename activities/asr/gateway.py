@@ -127,6 +127,22 @@ class AsrGateway:
         ids = (vault.resource_group, vault.vault, item.fabric, item.container, item.name)
         return operation(*ids, *body, **options)
 
+    def send_plan(
+        self,
+        operation: Callable[..., LROPoller[Any]],
+        vault: VaultRef,
+        plan: str,
+        *body: Any,
+        **options: Any,
+    ) -> LROPoller[Any]:
+        """Start one write on a recovery plan: one of the begin_* methods of `plans`."""
+        return operation(vault.resource_group, vault.vault, plan, *body, **options)
+
+    @property
+    def plans(self) -> Any:
+        """The SDK's recovery plan operations, whose begin_* methods `send_plan` starts."""
+        return self.client.replication_recovery_plans
+
     @property
     def items(self) -> Any:
         """The SDK's protected-item operations, whose begin_* methods `send` starts."""

@@ -33,9 +33,12 @@ from activities.threads import in_activity_threads
 from domain import errors
 from domain.architectures import OperationRule
 from domain.jobs import JobFact, JobOutcome, find_own_job, job_outcome
-from domain.models import ItemOperationInput, OperationResult, VaultRef
+from domain.models import ItemOperationInput, OperationResult, PlanFailoverInput, VaultRef
 from domain.operations import AsrOperation
 
+# The scenario of a recovery plan's failover job, and the plan's allowedOperations entry for it
+# (ReplicationRecoveryPlans_UnplannedFailover example: currentScenario and allowedOperations).
+PLAN_FAILOVER_SCENARIO = "UnplannedFailover"
 # Jobs that started this long before the attempt are still ours: ASR's clock and ours may differ.
 CLOCK_SKEW = timedelta(minutes=5)
 # ARM's write bucket per subscription and principal (Azure Resource Manager throttling docs).
@@ -56,6 +59,19 @@ class Write:
     body: tuple[Any, ...] = ()
     # A re-protect to Azure is refused while the mobility agent has not registered.
     agent_may_be_missing: bool = False
+
+
+@dataclass(frozen=True)
+class _Sending:
+    """What sending one write needs of its target, a protected item or a recovery plan: how to
+    send it, how to find its job after a lost answer or a refusal, how to word a refusal."""
+
+    label: str
+    send: Callable[..., Any]
+    find_own_job: Callable[[], JobFact | None]
+    started_meanwhile: Callable[[], str | None]
+    refused: Callable[[HttpResponseError], Exception]
+    poll_interval_seconds: float
 
 
 class AsrWrites:
@@ -92,25 +108,106 @@ class AsrWrites:
         started, rule = found
         if started is None:
             assert rule is not None  # the item was read to decide that nothing is to resume
-            await self._within_write_budget(write, params)
+            await self._within_write_budget(f"{write.operation} of {params.item.name}")
             started = await self._blocking(
                 self._send, write, rule, params, self._heartbeat_from_threads()
             )
         job_name, resumed = started
         return await self._await_job(write, params, job_name, resumed)
 
-    async def _within_write_budget(self, write: Write, params: ItemOperationInput) -> None:
+    async def fail_over_plan(self, params: PlanFailoverInput, body: Any) -> OperationResult:
+        """FO-PLAN: the failover of a whole recovery plan, found or sent once, then awaited,
+        with an item's guarantees: the plan is the target (its jobs name it, its
+        allowedOperations say whether it may fail over, its currentScenario names its job)."""
+        label = f"unplannedFailover of recovery plan {params.recovery_plan}"
+        found = await self._blocking(self._find_plan_job, params)
+        if found is None:
+            await self._within_write_budget(label)
+            sending = _Sending(
+                label=label,
+                send=lambda **options: self.gateway.send_plan(
+                    self.gateway.plans.begin_unplanned_failover,
+                    params.vault,
+                    params.recovery_plan,
+                    body,
+                    **options,
+                ),
+                find_own_job=lambda: self._find_plan_own_job(params),
+                started_meanwhile=lambda: self._plan_job_since(params),
+                refused=lambda err: self._refused_as(label, err),
+                poll_interval_seconds=params.poll_interval_seconds,
+            )
+            found = await self._blocking(self._send_once, sending, self._heartbeat_from_threads())
+        job_name, resumed = found
+        document = await self._await_document(
+            params.vault,
+            job_name,
+            params.not_before,
+            params.poll_interval_seconds,
+            lambda latest: self._beat(label, job_name, latest),
+        )
+        return _ended_job(AsrOperation.UNPLANNED_FAILOVER, label, job_name, document, resumed)
+
+    def _find_plan_job(self, params: PlanFailoverInput) -> tuple[str, bool] | None:
+        """The plan's failover job an earlier attempt started, or None when it is to be sent;
+        refused (not retried) when the plan does not allow a failover now."""
+        previous = activity.info().heartbeat_details
+        if previous:
+            return str(previous[0]), True
+        job_name = self._plan_job_since(params)
+        if job_name is not None:
+            activity.logger.info(
+                "failover of plan %s: job %s was already sent; not sending again",
+                params.recovery_plan,
+                job_name,
+            )
+            return job_name, True
+        plan = self.gateway.get_plan(params.vault, params.recovery_plan)
+        allowed = {t.text(op) for op in plan.properties.allowed_operations or []}
+        if PLAN_FAILOVER_SCENARIO not in allowed:
+            raise ApplicationError(
+                f"unplannedFailover is not allowed on recovery plan {params.recovery_plan} now: "
+                f"it allows only {', '.join(sorted(allowed)) or 'nothing'}",
+                type=errors.OPERATION_NOT_ALLOWED,
+                non_retryable=True,
+            )
+        return None
+
+    def _plan_job_since(self, params: PlanFailoverInput) -> str | None:
+        """The plan's failover job started since this failback asked for it: the plan's
+        currentScenario (which names its last job, ended or not: recorded), else J-OWN over the
+        vault's jobs, whose target is the plan's name."""
+        plan = self.gateway.get_plan(params.vault, params.recovery_plan)
+        scenario = plan.properties.current_scenario
+        since = params.not_before - CLOCK_SKEW
+        if (
+            scenario is not None
+            and scenario.scenario_name == PLAN_FAILOVER_SCENARIO
+            and scenario.start_time is not None
+            and scenario.start_time >= since
+        ):
+            name = t.job_name(scenario.job_id)
+            if name:
+                return name
+        job = self._find_plan_own_job(params)
+        return job.name if job is not None else None
+
+    def _find_plan_own_job(self, params: PlanFailoverInput) -> JobFact | None:
+        return find_own_job(
+            (t.job_fact(job) for job in self.gateway.list_jobs(params.vault)),
+            scenarios=frozenset({PLAN_FAILOVER_SCENARIO}),
+            vm_name=params.recovery_plan,
+            item_name=params.recovery_plan,
+            since=params.not_before - CLOCK_SKEW,
+        )
+
+    async def _within_write_budget(self, label: str) -> None:
         """Wait for a token of the worker's ARM write budget; heartbeat (with no job name) while
         waiting, so a long queue after a plan's approval does not look like a dead activity."""
         delay = self._write_budget.reserve(time.monotonic())
         if delay <= 0:
             return
-        activity.logger.info(
-            "%s of %s: waiting %.1f s for ARM's write budget",
-            write.operation,
-            params.item.name,
-            delay,
-        )
+        activity.logger.info("%s: waiting %.1f s for ARM's write budget", label, delay)
         deadline = time.monotonic() + delay
         while (left := deadline - time.monotonic()) > 0:
             activity.heartbeat()
@@ -190,6 +287,23 @@ class AsrWrites:
         params: ItemOperationInput,
         heartbeat: Callable[[str], None],
     ) -> tuple[str, bool]:
+        return self._send_once(
+            _Sending(
+                label=f"{write.operation} of {params.item.name}",
+                send=lambda **options: self.gateway.send(
+                    write.send, params.vault, params.item, *write.body, **options
+                ),
+                find_own_job=lambda: self._find_own_job(rule, params),
+                started_meanwhile=lambda: self._started_meanwhile(rule, params),
+                refused=lambda err: self._refused(write, params, err),
+                poll_interval_seconds=params.poll_interval_seconds,
+            ),
+            heartbeat,
+        )
+
+    @staticmethod
+    def _send_once(sending: _Sending, heartbeat: Callable[[str], None]) -> tuple[str, bool]:
+        """Send one write, once: the job's name and whether an earlier attempt had started it."""
         captured: dict[str, str] = {}
 
         def remember_job(response: Any) -> None:
@@ -202,49 +316,41 @@ class AsrWrites:
                 captured["job"] = name
                 heartbeat(name)
 
-        activity.logger.info("%s: sending for %s", write.operation, params.item.name)
+        activity.logger.info("%s: sending", sending.label)
         try:
             # Sent once, never re-sent by the SDK: if the answer is lost, ASR may have started
             # the job, and only a look at the vault can tell. No LRO poller either: the job is
             # awaited by its name, the same way a later attempt resumes it.
-            self.gateway.send(
-                write.send,
-                params.vault,
-                params.item,
-                *write.body,
-                polling=False,
-                retry_total=0,
-                raw_response_hook=remember_job,
-            )
+            sending.send(polling=False, retry_total=0, raw_response_hook=remember_job)
         except HttpResponseError as err:
             # A refusal may be ASR saying that this very operation is already running: an
             # earlier attempt's request, answered too late for that attempt, started it.
             # Whatever the refusal's code, the vault is looked at before giving up.
             if _refusal(err):
-                job_name = self._started_meanwhile(rule, params)
+                job_name = sending.started_meanwhile()
                 if job_name is not None:
                     activity.logger.warning(
                         "%s: refused (%s), but job %s of an earlier attempt runs; resuming it",
-                        write.operation,
+                        sending.label,
                         err.status_code,
                         job_name,
                     )
                     return job_name, True
-            raise self._refused(write, params, err) from err
+            raise sending.refused(err) from err
         except (ServiceRequestError, ServiceResponseError):
-            time.sleep(params.poll_interval_seconds)
-            job = self._find_own_job(rule, params)
+            time.sleep(sending.poll_interval_seconds)
+            job = sending.find_own_job()
             if job is not None:
                 activity.logger.warning(
-                    "%s: the answer was lost but ASR started job %s", write.operation, job.name
+                    "%s: the answer was lost but ASR started job %s", sending.label, job.name
                 )
                 return job.name, True
             raise  # nothing started: the next attempt looks again before it sends
         job_name = captured.get("job")
         if not job_name:
-            job = self._find_own_job(rule, params)
+            job = sending.find_own_job()
             if job is None:
-                raise RuntimeError(f"{write.operation} was accepted but its job cannot be found")
+                raise RuntimeError(f"{sending.label} was accepted but its job cannot be found")
             job_name = job.name
         return job_name, False
 
@@ -276,45 +382,43 @@ class AsrWrites:
     async def _await_job(
         self, write: Write, params: ItemOperationInput, job_name: str, resumed: bool
     ) -> OperationResult:
+        document = await self._await_document(
+            params.vault,
+            job_name,
+            params.not_before,
+            params.poll_interval_seconds,
+            lambda latest: self._beat(f"{write.operation} of {params.vm_name}", job_name, latest),
+        )
+        if write.agent_may_be_missing:
+            job: Any = asr_models.Job(document)
+            if job_outcome(job_document_fact(document)) != JobOutcome.SUCCEEDED:
+                code, message = t.job_error(job)
+                raise _reprotect_failed(params, job_name, code, message)
+        return _ended_job(
+            write.operation, f"{write.operation} of {params.item.name}", job_name, document, resumed
+        )
+
+    async def _await_document(
+        self,
+        vault: VaultRef,
+        job_name: str,
+        not_before: datetime,
+        poll_interval: float,
+        beat: Callable[[JobDocument | None], None],
+    ) -> JobDocument:
         # A beat a quarter of the heartbeat timeout apart is enough to stay alive, and each one
         # is converted by the worker (with 150 jobs running, beats at every 1 s poll of the lab
         # took 8% of its time: bench/RESULTS.md).
-        beat_every = max(params.poll_interval_seconds, beat_interval() or 0.0)
-        document = await self._jobs.wait(
-            params.vault,
+        return await self._jobs.wait(
+            vault,
             job_name,
-            since=params.not_before - CLOCK_SKEW,
-            poll_interval=params.poll_interval_seconds,
-            heartbeat=lambda latest: self._beat(write, params, job_name, latest),
-            heartbeat_every=beat_every,
-        )
-        fact = job_document_fact(document)
-        outcome = job_outcome(fact)
-        state = fact.state if outcome != JobOutcome.PARTIAL else fact.state_description
-        job: Any = asr_models.Job(document)
-        if outcome != JobOutcome.SUCCEEDED:
-            code, message = t.job_error(job)
-            if write.agent_may_be_missing:
-                raise _reprotect_failed(params, job_name, code, message)
-            raise ApplicationError(
-                f"ASR job {job_name} ({write.operation} of {params.item.name}) ended {state}: "
-                f"{code} {message}",
-                job_name,
-                type=errors.ASR_JOB_FAILED,
-                non_retryable=True,
-            )
-        return OperationResult(
-            operation=write.operation,
-            job_id=job_name,
-            state=state,
-            started_at=job.properties.start_time,
-            ended_at=job.properties.end_time,
-            resumed=resumed,
+            since=not_before - CLOCK_SKEW,
+            poll_interval=poll_interval,
+            heartbeat=beat,
+            heartbeat_every=max(poll_interval, beat_interval() or 0.0),
         )
 
-    def _beat(
-        self, write: Write, params: ItemOperationInput, job_name: str, latest: JobDocument | None
-    ) -> None:
+    def _beat(self, what: str, job_name: str, latest: JobDocument | None) -> None:
         """The heartbeat carries the job's name (a retry resumes it) and, while ASR holds the
         job Suspended (J-STATE), what the operator must do: the Web UI shows it on the pending
         activity, and the wait goes on until the job is resumed or cancelled."""
@@ -323,7 +427,7 @@ class AsrWrites:
             activity.heartbeat(job_name)
             return
         note = (
-            f"ASR job {job_name} ({write.operation} of {params.vm_name}) is Suspended: it waits "
+            f"ASR job {job_name} ({what}) is Suspended: it waits "
             "for an operator to resume or cancel it (Azure portal: Site Recovery jobs); the "
             "failback waits with it"
         )
@@ -356,13 +460,18 @@ class AsrWrites:
     def _refused(
         self, write: Write, params: ItemOperationInput, err: HttpResponseError
     ) -> Exception:
+        if write.agent_may_be_missing and _refusal(err):
+            code, message = t.arm_error(err)
+            return _reprotect_failed(params, "", f"{err.status_code or 0} {code}", message)
+        return self._refused_as(f"{write.operation} of {params.item.name}", err)
+
+    @staticmethod
+    def _refused_as(what: str, err: HttpResponseError) -> Exception:
         code, message = t.arm_error(err)
         status = err.status_code or 0
-        if write.agent_may_be_missing and _refusal(err):
-            return _reprotect_failed(params, "", f"{status} {code}", message)
         if 400 <= status < 500 and status != 429:
             return ApplicationError(
-                f"ASR refused {write.operation} of {params.item.name} ({status} {code}): {message}",
+                f"ASR refused {what} ({status} {code}): {message}",
                 type=errors.ASR_REQUEST_REFUSED,
                 non_retryable=True,
             )
@@ -370,10 +479,37 @@ class AsrWrites:
         # SDK retry), when ARM's Retry-After says rather than after the retry policy's growing
         # backoff; the next attempt looks for a job before it sends anything.
         return ApplicationError(
-            f"ASR answered {write.operation} of {params.item.name} with {status} {code}: {message}",
+            f"ASR answered {what} with {status} {code}: {message}",
             type=errors.ASR_BUSY,
             next_retry_delay=retry_after(err),
         )
+
+
+def _ended_job(
+    operation: AsrOperation, what: str, job_name: str, document: JobDocument, resumed: bool
+) -> OperationResult:
+    """The result of a job that ended; ASR_JOB_FAILED, with ASR's code and message, unless it
+    succeeded in full (J-STATE: a PartiallySucceeded job did not)."""
+    fact = job_document_fact(document)
+    outcome = job_outcome(fact)
+    state = fact.state if outcome != JobOutcome.PARTIAL else fact.state_description
+    job: Any = asr_models.Job(document)
+    if outcome != JobOutcome.SUCCEEDED:
+        code, message = t.job_error(job)
+        raise ApplicationError(
+            f"ASR job {job_name} ({what}) ended {state}: {code} {message}",
+            job_name,
+            type=errors.ASR_JOB_FAILED,
+            non_retryable=True,
+        )
+    return OperationResult(
+        operation=operation,
+        job_id=job_name,
+        state=state,
+        started_at=job.properties.start_time,
+        ended_at=job.properties.end_time,
+        resumed=resumed,
+    )
 
 
 def _reprotect_failed(

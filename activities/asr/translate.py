@@ -131,11 +131,14 @@ def recovery_point(document: dict[str, Any]) -> RecoveryPoint | None:
     )
 
 
-def is_multi_vm_sync_point(provider_details: Any) -> bool:
-    # The flag is a string, "true" or "false".
+def is_multi_vm_sync_point(provider_details: Any) -> bool | None:
+    """The flag is a string, "true" or "false"; None when the point carries no flag at all (the
+    spec example's points have no providerSpecificDetails)."""
     value = (
         provider_details.get("isMultiVmSyncPoint") if isinstance(provider_details, dict) else None
     )
+    if value is None:
+        return None
     return str(value).lower() == "true"
 
 

@@ -367,12 +367,45 @@ async def plan_action(
 ) -> web.Response:
     _check_vault(state, m)
     plan = _plan(state, m["plan"])
-    raise bad_request(
-        f"Recovery plan operations ({m['action']} on plan '{plan.name}') are not supported by the "
-        "lab: fail the plan's items over one by one (POST {RPI}/unplannedFailover with a Custom "
-        "recovery point), boot group by boot group.",
-        code="NotSupportedByLab",
-    )
+    if m["action"].lower() != "unplannedfailover":
+        raise bad_request(
+            f"Recovery plan operations other than unplannedFailover ({m['action']} on plan "
+            f"'{plan.name}') are not supported by the lab.",
+            code="NotSupportedByLab",
+        )
+    job = state.start_plan_failover(plan, body)
+    base = str(request.url.origin())
+    query = f"?api-version={ASR_API_VERSION}"
+    # As recorded (hyperv-RPFailback.json): the plan's operationresults, and the vault's
+    # operation status, both named by the job.
+    result = f"{state.ids.recovery_plan(plan.name)}/operationresults/{job.name}"
+    headers = {
+        "Location": f"{base}{result}{query}",
+        "Azure-AsyncOperation": f"{base}{state.ids.operation_status(job.name)}{query}",
+        "Retry-After": _retry_after(state),
+        "x-ms-request-id": state.ids.job(job.name),
+    }
+    return web.Response(status=202, headers=headers)
+
+
+@_route(
+    "GET", rf"{_V}/replicationRecoveryPlans/(?P<plan>{_NAME})/operationresults/(?P<job>{_NAME})"
+)
+async def plan_operation_result(
+    request: web.Request, state: SimulatorState, m: dict[str, str], body: Any
+) -> web.Response:
+    _check_vault(state, m)
+    plan = _plan(state, m["plan"])
+    job = state.job(m["job"])
+    if job is None or job.plan is None or job.plan.name.lower() != plan.name.lower():
+        raise not_found(f"Operation '{m['job']}' was not found for recovery plan '{plan.name}'.")
+    if not job.finished:
+        return web.Response(
+            status=202,
+            headers={"Location": str(request.url), "Retry-After": _retry_after(state)},
+        )
+    # Recorded: 204 with no body once the plan's job has ended.
+    return web.Response(status=204)
 
 
 # -- ASR: jobs and operation status ----------------------------------------------------------
@@ -844,7 +877,8 @@ async def lab_state(request: web.Request) -> web.Response:
                 {
                     "job": j.name,
                     "operation": j.operation.value,
-                    "item": j.item.name,
+                    "item": j.item.name if j.item is not None else None,
+                    "recovery_plan": j.plan.name if j.plan is not None else None,
                     "state": j.state,
                     "start_time": iso(j.start_time),
                     "request_body": j.request_body,

@@ -21,10 +21,16 @@ from typing import Any, Literal
 from lab.asr_sim.arm import ArmError, asr_refusal, bad_request, utcnow
 from lab.asr_sim.effects import VCenterEffectError, VCenterEffects
 from lab.asr_sim.faults import FaultBook, JobFailureFault, JobStateFault
-from lab.asr_sim.operations import OPERATIONS, Operation, OperationSpec, TaskSpec
+from lab.asr_sim.operations import OPERATIONS, Operation, OperationSpec, TaskSpec, task_names
 from lab.asr_sim.recovery_points import RecoveryPoint, generate_recovery_points
 from lab.asr_sim.topology import ArmIds, FabricCatalog, stable_guid
-from lab.scenario import ProtectedItemSpec, Scenario, WireSpec, registration_delay
+from lab.scenario import (
+    ProtectedItemSpec,
+    RecoveryPlanSpec,
+    Scenario,
+    WireSpec,
+    registration_delay,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +43,7 @@ AGENT_VERSION = "9.62.7172.1"
 AGENT_NOT_INSTALLED_CODE = "99016"
 OPERATION_IN_PROGRESS_CODE = "99409"
 OPERATION_NOT_ALLOWED_CODE = "99400"
+GROUP_MEMBER_ALONE_CODE = "99030"
 FAILBACK_VM_START_CODE = "8038"
 # Codes from Microsoft's troubleshooting docs (see asr-rest-notes.md).
 CS_UNREACHABLE_CODE = "95226"
@@ -133,7 +140,8 @@ class TaskRecord:
 class Job:
     name: str
     operation: Operation
-    item: ItemState
+    # None for a recovery plan's job, whose items are `members`.
+    item: ItemState | None
     start_time: dt.datetime
     tasks: list[TaskRecord]
     activity_id: str
@@ -146,10 +154,25 @@ class Job:
     state: JobState = "InProgress"
     end_time: dt.datetime | None = None
     errors: list[JobErrorRecord] = field(default_factory=list)
+    plan: RecoveryPlanSpec | None = None
+    members: tuple[ItemState, ...] = ()
 
     @property
     def spec(self) -> OperationSpec:
         return OPERATIONS[self.operation]
+
+    @property
+    def targets(self) -> tuple[ItemState, ...]:
+        """The items the job acts on: its item, or its plan's members."""
+        return self.members if self.item is None else (self.item,)
+
+    @property
+    def target_name(self) -> str:
+        """What the job names as its target: the VM's or the plan's friendly name."""
+        if self.item is not None:
+            return self.item.spec.vm_name
+        assert self.plan is not None
+        return self.plan.name
 
     @property
     def finished(self) -> bool:
@@ -360,6 +383,8 @@ class SimulatorState:
         self.schema_check = False
         self.schema_violations: list[dict[str, str]] = []
         self.jobs: dict[str, Job] = {}
+        # Each recovery plan's last job, which the plan shows as its currentScenario.
+        self.plan_jobs: dict[str, Job] = {}
         self.items: dict[str, ItemState] = {}
         for spec in scenario.azure.items:
             replicating = spec.state == "replicating-back"
@@ -430,6 +455,156 @@ class SimulatorState:
         runner.add_done_callback(self._running.discard)
         return job
 
+    def start_plan_failover(self, plan: RecoveryPlanSpec, body: Any) -> Job:
+        """A recovery plan's unplannedFailover back to on-premises: one job that fails its boot
+        groups over one after the other, the machines of a group together, and stops at the
+        first group with a machine that did not fail over (those before stay failed over)."""
+        members = [self.items[name.lower()] for group in plan.boot_groups for name in group]
+        for member in members:
+            self._refuse_if_busy_or_not_allowed(member, Operation.UNPLANNED_FAILOVER)
+        point_type = self._plan_failover_point_type(plan, body)
+        points = {m.name: self._plan_point(plan, m, point_type) for m in members}
+        failures = {
+            m.name: self.faults.take_job_failure(Operation.UNPLANNED_FAILOVER, m.name)
+            for m in members
+        }
+        tasks = [TaskSpec("RecoveryPlanPrerequisitesCheck", "Prerequisites check")]
+        # Each machine's own prerequisites are checked as its group fails over.
+        effects: dict[str, TaskEffect] = {}
+        for index, names in enumerate(plan.boot_groups, start=1):
+            task = f"RecoveryPlanGroup{index}Failover"
+            tasks.append(TaskSpec(task, f"Group {index}: Fail over and start the machines"))
+            group = [self.items[name.lower()] for name in names]
+            effects[task] = self._plan_group_effect(group, points, failures)
+
+        now = self.clock()
+        name = str(uuid.uuid4())
+        job = Job(
+            name=name,
+            operation=Operation.UNPLANNED_FAILOVER,
+            item=None,
+            plan=plan,
+            members=tuple(members),
+            start_time=now,
+            tasks=[TaskRecord(spec=t, task_id=str(uuid.uuid4())) for t in tasks],
+            activity_id=f"{uuid.uuid4()} ActivityId: {uuid.uuid4()}",
+            injected_failure=None,
+            injected_state=self.faults.take_job_state(Operation.UNPLANNED_FAILOVER, plan.name),
+            request_body=body,
+        )
+        self.jobs[name.lower()] = job
+        self.plan_jobs[plan.name.lower()] = job
+        for member in members:
+            member.current_job = job
+        runner = asyncio.get_running_loop().create_task(
+            self._run(job, _JobPlan(effects=effects, on_success=lambda now: None))
+        )
+        self._running.add(runner)
+        runner.add_done_callback(self._running.discard)
+        return job
+
+    def _plan_failover_point_type(self, plan: RecoveryPlanSpec, body: Any) -> str:
+        props = _object(body, "properties", "the request body")
+        direction = _string(props, "failoverDirection", "properties")
+        if direction.lower() != "recoverytoprimary":
+            raise bad_request(
+                f"properties.failoverDirection is '{direction}', but recovery plan '{plan.name}' "
+                "has on-premises as its primary site and its machines run in Azure, so failing "
+                "them back is 'RecoveryToPrimary'.",
+                target="properties.failoverDirection",
+            )
+        details = props.get("providerSpecificDetails")
+        inmage = [
+            d
+            for d in details or []
+            if isinstance(d, dict) and str(d.get("instanceType", "")).lower() == "inmage"
+        ]
+        if len(inmage) != 1:
+            raise bad_request(
+                "properties.providerSpecificDetails must hold one input with instanceType "
+                f"'InMage' for recovery plan '{plan.name}', whose machines replicate with it.",
+                target="properties.providerSpecificDetails",
+            )
+        where = "properties.providerSpecificDetails[0]"
+        point_type = _string(inmage[0], "recoveryPointType", where)
+        if point_type.lower() not in ("latesttime", "latesttag"):
+            raise bad_request(
+                f"{where}.recoveryPointType is '{point_type}'; a recovery plan fails over to "
+                "'LatestTime' or 'LatestTag'.",
+                target=f"{where}.recoveryPointType",
+            )
+        return point_type.lower()
+
+    def _plan_point(
+        self, plan: RecoveryPlanSpec, item: ItemState, point_type: str
+    ) -> RecoveryPoint:
+        """LatestTime: the item's newest point. LatestTag: its newest application-consistent
+        one, or for a replication group's member the newest multi-VM sync point common to the
+        group's members in the plan (UNVERIFIED: what ASR does, as its documentation says)."""
+        now = self.clock()
+        points = item.visible_recovery_points(now)
+        if not points:
+            raise bad_request(f"Protected item '{item.name}' has no recovery point.")
+        if point_type == "latesttime":
+            return points[0]
+        group = item.spec.replication_group
+        if group is None:
+            tagged = [p for p in points if p.type == "ApplicationConsistent"]
+            if not tagged:
+                raise bad_request(
+                    f"Protected item '{item.name}' has no application-consistent recovery point."
+                )
+            return tagged[0]
+        members = [
+            self.items[name.lower()]
+            for names in plan.boot_groups
+            for name in names
+            if self.items[name.lower()].spec.replication_group == group
+        ]
+        common = set.intersection(
+            *(
+                {p.time for p in m.visible_recovery_points(now) if p.is_multi_vm_sync_point}
+                for m in members
+            )
+        )
+        if not common:
+            raise bad_request(
+                f"Replication group '{group}' has no multi-VM consistent recovery point common to "
+                "all its virtual machines."
+            )
+        when = max(common)
+        return next(p for p in points if p.time == when and p.is_multi_vm_sync_point)
+
+    def _plan_group_effect(
+        self,
+        group: list[ItemState],
+        points: dict[str, RecoveryPoint],
+        failures: dict[str, JobFailureFault | None],
+    ) -> TaskEffect:
+        """One boot group: each machine's item failover tasks, the machines together."""
+
+        async def fail_over(item: ItemState) -> None:
+            plan = self._failover_job_plan(item, points[item.name])
+            injected = failures.get(item.name)
+            for task in task_names(Operation.UNPLANNED_FAILOVER):
+                if injected is not None and injected.failing_task == task:
+                    raise JobFailure(
+                        injected.code,
+                        f"{item.spec.vm_name}: {injected.message}",
+                        possible_causes=injected.possible_causes or "",
+                        recommended_action=injected.recommended_action or "",
+                    )
+                effect = plan.effects.get(task)
+                if effect is not None:
+                    await effect()
+            plan.on_success(self.clock())
+            item.current_job = None
+
+        async def run() -> None:
+            await asyncio.gather(*(fail_over(item) for item in group))
+
+        return run
+
     async def aclose(self) -> None:
         for runner in list(self._running):
             runner.cancel()
@@ -496,7 +671,25 @@ class SimulatorState:
                 "on-premises); failover input of another provider is not supported by the lab.",
                 target="properties.providerSpecificDetails.instanceType",
             )
-        point = self._choose_point(item, details)
+        self._refuse_group_member_alone(item)
+        return self._failover_job_plan(item, self._choose_point(item, details))
+
+    def _refuse_group_member_alone(self, item: ItemState) -> None:
+        group = item.spec.replication_group
+        if group is None or self.wire.group_member_failover == "item-too":
+            return
+        raise asr_refusal(
+            400,
+            GROUP_MEMBER_ALONE_CODE,
+            f"Protected item '{item.name}' ({item.spec.vm_name}) is part of replication group "
+            f"'{group}' and cannot be failed over on its own.",
+            possible_causes="The virtual machines of a replication group fail over together.",
+            recommended_action="Fail the group over with a recovery plan that contains all its "
+            "virtual machines.",
+        )
+
+    def _failover_job_plan(self, item: ItemState, point: RecoveryPoint) -> _JobPlan:
+        """What failing `item` back to `point` does, task by task."""
 
         async def check_prerequisites() -> None:
             self._require_configuration_server("Failover", item)
@@ -1078,7 +1271,7 @@ class SimulatorState:
             plan.on_success(now)
             job.state = "Succeeded"
             job.end_time = now
-            job.item.current_job = None
+            _release(job)
             if job.injected_state is not None and job.injected_state.state == "PartiallySucceeded":
                 job.state_description = "PartiallySucceeded"
                 job.tasks[-1].state = "Failed"
@@ -1130,8 +1323,14 @@ class SimulatorState:
         job.errors.append(record)
         job.state = "Failed"
         job.end_time = now
-        job.item.current_job = None
+        _release(job)
         log.info("job %s (%s) failed: %s", job.name, job.operation.value, failure)
+
+
+def _release(job: Job) -> None:
+    for item in job.targets:
+        if item.current_job is job:
+            item.current_job = None
 
 
 def _object(container: Any, key: str, where: str) -> dict[str, Any]:

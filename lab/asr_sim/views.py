@@ -70,6 +70,20 @@ def _idle_scenario(state: SimulatorState) -> dict[str, Any]:
     }
 
 
+def _scenario(state: SimulatorState, job: Job) -> dict[str, Any]:
+    return {
+        "scenarioName": job.spec.scenario_name,
+        "jobId": state.ids.job(job.name),
+        "startTime": iso(job.start_time),
+    }
+
+
+def _plan_scenario_status(job: Job | None) -> str:
+    if job is None:
+        return "None"
+    return job.state if job.finished else "InProgress"
+
+
 def _multi_vm_group(state: SimulatorState, spec: ProtectedItemSpec) -> dict[str, Any]:
     group = spec.replication_group
     if group is None and state.wire.standalone_group == "auto-created":
@@ -89,14 +103,7 @@ def item_resource(state: SimulatorState, item_name: str, now: dt.datetime) -> di
     azure = state.scenario.azure
     spec = item.spec
     job = item.current_job
-    if job is not None:
-        current_scenario = {
-            "scenarioName": job.spec.scenario_name,
-            "jobId": ids.job(job.name),
-            "startTime": iso(job.start_time),
-        }
-    else:
-        current_scenario = _idle_scenario(state)
+    current_scenario = _scenario(state, job) if job is not None else _idle_scenario(state)
     # InMageAzureV2 (on-premises -> Azure): before the reprotect to on-premises and after the
     # reprotect back to Azure; InMage (Azure -> on-premises) in between.
     to_azure = item.phase in (Phase.FAILED_OVER_TO_AZURE, Phase.REPLICATING_TO_AZURE)
@@ -422,6 +429,7 @@ def recovery_plan_resource(state: SimulatorState, plan: RecoveryPlanSpec) -> dic
     # UNVERIFIED: the lab offers a plan the operations every member allows (bar disabling
     # protection, which is an item operation).
     now = state.clock()
+    last = state.plan_jobs.get(plan.name.lower())
     allowed = [
         op
         for op in allowed_operations(members[0], now)
@@ -457,11 +465,14 @@ def recovery_plan_resource(state: SimulatorState, plan: RecoveryPlanSpec) -> dic
             "replicationProviders": providers,
             "allowedOperations": allowed,
             "lastPlannedFailoverTime": None,
-            "lastUnplannedFailoverTime": None,
+            "lastUnplannedFailoverTime": iso(last.start_time) if last is not None else None,
             "lastTestFailoverTime": None,
-            "currentScenario": _idle_scenario(state),
-            "currentScenarioStatus": "None",
-            "currentScenarioStatusDescription": "None",
+            # Recorded: the plan keeps naming its last job, with that job's status, after it ended.
+            "currentScenario": _scenario(state, last)
+            if last is not None
+            else _idle_scenario(state),
+            "currentScenarioStatus": _plan_scenario_status(last),
+            "currentScenarioStatusDescription": _state_description(_plan_scenario_status(last)),
             "groups": [
                 group("Shutdown", []),
                 group("Failover", []),
@@ -484,7 +495,7 @@ def job_resource(state: SimulatorState, job: Job) -> dict[str, Any]:
         "properties": {
             "activityId": job.activity_id,
             "scenarioName": job.spec.scenario_name,
-            "friendlyName": f"{job.spec.friendly_name} ({job.item.spec.vm_name})",
+            "friendlyName": f"{job.spec.friendly_name} ({job.target_name})",
             "state": job.state,
             "stateDescription": job.state_description or _state_description(job.state),
             "tasks": [_task(t) for t in job.tasks],
@@ -492,15 +503,30 @@ def job_resource(state: SimulatorState, job: Job) -> dict[str, Any]:
             "startTime": iso(job.start_time),
             "endTime": iso(job.end_time),
             "allowedActions": [],
-            # ASR's own id of the protected entity, a GUID that is not the item's ARM name
+            # ASR's own id of the protected entity or plan, a GUID that is not its ARM name
             # (ReplicationJobs_Get example; the V2A PowerShell walkthrough).
-            "targetObjectId": stable_guid("protected-entity", job.item.name),
-            "targetObjectName": job.item.spec.vm_name,
-            "targetInstanceType": "ProtectionEntity",
-            "customDetails": {
-                "instanceType": "AsrJobDetails",
-                "affectedObjectDetails": {"ProtectedItemId": state.ids.item(job.item.name)},
-            },
+            **_job_target(state, job),
+        },
+    }
+
+
+def _job_target(state: SimulatorState, job: Job) -> dict[str, Any]:
+    if job.item is None:
+        assert job.plan is not None
+        return {
+            "targetObjectId": stable_guid("recovery-plan", job.plan.name),
+            "targetObjectName": job.plan.name,
+            # As the ReplicationJobs_Get example names a plan's job.
+            "targetInstanceType": "RecoveryPlan",
+            "customDetails": {"instanceType": "AsrJobDetails", "affectedObjectDetails": {}},
+        }
+    return {
+        "targetObjectId": stable_guid("protected-entity", job.item.name),
+        "targetObjectName": job.item.spec.vm_name,
+        "targetInstanceType": "ProtectionEntity",
+        "customDetails": {
+            "instanceType": "AsrJobDetails",
+            "affectedObjectDetails": {"ProtectedItemId": state.ids.item(job.item.name)},
         },
     }
 

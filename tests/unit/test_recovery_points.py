@@ -189,24 +189,54 @@ def test_the_selectable_points_choose_what_all_the_points_choose(
 
 
 @given(histories(), st.sampled_from(["latest", "app-consistent"]))
-def test_a_point_is_named_by_id_only_where_nothing_else_names_it(
+def test_a_point_is_named_as_azure_powershell_names_it(
     machines: list[MachinePoints], policy: PointPolicy
 ) -> None:
-    """RP-ASK: LatestTime for `latest`, LatestTag for a standalone machine's app-consistent
-    point, Custom (by id) only for a replication group's common point; and what ASR takes for
-    LatestTime/LatestTag is the very point chosen here, as long as no newer one arrives."""
+    """RP-ASK: LatestTime for `latest`, LatestTag for `app-consistent`, never Custom; what ASR
+    takes for them is the very point chosen here (for a group member, through the plan's
+    failover: the group's common multi-VM point), as long as no newer one arrives."""
     try:
         choice = choose_recovery_points(machines, policy)
     except RecoveryPointSelectionError:
         return
     for machine in machines:
         chosen = choice.for_item(machine.item_name)
+        assert chosen.asked_as == ("LatestTime" if policy == "latest" else "LatestTag")
         if policy == "latest":
-            assert chosen.asked_as == "LatestTime"
             assert chosen.chosen.time == max(p.time for p in machine.points)
         elif machine.replication_group is None:
-            assert chosen.asked_as == "LatestTag"
             tagged = [p for p in machine.points if p.app_consistent]
             assert chosen.chosen.time == max(p.time for p in tagged)
         else:
-            assert chosen.asked_as == "Custom"
+            group = next(g for g in choice.groups if g.group == machine.replication_group)
+            assert chosen.chosen.time == group.common_point_time
+
+
+@given(histories())
+def test_a_group_whose_points_carry_no_flag_leaves_the_common_point_to_asr(
+    machines: list[MachinePoints],
+) -> None:
+    """ASR may not say which points are multi-VM sync points (no providerSpecificDetails, as in
+    the spec example): the client cannot compute the group's common point, so it names none and
+    lets the plan's failover take it; each member's newest application-consistent point bounds
+    it, and a member without any refuses the group."""
+    unflagged = [
+        m.model_copy(
+            update={
+                "points": [p.model_copy(update={"multi_vm_sync_point": None}) for p in m.points]
+            }
+        )
+        for m in machines
+    ]
+    try:
+        choice = choose_recovery_points(unflagged, "app-consistent")
+    except RecoveryPointSelectionError as refused:
+        assert any(not m.points or not any(p.app_consistent for p in m.points) for m in unflagged)
+        assert refused.problems
+        return
+    for group in choice.groups:
+        assert group.chosen_by_asr and group.common_point_time is None
+    for machine in unflagged:
+        chosen = choice.for_item(machine.item_name)
+        assert chosen.asked_as == "LatestTag"
+        assert chosen.chosen.time == max(p.time for p in machine.points if p.app_consistent)
