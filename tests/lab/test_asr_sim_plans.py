@@ -15,9 +15,11 @@ from tests.lab.conftest import SimLab, StartLab
 SCENARIOS = Path(__file__).resolve().parents[2] / "lab" / "scenarios"
 
 
-def plan_scenario(**extra_plans: list[list[str]]) -> Scenario:
-    """lab/scenarios/recovery-plan.json with quick jobs, plus `extra_plans` (name: boot groups)."""
+def plan_scenario(wire: dict[str, Any] | None = None, **extra_plans: list[list[str]]) -> Scenario:
+    """lab/scenarios/recovery-plan.json with quick jobs, plus `extra_plans` (name: boot groups)
+    and `wire` switches."""
     data = json.loads((SCENARIOS / "recovery-plan.json").read_text())
+    data["azure"]["wire"] = {**data["azure"].get("wire", {}), **(wire or {})}
     for name, groups in extra_plans.items():
         data["azure"]["recovery_plans"].append({"name": name, "boot_groups": groups})
     data["azure"]["jobs"] = JobTimings(
@@ -194,7 +196,21 @@ def test_group_members_share_sync_point_times_and_the_laggard_lacks_the_newest(
     assert all(_sync(p) == "false" for p in plan_lab.points("cache-01-item"))
 
 
-def test_custom_failover_takes_only_a_point_of_the_same_item(plan_lab: PlanLab) -> None:
+def test_a_group_member_fails_over_only_with_its_plan(plan_lab: PlanLab) -> None:
+    """Audit row 2 (LIKELY, the default switch): an item failover of a member of a replication
+    group a person made is refused, in ASR's refusal shape; the client never sends one."""
+    own = _app_points(plan_lab.points("db-01-item"))[0]
+    with pytest.raises(HttpResponseError) as refused:
+        plan_lab.failover("db-01-item", own.id)
+    assert refused.value.status_code == 400
+    _, message = _error(refused.value)
+    assert "rg-db" in message and "on its own" in message
+    assert plan_lab.state()["jobs"] == []
+
+
+def test_custom_failover_takes_only_a_point_of_the_same_item(start_lab: StartLab) -> None:
+    plan_lab = start_lab(plan_scenario(wire={"group_member_failover": "item-too"}), kind=PlanLab)
+    assert isinstance(plan_lab, PlanLab)
     db1_app = _app_points(plan_lab.points("db-01-item"))
     db2_newest = _app_points(plan_lab.points("db-02-item"))[0]
     with pytest.raises(HttpResponseError) as refused:
@@ -224,7 +240,10 @@ def test_custom_failover_takes_only_a_point_of_the_same_item(plan_lab: PlanLab) 
     assert db1_state["replication_group"] == "rg-db"
 
 
-def test_plan_level_operations_are_refused(plan_lab: PlanLab) -> None:
+def test_a_plan_fails_over_whole_at_its_groups_common_point(plan_lab: PlanLab) -> None:
+    """FO-PLAN as Azure PowerShell sends it: one job for the plan, named by the plan; every
+    member fails over, a replication group's members to their newest common multi-VM sync point;
+    the plan keeps naming its job, Succeeded, as recorded. Other plan operations are refused."""
     a = plan_lab.scenario.azure
     body = {
         "properties": {
@@ -235,18 +254,43 @@ def test_plan_level_operations_are_refused(plan_lab: PlanLab) -> None:
             ],
         }
     }
+    common = set.intersection(
+        *(
+            {p.name for p in _app_points(plan_lab.points(name)) if _sync(p) == "true"}
+            for name in ("db-01-item", "db-02-item")
+        )
+    )
+    poller = plan_lab.asr.replication_recovery_plans.begin_unplanned_failover(
+        a.resource_group, a.vault, "plan-erp", body, polling_interval=0.1
+    )
+    poller.result()
+    state = plan_lab.state()
+    (operation,) = state["operations"]
+    assert operation["recovery_plan"] == "plan-erp" and operation["state"] == "Succeeded"
+    (job,) = state["jobs"]
+    assert job["properties"]["targetObjectName"] == "plan-erp"
+    assert job["properties"]["targetInstanceType"] == "RecoveryPlan"
+    assert job["properties"]["scenarioName"] == "UnplannedFailover"
+    items = {i["name"]: i for i in state["items"]}
+    members = [n for g in plan_lab.scenario.recovery_plan("plan-erp").boot_groups for n in g]
+    assert {items[n]["phase"] for n in members} == {"FailoverCommitPending"}
+    points = {items[n]["failover_recovery_point"] for n in ("db-01-item", "db-02-item")}
+    assert points == {max(common)}
+
+    plan = plan_lab.asr.replication_recovery_plans.get(a.resource_group, a.vault, "plan-erp")
+    assert plan.properties.current_scenario.job_id.endswith(job["name"])
+    assert plan.properties.current_scenario_status == "Succeeded"
+
     with pytest.raises(HttpResponseError) as refused:
-        plan_lab.asr.replication_recovery_plans.begin_unplanned_failover(
-            a.resource_group, a.vault, "plan-erp", body
+        plan_lab.asr.replication_recovery_plans.begin_failover_commit(
+            a.resource_group, a.vault, "plan-erp"
         )
     assert refused.value.status_code == 400
-    code, message = _error(refused.value)
-    assert code == "NotSupportedByLab" and "plan-erp" in message
+    assert _error(refused.value)[0] == "NotSupportedByLab"
     with pytest.raises(ResourceNotFoundError):
         plan_lab.asr.replication_recovery_plans.begin_failover_commit(
             a.resource_group, a.vault, "plan-nowhere"
         )
-    assert plan_lab.state()["jobs"] == []
 
 
 def test_no_common_point_scenario_through_the_sdk(start_lab: StartLab) -> None:

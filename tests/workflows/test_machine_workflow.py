@@ -71,8 +71,10 @@ class FakeWorld:
         boot_reads: int = 0,
         agent_missing_on_first_reprotect: bool = False,
         reprotect_failures: int = 0,
+        replication_group: str | None = None,
     ) -> None:
         self.calls: Counter[str] = Counter()
+        self.replication_group = replication_group
         self.agent_delay = agent_delay
         self.boot_reads = boot_reads
         self.agent_missing_on_first_reprotect = agent_missing_on_first_reprotect
@@ -97,6 +99,7 @@ class FakeWorld:
         return DiscoveredMachine(
             item=ProtectedItemRef(fabric="f", container="c", name="web-01-item"),
             vm_name="web-01",
+            replication_group=self.replication_group,
             os_type="Linux",
             protection_state="Protected",
             allowed_operations=["UnplannedFailover"],
@@ -444,6 +447,24 @@ async def test_failed_verification_fails_the_failback_without_commit(env: Workfl
     assert "verification failed" in str(cause)
     assert "poweredOff" in str(cause)
     assert world.calls["commit_failover"] == 0
+
+
+async def test_a_replication_group_member_alone_is_refused_before_anything_is_sent(
+    env: WorkflowEnvironment,
+) -> None:
+    """R17: a member of a replication group fails back only with its group, through its plan."""
+    world = FakeWorld(replication_group="rg-web")
+    task_queue = f"tq-{uuid.uuid4()}"
+    async with worker(env, world, task_queue):
+        handle = await start(env.client, world, task_queue)
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+        status = await handle.query(MachineFailbackWorkflow.status)
+    assert status.phase == Phase.FAILED and status.operations == []
+    message = str(failure.value.cause)
+    assert "R17" in message and "rg-web" in message and "--recovery-plan" in message
+    assert world.calls["discover_machine"] == 1
+    assert set(world.calls) == {"discover_machine"}
 
 
 async def test_workflows_and_activities_are_traced(env: WorkflowEnvironment) -> None:

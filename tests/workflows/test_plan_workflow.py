@@ -40,6 +40,7 @@ from domain.models import (
     OnPremVmState,
     OperationResult,
     PlanFailbackInput,
+    PlanFailoverInput,
     ProtectedItemRef,
     ReadAsrFactsInput,
     ReadRecoveryPointsInput,
@@ -91,8 +92,13 @@ class FakePlanWorld:
         failing_failover: str | None = None,
         groups: list[list[str]] = GROUPS,
         windows_2008: str | None = None,
+        replication_group: bool = True,
+        failing_plan_failover: bool = False,
     ) -> None:
         self.groups = groups
+        # db-01 and db-02 in replication group rg-db: the plan then fails over whole (FO-PLAN).
+        self.replication_group = replication_group
+        self.failing_plan_failover = failing_plan_failover
         self.windows_2008 = windows_2008
         self.events: list[tuple[str, str]] = []
         self.failover_reads: dict[str, int] = {}
@@ -103,7 +109,10 @@ class FakePlanWorld:
         return DiscoveredPlan(
             name=params.recovery_plan,
             boot_groups=[
-                [machine(n, "rg-db" if n.startswith("db") else None) for n in group]
+                [
+                    machine(n, "rg-db" if n.startswith("db") and self.replication_group else None)
+                    for n in group
+                ]
                 for group in self.groups
             ],
         )
@@ -199,6 +208,21 @@ class FakePlanWorld:
         self.failover_reads[name] = 0
         return self._op("unplannedFailover")
 
+    @fake_of(AsrActivities.fail_over_plan)
+    async def fail_over_plan(self, params: PlanFailoverInput) -> OperationResult:
+        self.events.append(("fail_over_plan", params.recovery_plan))
+        self.events.append(("point", f"{params.recovery_plan}={params.recovery_point_type}"))
+        if self.failing_plan_failover:
+            raise ApplicationError(
+                "ASR job j (unplannedFailover of recovery plan plan-erp) ended Failed: 8038 "
+                "db-02: failed to bring up the on-premises VM",
+                type=errors.ASR_JOB_FAILED,
+                non_retryable=True,
+            )
+        for name in (n for group in self.groups for n in group):
+            self.failover_reads[name] = 0
+        return self._op("unplannedFailover")
+
     @fake_of(VSphereActivities.read_onprem_vm)
     async def read_onprem_vm(self, params: OnPremVmQuery) -> OnPremVmState:
         reads = self.failover_reads.get(params.vm_name, 0) + 1
@@ -254,6 +278,7 @@ class FakePlanWorld:
             self.read_onprem_facts,
             self.read_recovery_points,
             self.fail_over,
+            self.fail_over_plan,
             self.read_onprem_vm,
             self.read_azure_vm,
             self.read_verification_state,
@@ -305,7 +330,9 @@ def plan_input(policy: str = "app-consistent") -> PlanFailbackInput:
 
 
 async def test_boot_groups_in_order_and_one_approval(env: WorkflowEnvironment) -> None:
-    world = FakePlanWorld()
+    """A plan without a replication group fails over machine by machine, each boot group
+    verified before the next starts, each machine at the point shown (RP-ASK)."""
+    world = FakePlanWorld(replication_group=False)
     async with started_plan(env, world) as handle:
         await until_awaiting_approval(env, handle)
         assert not [e for e in world.events if e[0] == "commit"]
@@ -322,18 +349,17 @@ async def test_boot_groups_in_order_and_one_approval(env: WorkflowEnvironment) -
 
     assert result.outcome == "completed"
     assert sorted(result.machines) == ["app-01-item", "db-01-item", "db-02-item", "web-01-item"]
+    assert not [e for e in world.events if e[0] == "fail_over_plan"]
     order = [(kind, name) for kind, name in world.events if kind in ("fail_over", "verified")]
     position = {event: index for index, event in enumerate(order)}
     for earlier, later in itertools.pairwise(GROUPS):
         for first in earlier:
             for second in later:
                 assert position[("verified", first)] < position[("fail_over", second)]
-    # app-consistent: both db members fail over at the group's common point (db-02 lags), named
-    # by id; standalone web-01 at ASR's newest application-consistent point (RP-ASK).
+    # app-consistent: each machine at ASR's newest application-consistent point, named as Azure
+    # PowerShell names it, never by id.
     points = dict(e[1].split("=", 1) for e in world.events if e[0] == "point")
-    assert points["db-01"].startswith("Custom:") and points["db-01"].endswith("rp-60")
-    assert points["db-02"].startswith("Custom:") and points["db-02"].endswith("rp-60")
-    assert points["web-01"] == "LatestTag:None"
+    assert points == {name: "LatestTag:None" for group in GROUPS for name in group}
     for machine_result in result.machines.values():
         approval = machine_result.status.approval
         assert approval is not None and approval.approved_by == "ops"
@@ -342,10 +368,52 @@ async def test_boot_groups_in_order_and_one_approval(env: WorkflowEnvironment) -
     assert len(commits) == 4
 
 
+async def test_a_plan_with_a_replication_group_fails_over_whole(env: WorkflowEnvironment) -> None:
+    """FO-PLAN: db-01 and db-02 are a replication group, so the plan fails over in one ASR job
+    (LatestTag: the group's common multi-VM point); no machine sends a failover of its own, each
+    verifies, boot group by boot group, and all are committed after the one approval."""
+    world = FakePlanWorld()
+    async with started_plan(env, world) as handle:
+        await until_awaiting_approval(env, handle)
+        status = await handle.query(PlanFailbackWorkflow.status)
+        await handle.signal(PlanFailbackWorkflow.approve_commit, ApprovalRequest(approved_by="ops"))
+        result = await asyncio.wait_for(handle.result(), 60)
+
+    assert result.outcome == "completed"
+    assert [e for e in world.events if e[0] in ("fail_over_plan", "fail_over")] == [
+        ("fail_over_plan", "plan-erp")
+    ]
+    assert ("point", "plan-erp=LatestTag") in world.events
+    assert status.failover is not None and status.failover.operation == "unplannedFailover"
+    rg_db = next(g for g in status.recovery_points.groups if g.group == "rg-db")
+    assert rg_db.common_point_time == T0 + timedelta(minutes=60)  # db-02 lags
+    verified = [name for kind, name in world.events if kind == "verified"]
+    assert sorted(verified) == sorted(n for group in GROUPS for n in group)
+    for machine_result in result.machines.values():
+        operations = [op.operation for op in machine_result.status.operations]
+        assert operations == ["unplannedFailover", "failoverCommit", "reProtect"]
+    assert len([e for e in world.events if e[0] == "commit"]) == 4
+
+
+async def test_a_failed_plan_failover_starts_no_machine_and_commits_nothing(
+    env: WorkflowEnvironment,
+) -> None:
+    world = FakePlanWorld(failing_plan_failover=True)
+    async with started_plan(env, world) as handle:
+        with pytest.raises(WorkflowFailureError) as failure:
+            await asyncio.wait_for(handle.result(), 60)
+        status = await handle.query(PlanFailbackWorkflow.status)
+    message = str(failure.value.cause)
+    assert "recovery plan's failover failed" in message and "8038" in message
+    assert "Nothing was committed" in message
+    assert status.phase == "failed" and status.failed == {}
+    assert not [e for e in world.events if e[0] in ("fail_over", "commit", "verified")]
+
+
 async def test_a_failing_machine_stops_later_groups_and_nothing_is_committed(
     env: WorkflowEnvironment,
 ) -> None:
-    world = FakePlanWorld(failing_failover="db-02")
+    world = FakePlanWorld(failing_failover="db-02", replication_group=False)
     async with started_plan(env, world) as handle:
         with pytest.raises(WorkflowFailureError) as failure:
             await asyncio.wait_for(handle.result(), 60)
