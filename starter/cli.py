@@ -11,11 +11,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from worker.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from domain.models import MachineChoice
 
 T = TypeVar("T")
 
@@ -301,20 +304,36 @@ def preview_command(recovery_plan: str, recovery_point: str, as_json: bool) -> N
             f"({machine.chosen.type}), latest {machine.latest.time.isoformat()}, "
             f"data-loss window {_minutes(machine.data_loss_window_seconds)}"
         )
-        if machine.asked_as == "Custom":
-            click.echo(f"      point {machine.chosen.id} (asked for by id)")
-        else:
-            newest = "newest" if machine.asked_as == "LatestTime" else "newest app-consistent"
-            click.echo(
-                f"      asked as {machine.asked_as}: ASR's {newest} point when it fails over, "
-                "this one or a newer one"
-            )
+        click.echo(f"      asked as {machine.asked_as}: {_what_asr_takes(machine)}")
     for group in choice.groups:
-        if group.common_point_time is not None:
-            click.echo(
-                f"  replication group {group.group} ({', '.join(group.members)}): common point "
-                f"{group.common_point_time.isoformat()}"
-            )
+        common = (
+            group.common_point_time.isoformat()
+            if group.common_point_time is not None
+            else "ASR's to pick (its points do not say which are multi-VM sync points), no "
+            "later than each member's shown above"
+        )
+        click.echo(
+            f"  replication group {group.group} ({', '.join(group.members)}): common point {common}"
+        )
+    if choice.groups:
+        click.echo(
+            "  the plan holds a replication group, so it fails over whole, in one ASR job that "
+            "boots its groups in order (FO-PLAN)"
+        )
+
+
+def _what_asr_takes(machine: MachineChoice) -> str:
+    """RP-ASK in words: which point ASR takes for the name the failover gives it."""
+    if machine.asked_as == "LatestTime":
+        return "ASR's newest point when it fails over, this one or a newer one"
+    if machine.replication_group:
+        return (
+            "through the plan's failover, the group's newest common application-consistent "
+            "point when it fails over, this one or a newer one"
+        )
+    if machine.asked_as == "LatestTag":
+        return "ASR's newest app-consistent point when it fails over, this one or a newer one"
+    return f"point {machine.chosen.id}, by its id"
 
 
 @cli.command("check")

@@ -371,44 +371,57 @@ class Writes:
 
 
 def writes_per_machine(
-    entries: Sequence[dict[str, Any]], items: Sequence[str]
+    entries: Sequence[dict[str, Any]], items: Sequence[str], plan: str | None = None
 ) -> dict[str, Writes]:
+    """Each machine's writes; a failover of its recovery plan `plan` (FO-PLAN) counts as one of
+    each of its machines."""
     found = {item: Writes() for item in items}
     for entry in entries:
         if entry["method"] != "POST":
             continue
         parts = entry["path"].rstrip("/").split("/")
-        if len(parts) < 2:
+        if len(parts) < 3:
             continue
-        item, action = parts[-2], parts[-1].lower()
-        writes = found.get(item)
-        if writes is None:
+        target, action = parts[-2], parts[-1].lower()
+        if plan is not None and parts[-3] == "replicationRecoveryPlans" and target == plan:
+            for each in found.values():
+                _count(each, entry, action)
             continue
-        writes.posts += 1
-        if action == "failovercommit":
-            writes.commit_posts += 1
-        if entry["status"] != 202:
-            writes.other_answers += 1
-            continue
-        if action == "unplannedfailover":
-            writes.failover += 1
-        elif action == "failovercommit":
-            writes.commit += 1
-        elif action == "reprotect":
-            details = (entry["body"] or {}).get("properties", {}).get("providerSpecificDetails", {})
-            if details.get("instanceType") == "InMageAzureV2":
-                writes.reprotect_azure += 1
-            else:
-                writes.reprotect_onprem += 1
+        own = found.get(target)
+        if own is not None:
+            _count(own, entry, action)
     return found
+
+
+def _count(writes: Writes, entry: dict[str, Any], action: str) -> None:
+    writes.posts += 1
+    if action == "failovercommit":
+        writes.commit_posts += 1
+    if entry["status"] != 202:
+        writes.other_answers += 1
+        return
+    if action == "unplannedfailover":
+        writes.failover += 1
+    elif action == "failovercommit":
+        writes.commit += 1
+    elif action == "reprotect":
+        details = (entry["body"] or {}).get("properties", {}).get("providerSpecificDetails", {})
+        if details.get("instanceType") == "InMageAzureV2":
+            writes.reprotect_azure += 1
+        else:
+            writes.reprotect_onprem += 1
 
 
 def posts(entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return [e for e in entries if e["method"] != "GET"]
 
 
-def accepted(entries: Sequence[dict[str, Any]], item: str, action: str) -> list[dict[str, Any]]:
-    suffix = f"/replicationProtectedItems/{item}/{action}".lower()
+def accepted(
+    entries: Sequence[dict[str, Any]], item: str, action: str, plan: str | None = None
+) -> list[dict[str, Any]]:
+    """Accepted POSTs of `action` on `item`, or on the recovery plan `plan` (FO-PLAN)."""
+    target = f"replicationRecoveryPlans/{plan}" if plan else f"replicationProtectedItems/{item}"
+    suffix = f"/{target}/{action}".lower()
     return [
         e
         for e in entries
@@ -647,7 +660,9 @@ def in_job(action: str, label: str) -> Trigger:
     """Right after ASR accepted `action` for one of the unit's machines: its job is running."""
 
     def test(_snap: Snapshot, entries: Sequence[dict[str, Any]], unit: Unit) -> bool:
-        return any(accepted(entries, item, action) for item in unit.items)
+        return any(accepted(entries, item, action) for item in unit.items) or bool(
+            accepted(entries, "", action, plan=unit.plan)
+        )
 
     return Trigger(label, test, needs_journal=True)
 
@@ -839,7 +854,7 @@ async def judge(
     data: dict[str, Any] | None = None,
 ) -> CaseResult:
     unit = case.unit
-    writes = writes_per_machine(lab.journal(), unit.items)
+    writes = writes_per_machine(lab.journal(), unit.items, unit.plan)
     deleted = lab.azure_vm_deleted(unit.items)
     violations = list(extra_violations) + run.query_failures
     if EXPECTATIONS[case.expect].azure_vm_deleted is False:

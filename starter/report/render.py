@@ -171,7 +171,12 @@ def _plan_blocks(plan: PlanStatus) -> list[Block]:
             facts.append(
                 (
                     f"replication group {group.group}",
-                    f"{', '.join(group.members)}; common point {when(group.common_point_time)}",
+                    f"{', '.join(group.members)}; common point "
+                    + (
+                        when(group.common_point_time)
+                        if group.common_point_time is not None
+                        else "ASR's to pick (no multi-VM flag on its points)"
+                    ),
                 )
             )
     if plan.readiness is not None:
@@ -191,6 +196,9 @@ def _plan_blocks(plan: PlanStatus) -> list[Block]:
     if plan.reprotects:
         blocks.append(Heading(3, "Reprotect to on-premises"))
         blocks.append(_operations_table(plan.reprotects, None))
+    if plan.failover is not None:
+        blocks.append(Heading(3, "The recovery plan's failover (FO-PLAN)"))
+        blocks.append(_operations_table([plan.failover], None))
     return blocks
 
 

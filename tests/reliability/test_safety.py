@@ -1,7 +1,7 @@
 """Safety properties, end to end in the lab: no commit without approval and a passed
-verification; under app-consistent, every member of a replication group fails over at the
-group's common point, the one `failback preview` showed; a cancelled failback leaves the Azure
-copies intact."""
+verification; under app-consistent, a plan with a replication group fails over whole, every
+member at the group's common point, the one `failback preview` showed; a cancelled failback
+leaves the Azure copies intact."""
 
 from __future__ import annotations
 
@@ -41,17 +41,24 @@ def test_failed_verification_never_commits(batch: dict[str, CaseResult]) -> None
 def test_app_consistent_group_fails_over_at_the_previewed_common_point(
     batch: dict[str, CaseResult], reliability_lab: Lab
 ) -> None:
+    """FO-PLAN: the plan holds the group, so it fails over whole, once, asking LatestTag; the
+    simulator took the previewed common point for every member."""
     result = batch[SAFETY_APP_CONSISTENT.name]
     assert result.held, result.report()
     preview = result.data["preview"]
     group = next(g for g in preview["groups"] if g["members"])
     chosen = {m["item_name"]: m["chosen"] for m in preview["machines"]}
     entries = reliability_lab.journal()
+    plan = SAFETY_APP_CONSISTENT.unit.plan
+    (whole,) = accepted(entries, "", "unplannedFailover", plan=plan)
+    assert whole["body"]["properties"]["providerSpecificDetails"] == [
+        {"instanceType": "InMage", "recoveryPointType": "LatestTag"}
+    ]
+    taken = {i["name"]: i["failover_recovery_point"] for i in reliability_lab.sim_state()["items"]}
     for member in group["members"]:
-        body = accepted(entries, member, "unplannedFailover")[0]["body"]
-        point = body["properties"]["providerSpecificDetails"]["recoveryPointId"]
-        assert point == chosen[member]["id"]
+        assert accepted(entries, member, "unplannedFailover") == []
         assert chosen[member]["time"] == group["common_point_time"]
+        assert taken[member] == chosen[member]["name"]
 
 
 def test_cancelled_failback_leaves_the_azure_vms(batch: dict[str, CaseResult]) -> None:
