@@ -51,7 +51,9 @@ DEFAULT_OUTPUT = ROOT / "tests" / "replay" / "histories"
 # The failed run: a plan whose second boot group's only machine fails its failover, after the
 # first group's machines are verified and awaiting approval, so that they must stand down.
 FAILURE_PLAN = "plan-stand-down"
-FAILURE_PLAN_GROUPS = [["db-01-item", "db-02-item"], ["cache-01-item"]]
+# Machines outside any replication group: the plan fails over machine by machine, and the first
+# group's machines stand down (plan-erp's own run records the failover of a whole plan).
+FAILURE_PLAN_GROUPS = [["web-01-item", "web-02-item"], ["cache-01-item"]]
 FAILING_ITEM = "cache-01-item"
 WAIT_SECONDS = 300.0
 # Gzipped JSON: the plans' histories carry every recovery point read (1.2 MB as text).
@@ -249,7 +251,7 @@ RUNS = [
         "plan-failure",
         failure_scenario,
         failing_plan,
-        f"{FAILURE_PLAN}: {FAILING_ITEM}'s failover job fails, the plan stops, db-01 and db-02 "
+        f"{FAILURE_PLAN}: {FAILING_ITEM}'s failover job fails, the plan stops, web-01 and web-02 "
         "stand down before commit",
     ),
 ]
