@@ -329,6 +329,29 @@ class RetentionVolumeSpec(_Strict):
         return self
 
 
+class ApplianceSpec(_Strict):
+    """A modernized replication appliance: its process server (replication to Azure) and its
+    reprotect agent (failback), registered with the vault (recordings/modernized-*.json: the
+    fabric lists each appliance as a process server, an RCM proxy and a reprotect agent)."""
+
+    name: str = Field(min_length=1, description="The appliance's name (its VM in vCenter, if any)")
+    host: str | None = Field(
+        default=None,
+        description="The ESXi host it runs on; default: the first host. Its datastores are the "
+        "ones it can reach unless accessible_datastores says otherwise",
+    )
+    accessible_datastores: list[str] | None = Field(
+        default=None, description="Datastores its reprotect agent can read and write"
+    )
+    health: Health = "Normal"
+    heartbeat_age_seconds: float = Field(default=30.0, ge=0)
+    attached_disks: int = Field(
+        default=0,
+        ge=0,
+        description="Disks already attached to it by failbacks (an appliance holds up to 60)",
+    )
+
+
 class MasterTargetSpec(_Strict):
     """A failback master target: an on-premises VM registered with the configuration server."""
 
@@ -490,6 +513,13 @@ class WireSpec(_Strict):
         "(multiVmGroupName = multiVmGroupId = a GUID; Azure PowerShell's InMage failover checks "
         "for exactly that; LIKELY), or with no group at all",
     )
+    modernized_committed_state: str = Field(
+        default="UnplannedFailoverCommitted",
+        min_length=1,
+        description="Modernized: the protectionState of an InMageRcmFailback item after the "
+        "failback's commit (no recording shows it; UNKNOWN). The client reads its "
+        "allowedOperations, never this name",
+    )
     group_member_failover: Literal["plan-only", "item-too"] = Field(
         default="plan-only",
         description="A member of a replication group a person made: fails over only through a "
@@ -567,6 +597,16 @@ class AzureSpec(_Strict):
         "listed before this one's and mapped on no container of it: a reprotect must take its "
         "policy from the container mapping, not the first failback policy in the vault",
     )
+    architecture: Literal["classic", "modernized"] = Field(
+        default="classic",
+        description="classic: configuration server, master targets, InMage/InMageAzureV2 "
+        "(out of support since March 2026); modernized: replication appliances, "
+        "InMageRcm/InMageRcmFailback",
+    )
+    appliances: list[ApplianceSpec] = Field(
+        default_factory=list,
+        description="modernized: the replication appliances registered with the vault",
+    )
     items: list[ProtectedItemSpec] = Field(min_length=1)
     jobs: JobTimings = JobTimings()
     recovery_plans: list[RecoveryPlanSpec] = Field(default_factory=list)
@@ -588,7 +628,13 @@ class Scenario(_Strict):
                 "azure.master_target_vm and azure.master_targets are both given; give "
                 "master_targets only (master_target_vm is its one-entry shorthand)"
             )
-        if azure.master_target_vm is None and azure.master_targets is None:
+        if azure.architecture == "modernized":
+            if not azure.appliances:
+                raise ValueError(
+                    "azure.appliances is required for a modernized scenario: the replication "
+                    "appliances that reprotect and replicate its machines"
+                )
+        elif azure.master_target_vm is None and azure.master_targets is None:
             raise ValueError(
                 "azure.master_target_vm or azure.master_targets is required "
                 "(master_targets: [] for a configuration server without master targets)"
@@ -621,7 +667,7 @@ class Scenario(_Strict):
                     f"{where}.master_target names {item.master_target!r}, which is not a "
                     f"master target id of azure.master_targets {mt_ids}"
                 )
-            if item.state == "replicating-back" and not mt_ids:
+            if item.state == "replicating-back" and not mt_ids and azure.architecture == "classic":
                 raise ValueError(
                     f"{where} replicates back through a master target, but the configuration "
                     "server has none (azure.master_targets is empty)"
@@ -728,7 +774,8 @@ class Scenario(_Strict):
         azure = self.azure
         specs = azure.master_targets
         if specs is None:
-            assert azure.master_target_vm is not None, "validated: one of the two is given"
+            if azure.master_target_vm is None:
+                return []  # modernized: replication appliances, no master targets
             specs = [MasterTargetSpec(name=azure.master_target_vm)]
         hosts = {h.name: h for h in self.vcenter.hosts}
         resolved = []
@@ -762,6 +809,14 @@ class Scenario(_Strict):
             if mt.id.lower() == target_id.lower():
                 return mt
         raise KeyError(target_id)
+
+    def appliance_datastores(self, appliance: ApplianceSpec) -> list[str]:
+        """What an appliance's reprotect agent reaches: as given, or its host's datastores."""
+        if appliance.accessible_datastores is not None:
+            return list(appliance.accessible_datastores)
+        hosts = self.vcenter.hosts
+        host = next((h for h in hosts if h.name == appliance.host), hosts[0] if hosts else None)
+        return list(host.datastores) if host is not None else []
 
     def item_master_target(self, item: ProtectedItemSpec) -> MasterTarget | None:
         """The master target an item replicating back at lab start goes through."""

@@ -311,6 +311,20 @@ async def unplanned_failover(
     return await _start(request, state, m, body, Operation.UNPLANNED_FAILOVER)
 
 
+@_route("POST", rf"{_RPI}/plannedFailover")
+async def planned_failover(
+    request: web.Request, state: SimulatorState, m: dict[str, str], body: Any
+) -> web.Response:
+    return await _start(request, state, m, body, Operation.PLANNED_FAILOVER)
+
+
+@_route("POST", rf"{_RPI}/failoverCancel")
+async def failover_cancel(
+    request: web.Request, state: SimulatorState, m: dict[str, str], body: Any
+) -> web.Response:
+    return await _start(request, state, m, body, Operation.FAILOVER_CANCEL)
+
+
 @_route("POST", rf"{_RPI}/failoverCommit")
 async def failover_commit(
     request: web.Request, state: SimulatorState, m: dict[str, str], body: Any

@@ -48,6 +48,10 @@ class VCenterEffects(Protocol):
         """Power the VM on; raise VCenterEffectError when it cannot be done."""
         ...
 
+    async def power_off(self, vm_name: str) -> None:
+        """Power the VM off (no-op when off); raise VCenterEffectError when it cannot be done."""
+        ...
+
     async def create_vm(
         self, vm_name: str, host: str, datastore: str, os_type: str, disks_gb: Sequence[int]
     ) -> None:
@@ -67,6 +71,11 @@ class RecordingVCenterEffects:
 
     async def power_on(self, vm_name: str) -> None:
         self.calls.append(RecordedEffect("power_on", vm_name, utcnow()))
+        if vm_name in self.missing_vms:
+            raise VCenterEffectError(f"virtual machine {vm_name!r} was not found in vCenter")
+
+    async def power_off(self, vm_name: str) -> None:
+        self.calls.append(RecordedEffect("power_off", vm_name, utcnow()))
         if vm_name in self.missing_vms:
             raise VCenterEffectError(f"virtual machine {vm_name!r} was not found in vCenter")
 
@@ -119,6 +128,21 @@ class PyVmomiVCenterEffects:
         self.calls.append(RecordedEffect("power_on", vm_name, utcnow()))
         # pyvmomi is blocking; the simulator's event loop must keep answering polls meanwhile.
         await asyncio.to_thread(self._power_on_blocking, vm_name)
+
+    async def power_off(self, vm_name: str) -> None:
+        self.calls.append(RecordedEffect("power_off", vm_name, utcnow()))
+        await asyncio.to_thread(self._power_off_blocking, vm_name)
+
+    def _power_off_blocking(self, vm_name: str) -> None:
+        import lab.vcenter_client as vcenter_client
+
+        with self._session() as si:
+            try:
+                vcenter_client.power_off_vm(si, vm_name)
+            except Exception as err:
+                raise VCenterEffectError(
+                    f"powering off {vm_name!r} in vCenter failed: {err}"
+                ) from err
 
     async def create_vm(
         self, vm_name: str, host: str, datastore: str, os_type: str, disks_gb: Sequence[int]

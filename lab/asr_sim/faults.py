@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-from lab.asr_sim.operations import OPERATIONS, Operation, task_names
+from lab.asr_sim.operations import Operation, known_task_names, operation_spec
 
 _DEFAULT_HTTP_CODES = {
     429: "SubscriptionRequestsThrottled",
@@ -71,7 +71,7 @@ class JobFailureFault(_FaultBase):
 
     @model_validator(mode="after")
     def _task_exists(self) -> JobFailureFault:
-        names = task_names(self.operation)
+        names = known_task_names(self.operation)
         if self.task is not None and self.task not in names:
             raise ValueError(
                 f"task {self.task!r} is not a task of {self.operation.value}; "
@@ -79,9 +79,8 @@ class JobFailureFault(_FaultBase):
             )
         return self
 
-    @property
-    def failing_task(self) -> str:
-        return self.task or OPERATIONS[self.operation].default_failure_task
+    def failing_task(self, architecture: str) -> str:
+        return self.task or operation_spec(architecture, self.operation).default_failure_task
 
 
 class JobStateFault(_FaultBase):
@@ -105,7 +104,7 @@ class JobStateFault(_FaultBase):
 
     @model_validator(mode="after")
     def _task_exists(self) -> JobStateFault:
-        names = task_names(self.operation)
+        names = known_task_names(self.operation)
         if self.task is not None and self.task not in names:
             raise ValueError(
                 f"task {self.task!r} is not a task of {self.operation.value}; "

@@ -15,6 +15,9 @@ class Operation(StrEnum):
     UNPLANNED_FAILOVER = "unplannedFailover"
     FAILOVER_COMMIT = "failoverCommit"
     REPROTECT = "reProtect"
+    # Modernized only: the failback, and its undo before commit.
+    PLANNED_FAILOVER = "plannedFailover"
+    FAILOVER_CANCEL = "failoverCancel"
 
 
 @dataclass(frozen=True)
@@ -81,5 +84,80 @@ OPERATIONS: dict[Operation, OperationSpec] = {
 }
 
 
-def task_names(operation: Operation) -> tuple[str, ...]:
-    return tuple(task.name for task in OPERATIONS[operation].tasks)
+# Modernized VMware/physical: every scenario name, friendly name and task is recorded
+# (lab/asr_wire/recordings/modernized-TestV2ARCM{Reprotect,Failback,Commit,CancelFailover}.json).
+MODERNIZED_OPERATIONS: dict[Operation, OperationSpec] = {
+    Operation.REPROTECT: OperationSpec(
+        operation=Operation.REPROTECT,
+        scenario_name="SwitchReplicationGroupProtection",
+        friendly_name="Reprotect",
+        allowed_operation_names=frozenset({"SwitchProtection"}),
+        tasks=(
+            TaskSpec("SwitchReplicationGroupProtectionPreflightTask", "Prerequisite check"),
+            # A failover still pending commit is committed on the way (recorded).
+            TaskSpec("VmCommitFailover", "Committing failover"),
+            TaskSpec("DiscoverReplicaTask", "Discovering replica virtual machine"),
+            TaskSpec("GetSwitchProtectionRequirementsTask", "Getting reprotection requirements"),
+            TaskSpec("ProtectReplicaTask", "Reprotecting virtual machine"),
+        ),
+        default_failure_task="SwitchReplicationGroupProtectionPreflightTask",
+    ),
+    Operation.PLANNED_FAILOVER: OperationSpec(
+        operation=Operation.PLANNED_FAILOVER,
+        scenario_name="PlannedFailover",
+        friendly_name="Planned failover",
+        allowed_operation_names=frozenset({"PlannedFailover"}),
+        tasks=(
+            TaskSpec("VmPfoPrerequisitesCheck", "Prerequisites check for planned failover"),
+            TaskSpec("VmPrepareForFailover", "Start failover"),
+            TaskSpec("VmFailover", "Shut down the Azure virtual machine"),
+            TaskSpec("VmPrepareProtectedEntitiesTask", "Preparing on-premise virtual machine"),
+            TaskSpec("VmFoStartVmOnSecondary", "Starting on-premise virtual machine"),
+        ),
+        default_failure_task="VmFoStartVmOnSecondary",
+    ),
+    Operation.FAILOVER_COMMIT: OperationSpec(
+        operation=Operation.FAILOVER_COMMIT,
+        scenario_name="CommitFailover",
+        friendly_name="Commit",
+        allowed_operation_names=frozenset({"Commit"}),
+        tasks=(
+            TaskSpec("VmCommitPrerequisitesCheck", "Prerequisite check"),
+            TaskSpec("VmCommit", "Commit"),
+        ),
+        default_failure_task="VmCommitPrerequisitesCheck",
+    ),
+    Operation.FAILOVER_CANCEL: OperationSpec(
+        operation=Operation.FAILOVER_CANCEL,
+        scenario_name="CancelFailover",
+        friendly_name="Cancel failover and resume replication",
+        allowed_operation_names=frozenset({"CancelFailover"}),
+        tasks=(
+            TaskSpec(
+                "CancelFailoverPreflightChecksTask", "Prerequisites check for cancel failover"
+            ),
+            TaskSpec("CancelFailoverRecovery", "Cancel failover recovery"),
+            TaskSpec("CancelFailoverPrimaryTask", "Cancel failover primary"),
+            TaskSpec("StartVmOnPrimary", "Starting the virtual machine"),
+        ),
+        default_failure_task="CancelFailoverPreflightChecksTask",
+    ),
+}
+
+
+def operation_spec(architecture: str, operation: Operation) -> OperationSpec:
+    """An operation as the architecture's items speak it; KeyError if it has none."""
+    return (MODERNIZED_OPERATIONS if architecture == "modernized" else OPERATIONS)[operation]
+
+
+def task_names(operation: Operation, architecture: str = "classic") -> tuple[str, ...]:
+    return tuple(task.name for task in operation_spec(architecture, operation).tasks)
+
+
+def known_task_names(operation: Operation) -> tuple[str, ...]:
+    """The operation's tasks in any architecture that has it (what a fault may name)."""
+    names: list[str] = []
+    for table in (OPERATIONS, MODERNIZED_OPERATIONS):
+        if operation in table:
+            names.extend(t.name for t in table[operation].tasks if t.name not in names)
+    return tuple(names)

@@ -166,7 +166,7 @@ _COLLECTIONS = {
     "replicationRecoveryServicesProviders": "RecoveryServicesProvider",
 }
 _ITEM_OPERATIONS = re.compile(
-    r"/(unplannedFailover|plannedFailover|failoverCommit|reProtect|operationresults/[^/]+)$"
+    r"/(unplannedFailover|plannedFailover|failoverCommit|failoverCancel|reProtect|operationresults/[^/]+)$"
 )
 
 

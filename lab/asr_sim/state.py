@@ -18,10 +18,17 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
+from lab.asr_sim import modernized
 from lab.asr_sim.arm import ArmError, asr_refusal, bad_request, utcnow
 from lab.asr_sim.effects import VCenterEffectError, VCenterEffects
 from lab.asr_sim.faults import FaultBook, JobFailureFault, JobStateFault
-from lab.asr_sim.operations import OPERATIONS, Operation, OperationSpec, TaskSpec, task_names
+from lab.asr_sim.operations import (
+    Operation,
+    OperationSpec,
+    TaskSpec,
+    operation_spec,
+    task_names,
+)
 from lab.asr_sim.recovery_points import RecoveryPoint, generate_recovery_points
 from lab.asr_sim.topology import ArmIds, FabricCatalog, stable_guid
 from lab.scenario import (
@@ -106,6 +113,8 @@ class OnPremProtectionRequest:
     profile_id: str
     # The VM does not exist on-premises (or the machine is physical): ASR re-creates it.
     alternate_location: bool
+    # Modernized: where the replication logs go in Azure (InMageRcmReprotectInput).
+    log_storage_account_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -157,9 +166,11 @@ class Job:
     plan: RecoveryPlanSpec | None = None
     members: tuple[ItemState, ...] = ()
 
+    architecture: str = "classic"
+
     @property
     def spec(self) -> OperationSpec:
-        return OPERATIONS[self.operation]
+        return operation_spec(self.architecture, self.operation)
 
     @property
     def targets(self) -> tuple[ItemState, ...]:
@@ -195,6 +206,13 @@ class ItemState:
     committed_at: dt.datetime | None = None
     onprem_protection: OnPremProtection | None = None
     azure_protection: AzureProtection | None = None
+    # "classic" or "modernized": which words the item speaks on the wire.
+    architecture: str = "classic"
+    # Modernized: the protection state shown after the failback's commit (a reality variant).
+    committed_state: str = ""
+    # Modernized: the planned failover's start and status, as the item's details show them.
+    failover_started_at: dt.datetime | None = None
+    last_planned_failover_status: str | None = None
 
     @property
     def name(self) -> str:
@@ -304,6 +322,8 @@ INITIAL_REPLICATION_STATE = "InitialReplicationInProgress"
 def protection_state(item: ItemState, now: dt.datetime) -> str:
     if item.initial_replication_running(now):
         return INITIAL_REPLICATION_STATE
+    if item.architecture == "modernized":
+        return modernized.protection_state(item, item.committed_state)
     return _PROTECTION_STATES[item.phase][0]
 
 
@@ -314,12 +334,16 @@ INITIAL_REPLICATION_DESCRIPTION = "Initial replication in progress"
 def protection_state_description(item: ItemState, now: dt.datetime) -> str:
     if item.initial_replication_running(now):
         return INITIAL_REPLICATION_DESCRIPTION
+    if item.architecture == "modernized":
+        return modernized.protection_state_description(item)
     return _PROTECTION_STATES[item.phase][1]
 
 
 def allowed_operations(item: ItemState, now: dt.datetime) -> list[str]:
     if item.initial_replication_running(now):
         return ["DisableProtection"]
+    if item.architecture == "modernized":
+        return modernized.allowed_operations(item)
     return list(_ALLOWED_OPERATIONS[item.phase])
 
 
@@ -372,6 +396,7 @@ class SimulatorState:
     ) -> None:
         self.scenario = scenario
         self.wire = wire_with_overrides(scenario.azure.wire)
+        self.architecture = scenario.azure.architecture
         self.effects = effects
         self.clock = clock
         self.started_at = clock()
@@ -404,6 +429,8 @@ class SimulatorState:
                 azure_vm=AzureVm(spec.azure_vm_name, stable_guid("azure-vm", spec.azure_vm_name)),
                 phase=Phase.REPLICATING_TO_ONPREM if replicating else Phase.FAILED_OVER_TO_AZURE,
                 start_master_target_id=start_mt.id if start_mt is not None else None,
+                architecture=self.architecture,
+                committed_state=self.wire.modernized_committed_state,
             )
         self._running: set[asyncio.Task[None]] = set()
 
@@ -426,7 +453,9 @@ class SimulatorState:
     def start_operation(self, item: ItemState, operation: Operation, body: Any) -> Job:
         """Validate and start `operation` on `item`; raises ArmError for a synchronous refusal."""
         self._refuse_if_busy_or_not_allowed(item, operation)
-        if operation is Operation.UNPLANNED_FAILOVER:
+        if self.architecture == "modernized":
+            plan = modernized.plan_operation(self, item, operation, body)
+        elif operation is Operation.UNPLANNED_FAILOVER:
             plan = self._plan_failover(item, body)
         elif operation is Operation.FAILOVER_COMMIT:
             plan = self._plan_commit(item)
@@ -441,12 +470,14 @@ class SimulatorState:
             item=item,
             start_time=now,
             tasks=[
-                TaskRecord(spec=t, task_id=str(uuid.uuid4())) for t in OPERATIONS[operation].tasks
+                TaskRecord(spec=t, task_id=str(uuid.uuid4()))
+                for t in operation_spec(self.architecture, operation).tasks
             ],
             activity_id=f"{uuid.uuid4()} ActivityId: {uuid.uuid4()}",
             injected_failure=self.faults.take_job_failure(operation, item.name),
             injected_state=self.faults.take_job_state(operation, item.name),
             request_body=body,
+            architecture=self.architecture,
         )
         self.jobs[name.lower()] = job
         item.current_job = job
@@ -587,7 +618,7 @@ class SimulatorState:
             plan = self._failover_job_plan(item, points[item.name])
             injected = failures.get(item.name)
             for task in task_names(Operation.UNPLANNED_FAILOVER):
-                if injected is not None and injected.failing_task == task:
+                if injected is not None and injected.failing_task(self.architecture) == task:
                     raise JobFailure(
                         injected.code,
                         f"{item.spec.vm_name}: {injected.message}",
@@ -613,7 +644,17 @@ class SimulatorState:
     # -- validation -------------------------------------------------------------------------
 
     def _refuse_if_busy_or_not_allowed(self, item: ItemState, operation: Operation) -> None:
-        spec = OPERATIONS[operation]
+        try:
+            spec = operation_spec(self.architecture, operation)
+        except KeyError:
+            raise asr_refusal(
+                400,
+                OPERATION_NOT_ALLOWED_CODE,
+                f"Protected item '{item.name}' ({item.spec.vm_name}) does not support "
+                f"{operation.value} with its replication provider.",
+                possible_causes="The operation is not offered for this replication scenario.",
+                recommended_action="Check the item's allowed operations.",
+            ) from None
         running = item.current_job
         if running is not None:
             raise asr_refusal(
@@ -1154,6 +1195,18 @@ class SimulatorState:
         mt = self.fabric.master_target(mt_id) if mt_id is not None else None
         return mt.host if mt is not None else None
 
+    def require_connected_vcenter(self, action: str, item: ItemState, host: str | None) -> None:
+        self._require_connected_vcenter(action, item, host)
+
+    def vm_exists(self, vm_name: str) -> bool:
+        """Whether the VM is in the scenario's vCenter or was created since (a reprotect to an
+        alternate location)."""
+        try:
+            self.scenario.vm(vm_name)
+        except KeyError:
+            return any(c.action == "create_vm" and c.vm_name == vm_name for c in self.effects.calls)
+        return True
+
     def _host_datastores(self, host: str) -> set[str]:
         return {ds for h in self.scenario.vcenter.hosts if h.name == host for ds in h.datastores}
 
@@ -1240,6 +1293,8 @@ class SimulatorState:
         timings = self.scenario.azure.jobs
         return {
             Operation.UNPLANNED_FAILOVER: timings.failover_seconds,
+            Operation.PLANNED_FAILOVER: timings.failover_seconds,
+            Operation.FAILOVER_CANCEL: timings.commit_seconds,
             Operation.FAILOVER_COMMIT: timings.commit_seconds,
             Operation.REPROTECT: timings.reprotect_seconds,
         }[operation]
@@ -1254,7 +1309,10 @@ class SimulatorState:
                 task.start_time = self.clock()
                 await asyncio.sleep(per_task)
                 injected = job.injected_failure
-                if injected is not None and injected.failing_task == task.spec.name:
+                if (
+                    injected is not None
+                    and injected.failing_task(job.architecture) == task.spec.name
+                ):
                     raise JobFailure(
                         injected.code,
                         injected.message,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from lab.asr_sim import modernized
 from lab.asr_sim.arm import iso
 from lab.asr_sim.recovery_points import RecoveryPoint
 from lab.asr_sim.state import (
@@ -161,12 +162,49 @@ def item_resource(state: SimulatorState, item_name: str, now: dt.datetime) -> di
         ),
         "recoveryContainerId": "Microsoft Azure",
     }
+    if item.architecture == "modernized":
+        properties.update(_modernized_item_properties(state, item, now))
     return {
         "id": ids.item(item.name),
         "name": item.name,
         "type": ITEM_TYPE,
         "location": azure.location,
         "properties": properties,
+    }
+
+
+def _modernized_item_properties(
+    state: SimulatorState, item: ItemState, now: dt.datetime
+) -> dict[str, Any]:
+    """Where a modernized item reads differently from a classic one (recorded: the appliance's
+    provider, the InMageRcmFabric, and while it replicates back the VMware fabric and container
+    as its recovery side and an empty protectedItemType)."""
+    ids = state.ids
+    azure = state.scenario.azure
+    back = modernized.provider(item) == modernized.TO_ONPREM
+    servers = modernized.appliances(state)
+    to_azure_policy = azure.azure_policy_id
+    policy = state.failback_policy_name if back else to_azure_policy
+    return {
+        "protectedItemType": "" if back else "VMwareVirtualMachine",
+        "protectableItemId": None,
+        "recoveryServicesProviderId": (
+            f"{ids.fabric_id}/replicationRecoveryServicesProviders/{servers[0].id}"
+            if servers
+            else None
+        ),
+        "primaryFabricFriendlyName": ids.fabric,
+        "primaryFabricProvider": "InMageRcmFabric",
+        "recoveryFabricFriendlyName": ids.fabric if back else "Microsoft Azure",
+        "recoveryFabricId": ids.fabric_id if back else "Microsoft Azure",
+        "recoveryProtectionContainerFriendlyName": (
+            azure.protection_container if back else "Microsoft Azure"
+        ),
+        "recoveryContainerId": ids.container_id if back else "Microsoft Azure",
+        "policyId": ids.policy(policy),
+        "policyFriendlyName": policy,
+        "failoverRecoveryPointId": "",
+        "providerSpecificDetails": modernized.item_details(state, item, now),
     }
 
 
@@ -397,7 +435,7 @@ def recovery_point_resource(
     }
     # The API knows no InMage point details; InMageAzureV2's are the only ones with the multi-VM
     # flag (service.json 2025-08-01). What real ASR sends here is UNKNOWN: a variant.
-    if state.wire.point_details == "InMageAzureV2":
+    if state.wire.point_details == "InMageAzureV2" and state.architecture == "classic":
         properties["providerSpecificDetails"] = {
             "instanceType": "InMageAzureV2",
             "isMultiVmSyncPoint": "true" if point.is_multi_vm_sync_point else "false",
@@ -582,6 +620,23 @@ def _job_error(error: JobErrorRecord) -> dict[str, Any]:
 
 
 def fabric_resource(state: SimulatorState, now: dt.datetime) -> dict[str, Any]:
+    if state.architecture == "modernized":
+        return {
+            "id": state.ids.fabric_id,
+            "name": state.ids.fabric,
+            "type": FABRIC_TYPE,
+            "location": state.scenario.azure.location,
+            "properties": {
+                "friendlyName": state.ids.fabric,
+                "encryptionDetails": {"kekState": "None", "kekCertThumbprint": None},
+                "rolloverEncryptionDetails": {"kekState": "None", "kekCertThumbprint": None},
+                "internalIdentifier": stable_guid("fabric", state.ids.fabric),
+                "bcdrState": "Valid",
+                "customDetails": modernized.fabric_details(state, now),
+                "healthErrorDetails": [],
+                "health": "Normal",
+            },
+        }
     fabric = state.fabric
     azure = state.scenario.azure
     cs_age = dt.timedelta(seconds=fabric.heartbeat_age_seconds)
@@ -825,6 +880,8 @@ def vcenter_resource(
 
 
 def policy_resources(state: SimulatorState) -> list[dict[str, Any]]:
+    if state.architecture == "modernized":
+        return _modernized_policies(state)
     to_azure = state.scenario.azure.azure_policy_id
     failback = state.failback_policy_name
     # The failback policy's values are fixed by ASR (notes: RPO 15 min, 24 h, app-consistent
@@ -851,6 +908,51 @@ def policy_resources(state: SimulatorState) -> list[dict[str, Any]]:
             },
         },
         _failback_policy(state, failback),
+    ]
+
+
+def _modernized_policies(state: SimulatorState) -> list[dict[str, Any]]:
+    """The forward InMageRcm policy and the InMageRcmFailback one, with the recorded fields."""
+    to_azure = state.scenario.azure.azure_policy_id
+
+    def policy(name: str, details: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": state.ids.policy(name),
+            "name": name,
+            "type": POLICY_TYPE,
+            "properties": {"friendlyName": name, "providerSpecificDetails": details},
+        }
+
+    return [
+        *(
+            policy(
+                name,
+                {
+                    "instanceType": "InMageRcmFailback",
+                    "appConsistentFrequencyInMinutes": 60,
+                    "crashConsistentFrequencyInMinutes": 5,
+                },
+            )
+            for name in state.scenario.azure.other_failback_policies
+        ),
+        policy(
+            to_azure,
+            {
+                "instanceType": "InMageRcm",
+                "recoveryPointHistoryInMinutes": 1440,
+                "appConsistentFrequencyInMinutes": 60,
+                "crashConsistentFrequencyInMinutes": 5,
+                "enableMultiVmSync": "True",
+            },
+        ),
+        policy(
+            state.failback_policy_name,
+            {
+                "instanceType": "InMageRcmFailback",
+                "appConsistentFrequencyInMinutes": 60,
+                "crashConsistentFrequencyInMinutes": 5,
+            },
+        ),
     ]
 
 
