@@ -66,6 +66,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "disk-exclusion-required": {"disk_exclusion": "required"},
     "log-storage-account-required": {"log_storage_account": "required"},
     "group-member-fails-over-alone-too": {"group_member_failover": "item-too"},
+    # Modernized only (the classic scenario here does not read it): another state name after the
+    # failback's commit, which the client must not key on.
+    "modernized-committed-state-other": {"modernized_committed_state": "RestoreFinalized"},
 }
 VARIANTS["every-unknown-at-once"] = {k: v for w in VARIANTS.values() for k, v in w.items()}
 
