@@ -15,6 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from domain.operations import AsrOperation
 from domain.phases import Phase, PlanPhase
 
+# ASR's architectures by the names of domain/architectures (ArchitectureName's values).
+Architecture = Literal["classic", "modernized"]
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -174,6 +177,9 @@ class ResolvedReprotectToAzure(_Model):
 class DiscoveredMachine(_Model):
     item: ProtectedItemRef
     vm_name: str
+    architecture: Architecture = Field(
+        default="classic", description="ASR's architecture of the item (its provider)"
+    )
     replication_group: str | None = None
     os_type: str | None
     protection_state: str | None
@@ -222,7 +228,9 @@ class SelectRecoveryPointInput(_Model):
 
 PointPolicy = Literal["latest", "app-consistent"]
 # How a failover names its point to ASR (domain/recovery_points.how_to_ask, RP-ASK).
-PointRequest = Literal["LatestTime", "LatestTag", "Custom"]
+PointRequest = Literal[
+    "LatestTime", "LatestTag", "Custom", "CrashConsistent", "ApplicationConsistent"
+]
 
 
 class MachinePoints(_Model):
@@ -283,6 +291,10 @@ class ReadAsrFactsInput(_Model):
         description="The plan the machines belong to: their items are read in one list "
         "filtered by the plan instead of one GET each",
     )
+    log_storage_account_id: str | None = Field(
+        default=None,
+        description="Modernized: the log storage account settings name for a reprotect",
+    )
 
 
 class ReadRecoveryPointsInput(_Model):
@@ -295,6 +307,9 @@ class ItemOperationInput(_Model):
 
     vault: VaultRef
     item: ProtectedItemRef
+    architecture: Architecture = Field(
+        default="classic", description="Which architecture's request body the write sends"
+    )
     vm_name: str = Field(
         default="",
         description="The VM's friendly name: how ASR's jobs name their target (J-OWN)",
@@ -333,12 +348,17 @@ class ReprotectToAzureInput(ItemOperationInput):
 
 
 class ResolvedReprotectToOnPrem(_Model):
+    """Classic: master target, process server in Azure, retention drive. Modernized: the
+    appliance's reprotect agent is `master_target_id` (and `process_server_id`), with a log
+    storage account; no retention drive."""
+
     master_target_id: str
     process_server_id: str
     retention_drive: str
     datastore_name: str | None
     profile_id: str
     run_as_account_id: str | None = None
+    log_storage_account_id: str | None = None
 
 
 class ReprotectToOnPremInput(ItemOperationInput):

@@ -44,6 +44,9 @@ class ItemPlacement(_Facts):
     process_server_id: str | None
     master_target_id: str | None
     log_storage_account_id: str | None = None
+    # Modernized: the replication policy to Azure it used, and its push-install account.
+    forward_policy_id: str | None = None
+    run_as_account_id: str | None = None
 
 
 def choose_reprotect_to_azure(
@@ -113,3 +116,37 @@ def choose_reprotect_to_azure(
 
 def _first(values: object) -> str | None:
     return next((str(v) for v in values if v), None)  # type: ignore[attr-defined]
+
+
+def choose_reprotect_to_azure_modernized(
+    options: ReprotectToAzureOptions, inventory: FabricInventory, item: ItemPlacement
+) -> ResolvedReprotectToAzure:
+    """Modernized: back to Azure through a replication appliance's process server (the one
+    that replicated the machine to Azure, while it is healthy, else another healthy one), with
+    the replication policy to Azure it used (InMageRcmFailbackReprotectInput: processServerId
+    and policyId required, runAsAccountId optional; recorded). No master target."""
+    healthy = [ps.id for ps in inventory.process_servers if ps.healthy]
+    own = item.process_server_id if item.process_server_id in healthy else None
+    process_server_id = options.process_server_id or own or _first(healthy)
+    policy_id = options.policy_id or item.forward_policy_id
+    problems = []
+    if process_server_id is None:
+        problems.append("no healthy replication appliance to re-protect to Azure through")
+    elif process_server_id not in {ps.id for ps in inventory.process_servers}:
+        problems.append(f"process server {process_server_id} is not an appliance of the vault")
+    if not policy_id:
+        problems.append(
+            "no replication policy for re-protect to Azure: set "
+            "FAILBACK_AZURE_REPROTECT_POLICY_ID or pass --policy"
+        )
+    if problems or not (process_server_id and policy_id):
+        raise FailbackError(
+            "cannot plan the re-protect to Azure: " + "; ".join(problems),
+            errors.CONFIGURATION_INVALID,
+        )
+    return ResolvedReprotectToAzure(
+        process_server_id=process_server_id,
+        master_target_id="",
+        policy_id=policy_id,
+        run_as_account_id=options.run_as_account_id or item.run_as_account_id or "",
+    )

@@ -67,6 +67,17 @@ class ConfigServerFacts(_Facts):
     problem: str | None = None
 
 
+class ApplianceFacts(_Facts):
+    """A modernized replication appliance, as the fabric lists its reprotect agent."""
+
+    id: str
+    name: str
+    healthy: bool
+    last_heartbeat: datetime | None = None
+    datastores: list[str] = Field(default_factory=list, description="What it can reach")
+    attached_disks: int = 0
+
+
 class MachineFacts(_Facts):
     item_name: str
     vm_name: str
@@ -81,6 +92,10 @@ class MachineFacts(_Facts):
     known_to_configuration_server: bool = True
     master_target_id: str | None = Field(
         default=None, description="The MT it replicates back through, once reprotected"
+    )
+    disk_count: int = 0
+    log_storage_account_id: str | None = Field(
+        default=None, description="Modernized: the storage account replication to Azure used"
     )
 
 
@@ -117,6 +132,14 @@ class AsrFacts(_Facts):
         default_factory=list, description="The process servers that can be the one in Azure"
     )
     run_as_account_id: str | None = None
+    architecture: Literal["classic", "modernized"] = "classic"
+    appliances: list[ApplianceFacts] = Field(
+        default_factory=list, description="Modernized: the replication appliances"
+    )
+    log_storage_account_id: str | None = Field(
+        default=None, description="Modernized: the setting's log storage account, if any"
+    )
+    read_at: datetime | None = Field(default=None, description="When ASR was read")
 
 
 def build_snapshot(asr: AsrFacts, onprem: OnPremFacts) -> ReadinessSnapshot:
@@ -543,6 +566,7 @@ class ReprotectChoice(_Facts):
     datastore_name: str | None
     profile_id: str
     run_as_account_id: str | None
+    log_storage_account_id: str | None = None
 
 
 def plan_reprotect_to_onprem(

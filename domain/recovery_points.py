@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
 from domain.models import (
+    Architecture,
     GroupChoice,
     MachineChoice,
     MachinePoints,
@@ -57,7 +58,18 @@ def selectable_points(points: Sequence[RecoveryPoint]) -> list[RecoveryPoint]:
     return sorted(kept, key=lambda p: (p.time, p.id), reverse=True)
 
 
-def how_to_ask(policy: PointPolicy) -> PointRequest:
+# RP-ASK: how each architecture's failover names `latest` and `app-consistent` to ASR.
+POINT_NAMES: dict[str, tuple[PointRequest, PointRequest]] = {
+    # Azure PowerShell's InMage failover: the newest processed point, the newest tagged one.
+    "classic": ("LatestTime", "LatestTag"),
+    # The modernized planned failover takes a kind of point, never an id (recorded):
+    # crash-consistent (recommended) is made at the failover itself, after the Azure VM is shut
+    # down; application-consistent is the newest such point.
+    "modernized": ("CrashConsistent", "ApplicationConsistent"),
+}
+
+
+def how_to_ask(policy: PointPolicy, architecture: Architecture = "classic") -> PointRequest:
     """RP-ASK: name the point to ASR the way Microsoft's own client does. Azure PowerShell's
     InMage failover sends only LatestTime or LatestTag, for an item and for a recovery plan; the
     API also lists Custom (one point by id), which no public client sends for InMage. LatestTime
@@ -65,11 +77,16 @@ def how_to_ask(policy: PointPolicy) -> PointRequest:
     replication group fails over through its recovery plan (FO-PLAN, domain/decisions.py), where
     LatestTag is the group's newest common multi-VM sync point. So `latest` and
     `app-consistent` mean exactly what ASR takes when it fails over, group or not."""
-    return "LatestTime" if policy == "latest" else "LatestTag"
+    latest, tagged = POINT_NAMES[architecture]
+    return latest if policy == "latest" else tagged
 
 
 def _choice(
-    machine: MachinePoints, chosen: RecoveryPoint, latest: RecoveryPoint, policy: PointPolicy
+    machine: MachinePoints,
+    chosen: RecoveryPoint,
+    latest: RecoveryPoint,
+    policy: PointPolicy,
+    architecture: Architecture = "classic",
 ) -> MachineChoice:
     return MachineChoice(
         item_name=machine.item_name,
@@ -77,12 +94,14 @@ def _choice(
         chosen=chosen,
         latest=latest,
         data_loss_window_seconds=max(0.0, (latest.time - chosen.time).total_seconds()),
-        asked_as=how_to_ask(policy),
+        asked_as=how_to_ask(policy, architecture),
     )
 
 
 def choose_recovery_points(
-    machines: Sequence[MachinePoints], policy: PointPolicy
+    machines: Sequence[MachinePoints],
+    policy: PointPolicy,
+    architecture: Architecture = "classic",
 ) -> PlanPointChoice:
     problems: list[str] = []
     latest_of: dict[str, RecoveryPoint] = {}
@@ -107,7 +126,7 @@ def choose_recovery_points(
         for machine in machines:
             if machine.item_name in latest_of:
                 newest = latest_of[machine.item_name]
-                chosen[machine.item_name] = _choice(machine, newest, newest, policy)
+                chosen[machine.item_name] = _choice(machine, newest, newest, policy, architecture)
         for name, members in sorted(groups.items()):
             group_choices.append(
                 GroupChoice(
@@ -126,7 +145,7 @@ def choose_recovery_points(
                 )
                 continue
             chosen[machine.item_name] = _choice(
-                machine, app_point, latest_of[machine.item_name], policy
+                machine, app_point, latest_of[machine.item_name], policy, architecture
             )
         for name, members in sorted(groups.items()):
             names = [m.item_name for m in members]
@@ -135,7 +154,9 @@ def choose_recovery_points(
             if not any(p.multi_vm_sync_point is not None for m in members for p in m.points):
                 # ASR does not say which points are multi-VM ones: it picks the common one when
                 # the plan fails over; each member's newest app-consistent point bounds it.
-                picked = _asr_picks_common_point(name, members, latest_of, policy, problems)
+                picked = _asr_picks_common_point(
+                    name, members, latest_of, policy, problems, architecture
+                )
                 if picked is not None:
                     chosen.update(picked)
                     group_choices.append(
@@ -160,7 +181,7 @@ def choose_recovery_points(
             when = max(common)
             for member, points in zip(members, by_member, strict=True):
                 chosen[member.item_name] = _choice(
-                    member, points[when], latest_of[member.item_name], policy
+                    member, points[when], latest_of[member.item_name], policy, architecture
                 )
             group_choices.append(GroupChoice(group=name, members=names, common_point_time=when))
 
@@ -179,6 +200,7 @@ def _asr_picks_common_point(
     latest_of: dict[str, RecoveryPoint],
     policy: PointPolicy,
     problems: list[str],
+    architecture: Architecture,
 ) -> dict[str, MachineChoice] | None:
     """A group whose points carry no multi-VM flag: each member's newest application-consistent
     point is the latest the group's common one can be; a member without any has none."""
@@ -192,5 +214,7 @@ def _asr_picks_common_point(
                 "or wait for the next multi-VM sync point"
             )
             return None
-        chosen[member.item_name] = _choice(member, app_point, latest_of[member.item_name], policy)
+        chosen[member.item_name] = _choice(
+            member, app_point, latest_of[member.item_name], policy, architecture
+        )
     return chosen

@@ -13,6 +13,7 @@ from temporalio.client import Client
 
 from activities.asr import AsrGateway
 from activities.compute import ComputeGateway
+from domain.architectures import assess_readiness
 from domain.errors import FailbackError
 from domain.models import (
     AzureVmRef,
@@ -24,7 +25,7 @@ from domain.models import (
     ReadRecoveryPointsInput,
     VaultRef,
 )
-from domain.readiness import ReadinessReport, assess
+from domain.readiness import ReadinessReport
 from domain.recovery_points import RecoveryPointSelectionError, choose_recovery_points
 from starter.commands import CommandError, read_failback
 from starter.report import AsrJob, FailbackReport, MachineView, Observation, build_report
@@ -49,7 +50,7 @@ def preview_plan(settings: Settings, params: PlanFailbackInput) -> PlanPointChoi
         ReadRecoveryPointsInput(vault=params.vault, machines=plan.machines)
     )
     try:
-        return choose_recovery_points(points, params.recovery_point)
+        return choose_recovery_points(points, params.recovery_point, plan.machines[0].architecture)
     except RecoveryPointSelectionError as refused:
         raise CommandError(
             "the plan cannot fail back with --recovery-point "
@@ -85,7 +86,10 @@ def readiness_report(settings: Settings, params: PlanFailbackInput) -> Readiness
         plan = asr.discover_recovery_plan(params.discovery())
         facts = asr.read_asr_facts(
             ReadAsrFactsInput(
-                vault=params.vault, machines=plan.machines, recovery_plan=params.recovery_plan
+                vault=params.vault,
+                machines=plan.machines,
+                recovery_plan=params.recovery_plan,
+                log_storage_account_id=params.reprotect_to_azure.log_storage_account_id,
             )
         )
     except FailbackError as err:
@@ -94,7 +98,7 @@ def readiness_report(settings: Settings, params: PlanFailbackInput) -> Readiness
         onprem = vcenter.read_facts()
     finally:
         vcenter.close()
-    report, _ = assess(facts, onprem, **params.reprotect_to_onprem.model_dump())
+    report, _ = assess_readiness(facts, onprem, **params.reprotect_to_onprem.model_dump())
     return report
 
 

@@ -239,6 +239,7 @@ class MachineFailbackWorkflow:
             ItemOperationInput(
                 vault=params.vault,
                 item=machine.item,
+                architecture=machine.architecture,
                 vm_name=machine.vm_name,
                 not_before=workflow.now(),
                 poll_interval_seconds=timings.job_poll_interval_seconds,
@@ -265,6 +266,7 @@ class MachineFailbackWorkflow:
         failover = FailoverInput(
             vault=params.vault,
             item=machine.item,
+            architecture=machine.architecture,
             vm_name=machine.vm_name,
             not_before=workflow.now(),
             recovery_point_type=choice.asked_as,
@@ -462,6 +464,7 @@ class MachineFailbackWorkflow:
                 ReprotectToAzureInput(
                     vault=params.vault,
                     item=machine.item,
+                    architecture=machine.architecture,
                     vm_name=machine.vm_name,
                     not_before=workflow.now(),
                     exclude_job_ids=list(failed_jobs),

@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.asr import AsrActivities
     from activities.vsphere import OnPremFactsQuery, VSphereActivities
     from domain import errors
+    from domain.architectures import assess_readiness
     from domain.decisions import fails_over_as_plan
     from domain.models import (
         Approval,
@@ -55,7 +56,7 @@ with workflow.unsafe.imports_passed_through():
         ResolvedReprotectToOnPrem,
         StandDown,
     )
-    from domain.readiness import ReadinessReport, ReprotectChoice, assess
+    from domain.readiness import ReadinessReport, ReprotectChoice
     from domain.recovery_points import (
         RecoveryPointSelectionError,
         choose_recovery_points,
@@ -242,7 +243,9 @@ class PlanFailbackWorkflow:
             timeout=POINTS_TIMEOUT,
         )
         try:
-            self._choice = choose_recovery_points(points, params.recovery_point)
+            self._choice = choose_recovery_points(
+                points, params.recovery_point, plan.machines[0].architecture
+            )
         except RecoveryPointSelectionError as refused:
             raise _PlanStopped(
                 f"no failover was started: {'; '.join(refused.problems)}",
@@ -349,12 +352,15 @@ class PlanFailbackWorkflow:
                     vault=params.vault,
                     machines=plan.machines,
                     recovery_plan=params.recovery_plan,
+                    log_storage_account_id=params.reprotect_to_azure.log_storage_account_id,
                 ),
                 timeout=POINTS_TIMEOUT,
             ),
             read(VSphereActivities.read_onprem_facts, OnPremFactsQuery()),
         )
-        self._readiness, choices = assess(facts, onprem, **params.reprotect_to_onprem.model_dump())
+        self._readiness, choices = assess_readiness(
+            facts, onprem, **params.reprotect_to_onprem.model_dump()
+        )
         blocking = self._readiness.blocking
         if blocking:
             raise _PlanStopped(
@@ -370,6 +376,7 @@ class PlanFailbackWorkflow:
         self._enter(PlanPhase.REPROTECTING, ", ".join(c.item_name for c in choices))
         refs = {m.item.name: m.item for m in plan.machines}
         vm_names = {m.item.name: m.vm_name for m in plan.machines}
+        architectures = {m.item.name: m.architecture for m in plan.machines}
         timings = params.timings
         results = await asyncio.gather(
             *(
@@ -378,6 +385,7 @@ class PlanFailbackWorkflow:
                     ReprotectToOnPremInput(
                         vault=params.vault,
                         item=refs[choice.item_name],
+                        architecture=architectures[choice.item_name],
                         vm_name=vm_names[choice.item_name],
                         not_before=workflow.now(),
                         poll_interval_seconds=timings.job_poll_interval_seconds,

@@ -12,6 +12,7 @@ from azure.mgmt.recoveryservicessiterecovery import models as asr_models
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.asr.bodies import DIALECTS
 from activities.asr.operations import AsrWrites, Write
 from activities.asr.reads import AsrReads
 from activities.liveness import kept_alive
@@ -160,18 +161,11 @@ class AsrActivities:
     @activity.defn
     @as_application_errors
     async def fail_over(self, params: FailoverInput) -> OperationResult:
-        body = asr_models.UnplannedFailoverInput(
-            properties=asr_models.UnplannedFailoverInputProperties(
-                failover_direction="PrimaryToRecovery",
-                source_site_operations="NotRequired",
-                provider_specific_details=asr_models.InMageUnplannedFailoverInput(
-                    recovery_point_type=params.recovery_point_type,
-                    recovery_point_id=params.recovery_point_id,
-                ),
-            )
-        )
-        items = self._writes.gateway.items
-        write = Write(AsrOperation.UNPLANNED_FAILOVER, items.begin_unplanned_failover, (body,))
+        """The failback's failover, as the item's architecture sends it (classic: unplanned,
+        modernized: planned)."""
+        dialect = DIALECTS[params.architecture]
+        send = getattr(self._writes.gateway.items, dialect.failover_method)
+        write = Write(dialect.failover, send, (dialect.failover_body(params),))
         return await self._writes.run(write, params)
 
     @activity.defn
@@ -203,19 +197,7 @@ class AsrActivities:
     @activity.defn
     @as_application_errors
     async def reprotect_to_azure(self, params: ReprotectToAzureInput) -> OperationResult:
-        options = params.options
-        body = asr_models.ReverseReplicationInput(
-            properties=asr_models.ReverseReplicationInputProperties(
-                failover_direction="RecoveryToPrimary",
-                provider_specific_details=asr_models.InMageAzureV2ReprotectInput(
-                    master_target_id=options.master_target_id,
-                    process_server_id=options.process_server_id,
-                    run_as_account_id=options.run_as_account_id,
-                    policy_id=options.policy_id,
-                    log_storage_account_id=options.log_storage_account_id,
-                ),
-            )
-        )
+        body = DIALECTS[params.architecture].reprotect_to_azure_body(params.options)
         items = self._writes.gateway.items
         write = Write(
             AsrOperation.REPROTECT_TO_AZURE,
@@ -228,30 +210,7 @@ class AsrActivities:
     @activity.defn
     @as_application_errors
     async def reprotect_to_onprem(self, params: ReprotectToOnPremInput) -> OperationResult:
-        options = params.options
-        body = asr_models.ReverseReplicationInput(
-            properties=asr_models.ReverseReplicationInputProperties(
-                failover_direction="RecoveryToPrimary",
-                provider_specific_details=asr_models.InMageReprotectInput(
-                    master_target_id=options.master_target_id,
-                    process_server_id=options.process_server_id,
-                    retention_drive=options.retention_drive,
-                    run_as_account_id=options.run_as_account_id,
-                    datastore_name=options.datastore_name,
-                    profile_id=options.profile_id,
-                    # The Azure VM's temporary disk is not replicated back, as Azure PowerShell
-                    # always asks (the audit's row 15).
-                    disk_exclusion_input=asr_models.InMageDiskExclusionInput(
-                        volume_options=[
-                            asr_models.InMageVolumeExclusionOptions(
-                                volume_label="Temporary Storage",
-                                only_exclude_if_single_volume="Yes",
-                            )
-                        ]
-                    ),
-                ),
-            )
-        )
+        body = DIALECTS[params.architecture].reprotect_to_onprem_body(params.options)
         items = self._writes.gateway.items
         write = Write(AsrOperation.REPROTECT_TO_ONPREM, items.begin_reprotect, (body,))
         return await self._writes.run(write, params)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from azure.core.exceptions import ResourceNotFoundError
@@ -29,7 +30,13 @@ from domain.models import (
     ReplicationState,
     VaultRef,
 )
-from domain.readiness import AsrFacts, MachineFacts, MasterTargetFacts, VCenterFacts
+from domain.readiness import (
+    AsrFacts,
+    ConfigServerFacts,
+    MachineFacts,
+    MasterTargetFacts,
+    VCenterFacts,
+)
 from domain.recovery_points import MachinePoints, selectable_points
 
 _T = TypeVar("_T")
@@ -39,6 +46,8 @@ READ_PARALLELISM = 8
 # How old the recovery points readiness listed may be when the point selection takes them
 # instead of listing them again; a plan's selection follows its readiness by seconds.
 POINTS_HANDOVER_SECONDS = 30.0
+# The providers of a failback replication policy: classic's and modernized's.
+FAILBACK_PROVIDERS = frozenset({"InMage", "InMageRcmFailback"})
 
 
 class AsrReads:
@@ -200,6 +209,19 @@ class AsrReads:
         machines = in_parallel(
             lambda m: self._machine_facts(vault, m, items[m.item.name]), params.machines
         )
+        policy = self._failback_policy_id(vault, params.machines, fabric_names[0])
+        if t.text(getattr(custom, "instance_type", None)) == "InMageRcm":
+            return AsrFacts(
+                architecture="modernized",
+                configuration_server=ConfigServerFacts(name=str(fabric.name), reachable=True),
+                master_targets=[],
+                vcenters=vcenters,
+                machines=machines,
+                failback_policy_id=policy,
+                appliances=t.appliance_facts(custom),
+                log_storage_account_id=params.log_storage_account_id,
+                read_at=datetime.now(UTC),
+            )
         run_as = [a.account_id for a in getattr(custom, "run_as_accounts", None) or []]
         return AsrFacts(
             configuration_server=t.configuration_server_facts(fabric, custom, cs_name),
@@ -207,7 +229,7 @@ class AsrReads:
             vcenters=vcenters,
             undiscovered_hosts=undiscovered,
             machines=machines,
-            failback_policy_id=self._failback_policy_id(vault, params.machines, fabric_names[0]),
+            failback_policy_id=policy,
             azure_process_servers=self._azure_process_servers(list(items.values()), custom),
             run_as_account_id=str(run_as[0]) if run_as else None,
         )
@@ -288,6 +310,11 @@ class AsrReads:
             master_target_id=getattr(item_details, "master_target_id", None)
             if kind == "InMage"
             else None,
+            disk_count=len(getattr(item_details, "protected_disks", None) or []),
+            # Modernized: where replication to Azure keeps its logs (InMageRcm), or where the
+            # reprotect toward on-premises put them (InMageRcmFailback).
+            log_storage_account_id=getattr(item_details, "storage_account_id", None)
+            or getattr(item_details, "log_storage_account_id", None),
         )
 
     def _failback_policy_id(
@@ -310,7 +337,7 @@ class AsrReads:
                     None,
                 )
             )
-            == "InMage"
+            in FAILBACK_PROVIDERS
         }
         for fabric_name, container in containers:
             for mapping in self.gateway.list_container_mappings(vault, fabric_name, container):
@@ -351,6 +378,15 @@ class AsrReads:
                 registered=True,
                 last_heartbeat=getattr(item_details, "last_heartbeat", None),
                 agent_version=getattr(item_details, "agent_version", None),
+            )
+        flag = getattr(item_details, "is_agent_registration_successful_after_failover", None)
+        if flag is not None:
+            # Modernized: ASR says whether the agent registered again after the failback.
+            mobility = getattr(item_details, "mobility_agent_details", None)
+            return AgentRegistration(
+                registered=bool(flag),
+                last_heartbeat=getattr(mobility, "last_heartbeat_utc", None),
+                agent_version=getattr(mobility, "version", None),
             )
         heartbeat = getattr(item_details, "last_heartbeat", None)
         agent = getattr(item_details, "agent_details", None)

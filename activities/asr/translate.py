@@ -8,7 +8,13 @@ from typing import Any
 from azure.core.exceptions import HttpResponseError
 
 from domain import errors
-from domain.architectures import Architecture, ItemView, UnknownArchitectureError, architecture_of
+from domain.architectures import (
+    Architecture,
+    ArchitectureName,
+    ItemView,
+    UnknownArchitectureError,
+    architecture_of,
+)
 from domain.errors import FailbackError
 from domain.jobs import JobFact, is_replication_group
 from domain.models import (
@@ -24,8 +30,9 @@ from domain.placement import (
     MasterTargetFact,
     ProcessServerFact,
     choose_reprotect_to_azure,
+    choose_reprotect_to_azure_modernized,
 )
-from domain.readiness import ConfigServerFacts
+from domain.readiness import ApplianceFacts, ConfigServerFacts
 
 # ASR's error codes are numeric and mostly unpublished: nothing here is keyed on a code except
 # those Microsoft's documents name (lab/ASR_SIMULATOR.md, "Wire truth"). 95226: the
@@ -190,13 +197,40 @@ def fabric_inventory(fabric: Any) -> FabricInventory:
     )
 
 
-def item_placement(item_details: Any) -> ItemPlacement:
+def item_placement(item: Any) -> ItemPlacement:
+    item_details = details(item)
+    kind = text(getattr(item_details, "instance_type", None))
+    # Modernized: InMageRcm names the policy it replicates with; InMageRcmFailback the one it
+    # last replicated to Azure with (recorded: lastUsedPolicyId).
+    forward_policy = (
+        getattr(item.properties, "policy_id", None)
+        if kind == "InMageRcm"
+        else getattr(item_details, "last_used_policy_id", None)
+    )
     return ItemPlacement(
-        instance_type=text(getattr(item_details, "instance_type", None)),
+        instance_type=kind,
         process_server_id=getattr(item_details, "process_server_id", None),
         master_target_id=getattr(item_details, "master_target_id", None),
         log_storage_account_id=getattr(item_details, "recovery_azure_log_storage_account_id", None),
+        forward_policy_id=forward_policy,
+        run_as_account_id=getattr(item_details, "run_as_account_id", None),
     )
+
+
+def appliance_facts(custom: Any) -> list[ApplianceFacts]:
+    """Modernized: the replication appliances, as the fabric lists their reprotect agents."""
+    return [
+        ApplianceFacts(
+            id=str(agent.id),
+            name=str(agent.name or agent.id),
+            healthy=healthy(agent),
+            last_heartbeat=getattr(agent, "last_heartbeat_utc", None),
+            datastores=[str(d) for d in getattr(agent, "accessible_datastores", None) or []],
+            attached_disks=int(getattr(agent, "protected_item_count", None) or 0),
+        )
+        for agent in getattr(custom, "reprotect_agents", None) or []
+        if agent.id
+    ]
 
 
 def healthy(process_server: Any) -> bool:
@@ -213,20 +247,24 @@ def describe_item(
 ) -> DiscoveredMachine:
     ref = item_ref_from_id(str(item.id))
     vm_name = str(item.properties.friendly_name or ref.name)
-    architecture_of_item(item, vm_name)
+    architecture = architecture_of_item(item, vm_name)
     item_details = details(item)
     os_details = getattr(item_details, "os_details", None)
+    choose = (
+        choose_reprotect_to_azure_modernized
+        if architecture.name == ArchitectureName.MODERNIZED
+        else choose_reprotect_to_azure
+    )
     return DiscoveredMachine(
         item=ref,
         vm_name=vm_name,
+        architecture=architecture.name.value,
         replication_group=replication_group(item_details),
-        os_type=getattr(os_details, "os_type", None),
+        os_type=getattr(os_details, "os_type", None) or getattr(item_details, "os_type", None),
         protection_state=item.properties.protection_state,
         allowed_operations=list(item.properties.allowed_operations or []),
         azure_vm=AzureVmRef(resource_group=recovery_resource_group, name=azure_vm_name or vm_name),
-        reprotect_to_azure=choose_reprotect_to_azure(
-            reprotect, fabric_inventory(fabric), item_placement(item_details)
-        ),
+        reprotect_to_azure=choose(reprotect, fabric_inventory(fabric), item_placement(item)),
     )
 
 

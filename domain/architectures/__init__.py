@@ -18,11 +18,9 @@ from domain.architectures.base import (
 )
 from domain.architectures.classic import CLASSIC
 from domain.architectures.modernized import MODERNIZED
+from domain.readiness import AsrFacts, OnPremFacts, ReadinessReport, ReprotectChoice
 
-# MODERNIZED is modelled (its states and operations, from the recordings) but joins this list
-# only with its lifecycle (issue 15): until then its items are refused by name, not driven
-# through the classic steps.
-ARCHITECTURES: tuple[Architecture, ...] = (CLASSIC,)
+ARCHITECTURES: tuple[Architecture, ...] = (CLASSIC, MODERNIZED)
 
 
 def architecture_named(name: ArchitectureName) -> Architecture:
@@ -30,6 +28,14 @@ def architecture_named(name: ArchitectureName) -> Architecture:
         if architecture.name == name:
             return architecture
     raise UnknownArchitectureError(f"no architecture {name!r} is built in")
+
+
+def assess_readiness(
+    facts: AsrFacts, onprem: OnPremFacts, **choices: str | None
+) -> tuple[ReadinessReport, list[ReprotectChoice]]:
+    """The readiness rules of the facts' architecture, with the operator's reprotect choices:
+    what `failback check` reports and the plan workflow acts on, the same for both."""
+    return architecture_named(ArchitectureName(facts.architecture)).assess(facts, onprem, **choices)
 
 
 def architecture_of(instance_type: str) -> Architecture:
@@ -55,4 +61,5 @@ __all__ = [
     "UnknownArchitectureError",
     "architecture_named",
     "architecture_of",
+    "assess_readiness",
 ]

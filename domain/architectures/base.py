@@ -9,7 +9,11 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.operations import AsrOperation
-from domain.readiness import MachineState
+from domain.readiness import MachineState, ReadinessReport, ReprotectChoice
+
+# The readiness rules of an architecture over both systems' facts, with the operator's choices
+# for the reprotect toward on-premises (ReprotectToOnPremOptions' fields).
+Assess = Callable[..., tuple[ReadinessReport, list[ReprotectChoice]]]
 
 
 class ArchitectureName(StrEnum):
@@ -65,6 +69,9 @@ class Architecture:
     replicating_back: Callable[[ItemView], bool]
     # Already protected to Azure again: the agent was there for it.
     protected_to_azure: Callable[[ItemView], bool]
+    # Its readiness rules (domain/readiness*.py): what `failback check` reports and the plan
+    # acts on; called as assess(asr_facts, onprem_facts, **reprotect_to_onprem_choices).
+    assess: Assess
     # The readiness rules of DESIGN.md that apply, by number.
     rules: tuple[str, ...] = ()
 

@@ -14,7 +14,7 @@ from domain.architectures.base import (
     OperationRule,
 )
 from domain.operations import AsrOperation
-from domain.readiness import MachineState
+from domain.readiness import MachineState, assess
 
 TO_AZURE = "InMageAzureV2"
 TO_ONPREM = "InMage"
@@ -90,5 +90,6 @@ CLASSIC = Architecture(
     machine_state=_machine_state,
     replicating_back=_replicating_back,
     protected_to_azure=_protected_to_azure,
-    rules=tuple(f"R{n}" for n in range(1, 17)),
+    assess=assess,
+    rules=tuple(f"R{n}" for n in range(1, 18)),
 )

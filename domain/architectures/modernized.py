@@ -20,6 +20,7 @@ from domain.architectures.base import (
 )
 from domain.operations import AsrOperation
 from domain.readiness import MachineState
+from domain.readiness_modernized import assess_modernized
 
 TO_AZURE = "InMageRcm"
 TO_ONPREM = "InMageRcmFailback"
@@ -117,5 +118,6 @@ MODERNIZED = Architecture(
     machine_state=_machine_state,
     replicating_back=_replicating_back,
     protected_to_azure=_protected_to_azure,
-    rules=(),
+    assess=assess_modernized,
+    rules=("R5", "R7", "R12", "R13", "R14", "R17", "R18", "R19", "R20", "R21", "R22"),
 )

@@ -234,9 +234,26 @@ def _rcm_details(state: SimulatorState, item: ItemState, now: dt.datetime) -> di
         "isAgentRegistrationSuccessfulAfterFailover": True,
         "agentUpgradeState": "None",
         "lastAgentUpgradeType": "None",
-        "protectedDisks": [],
+        # The storage account replication to Azure keeps its logs in.
+        "storageAccountId": log_storage_account(state),
+        "protectedDisks": [
+            {
+                "diskId": f"disk-{index}",
+                "isOSDisk": "true" if index == 0 else "false",
+                "capacityInBytes": size * 1024**3,
+            }
+            for index, size in enumerate(spec.disk_sizes_gb)
+        ],
         "vmNics": [],
     }
+
+
+def log_storage_account(state: SimulatorState) -> str:
+    ids = state.ids
+    return (
+        f"/subscriptions/{ids.subscription}/resourceGroups/{ids.recovery_resource_group}"
+        "/providers/Microsoft.Storage/storageAccounts/asrcachelab01"
+    )
 
 
 def _rcm_failback_details(
@@ -615,7 +632,8 @@ def _reprotect_to_azure(state: SimulatorState, item: ItemState, body: Any) -> _J
             target=f"{where}.processServerId",
         )
     policy = _string(details, "policyId", where)
-    if policy.lower() != state.ids.policy(state.scenario.azure.azure_policy_id).lower():
+    forward = state.scenario.azure.azure_policy_id
+    if policy.lower() not in (forward.lower(), state.ids.policy(forward).lower()):
         raise bad_request(
             f"{where}.policyId '{policy}' is not the replication (InMageRcm) policy mapped on "
             f"container '{state.scenario.azure.protection_container}'.",
@@ -625,7 +643,7 @@ def _reprotect_to_azure(state: SimulatorState, item: ItemState, body: Any) -> _J
         master_target_id="",
         process_server_id=server.id,
         run_as_account_id=details.get("runAsAccountId"),
-        policy_id=policy,
+        policy_id=state.ids.policy(forward),
     )
     vm_name = item.spec.vm_name
 

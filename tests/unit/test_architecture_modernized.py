@@ -112,6 +112,11 @@ def test_a_failback_that_can_still_be_undone_is_never_taken_as_committed(
         assert not committed or MODERNIZED.protected_to_azure(item)
 
 
-def test_modernized_items_are_refused_until_their_lifecycle_is_built() -> None:
-    with pytest.raises(UnknownArchitectureError, match="InMageRcm"):
-        architecture_of("InMageRcm")
+def test_modernized_items_are_told_apart_by_their_provider_and_hyper_v_is_refused() -> None:
+    """Issue 15, point 1: the architecture of an item is its provider's; Hyper-V (issue 16) is
+    refused by name until its lifecycle is built."""
+    assert architecture_of("InMageRcm") is MODERNIZED
+    assert architecture_of("InMageRcmFailback") is MODERNIZED
+    assert architecture_of("InMage").name == "classic"
+    with pytest.raises(UnknownArchitectureError, match="HyperVReplicaAzure"):
+        architecture_of("HyperVReplicaAzure")

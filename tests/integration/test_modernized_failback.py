@@ -1,0 +1,99 @@
+"""Issue 15: a modernized VMware failback, end to end in the lab, through the real SDK, the
+worker and the Temporal dev server: readiness (the appliance, its datastores, the failback
+policy, the log storage account), the reprotect toward on-premises through the appliance's
+reprotect agent (InMageRcm), the wait for the initial replication, the planned failover
+(InMageRcmFailback, crash-consistent), verification in vCenter, approval, commit, the agent's
+registration (isAgentRegistrationSuccessfulAfterFailover) and the reprotect back to Azure."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lab.manager import LabState, lab_down
+from starter.commands import approve, plan_input, plan_status, start_plan_failback
+from tests.integration.conftest import (
+    journal,
+    lab_get,
+    lab_settings,
+    posts,
+    simulator_schema_violations,
+    start_lab,
+)
+from worker.wiring import connect_temporal
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "lab" / "scenarios"
+
+
+@pytest.fixture(scope="module")
+def modern_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabState]:
+    state = start_lab(tmp_path_factory.mktemp("modern-lab"), SCENARIOS / "modernized.json")
+    try:
+        yield state
+        found = simulator_schema_violations(state)
+        assert found == [], f"the simulator answered in shapes real ASR does not send: {found[:5]}"
+    finally:
+        lab_down(Path(state.lab_dir), say=lambda _: None)
+
+
+async def test_a_modernized_plan_fails_back_end_to_end(modern_lab: LabState) -> None:
+    settings = lab_settings(modern_lab)
+    client = await connect_temporal(settings)
+    handle = await start_plan_failback(
+        client, settings, plan_input(settings, "plan-modern", "latest")
+    )
+    for _ in range(600):
+        status = await plan_status(client, handle.id)
+        if status.phase in ("awaiting-approval", "failed"):
+            break
+        await asyncio.sleep(0.25)
+    assert status.phase == "awaiting-approval", status.error
+    assert status.readiness is not None and status.readiness.ready, status.readiness
+    locations = {m.item_name: m.location for m in status.readiness.machines}
+    assert locations == {"web-01-item": "original", "app-01-item": "alternate"}
+    phases = [change.phase for change in status.history]
+    assert phases.index("reprotecting-to-onprem") < phases.index("waiting-for-replication")
+    assert phases.index("waiting-for-replication") < phases.index("failing-over")
+
+    entries = journal(modern_lab)
+    effects = lab_get(modern_lab, "/_lab/state")["vcenter_effects"]
+    # vcsim shows the reprotect and the failover: web-01 powered off, then on; app-01 created.
+    assert [(e["action"], e["vm_name"]) for e in effects if e["vm_name"] == "web-01"] == [
+        ("power_off", "web-01"),
+        ("power_on", "web-01"),
+    ]
+    assert ("create_vm", "app-01") in [(e["action"], e["vm_name"]) for e in effects]
+    for item in ("web-01-item", "app-01-item"):
+        (reprotect,) = posts(entries, "reProtect", item)
+        details = reprotect["body"]["properties"]["providerSpecificDetails"]
+        assert details["instanceType"] == "InMageRcm"
+        assert details["reprotectAgentId"] and details["datastoreName"]
+        assert details["logStorageAccountId"].endswith("/asrcachelab01")
+        assert details["policyId"].endswith("/24-hour-replication-policy-failback")
+        (failover,) = posts(entries, "plannedFailover", item)
+        assert failover["body"]["properties"] == {
+            "providerSpecificDetails": {
+                "instanceType": "InMageRcmFailback",
+                "recoveryPointType": "CrashConsistent",
+            }
+        }
+        assert posts(entries, "unplannedFailover", item) == []
+        assert posts(entries, "failoverCommit", item) == []
+
+    await approve(client, handle.id, "erin", "both back")
+    result = await asyncio.wait_for(handle.result(), timeout=300)
+    assert result.outcome == "completed", result.summary
+    entries = journal(modern_lab)
+    state = lab_get(modern_lab, "/_lab/state")
+    for item in state["items"]:
+        assert item["azure_vm"]["deleted"], item["name"]
+        assert item["phase"] == "ReplicatingToAzure", item["name"]
+        assert len(posts(entries, "failoverCommit", item["name"])) == 1
+        reprotects = posts(entries, "reProtect", item["name"])
+        assert len(reprotects) == 2
+        back = reprotects[1]["body"]["properties"]["providerSpecificDetails"]
+        assert back["instanceType"] == "InMageRcmFailback"
+        assert back["processServerId"] and back["policyId"]
