@@ -95,6 +95,27 @@ def approval_refusal(phase: Phase) -> str | None:
     return f"the commit was already approved (the failback is {phase})"
 
 
+def undo_refusal(phase: Phase, approved: bool, can_undo: bool) -> str | None:
+    """Why an undo received in this phase is refused; None when it is taken. Never after the
+    commit's approval: the commit deletes the Azure VM, and an undo cannot follow it."""
+    if not can_undo:
+        return (
+            "this machine's architecture (classic) cannot undo a failback: ASR has no cancel "
+            "for it; leave it unapproved and cancel the failback's workflow instead, which "
+            "commits nothing and leaves the Azure VM intact"
+        )
+    if approved or phase not in (Phase.FAILING_OVER, Phase.VERIFYING, Phase.AWAITING_APPROVAL):
+        if phase in (Phase.STARTING, Phase.DISCOVERING):
+            return f"the failback is {phase}: nothing has failed over yet, so nothing to undo"
+        if phase in (Phase.UNDOING, Phase.UNDONE):
+            return "the failback is already being undone"
+        return (
+            f"the failback is {phase}: the commit was approved or done, which deletes the Azure "
+            "VM; a committed failback cannot be undone"
+        )
+    return None
+
+
 class AgentWaitVerdict(StrEnum):
     REGISTERED = "registered"
     KEEP_WAITING = "keep-waiting"
@@ -135,7 +156,8 @@ def describe_wait(
         Phase.FAILING_OVER: f"ASR is failing {vm} over to on-premises",
         Phase.VERIFYING: f"waiting for {vm} to run on-premises and the Azure VM to be off",
         Phase.AWAITING_APPROVAL: (
-            f"waiting for a commit approval: verify {vm}, then run `failback approve`"
+            f"waiting for a commit approval: verify {vm}, then run `failback approve` (or, "
+            "modernized, `failback undo` to bring the Azure VM back)"
         ),
         Phase.COMMITTING: "ASR is committing the failover (deleting the Azure VM)",
         Phase.WAITING_FOR_AGENT: f"waiting for the mobility agent on {vm} to register",
@@ -148,6 +170,9 @@ def describe_wait(
         Phase.COMPLETED_WITHOUT_REPROTECT: (
             "nothing: failed back without re-protect (enable it in the vault)"
         ),
+        Phase.UNDOING: f"ASR is undoing the failback of {vm} (failoverCancel): the Azure VM "
+        "starts again and replication toward on-premises resumes",
+        Phase.UNDONE: f"nothing: the failback was undone; {vm} runs in Azure again",
         Phase.FAILED: "nothing: the failback failed (see the error)",
     }
     return texts[phase]

@@ -99,6 +99,21 @@ class ApprovalPolicy(_Model):
         gt=0,
         description="Off by default: commit without a human after this long awaiting approval",
     )
+    auto_undo_after_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="Off by default (modernized only): undo the failback (failoverCancel) if no "
+        "human approved it this long after it was verified; the Azure VM runs again",
+    )
+
+    @model_validator(mode="after")
+    def _one_automatic_end(self) -> ApprovalPolicy:
+        if self.auto_commit_after_seconds is not None and self.auto_undo_after_seconds is not None:
+            raise ValueError(
+                "choose auto-commit or auto-undo, not both: each decides what happens when "
+                "nobody approves"
+            )
+        return self
 
 
 class _NamesOneMachine(_Model):
@@ -529,14 +544,31 @@ class MachineStatus(_Model):
     rejected_approvals: list[RejectedApproval] = Field(default_factory=list)
     approval_reminders: int = 0
     agent_wait: AgentWait | None = None
+    undo: Undo | None = None
+    rejected_undos: list[RejectedApproval] = Field(default_factory=list)
     history: list[PhaseChange] = Field(default_factory=list)
     error: str | None = None
+
+
+class UndoRequest(_Model):
+    """Undo a failback before its commit (modernized: failoverCancel)."""
+
+    undone_by: str = Field(min_length=1)
+    comment: str = ""
+    # Set by a plan when it passes its undo to its machines.
+    on_behalf_of_plan: str | None = None
+
+
+class Undo(_Model):
+    undone_by: str
+    comment: str = ""
+    requested_at: datetime
 
 
 class MachineFailbackResult(_Model):
     item_name: str | None
     vm_name: str | None
-    outcome: Literal["completed", "completed-without-reprotect", "failed"]
+    outcome: Literal["completed", "completed-without-reprotect", "undone", "failed"]
     summary: str
     started_at: datetime
     finished_at: datetime
@@ -611,6 +643,7 @@ class PlanStatus(_Model):
     failover: OperationResult | None = Field(
         default=None, description="The plan's own failover job, when it failed over whole (FO-PLAN)"
     )
+    undo: Undo | None = None
     history: list[PlanPhaseChange] = Field(default_factory=list)
     error: str | None = None
 
@@ -623,7 +656,7 @@ class PlanPhaseChange(_Model):
 
 class PlanFailbackResult(_Model):
     recovery_plan: str
-    outcome: Literal["completed", "completed-with-warnings"]
+    outcome: Literal["completed", "completed-with-warnings", "undone"]
     summary: str
     started_at: datetime
     finished_at: datetime

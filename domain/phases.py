@@ -23,6 +23,10 @@ class Phase(StrEnum):
     REPROTECTING = "reprotecting"
     COMPLETED = "completed"
     COMPLETED_WITHOUT_REPROTECT = "completed-without-reprotect"
+    # Modernized: the failback undone before commit (failoverCancel): the Azure VM runs again
+    # and replication toward on-premises resumes.
+    UNDOING = "undoing"
+    UNDONE = "undone"
     FAILED = "failed"
 
 
@@ -37,7 +41,9 @@ class PlanPhase(StrEnum):
     FAILING_OVER = "failing-over"
     AWAITING_APPROVAL = "awaiting-approval"
     FINISHING = "finishing"
+    UNDOING = "undoing"
     COMPLETED = "completed"
+    UNDONE = "undone"
     FAILED = "failed"
 
 
@@ -50,9 +56,12 @@ class IllegalTransitionError(RuntimeError):
 TRANSITIONS: dict[Phase, frozenset[Phase]] = {
     Phase.STARTING: frozenset({Phase.DISCOVERING, Phase.FAILED}),
     Phase.DISCOVERING: frozenset({Phase.FAILING_OVER, Phase.FAILED}),
-    Phase.FAILING_OVER: frozenset({Phase.VERIFYING, Phase.FAILED}),
-    Phase.VERIFYING: frozenset({Phase.AWAITING_APPROVAL, Phase.FAILED}),
-    Phase.AWAITING_APPROVAL: frozenset({Phase.COMMITTING, Phase.FAILED}),
+    Phase.FAILING_OVER: frozenset({Phase.VERIFYING, Phase.UNDOING, Phase.FAILED}),
+    Phase.VERIFYING: frozenset({Phase.AWAITING_APPROVAL, Phase.UNDOING, Phase.FAILED}),
+    Phase.AWAITING_APPROVAL: frozenset({Phase.COMMITTING, Phase.UNDOING, Phase.FAILED}),
+    # Only before the commit: after it, the Azure VM is gone and there is nothing to undo.
+    Phase.UNDOING: frozenset({Phase.UNDONE, Phase.FAILED}),
+    Phase.UNDONE: frozenset(),
     Phase.COMMITTING: frozenset({Phase.WAITING_FOR_AGENT, Phase.FAILED}),
     Phase.WAITING_FOR_AGENT: frozenset({Phase.REPROTECTING, Phase.AGENT_STUCK, Phase.FAILED}),
     Phase.AGENT_STUCK: frozenset(
@@ -68,7 +77,7 @@ TRANSITIONS: dict[Phase, frozenset[Phase]] = {
 # The phases a machine's failback ends in (none may follow them).
 TERMINAL = frozenset(p for p, nexts in TRANSITIONS.items() if not nexts)
 # A plan ends in these; as strings, the terminal phases of either kind (the report draws them).
-PLAN_TERMINAL = frozenset({PlanPhase.COMPLETED, PlanPhase.FAILED})
+PLAN_TERMINAL = frozenset({PlanPhase.COMPLETED, PlanPhase.UNDONE, PlanPhase.FAILED})
 TERMINAL_NAMES = frozenset(str(p) for p in TERMINAL | PLAN_TERMINAL)
 
 # Phases before the commit: a failure here leaves the Azure copies intact.

@@ -495,6 +495,23 @@ def approve_command(workflow_id: str, approved_by: str, comment: str) -> None:
     click.echo(f"commit of {covers} approved by {approved_by}")
 
 
+@cli.command("undo")
+@click.argument("workflow_id")
+@click.option("--by", "undone_by", required=True, help="Who undoes the failback")
+@click.option("--comment", default="", help="Why (goes into the audit trail)")
+@friendly_errors
+def undo_command(workflow_id: str, undone_by: str, comment: str) -> None:
+    """Undo a failback before its commit (modernized): the Azure VM runs again."""
+    from starter.commands import undo
+
+    settings = settings_for_cli()
+
+    async def go() -> str:
+        return await undo(await _client(settings), workflow_id, undone_by, comment)
+
+    click.echo(_run(go()))
+
+
 @cli.command("agent")
 @click.argument("workflow_id")
 @click.option("--by", "decided_by", required=True)

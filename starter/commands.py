@@ -21,7 +21,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, FailureError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from domain.decisions import approval_refusal
+from domain.decisions import approval_refusal, undo_refusal
 from domain.models import (
     Approval,
     ApprovalRequest,
@@ -37,6 +37,7 @@ from domain.models import (
     ReprotectToAzureOptions,
     ReprotectToOnPremOptions,
     Timings,
+    UndoRequest,
     VaultRef,
 )
 from starter.report import (
@@ -204,6 +205,60 @@ async def approve(client: Client, workflow_id: str, approved_by: str, comment: s
         raise CommandError(f"not approved: {refusal}")
     await handle.signal(MachineFailbackWorkflow.approve_commit, request)
     return status.vm_name or status.item_name or workflow_id
+
+
+# How long `failback undo` waits to see the workflow take (or refuse) the undo.
+UNDO_ANSWER_SECONDS = 10.0
+
+
+async def undo(client: Client, workflow_id: str, undone_by: str, comment: str) -> str:
+    """Ask a failback (a machine's or a plan's) to undo itself before its commit, and say
+    whether it took it: the workflow is the judge (it refuses a classic one, a committed one,
+    or one that has not failed over yet, and records the refusal)."""
+    if not undone_by.strip():
+        raise CommandError("--by must name who undoes the failback")
+    request = UndoRequest(undone_by=undone_by, comment=comment)
+    description = await _describe(client, workflow_id)
+    execution = execution_name(description.status)
+    if description.parent_id:
+        raise CommandError(
+            f"not undone: {workflow_id} is one machine of the recovery plan's failback "
+            f"{description.parent_id}; undo the plan as a whole: `failback undo "
+            f"{description.parent_id} --by NAME`"
+        )
+    if execution != "running":
+        raise CommandError(
+            f"not undone: the failback {workflow_id} has already ended ({execution})"
+        )
+    handle = client.get_workflow_handle(workflow_id)
+    is_plan = description.workflow_type == "PlanFailbackWorkflow"
+    if is_plan:
+        before = len((await plan_status(client, workflow_id)).rejected_approvals)
+        await handle.signal(PlanFailbackWorkflow.undo_failback, request)
+    else:
+        status = await machine_status(client, workflow_id)
+        refusal = undo_refusal(status.phase, status.approval is not None, can_undo=True)
+        if refusal is not None:
+            raise CommandError(f"not undone: {refusal}")
+        before = len(status.rejected_undos)
+        await handle.signal(MachineFailbackWorkflow.undo_failback, request)
+    deadline = asyncio.get_running_loop().time() + UNDO_ANSWER_SECONDS
+    while asyncio.get_running_loop().time() < deadline:
+        if is_plan:
+            plan = await plan_status(client, workflow_id)
+            taken, refused = plan.undo, plan.rejected_approvals[before:]
+        else:
+            machine = await machine_status(client, workflow_id)
+            taken, refused = machine.undo, machine.rejected_undos[before:]
+        if refused:
+            raise CommandError(f"not undone: {refused[-1].reason.removeprefix('undo refused: ')}")
+        if taken is not None:
+            return (
+                f"undo of {workflow_id} taken (by {taken.undone_by}): ASR cancels the failover, "
+                "the Azure VM runs again; `failback status` follows it"
+            )
+        await asyncio.sleep(0.5)
+    return f"undo of {workflow_id} sent; `failback status {workflow_id}` shows whether it was taken"
 
 
 async def decide_agent(client: Client, workflow_id: str, decision: OperatorDecision) -> None:

@@ -218,6 +218,7 @@ class Activities:
             self.asr.fail_over,
             self.asr.fail_over_plan,
             self.asr.commit_failover,
+            self.asr.cancel_failover,
             self.asr.reprotect_to_azure,
             self.vsphere.read_onprem_vm,
             self.vsphere.read_onprem_facts,

@@ -19,12 +19,14 @@ with workflow.unsafe.imports_passed_through():
     from activities.asr import AsrActivities
     from activities.verification import VerificationActivities
     from domain import errors
+    from domain.architectures import architecture_named_can_undo
     from domain.decisions import (
         AgentWaitVerdict,
         agent_wait_verdict,
         approval_refusal,
         describe_wait,
         evaluate_verification,
+        undo_refusal,
     )
     from domain.models import (
         AgentCheckInput,
@@ -53,6 +55,8 @@ with workflow.unsafe.imports_passed_through():
         ReprotectToAzureInput,
         SelectRecoveryPointInput,
         StandDown,
+        Undo,
+        UndoRequest,
         Verification,
         VerificationRead,
         VerificationReadInput,
@@ -64,7 +68,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.calls import cause, read, write
     from workflows.visibility import SearchAttributeBatcher
 
-Outcome = Literal["completed", "completed-without-reprotect"]
+Outcome = Literal["completed", "completed-without-reprotect", "undone"]
 
 # The plan's signal, named here so that the machine workflow need not import the plan's.
 PLAN_MACHINE_VERIFIED_SIGNAL = "machine_verified"
@@ -97,6 +101,8 @@ class MachineFailbackWorkflow:
         # Re-protects to Azure that failed in this agent wait, ASR's words for each (R16).
         self._reprotect_failures: list[str] = []
         self._plan: str | None = None
+        self._undo: Undo | None = None
+        self._rejected_undos: list[RejectedApproval] = []
         self._committed_on_asr_clock: datetime | None = None
         self._attributes = SearchAttributeBatcher()
 
@@ -134,6 +140,34 @@ class MachineFailbackWorkflow:
         workflow.logger.warning("approval from %s refused: %s", request.approved_by, reason)
 
     @workflow.signal
+    def undo_failback(self, request: UndoRequest) -> None:
+        """Modernized: bring the Azure VM back instead of committing (failoverCancel). Taken
+        only before the commit is approved; refused (and recorded) otherwise."""
+        architecture = self._discovered.architecture if self._discovered else "classic"
+        refusal = undo_refusal(
+            self._phase, self._approval is not None, architecture_named_can_undo(architecture)
+        )
+        if self._plan and request.on_behalf_of_plan != self._plan:
+            refusal = (
+                f"{self._vm_name} is part of recovery plan {self._plan}: undo the plan's "
+                "failback, which undoes all its machines together"
+            )
+        now = workflow.now()
+        if refusal is None and self._undo is None:
+            self._undo = Undo(
+                undone_by=request.undone_by, comment=request.comment, requested_at=now
+            )
+            workflow.logger.info("undo requested by %s", request.undone_by)
+            return
+        reason = refusal or "already being undone"
+        self._rejected_undos.append(
+            RejectedApproval(
+                approved_by=request.undone_by, received_at=now, phase=self._phase, reason=reason
+            )
+        )
+        workflow.logger.warning("undo from %s refused: %s", request.undone_by, reason)
+
+    @workflow.signal
     def stand_down(self, order: StandDown) -> None:
         if self._phase in BEFORE_COMMIT and self._approval is None:
             self._stand_down = order
@@ -162,6 +196,8 @@ class MachineFailbackWorkflow:
             rejected_approvals=list(self._rejected),
             approval_reminders=self._reminders,
             agent_wait=self._agent_wait,
+            undo=self._undo,
+            rejected_undos=list(self._rejected_undos),
             history=list(self._history),
             error=self._error,
         )
@@ -224,12 +260,15 @@ class MachineFailbackWorkflow:
         self._enter(Phase.FAILING_OVER)
         first_read = await self._fail_over(params, machine)
 
-        self._enter(Phase.VERIFYING)
-        await self._verify(params, machine, first_read)
-
-        self._enter(Phase.AWAITING_APPROVAL)
-        await self._tell_plan_verified()
-        await self._await_approval(params)
+        if self._undo is None:
+            self._enter(Phase.VERIFYING)
+            await self._verify(params, machine, first_read)
+        if self._undo is None:
+            self._enter(Phase.AWAITING_APPROVAL)
+            await self._tell_plan_verified()
+            await self._await_approval(params)
+        if self._undo is not None:
+            return await self._undo_failback(params, machine)
 
         self._enter(
             Phase.COMMITTING, f"approved by {self._approval and self._approval.approved_by}"
@@ -285,6 +324,28 @@ class MachineFailbackWorkflow:
         )
         return done.state
 
+    async def _undo_failback(
+        self, params: MachineFailbackInput, machine: DiscoveredMachine
+    ) -> Outcome:
+        """failoverCancel, awaited: the Azure VM runs again and replication toward on-premises
+        resumes. Nothing was committed."""
+        assert self._undo is not None
+        self._enter(Phase.UNDOING, f"by {self._undo.undone_by}: {self._undo.comment}".strip())
+        await self._operation(
+            AsrActivities.cancel_failover,
+            ItemOperationInput(
+                vault=params.vault,
+                item=machine.item,
+                architecture=machine.architecture,
+                vm_name=machine.vm_name,
+                not_before=workflow.now(),
+                poll_interval_seconds=params.timings.job_poll_interval_seconds,
+            ),
+            params,
+        )
+        self._enter(Phase.UNDONE, f"undone by {self._undo.undone_by}")
+        return "undone"
+
     def _check_stand_down(self) -> None:
         if self._stand_down is not None:
             raise _FailbackStopped(
@@ -297,12 +358,23 @@ class MachineFailbackWorkflow:
         the wait without commit; an opt-in policy may approve after a set time."""
         self._approval = await wait_for_approval(
             lambda: self._approval,
-            lambda: self._stand_down is not None,
+            lambda: self._stand_down is not None or self._undo is not None,
             params.approval,
             self._remind,
+            auto_undo=self._auto_undo,
         )
-        if self._approval is None:
+        if self._approval is None and self._undo is None:
             self._check_stand_down()
+
+    def _auto_undo(self, waited_seconds: float) -> None:
+        """The opt-in auto-undo policy: nobody approved within the set time."""
+        if self._undo is None:
+            self._undo = Undo(
+                undone_by=f"auto-undo policy ({waited_seconds / 60:g} min)",
+                comment="no human approval within the configured time; the operator opted in "
+                "to auto-undo when starting the failback",
+                requested_at=workflow.now(),
+            )
 
     def _remind(self, waited_seconds: float) -> None:
         self._reminders += 1
@@ -357,12 +429,14 @@ class MachineFailbackWorkflow:
                     + ". Nothing was committed: the Azure VM is intact; check the on-premises VM "
                     "in vCenter before starting again"
                 )
-            # A durable sleep that a plan's stand-down order cuts short.
+            # A durable sleep that a plan's stand-down order or an undo cuts short.
             with contextlib.suppress(asyncio.TimeoutError):
                 await workflow.wait_condition(
-                    lambda: self._stand_down is not None,
+                    lambda: self._stand_down is not None or self._undo is not None,
                     timeout=timedelta(seconds=timings.verify_poll_interval_seconds),
                 )
+            if self._undo is not None:
+                return
 
     @staticmethod
     def _verification_query(machine: DiscoveredMachine) -> VerificationReadInput:

@@ -25,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.asr import AsrActivities
     from activities.vsphere import OnPremFactsQuery, VSphereActivities
     from domain import errors
-    from domain.architectures import assess_readiness
+    from domain.architectures import architecture_named_can_undo, assess_readiness
     from domain.decisions import fails_over_as_plan
     from domain.models import (
         Approval,
@@ -55,6 +55,8 @@ with workflow.unsafe.imports_passed_through():
         ReprotectToOnPremInput,
         ResolvedReprotectToOnPrem,
         StandDown,
+        Undo,
+        UndoRequest,
     )
     from domain.readiness import ReadinessReport, ReprotectChoice
     from domain.recovery_points import (
@@ -79,6 +81,7 @@ class PlanFailbackWorkflow:
         self._phase = PlanPhase.STARTING
         self._history: list[PlanPhaseChange] = []
         self._machines: list[PlanMachine] = []
+        self._discovered_machines: list[DiscoveredMachine] = []
         self._boot_groups = 0
         self._current_group: int | None = None
         self._verified: dict[str, MachineVerified] = {}
@@ -92,6 +95,7 @@ class PlanFailbackWorkflow:
         self._readiness: ReadinessReport | None = None
         self._reprotects: list[OperationResult] = []
         self._failover: OperationResult | None = None
+        self._undo: Undo | None = None
         self._reminders = 0
 
     @workflow.signal
@@ -123,6 +127,45 @@ class PlanFailbackWorkflow:
             )
         )
 
+    @workflow.signal
+    def undo_failback(self, request: UndoRequest) -> None:
+        """Modernized: undo every machine's failback before the commit (failoverCancel), the
+        plan as a whole; taken once every machine is verified and before the approval."""
+        now = workflow.now()
+        can_undo = all(
+            architecture_named_can_undo(m.architecture) for m in self._discovered_machines
+        )
+        if (
+            self._phase == PlanPhase.AWAITING_APPROVAL
+            and self._approval is None
+            and self._undo is None
+            and can_undo
+        ):
+            self._undo = Undo(
+                undone_by=request.undone_by, comment=request.comment, requested_at=now
+            )
+            return
+        reason = (
+            "a classic plan cannot be undone: ASR has no cancel for its failback"
+            if not can_undo
+            else "the plan is being undone already"
+            if self._undo is not None
+            else "the commit was approved, which deletes the Azure VMs: it cannot be undone"
+            if self._approval is not None
+            else f"the plan is {self._phase}: a plan is undone once every machine is verified "
+            "and before the commit is approved"
+        )
+        self._rejected.append(
+            RejectedApproval(
+                approved_by=request.undone_by,
+                received_at=now,
+                phase=Phase.AWAITING_APPROVAL
+                if self._phase == PlanPhase.AWAITING_APPROVAL
+                else Phase.VERIFYING,
+                reason=f"undo refused: {reason}",
+            )
+        )
+
     @workflow.query
     def status(self) -> PlanStatus:
         return PlanStatus(
@@ -142,6 +185,7 @@ class PlanFailbackWorkflow:
             readiness=self._readiness,
             reprotects=list(self._reprotects),
             failover=self._failover,
+            undo=self._undo,
             history=list(self._history),
             error=self._error,
         )
@@ -181,10 +225,14 @@ class PlanFailbackWorkflow:
                 non_retryable=True,
             ) from None
         outcomes = {r.outcome for r in self._completed.values()}
-        outcome: Literal["completed", "completed-with-warnings"] = (
-            "completed" if outcomes == {"completed"} else "completed-with-warnings"
+        outcome: Literal["completed", "completed-with-warnings", "undone"] = (
+            "undone"
+            if self._undo is not None
+            else "completed"
+            if outcomes == {"completed"}
+            else "completed-with-warnings"
         )
-        self._enter(PlanPhase.COMPLETED)
+        self._enter(PlanPhase.UNDONE if self._undo is not None else PlanPhase.COMPLETED)
         return PlanFailbackResult(
             recovery_plan=params.recovery_plan,
             outcome=outcome,
@@ -210,6 +258,9 @@ class PlanFailbackWorkflow:
             await self._fail_over_group(params, index, group, len(plan.boot_groups))
         self._current_group = None
         approval = await self._await_approval(params)
+        if approval is None:
+            await self._undo_all()
+            return
         await self._finish(approval)
 
     async def _discover(self, params: PlanFailbackInput) -> DiscoveredPlan:
@@ -220,6 +271,7 @@ class PlanFailbackWorkflow:
         )
         if not plan.machines:
             raise _PlanStopped(f"recovery plan {params.recovery_plan} has no machines")
+        self._discovered_machines = plan.machines
         return plan
 
     async def _choose_points(self, params: PlanFailbackInput, plan: DiscoveredPlan) -> None:
@@ -306,16 +358,50 @@ class PlanFailbackWorkflow:
                 "boot groups were not started and nothing was committed"
             )
 
-    async def _await_approval(self, params: PlanFailbackInput) -> Approval:
+    async def _await_approval(self, params: PlanFailbackInput) -> Approval | None:
+        """The one approval for the whole plan; None when the plan is to be undone."""
         self._enter(PlanPhase.AWAITING_APPROVAL)
         self._approval = await wait_for_approval(
-            lambda: self._approval, lambda: bool(self._failed), params.approval, self._remind
+            lambda: self._approval,
+            lambda: bool(self._failed) or self._undo is not None,
+            params.approval,
+            self._remind,
+            auto_undo=self._auto_undo,
         )
+        if self._approval is None and self._undo is not None and not self._failed:
+            return None
         if self._approval is None:
             raise _PlanStopped(
                 f"a machine failed while awaiting approval ({failures(self._failed)})"
             )
         return self._approval
+
+    def _auto_undo(self, waited_seconds: float) -> None:
+        if self._undo is None:
+            self._undo = Undo(
+                undone_by=f"auto-undo policy ({waited_seconds / 60:g} min)",
+                comment="no human approval within the configured time",
+                requested_at=workflow.now(),
+            )
+
+    async def _undo_all(self) -> None:
+        """Every machine undoes its failback (failoverCancel) at once; the plan ends undone."""
+        assert self._undo is not None
+        self._enter(PlanPhase.UNDOING, f"by {self._undo.undone_by}")
+        request = UndoRequest(
+            undone_by=self._undo.undone_by,
+            comment=f"recovery plan {self._plan} undone: {self._undo.comment}".strip(),
+            on_behalf_of_plan=self._plan,
+        )
+        await asyncio.gather(
+            *(
+                child.handle.signal(MachineFailbackWorkflow.undo_failback, request)
+                for child in self._children.values()
+            )
+        )
+        await asyncio.gather(*(child.task for child in self._children.values()))
+        if self._failed:
+            raise _PlanStopped(f"undoing the failback: {failures(self._failed)}")
 
     async def _finish(self, approval: Approval) -> None:
         """The one approval goes to every machine at once; each commits and re-protects."""

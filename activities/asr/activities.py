@@ -196,6 +196,14 @@ class AsrActivities:
 
     @activity.defn
     @as_application_errors
+    async def cancel_failover(self, params: ItemOperationInput) -> OperationResult:
+        """Modernized: undo a failback before its commit (failoverCancel, no body)."""
+        items = self._writes.gateway.items
+        write = Write(AsrOperation.FAILOVER_CANCEL, items.begin_failover_cancel)
+        return await self._writes.run(write, params)
+
+    @activity.defn
+    @as_application_errors
     async def reprotect_to_azure(self, params: ReprotectToAzureInput) -> OperationResult:
         body = DIALECTS[params.architecture].reprotect_to_azure_body(params.options)
         items = self._writes.gateway.items

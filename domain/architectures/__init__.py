@@ -30,6 +30,11 @@ def architecture_named(name: ArchitectureName) -> Architecture:
     raise UnknownArchitectureError(f"no architecture {name!r} is built in")
 
 
+def architecture_named_can_undo(name: str) -> bool:
+    """Whether a failback of this architecture can be undone before its commit."""
+    return architecture_named(ArchitectureName(name)).can_undo
+
+
 def assess_readiness(
     facts: AsrFacts, onprem: OnPremFacts, **choices: str | None
 ) -> tuple[ReadinessReport, list[ReprotectChoice]]:
@@ -60,6 +65,7 @@ __all__ = [
     "OperationRule",
     "UnknownArchitectureError",
     "architecture_named",
+    "architecture_named_can_undo",
     "architecture_of",
     "assess_readiness",
 ]

@@ -16,6 +16,7 @@ import pytest
 from lab.manager import LabState, lab_down
 from starter.commands import approve, plan_input, plan_status, start_plan_failback
 from tests.integration.conftest import (
+    cli,
     journal,
     lab_get,
     lab_settings,
@@ -97,3 +98,54 @@ async def test_a_modernized_plan_fails_back_end_to_end(modern_lab: LabState) -> 
         back = reprotects[1]["body"]["properties"]["providerSpecificDetails"]
         assert back["instanceType"] == "InMageRcmFailback"
         assert back["processServerId"] and back["policyId"]
+
+
+@pytest.fixture(scope="module")
+def undo_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabState]:
+    state = start_lab(tmp_path_factory.mktemp("undo-lab"), SCENARIOS / "modernized.json")
+    try:
+        yield state
+    finally:
+        lab_down(Path(state.lab_dir), say=lambda _: None)
+
+
+async def test_a_modernized_plan_is_undone_before_commit_and_never_after(
+    undo_lab: LabState,
+) -> None:
+    """`failback undo PLAN --by NAME` once every machine is verified: each machine's failover is
+    cancelled (failoverCancel), the Azure VMs run again, nothing is committed, and the plan
+    ends undone. An undo of a machine of the plan alone is refused, and so is a second one."""
+    settings = lab_settings(undo_lab)
+    client = await connect_temporal(settings)
+    handle = await start_plan_failback(
+        client, settings, plan_input(settings, "plan-modern", "latest")
+    )
+    for _ in range(600):
+        status = await plan_status(client, handle.id)
+        if status.phase in ("awaiting-approval", "failed"):
+            break
+        await asyncio.sleep(0.25)
+    assert status.phase == "awaiting-approval", status.error
+
+    member = cli(undo_lab, "undo", status.machines[0].workflow_id, "--by", "frank")
+    assert member.returncode != 0 and "undo the plan as a whole" in member.stderr
+    assert "Traceback" not in member.stderr
+
+    shown = cli(undo_lab, "undo", handle.id, "--by", "frank", "--comment", "app team says no")
+    assert shown.returncode == 0, shown.stderr
+    assert "taken" in shown.stdout
+    result = await asyncio.wait_for(handle.result(), timeout=120)
+    assert result.outcome == "undone", result.summary
+    assert result.status.undo is not None and result.status.undo.undone_by == "frank"
+
+    again = cli(undo_lab, "undo", handle.id, "--by", "frank")
+    assert again.returncode != 0 and "already ended" in again.stderr
+
+    entries = journal(undo_lab)
+    state = lab_get(undo_lab, "/_lab/state")
+    for item in state["items"]:
+        name = item["name"]
+        assert len(posts(entries, "failoverCancel", name)) == 1
+        assert posts(entries, "failoverCommit", name) == []
+        assert not item["azure_vm"]["deleted"] and item["azure_vm"]["power_state"] == "running"
+        assert item["phase"] == "ReplicatingToOnPrem"
