@@ -115,7 +115,18 @@ def test_commit_only_follows_approval_and_no_phase_goes_back_to_failover() -> No
             assert phase == Phase.AWAITING_APPROVAL
         if phase not in BEFORE_COMMIT:
             assert not nexts & {Phase.FAILING_OVER, Phase.VERIFYING, Phase.AWAITING_APPROVAL}
-    assert {Phase.COMPLETED, Phase.COMPLETED_WITHOUT_REPROTECT, Phase.FAILED} == TERMINAL
+    assert {
+        Phase.COMPLETED,
+        Phase.COMPLETED_WITHOUT_REPROTECT,
+        Phase.UNDONE,
+        Phase.FAILED,
+    } == TERMINAL
+    # An undo only ever comes before the commit, never after it.
+    for phase, nexts in TRANSITIONS.items():
+        if Phase.UNDOING in nexts:
+            assert phase in BEFORE_COMMIT
+    with pytest.raises(IllegalTransitionError):
+        next_phase(Phase.COMMITTING, Phase.UNDOING)
     with pytest.raises(IllegalTransitionError):
         next_phase(Phase.VERIFYING, Phase.COMMITTING)
     with pytest.raises(IllegalTransitionError):

@@ -52,6 +52,7 @@ from domain.models import (
     ReprotectToAzureInput,
     ResolvedReprotectToAzure,
     SelectRecoveryPointInput,
+    UndoRequest,
     VaultRef,
     VerificationRead,
     VerificationReadInput,
@@ -72,9 +73,11 @@ class FakeWorld:
         agent_missing_on_first_reprotect: bool = False,
         reprotect_failures: int = 0,
         replication_group: str | None = None,
+        architecture: str = "classic",
     ) -> None:
         self.calls: Counter[str] = Counter()
         self.replication_group = replication_group
+        self.architecture = architecture
         self.agent_delay = agent_delay
         self.boot_reads = boot_reads
         self.agent_missing_on_first_reprotect = agent_missing_on_first_reprotect
@@ -99,6 +102,7 @@ class FakeWorld:
         return DiscoveredMachine(
             item=ProtectedItemRef(fabric="f", container="c", name="web-01-item"),
             vm_name="web-01",
+            architecture=self.architecture,
             replication_group=self.replication_group,
             os_type="Linux",
             protection_state="Protected",
@@ -124,7 +128,13 @@ class FakeWorld:
         self.calls["fail_over"] += 1
         # RP-ASK: a machine's latest point is ASR's latest when it fails over, named as such.
         assert (params.recovery_point_type, params.recovery_point_id) == ("LatestTime", None)
+        assert params.architecture == self.architecture
         return self._op("unplannedFailover")
+
+    @fake_of(AsrActivities.cancel_failover)
+    async def cancel_failover(self, params: ItemOperationInput) -> OperationResult:
+        self.calls["cancel_failover"] += 1
+        return self._op("failoverCancel")
 
     @fake_of(VSphereActivities.read_onprem_vm)
     async def read_onprem_vm(self, params: OnPremVmQuery) -> OnPremVmState:
@@ -210,6 +220,7 @@ class FakeWorld:
             self.read_verification_state,
             self.fail_over_then_read,
             self.commit_failover,
+            self.cancel_failover,
             self.check_agent_registered,
             self.reprotect_to_azure,
         ]
@@ -546,6 +557,82 @@ async def test_opt_in_auto_commit_approves_after_the_set_time(env: WorkflowEnvir
     awaiting = next(c for c in result.status.history if c.phase == Phase.AWAITING_APPROVAL)
     assert committing.at - awaiting.at >= timedelta(minutes=45)
     assert result.status.approval_reminders == 1  # at 30 minutes, before the policy acted
+
+
+async def test_an_undo_before_the_approval_cancels_and_never_commits(
+    env: WorkflowEnvironment,
+) -> None:
+    world = FakeWorld(architecture="modernized")
+    task_queue = f"tq-{uuid.uuid4()}"
+    async with worker(env, world, task_queue):
+        handle = await start(env.client, world, task_queue)
+        await wait_for_phase(handle, Phase.AWAITING_APPROVAL)
+        await handle.signal(
+            MachineFailbackWorkflow.undo_failback, UndoRequest(undone_by="gail", comment="no")
+        )
+        result = await handle.result()
+    assert result.outcome == "undone"
+    assert result.status.phase == Phase.UNDONE
+    assert [o.operation for o in result.status.operations] == [
+        "unplannedFailover",
+        "failoverCancel",
+    ]
+    assert world.calls["cancel_failover"] == 1 and world.calls["commit_failover"] == 0
+
+
+async def test_an_undo_after_the_approval_is_refused_and_the_commit_goes_on(
+    env: WorkflowEnvironment,
+) -> None:
+    world = FakeWorld(architecture="modernized", agent_delay=timedelta(minutes=1))
+    task_queue = f"tq-{uuid.uuid4()}"
+    async with worker(env, world, task_queue):
+        handle = await start(env.client, world, task_queue)
+        await approve_when_verified(handle, "ops")
+        await wait_for_phase(handle, Phase.WAITING_FOR_AGENT)
+        await handle.signal(
+            MachineFailbackWorkflow.undo_failback, UndoRequest(undone_by="late", comment="")
+        )
+        result = await handle.result()
+    assert result.outcome == "completed"
+    (refused,) = result.status.rejected_undos
+    assert refused.approved_by == "late" and "cannot be undone" in refused.reason
+    assert world.calls["cancel_failover"] == 0 and world.calls["commit_failover"] == 1
+
+
+async def test_classic_cannot_be_undone_and_says_why(env: WorkflowEnvironment) -> None:
+    world = FakeWorld()
+    task_queue = f"tq-{uuid.uuid4()}"
+    async with worker(env, world, task_queue):
+        handle = await start(env.client, world, task_queue)
+        await wait_for_phase(handle, Phase.AWAITING_APPROVAL)
+        await handle.signal(MachineFailbackWorkflow.undo_failback, UndoRequest(undone_by="h"))
+        await env.sleep(timedelta(seconds=5))
+        status = await handle.query(MachineFailbackWorkflow.status)
+        await handle.terminate("test over")
+    assert status.phase == Phase.AWAITING_APPROVAL and status.undo is None
+    assert "classic" in status.rejected_undos[0].reason
+    assert world.calls["cancel_failover"] == 0
+
+
+async def test_opt_in_auto_undo_after_the_set_time(env: WorkflowEnvironment) -> None:
+    from domain.models import ApprovalPolicy
+
+    world = FakeWorld(architecture="modernized")
+    task_queue = f"tq-{uuid.uuid4()}"
+    async with worker(env, world, task_queue):
+        handle = await env.client.start_workflow(
+            MachineFailbackWorkflow.run,
+            failback_input().model_copy(
+                update={"approval": ApprovalPolicy(auto_undo_after_seconds=20 * 60)}
+            ),
+            id=f"failback-test-{uuid.uuid4()}",
+            task_queue=task_queue,
+        )
+        result = await handle.result()
+    assert result.outcome == "undone"
+    assert result.status.undo is not None
+    assert result.status.undo.undone_by.startswith("auto-undo policy (20")
+    assert world.calls["commit_failover"] == 0 and world.calls["cancel_failover"] == 1
 
 
 def scheduled_activities(history: WorkflowHistory) -> list[str]:
