@@ -393,6 +393,19 @@ class ReplicationState(_Model):
     replication_health: str | None
     recovery_points: int
     healthy: bool
+    progress_percent: int | None = Field(
+        default=None, description="The reprotect's initial replication, as ASR reports it"
+    )
+    processed_bytes: int | None = None
+
+    def progress(self) -> str:
+        """The initial replication in words: '42% (17.2 GB)', or the item's state."""
+        if self.healthy:
+            return f"{self.item_name} replicating ({self.recovery_points} points)"
+        if self.progress_percent is None:
+            return f"{self.item_name} {self.protection_state or 'waiting'}"
+        done = f" ({self.processed_bytes / 1e9:.1f} GB)" if self.processed_bytes is not None else ""
+        return f"{self.item_name} {self.progress_percent}%{done}"
 
 
 class ReplicationWaitResult(_Model):
@@ -642,6 +655,9 @@ class PlanStatus(_Model):
     reprotects: list[OperationResult] = Field(default_factory=list)
     failover: OperationResult | None = Field(
         default=None, description="The plan's own failover job, when it failed over whole (FO-PLAN)"
+    )
+    replication: ReplicationWaitResult | None = Field(
+        default=None, description="The reprotect's initial replication, once it was awaited"
     )
     undo: Undo | None = None
     history: list[PlanPhaseChange] = Field(default_factory=list)

@@ -324,6 +324,16 @@ def preview_command(recovery_plan: str, recovery_point: str, as_json: bool) -> N
 
 def _what_asr_takes(machine: MachineChoice) -> str:
     """RP-ASK in words: which point ASR takes for the name the failover gives it."""
+    if machine.asked_as == "CrashConsistent":
+        return (
+            "a crash-consistent point ASR makes at the failover itself, after the Azure VM is "
+            "shut down: no data is lost (recommended)"
+        )
+    if machine.asked_as == "ApplicationConsistent":
+        return (
+            "ASR's newest application-consistent point when it fails over: what changed since "
+            "then is lost"
+        )
     if machine.asked_as == "LatestTime":
         return "ASR's newest point when it fails over, this one or a newer one"
     if machine.replication_group:

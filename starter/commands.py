@@ -462,6 +462,20 @@ async def _attention(client: Client, description: WorkflowExecutionDescription) 
     return None
 
 
+async def _progress(client: Client, description: WorkflowExecutionDescription) -> str | None:
+    """A long wait's progress, as its activity's last heartbeat says it (the initial
+    replication's percent and bytes: AsrActivities.wait_until_replicating)."""
+    for pending in description.raw_description.pending_activities:
+        payloads = list(pending.heartbeat_details.payloads)
+        if not payloads:
+            continue
+        with contextlib.suppress(Exception):  # progress that cannot be read is no progress
+            first = (await client.data_converter.decode(payloads))[0]
+            if isinstance(first, str) and first.startswith("initial replication:"):
+                return first
+    return None
+
+
 async def _member_view(
     client: Client, plan_id: str, member: PlanMachine, queue: str
 ) -> MachineView:
@@ -490,8 +504,10 @@ async def _plan_view(
     outcome: str | None = None
     summary: str | None = None
     error: str | None = None
+    progress: str | None = None
     if execution == WorkflowExecutionStatus.RUNNING:
         plan = await _query(handle, PlanFailbackWorkflow.status, queue)
+        progress = await _progress(client, description)
     elif execution == WorkflowExecutionStatus.COMPLETED:
         result = await handle.result()
         plan, outcome, summary = result.status, result.outcome, result.summary
@@ -526,6 +542,7 @@ async def _plan_view(
         finished_at=description.close_time,
         plan=plan,
         machines=list(machines),
+        progress=progress,
     )
 
 

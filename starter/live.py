@@ -197,6 +197,17 @@ def _plan_header(view: FailbackView, plan: PlanStatus) -> Table:
     )
     grid.add_row("phase", _phase(plan.phase))
     grid.add_row("waiting for", Text(plan.waiting_for))
+    if view.progress:
+        grid.add_row("progress", Text(view.progress.removeprefix("initial replication: ")))
+    if plan.replication is not None:
+        waited = int(plan.replication.waited_seconds)
+        grid.add_row(
+            "initial replication",
+            Text(
+                f"done in {waited // 60} min {waited % 60} s "
+                f"({len(plan.replication.items)} machines)"
+            ),
+        )
     if plan.recovery_points is not None:
         grid.add_row("recovery points", Text(plan.recovery_points.policy))
     grid.add_row("approval", _approval_text(plan))

@@ -52,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
         RecoveryPointChoice,
         RejectedApproval,
         ReplicationWaitInput,
+        ReplicationWaitResult,
         ReprotectToOnPremInput,
         ResolvedReprotectToOnPrem,
         StandDown,
@@ -95,6 +96,7 @@ class PlanFailbackWorkflow:
         self._readiness: ReadinessReport | None = None
         self._reprotects: list[OperationResult] = []
         self._failover: OperationResult | None = None
+        self._replication: ReplicationWaitResult | None = None
         self._undo: Undo | None = None
         self._reminders = 0
 
@@ -185,6 +187,7 @@ class PlanFailbackWorkflow:
             readiness=self._readiness,
             reprotects=list(self._reprotects),
             failover=self._failover,
+            replication=self._replication,
             undo=self._undo,
             history=list(self._history),
             error=self._error,
@@ -486,7 +489,7 @@ class PlanFailbackWorkflow:
         )
         self._reprotects = list(results)
         self._enter(PlanPhase.WAITING_FOR_REPLICATION)
-        await long_wait(
+        self._replication = await long_wait(
             AsrActivities.wait_until_replicating,
             ReplicationWaitInput(
                 vault=params.vault,
@@ -588,6 +591,11 @@ class PlanFailbackWorkflow:
             return (
                 f"waiting for one commit approval covering all {len(self._machines)} machines "
                 f"of {self._plan}: run `failback approve ID --by NAME`"
+            )
+        if self._phase == PlanPhase.WAITING_FOR_REPLICATION:
+            return (
+                "waiting for the reprotect's initial replication to on-premises; its progress "
+                "(percent, bytes) is the pending activity's last heartbeat"
             )
         if self._phase == PlanPhase.FINISHING:
             left = len(self._machines) - len(self._completed)

@@ -153,7 +153,10 @@ class AsrActivities:
                     f"{params.timeout_seconds / 60:.0f} min: {pending}",
                     errors.REPLICATION_NOT_HEALTHY,
                 )
-            activity.heartbeat(", ".join(s.item_name for s in states if not s.healthy))
+            # The Web UI shows the pending activity's last heartbeat: the progress, in words.
+            activity.heartbeat(
+                "initial replication: " + "; ".join(s.progress() for s in states if not s.healthy)
+            )
             time.sleep(params.poll_interval_seconds)
 
     # --- writes ------------------------------------------------------------------------------

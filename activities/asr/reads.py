@@ -402,12 +402,15 @@ class AsrReads:
         protected = architecture.replicating_back(t.item_view(item))
         health = t.text(item.properties.replication_health) or None
         points = len(self.recovery_points(vault, ref)) if protected else 0
+        item_details = t.details(item)
         return ReplicationState(
             item_name=ref.name,
             protection_state=t.state(item) or None,
             replication_health=health,
             recovery_points=points,
             healthy=protected and health == "Normal" and points > 0,
+            progress_percent=getattr(item_details, "initial_replication_progress_percentage", None),
+            processed_bytes=getattr(item_details, "initial_replication_processed_bytes", None),
         )
 
 

@@ -63,6 +63,9 @@ class FailbackView(_Model):
     finished_at: datetime | None = None
     plan: PlanStatus | None = None
     machines: list[MachineView] = Field(default_factory=list)
+    progress: str | None = Field(
+        default=None, description="A long wait's progress while it runs (initial replication)"
+    )
 
     @property
     def final(self) -> bool:

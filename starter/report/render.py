@@ -545,4 +545,8 @@ def _asked_as(kind: str) -> str:
     return {
         "LatestTime": "LatestTime (ASR's newest point when it failed over)",
         "LatestTag": "LatestTag (ASR's newest application-consistent point when it failed over)",
+        "CrashConsistent": "CrashConsistent (a point ASR made at the failover, after the Azure "
+        "VM was shut down: no data lost)",
+        "ApplicationConsistent": "ApplicationConsistent (ASR's newest application-consistent "
+        "point when it failed over)",
     }.get(kind, f"{kind} (this point, by its id)")

@@ -14,7 +14,13 @@ from pathlib import Path
 import pytest
 
 from lab.manager import LabState, lab_down
-from starter.commands import approve, plan_input, plan_status, start_plan_failback
+from starter.commands import (
+    approve,
+    plan_input,
+    plan_status,
+    read_failback,
+    start_plan_failback,
+)
 from tests.integration.conftest import (
     cli,
     journal,
@@ -46,13 +52,21 @@ async def test_a_modernized_plan_fails_back_end_to_end(modern_lab: LabState) -> 
     handle = await start_plan_failback(
         client, settings, plan_input(settings, "plan-modern", "latest")
     )
+    progress: list[str] = []
     for _ in range(600):
         status = await plan_status(client, handle.id)
         if status.phase in ("awaiting-approval", "failed"):
             break
+        if status.phase == "waiting-for-replication":
+            # What `failback status` shows: the initial replication's percent and bytes.
+            view = await read_failback(client, handle.id)
+            if view.progress:
+                progress.append(view.progress)
         await asyncio.sleep(0.25)
     assert status.phase == "awaiting-approval", status.error
     assert status.readiness is not None and status.readiness.ready, status.readiness
+    assert any("%" in p and "GB" in p for p in progress), progress
+    assert status.replication is not None and len(status.replication.items) == 2
     locations = {m.item_name: m.location for m in status.readiness.machines}
     assert locations == {"web-01-item": "original", "app-01-item": "alternate"}
     phases = [change.phase for change in status.history]
