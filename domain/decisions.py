@@ -23,10 +23,10 @@ def fails_over_as_plan(machines: Iterable[DiscoveredMachine]) -> bool:
     through their recovery plan's failover (Azure PowerShell refuses an item failover of one:
     asr-sim-audit.md row 2). A plan holding such a member therefore fails over whole, in one ASR
     job that boots its groups in ASR's order; a plan without one fails over machine by machine,
-    boot group by boot group, each group verified before the next starts. (Modernized fails a
-    plan with a group over through the plan's planned failover, which readiness refuses for now:
-    R17 in domain/readiness_modernized.py.)"""
-    return any(m.replication_group and m.architecture == "classic" for m in machines)
+    boot group by boot group, each group verified before the next starts. A modernized plan
+    always fails back through the plan's planned failover, with useMultiVmSyncPoint when it
+    holds a group, as ASR's documentation and Azure PowerShell do it."""
+    return any(m.replication_group or m.architecture == "modernized" for m in machines)
 
 
 class NoRecoveryPointError(ValueError):

@@ -352,6 +352,10 @@ class PlanFailoverInput(_Model):
     vault: VaultRef
     recovery_plan: str
     recovery_point_type: PointRequest
+    architecture: Architecture = "classic"
+    use_multi_vm_sync_point: bool = Field(
+        default=False, description="Modernized: the plan holds a replication group"
+    )
     not_before: datetime = Field(
         description="Jobs of this operation that started before this belong to earlier attempts"
     )

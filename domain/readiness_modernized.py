@@ -90,20 +90,6 @@ def assess_modernized(
                 action="create a failback policy and associate it with the container in the vault",
             )
         )
-    groups = sorted({m.replication_group for m in facts.machines if m.replication_group})
-    if groups:
-        findings.append(
-            Finding(
-                rule="R17",
-                item_name=None,
-                severity="blocking",
-                found=f"replication group {', '.join(groups)} of a modernized plan fails back "
-                "only through the plan's planned failover (useMultiVmSyncPoint), which this "
-                "version does not send yet",
-                action="fail the group back from the Azure portal's recovery plan, or remove "
-                "the group from the plan",
-            )
-        )
     vms = {vm.name: vm for vm in onprem.vms}
     managed = {d.name for d in onprem.datastores}
     plans: list[MachinePlan] = []

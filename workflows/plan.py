@@ -316,10 +316,16 @@ class PlanFailbackWorkflow:
             return
         assert self._choice is not None
         groups = sorted({m.replication_group for m in plan.machines if m.replication_group})
+        architecture = plan.machines[0].architecture
+        why = (
+            f"replication group {', '.join(groups)} fails over only with its plan"
+            if groups
+            else "a modernized plan fails back through its planned failover"
+        )
         self._enter(
             PlanPhase.FAILING_OVER,
-            f"the recovery plan's failover (replication group {', '.join(groups)} fails over "
-            "only with its plan): ASR fails every machine over, boot group by boot group",
+            f"the recovery plan's failover ({why}): ASR fails every machine over, boot group "
+            "by boot group",
         )
         try:
             self._failover = await write(
@@ -327,7 +333,9 @@ class PlanFailbackWorkflow:
                 PlanFailoverInput(
                     vault=params.vault,
                     recovery_plan=params.recovery_plan,
-                    recovery_point_type=how_to_ask(self._choice.policy),
+                    architecture=architecture,
+                    use_multi_vm_sync_point=bool(groups),
+                    recovery_point_type=how_to_ask(self._choice.policy, architecture),
                     not_before=workflow.now(),
                     poll_interval_seconds=params.timings.job_poll_interval_seconds,
                 ),

@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from azure.mgmt.recoveryservicessiterecovery import models as asr_models
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -174,21 +173,16 @@ class AsrActivities:
     @activity.defn
     @as_application_errors
     async def fail_over_plan(self, params: PlanFailoverInput) -> OperationResult:
-        """FO-PLAN: a recovery plan with a replication group fails over whole, as Azure
-        PowerShell sends it for InMage: back to the plan's primary (on-premises) site, the point
-        named LatestTime or LatestTag (RP-ASK), ASR booting the plan's groups in order."""
-        body = asr_models.RecoveryPlanUnplannedFailoverInput(
-            properties=asr_models.RecoveryPlanUnplannedFailoverInputProperties(
-                failover_direction="RecoveryToPrimary",
-                source_site_operations="NotRequired",
-                provider_specific_details=[
-                    asr_models.RecoveryPlanInMageFailoverInput(
-                        recovery_point_type=params.recovery_point_type
-                    )
-                ],
-            )
+        """FO-PLAN: a recovery plan fails over whole, as its architecture sends it (classic:
+        unplannedFailover, LatestTime/LatestTag; modernized: plannedFailover with
+        useMultiVmSyncPoint), ASR booting the plan's groups in order."""
+        dialect = DIALECTS[params.architecture]
+        return await self._writes.fail_over_plan(
+            params,
+            getattr(self._writes.gateway.plans, dialect.plan_failover_method),
+            dialect.plan_failover_body(params),
+            dialect.plan_failover_scenario,
         )
-        return await self._writes.fail_over_plan(params, body)
 
     @activity.defn
     @as_application_errors

@@ -17,6 +17,7 @@ from azure.mgmt.recoveryservicessiterecovery import models as asr_models
 from domain.models import (
     Architecture,
     FailoverInput,
+    PlanFailoverInput,
     ResolvedReprotectToAzure,
     ResolvedReprotectToOnPrem,
 )
@@ -32,6 +33,11 @@ class WireDialect:
     failover_body: Callable[[FailoverInput], Any]
     reprotect_to_onprem_body: Callable[[ResolvedReprotectToOnPrem], Any]
     reprotect_to_azure_body: Callable[[ResolvedReprotectToAzure], Any]
+    # A recovery plan's failover (FO-PLAN): the SDK's begin_* method of the recovery plans,
+    # its body, and the scenario of its job (also the plan's allowedOperations entry).
+    plan_failover_method: str
+    plan_failover_body: Callable[[PlanFailoverInput], Any]
+    plan_failover_scenario: str
 
 
 def _classic_failover(params: FailoverInput) -> Any:
@@ -132,6 +138,37 @@ def _modernized_reprotect_to_azure(options: ResolvedReprotectToAzure) -> Any:
     )
 
 
+def _classic_plan_failover(params: PlanFailoverInput) -> Any:
+    # As Azure PowerShell sends it for InMage: back to the plan's primary (on-premises) site.
+    return asr_models.RecoveryPlanUnplannedFailoverInput(
+        properties=asr_models.RecoveryPlanUnplannedFailoverInputProperties(
+            failover_direction="RecoveryToPrimary",
+            source_site_operations="NotRequired",
+            provider_specific_details=[
+                asr_models.RecoveryPlanInMageFailoverInput(
+                    recovery_point_type=params.recovery_point_type
+                )
+            ],
+        )
+    )
+
+
+def _modernized_plan_failover(params: PlanFailoverInput) -> Any:
+    # RecoveryPlanPlannedFailoverInput with the InMageRcmFailback input (asr-modernized-hyperv.md
+    # 2.4); useMultiVmSyncPoint a string, "True" for a plan holding a replication group.
+    return asr_models.RecoveryPlanPlannedFailoverInput(
+        properties=asr_models.RecoveryPlanPlannedFailoverInputProperties(
+            failover_direction="RecoveryToPrimary",
+            provider_specific_details=[
+                asr_models.RecoveryPlanInMageRcmFailbackFailoverInput(
+                    recovery_point_type=params.recovery_point_type,
+                    use_multi_vm_sync_point="True" if params.use_multi_vm_sync_point else "False",
+                )
+            ],
+        )
+    )
+
+
 DIALECTS: dict[Architecture, WireDialect] = {
     "classic": WireDialect(
         failover=AsrOperation.UNPLANNED_FAILOVER,
@@ -139,6 +176,9 @@ DIALECTS: dict[Architecture, WireDialect] = {
         failover_body=_classic_failover,
         reprotect_to_onprem_body=_classic_reprotect_to_onprem,
         reprotect_to_azure_body=_classic_reprotect_to_azure,
+        plan_failover_method="begin_unplanned_failover",
+        plan_failover_body=_classic_plan_failover,
+        plan_failover_scenario="UnplannedFailover",
     ),
     "modernized": WireDialect(
         failover=AsrOperation.PLANNED_FAILOVER,
@@ -146,5 +186,8 @@ DIALECTS: dict[Architecture, WireDialect] = {
         failover_body=_modernized_failover,
         reprotect_to_onprem_body=_modernized_reprotect_to_onprem,
         reprotect_to_azure_body=_modernized_reprotect_to_azure,
+        plan_failover_method="begin_planned_failover",
+        plan_failover_body=_modernized_plan_failover,
+        plan_failover_scenario="PlannedFailover",
     ),
 }

@@ -36,9 +36,6 @@ from domain.jobs import JobFact, JobOutcome, find_own_job, job_outcome
 from domain.models import ItemOperationInput, OperationResult, PlanFailoverInput, VaultRef
 from domain.operations import AsrOperation
 
-# The scenario of a recovery plan's failover job, and the plan's allowedOperations entry for it
-# (ReplicationRecoveryPlans_UnplannedFailover example: currentScenario and allowedOperations).
-PLAN_FAILOVER_SCENARIO = "UnplannedFailover"
 # Jobs that started this long before the attempt are still ours: ASR's clock and ours may differ.
 CLOCK_SKEW = timedelta(minutes=5)
 # ARM's write bucket per subscription and principal (Azure Resource Manager throttling docs).
@@ -115,25 +112,31 @@ class AsrWrites:
         job_name, resumed = started
         return await self._await_job(write, params, job_name, resumed)
 
-    async def fail_over_plan(self, params: PlanFailoverInput, body: Any) -> OperationResult:
+    async def fail_over_plan(
+        self,
+        params: PlanFailoverInput,
+        send: Callable[..., LROPoller[Any]],
+        body: Any,
+        scenario: str,
+    ) -> OperationResult:
         """FO-PLAN: the failover of a whole recovery plan, found or sent once, then awaited,
         with an item's guarantees: the plan is the target (its jobs name it, its
         allowedOperations say whether it may fail over, its currentScenario names its job)."""
-        label = f"unplannedFailover of recovery plan {params.recovery_plan}"
-        found = await self._blocking(self._find_plan_job, params)
+        label = f"failover of recovery plan {params.recovery_plan}"
+        found = await self._blocking(self._find_plan_job, params, scenario)
         if found is None:
             await self._within_write_budget(label)
             sending = _Sending(
                 label=label,
                 send=lambda **options: self.gateway.send_plan(
-                    self.gateway.plans.begin_unplanned_failover,
+                    send,
                     params.vault,
                     params.recovery_plan,
                     body,
                     **options,
                 ),
-                find_own_job=lambda: self._find_plan_own_job(params),
-                started_meanwhile=lambda: self._plan_job_since(params),
+                find_own_job=lambda: self._find_plan_own_job(params, scenario),
+                started_meanwhile=lambda: self._plan_job_since(params, scenario),
                 refused=lambda err: self._refused_as(label, err),
                 poll_interval_seconds=params.poll_interval_seconds,
             )
@@ -146,15 +149,20 @@ class AsrWrites:
             params.poll_interval_seconds,
             lambda latest: self._beat(label, job_name, latest),
         )
-        return _ended_job(AsrOperation.UNPLANNED_FAILOVER, label, job_name, document, resumed)
+        operation = (
+            AsrOperation.PLANNED_FAILOVER
+            if scenario == "PlannedFailover"
+            else AsrOperation.UNPLANNED_FAILOVER
+        )
+        return _ended_job(operation, label, job_name, document, resumed)
 
-    def _find_plan_job(self, params: PlanFailoverInput) -> tuple[str, bool] | None:
+    def _find_plan_job(self, params: PlanFailoverInput, scenario: str) -> tuple[str, bool] | None:
         """The plan's failover job an earlier attempt started, or None when it is to be sent;
         refused (not retried) when the plan does not allow a failover now."""
         previous = activity.info().heartbeat_details
         if previous:
             return str(previous[0]), True
-        job_name = self._plan_job_since(params)
+        job_name = self._plan_job_since(params, scenario)
         if job_name is not None:
             activity.logger.info(
                 "failover of plan %s: job %s was already sent; not sending again",
@@ -164,38 +172,38 @@ class AsrWrites:
             return job_name, True
         plan = self.gateway.get_plan(params.vault, params.recovery_plan)
         allowed = {t.text(op) for op in plan.properties.allowed_operations or []}
-        if PLAN_FAILOVER_SCENARIO not in allowed:
+        if scenario not in allowed:
             raise ApplicationError(
-                f"unplannedFailover is not allowed on recovery plan {params.recovery_plan} now: "
+                f"{scenario} is not allowed on recovery plan {params.recovery_plan} now: "
                 f"it allows only {', '.join(sorted(allowed)) or 'nothing'}",
                 type=errors.OPERATION_NOT_ALLOWED,
                 non_retryable=True,
             )
         return None
 
-    def _plan_job_since(self, params: PlanFailoverInput) -> str | None:
+    def _plan_job_since(self, params: PlanFailoverInput, scenario: str) -> str | None:
         """The plan's failover job started since this failback asked for it: the plan's
         currentScenario (which names its last job, ended or not: recorded), else J-OWN over the
         vault's jobs, whose target is the plan's name."""
         plan = self.gateway.get_plan(params.vault, params.recovery_plan)
-        scenario = plan.properties.current_scenario
+        current = plan.properties.current_scenario
         since = params.not_before - CLOCK_SKEW
         if (
-            scenario is not None
-            and scenario.scenario_name == PLAN_FAILOVER_SCENARIO
-            and scenario.start_time is not None
-            and scenario.start_time >= since
+            current is not None
+            and current.scenario_name == scenario
+            and current.start_time is not None
+            and current.start_time >= since
         ):
-            name = t.job_name(scenario.job_id)
+            name = t.job_name(current.job_id)
             if name:
                 return name
-        job = self._find_plan_own_job(params)
+        job = self._find_plan_own_job(params, scenario)
         return job.name if job is not None else None
 
-    def _find_plan_own_job(self, params: PlanFailoverInput) -> JobFact | None:
+    def _find_plan_own_job(self, params: PlanFailoverInput, scenario: str) -> JobFact | None:
         return find_own_job(
             (t.job_fact(job) for job in self.gateway.list_jobs(params.vault)),
-            scenarios=frozenset({PLAN_FAILOVER_SCENARIO}),
+            scenarios=frozenset({scenario}),
             vm_name=params.recovery_plan,
             item_name=params.recovery_plan,
             since=params.not_before - CLOCK_SKEW,

@@ -119,5 +119,5 @@ MODERNIZED = Architecture(
     replicating_back=_replicating_back,
     protected_to_azure=_protected_to_azure,
     assess=assess_modernized,
-    rules=("R5", "R7", "R12", "R13", "R14", "R17", "R18", "R19", "R20", "R21", "R22"),
+    rules=("R5", "R7", "R12", "R13", "R14", "R18", "R19", "R20", "R21", "R22"),
 )

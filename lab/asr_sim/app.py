@@ -381,13 +381,17 @@ async def plan_action(
 ) -> web.Response:
     _check_vault(state, m)
     plan = _plan(state, m["plan"])
-    if m["action"].lower() != "unplannedfailover":
+    operation = {
+        "unplannedfailover": Operation.UNPLANNED_FAILOVER,
+        "plannedfailover": Operation.PLANNED_FAILOVER,
+    }.get(m["action"].lower())
+    if operation is None:
         raise bad_request(
-            f"Recovery plan operations other than unplannedFailover ({m['action']} on plan "
-            f"'{plan.name}') are not supported by the lab.",
+            f"Recovery plan operations other than unplannedFailover and plannedFailover "
+            f"({m['action']} on plan '{plan.name}') are not supported by the lab.",
             code="NotSupportedByLab",
         )
-    job = state.start_plan_failover(plan, body)
+    job = state.start_plan_failover(plan, body, operation)
     base = str(request.url.origin())
     query = f"?api-version={ASR_API_VERSION}"
     # As recorded (hyperv-RPFailback.json): the plan's operationresults, and the vault's

@@ -352,6 +352,47 @@ def plan_operation(
     return _commit(state, item)
 
 
+def plan_failover_item_body(plan: str, body: Any) -> dict[str, Any]:
+    """RecoveryPlanPlannedFailoverInput for modernized: failoverDirection RecoveryToPrimary
+    (required), one InMageRcmFailback input with recoveryPointType and useMultiVmSyncPoint
+    (asr-modernized-hyperv.md 2.4); as the item failover body each member gets. GUESS: what
+    useMultiVmSyncPoint changes for a group is not modelled (the lab's crash-consistent point
+    is made at the failover for every member alike)."""
+    from lab.asr_sim.state import _object, _string
+
+    props = _object(body, "properties", "the request body")
+    direction = _string(props, "failoverDirection", "properties")
+    if direction.lower() != "recoverytoprimary":
+        raise bad_request(
+            f"properties.failoverDirection is '{direction}'; failing recovery plan '{plan}' back "
+            "to on-premises is 'RecoveryToPrimary'.",
+            target="properties.failoverDirection",
+        )
+    inputs = [
+        d
+        for d in props.get("providerSpecificDetails") or []
+        if isinstance(d, dict) and str(d.get("instanceType", "")).lower() == TO_ONPREM.lower()
+    ]
+    if len(inputs) != 1:
+        raise bad_request(
+            f"properties.providerSpecificDetails must hold one input with instanceType "
+            f"'{TO_ONPREM}' for recovery plan '{plan}'.",
+            target="properties.providerSpecificDetails",
+        )
+    sync = inputs[0].get("useMultiVmSyncPoint")
+    if sync is not None and str(sync) not in ("True", "False"):
+        raise bad_request(
+            f"useMultiVmSyncPoint is '{sync}'; use 'True' or 'False'.",
+            target="properties.providerSpecificDetails[0].useMultiVmSyncPoint",
+        )
+    kind = _string(inputs[0], "recoveryPointType", "properties.providerSpecificDetails[0]")
+    return {
+        "properties": {
+            "providerSpecificDetails": {"instanceType": TO_ONPREM, "recoveryPointType": kind}
+        }
+    }
+
+
 def _details(body: Any, instance_type: str, item: ItemState) -> dict[str, Any]:
     from lab.asr_sim.state import _object, _string
 

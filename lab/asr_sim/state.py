@@ -486,19 +486,38 @@ class SimulatorState:
         runner.add_done_callback(self._running.discard)
         return job
 
-    def start_plan_failover(self, plan: RecoveryPlanSpec, body: Any) -> Job:
-        """A recovery plan's unplannedFailover back to on-premises: one job that fails its boot
-        groups over one after the other, the machines of a group together, and stops at the
-        first group with a machine that did not fail over (those before stay failed over)."""
+    def start_plan_failover(
+        self, plan: RecoveryPlanSpec, body: Any, operation: Operation = Operation.UNPLANNED_FAILOVER
+    ) -> Job:
+        """A recovery plan's failover back to on-premises (classic: unplannedFailover;
+        modernized: plannedFailover): one job that fails its boot groups over one after the
+        other, the machines of a group together, and stops at the first group with a machine
+        that did not fail over (those before stay failed over)."""
         members = [self.items[name.lower()] for group in plan.boot_groups for name in group]
         for member in members:
-            self._refuse_if_busy_or_not_allowed(member, Operation.UNPLANNED_FAILOVER)
-        point_type = self._plan_failover_point_type(plan, body)
-        points = {m.name: self._plan_point(plan, m, point_type) for m in members}
-        failures = {
-            m.name: self.faults.take_job_failure(Operation.UNPLANNED_FAILOVER, m.name)
-            for m in members
-        }
+            self._refuse_if_busy_or_not_allowed(member, operation)
+        if self.architecture == "modernized":
+            if operation is not Operation.PLANNED_FAILOVER:
+                raise bad_request(
+                    f"Recovery plan '{plan.name}' fails back with plannedFailover "
+                    "(InMageRcmFailback); unplannedFailover is not offered for it.",
+                )
+            item_body = modernized.plan_failover_item_body(plan.name, body)
+            member_plans = {
+                m.name: modernized.plan_operation(self, m, operation, item_body) for m in members
+            }
+        else:
+            if operation is not Operation.UNPLANNED_FAILOVER:
+                raise bad_request(
+                    f"Recovery plan '{plan.name}' replicates with InMage, which fails back with "
+                    "unplannedFailover only.",
+                )
+            point_type = self._plan_failover_point_type(plan, body)
+            member_plans = {
+                m.name: self._failover_job_plan(m, self._plan_point(plan, m, point_type))
+                for m in members
+            }
+        failures = {m.name: self.faults.take_job_failure(operation, m.name) for m in members}
         tasks = [TaskSpec("RecoveryPlanPrerequisitesCheck", "Prerequisites check")]
         # Each machine's own prerequisites are checked as its group fails over.
         effects: dict[str, TaskEffect] = {}
@@ -506,13 +525,13 @@ class SimulatorState:
             task = f"RecoveryPlanGroup{index}Failover"
             tasks.append(TaskSpec(task, f"Group {index}: Fail over and start the machines"))
             group = [self.items[name.lower()] for name in names]
-            effects[task] = self._plan_group_effect(group, points, failures)
+            effects[task] = self._plan_group_effect(group, member_plans, failures, operation)
 
         now = self.clock()
         name = str(uuid.uuid4())
         job = Job(
             name=name,
-            operation=Operation.UNPLANNED_FAILOVER,
+            operation=operation,
             item=None,
             plan=plan,
             members=tuple(members),
@@ -520,8 +539,9 @@ class SimulatorState:
             tasks=[TaskRecord(spec=t, task_id=str(uuid.uuid4())) for t in tasks],
             activity_id=f"{uuid.uuid4()} ActivityId: {uuid.uuid4()}",
             injected_failure=None,
-            injected_state=self.faults.take_job_state(Operation.UNPLANNED_FAILOVER, plan.name),
+            injected_state=self.faults.take_job_state(operation, plan.name),
             request_body=body,
+            architecture=self.architecture,
         )
         self.jobs[name.lower()] = job
         self.plan_jobs[plan.name.lower()] = job
@@ -609,15 +629,16 @@ class SimulatorState:
     def _plan_group_effect(
         self,
         group: list[ItemState],
-        points: dict[str, RecoveryPoint],
+        member_plans: dict[str, _JobPlan],
         failures: dict[str, JobFailureFault | None],
+        operation: Operation,
     ) -> TaskEffect:
         """One boot group: each machine's item failover tasks, the machines together."""
 
         async def fail_over(item: ItemState) -> None:
-            plan = self._failover_job_plan(item, points[item.name])
+            plan = member_plans[item.name]
             injected = failures.get(item.name)
-            for task in task_names(Operation.UNPLANNED_FAILOVER):
+            for task in task_names(operation, self.architecture):
                 if injected is not None and injected.failing_task(self.architecture) == task:
                     raise JobFailure(
                         injected.code,

@@ -81,6 +81,23 @@ async def test_a_modernized_plan_fails_back_end_to_end(modern_lab: LabState) -> 
         ("power_on", "web-01"),
     ]
     assert ("create_vm", "app-01") in [(e["action"], e["vm_name"]) for e in effects]
+    (whole,) = [
+        e
+        for e in entries
+        if e["method"] == "POST"
+        and e["path"].endswith("/replicationRecoveryPlans/plan-modern/plannedFailover")
+    ]
+    assert whole["body"]["properties"] == {
+        "failoverDirection": "RecoveryToPrimary",
+        "providerSpecificDetails": [
+            {
+                "instanceType": "InMageRcmFailback",
+                "recoveryPointType": "CrashConsistent",
+                "useMultiVmSyncPoint": "False",
+            }
+        ],
+    }
+    assert status.failover is not None and status.failover.operation == "plannedFailover"
     for item in ("web-01-item", "app-01-item"):
         (reprotect,) = posts(entries, "reProtect", item)
         details = reprotect["body"]["properties"]["providerSpecificDetails"]
@@ -88,13 +105,8 @@ async def test_a_modernized_plan_fails_back_end_to_end(modern_lab: LabState) -> 
         assert details["reprotectAgentId"] and details["datastoreName"]
         assert details["logStorageAccountId"].endswith("/asrcachelab01")
         assert details["policyId"].endswith("/24-hour-replication-policy-failback")
-        (failover,) = posts(entries, "plannedFailover", item)
-        assert failover["body"]["properties"] == {
-            "providerSpecificDetails": {
-                "instanceType": "InMageRcmFailback",
-                "recoveryPointType": "CrashConsistent",
-            }
-        }
+        # The plan fails back through its own planned failover, no machine on its own.
+        assert posts(entries, "plannedFailover", item) == []
         assert posts(entries, "unplannedFailover", item) == []
         assert posts(entries, "failoverCommit", item) == []
 

@@ -206,7 +206,7 @@ async def test_the_client_does_the_right_thing_under_every_variant(
     )
     whole = await env.run(asr.fail_over_plan, plan_failover)
     assert whole.state == "Succeeded" and whole.job_id
-    own = writes._find_plan_own_job(plan_failover)
+    own = writes._find_plan_own_job(plan_failover, "UnplannedFailover")
     assert own is not None and own.name == whole.job_id
     taken = {i["name"]: i["failover_recovery_point"] for i in lab.state()["items"]}
     for member in ("db-01-item", "db-02-item"):

@@ -1,4 +1,4 @@
-"""Readiness rules of the modernized architecture (R18-R22, with R5, R7, R12-R14, R17): each one
+"""Readiness rules of the modernized architecture (R18-R22, with R5, R7, R12-R14): each one
 blocks when its fact is wrong, all are reported at once, and nothing is chosen while one blocks."""
 
 from __future__ import annotations
@@ -130,16 +130,15 @@ def test_r21_and_r22_policy_and_log_storage_account() -> None:
     assert rules(facts(machine(log_storage_account_id=None), log_storage_account_id=LOG)) == set()
 
 
-def test_replicating_back_needs_health_and_a_point_and_a_group_waits_for_the_plan_failover() -> (
-    None
-):
+def test_replicating_back_needs_health_and_a_point() -> None:
     back = machine(state="replicating-back", protection_state="Protected")
     assert rules(facts(back.model_copy(update={"replication_health": "Normal"}))) == {"R13"}
     healthy = back.model_copy(update={"replication_health": "Normal", "recovery_point_count": 3})
     assert rules(facts(healthy)) == set()
     assert rules(facts(healthy.model_copy(update={"replication_health": "Critical"}))) == {"R12"}
+    # A group fails back with its plan's planned failover (useMultiVmSyncPoint): no finding.
     grouped = healthy.model_copy(update={"replication_group": "rg-web"})
-    assert rules(facts(grouped)) == {"R17"}
+    assert rules(facts(grouped)) == set()
     disconnected = [VCenterFacts(name="vcenter-01", connected=False)]
     assert rules(facts(healthy, vcenters=disconnected)) == {"R14"}
 
