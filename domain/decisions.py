@@ -8,6 +8,7 @@ from enum import StrEnum
 
 from domain.models import (
     AgentWait,
+    Architecture,
     AzureVmState,
     DiscoveredMachine,
     OnPremVmState,
@@ -16,6 +17,7 @@ from domain.models import (
     Verification,
 )
 from domain.phases import Phase
+from domain.recovery_points import how_to_ask
 
 
 def fails_over_as_plan(machines: Iterable[DiscoveredMachine]) -> bool:
@@ -33,8 +35,11 @@ class NoRecoveryPointError(ValueError):
     """R13: a machine without any recovery point cannot fail back."""
 
 
-def select_latest_point(points: Iterable[RecoveryPoint]) -> RecoveryPointChoice:
-    """`latest`: the machine's own newest point, whatever its type."""
+def select_latest_point(
+    points: Iterable[RecoveryPoint], architecture: Architecture = "classic"
+) -> RecoveryPointChoice:
+    """`latest`: the machine's own newest point, whatever its type, named as the architecture's
+    failover names it (RP-ASK)."""
     ordered = sorted(points, key=lambda p: (p.time, p.id))
     if not ordered:
         raise NoRecoveryPointError(
@@ -43,7 +48,10 @@ def select_latest_point(points: Iterable[RecoveryPoint]) -> RecoveryPointChoice:
         )
     latest = ordered[-1]
     return RecoveryPointChoice(
-        chosen=latest, latest=latest, data_loss_window_seconds=0.0, asked_as="LatestTime"
+        chosen=latest,
+        latest=latest,
+        data_loss_window_seconds=0.0,
+        asked_as=how_to_ask("latest", architecture),
     )
 
 

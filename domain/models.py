@@ -239,6 +239,7 @@ class SelectRecoveryPointInput(_Model):
     vault: VaultRef
     item: ProtectedItemRef
     policy: Literal["latest"] = "latest"
+    architecture: Architecture = "classic"
 
 
 PointPolicy = Literal["latest", "app-consistent"]

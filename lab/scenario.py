@@ -986,7 +986,9 @@ def scenario_json_schema() -> dict[str, object]:
 
 
 def default_scenario_path() -> Path:
-    return Path(__file__).parent / "scenarios" / "single-vm.json"
+    """The lab's default: modernized VMware (classic is out of support since March 2026; its
+    scenarios stay, e.g. single-vm.json)."""
+    return Path(__file__).parent / "scenarios" / "modernized-single-vm.json"
 
 
 def registration_delay(item: ProtectedItemSpec) -> timedelta | None:

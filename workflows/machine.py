@@ -296,7 +296,9 @@ class MachineFailbackWorkflow:
         failover's activity read of both sides as its job ended, if it read."""
         choice = params.chosen_point or await read(
             AsrActivities.select_recovery_point,
-            SelectRecoveryPointInput(vault=params.vault, item=machine.item),
+            SelectRecoveryPointInput(
+                vault=params.vault, item=machine.item, architecture=machine.architecture
+            ),
         )
         self._recovery_point = choice
         if params.failed_over_by_plan is not None:
@@ -621,16 +623,26 @@ class MachineFailbackWorkflow:
 
     def _summary(self, outcome: Outcome) -> str:
         vm = self._vm_name
-        point = self._recovery_point.chosen.time.isoformat() if self._recovery_point else "?"
+        choice = self._recovery_point
+        if choice is not None and choice.asked_as == "CrashConsistent":
+            point = "a crash-consistent point made at the failover"
+        else:
+            point = f"its recovery point of {choice.chosen.time.isoformat() if choice else '?'}"
         approver = self._approval.approved_by if self._approval else "?"
+        if outcome == "undone":
+            undone_by = self._undo.undone_by if self._undo else "?"
+            return (
+                f"{vm}'s failback was undone by {undone_by} before its commit: the Azure VM runs "
+                "again and replicates back to on-premises; nothing was committed"
+            )
         if outcome == "completed":
             return (
-                f"{vm} failed back to its recovery point of {point}, commit approved by "
-                f"{approver}, and is re-protected to Azure"
+                f"{vm} failed back to {point}, commit approved by {approver}, and is "
+                "re-protected to Azure"
             )
         return (
-            f"{vm} failed back to its recovery point of {point}, commit approved by {approver}; "
-            "re-protect to Azure was NOT done (the mobility agent never registered)"
+            f"{vm} failed back to {point}, commit approved by {approver}; re-protect to Azure "
+            "was NOT done (the mobility agent never registered)"
         )
 
 

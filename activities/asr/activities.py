@@ -120,7 +120,7 @@ class AsrActivities:
     def select_recovery_point(self, params: SelectRecoveryPointInput) -> RecoveryPointChoice:
         points = self._reads.recovery_points(params.vault, params.item)
         try:
-            return select_latest_point(points)
+            return select_latest_point(points, params.architecture)
         except NoRecoveryPointError as err:
             raise FailbackError(f"{params.item.name}: {err}", errors.NO_RECOVERY_POINT) from err
 

@@ -19,7 +19,7 @@ from activities.vsphere_client import (
 )
 from lab import vcenter
 from lab.localhost import free_port
-from lab.scenario import default_scenario_path, load_scenario
+from lab.scenario import load_scenario
 from lab.vcenter import (
     VcsimEndpoint,
     VcsimError,
@@ -30,6 +30,9 @@ from lab.vcenter import (
 )
 from lab.vcenter_client import power_off_vm, power_on_vm
 
+# The classic single-VM scenario these tests were written against (its inventory); the lab's
+# default is modernized now.
+CLASSIC_SINGLE_VM = Path(__file__).resolve().parents[2] / "lab" / "scenarios" / "single-vm.json"
 USER = "lab-admin"
 PASSWORD = "s3cret-lab"
 GIB = 1024**3
@@ -38,7 +41,7 @@ GIB = 1024**3
 @pytest.fixture(scope="module")
 def vcsim(vcsim_harness: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VcsimEndpoint]:
     run_dir = tmp_path_factory.mktemp("vcsim-run")
-    inventory = inventory_from_scenario(load_scenario(default_scenario_path()))
+    inventory = inventory_from_scenario(load_scenario(CLASSIC_SINGLE_VM))
     process, endpoint = start_vcsim(
         vcsim_harness, inventory, run_dir, free_port(), USER, PASSWORD, run_dir / "vcsim.log"
     )
@@ -201,7 +204,7 @@ def test_missing_go_names_the_packages(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 def test_harness_failure_reports_the_log(vcsim_harness: Path, tmp_path: Path) -> None:
-    inventory = inventory_from_scenario(load_scenario(default_scenario_path()))
+    inventory = inventory_from_scenario(load_scenario(CLASSIC_SINGLE_VM))
     inventory["hosts"][0]["datastores"] = ["ds-missing"]
     with pytest.raises(VcsimError, match="unknown datastore"):
         start_vcsim(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +18,11 @@ from azure.mgmt.recoveryservicessiterecovery import SiteRecoveryManagementClient
 from lab.asr_sim import SimulatorConfig, SimulatorThread
 from lab.certs import LabTls, make_lab_tls
 from lab.credential import LabTokenCredential
-from lab.scenario import Scenario, default_scenario_path, load_scenario
+from lab.scenario import Scenario, load_scenario
+
+# The classic single-VM scenario these tests were written against (its InMage bodies); the
+# lab's default is modernized now.
+CLASSIC_SINGLE_VM = Path(__file__).resolve().parents[2] / "lab" / "scenarios" / "single-vm.json"
 
 SECRET = "reliability-sim-secret"
 
@@ -74,7 +79,7 @@ class Sim:
 @pytest.fixture
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
     tls = make_lab_tls(tmp_path_factory.mktemp("tls"))
-    scenario = load_scenario(default_scenario_path())
+    scenario = load_scenario(CLASSIC_SINGLE_VM)
     thread = SimulatorThread(
         SimulatorConfig(
             scenario=scenario, cert=tls.server_cert, key=tls.server_key, token_secret=SECRET
