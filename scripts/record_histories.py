@@ -40,6 +40,7 @@ from starter.commands import (
     plan_status,
     start_failback,
     start_plan_failback,
+    undo,
 )
 from starter.observe import name_machine
 from worker.settings import Settings
@@ -171,7 +172,10 @@ async def single_vm(client: Client, settings: Settings, _lab: LabState) -> str:
     return handle.id
 
 
-def plan_run(plan: str, recovery_point: str, approver: str) -> RunBody:
+def plan_run(plan: str, recovery_point: str, approver: str, undo_it: bool = False) -> RunBody:
+    """A plan failed back to approval, then approved (completed) or, `undo_it`, undone before
+    its commit (modernized)."""
+
     async def body(client: Client, settings: Settings, _lab: LabState) -> str:
         handle = await start_plan_failback(
             client, settings, plan_input(settings, plan, recovery_point)
@@ -181,9 +185,10 @@ def plan_run(plan: str, recovery_point: str, approver: str) -> RunBody:
         )
         if status.phase != "awaiting-approval":
             raise RuntimeError(f"{plan} did not reach approval: {status.error}")
-        await approve(client, handle.id, approver, "recorded for the replay tests")
+        decide = undo if undo_it else approve
+        await decide(client, handle.id, approver, "recorded for the replay tests")
         result = await asyncio.wait_for(handle.result(), WAIT_SECONDS)
-        if result.outcome != "completed":
+        if result.outcome != ("undone" if undo_it else "completed"):
             raise RuntimeError(f"{plan}: {result.summary}")
         return handle.id
 
@@ -246,6 +251,19 @@ RUNS = [
         shipped("reprotect.json"),
         plan_run("plan-reprotect", "latest", "erin"),
         "plan-reprotect: reprotect to on-premises first, then latest points, approved, completed",
+    ),
+    StandardRun(
+        "modernized",
+        shipped("modernized.json"),
+        plan_run("plan-modern", "latest", "gina"),
+        "plan-modern (modernized): reprotect through the appliance, the plan's planned "
+        "failover, approved, completed",
+    ),
+    StandardRun(
+        "modernized-undo",
+        shipped("modernized.json"),
+        plan_run("plan-modern", "latest", "frank", undo_it=True),
+        "plan-modern (modernized), verified, then undone before commit",
     ),
     StandardRun(
         "plan-failure",

@@ -121,6 +121,8 @@ def test_stored_histories_cover_every_workflow_and_the_failure_path() -> None:
     assert stood_down, "no stored machine history stands down on its plan's order"
     approved = [h for h in by_type["MachineFailbackWorkflow"] if "approve_commit" in signals(h)]
     assert approved, "no stored machine history receives a commit approval"
+    undone = [h for h in by_type["MachineFailbackWorkflow"] if "undo_failback" in signals(h)]
+    assert undone, "no stored machine history is undone before commit (modernized)"
 
 
 def patches(history: WorkflowHistory) -> set[str]:
