@@ -218,11 +218,12 @@ def fault_case(
     unit: Unit | None = None,
     reason: str | None = None,
     overrides: tuple[tuple[str, float], ...] = (),
+    group: str = "fault",
     **extra: Any,
 ) -> Case:
     return Case(
         name=key,
-        group="fault",
+        group=group,
         what=what,
         unit=unit or Unit(key),
         expect=expect,
@@ -990,3 +991,146 @@ TEST_SAFETY = [
 ]
 TEST_BATCH = [BASELINE_REPROTECT, BASELINE_REPLICATING, *TEST_FAULTS, *TEST_SAFETY]
 TEST_CASES = [*TEST_CRASHES, *TEST_TEMPORAL, *TEST_BATCH]
+
+
+# --- modernized: the same guarantees, in a lab of its own (the simulator speaks one architecture
+# per lab). Its plans reprotect through the replication appliance, fail back through the plan's
+# planned failover, and can be undone before commit (failoverCancel). ---------------------------
+
+
+def plan_fault(action: str, **fault: Any) -> Callable[[Unit], dict]:
+    """A fault on the POST `action` of the unit's own recovery plan."""
+    return lambda u: {
+        "method": "POST",
+        "path_suffix": f"/replicationRecoveryPlans/{u.plan}/{action}",
+        **fault,
+    }
+
+
+def modern(key: str) -> str:
+    return f"modernized-{key}"
+
+
+MODERNIZED_BASELINE = Case(
+    modern("baseline"),
+    "modernized",
+    "no fault: reprotect through the appliance, the plan's planned failover, commit, "
+    "reprotect back",
+    Unit(modern("baseline"), REPROTECT_FIRST),
+    "completed",
+)
+MODERNIZED_UNDO = Case(
+    modern("undo"),
+    "modernized",
+    "`failback undo` once every machine is verified",
+    Unit(modern("undo"), REPROTECT_FIRST),
+    "undone",
+    undo=True,
+)
+MODERNIZED_CRASHES = [
+    crash(
+        modern("kill-reprotect-onprem-job"),
+        "worker killed while the reProtect (InMageRcm) job runs",
+        in_job("reProtect", "reProtect to on-premises accepted"),
+        group="modernized",
+    ),
+    crash(
+        modern("kill-waiting-replication"),
+        "worker killed while waiting for the initial replication",
+        at_plan_phase("waiting-for-replication"),
+        group="modernized",
+    ),
+    crash(
+        modern("kill-planned-failover-job"),
+        "worker killed while the plan's plannedFailover job runs",
+        in_job("plannedFailover", "plannedFailover accepted"),
+        group="modernized",
+    ),
+    crash(
+        modern("kill-awaiting-approval"),
+        "worker killed while awaiting approval",
+        at_plan_phase("awaiting-approval"),
+        group="modernized",
+    ),
+    crash(
+        modern("kill-committing"),
+        "worker killed while committing",
+        at_machine_phase("committing"),
+        group="modernized",
+    ),
+    crash(
+        modern("kill-reprotecting"),
+        "worker killed while the reProtect back to Azure (InMageRcmFailback) job runs",
+        at_machine_phase("reprotecting"),
+        group="modernized",
+    ),
+    crash(
+        modern("temporal-planned-failover-job"),
+        "Temporal server restarted while the plan's plannedFailover job runs",
+        in_job("plannedFailover", "plannedFailover accepted"),
+        action=RESTART_TEMPORAL,
+        group="modernized",
+    ),
+]
+MODERNIZED_KILL_UNDOING = Case(
+    modern("kill-undoing"),
+    "modernized",
+    "worker killed while the failoverCancel jobs of an undo run",
+    Unit(modern("kill-undoing"), REPROTECT_FIRST),
+    "undone",
+    trigger=in_job("failoverCancel", "failoverCancel accepted"),
+    action=KILL_WORKER,
+    disruptive=True,
+    undo=True,
+)
+MODERNIZED_FAULTS = [
+    fault_case(
+        modern("http-429-planned-failover"),
+        "the plan's plannedFailover answered 429 + Retry-After: 1, 3 times",
+        unit=Unit(modern("http-429-planned-failover"), REPROTECT_FIRST),
+        faults=(plan_fault("plannedFailover", kind="http", status=429, count=3, retry_after=1),),
+        group="modernized",
+    ),
+    fault_case(
+        modern("drop-planned-failover-after"),
+        "connection to the plan's plannedFailover closed without an answer, after ASR started "
+        "the job",
+        unit=Unit(modern("drop-planned-failover-after"), REPROTECT_FIRST),
+        faults=(plan_fault("plannedFailover", kind="drop", after_processing=True),),
+        group="modernized",
+    ),
+    fault_case(
+        modern("drop-cancel-after"),
+        "undo: connection to failoverCancel closed without an answer, after ASR started the job",
+        expect="undone",
+        unit=Unit(modern("drop-cancel-after"), REPROTECT_FIRST),
+        faults=(drop("failoverCancel", after_processing=True),),
+        group="modernized",
+        undo=True,
+    ),
+    fault_case(
+        modern("job-failure-planned-failover"),
+        "a machine's part of the plan's plannedFailover job fails (8038): the plan stops, "
+        "nothing is committed",
+        expect="stopped",
+        reason="8038",
+        unit=Unit(modern("job-failure-planned-failover"), REPROTECT_FIRST),
+        faults=(job_failure("plannedFailover", "8038"),),
+        group="modernized",
+    ),
+]
+MODERNIZED_MATRIX = [
+    MODERNIZED_BASELINE,
+    MODERNIZED_UNDO,
+    *MODERNIZED_CRASHES,
+    MODERNIZED_KILL_UNDOING,
+    *MODERNIZED_FAULTS,
+]
+# What `make test` runs of it (tests/reliability/test_modernized.py).
+TEST_MODERNIZED = [
+    MODERNIZED_BASELINE,
+    MODERNIZED_UNDO,
+    MODERNIZED_CRASHES[2],
+    MODERNIZED_KILL_UNDOING,
+    MODERNIZED_FAULTS[1],
+]

@@ -46,10 +46,10 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
-from domain.models import MachineStatus, PlanFailbackResult, PlanStatus
+from domain.models import Architecture, MachineStatus, PlanFailbackResult, PlanStatus
 from lab import manager
 from lab.manager import LabProcess, LabState, lab_down, lab_up
-from starter.commands import CommandError, approve, plan_input, start_plan_failback
+from starter.commands import CommandError, approve, plan_input, start_plan_failback, undo
 from worker.settings import Settings
 from worker.wiring import connect_temporal
 from workflows.machine import MachineFailbackWorkflow, machine_workflow_id
@@ -59,6 +59,7 @@ ROOT = Path(__file__).resolve().parents[2]
 HOST = "esx-01.corp.local"
 DATASTORE = "ds-vmfs-01"
 MASTER_TARGET = "mt-linux-01"
+APPLIANCE = "appliance-01"
 # ASR job durations: long enough that "inside a job" is a moment one can hit.
 JOBS = {"failover_seconds": 3, "commit_seconds": 2, "reprotect_seconds": 2}
 QUERY_TIMEOUT = timedelta(seconds=3)
@@ -176,7 +177,11 @@ def _unit_vms(unit: Unit) -> list[dict[str, Any]]:
     ]
 
 
-def build_scenario(units: Sequence[Unit], jobs: dict[str, float] | None = None) -> dict[str, Any]:
+def build_scenario(
+    units: Sequence[Unit],
+    jobs: dict[str, float] | None = None,
+    architecture: Architecture = "classic",
+) -> dict[str, Any]:
     keys = [u.key for u in units]
     if len(set(keys)) != len(keys):
         raise ValueError(f"unit keys must be unique: {keys}")
@@ -206,7 +211,12 @@ def build_scenario(units: Sequence[Unit], jobs: dict[str, float] | None = None) 
             ],
         },
         "azure": {
-            "master_targets": [{"id": MASTER_TARGET, "name": MASTER_TARGET}],
+            # The replication appliance runs where the master target would.
+            **(
+                {"architecture": "modernized", "appliances": [{"name": APPLIANCE, "host": HOST}]}
+                if architecture == "modernized"
+                else {"master_targets": [{"id": MASTER_TARGET, "name": MASTER_TARGET}]}
+            ),
             "items": [item for unit in units for item in _unit_items(unit)],
             "recovery_plans": [
                 {"name": unit.plan, "boot_groups": [list(unit.items)]} for unit in units
@@ -336,10 +346,16 @@ class Lab:
         lab_down(self.lab_dir, say=lambda _: None)
 
 
-def start_lab(root: Path, units: Sequence[Unit], jobs: dict[str, float] | None = None) -> Lab:
-    """A lab in ROOT/lab with one plan per unit; reuses the vcsim harness `make` built."""
+def start_lab(
+    root: Path,
+    units: Sequence[Unit],
+    jobs: dict[str, float] | None = None,
+    architecture: Architecture = "classic",
+) -> Lab:
+    """A lab in ROOT/lab with one plan per unit; reuses the vcsim harness `make` built. The ASR
+    simulator speaks one architecture per lab: a modernized matrix runs in a lab of its own."""
     scenario = root / "scenario.json"
-    scenario.write_text(json.dumps(build_scenario(units, jobs), indent=1))
+    scenario.write_text(json.dumps(build_scenario(units, jobs, architecture), indent=1))
     lab_dir = root / "lab"
     lab_dir.mkdir(parents=True, exist_ok=True)
     shared_bin = ROOT / ".lab" / "bin"
@@ -359,6 +375,8 @@ class Writes:
     commit: int = 0
     reprotect_azure: int = 0
     reprotect_onprem: int = 0
+    # Modernized: failoverCancel (an undo).
+    cancel: int = 0
     other_answers: int = 0
     commit_posts: int = 0
     posts: int = 0
@@ -400,13 +418,17 @@ def _count(writes: Writes, entry: dict[str, Any], action: str) -> None:
     if entry["status"] != 202:
         writes.other_answers += 1
         return
-    if action == "unplannedfailover":
+    if action in ("unplannedfailover", "plannedfailover"):
         writes.failover += 1
     elif action == "failovercommit":
         writes.commit += 1
+    elif action == "failovercancel":
+        writes.cancel += 1
     elif action == "reprotect":
         details = (entry["body"] or {}).get("properties", {}).get("providerSpecificDetails", {})
-        if details.get("instanceType") == "InMageAzureV2":
+        # Toward Azure: classic InMageAzureV2, modernized InMageRcmFailback (the item's provider
+        # while it replicates back, named in the reprotect that switches it to Azure again).
+        if details.get("instanceType") in ("InMageAzureV2", "InMageRcmFailback"):
             writes.reprotect_azure += 1
         else:
             writes.reprotect_onprem += 1
@@ -493,6 +515,9 @@ class PlanRun:
         self.started_at = time.monotonic()
         self.approved = False
         self.auto_approve = True
+        # Modernized: undo (`failback undo`) instead of approving, once all are verified.
+        self.auto_undo = False
+        self.undone = False
         self.decided: set[str] = set()
         self.notes: list[str] = []
         self.query_failures: list[str] = []
@@ -547,7 +572,19 @@ class PlanRun:
 
     async def respond(self, snap: Snapshot) -> None:
         """What the operator does: approve once all are verified; finish a stuck machine."""
-        if snap.phase == "awaiting-approval" and self.auto_approve and not self.approved:
+        if snap.phase == "awaiting-approval" and self.auto_undo and not self.undone:
+            client = await self.lab.client()
+            try:
+                await undo(client, self.workflow_id, "reliability", "undone by the harness")
+                self.undone = True
+            except (CommandError, RPCError, RuntimeError) as err:
+                self.notes.append(f"undo retried: {err}")
+        if (
+            snap.phase == "awaiting-approval"
+            and self.auto_approve
+            and not self.auto_undo
+            and not self.approved
+        ):
             client = await self.lab.client()
             try:
                 await approve(client, self.workflow_id, "reliability", "verified by the harness")
@@ -622,6 +659,7 @@ Expect = Literal[
     "cancelled",
     "commit-failed",
     "reprotect-retried",
+    "undone",
 ]
 
 
@@ -790,6 +828,8 @@ class Case:
     disruptive: bool = False
     # A product bug this case shows, in words (its test is an expected, strict failure).
     known_bug: str | None = None
+    # Modernized: `failback undo` once every machine is verified, instead of the approval.
+    undo: bool = False
 
 
 async def drive(
@@ -920,6 +960,8 @@ class Expectation:
     no_commit_sent: bool = False
     # Nothing at all may be sent for the unit's machines.
     no_write_sent: bool = False
+    # Accepted failoverCancel per machine (modernized's undo).
+    cancel: tuple[int, int] = (0, 0)
 
 
 EXPECTATIONS: dict[str, Expectation] = {
@@ -939,6 +981,11 @@ EXPECTATIONS: dict[str, Expectation] = {
     # Committed, then a re-protect to Azure job failed: tried again within the agent wait (R16,
     # whatever ASR's code), and the second one went through.
     "reprotect-retried": Expectation("completed", "completed", (1, 1), (1, 1), (2, 2), True),
+    # Modernized: undone before commit; exactly one failoverCancel, no commit, the Azure VMs
+    # intact (running again).
+    "undone": Expectation(
+        "completed", "undone", (1, 1), (0, 0), (0, 0), False, no_commit_sent=True, cancel=(1, 1)
+    ),
 }
 
 
@@ -967,6 +1014,7 @@ def _expectation(
             ("unplannedFailover", w.failover, want.failover),
             ("failoverCommit", w.commit, want.commit),
             ("reProtect to Azure", w.reprotect_azure, want.reprotect_azure),
+            ("failoverCancel", w.cancel, want.cancel),
         ):
             if not _within(value, bounds):
                 problems.append(f"{item}: {value} accepted {label}, expected {_bounds(bounds)}")
@@ -1020,6 +1068,7 @@ async def run_case(lab: Lab, case: Case) -> CaseResult:
     if case.arm is not None:
         case.arm(lab, case.unit)
     run = PlanRun(lab, case.unit, case.recovery_point, dict(case.overrides))
+    run.auto_undo = case.undo
     await run.start()
     end = await drive(lab, case, run)
     return await judge(lab, case, run, end)
