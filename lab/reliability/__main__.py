@@ -29,12 +29,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from domain.models import Architecture
 from lab.reliability.bad_input import (
     BAD_INPUTS,
     BadInputResult,
     run_bad_input,
 )
-from lab.reliability.cases import BASELINE_REPLICATING, FULL_MATRIX
+from lab.reliability.cases import BASELINE_REPLICATING, FULL_MATRIX, MODERNIZED_MATRIX
 from lab.reliability.harness import (
     EXPECTATIONS,
     JOBS,
@@ -52,6 +53,11 @@ GROUPS = [
     ("temporal", "Temporal server restarts (file-backed dev server, same ports and db file)"),
     ("fault", "Faults through the lab"),
     ("safety", "Safety properties"),
+    (
+        "modernized",
+        "Modernized VMware/physical (replication appliance), in a lab of its own: the same "
+        "guarantees, and the undo",
+    ),
 ]
 
 EXPECTED_TEXT = {
@@ -68,6 +74,8 @@ EXPECTED_TEXT = {
     "reprotect-retried": "completed: the failed reProtect to Azure tried again within the agent "
     "wait (R16, whatever its code), 2 accepted reProtects, 1 failover and 1 commit; Azure VMs "
     "deleted",
+    "undone": "undone before commit: per machine exactly 1 accepted failover (the plan's "
+    "plannedFailover) and 1 failoverCancel, no failoverCommit sent; Azure VMs intact",
 }
 
 
@@ -79,12 +87,22 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", help="Run only these cases (and no bad input)")
     parser.add_argument("--concurrency", type=int, default=4)
     args = parser.parse_args()
-    cases = [c for c in FULL_MATRIX if not args.only or c.name in args.only]
+    classic = [c for c in FULL_MATRIX if not args.only or c.name in args.only]
+    modernized = [c for c in MODERNIZED_MATRIX if not args.only or c.name in args.only]
+    cases = classic + modernized
     if args.only and not cases:
-        parser.error(f"no case named {args.only}; cases: {[c.name for c in FULL_MATRIX]}")
+        known = [c.name for c in FULL_MATRIX + MODERNIZED_MATRIX]
+        parser.error(f"no case named {args.only}; cases: {known}")
     started = time.monotonic()
     started_at = datetime.now(UTC)
-    results, bad = _run_in_lab(cases, not args.only, args.concurrency)
+    results: dict[str, CaseResult] = {}
+    bad: list[BadInputResult] = []
+    if classic:
+        results, bad = _run_in_lab(classic, not args.only, args.concurrency)
+    if modernized:
+        # The simulator speaks one architecture per lab: modernized runs in a lab of its own.
+        more, _ = _run_in_lab(modernized, False, args.concurrency, "modernized")
+        results.update(more)
     took = time.monotonic() - started
     if args.only:
         for result in results.values():
@@ -108,12 +126,15 @@ async def _run(
 
 
 def _run_in_lab(
-    cases: Sequence[Case], with_bad_input: bool, concurrency: int
+    cases: Sequence[Case],
+    with_bad_input: bool,
+    concurrency: int,
+    architecture: Architecture = "classic",
 ) -> tuple[dict[str, CaseResult], list[BadInputResult]]:
     with tempfile.TemporaryDirectory(prefix="reliability-") as directory:
         root = Path(directory)
-        print(f"starting the lab ({len(cases)} plans) in {root}")
-        lab = start_lab(root, [c.unit for c in cases])
+        print(f"starting the {architecture} lab ({len(cases)} plans) in {root}")
+        lab = start_lab(root, [c.unit for c in cases], architecture=architecture)
 
         def stop(signum: int, _frame: object) -> None:
             # Ctrl-C or a TERM: the lab's processes go too, whatever the cases were doing.

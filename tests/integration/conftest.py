@@ -19,7 +19,6 @@ from temporalio.client import Client
 
 from domain.models import MachineStatus, Phase
 from lab.manager import LabState, lab_down, lab_up
-from lab.scenario import default_scenario_path
 from starter.commands import machine_status
 from worker.settings import Settings
 
@@ -29,9 +28,15 @@ UI_VM = "ui-01"
 HELD_VM = "hold-01"
 
 
+# The classic single-VM scenario: these tests prove the classic (legacy) path, whose wire they
+# read (unplannedFailover, InMage); modernized has its own (test_modernized_failback.py,
+# tests/reliability/test_modernized.py), and the demo runs it.
+CLASSIC_SINGLE_VM = Path(__file__).resolve().parents[2] / "lab" / "scenarios" / "single-vm.json"
+
+
 def integration_scenario() -> dict[str, Any]:
-    """The default scenario plus a second machine, with the lab's fast timings."""
-    data = json.loads(default_scenario_path().read_text())
+    """The classic single-VM scenario plus more machines, with the lab's fast timings."""
+    data = json.loads(CLASSIC_SINGLE_VM.read_text())
     data["name"] = "integration"
     vms = data["vcenter"]["vms"]
     items = data["azure"]["items"]

@@ -24,7 +24,7 @@ from activities.vsphere_client import (
 )
 from domain.models import OnPremVmQuery, OnPremVmState
 from lab.localhost import free_port
-from lab.scenario import default_scenario_path, load_scenario
+from lab.scenario import load_scenario
 from lab.vcenter import (
     VcsimEndpoint,
     inventory_from_scenario,
@@ -37,14 +37,16 @@ USER = "lab-admin"
 PASSWORD = "s3cret-lab"
 HOST = "esx-01.corp.local"
 DATASTORE = "ds-vmfs-01"
-# Added to the default scenario's two VMs, every other one powered on.
+# The classic single-VM scenario's inventory (web-01 and mt-linux-01), which these tests name.
+CLASSIC_SINGLE_VM = Path(__file__).resolve().parents[2] / "lab" / "scenarios" / "single-vm.json"
+# Added to its two VMs, every other one powered on.
 EXTRA_VMS = [f"extra-{i:02d}" for i in range(1, 9)]
 
 
 @pytest.fixture(scope="module")
 def vcsim(vcsim_harness: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VcsimEndpoint]:
     run_dir = tmp_path_factory.mktemp("vcsim-read-one-vm")
-    inventory = inventory_from_scenario(load_scenario(default_scenario_path()))
+    inventory = inventory_from_scenario(load_scenario(CLASSIC_SINGLE_VM))
     inventory["vms"] += [
         {
             "name": name,
