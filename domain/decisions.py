@@ -19,6 +19,19 @@ from domain.models import (
 from domain.phases import Phase
 from domain.recovery_points import how_to_ask
 
+# Before the on-premises VM was verified: an approval is not taken yet.
+BEFORE_VERIFIED = frozenset(
+    {
+        Phase.STARTING,
+        Phase.DISCOVERING,
+        Phase.CHECKING,
+        Phase.REPROTECTING_TO_ONPREM,
+        Phase.WAITING_FOR_REPLICATION,
+        Phase.FAILING_OVER,
+        Phase.VERIFYING,
+    }
+)
+
 
 def fails_over_as_plan(machines: Iterable[DiscoveredMachine]) -> bool:
     """FO-PLAN: ASR fails the members of a replication group a person made over only together,
@@ -93,7 +106,7 @@ def approval_refusal(phase: Phase) -> str | None:
     """Why an approval received in this phase is refused; None when it is accepted."""
     if phase == Phase.AWAITING_APPROVAL:
         return None
-    if phase in (Phase.STARTING, Phase.DISCOVERING, Phase.FAILING_OVER, Phase.VERIFYING):
+    if phase in BEFORE_VERIFIED:
         return (
             f"the failback is {phase}: an approval is only taken after the on-premises VM "
             "has been verified; approve again when it is awaiting approval"
@@ -113,7 +126,13 @@ def undo_refusal(phase: Phase, approved: bool, can_undo: bool) -> str | None:
             "commits nothing and leaves the Azure VM intact"
         )
     if approved or phase not in (Phase.FAILING_OVER, Phase.VERIFYING, Phase.AWAITING_APPROVAL):
-        if phase in (Phase.STARTING, Phase.DISCOVERING):
+        if phase in (
+            Phase.STARTING,
+            Phase.DISCOVERING,
+            Phase.CHECKING,
+            Phase.REPROTECTING_TO_ONPREM,
+            Phase.WAITING_FOR_REPLICATION,
+        ):
             return f"the failback is {phase}: nothing has failed over yet, so nothing to undo"
         if phase in (Phase.UNDOING, Phase.UNDONE):
             return "the failback is already being undone"
@@ -161,6 +180,10 @@ def describe_wait(
     texts = {
         Phase.STARTING: "starting",
         Phase.DISCOVERING: f"reading {vm} from the vault",
+        Phase.CHECKING: f"checking every readiness rule for {vm} (ASR and vCenter)",
+        Phase.REPROTECTING_TO_ONPREM: f"ASR is reprotecting {vm} toward on-premises",
+        Phase.WAITING_FOR_REPLICATION: f"waiting for {vm}'s initial replication to on-premises "
+        "(its progress is the pending activity's last heartbeat)",
         Phase.FAILING_OVER: f"ASR is failing {vm} over to on-premises",
         Phase.VERIFYING: f"waiting for {vm} to run on-premises and the Azure VM to be off",
         Phase.AWAITING_APPROVAL: (

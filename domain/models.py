@@ -146,6 +146,7 @@ class MachineFailbackInput(_NamesOneMachine):
     recovery_resource_group: str = Field(description="Resource group of the failed-over Azure VM")
     azure_vm_name: str | None = Field(default=None, description="None: the item's friendly name")
     recovery_point: Literal["latest"] = "latest"
+    reprotect_to_onprem: ReprotectToOnPremOptions = ReprotectToOnPremOptions()
     reprotect_to_azure: ReprotectToAzureOptions = ReprotectToAzureOptions()
     timings: Timings = Timings()
     approval: ApprovalPolicy = ApprovalPolicy()
@@ -562,6 +563,10 @@ class MachineStatus(_Model):
     rejected_approvals: list[RejectedApproval] = Field(default_factory=list)
     approval_reminders: int = 0
     agent_wait: AgentWait | None = None
+    readiness: ReadinessReport | None = Field(
+        default=None, description="A machine failed back on its own: its readiness report"
+    )
+    replication: ReplicationWaitResult | None = None
     undo: Undo | None = None
     rejected_undos: list[RejectedApproval] = Field(default_factory=list)
     history: list[PhaseChange] = Field(default_factory=list)
@@ -688,4 +693,5 @@ class PlanFailbackResult(_Model):
 from domain.readiness import ReadinessReport  # noqa: E402  (readiness imports nothing of ours)
 
 MachineFailbackInput.model_rebuild()
+MachineStatus.model_rebuild()
 PlanStatus.model_rebuild()

@@ -14,6 +14,11 @@ class Phase(StrEnum):
 
     STARTING = "starting"
     DISCOVERING = "discovering"
+    # A machine failed back on its own checks and reprotects itself (a plan's machines are
+    # checked and reprotected by their plan).
+    CHECKING = "checking-readiness"
+    REPROTECTING_TO_ONPREM = "reprotecting-to-onprem"
+    WAITING_FOR_REPLICATION = "waiting-for-replication"
     FAILING_OVER = "failing-over"
     VERIFYING = "verifying"
     AWAITING_APPROVAL = "awaiting-approval"
@@ -55,7 +60,10 @@ class IllegalTransitionError(RuntimeError):
 # stops a retry from failing over or committing twice.
 TRANSITIONS: dict[Phase, frozenset[Phase]] = {
     Phase.STARTING: frozenset({Phase.DISCOVERING, Phase.FAILED}),
-    Phase.DISCOVERING: frozenset({Phase.FAILING_OVER, Phase.FAILED}),
+    Phase.DISCOVERING: frozenset({Phase.CHECKING, Phase.FAILING_OVER, Phase.FAILED}),
+    Phase.CHECKING: frozenset({Phase.REPROTECTING_TO_ONPREM, Phase.FAILING_OVER, Phase.FAILED}),
+    Phase.REPROTECTING_TO_ONPREM: frozenset({Phase.WAITING_FOR_REPLICATION, Phase.FAILED}),
+    Phase.WAITING_FOR_REPLICATION: frozenset({Phase.FAILING_OVER, Phase.FAILED}),
     Phase.FAILING_OVER: frozenset({Phase.VERIFYING, Phase.UNDOING, Phase.FAILED}),
     Phase.VERIFYING: frozenset({Phase.AWAITING_APPROVAL, Phase.UNDOING, Phase.FAILED}),
     Phase.AWAITING_APPROVAL: frozenset({Phase.COMMITTING, Phase.UNDOING, Phase.FAILED}),
@@ -85,6 +93,9 @@ BEFORE_COMMIT = frozenset(
     {
         Phase.STARTING,
         Phase.DISCOVERING,
+        Phase.CHECKING,
+        Phase.REPROTECTING_TO_ONPREM,
+        Phase.WAITING_FOR_REPLICATION,
         Phase.FAILING_OVER,
         Phase.VERIFYING,
         Phase.AWAITING_APPROVAL,

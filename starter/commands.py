@@ -98,6 +98,9 @@ def failback_input(
         item_name=item_name,
         vm_name=vm_name,
         azure_vm_name=azure_vm_name,
+        reprotect_to_onprem=ReprotectToOnPremOptions(
+            process_server_id=settings.azure_process_server_id
+        ),
         **_shared_input(settings, process_server_id, policy_id),
     )
 

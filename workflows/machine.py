@@ -52,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
         PhaseChange,
         RecoveryPointChoice,
         RejectedApproval,
+        ReplicationWaitResult,
         ReprotectToAzureInput,
         SelectRecoveryPointInput,
         StandDown,
@@ -62,10 +63,11 @@ with workflow.unsafe.imports_passed_through():
         VerificationReadInput,
     )
     from domain.phases import BEFORE_COMMIT, TERMINAL, next_phase
-    from domain.readiness import group_member_alone
+    from domain.readiness import ReadinessReport, group_member_alone
     from workflows import search_attributes
     from workflows.approval import wait_for_approval
     from workflows.calls import cause, read, write
+    from workflows.steps import blocking_text, check_readiness, reprotect_to_onprem
     from workflows.visibility import SearchAttributeBatcher
 
 Outcome = Literal["completed", "completed-without-reprotect", "undone"]
@@ -103,6 +105,8 @@ class MachineFailbackWorkflow:
         self._plan: str | None = None
         self._undo: Undo | None = None
         self._rejected_undos: list[RejectedApproval] = []
+        self._readiness: ReadinessReport | None = None
+        self._replication: ReplicationWaitResult | None = None
         self._committed_on_asr_clock: datetime | None = None
         self._attributes = SearchAttributeBatcher()
 
@@ -196,6 +200,8 @@ class MachineFailbackWorkflow:
             rejected_approvals=list(self._rejected),
             approval_reminders=self._reminders,
             agent_wait=self._agent_wait,
+            readiness=self._readiness,
+            replication=self._replication,
             undo=self._undo,
             rejected_undos=list(self._rejected_undos),
             history=list(self._history),
@@ -256,6 +262,7 @@ class MachineFailbackWorkflow:
                 raise _FailbackStopped(
                     f"{alone.rule}: {alone.found}; {alone.action}. Nothing was started"
                 )
+            await self._check_and_reprotect(params, machine)
 
         self._enter(Phase.FAILING_OVER)
         first_read = await self._fail_over(params, machine)
@@ -288,6 +295,34 @@ class MachineFailbackWorkflow:
         committed_at = commit.ended_at or workflow.now()
         self._committed_on_asr_clock = commit.ended_at
         return await self._reprotect_when_agent_registers(params, machine, committed_at)
+
+    async def _check_and_reprotect(
+        self, params: MachineFailbackInput, machine: DiscoveredMachine
+    ) -> None:
+        """On its own (a plan does this for its machines): every readiness rule of the
+        machine's architecture, then, if it is still failed over to Azure, the reprotect toward
+        on-premises and the wait for its initial replication."""
+        self._enter(Phase.CHECKING)
+        self._readiness, choices = await check_readiness(
+            params.vault,
+            [machine],
+            None,
+            params.reprotect_to_onprem,
+            params.reprotect_to_azure.log_storage_account_id,
+        )
+        if self._readiness.blocking:
+            raise _FailbackStopped(blocking_text(self._readiness))
+        if not choices:
+            return
+        self._enter(Phase.REPROTECTING_TO_ONPREM)
+        reprotects, self._replication = await reprotect_to_onprem(
+            params.vault,
+            [machine],
+            choices,
+            params.timings,
+            lambda: self._enter(Phase.WAITING_FOR_REPLICATION),
+        )
+        self._operations.extend(reprotects)
 
     async def _fail_over(
         self, params: MachineFailbackInput, machine: DiscoveredMachine

@@ -23,9 +23,8 @@ from temporalio.workflow import ChildWorkflowHandle
 
 with workflow.unsafe.imports_passed_through():
     from activities.asr import AsrActivities
-    from activities.vsphere import OnPremFactsQuery, VSphereActivities
     from domain import errors
-    from domain.architectures import architecture_named_can_undo, assess_readiness
+    from domain.architectures import architecture_named_can_undo
     from domain.decisions import fails_over_as_plan
     from domain.models import (
         Approval,
@@ -47,14 +46,10 @@ with workflow.unsafe.imports_passed_through():
         PlanPhaseChange,
         PlanPointChoice,
         PlanStatus,
-        ReadAsrFactsInput,
         ReadRecoveryPointsInput,
         RecoveryPointChoice,
         RejectedApproval,
-        ReplicationWaitInput,
         ReplicationWaitResult,
-        ReprotectToOnPremInput,
-        ResolvedReprotectToOnPrem,
         StandDown,
         Undo,
         UndoRequest,
@@ -67,8 +62,9 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows import search_attributes
     from workflows.approval import wait_for_approval
-    from workflows.calls import POINTS_TIMEOUT, cause, failures, long_wait, read, write
+    from workflows.calls import POINTS_TIMEOUT, cause, failures, read, write
     from workflows.machine import MachineFailbackWorkflow, machine_workflow_id
+    from workflows.steps import blocking_text, check_readiness, reprotect_to_onprem
 
 
 def plan_workflow_id(vault: str, plan: str) -> str:
@@ -442,71 +438,27 @@ class PlanFailbackWorkflow:
         self, params: PlanFailbackInput, plan: DiscoveredPlan
     ) -> list[ReprotectChoice]:
         self._enter(PlanPhase.CHECKING)
-        facts, onprem = await asyncio.gather(
-            read(
-                AsrActivities.read_asr_facts,
-                ReadAsrFactsInput(
-                    vault=params.vault,
-                    machines=plan.machines,
-                    recovery_plan=params.recovery_plan,
-                    log_storage_account_id=params.reprotect_to_azure.log_storage_account_id,
-                ),
-                timeout=POINTS_TIMEOUT,
-            ),
-            read(VSphereActivities.read_onprem_facts, OnPremFactsQuery()),
+        self._readiness, choices = await check_readiness(
+            params.vault,
+            plan.machines,
+            params.recovery_plan,
+            params.reprotect_to_onprem,
+            params.reprotect_to_azure.log_storage_account_id,
         )
-        self._readiness, choices = assess_readiness(
-            facts, onprem, **params.reprotect_to_onprem.model_dump()
-        )
-        blocking = self._readiness.blocking
-        if blocking:
-            raise _PlanStopped(
-                f"not ready, nothing was started: {len(blocking)} blocking finding(s): "
-                + "; ".join(f"{f.rule} {f.item_name or 'plan'}: {f.found}" for f in blocking),
-                errors.NOT_READY,
-            )
+        if self._readiness.blocking:
+            raise _PlanStopped(blocking_text(self._readiness), errors.NOT_READY)
         return choices
 
     async def _reprotect_to_onprem(
         self, params: PlanFailbackInput, plan: DiscoveredPlan, choices: list[ReprotectChoice]
     ) -> None:
         self._enter(PlanPhase.REPROTECTING, ", ".join(c.item_name for c in choices))
-        refs = {m.item.name: m.item for m in plan.machines}
-        vm_names = {m.item.name: m.vm_name for m in plan.machines}
-        architectures = {m.item.name: m.architecture for m in plan.machines}
-        timings = params.timings
-        results = await asyncio.gather(
-            *(
-                write(
-                    AsrActivities.reprotect_to_onprem,
-                    ReprotectToOnPremInput(
-                        vault=params.vault,
-                        item=refs[choice.item_name],
-                        architecture=architectures[choice.item_name],
-                        vm_name=vm_names[choice.item_name],
-                        not_before=workflow.now(),
-                        poll_interval_seconds=timings.job_poll_interval_seconds,
-                        options=ResolvedReprotectToOnPrem(
-                            **choice.model_dump(exclude={"item_name"})
-                        ),
-                    ),
-                    timings,
-                )
-                for choice in choices
-            )
-        )
-        self._reprotects = list(results)
-        self._enter(PlanPhase.WAITING_FOR_REPLICATION)
-        self._replication = await long_wait(
-            AsrActivities.wait_until_replicating,
-            ReplicationWaitInput(
-                vault=params.vault,
-                items=[refs[c.item_name] for c in choices],
-                poll_interval_seconds=timings.replication_poll_interval_seconds,
-                timeout_seconds=timings.replication_timeout_seconds,
-            ),
-            timings.replication_timeout_seconds,
-            timings.replication_poll_interval_seconds,
+        self._reprotects, self._replication = await reprotect_to_onprem(
+            params.vault,
+            plan.machines,
+            choices,
+            params.timings,
+            lambda: self._enter(PlanPhase.WAITING_FOR_REPLICATION),
         )
 
     async def _start_machine(self, params: PlanFailbackInput, machine: DiscoveredMachine) -> None:

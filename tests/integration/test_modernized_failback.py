@@ -29,6 +29,7 @@ from tests.integration.conftest import (
     posts,
     simulator_schema_violations,
     start_lab,
+    until_verified,
 )
 from worker.wiring import connect_temporal
 
@@ -175,3 +176,48 @@ async def test_a_modernized_plan_is_undone_before_commit_and_never_after(
         assert posts(entries, "failoverCommit", name) == []
         assert not item["azure_vm"]["deleted"] and item["azure_vm"]["power_state"] == "running"
         assert item["phase"] == "ReplicatingToOnPrem"
+
+
+@pytest.fixture(scope="module")
+def single_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabState]:
+    state = start_lab(tmp_path_factory.mktemp("single-lab"), SCENARIOS / "modernized.json")
+    try:
+        yield state
+    finally:
+        lab_down(Path(state.lab_dir), say=lambda _: None)
+
+
+async def test_a_modernized_machine_on_its_own_is_checked_reprotected_and_failed_back(
+    single_lab: LabState,
+) -> None:
+    """`failback start web-01` while web-01 is still failed over to Azure: the machine checks
+    its own readiness, reprotects through the appliance, waits for the initial replication,
+    then fails back with its own planned failover (crash-consistent)."""
+    settings = lab_settings(single_lab)
+    started = cli(single_lab, "start", "web-01")
+    assert started.returncode == 0, started.stderr
+    workflow_id = started.stdout.strip()
+    client = await connect_temporal(settings)
+    status = await until_verified(client, workflow_id)
+    phases = [c.phase for c in status.history]
+    assert phases[:5] == [
+        "starting",
+        "discovering",
+        "checking-readiness",
+        "reprotecting-to-onprem",
+        "waiting-for-replication",
+    ]
+    assert status.readiness is not None and status.readiness.ready
+    assert status.replication is not None
+    await approve(client, workflow_id, "hank", "web-01 back")
+    handle = client.get_workflow_handle(workflow_id)
+    result = await asyncio.wait_for(handle.result(), timeout=120)
+    assert result["outcome"] == "completed", result
+    entries = journal(single_lab)
+    assert len(posts(entries, "reProtect", "web-01-item")) == 2
+    (failover,) = posts(entries, "plannedFailover", "web-01-item")
+    details = failover["body"]["properties"]["providerSpecificDetails"]
+    assert details == {"instanceType": "InMageRcmFailback", "recoveryPointType": "CrashConsistent"}
+    assert len(posts(entries, "failoverCommit", "web-01-item")) == 1
+    # app-01 was not touched.
+    assert [e for e in entries if e["method"] == "POST" and "app-01" in e["path"]] == []

@@ -25,7 +25,7 @@ from temporalio.worker import Worker
 from activities.asr import AsrActivities
 from activities.compute import ComputeActivities
 from activities.verification import VerificationActivities
-from activities.vsphere import VSphereActivities
+from activities.vsphere import OnPremFactsQuery, VSphereActivities
 from domain import errors
 from domain.models import (
     AgentCheckInput,
@@ -47,6 +47,7 @@ from domain.models import (
     OperatorDecision,
     Phase,
     ProtectedItemRef,
+    ReadAsrFactsInput,
     RecoveryPoint,
     RecoveryPointChoice,
     ReprotectToAzureInput,
@@ -56,6 +57,18 @@ from domain.models import (
     VaultRef,
     VerificationRead,
     VerificationReadInput,
+)
+from domain.readiness import (
+    ApplianceFacts,
+    AsrFacts,
+    ConfigServerFacts,
+    DatastoreFacts,
+    HostFacts,
+    MachineFacts,
+    MasterTargetFacts,
+    OnPremFacts,
+    OnPremVmFacts,
+    VCenterFacts,
 )
 from tests.fakes.names import fake_of
 from workflows.machine import MachineFailbackWorkflow
@@ -114,6 +127,54 @@ class FakeWorld:
                 policy_id="pol",
                 run_as_account_id="2",
             ),
+        )
+
+    @fake_of(AsrActivities.read_asr_facts)
+    async def read_asr_facts(self, params: ReadAsrFactsInput) -> AsrFacts:
+        """Readiness of a machine on its own: replicating back, healthy, with points."""
+        self.calls["read_asr_facts"] += 1
+        return AsrFacts(
+            architecture=self.architecture,
+            configuration_server=ConfigServerFacts(name="cs01", reachable=True),
+            master_targets=[
+                MasterTargetFacts(id="mt", name="mt-lnx", os_type="Linux", datastores=["ds"])
+            ],
+            vcenters=[VCenterFacts(name="vc", connected=True)],
+            failback_policy_id="pol",
+            machines=[
+                MachineFacts(
+                    item_name=m.item.name,
+                    vm_name=m.vm_name,
+                    os_type="Linux",
+                    replication_group=m.replication_group,
+                    state="replicating-back",
+                    protection_state="Protected",
+                    replication_health="Normal",
+                    recovery_point_count=5,
+                    master_target_id="mt",
+                )
+                for m in params.machines
+            ],
+            appliances=[
+                ApplianceFacts(
+                    id="app-1",
+                    name="appliance-01",
+                    healthy=True,
+                    last_heartbeat=POINT_TIME,
+                    datastores=["ds"],
+                )
+            ],
+        )
+
+    @fake_of(VSphereActivities.read_onprem_facts)
+    async def read_onprem_facts(self, params: OnPremFactsQuery) -> OnPremFacts:
+        return OnPremFacts(
+            hosts=[HostFacts(name="esx-01")],
+            datastores=[DatastoreFacts(name="ds", type="VMFS", hosts=["esx-01"])],
+            vms=[
+                OnPremVmFacts(name=n, host="esx-01", datastores=["ds"])
+                for n in ("web-01", "mt-lnx")
+            ],
         )
 
     @fake_of(AsrActivities.select_recovery_point)
@@ -213,6 +274,8 @@ class FakeWorld:
     def activities(self) -> list[object]:
         return [
             self.discover_machine,
+            self.read_asr_facts,
+            self.read_onprem_facts,
             self.select_recovery_point,
             self.fail_over,
             self.read_onprem_vm,
@@ -660,7 +723,10 @@ async def test_the_failovers_own_read_is_the_first_verification(
         result = await handle.result()
         history = await handle.fetch_history()
     activities = scheduled_activities(history)
-    assert activities[:3] == ["discover_machine", "select_recovery_point", "fail_over_then_read"]
+    # A machine on its own checks its readiness first (both systems read at once).
+    assert activities[0] == "discover_machine"
+    assert sorted(activities[1:3]) == ["read_asr_facts", "read_onprem_facts"]
+    assert activities[3:5] == ["select_recovery_point", "fail_over_then_read"]
     assert "fail_over" not in activities
     before_commit = activities[: activities.index("commit_failover")]
     assert before_commit.count("read_verification_state") == boot_reads

@@ -1,0 +1,103 @@
+"""Lifecycle steps 1 and 2, shared by the plan and by a machine failed back on its own: every
+readiness rule of the machines' architecture, then the reprotect to on-premises of those still
+failed over to Azure and the durable wait until they replicate healthily."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.asr import AsrActivities
+    from activities.vsphere import OnPremFactsQuery, VSphereActivities
+    from domain.architectures import assess_readiness
+    from domain.models import (
+        DiscoveredMachine,
+        OperationResult,
+        ReadAsrFactsInput,
+        ReplicationWaitInput,
+        ReplicationWaitResult,
+        ReprotectToOnPremInput,
+        ReprotectToOnPremOptions,
+        ResolvedReprotectToOnPrem,
+        Timings,
+        VaultRef,
+    )
+    from domain.readiness import ReadinessReport, ReprotectChoice
+    from workflows.calls import POINTS_TIMEOUT, long_wait, read, write
+
+
+async def check_readiness(
+    vault: VaultRef,
+    machines: Sequence[DiscoveredMachine],
+    recovery_plan: str | None,
+    choices: ReprotectToOnPremOptions,
+    log_storage_account_id: str | None,
+) -> tuple[ReadinessReport, list[ReprotectChoice]]:
+    """Both systems read at once, then the architecture's rules (pure)."""
+    facts, onprem = await asyncio.gather(
+        read(
+            AsrActivities.read_asr_facts,
+            ReadAsrFactsInput(
+                vault=vault,
+                machines=list(machines),
+                recovery_plan=recovery_plan,
+                log_storage_account_id=log_storage_account_id,
+            ),
+            timeout=POINTS_TIMEOUT,
+        ),
+        read(VSphereActivities.read_onprem_facts, OnPremFactsQuery()),
+    )
+    return assess_readiness(facts, onprem, **choices.model_dump())
+
+
+def blocking_text(report: ReadinessReport) -> str:
+    blocking = report.blocking
+    return f"not ready, nothing was started: {len(blocking)} blocking finding(s): " + "; ".join(
+        f"{f.rule} {f.item_name or 'plan'}: {f.found}" for f in blocking
+    )
+
+
+async def reprotect_to_onprem(
+    vault: VaultRef,
+    machines: Sequence[DiscoveredMachine],
+    choices: Sequence[ReprotectChoice],
+    timings: Timings,
+    waiting: Callable[[], None],
+) -> tuple[list[OperationResult], ReplicationWaitResult]:
+    """The reprotects at once (each found or sent once), then `waiting()` and the wait for the
+    initial replication (one heartbeating activity: the history does not grow with its hours)."""
+    by_name = {m.item.name: m for m in machines}
+    results = await asyncio.gather(
+        *(
+            write(
+                AsrActivities.reprotect_to_onprem,
+                ReprotectToOnPremInput(
+                    vault=vault,
+                    item=by_name[choice.item_name].item,
+                    architecture=by_name[choice.item_name].architecture,
+                    vm_name=by_name[choice.item_name].vm_name,
+                    not_before=workflow.now(),
+                    poll_interval_seconds=timings.job_poll_interval_seconds,
+                    options=ResolvedReprotectToOnPrem(**choice.model_dump(exclude={"item_name"})),
+                ),
+                timings,
+            )
+            for choice in choices
+        )
+    )
+    waiting()
+    replication: ReplicationWaitResult = await long_wait(
+        AsrActivities.wait_until_replicating,
+        ReplicationWaitInput(
+            vault=vault,
+            items=[by_name[c.item_name].item for c in choices],
+            poll_interval_seconds=timings.replication_poll_interval_seconds,
+            timeout_seconds=timings.replication_timeout_seconds,
+        ),
+        timings.replication_timeout_seconds,
+        timings.replication_poll_interval_seconds,
+    )
+    return list(results), replication
