@@ -355,6 +355,9 @@ class PlanFailoverInput(_Model):
     recovery_plan: str
     recovery_point_type: PointRequest
     architecture: Architecture = "classic"
+    vm_names: list[str] = Field(
+        default_factory=list, description="The plan's machines, as ASR's jobs name them"
+    )
     use_multi_vm_sync_point: bool = Field(
         default=False, description="Modernized: the plan holds a replication group"
     )

@@ -520,6 +520,12 @@ class WireSpec(_Strict):
         "failback's commit (no recording shows it; UNKNOWN). The client reads its "
         "allowedOperations, never this name",
     )
+    auto_cancel_failed_failover: Literal["yes", "no"] = Field(
+        default="yes",
+        description="Modernized: a failed planned failover is cancelled by ASR itself (a "
+        "CancelFailover job; ASR's documentation), or left for a person to cancel (the "
+        "documentation's 'if the cancellation fails')",
+    )
     group_member_failover: Literal["plan-only", "item-too"] = Field(
         default="plan-only",
         description="A member of a replication group a person made: fails over only through a "

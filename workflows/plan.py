@@ -330,6 +330,7 @@ class PlanFailbackWorkflow:
                     vault=params.vault,
                     recovery_plan=params.recovery_plan,
                     architecture=architecture,
+                    vm_names=[m.vm_name for m in plan.machines],
                     use_multi_vm_sync_point=bool(groups),
                     recovery_point_type=how_to_ask(self._choice.policy, architecture),
                     not_before=workflow.now(),
@@ -339,10 +340,15 @@ class PlanFailbackWorkflow:
                 summary=f"ASR fail over recovery plan {params.recovery_plan}",
             )
         except ActivityError as err:
+            after = (
+                ""
+                if architecture == "modernized"  # ASR cancels it, or the error says to
+                else "; a machine ASR did fail over waits uncommitted on-premises (the plan's "
+                "job in the vault says which)"
+            )
             raise _PlanStopped(
                 f"the recovery plan's failover failed: {cause(err)}. Nothing was committed: the "
-                "Azure VMs are intact; a machine ASR did fail over waits uncommitted on-premises "
-                "(the plan's job in the vault says which)"
+                f"Azure VMs are intact{after}"
             ) from None
 
     async def _fail_over_group(

@@ -36,6 +36,9 @@ from domain.jobs import JobFact, JobOutcome, find_own_job, job_outcome
 from domain.models import ItemOperationInput, OperationResult, PlanFailoverInput, VaultRef
 from domain.operations import AsrOperation
 
+# How many polls a failed planned failover waits for ASR's own CancelFailover job to appear.
+AUTO_CANCEL_LOOKS = 6
+AUTO_CANCEL_SCENARIOS = frozenset({"CancelFailover"})
 # Jobs that started this long before the attempt are still ours: ASR's clock and ours may differ.
 CLOCK_SKEW = timedelta(minutes=5)
 # ARM's write bucket per subscription and principal (Azure Resource Manager throttling docs).
@@ -154,6 +157,11 @@ class AsrWrites:
             if scenario == "PlannedFailover"
             else AsrOperation.UNPLANNED_FAILOVER
         )
+        if (
+            operation == AsrOperation.PLANNED_FAILOVER
+            and job_outcome(job_document_fact(document)) != JobOutcome.SUCCEEDED
+        ):
+            label += await self._follow_auto_cancel(params.vault, params.vm_names, params)
         return _ended_job(operation, label, job_name, document, resumed)
 
     def _find_plan_job(self, params: PlanFailoverInput, scenario: str) -> tuple[str, bool] | None:
@@ -397,13 +405,59 @@ class AsrWrites:
             params.poll_interval_seconds,
             lambda latest: self._beat(f"{write.operation} of {params.vm_name}", job_name, latest),
         )
-        if write.agent_may_be_missing:
+        failed = job_outcome(job_document_fact(document)) != JobOutcome.SUCCEEDED
+        if write.agent_may_be_missing and failed:
             job: Any = asr_models.Job(document)
-            if job_outcome(job_document_fact(document)) != JobOutcome.SUCCEEDED:
-                code, message = t.job_error(job)
-                raise _reprotect_failed(params, job_name, code, message)
-        return _ended_job(
-            write.operation, f"{write.operation} of {params.item.name}", job_name, document, resumed
+            code, message = t.job_error(job)
+            raise _reprotect_failed(params, job_name, code, message)
+        what = f"{write.operation} of {params.item.name}"
+        if failed and write.operation == AsrOperation.PLANNED_FAILOVER:
+            what += await self._follow_auto_cancel(params.vault, [params.vm_name], params)
+        return _ended_job(write.operation, what, job_name, document, resumed)
+
+    async def _follow_auto_cancel(
+        self, vault: VaultRef, vm_names: list[str], params: ItemOperationInput | PlanFailoverInput
+    ) -> str:
+        """A failed planned failover is cancelled by ASR itself (its documentation): find those
+        CancelFailover jobs, await them, and say what they did; if none comes, say what to do."""
+        since = params.not_before - CLOCK_SKEW
+        for _ in range(AUTO_CANCEL_LOOKS):
+            jobs = await self._blocking(
+                lambda: [
+                    job
+                    for name in vm_names
+                    if (
+                        job := find_own_job(
+                            (t.job_fact(j) for j in self.gateway.list_jobs(vault)),
+                            scenarios=AUTO_CANCEL_SCENARIOS,
+                            vm_name=name,
+                            item_name=name,
+                            since=since,
+                        )
+                    )
+                    is not None
+                ]
+            )
+            if jobs:
+                ended = []
+                for job in jobs:
+                    document = await self._await_document(
+                        vault,
+                        job.name,
+                        params.not_before,
+                        params.poll_interval_seconds,
+                        self._beat_for("ASR's cancel of a failed failover", job.name),
+                    )
+                    ended.append(f"{job.name} {job_document_fact(document).state}")
+                return (
+                    "; ASR cancelled the failed failover by itself (CancelFailover job "
+                    + ", ".join(ended)
+                    + "): the Azure VM runs again and replication toward on-premises resumes"
+                )
+            await asyncio.sleep(params.poll_interval_seconds)
+        return (
+            "; ASR did not cancel the failed failover by itself: cancel it in the vault "
+            "(Cancel failover), do not disable replication"
         )
 
     async def _await_document(
@@ -425,6 +479,9 @@ class AsrWrites:
             heartbeat=beat,
             heartbeat_every=max(poll_interval, beat_interval() or 0.0),
         )
+
+    def _beat_for(self, what: str, job_name: str) -> Callable[[JobDocument | None], None]:
+        return lambda latest: self._beat(what, job_name, latest)
 
     def _beat(self, what: str, job_name: str, latest: JobDocument | None) -> None:
         """The heartbeat carries the job's name (a retry resumes it) and, while ASR holds the

@@ -1404,6 +1404,37 @@ class SimulatorState:
         job.end_time = now
         _release(job)
         log.info("job %s (%s) failed: %s", job.name, job.operation.value, failure)
+        if (
+            job.architecture == "modernized"
+            and job.operation is Operation.PLANNED_FAILOVER
+            and self.wire.auto_cancel_failed_failover == "yes"
+        ):
+            # ASR's documentation: a failed planned failover is cancelled by ASR itself.
+            for item in job.targets:
+                if item.failover_started_at is not None and item.current_job is None:
+                    self._start_auto_cancel(item)
+
+    def _start_auto_cancel(self, item: ItemState) -> None:
+        operation = Operation.FAILOVER_CANCEL
+        job = Job(
+            name=str(uuid.uuid4()),
+            operation=operation,
+            item=item,
+            start_time=self.clock(),
+            tasks=[
+                TaskRecord(spec=t, task_id=str(uuid.uuid4()))
+                for t in operation_spec(self.architecture, operation).tasks
+            ],
+            activity_id=f"{uuid.uuid4()} ActivityId: {uuid.uuid4()}",
+            injected_failure=None,
+            architecture=self.architecture,
+        )
+        self.jobs[job.name.lower()] = job
+        item.current_job = job
+        plan = modernized.plan_operation(self, item, operation, None)
+        runner = asyncio.get_running_loop().create_task(self._run(job, plan))
+        self._running.add(runner)
+        runner.add_done_callback(self._running.discard)
 
 
 def _release(job: Job) -> None:

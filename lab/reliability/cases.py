@@ -1110,10 +1110,10 @@ MODERNIZED_FAULTS = [
     ),
     fault_case(
         modern("job-failure-planned-failover"),
-        "a machine's part of the plan's plannedFailover job fails (8038): the plan stops, "
-        "nothing is committed",
+        "a machine's part of the plan's plannedFailover job fails (8038): ASR cancels the "
+        "failed failover by itself, the plan stops and says so, nothing is committed",
         expect="stopped",
-        reason="8038",
+        reason="ASR cancelled the failed failover by itself",
         unit=Unit(modern("job-failure-planned-failover"), REPROTECT_FIRST),
         faults=(job_failure("plannedFailover", "8038"),),
         group="modernized",
@@ -1133,4 +1133,5 @@ TEST_MODERNIZED = [
     MODERNIZED_CRASHES[2],
     MODERNIZED_KILL_UNDOING,
     MODERNIZED_FAULTS[1],
+    MODERNIZED_FAULTS[3],
 ]

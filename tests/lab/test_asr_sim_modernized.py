@@ -240,3 +240,37 @@ def test_a_reprotect_to_a_datastore_the_appliance_cannot_reach_fails(lab: Modern
     lab.run(lab.reprotect_to_onprem("app-01-item", datastore="ds-nfs-01"))
     created = [c for c in lab.effects.calls if c.action == "create_vm"]
     assert [(c.vm_name, c.datastore) for c in created] == [("app-01", "ds-nfs-01")]
+
+
+def test_a_failed_planned_failover_is_cancelled_by_asr_itself(lab: ModernLab) -> None:
+    """ASR's documentation: if the planned failover fails, ASR starts a job that cancels it;
+    the Azure VM runs again and replication toward on-premises resumes."""
+    lab.run(lab.reprotect_to_onprem("web-01-item"))
+    _wait(lambda: lab.item("web-01-item").properties.protection_state == "Protected")
+    fault = {
+        "kind": "job_failure",
+        "operation": "plannedFailover",
+        "item": "web-01-item",
+        "code": "8038",
+        "message": "the VM could not be started",
+    }
+    assert lab.lab("POST", "/_lab/faults", fault).status_code in (200, 201)
+    lab.run(lab.planned_failover("web-01-item"))
+    (failed,) = [
+        j for j in lab.state()["jobs"] if j["properties"]["scenarioName"] == "PlannedFailover"
+    ]
+    assert failed["properties"]["state"] == "Failed"
+
+    def cancelled() -> bool:
+        jobs = lab.state()["jobs"]
+        return any(
+            j["properties"]["scenarioName"] == "CancelFailover"
+            and j["properties"]["state"] == "Succeeded"
+            for j in jobs
+        )
+
+    _wait(cancelled)
+    back = lab.item("web-01-item").properties
+    assert back.protection_state == "Protected"
+    assert back.allowed_operations == ["PlannedFailover", "DisableProtection"]
+    assert lab.state()["items"][0]["azure_vm"]["power_state"] == "running"

@@ -69,6 +69,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # Modernized only (the classic scenario here does not read it): another state name after the
     # failback's commit, which the client must not key on.
     "modernized-committed-state-other": {"modernized_committed_state": "RestoreFinalized"},
+    # Modernized only: ASR leaves a failed planned failover for a person to cancel.
+    "no-auto-cancel": {"auto_cancel_failed_failover": "no"},
 }
 VARIANTS["every-unknown-at-once"] = {k: v for w in VARIANTS.values() for k, v in w.items()}
 
