@@ -221,7 +221,8 @@ def render(
         "",
         "Real processes and real SDKs, no mocks: one lab as `failback lab up` starts it "
         "(vcsim, the ASR simulator over HTTPS, a Temporal dev server backed by a database file, "
-        "the worker), driven through the Temporal client and the `failback` CLI as an operator "
+        "the worker; the modernized cases in a second lab of their own, since the simulator "
+        "speaks one architecture per lab), driven through the Temporal client and the `failback` CLI as an operator "
         "would. Every case has a recovery plan with machines of its own, so the simulator's "
         "journal (`GET /_lab/journal`) says exactly what the case asked of ASR. Plans of two "
         "kinds: *reprotect first* (web: its VM exists, original location; app: its VM is gone, "
