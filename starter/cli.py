@@ -355,7 +355,7 @@ def _what_asr_takes(machine: MachineChoice) -> str:
 def check_command(
     recovery_plan: str, master_target: str | None, datastore: str | None, as_json: bool
 ) -> None:
-    """Check every readiness rule (R1-R15) for a plan; exit 1 on any blocking finding."""
+    """Check the readiness rules of the plan's architecture; exit 1 on a blocking finding."""
     from domain.models import ReprotectToOnPremOptions
     from starter.commands import plan_input
     from starter.observe import readiness_report

@@ -79,7 +79,7 @@ def name_machine(settings: Settings, name: str) -> tuple[str, str]:
 
 
 def readiness_report(settings: Settings, params: PlanFailbackInput) -> ReadinessReport:
-    """Read both systems and apply R1-R15, exactly as the plan workflow does; only reads."""
+    """Read both systems and apply the architecture's rules, as the plan workflow does."""
     asr = build_asr_reads(settings)
     vcenter = build_vcenter_reads(settings)
     try:
