@@ -214,6 +214,30 @@ BAD_INPUTS = [
         ("already ended",),
     ),
     BadInput(
+        "undo-unknown-id",
+        "`undo` of a failback id that does not exist",
+        ("undo", NOBODY, "--by", "alice"),
+        ("no failback with id", NOBODY),
+    ),
+    BadInput(
+        "undo-empty-by",
+        "`undo --by ''` (nobody)",
+        ("undo", "{finished}", "--by", ""),
+        ("--by must name",),
+    ),
+    BadInput(
+        "undo-finished",
+        "`undo` of a failback that has completed (committed: never undone)",
+        ("undo", "{finished}", "--by", "alice"),
+        ("already ended",),
+    ),
+    BadInput(
+        "undo-plan-member",
+        "`undo` of one machine of a plan's failback",
+        ("undo", "{finished_machine}", "--by", "alice"),
+        ("undo the plan as a whole",),
+    ),
+    BadInput(
         "agent-not-stuck",
         "`agent --keep-waiting` for a machine whose failback has completed",
         ("agent", "{finished_machine}", "--by", "alice", "--keep-waiting"),
