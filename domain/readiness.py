@@ -340,19 +340,24 @@ def _global_findings(snapshot: ReadinessSnapshot) -> list[Finding]:
                 "on an ESXi host you fail back to, and register it with the configuration server",
             )
         )
-    for vcenter in snapshot.vcenters:
-        if not vcenter.connected:
-            findings.append(
-                Finding(
-                    rule="R14",
-                    item_name=None,
-                    severity="blocking",
-                    found=f"vCenter {vcenter.name} is not connected in ASR",
-                    action="fix the vCenter account or network on the configuration server and "
-                    "refresh the vCenter in the vault; disk detach/attach fails without it",
-                )
-            )
+    findings += vcenter_findings(snapshot.vcenters, "the configuration server")
     return findings
+
+
+def vcenter_findings(vcenters: Iterable[VCenterFacts], reached_from: str) -> list[Finding]:
+    """R14: every vCenter ASR does not see connected, through `reached_from`."""
+    return [
+        Finding(
+            rule="R14",
+            item_name=None,
+            severity="blocking",
+            found=f"vCenter {vcenter.name} is not connected in ASR",
+            action=f"fix the vCenter account or network on {reached_from} and refresh the "
+            "vCenter in the vault; disk detach/attach fails without it",
+        )
+        for vcenter in vcenters
+        if not vcenter.connected
+    ]
 
 
 def _machine_findings(

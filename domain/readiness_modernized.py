@@ -31,6 +31,7 @@ from domain.readiness import (
     ReadinessReport,
     ReprotectChoice,
     Severity,
+    vcenter_findings,
 )
 
 APPLIANCE_DISK_LIMIT = 60
@@ -60,7 +61,7 @@ def assess_modernized(
     appliance; the process server and retention drive of classic do not apply."""
     del process_server_id, retention_drive  # classic's: nothing to choose in modernized
     usable = [a for a in facts.appliances if appliance_usable(a, facts.read_at)]
-    findings: list[Finding] = _vcenter_findings(facts)
+    findings = vcenter_findings(facts.vcenters, "the appliance")
     appliance = _choose_appliance(usable, master_target_id)
     if appliance is None:
         findings.append(
@@ -180,21 +181,6 @@ def _target_datastore(
     if appliance is None:
         return None
     return appliance.datastores[0] if appliance.datastores else None
-
-
-def _vcenter_findings(facts: AsrFacts) -> list[Finding]:
-    return [
-        Finding(
-            rule="R14",
-            item_name=None,
-            severity="blocking",
-            found=f"vCenter {v.name} is not connected in ASR",
-            action="fix the vCenter account or network on the appliance and refresh the vCenter "
-            "in the vault",
-        )
-        for v in facts.vcenters
-        if not v.connected
-    ]
 
 
 def _machine_findings(

@@ -422,22 +422,22 @@ class AsrWrites:
         CancelFailover jobs, await them, and say what they did; if none comes, say what to do."""
         since = params.not_before - CLOCK_SKEW
         for _ in range(AUTO_CANCEL_LOOKS):
-            jobs = await self._blocking(
-                lambda: [
-                    job
-                    for name in vm_names
-                    if (
-                        job := find_own_job(
-                            (t.job_fact(j) for j in self.gateway.list_jobs(vault)),
-                            scenarios=AUTO_CANCEL_SCENARIOS,
-                            vm_name=name,
-                            item_name=name,
-                            since=since,
-                        )
+            listed = await self._blocking(self.gateway.list_jobs, vault)
+            facts = [t.job_fact(j) for j in listed]
+            jobs = [
+                job
+                for name in vm_names
+                if (
+                    job := find_own_job(
+                        facts,
+                        scenarios=AUTO_CANCEL_SCENARIOS,
+                        vm_name=name,
+                        item_name=name,
+                        since=since,
                     )
-                    is not None
-                ]
-            )
+                )
+                is not None
+            ]
             if jobs:
                 ended = []
                 for job in jobs:

@@ -235,7 +235,7 @@ def _rcm_details(state: SimulatorState, item: ItemState, now: dt.datetime) -> di
         "agentUpgradeState": "None",
         "lastAgentUpgradeType": "None",
         # The storage account replication to Azure keeps its logs in.
-        "storageAccountId": log_storage_account(state),
+        "storageAccountId": state.ids.log_storage_account,
         "protectedDisks": [
             {
                 "diskId": f"disk-{index}",
@@ -246,14 +246,6 @@ def _rcm_details(state: SimulatorState, item: ItemState, now: dt.datetime) -> di
         ],
         "vmNics": [],
     }
-
-
-def log_storage_account(state: SimulatorState) -> str:
-    ids = state.ids
-    return (
-        f"/subscriptions/{ids.subscription}/resourceGroups/{ids.recovery_resource_group}"
-        "/providers/Microsoft.Storage/storageAccounts/asrcachelab01"
-    )
 
 
 def _rcm_failback_details(
@@ -269,10 +261,7 @@ def _rcm_failback_details(
     return {
         "instanceType": TO_ONPREM,
         "internalIdentifier": stable_guid("internal", spec.name),
-        "azureVirtualMachineId": (
-            f"/subscriptions/{ids.subscription}/resourceGroups/{ids.recovery_resource_group}"
-            f"/providers/Microsoft.Compute/virtualMachines/{spec.azure_vm_name}"
-        ),
+        "azureVirtualMachineId": ids.compute_vm(spec.azure_vm_name),
         "multiVmGroupName": spec.replication_group,
         "reprotectAgentId": agent.id if agent else None,
         "reprotectAgentName": agent.spec.name if agent else None,

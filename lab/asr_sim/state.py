@@ -461,25 +461,41 @@ class SimulatorState:
             plan = self._plan_commit(item)
         else:
             plan = self._plan_reprotect(item, body)
+        return self._launch(
+            item,
+            operation,
+            plan,
+            body,
+            self.faults.take_job_failure(operation, item.name),
+            self.faults.take_job_state(operation, item.name),
+        )
 
-        now = self.clock()
-        name = str(uuid.uuid4())
+    def _launch(
+        self,
+        item: ItemState,
+        operation: Operation,
+        plan: _JobPlan,
+        body: Any,
+        failure: JobFailureFault | None,
+        state_fault: JobStateFault | None,
+    ) -> Job:
+        """Start a job of `operation` on `item`, its tasks run by `plan`."""
         job = Job(
-            name=name,
+            name=str(uuid.uuid4()),
             operation=operation,
             item=item,
-            start_time=now,
+            start_time=self.clock(),
             tasks=[
                 TaskRecord(spec=t, task_id=str(uuid.uuid4()))
                 for t in operation_spec(self.architecture, operation).tasks
             ],
             activity_id=f"{uuid.uuid4()} ActivityId: {uuid.uuid4()}",
-            injected_failure=self.faults.take_job_failure(operation, item.name),
-            injected_state=self.faults.take_job_state(operation, item.name),
+            injected_failure=failure,
+            injected_state=state_fault,
             request_body=body,
             architecture=self.architecture,
         )
-        self.jobs[name.lower()] = job
+        self.jobs[job.name.lower()] = job
         item.current_job = job
         runner = asyncio.get_running_loop().create_task(self._run(job, plan))
         self._running.add(runner)
@@ -1415,26 +1431,10 @@ class SimulatorState:
                     self._start_auto_cancel(item)
 
     def _start_auto_cancel(self, item: ItemState) -> None:
+        """ASR's own cancel: no request, so no refusal and no injected fault."""
         operation = Operation.FAILOVER_CANCEL
-        job = Job(
-            name=str(uuid.uuid4()),
-            operation=operation,
-            item=item,
-            start_time=self.clock(),
-            tasks=[
-                TaskRecord(spec=t, task_id=str(uuid.uuid4()))
-                for t in operation_spec(self.architecture, operation).tasks
-            ],
-            activity_id=f"{uuid.uuid4()} ActivityId: {uuid.uuid4()}",
-            injected_failure=None,
-            architecture=self.architecture,
-        )
-        self.jobs[job.name.lower()] = job
-        item.current_job = job
         plan = modernized.plan_operation(self, item, operation, None)
-        runner = asyncio.get_running_loop().create_task(self._run(job, plan))
-        self._running.add(runner)
-        runner.add_done_callback(self._running.discard)
+        self._launch(item, operation, plan, None, None, None)
 
 
 def _release(job: Job) -> None:

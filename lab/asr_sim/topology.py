@@ -76,6 +76,14 @@ class ArmIds:
     def policy(self, name: str) -> str:
         return f"{self.vault_id}/replicationPolicies/{name}"
 
+    @property
+    def log_storage_account(self) -> str:
+        """The cache storage account replication to Azure writes its logs to."""
+        return (
+            f"/subscriptions/{self.subscription}/resourceGroups/{self.recovery_resource_group}"
+            "/providers/Microsoft.Storage/storageAccounts/asrcachelab01"
+        )
+
     def vcenter(self, name: str) -> str:
         return f"{self.fabric_id}/replicationvCenters/{name}"
 

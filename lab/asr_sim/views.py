@@ -313,17 +313,9 @@ def _inmage_azure_v2_details(
             f"/subscriptions/{state.ids.subscription}/resourceGroups/"
             f"{state.ids.recovery_resource_group}"
         ),
-        "recoveryAzureLogStorageAccountId": log_storage_account_id(state),
+        "recoveryAzureLogStorageAccountId": state.ids.log_storage_account,
         "validationErrors": [],
     }
-
-
-def log_storage_account_id(state: SimulatorState) -> str:
-    """The cache storage account replication to Azure wrote its logs to."""
-    return (
-        f"/subscriptions/{state.ids.subscription}/resourceGroups/{state.ids.recovery_resource_group}"
-        "/providers/Microsoft.Storage/storageAccounts/asrcachelab01"
-    )
 
 
 def _vcenter_infrastructure_id(state: SimulatorState, item: ItemState) -> str | None:
