@@ -1,6 +1,7 @@
 """Benchmark scenarios, generated in Python: N Linux machines already replicating back to
-on-premises through one Linux master target, VMFS datastores, recovery plans of at most 100 items
-in 7 boot groups, and fixed simulated durations for every ASR job and agent registration.
+on-premises (classic: through one Linux master target; modernized: through one replication
+appliance, already reprotected with InMageRcm), VMFS datastores, recovery plans of at most 100
+items in 7 boot groups, and fixed simulated durations for every ASR job and agent registration.
 
 Every size has 7 boot groups per plan, so that the critical path (7 x the failover) is the same
 at every size and the overhead ratio isolates the effect of scale.
@@ -11,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from domain.models import Architecture
 from lab.scenario import MAX_BOOT_GROUPS, MAX_PLAN_ITEMS, Scenario
 
 
@@ -31,6 +33,7 @@ DURATIONS = Durations()
 HOSTS = 4
 DATASTORES = 2
 MASTER_TARGET = "mt-linux-01"
+APPLIANCE = "appliance-01"
 # One hour of history (12 crash-consistent points and 1 application-consistent point per item):
 # the points are irrelevant to the benchmark, and a day's 288 per item would only make every
 # read of 1,000 items slower.
@@ -66,21 +69,26 @@ def bench_scenario(
     durations: Durations | None = None,
     boot_groups: int = MAX_BOOT_GROUPS,
     plan_size: int = MAX_PLAN_ITEMS,
+    architecture: Architecture = "classic",
 ) -> dict[str, Any]:
     """The scenario as a JSON-ready dict (validated against lab.scenario.Scenario)."""
     durations = durations or DURATIONS
     datastores = [f"ds-vmfs-{d + 1:02d}" for d in range(DATASTORES)]
     hosts = [f"esx-{h + 1:02d}.corp.local" for h in range(HOSTS)]
-    vms: list[dict[str, Any]] = [
-        {
-            "name": MASTER_TARGET,
-            "role": "master-target",
-            "host": hosts[0],
-            "datastore": datastores[0],
-            "os_type": "Linux",
-            "power_state": "poweredOn",
-        }
-    ]
+    # Classic replicates back through a master target VM; modernized through a replication
+    # appliance, which the fabric lists (its VM need not be in vCenter).
+    vms: list[dict[str, Any]] = []
+    if architecture == "classic":
+        vms.append(
+            {
+                "name": MASTER_TARGET,
+                "role": "master-target",
+                "host": hosts[0],
+                "datastore": datastores[0],
+                "os_type": "Linux",
+                "power_state": "poweredOn",
+            }
+        )
     items: list[dict[str, Any]] = []
     for i in range(1, machines + 1):
         vms.append(
@@ -116,10 +124,16 @@ def bench_scenario(
             groups.append([item_name(i) for i in range(first, first + group_size)])
             first += group_size
         plans.append({"name": plan_name(p + 1), "boot_groups": groups})
+    through = MASTER_TARGET if architecture == "classic" else f"appliance {APPLIANCE} (modernized)"
+    replicates_back_through: dict[str, Any] = (
+        {"master_target_vm": MASTER_TARGET}
+        if architecture == "classic"
+        else {"architecture": "modernized", "appliances": [{"name": APPLIANCE, "host": hosts[0]}]}
+    )
     data = {
-        "name": f"bench-{machines}",
+        "name": f"bench-{machines}" + ("" if architecture == "classic" else "-modernized"),
         "description": (
-            f"Benchmark: {machines} Linux VMs replicating back through {MASTER_TARGET} on VMFS, "
+            f"Benchmark: {machines} Linux VMs replicating back through {through} on VMFS, "
             f"{len(plans)} recovery plan(s) of {boot_groups} boot groups; jobs: failover "
             f"{durations.failover:g} s, commit {durations.commit:g} s, reprotect "
             f"{durations.reprotect:g} s; agents register {durations.agent_registration:g} s "
@@ -132,7 +146,7 @@ def bench_scenario(
             "vms": vms,
         },
         "azure": {
-            "master_target_vm": MASTER_TARGET,
+            **replicates_back_through,
             "items": items,
             "jobs": {
                 "failover_seconds": durations.failover,

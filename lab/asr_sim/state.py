@@ -385,6 +385,9 @@ def wire_with_overrides(wire: WireSpec) -> WireSpec:
     return WireSpec.model_validate({**wire.model_dump(), **json.loads(raw)})
 
 
+PLAN_PREREQUISITES = "RecoveryPlanPrerequisitesCheck"
+
+
 class SimulatorState:
     def __init__(
         self,
@@ -534,7 +537,7 @@ class SimulatorState:
                 for m in members
             }
         failures = {m.name: self.faults.take_job_failure(operation, m.name) for m in members}
-        tasks = [TaskSpec("RecoveryPlanPrerequisitesCheck", "Prerequisites check")]
+        tasks = [TaskSpec(PLAN_PREREQUISITES, "Prerequisites check")]
         # Each machine's own prerequisites are checked as its group fails over.
         effects: dict[str, TaskEffect] = {}
         for index, names in enumerate(plan.boot_groups, start=1):
@@ -1336,15 +1339,24 @@ class SimulatorState:
             Operation.REPROTECT: timings.reprotect_seconds,
         }[operation]
 
+    def _task_seconds(self, job: Job) -> list[float]:
+        """An item's job spends its operation's duration across its tasks. A recovery plan's
+        job fails each boot group over as long as one machine's failover takes (the group's
+        machines together), so 7 groups take 7 failovers, as in ASR; its prerequisite check
+        takes no simulated time."""
+        duration = self._job_duration(job.operation)
+        if job.plan is None:
+            return [duration / len(job.tasks)] * len(job.tasks)
+        return [0.0 if t.spec.name == PLAN_PREREQUISITES else duration for t in job.tasks]
+
     async def _run(self, job: Job, plan: _JobPlan) -> None:
-        per_task = self._job_duration(job.operation) / len(job.tasks)
         current: TaskRecord | None = None
         try:
-            for task in job.tasks:
+            for task, seconds in zip(job.tasks, self._task_seconds(job), strict=True):
                 current = task
                 task.state = "InProgress"
                 task.start_time = self.clock()
-                await asyncio.sleep(per_task)
+                await asyncio.sleep(seconds)
                 injected = job.injected_failure
                 if (
                     injected is not None

@@ -1100,15 +1100,6 @@ MODERNIZED_FAULTS = [
         group="modernized",
     ),
     fault_case(
-        modern("drop-cancel-after"),
-        "undo: connection to failoverCancel closed without an answer, after ASR started the job",
-        expect="undone",
-        unit=Unit(modern("drop-cancel-after"), REPROTECT_FIRST),
-        faults=(drop("failoverCancel", after_processing=True),),
-        group="modernized",
-        undo=True,
-    ),
-    fault_case(
         modern("job-failure-planned-failover"),
         "a machine's part of the plan's plannedFailover job fails (8038): ASR cancels the "
         "failed failover by itself, the plan stops and says so, nothing is committed",
@@ -1119,12 +1110,104 @@ MODERNIZED_FAULTS = [
         group="modernized",
     ),
 ]
+
+
+def modernized_write_faults(key: str, write: str, action: str, undo: bool = False) -> list[Case]:
+    """429, 503 and a dropped connection (before and after ASR saw it) on one of modernized's
+    new writes to the unit's first machine (the web VM, reprotected first)."""
+    expect = "undone" if undo else "completed"
+    faults: list[tuple[str, str, Callable[[Unit], dict]]] = [
+        ("http-429", "answered 429 + Retry-After: 1, 3 times", http(action, 429, 3)),
+        ("http-503", "answered 503, twice", http(action, 503, 2, retry_after=None)),
+        (
+            "drop-before",
+            "connection closed without an answer, before ASR saw it",
+            drop(action, after_processing=False),
+        ),
+        (
+            "drop-after",
+            "connection closed without an answer, after ASR started the job",
+            drop(action, after_processing=True),
+        ),
+    ]
+    return [
+        fault_case(
+            modern(f"{kind}-{key}"),
+            f"{write} {what}",
+            expect=expect,
+            unit=Unit(modern(f"{kind}-{key}"), REPROTECT_FIRST),
+            faults=(fault,),
+            group="modernized",
+            undo=undo,
+        )
+        for kind, what, fault in faults
+    ]
+
+
+def modernized_reprotect_back_fault(
+    key: str, what: str, fault: Callable[[Unit], dict], expect: str = "completed"
+) -> Case:
+    """A fault on the reProtect back to Azure, of a machine already replicating to on-premises
+    (its only reProtect)."""
+    return fault_case(
+        modern(key),
+        f"reProtect back to Azure (InMageRcmFailback) {what}",
+        expect=expect,
+        unit=Unit(modern(key)),
+        faults=(fault,),
+        group="modernized",
+    )
+
+
+# Every new write of modernized under ARM's answers (issue 15, point 5); the plan's failover
+# and the undo are above.
+MODERNIZED_WRITE_FAULTS = [
+    *modernized_write_faults(
+        "reprotect-onprem", "reProtect to on-premises (InMageRcm)", "reProtect"
+    ),
+    fault_case(
+        modern("http-503-planned-failover"),
+        "the plan's plannedFailover answered 503, twice",
+        unit=Unit(modern("http-503-planned-failover"), REPROTECT_FIRST),
+        faults=(plan_fault("plannedFailover", kind="http", status=503, count=2),),
+        group="modernized",
+    ),
+    fault_case(
+        modern("drop-planned-failover-before"),
+        "connection to the plan's plannedFailover closed without an answer, before ASR saw it",
+        unit=Unit(modern("drop-planned-failover-before"), REPROTECT_FIRST),
+        faults=(plan_fault("plannedFailover", kind="drop", after_processing=False),),
+        group="modernized",
+    ),
+    *modernized_write_faults("cancel", "undo: failoverCancel", "failoverCancel", undo=True),
+    *modernized_write_faults("commit", "failoverCommit (InMageRcmFailback)", "failoverCommit"),
+    modernized_reprotect_back_fault(
+        "http-429-reprotect-back",
+        "answered 429 + Retry-After: 1, 3 times",
+        http("reProtect", 429, 3),
+    ),
+    modernized_reprotect_back_fault(
+        "http-503-reprotect-back", "answered 503, twice", http("reProtect", 503, 2, None)
+    ),
+    modernized_reprotect_back_fault(
+        "drop-after-reprotect-back",
+        "connection closed without an answer, after ASR started the job",
+        drop("reProtect", after_processing=True),
+    ),
+    modernized_reprotect_back_fault(
+        "job-failure-reprotect-back",
+        "job fails once after the commit (78052); tried again within the agent wait",
+        job_failure("reProtect", "78052"),
+        expect="reprotect-retried",
+    ),
+]
 MODERNIZED_MATRIX = [
     MODERNIZED_BASELINE,
     MODERNIZED_UNDO,
     *MODERNIZED_CRASHES,
     MODERNIZED_KILL_UNDOING,
     *MODERNIZED_FAULTS,
+    *MODERNIZED_WRITE_FAULTS,
 ]
 # What `make test` runs of it (tests/reliability/test_modernized.py).
 TEST_MODERNIZED = [
@@ -1133,5 +1216,10 @@ TEST_MODERNIZED = [
     MODERNIZED_CRASHES[2],
     MODERNIZED_KILL_UNDOING,
     MODERNIZED_FAULTS[1],
-    MODERNIZED_FAULTS[3],
+    MODERNIZED_FAULTS[2],
+    *(
+        c
+        for c in MODERNIZED_WRITE_FAULTS
+        if c.name in (modern("drop-after-reprotect-onprem"), modern("job-failure-reprotect-back"))
+    ),
 ]

@@ -911,6 +911,9 @@ async def judge(
         )
     if case.trigger is not None and any("never fired" in n for n in run.notes):
         violations.append(f"the disruption did not happen: {case.trigger.label} was not seen")
+    violations += [
+        f"the injected fault did not happen: {fault}" for fault in unfired_faults(lab, unit)
+    ]
     if end is None:
         violations.append(f"did not end within {case.timeout:.0f} s")
         outcome = "did not end (terminated)"
@@ -1134,6 +1137,21 @@ def unit_fault(unit: Unit, vm_index: int, action: str, **fault: Any) -> dict[str
         "path_suffix": f"/replicationProtectedItems/{item}/{action}",
         **fault,
     }
+
+
+def unfired_faults(lab: Lab, unit: Unit) -> list[str]:
+    """The unit's faults still armed at its end: a case whose fault never fired proved nothing."""
+    names = {unit.plan.lower(), *(item.lower() for item in unit.items)}
+    left = []
+    for fault in lab.faults():
+        scope = {part.lower() for part in (fault.get("path_suffix") or "").split("/")}
+        scope.add((fault.get("item") or "").lower())
+        if names & scope:
+            where = fault.get("path_suffix") or f"{fault.get('operation')} of {fault.get('item')}"
+            left.append(
+                f"{fault['kind']} on {where}, {fault['remaining']} of {fault['count']} left"
+            )
+    return left
 
 
 def arm(*faults: Callable[[Unit], dict[str, Any]]) -> Callable[[Lab, Unit], None]:
