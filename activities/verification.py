@@ -1,4 +1,5 @@
-"""Both sides of a verification in one activity: the on-premises VM in vCenter, the Azure VM."""
+"""Both sides of a verification in one activity: the on-premises VM (in vCenter, or on its
+Hyper-V host), the Azure VM."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from temporalio.exceptions import is_cancelled_exception
 
 from activities.asr import AsrActivities
 from activities.compute import ComputeGateway
+from activities.hyperv import HyperVReads
 from activities.liveness import beat_interval, kept_alive
 from activities.threads import in_activity_threads
 from activities.vsphere import VCenterReads
@@ -44,12 +46,14 @@ class VerificationActivities:
         compute: ComputeGateway,
         vcenter: VCenterReads,
         executor: Executor | None = None,
+        hyperv: HyperVReads | None = None,
     ) -> None:
         # `asr` for the fused failover (its write, with every guarantee of `fail_over`); the
         # reads go to the gateways of Compute and vCenter.
         self._asr = asr
         self._compute = compute
         self._vcenter = vcenter
+        self._hyperv = hyperv
         # The worker's activity threads: the reads after a failover are the same blocking SDK
         # calls as a verification read's, and as many run at once.
         self._executor = executor
@@ -80,6 +84,14 @@ class VerificationActivities:
         return VerificationRead(onprem=self._onprem(params.onprem), azure=azure)
 
     def _onprem(self, query: OnPremVmQuery) -> OnPremVmState:
+        if query.platform == "hyperv":
+            hyperv, host = self._hyperv, query.host or ""
+            assert hyperv is not None, "the worker reads Hyper-V hosts"
+            return _read_or_unreadable(
+                lambda: hyperv.read_vm(query.vm_name, host),
+                lambda reason: OnPremVmState.unreadable(query.vm_name, reason, "hyperv", host),
+                f"Hyper-V read of {query.vm_name} on {host}",
+            )
         return _read_or_unreadable(
             lambda: self._vcenter.read_vm(query.vm_name),
             lambda reason: OnPremVmState.unreadable(query.vm_name, reason),

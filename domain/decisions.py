@@ -80,7 +80,9 @@ def evaluate_verification(
 ) -> Verification:
     """Step 5: the on-premises VM runs with its guest up, and the Azure VM no longer runs."""
     problems: list[str] = []
-    if not onprem.found:
+    if onprem.platform == "hyperv":
+        problems += _hyperv_vm_problems(onprem)
+    elif not onprem.found:
         problems.append(f"on-premises VM {onprem.vm_name} was not found in vCenter")
     else:
         if onprem.power_state != "poweredOn":
@@ -100,6 +102,22 @@ def evaluate_verification(
     return Verification(
         passed=not problems, checked_at=checked_at, onprem=onprem, azure=azure, problems=problems
     )
+
+
+def _hyperv_vm_problems(onprem: OnPremVmState) -> list[str]:
+    """On its Hyper-V host: the VM exists, is Running, and its guest's heartbeat is OK."""
+    where = f"on Hyper-V host {onprem.host}" if onprem.host else "on its Hyper-V host"
+    if not onprem.found:
+        return [f"on-premises VM {onprem.vm_name} was not found {where}"]
+    problems = []
+    if onprem.power_state != "Running":
+        problems.append(f"on-premises VM {onprem.vm_name} is {onprem.power_state}, not Running")
+    elif not (onprem.heartbeat or "").startswith("Ok"):
+        problems.append(
+            f"the guest of {onprem.vm_name} is not up yet "
+            f"(heartbeat: {onprem.heartbeat or 'no contact'})"
+        )
+    return problems
 
 
 def approval_refusal(phase: Phase) -> str | None:

@@ -16,7 +16,7 @@ from domain.operations import AsrOperation
 from domain.phases import Phase, PlanPhase
 
 # ASR's architectures by the names of domain/architectures (ArchitectureName's values).
-Architecture = Literal["classic", "modernized"]
+Architecture = Literal["classic", "modernized", "hyperv"]
 
 
 class _Model(BaseModel):
@@ -182,12 +182,26 @@ class DiscoverMachineInput(_NamesOneMachine):
     reprotect_to_azure: ReprotectToAzureOptions = ReprotectToAzureOptions()
 
 
-class ResolvedReprotectToAzure(_Model):
-    process_server_id: str
-    master_target_id: str
-    policy_id: str
-    run_as_account_id: str
+class HyperVReverseReplication(_Model):
+    """Hyper-V's reProtect back to Azure (HyperVReplicaAzureReprotectInput), from the item as
+    Azure PowerShell fills it (asr-modernized-hyperv.md 3.3 E)."""
+
+    hv_host_vm_id: str | None = Field(default=None, description="The VM's id on its host")
+    vm_name: str
+    os_type: str | None = None
+    vhd_id: str | None = Field(default=None, description="The OS disk's vhdId")
+    storage_account_id: str | None = None
     log_storage_account_id: str | None = None
+
+
+class ResolvedReprotectToAzure(_Model):
+    # VMware's (classic and modernized); Hyper-V's is `hyperv`.
+    process_server_id: str = ""
+    master_target_id: str = ""
+    policy_id: str = ""
+    run_as_account_id: str = ""
+    log_storage_account_id: str | None = None
+    hyperv: HyperVReverseReplication | None = None
 
 
 class DiscoveredMachine(_Model):
@@ -343,9 +357,34 @@ class ItemOperationInput(_Model):
     )
 
 
+DataSync = Literal["for-synchronization", "for-downtime"]
+
+
+class HyperVFailback(_Model):
+    """Hyper-V's planned failover from Azure: how the data syncs and where the VM comes up."""
+
+    data_sync: DataSync = Field(
+        default="for-synchronization",
+        description="for-synchronization: the Azure VM shut down at once, a full download; "
+        "for-downtime: synchronized while it runs, then ASR suspends the job until the cut-over",
+    )
+    create_vm_if_not_found: bool = Field(
+        default=False, description="Alternate location: ASR creates the VM (CreateVmIfNotFound)"
+    )
+    provider_id_for_alternate: str | None = Field(
+        default=None, description="The target host's provider id (a Hyper-V site without VMM)"
+    )
+
+
 class FailoverInput(ItemOperationInput):
     recovery_point_type: PointRequest
     recovery_point_id: str | None = Field(default=None, description="Only with Custom")
+    hyperv: HyperVFailback | None = None
+    until_suspended: bool = Field(
+        default=False,
+        description="Return once ASR suspends the job (Hyper-V for-downtime: synchronized, "
+        "waiting for the cut-over) instead of awaiting its end",
+    )
 
 
 class PlanFailoverInput(_Model):
@@ -360,6 +399,10 @@ class PlanFailoverInput(_Model):
     )
     use_multi_vm_sync_point: bool = Field(
         default=False, description="Modernized: the plan holds a replication group"
+    )
+    data_sync: DataSync = Field(default="for-synchronization", description="Hyper-V")
+    create_vm_if_not_found: bool = Field(
+        default=False, description="Hyper-V: a member's VM no longer exists on-premises"
     )
     not_before: datetime = Field(
         description="Jobs of this operation that started before this belong to earlier attempts"
@@ -447,6 +490,8 @@ class AgentRegistration(_Model):
 
 class OnPremVmQuery(_Model):
     vm_name: str
+    platform: Literal["vcenter", "hyperv"] = "vcenter"
+    host: str | None = Field(default=None, description="Hyper-V: the host (or VMM server)")
 
 
 class OnPremVmState(_Model):
@@ -456,10 +501,28 @@ class OnPremVmState(_Model):
     tools_running_status: str | None = None
     guest_state: str | None = None
     host: str | None = None
+    # Where it was read: vCenter (power state poweredOn, VMware Tools) or a Hyper-V host
+    # (VMState Running, the heartbeat integration service).
+    platform: Literal["vcenter", "hyperv"] = "vcenter"
+    heartbeat: str | None = Field(default=None, description="Hyper-V: VMHeartbeatStatus")
 
     @classmethod
-    def unreadable(cls, vm_name: str, reason: str) -> OnPremVmState:
-        """vCenter could not be read: a failed check, looked at again at the next poll."""
+    def unreadable(
+        cls,
+        vm_name: str,
+        reason: str,
+        platform: Literal["vcenter", "hyperv"] = "vcenter",
+        host: str | None = None,
+    ) -> OnPremVmState:
+        """vCenter (or the host) could not be read: a failed check, looked at again next poll."""
+        if platform == "hyperv":
+            return cls(
+                vm_name=vm_name,
+                found=True,
+                power_state=f"unreadable ({reason})",
+                platform=platform,
+                host=host,
+            )
         return cls(vm_name=vm_name, found=False, power_state=reason)
 
 

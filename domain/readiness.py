@@ -16,7 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Severity = Literal["blocking", "warning"]
 Location = Literal["original", "alternate"]
-MachineState = Literal["replicating-back", "needs-reprotect", "other"]
+# ready-to-fail-back: Hyper-V, failed over and committed in Azure, offering Failback (it has no
+# replication back before its failover).
+MachineState = Literal["replicating-back", "needs-reprotect", "ready-to-fail-back", "other"]
 
 
 class _Facts(BaseModel):
@@ -78,6 +80,33 @@ class ApplianceFacts(_Facts):
     attached_disks: int = 0
 
 
+class HyperVProviderFacts(_Facts):
+    """A Hyper-V host (or VMM server) registered with the vault: its recovery services provider."""
+
+    id: str
+    name: str = Field(description="The host's name (the provider's friendlyName)")
+    connected: bool
+    last_heartbeat: datetime | None = None
+    fabric_type: str = Field(default="HyperVSite", description="HyperVSite, or VMM")
+
+
+class HyperVVmFacts(_Facts):
+    name: str
+    state: str = Field(description="Hyper-V's VMState: Off, Running, Saved, ...")
+    checkpoints: int = 0
+    switches: list[str] = Field(default_factory=list)
+
+
+class HyperVHostFacts(_Facts):
+    """What a Hyper-V host (or VMM server) says of itself, read over WinRM."""
+
+    name: str
+    reachable: bool
+    problem: str | None = None
+    switches: list[str] = Field(default_factory=list)
+    vms: list[HyperVVmFacts] = Field(default_factory=list)
+
+
 class MachineFacts(_Facts):
     item_name: str
     vm_name: str
@@ -97,6 +126,15 @@ class MachineFacts(_Facts):
     log_storage_account_id: str | None = Field(
         default=None, description="Modernized: the storage account replication to Azure used"
     )
+    hyperv_provider_id: str | None = Field(
+        default=None, description="Hyper-V: the provider of the host (or VMM server) it came from"
+    )
+    switches: list[str] = Field(
+        default_factory=list, description="Hyper-V: the virtual switches of its adapters"
+    )
+    managed_disks: bool | None = Field(
+        default=None, description="Hyper-V: replicated to managed disks (its failback is disputed)"
+    )
 
 
 class ReadinessSnapshot(_Facts):
@@ -110,11 +148,12 @@ class ReadinessSnapshot(_Facts):
 
 
 class OnPremFacts(_Facts):
-    """vCenter's part of a readiness snapshot."""
+    """The on-premises part of a readiness snapshot: vCenter's, or the Hyper-V hosts'."""
 
-    hosts: list[HostFacts]
-    datastores: list[DatastoreFacts]
-    vms: list[OnPremVmFacts]
+    hosts: list[HostFacts] = Field(default_factory=list)
+    datastores: list[DatastoreFacts] = Field(default_factory=list)
+    vms: list[OnPremVmFacts] = Field(default_factory=list)
+    hyperv_hosts: list[HyperVHostFacts] = Field(default_factory=list)
 
 
 class AsrFacts(_Facts):
@@ -132,7 +171,7 @@ class AsrFacts(_Facts):
         default_factory=list, description="The process servers that can be the one in Azure"
     )
     run_as_account_id: str | None = None
-    architecture: Literal["classic", "modernized"] = "classic"
+    architecture: Literal["classic", "modernized", "hyperv"] = "classic"
     appliances: list[ApplianceFacts] = Field(
         default_factory=list, description="Modernized: the replication appliances"
     )
@@ -140,6 +179,9 @@ class AsrFacts(_Facts):
         default=None, description="Modernized: the setting's log storage account, if any"
     )
     read_at: datetime | None = Field(default=None, description="When ASR was read")
+    hyperv_providers: list[HyperVProviderFacts] = Field(
+        default_factory=list, description="Hyper-V: the hosts (or VMM servers) of the vault"
+    )
 
 
 def build_snapshot(asr: AsrFacts, onprem: OnPremFacts) -> ReadinessSnapshot:

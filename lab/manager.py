@@ -202,7 +202,7 @@ def lab_settings(
         # One vcsim serves every host of the scenario, standalone ESXi hosts included; a real
         # vCenter would not list those at all.
         "FAILBACK_VCENTER_STANDALONE_HOSTS": ",".join(
-            h.name for h in scenario.vcenter.hosts if not h.managed_by_vcenter
+            h.name for h in scenario.vmware.hosts if not h.managed_by_vcenter
         ),
     }
     settings.update(LAB_TIMINGS)

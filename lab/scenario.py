@@ -214,6 +214,38 @@ ItemStartState = Literal["replicating-back", "failed-over-to-azure"]
 DiscoveryType = Literal["vCenter", "Physical"]
 
 
+class HyperVHostSpec(_Strict):
+    """A Hyper-V host of the site (or behind the VMM server), registered with the vault."""
+
+    name: str = Field(min_length=1, description="The host's name, as its provider reports it")
+    switches: list[str] = Field(default_factory=list, description="Its virtual switches (by name)")
+    connected: bool = Field(default=True, description="Its provider is connected to the vault")
+    heartbeat_age_seconds: float = Field(default=30.0, ge=0)
+
+
+class HyperVVmSpec(_Strict):
+    """A VM on a Hyper-V host at lab start (a failed-back machine's VM, or any other)."""
+
+    name: str = Field(min_length=1)
+    host: str = Field(description="The host it is on")
+    state: Literal["Off", "Running"] = "Off"
+    checkpoints: int = Field(default=0, ge=0)
+    switches: list[str] = Field(default_factory=list, description="Its adapters' switches")
+    heartbeat_after_seconds: float = Field(
+        default=1.0, ge=0, description="The guest's heartbeat is OK this long after it starts"
+    )
+    heartbeat_never: bool = Field(default=False, description="The guest never reports OK")
+
+
+class HyperVSiteSpec(_Strict):
+    """The Hyper-V side of a hyperv scenario: the hosts (the lab's WinRM stand-in serves each)
+    and their VMs; with `vmm`, a VMM server fronts them (the host the product asks)."""
+
+    hosts: list[HyperVHostSpec] = Field(min_length=1)
+    vms: list[HyperVVmSpec] = Field(default_factory=list)
+    vmm: str | None = Field(default=None, min_length=1, description="VMM server's name, if any")
+
+
 class ProtectedItemSpec(_Strict):
     """One replicated machine as ASR knows it at lab start.
 
@@ -293,6 +325,16 @@ class ProtectedItemSpec(_Strict):
         "registers with the configuration server",
     )
     agent_never_registers: bool = False
+    hyperv_host: str | None = Field(
+        default=None, description="Hyper-V: the host it was protected from (default: the first)"
+    )
+    hyperv_switches: list[str] = Field(
+        default_factory=lambda: ["vSwitch-Prod"],
+        description="Hyper-V: the virtual switches of its network adapters",
+    )
+    managed_disks: bool = Field(
+        default=False, description="Hyper-V: replicated to managed disks in Azure"
+    )
 
     @field_validator("disk_sizes_gb")
     @classmethod
@@ -603,11 +645,12 @@ class AzureSpec(_Strict):
         "listed before this one's and mapped on no container of it: a reprotect must take its "
         "policy from the container mapping, not the first failback policy in the vault",
     )
-    architecture: Literal["classic", "modernized"] = Field(
+    architecture: Literal["classic", "modernized", "hyperv"] = Field(
         default="classic",
         description="classic: configuration server, master targets, InMage/InMageAzureV2 "
         "(out of support since March 2026); modernized: replication appliances, "
-        "InMageRcm/InMageRcmFailback",
+        "InMageRcm/InMageRcmFailback; hyperv: Hyper-V hosts (the `hyperv` section), "
+        "HyperVReplicaAzure",
     )
     appliances: list[ApplianceSpec] = Field(
         default_factory=list,
@@ -622,13 +665,32 @@ class AzureSpec(_Strict):
 class Scenario(_Strict):
     name: str = Field(min_length=1)
     description: str = ""
-    vcenter: VCenterSpec
+    vcenter: VCenterSpec | None = Field(
+        default=None, description="The VMware side (classic and modernized scenarios)"
+    )
+    hyperv: HyperVSiteSpec | None = Field(
+        default=None, description="The Hyper-V side (hyperv scenarios)"
+    )
     azure: AzureSpec
+
+    @property
+    def vmware(self) -> VCenterSpec:
+        """The vCenter of a VMware scenario (the validator makes sure there is one)."""
+        if self.vcenter is None:
+            raise ScenarioError(f"scenario {self.name!r} has no vcenter section")
+        return self.vcenter
 
     @model_validator(mode="after")
     def _machines_exist(self) -> Scenario:
         azure = self.azure
-        vm_names = {vm.name for vm in self.vcenter.vms}
+        if azure.architecture == "hyperv":
+            self._check_hyperv()
+            return self
+        if self.vcenter is None:
+            raise ValueError(
+                f"vcenter is required for a {azure.architecture} scenario (its VMware side)"
+            )
+        vm_names = {vm.name for vm in self.vmware.vms}
         if azure.master_target_vm is not None and azure.master_targets is not None:
             raise ValueError(
                 "azure.master_target_vm and azure.master_targets are both given; give "
@@ -680,6 +742,32 @@ class Scenario(_Strict):
                 )
         return self
 
+    def _check_hyperv(self) -> None:
+        site = self.hyperv
+        if site is None:
+            raise ValueError("hyperv is required for a hyperv scenario: its hosts and VMs")
+        hosts = {h.name for h in site.hosts}
+        for index, vm in enumerate(site.vms):
+            if vm.host not in hosts:
+                raise ValueError(
+                    f"hyperv.vms[{index}].host names {vm.host!r}, which is not in hyperv.hosts"
+                )
+        seen: set[str] = set()
+        for index, item in enumerate(self.azure.items):
+            where = f"azure.items[{index}]"
+            if item.name in seen:
+                raise ValueError(f"{where}.name {item.name!r} is used twice")
+            seen.add(item.name)
+            if item.hyperv_host is not None and item.hyperv_host not in hosts:
+                raise ValueError(
+                    f"{where}.hyperv_host names {item.hyperv_host!r}, which is not in hyperv.hosts"
+                )
+            if item.state != "failed-over-to-azure":
+                raise ValueError(
+                    f"{where}.state must be 'failed-over-to-azure' in a hyperv scenario: a "
+                    "Hyper-V machine fails back from Azure with no reprotect before it"
+                )
+
     def _check_process_servers(self) -> None:
         azure = self.azure
         servers = azure.process_servers
@@ -706,8 +794,8 @@ class Scenario(_Strict):
     def _check_master_targets(self) -> None:
         azure = self.azure
         specs = azure.master_targets or []
-        vm_names = {vm.name for vm in self.vcenter.vms}
-        hosts = {h.name: h for h in self.vcenter.hosts}
+        vm_names = {vm.name for vm in self.vmware.vms}
+        hosts = {h.name: h for h in self.vmware.hosts}
         ids: set[str] = set()
         names: set[str] = set()
         for index, spec in enumerate(specs):
@@ -741,7 +829,7 @@ class Scenario(_Strict):
         entries = self.azure.vcenters
         if entries is None:
             return
-        hosts = {h.name: h for h in self.vcenter.hosts}
+        hosts = {h.name: h for h in self.vmware.hosts}
         seen: set[str] = set()
         for index, entry in enumerate(entries):
             where = f"azure.vcenters[{index}]"
@@ -783,7 +871,7 @@ class Scenario(_Strict):
             if azure.master_target_vm is None:
                 return []  # modernized: replication appliances, no master targets
             specs = [MasterTargetSpec(name=azure.master_target_vm)]
-        hosts = {h.name: h for h in self.vcenter.hosts}
+        hosts = {h.name: h for h in self.vmware.hosts}
         resolved = []
         for spec in specs:
             vm = self.vm(spec.name)
@@ -792,7 +880,7 @@ class Scenario(_Strict):
             datastores = spec.datastores
             if datastores is None:
                 # In vCenter's datastore order, the order ASR's discovery lists them in the lab.
-                datastores = [d.name for d in self.vcenter.datastores if d.name in host.datastores]
+                datastores = [d.name for d in self.vmware.datastores if d.name in host.datastores]
             volumes = spec.retention_volumes or [
                 RetentionVolumeSpec(volume_name="F" if os_type == "Windows" else "/mnt/retention")
             ]
@@ -820,7 +908,7 @@ class Scenario(_Strict):
         """What an appliance's reprotect agent reaches: as given, or its host's datastores."""
         if appliance.accessible_datastores is not None:
             return list(appliance.accessible_datastores)
-        hosts = self.vcenter.hosts
+        hosts = self.vmware.hosts
         host = next((h for h in hosts if h.name == appliance.host), hosts[0] if hosts else None)
         return list(host.datastores) if host is not None else []
 
@@ -835,11 +923,11 @@ class Scenario(_Strict):
         """The configuration server's vCenter and ESXi host entries with their hosts resolved."""
         entries = self.azure.vcenters
         if entries is None:
-            managed = [h.name for h in self.vcenter.hosts if h.managed_by_vcenter]
+            managed = [h.name for h in self.vmware.hosts if h.managed_by_vcenter]
             resolved = [AsrVCenter("vcenter-01", "vcenter", None, None, True, tuple(managed))]
             resolved += [
                 AsrVCenter(h.name, "esxi", h.name, 443, True, (h.name,))
-                for h in self.vcenter.hosts
+                for h in self.vmware.hosts
                 if not h.managed_by_vcenter
             ]
             return resolved
@@ -850,7 +938,7 @@ class Scenario(_Strict):
             elif entry.kind == "esxi":
                 hosts = (entry.name,)
             else:
-                hosts = tuple(h.name for h in self.vcenter.hosts if h.managed_by_vcenter)
+                hosts = tuple(h.name for h in self.vmware.hosts if h.managed_by_vcenter)
             address = entry.address
             if address is None and entry.kind == "esxi":
                 address = hosts[0]
@@ -872,7 +960,7 @@ class Scenario(_Strict):
     def onprem_vm_exists(self, item: ProtectedItemSpec) -> bool:
         """Original location (R1) is possible: a vCenter-discovered machine whose VM exists."""
         return item.discovery_type == "vCenter" and any(
-            vm.name == item.vm_name for vm in self.vcenter.vms
+            vm.name == item.vm_name for vm in self.vmware.vms
         )
 
     @model_validator(mode="after")
@@ -954,7 +1042,7 @@ class Scenario(_Strict):
         raise KeyError(name)
 
     def vm(self, name: str) -> VirtualMachineSpec:
-        for vm in self.vcenter.vms:
+        for vm in self.vmware.vms:
             if vm.name == name:
                 return vm
         raise KeyError(name)

@@ -96,7 +96,7 @@ def build_harness(lab_dir: Path) -> Path:
 
 def inventory_from_scenario(scenario: Scenario) -> dict[str, Any]:
     """The harness's inventory JSON for the scenario's vCenter."""
-    vcenter = scenario.vcenter
+    vcenter = scenario.vmware
     return {
         "datacenter": vcenter.datacenter,
         "datastores": [

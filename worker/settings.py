@@ -70,6 +70,14 @@ class Settings(BaseSettings):
     # names them. Comma-separated.
     vcenter_standalone_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # Hyper-V hosts (or VMM servers), read over WinRM (HTTPS, Basic) to verify failed-back VMs.
+    hyperv_username: str | None = None
+    hyperv_password: SecretStr | None = None
+    # HOST=URL pairs, comma-separated, for hosts whose WinRM is not at https://HOST:5986/wsman.
+    hyperv_endpoints: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    hyperv_ca_bundle: str | None = None
+    hyperv_verify_tls: bool = True
+
     # Worker capacity. The write activities await ASR's jobs without holding a thread, so the
     # threads only run short SDK calls; a cached workflow costs ~0.7 MB (bench/RESULTS.md).
     activity_slots: int = Field(
@@ -103,6 +111,21 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [name.strip() for name in value.split(",") if name.strip()]
         return value
+
+    @field_validator("hyperv_endpoints", mode="before")
+    @classmethod
+    def _host_url_pairs(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        pairs: dict[str, str] = {}
+        for entry in (e.strip() for e in value.split(",") if e.strip()):
+            host, sep, url = entry.partition("=")
+            if not sep or not host.strip() or not url.strip().startswith("https://"):
+                raise ValueError(
+                    f"{entry!r} is not HOST=https://ADDRESS:PORT/wsman (WinRM over HTTPS only)"
+                )
+            pairs[host.strip()] = url.strip()
+        return pairs
 
     @field_validator("azure_auth")
     @classmethod

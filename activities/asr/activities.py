@@ -215,7 +215,14 @@ class AsrActivities:
     @activity.defn
     @as_application_errors
     async def reprotect_to_onprem(self, params: ReprotectToOnPremInput) -> OperationResult:
-        body = DIALECTS[params.architecture].reprotect_to_onprem_body(params.options)
+        build = DIALECTS[params.architecture].reprotect_to_onprem_body
+        if build is None:
+            raise FailbackError(
+                f"{params.vm_name} is a {params.architecture} machine, which fails back without "
+                "a reprotect toward on-premises",
+                errors.UNSUPPORTED_ARCHITECTURE,
+            )
+        body = build(params.options)
         items = self._writes.gateway.items
         write = Write(AsrOperation.REPROTECT_TO_ONPREM, items.begin_reprotect, (body,))
         return await self._writes.run(write, params)

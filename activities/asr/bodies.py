@@ -2,8 +2,8 @@
 domain/architectures). The activities pick the dialect by the item's architecture and send what
 it builds; nothing else in the code knows an architecture's provider input names.
 
-Classic's bodies are Azure PowerShell's for InMage/InMageAzureV2; modernized's are the ones
-Microsoft's recorded runs send (lab/asr_wire/recordings/modernized-*.json).
+Classic's bodies are Azure PowerShell's for InMage/InMageAzureV2; modernized's and Hyper-V's are
+the ones Microsoft's recorded runs send (lab/asr_wire/recordings/modernized-*.json, hyperv-*.json).
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ class WireDialect:
     failover: AsrOperation
     failover_method: str
     failover_body: Callable[[FailoverInput], Any]
-    reprotect_to_onprem_body: Callable[[ResolvedReprotectToOnPrem], Any]
+    # None: the architecture has no reprotect toward on-premises (Hyper-V).
+    reprotect_to_onprem_body: Callable[[ResolvedReprotectToOnPrem], Any] | None
     reprotect_to_azure_body: Callable[[ResolvedReprotectToAzure], Any]
     # A recovery plan's failover (FO-PLAN): the SDK's begin_* method of the recovery plans,
     # its body, and the scenario of its job (also the plan's allowedOperations entry).
@@ -169,6 +170,64 @@ def _modernized_plan_failover(params: PlanFailoverInput) -> Any:
     )
 
 
+_DATA_SYNC = {"for-synchronization": "ForSynchronization", "for-downtime": "ForDownTime"}
+
+
+def _hyperv_failover(params: FailoverInput) -> Any:
+    # Recorded (hyperv-PlannedFailover.json): no failoverDirection; the data-sync mode and the VM
+    # creation option always named; the target host's provider for an alternate location.
+    choice = params.hyperv
+    assert choice is not None, "a Hyper-V failover names its data sync"
+    details: dict[str, Any] = {
+        "instanceType": "HyperVReplicaAzureFailback",
+        "dataSyncOption": _DATA_SYNC[choice.data_sync],
+        "recoveryVmCreationOption": (
+            "CreateVmIfNotFound" if choice.create_vm_if_not_found else "NoAction"
+        ),
+    }
+    if choice.create_vm_if_not_found and choice.provider_id_for_alternate:
+        details["providerIdForAlternateRecovery"] = choice.provider_id_for_alternate
+    return {"properties": {"providerSpecificDetails": details}}
+
+
+def _hyperv_reprotect_to_azure(options: ResolvedReprotectToAzure) -> Any:
+    # As Azure PowerShell's -HyperVToAzure -Direction PrimaryToRecovery fills it (reference 3.3 E):
+    # the VM's id on its host, its OS disk and the storage account it replicated to.
+    hyperv = options.hyperv
+    assert hyperv is not None, "resolved from the item at discovery"
+    return asr_models.ReverseReplicationInput(
+        properties=asr_models.ReverseReplicationInputProperties(
+            failover_direction="PrimaryToRecovery",
+            provider_specific_details=asr_models.HyperVReplicaAzureReprotectInput(
+                hv_host_vm_id=hyperv.hv_host_vm_id,
+                vm_name=hyperv.vm_name,
+                os_type=hyperv.os_type,
+                v_hd_id=hyperv.vhd_id,
+                storage_account_id=hyperv.storage_account_id,
+                log_storage_account_id=hyperv.log_storage_account_id,
+            ),
+        )
+    )
+
+
+def _hyperv_plan_failover(params: PlanFailoverInput) -> Any:
+    # RecoveryPlanHyperVReplicaAzureFailbackInput: both options required, no alternate provider
+    # at plan level (reference 3.4); the VMs that are gone are created where ASR decides.
+    return asr_models.RecoveryPlanPlannedFailoverInput(
+        properties=asr_models.RecoveryPlanPlannedFailoverInputProperties(
+            failover_direction="RecoveryToPrimary",
+            provider_specific_details=[
+                asr_models.RecoveryPlanHyperVReplicaAzureFailbackInput(
+                    data_sync_option=_DATA_SYNC[params.data_sync],
+                    recovery_vm_creation_option=(
+                        "CreateVmIfNotFound" if params.create_vm_if_not_found else "NoAction"
+                    ),
+                )
+            ],
+        )
+    )
+
+
 DIALECTS: dict[Architecture, WireDialect] = {
     "classic": WireDialect(
         failover=AsrOperation.UNPLANNED_FAILOVER,
@@ -188,6 +247,16 @@ DIALECTS: dict[Architecture, WireDialect] = {
         reprotect_to_azure_body=_modernized_reprotect_to_azure,
         plan_failover_method="begin_planned_failover",
         plan_failover_body=_modernized_plan_failover,
+        plan_failover_scenario="PlannedFailover",
+    ),
+    "hyperv": WireDialect(
+        failover=AsrOperation.PLANNED_FAILOVER,
+        failover_method="begin_planned_failover",
+        failover_body=_hyperv_failover,
+        reprotect_to_onprem_body=None,
+        reprotect_to_azure_body=_hyperv_reprotect_to_azure,
+        plan_failover_method="begin_planned_failover",
+        plan_failover_body=_hyperv_plan_failover,
         plan_failover_scenario="PlannedFailover",
     ),
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,6 +20,7 @@ Assess = Callable[..., tuple[ReadinessReport, list[ReprotectChoice]]]
 class ArchitectureName(StrEnum):
     CLASSIC = "classic"
     MODERNIZED = "modernized"
+    HYPERV = "hyperv"
 
 
 class UnknownArchitectureError(ValueError):
@@ -74,6 +76,10 @@ class Architecture:
     assess: Assess
     # The readiness rules of DESIGN.md that apply, by number.
     rules: tuple[str, ...] = ()
+    # Where its machines live on-premises: what readiness reads and verification asks.
+    onprem_platform: Literal["vcenter", "hyperv"] = "vcenter"
+    # After the commit, a mobility agent must register before the re-protect to Azure (R16).
+    waits_for_agent: bool = True
 
     def operation(self, operation: AsrOperation) -> OperationRule:
         for rule in self.operations:

@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from lab.asr_sim import views
+from lab.asr_sim import hyperv, views
 from lab.asr_sim.arm import (
     ASR_API_VERSION,
     COMPUTE_API_VERSIONS,
@@ -495,6 +495,21 @@ async def get_fabric(
 ) -> web.Response:
     _check_fabric(state, m)
     return _json(views.fabric_resource(state, state.clock()))
+
+
+@_route("GET", rf"{_V}/replicationRecoveryServicesProviders")
+@_route("GET", rf"{_F}/replicationRecoveryServicesProviders")
+async def list_providers(
+    request: web.Request, state: SimulatorState, m: dict[str, str], body: Any
+) -> web.Response:
+    """Hyper-V: the hosts (or the VMM server) registered with the vault (the spec example's
+    shape); none for a VMware vault's lab."""
+    if "fabric" in m:
+        _check_fabric(state, m)
+    else:
+        _check_vault(state, m)
+    found = hyperv.providers(state, state.clock()) if state.architecture == "hyperv" else []
+    return _json(_page(request, state, found))
 
 
 @_route("GET", rf"{_F}/replicationProtectionContainers")

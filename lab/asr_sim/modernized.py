@@ -338,7 +338,7 @@ def plan_operation(
     if operation is Operation.FAILOVER_CANCEL:
         return _cancel(state, item)
     assert operation is Operation.FAILOVER_COMMIT
-    return _commit(state, item)
+    return state.commit_plan(item, "VmCommit")
 
 
 def plan_failover_item_body(plan: str, body: Any) -> dict[str, Any]:
@@ -447,7 +447,7 @@ def _reprotect_to_onprem(state: SimulatorState, item: ItemState, body: Any) -> _
         alternate_location=alternate,
         log_storage_account_id=log_account,
     )
-    host = agent.spec.host or (state.scenario.vcenter.hosts[0].name)
+    host = agent.spec.host or (state.scenario.vmware.hosts[0].name)
 
     async def preflight() -> None:
         if not agent.running():
@@ -621,21 +621,6 @@ def _cancel(state: SimulatorState, item: ItemState) -> _JobPlan:
         effects={"CancelFailoverRecovery": recover, "StartVmOnPrimary": start_azure_vm},
         on_success=on_success,
     )
-
-
-def _commit(state: SimulatorState, item: ItemState) -> _JobPlan:
-    from lab.asr_sim.state import Phase, _JobPlan
-
-    async def delete_azure_vm() -> None:
-        # ASR's documentation: the commit removes the failed-back Azure VM.
-        if item.azure_vm.deleted_at is None:
-            item.azure_vm.deleted_at = state.clock()
-
-    def on_success(now: dt.datetime) -> None:
-        item.phase = Phase.FAILOVER_COMMITTED
-        item.committed_at = now
-
-    return _JobPlan(effects={"VmCommit": delete_azure_vm}, on_success=on_success)
 
 
 def _reprotect_to_azure(state: SimulatorState, item: ItemState, body: Any) -> _JobPlan:

@@ -145,9 +145,54 @@ MODERNIZED_OPERATIONS: dict[Operation, OperationSpec] = {
 }
 
 
+# GUESS: Hyper-V's job scenario and task names are not recorded (reference 3.4: the recordings
+# poll replicationOperationStatus, not the job); the client accepts classic's names too.
+HYPERV_OPERATIONS: dict[Operation, OperationSpec] = {
+    Operation.PLANNED_FAILOVER: OperationSpec(
+        operation=Operation.PLANNED_FAILOVER,
+        scenario_name="PlannedFailover",
+        friendly_name="Failback",
+        # Recorded: a committed Hyper-V item offers its failback as "Failback".
+        allowed_operation_names=frozenset({"Failback"}),
+        tasks=(
+            TaskSpec("HyperVFailbackPrerequisitesCheck", "Prerequisites check for failback"),
+            TaskSpec("HyperVSyncBeforeFailover", "Synchronize data before failover"),
+            TaskSpec("HyperVShutdownAzureVm", "Shut down the Azure virtual machine"),
+            TaskSpec("HyperVSyncData", "Synchronize data to the on-premises virtual machine"),
+            TaskSpec("HyperVStartVmOnPrimary", "Start the on-premises virtual machine"),
+        ),
+        default_failure_task="HyperVStartVmOnPrimary",
+    ),
+    Operation.FAILOVER_COMMIT: OperationSpec(
+        operation=Operation.FAILOVER_COMMIT,
+        scenario_name="CommitFailover",
+        friendly_name="Finalize failback",
+        allowed_operation_names=frozenset({"FinalizeFailback"}),
+        tasks=(
+            TaskSpec("HyperVCommitPrerequisitesCheck", "Prerequisite check"),
+            TaskSpec("HyperVFinalizeFailback", "Delete the Azure virtual machine"),
+        ),
+        default_failure_task="HyperVCommitPrerequisitesCheck",
+    ),
+    Operation.REPROTECT: OperationSpec(
+        operation=Operation.REPROTECT,
+        scenario_name="Reprotect",
+        friendly_name="Reverse replicate",
+        allowed_operation_names=frozenset({"ReverseReplicate"}),
+        tasks=(
+            TaskSpec("HyperVReprotectPrerequisitesCheck", "Prerequisite check"),
+            TaskSpec("HyperVEnableReverseReplication", "Enable replication to Azure"),
+        ),
+        default_failure_task="HyperVReprotectPrerequisitesCheck",
+    ),
+}
+
+_BY_ARCHITECTURE = {"modernized": MODERNIZED_OPERATIONS, "hyperv": HYPERV_OPERATIONS}
+
+
 def operation_spec(architecture: str, operation: Operation) -> OperationSpec:
     """An operation as the architecture's items speak it; KeyError if it has none."""
-    return (MODERNIZED_OPERATIONS if architecture == "modernized" else OPERATIONS)[operation]
+    return _BY_ARCHITECTURE.get(architecture, OPERATIONS)[operation]
 
 
 def task_names(operation: Operation, architecture: str = "classic") -> tuple[str, ...]:
@@ -157,7 +202,7 @@ def task_names(operation: Operation, architecture: str = "classic") -> tuple[str
 def known_task_names(operation: Operation) -> tuple[str, ...]:
     """The operation's tasks in any architecture that has it (what a fault may name)."""
     names: list[str] = []
-    for table in (OPERATIONS, MODERNIZED_OPERATIONS):
+    for table in (OPERATIONS, MODERNIZED_OPERATIONS, HYPERV_OPERATIONS):
         if operation in table:
             names.extend(t.name for t in table[operation].tasks if t.name not in names)
     return tuple(names)

@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
-from lab.asr_sim import modernized
+from lab.asr_sim import hyperv, modernized
 from lab.asr_sim.arm import ArmError, asr_refusal, bad_request, utcnow
 from lab.asr_sim.effects import VCenterEffectError, VCenterEffects
 from lab.asr_sim.faults import FaultBook, JobFailureFault, JobStateFault
+from lab.asr_sim.hyperv_effects import HyperVHostEffects
 from lab.asr_sim.operations import (
     Operation,
     OperationSpec,
@@ -213,6 +214,10 @@ class ItemState:
     # Modernized: the planned failover's start and status, as the item's details show them.
     failover_started_at: dt.datetime | None = None
     last_planned_failover_status: str | None = None
+    # Hyper-V: when a for-downtime failback finished its first sync (the job then suspended),
+    # and until when the reverse replication's initial replication runs.
+    hyperv_synchronized_at: dt.datetime | None = None
+    hyperv_initial_replication_until: dt.datetime | None = None
 
     @property
     def name(self) -> str:
@@ -256,7 +261,18 @@ class ItemState:
     def visible_recovery_points(self, now: dt.datetime) -> list[RecoveryPoint]:
         # No InMage (Azure -> on-premises) points before the reprotect to on-premises; that
         # replication ends with the commit, and a fresh replication to Azure has no points yet.
-        # UNVERIFIED, the lab's choice.
+        # UNVERIFIED, the lab's choice. GUESS: a Hyper-V item keeps the points it had when it
+        # failed over to Azure until its failback is committed.
+        if self.architecture == "hyperv":
+            return (
+                self.recovery_points
+                if self.phase
+                in (
+                    Phase.FAILED_OVER_TO_AZURE,
+                    Phase.FAILOVER_COMMIT_PENDING,
+                )
+                else []
+            )
         if self.phase in (
             Phase.FAILED_OVER_TO_AZURE,
             Phase.FAILOVER_COMMITTED,
@@ -320,6 +336,8 @@ INITIAL_REPLICATION_STATE = "InitialReplicationInProgress"
 
 
 def protection_state(item: ItemState, now: dt.datetime) -> str:
+    if item.architecture == "hyperv":
+        return hyperv.protection_state(item, now)
     if item.initial_replication_running(now):
         return INITIAL_REPLICATION_STATE
     if item.architecture == "modernized":
@@ -332,6 +350,8 @@ INITIAL_REPLICATION_DESCRIPTION = "Initial replication in progress"
 
 
 def protection_state_description(item: ItemState, now: dt.datetime) -> str:
+    if item.architecture == "hyperv":
+        return hyperv.protection_state_description(item, now)
     if item.initial_replication_running(now):
         return INITIAL_REPLICATION_DESCRIPTION
     if item.architecture == "modernized":
@@ -340,6 +360,8 @@ def protection_state_description(item: ItemState, now: dt.datetime) -> str:
 
 
 def allowed_operations(item: ItemState, now: dt.datetime) -> list[str]:
+    if item.architecture == "hyperv":
+        return hyperv.allowed_operations(item, now)
     if item.initial_replication_running(now):
         return ["DisableProtection"]
     if item.architecture == "modernized":
@@ -396,8 +418,10 @@ class SimulatorState:
         *,
         vcenter_address: tuple[str, int] | None = None,
         clock: Callable[[], dt.datetime] = utcnow,
+        hyperv_effects: HyperVHostEffects | None = None,
     ) -> None:
         self.scenario = scenario
+        self.hyperv_effects = hyperv_effects or HyperVHostEffects(None)
         self.wire = wire_with_overrides(scenario.azure.wire)
         self.architecture = scenario.azure.architecture
         self.effects = effects
@@ -416,6 +440,8 @@ class SimulatorState:
         self.items: dict[str, ItemState] = {}
         for spec in scenario.azure.items:
             replicating = spec.state == "replicating-back"
+            # A Hyper-V item keeps its points while it runs in Azure (it has no reprotect).
+            has_points = replicating or self.architecture == "hyperv"
             start_mt = scenario.item_master_target(spec) if replicating else None
             self.items[spec.name.lower()] = ItemState(
                 spec=spec,
@@ -426,7 +452,7 @@ class SimulatorState:
                         self.started_at,
                         in_replication_group=spec.replication_group is not None,
                     )
-                    if replicating
+                    if has_points
                     else []
                 ),
                 azure_vm=AzureVm(spec.azure_vm_name, stable_guid("azure-vm", spec.azure_vm_name)),
@@ -458,6 +484,8 @@ class SimulatorState:
         self._refuse_if_busy_or_not_allowed(item, operation)
         if self.architecture == "modernized":
             plan = modernized.plan_operation(self, item, operation, body)
+        elif self.architecture == "hyperv":
+            plan = hyperv.plan_operation(self, item, operation, body)
         elif operation is Operation.UNPLANNED_FAILOVER:
             plan = self._plan_failover(item, body)
         elif operation is Operation.FAILOVER_COMMIT:
@@ -515,7 +543,7 @@ class SimulatorState:
         members = [self.items[name.lower()] for group in plan.boot_groups for name in group]
         for member in members:
             self._refuse_if_busy_or_not_allowed(member, operation)
-        if self.architecture == "modernized":
+        if self.architecture in ("modernized", "hyperv"):
             if operation is not Operation.PLANNED_FAILOVER:
                 raise bad_request(
                     f"Recovery plan '{plan.name}' fails back with plannedFailover "
@@ -524,6 +552,11 @@ class SimulatorState:
             item_body = modernized.plan_failover_item_body(plan.name, body)
             member_plans = {
                 m.name: modernized.plan_operation(self, m, operation, item_body) for m in members
+            }
+        elif self.architecture == "hyperv":
+            item_body = hyperv.plan_failover_item_body(plan.name, body)
+            member_plans = {
+                m.name: hyperv.plan_operation(self, m, operation, item_body) for m in members
             }
         else:
             if operation is not Operation.UNPLANNED_FAILOVER:
@@ -886,6 +919,12 @@ class SimulatorState:
         return None
 
     def _plan_commit(self, item: ItemState) -> _JobPlan:
+        return self.commit_plan(item, "VmDeleteOnPrimary")
+
+    def commit_plan(self, item: ItemState, deleting_task: str) -> _JobPlan:
+        """Every architecture's commit: the failed-back Azure VM deleted in `deleting_task` (ASR's
+        documentation), the item committed."""
+
         async def delete_azure_vm() -> None:
             if item.azure_vm.deleted_at is None:
                 item.azure_vm.deleted_at = self.clock()
@@ -894,7 +933,7 @@ class SimulatorState:
             item.phase = Phase.FAILOVER_COMMITTED
             item.committed_at = now
 
-        return _JobPlan(effects={"VmDeleteOnPrimary": delete_azure_vm}, on_success=on_success)
+        return _JobPlan(effects={deleting_task: delete_azure_vm}, on_success=on_success)
 
     def _plan_reprotect(self, item: ItemState, body: Any) -> _JobPlan:
         props = _object(body, "properties", "the request body")
@@ -1248,7 +1287,7 @@ class SimulatorState:
         return True
 
     def _host_datastores(self, host: str) -> set[str]:
-        return {ds for h in self.scenario.vcenter.hosts if h.name == host for ds in h.datastores}
+        return {ds for h in self.scenario.vmware.hosts if h.name == host for ds in h.datastores}
 
     def _vm_datastores(self, vm_name: str) -> list[str]:
         """The datastores of the VM's configuration and disks, in order, once each."""

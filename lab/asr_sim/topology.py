@@ -220,7 +220,9 @@ class FabricCatalog:
         )
         discovered = {h for entry in self.vcenters for h in entry.hosts}
 
-        datastore_specs = {d.name: d for d in scenario.vcenter.datastores}
+        datastore_specs = {
+            d.name: d for d in (scenario.vcenter.datastores if scenario.vcenter else [])
+        }
         failback = []
         for index, mt in enumerate(scenario.master_targets()):
             host_discovered = mt.host in discovered

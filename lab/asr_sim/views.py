@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from lab.asr_sim import modernized
+from lab.asr_sim import hyperv, modernized
 from lab.asr_sim.arm import iso
 from lab.asr_sim.recovery_points import RecoveryPoint
 from lab.asr_sim.state import (
@@ -156,7 +156,9 @@ def item_resource(state: SimulatorState, item_name: str, now: dt.datetime) -> di
             ids.recovery_point(item.name, failover_point.name) if failover_point else None
         ),
         "providerSpecificDetails": (
-            _inmage_azure_v2_details(state, item_name, now)
+            hyperv.item_details(state, item, now)
+            if item.architecture == "hyperv"
+            else _inmage_azure_v2_details(state, item_name, now)
             if to_azure
             else _inmage_details(state, item_name, now)
         ),
@@ -164,6 +166,9 @@ def item_resource(state: SimulatorState, item_name: str, now: dt.datetime) -> di
     }
     if item.architecture == "modernized":
         properties.update(_modernized_item_properties(state, item, now))
+    if item.architecture == "hyperv":
+        properties.update(hyperv.item_properties(state, item))
+        properties["failoverRecoveryPointId"] = None
     return {
         "id": ids.item(item.name),
         "name": item.name,
@@ -612,7 +617,12 @@ def _job_error(error: JobErrorRecord) -> dict[str, Any]:
 
 
 def fabric_resource(state: SimulatorState, now: dt.datetime) -> dict[str, Any]:
-    if state.architecture == "modernized":
+    if state.architecture in ("modernized", "hyperv"):
+        details = (
+            modernized.fabric_details(state, now)
+            if state.architecture == "modernized"
+            else hyperv.fabric_details(state)
+        )
         return {
             "id": state.ids.fabric_id,
             "name": state.ids.fabric,
@@ -624,7 +634,7 @@ def fabric_resource(state: SimulatorState, now: dt.datetime) -> dict[str, Any]:
                 "rolloverEncryptionDetails": {"kekState": "None", "kekCertThumbprint": None},
                 "internalIdentifier": stable_guid("fabric", state.ids.fabric),
                 "bcdrState": "Valid",
-                "customDetails": modernized.fabric_details(state, now),
+                "customDetails": details,
                 "healthErrorDetails": [],
                 "health": "Normal",
             },

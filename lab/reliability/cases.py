@@ -1159,6 +1159,24 @@ def modernized_reprotect_back_fault(
     )
 
 
+MODERNIZED_REFUSED = [
+    Case(
+        modern("refused-unreachable-datastore"),
+        "modernized",
+        "the operator names a datastore (ds-nfs-01) the appliance's reprotect agent cannot "
+        "reach, for the machine whose VM is gone on-premises: R19 refuses the plan before any "
+        "write, naming the machine, the datastore and what to do",
+        Unit(
+            modern("refused-unreachable-datastore"),
+            REPROTECT_FIRST,
+            reprotect_datastore="ds-nfs-01",
+        ),
+        "refused",
+        reason="R19",
+    ),
+]
+
+
 # Every new write of modernized under ARM's answers (issue 15, point 5); the plan's failover
 # and the undo are above.
 MODERNIZED_WRITE_FAULTS = [
@@ -1208,6 +1226,7 @@ MODERNIZED_MATRIX = [
     MODERNIZED_KILL_UNDOING,
     *MODERNIZED_FAULTS,
     *MODERNIZED_WRITE_FAULTS,
+    *MODERNIZED_REFUSED,
 ]
 # What `make test` runs of it (tests/reliability/test_modernized.py).
 TEST_MODERNIZED = [
@@ -1217,6 +1236,7 @@ TEST_MODERNIZED = [
     MODERNIZED_KILL_UNDOING,
     MODERNIZED_FAULTS[1],
     MODERNIZED_FAULTS[2],
+    *MODERNIZED_REFUSED,
     *(
         c
         for c in MODERNIZED_WRITE_FAULTS

@@ -85,6 +85,8 @@ class Unit:
     machines: int = 1
     agent_never_registers: bool = False
     unknown_to_cs: bool = False
+    # The datastore the operator names for an alternate-location reprotect (None: chosen).
+    reprotect_datastore: str | None = None
 
     @property
     def plan(self) -> str:
@@ -110,6 +112,8 @@ class Unit:
             extra.append("agents never register")
         if self.unknown_to_cs:
             extra.append(f"{self.vms[0]} unknown to the configuration server")
+        if self.reprotect_datastore:
+            extra.append(f"reprotect to datastore {self.reprotect_datastore} asked")
         text = {
             "reprotect": "2 VMs in Azure, reprotected first (original + alternate location)",
             "replicating": f"{self.machines} VM{'s' if self.machines > 1 else ''} replicating back",
@@ -213,7 +217,13 @@ def build_scenario(
         "azure": {
             # The replication appliance runs where the master target would.
             **(
-                {"architecture": "modernized", "appliances": [{"name": APPLIANCE, "host": HOST}]}
+                {
+                    "architecture": "modernized",
+                    # ds-nfs-01 is in vCenter, but the appliance's reprotect agent cannot reach it.
+                    "appliances": [
+                        {"name": APPLIANCE, "host": HOST, "accessible_datastores": [DATASTORE]}
+                    ],
+                }
                 if architecture == "modernized"
                 else {"master_targets": [{"id": MASTER_TARGET, "name": MASTER_TARGET}]}
             ),
@@ -527,6 +537,11 @@ class PlanRun:
     async def start(self) -> None:
         client = await self.lab.client()
         params = plan_input(self.settings, self.unit.plan, self.recovery_point)
+        if self.unit.reprotect_datastore:
+            target = params.reprotect_to_onprem.model_copy(
+                update={"datastore_name": self.unit.reprotect_datastore}
+            )
+            params = params.model_copy(update={"reprotect_to_onprem": target})
         self.started_at = time.monotonic()
         await start_plan_failback(client, self.settings, params)
 

@@ -1,0 +1,166 @@
+"""The Hyper-V hosts, read over Windows Remote Management (WinRM over HTTPS) with pywinrm: the
+one gateway to them. Independently of ASR, a failed-back VM is verified where it runs: it
+exists, is Running, and its guest's heartbeat integration service reports OK. Readiness reads
+each host's virtual switches and VMs (power state, checkpoints).
+
+The scripts are plain Windows PowerShell with the Hyper-V module, each printing one line of JSON,
+so that a real host answers them as the lab's stand-in does (lab/hyperv_host).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from domain import errors
+from domain.errors import FailbackError
+from domain.models import OnPremVmState
+from domain.readiness import HyperVHostFacts, HyperVVmFacts, OnPremFacts
+
+
+def _quoted(text: str) -> str:
+    """A PowerShell single-quoted string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def vm_script(vm_name: str) -> str:
+    return "\n".join(
+        [
+            "$ErrorActionPreference = 'Stop'",
+            f"$vm = Get-VM -Name {_quoted(vm_name)} -ErrorAction SilentlyContinue",
+            "if ($null -eq $vm) { ConvertTo-Json -Compress @{ found = $false }; exit 0 }",
+            "ConvertTo-Json -Compress @{ found = $true; name = $vm.Name; id = [string]$vm.Id; "
+            "state = [string]$vm.State; heartbeat = [string]$vm.Heartbeat; "
+            "checkpoints = @(Get-VMSnapshot -VM $vm).Count; "
+            "switches = @($vm.NetworkAdapters.SwitchName); host = $env:COMPUTERNAME }",
+        ]
+    )
+
+
+HOST_SCRIPT = (
+    "$ErrorActionPreference = 'Stop'\n"
+    "ConvertTo-Json -Compress @{ host = $env:COMPUTERNAME; "
+    "switches = @(Get-VMSwitch | ForEach-Object { $_.Name }); "
+    "vms = @(Get-VM | ForEach-Object { $_.Name }) }"
+)
+
+
+class HyperVFactsQuery(BaseModel):
+    """The hosts readiness asks about (the machines' own, and a chosen alternate), and the VMs
+    to look for on them."""
+
+    hosts: list[str] = Field(default_factory=list)
+    vm_names: list[str] = Field(default_factory=list)
+
+
+class HostUnreachable(Exception):
+    """The host did not answer, refused the credentials, or failed the script."""
+
+
+@dataclass(frozen=True)
+class HyperVEndpoints:
+    """Where each host's WinRM listens, and how to log on (the worker's settings only)."""
+
+    username: str
+    password: str
+    # Host name -> https://HOST:5986/wsman unless the settings say otherwise.
+    urls: dict[str, str]
+    ca_bundle: str | None = None
+    verify_tls: bool = True
+
+    def url(self, host: str) -> str:
+        return self.urls.get(host) or self.urls.get(host.lower()) or f"https://{host}:5986/wsman"
+
+
+RunScript = Callable[[str, str], str]
+
+
+class HyperVGateway:
+    """Runs a script on a host and returns its standard output (one JSON line)."""
+
+    def __init__(self, endpoints: HyperVEndpoints | None) -> None:
+        self._endpoints = endpoints
+
+    def run(self, host: str, script: str) -> Any:
+        if self._endpoints is None:
+            raise FailbackError(
+                "the worker has no Hyper-V credentials: set FAILBACK_HYPERV_USERNAME and "
+                "FAILBACK_HYPERV_PASSWORD (and FAILBACK_HYPERV_ENDPOINTS for hosts not at "
+                "https://HOST:5986/wsman)",
+                errors.CONFIGURATION_INVALID,
+            )
+        import winrm
+        from winrm.exceptions import WinRMError, WinRMTransportError
+
+        endpoints = self._endpoints
+        session = winrm.Session(
+            endpoints.url(host),
+            auth=(endpoints.username, endpoints.password),
+            transport="basic",
+            server_cert_validation="validate" if endpoints.verify_tls else "ignore",
+            ca_trust_path=endpoints.ca_bundle or "legacy_requests",
+            operation_timeout_sec=20,
+            read_timeout_sec=30,
+        )
+        try:
+            result = session.run_ps(script)
+        except (WinRMError, WinRMTransportError, OSError) as err:
+            raise HostUnreachable(f"{host}: {type(err).__name__}: {err}") from err
+        except Exception as err:  # requests' connection errors and the like
+            raise HostUnreachable(f"{host}: {type(err).__name__}: {err}") from err
+        if result.status_code != 0:
+            message = result.std_err.decode(errors="replace").strip() or "no message"
+            raise HostUnreachable(f"{host}: the script failed ({message})")
+        try:
+            return json.loads(result.std_out.decode(errors="replace").strip().splitlines()[-1])
+        except (ValueError, IndexError) as err:
+            raise HostUnreachable(f"{host}: the answer is not JSON") from err
+
+
+class HyperVReads:
+    def __init__(self, gateway: HyperVGateway) -> None:
+        self.gateway = gateway
+
+    def read_vm(self, vm_name: str, host: str) -> OnPremVmState:
+        facts = self.gateway.run(host, vm_script(vm_name))
+        if not facts.get("found"):
+            return OnPremVmState(vm_name=vm_name, found=False, host=host, platform="hyperv")
+        return OnPremVmState(
+            vm_name=vm_name,
+            found=True,
+            power_state=str(facts.get("state") or "") or None,
+            heartbeat=str(facts.get("heartbeat") or "") or None,
+            host=host,
+            platform="hyperv",
+        )
+
+    def read_onprem_facts(self, query: HyperVFactsQuery) -> OnPremFacts:
+        """Every host readiness names: its switches and VMs; an unreadable host says why."""
+        return OnPremFacts(hyperv_hosts=[self._host(h, query.vm_names) for h in query.hosts])
+
+    def _host(self, host: str, vm_names: Sequence[str]) -> HyperVHostFacts:
+        try:
+            listing = self.gateway.run(host, HOST_SCRIPT)
+            present = set(listing.get("vms") or [])
+            vms = []
+            for name in vm_names:
+                if name not in present:
+                    continue
+                facts = self.gateway.run(host, vm_script(name))
+                vms.append(
+                    HyperVVmFacts(
+                        name=name,
+                        state=str(facts.get("state") or "Unknown"),
+                        checkpoints=int(facts.get("checkpoints") or 0),
+                        switches=list(facts.get("switches") or []),
+                    )
+                )
+        except HostUnreachable as err:
+            return HyperVHostFacts(name=host, reachable=False, problem=str(err))
+        return HyperVHostFacts(
+            name=host, reachable=True, switches=list(listing.get("switches") or []), vms=vms
+        )

@@ -1,0 +1,171 @@
+"""The part of Windows PowerShell with the Hyper-V module that the stand-in runs: enough for a
+client that reads VMs and switches and prints JSON, answered as the real cmdlets would.
+
+It runs statements (one per line or `;`): `$ErrorActionPreference = 'Stop'`,
+`$x = Get-VM -Name 'NAME' [-ErrorAction SilentlyContinue]`, `if ($null -eq $x) { ... }`,
+`ConvertTo-Json -Compress @{ key = EXPRESSION; ... }` and `exit N`; and the expressions listed in
+`_expression`. Anything else fails as PowerShell does with a term it does not know, so a client
+that drifts from what a Hyper-V host answers finds out here, not on a customer's host.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from lab.hyperv_host.state import HostState, HyperVVm
+
+
+class PowerShellError(Exception):
+    """A terminating error: PowerShell writes it to stderr and exits 1."""
+
+
+@dataclass
+class Run:
+    state: HostState
+    host: str
+    variables: dict[str, Any] = field(default_factory=dict)
+    out: list[str] = field(default_factory=list)
+    exit_code: int | None = None
+
+
+def run_script(script: str, state: HostState, host: str) -> tuple[str, str, int]:
+    """stdout, stderr (CLIXML, as powershell.exe writes it to a remote shell) and exit code."""
+    run = Run(state, host)
+    try:
+        with state.lock:
+            _block(run, script)
+    except PowerShellError as err:
+        return "\r\n".join(run.out), _clixml(str(err)), 1
+    return "\r\n".join(run.out) + ("\r\n" if run.out else ""), "", run.exit_code or 0
+
+
+def _clixml(message: str) -> str:
+    text = message.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return (
+        "#< CLIXML\r\n"
+        '<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">'
+        f'<S S="Error">{text}_x000D__x000A_</S></Objs>'
+    )
+
+
+def _block(run: Run, text: str) -> None:
+    for statement in _statements(text):
+        if run.exit_code is not None:
+            return
+        _statement(run, statement)
+
+
+def _statements(text: str) -> list[str]:
+    """Split on newlines and `;` outside quotes and braces."""
+    parts: list[str] = []
+    depth = 0
+    quote = False
+    current: list[str] = []
+    for char in text:
+        if char == "'":
+            quote = not quote
+        elif not quote and char == "{":
+            depth += 1
+        elif not quote and char == "}":
+            depth -= 1
+        if not quote and depth == 0 and char in "\n;":
+            parts.append("".join(current).strip())
+            current = []
+            continue
+        current.append(char)
+    parts.append("".join(current).strip())
+    return [p for p in parts if p and not p.startswith("#")]
+
+
+_ASSIGN = re.compile(r"^\$(\w+)\s*=\s*(.+)$", re.S)
+_IF_NULL = re.compile(r"^if\s*\(\s*\$null\s+-eq\s+\$(\w+)\s*\)\s*\{(.*)\}$", re.S)
+_TO_JSON = re.compile(r"^ConvertTo-Json\s+-Compress\s+@\{(.*)\}$", re.S)
+_GET_VM = re.compile(r"^Get-VM\s+-Name\s+'([^']+)'(\s+-ErrorAction\s+SilentlyContinue)?$")
+_EXIT = re.compile(r"^exit\s+(\d+)$")
+
+
+def _statement(run: Run, statement: str) -> None:
+    if statement.replace(" ", "") == "$ErrorActionPreference='Stop'":
+        return
+    if match := _EXIT.match(statement):
+        run.exit_code = int(match.group(1))
+        return
+    if match := _IF_NULL.match(statement):
+        if run.variables.get(match.group(1)) is None:
+            _block(run, match.group(2))
+        return
+    if match := _ASSIGN.match(statement):
+        run.variables[match.group(1)] = _command(run, match.group(2).strip())
+        return
+    if match := _TO_JSON.match(statement):
+        pairs = {}
+        for entry in _statements(match.group(1)):
+            key, _, value = entry.partition("=")
+            pairs[key.strip()] = _expression(run, value.strip())
+        run.out.append(json.dumps(pairs, separators=(",", ":")))
+        return
+    raise PowerShellError(_unknown(statement))
+
+
+def _command(run: Run, text: str) -> Any:
+    if match := _GET_VM.match(text):
+        vm = run.state.vm(match.group(1))
+        if vm is None or vm.host.lower() != run.host.lower():
+            if match.group(2):
+                return None
+            raise PowerShellError(
+                f"Get-VM : Hyper-V was unable to find a virtual machine with name "
+                f'"{match.group(1)}".'
+            )
+        return vm
+    raise PowerShellError(_unknown(text))
+
+
+def _vm(run: Run, name: str) -> HyperVVm:
+    value = run.variables.get(name)
+    if not isinstance(value, HyperVVm):
+        raise PowerShellError(f"You cannot call a method on a null-valued expression (${name}).")
+    return value
+
+
+def _expression(run: Run, text: str) -> Any:
+    literals = {"$true": True, "$false": False, "$null": None}
+    if text in literals:
+        return literals[text]
+    if re.fullmatch(r"-?\d+", text):
+        return int(text)
+    if re.fullmatch(r"'[^']*'", text):
+        return text[1:-1]
+    if text == "$env:COMPUTERNAME":
+        return run.state.host(run.host).name.split(".")[0].upper()
+    if match := re.fullmatch(r"\$(\w+)\.Name", text):
+        return _vm(run, match.group(1)).name
+    if match := re.fullmatch(r"\[string\]\$(\w+)\.(Id|State|Heartbeat)", text):
+        vm = _vm(run, match.group(1))
+        field_name = match.group(2)
+        if field_name == "Id":
+            return vm.vm_id
+        if field_name == "State":
+            return vm.state
+        return vm.heartbeat(run.state.clock())
+    if match := re.fullmatch(r"@\(Get-VMSnapshot\s+-VM\s+\$(\w+)\)\.Count", text):
+        return _vm(run, match.group(1)).checkpoints
+    if match := re.fullmatch(r"@\(\$(\w+)\.NetworkAdapters\.SwitchName\)", text):
+        return list(_vm(run, match.group(1)).switches)
+    if re.fullmatch(r"@\(Get-VMSwitch\s*\|\s*ForEach-Object\s*\{\s*\$_\.Name\s*\}\)", text):
+        return list(run.state.host(run.host).switches)
+    if re.fullmatch(r"@\(Get-VM\s*\|\s*ForEach-Object\s*\{\s*\$_\.Name\s*\}\)", text):
+        return [vm.name for vm in run.state.vms_on(run.host)]
+    raise PowerShellError(_unknown(text))
+
+
+def _unknown(text: str) -> str:
+    term = text.split()[0] if text.split() else text
+    return (
+        f"The term '{term}' is not recognized as the name of a cmdlet, function, script file, or "
+        "operable program (the lab's Hyper-V host stand-in runs only what lab/hyperv_host/"
+        "powershell.py lists)."
+    )

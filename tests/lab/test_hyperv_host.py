@@ -1,0 +1,123 @@
+"""The lab's Hyper-V host stand-in speaks WinRM (WS-Management over HTTPS, Basic) as a Windows
+host does: the product's gateway reads it through pywinrm, unmodified, with the lab's CA; a
+script the stand-in does not run fails as PowerShell fails, and wrong credentials are refused."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import winrm
+from winrm.exceptions import InvalidCredentialsError
+
+from activities.hyperv import (
+    HostUnreachable,
+    HyperVEndpoints,
+    HyperVFactsQuery,
+    HyperVGateway,
+    HyperVReads,
+)
+from lab.certs import LabTls, make_lab_tls
+from lab.hyperv_host.server import HostConfig, HostStandInThread
+from lab.hyperv_host.state import HostState, HyperVHost, HyperVVm
+
+USER, PASSWORD = "CORP\\failback", "s3cret"
+
+
+@pytest.fixture()
+def tls(tmp_path: Path) -> LabTls:
+    return make_lab_tls(tmp_path / "tls")
+
+
+@pytest.fixture()
+def site(tls: LabTls) -> Iterator[tuple[HostStandInThread, HostState]]:
+    state = HostState(
+        [HyperVHost("hv-01.corp.local", ["vSwitch-Prod"]), HyperVHost("hv-02.corp.local", [])],
+        [
+            HyperVVm(
+                "web-01",
+                "hv-01.corp.local",
+                "7d0c9a3e-0000-4000-8000-000000000001",
+                switches=["vSwitch-Prod"],
+                checkpoints=1,
+                heartbeat_after_seconds=0.5,
+            )
+        ],
+    )
+    with HostStandInThread(HostConfig(state, tls.server_cert, tls.server_key, USER, PASSWORD)) as s:
+        yield s, state
+
+
+def reads(stand_in: HostStandInThread, tls: LabTls, password: str = PASSWORD) -> HyperVReads:
+    hosts = ("hv-01.corp.local", "hv-02.corp.local")
+    endpoints = HyperVEndpoints(
+        USER, password, {h: stand_in.url(h) for h in hosts}, ca_bundle=str(tls.ca_cert)
+    )
+    return HyperVReads(HyperVGateway(endpoints))
+
+
+def test_the_gateway_reads_a_vm_and_its_heartbeat_through_pywinrm(
+    site: tuple[HostStandInThread, HostState], tls: LabTls
+) -> None:
+    stand_in, state = site
+    hyperv = reads(stand_in, tls)
+    off = hyperv.read_vm("web-01", "hv-01.corp.local")
+    assert (off.found, off.power_state, off.heartbeat, off.platform) == (
+        True,
+        "Off",
+        None,
+        "hyperv",
+    )
+    state.start("web-01")
+    booting = hyperv.read_vm("web-01", "hv-01.corp.local")
+    assert (booting.power_state, booting.heartbeat) == ("Running", "NoContact")
+    time.sleep(0.6)
+    assert hyperv.read_vm("web-01", "hv-01.corp.local").heartbeat == "OkApplicationsHealthy"
+    # The VM is on hv-01 only.
+    assert not hyperv.read_vm("web-01", "hv-02.corp.local").found
+
+
+def test_readiness_facts_of_each_host(
+    site: tuple[HostStandInThread, HostState], tls: LabTls
+) -> None:
+    stand_in, _ = site
+    facts = reads(stand_in, tls).read_onprem_facts(
+        HyperVFactsQuery(hosts=["hv-01.corp.local", "hv-02.corp.local"], vm_names=["web-01"])
+    )
+    one, two = facts.hyperv_hosts
+    assert one.reachable and one.switches == ["vSwitch-Prod"]
+    assert [(v.name, v.state, v.checkpoints) for v in one.vms] == [("web-01", "Off", 1)]
+    assert two.reachable and two.vms == [] and two.switches == []
+
+
+def test_wrong_credentials_and_unknown_commands_fail_as_on_windows(
+    site: tuple[HostStandInThread, HostState], tls: LabTls
+) -> None:
+    stand_in, _ = site
+    facts = reads(stand_in, tls, password="wrong").read_onprem_facts(
+        HyperVFactsQuery(hosts=["hv-01.corp.local"], vm_names=["web-01"])
+    )
+    assert not facts.hyperv_hosts[0].reachable
+    assert "credentials" in (facts.hyperv_hosts[0].problem or "")
+    session = winrm.Session(
+        stand_in.url("hv-01.corp.local"),
+        auth=(USER, PASSWORD),
+        transport="basic",
+        server_cert_validation="validate",
+        ca_trust_path=str(tls.ca_cert),
+    )
+    result = session.run_ps("Stop-Computer -Force")
+    assert result.status_code == 1
+    assert b"is not recognized as the name of a cmdlet" in result.std_err
+    with pytest.raises(InvalidCredentialsError):
+        winrm.Session(
+            stand_in.url("hv-01.corp.local"),
+            auth=(USER, "wrong"),
+            transport="basic",
+            server_cert_validation="validate",
+            ca_trust_path=str(tls.ca_cert),
+        ).run_ps("exit 0")
+    with pytest.raises(HostUnreachable):
+        reads(stand_in, tls).gateway.run("hv-01.corp.local", "Get-Process")
