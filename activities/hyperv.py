@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, Field
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
+from activities.liveness import kept_alive
 from domain import errors
-from domain.errors import FailbackError
 from domain.models import OnPremVmState
 from domain.readiness import HyperVHostFacts, HyperVVmFacts, OnPremFacts
 
@@ -87,11 +89,12 @@ class HyperVGateway:
 
     def run(self, host: str, script: str) -> Any:
         if self._endpoints is None:
-            raise FailbackError(
+            raise ApplicationError(
                 "the worker has no Hyper-V credentials: set FAILBACK_HYPERV_USERNAME and "
                 "FAILBACK_HYPERV_PASSWORD (and FAILBACK_HYPERV_ENDPOINTS for hosts not at "
                 "https://HOST:5986/wsman)",
-                errors.CONFIGURATION_INVALID,
+                type=errors.CONFIGURATION_INVALID,
+                non_retryable=True,
             )
         import winrm
         from winrm.exceptions import WinRMError, WinRMTransportError
@@ -164,3 +167,15 @@ class HyperVReads:
         return HyperVHostFacts(
             name=host, reachable=True, switches=list(listing.get("switches") or []), vms=vms
         )
+
+
+class HyperVActivities:
+    """The Hyper-V hosts' part of readiness (verification reads them in VerificationActivities)."""
+
+    def __init__(self, reads: HyperVReads) -> None:
+        self._reads = reads
+
+    @activity.defn
+    @kept_alive
+    def read_hyperv_facts(self, query: HyperVFactsQuery) -> OnPremFacts:
+        return self._reads.read_onprem_facts(query)

@@ -111,12 +111,14 @@ class JobWatch:
         poll_interval: float,
         heartbeat: Callable[[JobDocument | None], None],
         heartbeat_every: float | None = None,
+        stop_when: Callable[[JobDocument], bool] | None = None,
     ) -> JobDocument:
         """The job's document once it has ended (J-STATE: Suspended and Other have not).
         `since`: no later than the job's start on ASR's clock. `heartbeat` is called at once and
         then every `heartbeat_every` seconds (default: the poll interval) with the job as last
         read, if it was read before its end; the end is noticed at the next poll whatever it
-        is."""
+        is. `stop_when`: return the job as read before its end once it says so (a job ASR
+        suspends for the operator, when the workflow is the operator)."""
         loop = asyncio.get_running_loop()
         waiter = _Waiter(job_name, since, max(poll_interval, 0.05), loop.create_future())
         key = self._vault_key(vault)
@@ -128,6 +130,8 @@ class JobWatch:
         try:
             while True:
                 heartbeat(waiter.latest)
+                if stop_when and waiter.latest is not None and stop_when(waiter.latest):
+                    return waiter.latest
                 done, _ = await asyncio.wait({waiter.done}, timeout=beat_interval)
                 if done:
                     return waiter.done.result()

@@ -28,6 +28,8 @@ BEFORE_VERIFIED = frozenset(
         Phase.REPROTECTING_TO_ONPREM,
         Phase.WAITING_FOR_REPLICATION,
         Phase.FAILING_OVER,
+        Phase.AWAITING_CUTOVER,
+        Phase.CUTTING_OVER,
         Phase.VERIFYING,
     }
 )
@@ -134,9 +136,18 @@ def approval_refusal(phase: Phase) -> str | None:
     return f"the commit was already approved (the failback is {phase})"
 
 
-def undo_refusal(phase: Phase, approved: bool, can_undo: bool) -> str | None:
+def undo_refusal(
+    phase: Phase, approved: bool, can_undo: bool, architecture: str = "classic"
+) -> str | None:
     """Why an undo received in this phase is refused; None when it is taken. Never after the
     commit's approval: the commit deletes the Azure VM, and an undo cannot follow it."""
+    if not can_undo and architecture == "hyperv":
+        return (
+            "a Hyper-V failback cannot be undone: ASR offers no cancel after it, and cancelling "
+            "its job during data synchronization leaves the on-premises VM corrupt, possibly "
+            "unbootable (ASR's documentation). Let the failback finish; nothing is committed "
+            "without an approval, so the Azure VM's disks stay until you approve"
+        )
     if not can_undo:
         return (
             "this machine's architecture (classic) cannot undo a failback: ASR has no cancel "
@@ -203,6 +214,11 @@ def describe_wait(
         Phase.WAITING_FOR_REPLICATION: f"waiting for {vm}'s initial replication to on-premises "
         "(its progress is the pending activity's last heartbeat)",
         Phase.FAILING_OVER: f"ASR is failing {vm} over to on-premises",
+        Phase.AWAITING_CUTOVER: (
+            f"{vm} is synchronized while its Azure VM runs; ASR waits for the cut-over: run "
+            "`failback cutover ID --by NAME` (or wait for the cut-over time given at start)"
+        ),
+        Phase.CUTTING_OVER: f"ASR is shutting the Azure VM down and sending {vm}'s last changes",
         Phase.VERIFYING: f"waiting for {vm} to run on-premises and the Azure VM to be off",
         Phase.AWAITING_APPROVAL: (
             f"waiting for a commit approval: verify {vm}, then run `failback approve` (or, "

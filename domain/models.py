@@ -139,6 +139,22 @@ class _NamesOneMachine(_Model):
         return self.vm_name or self.item_name or ""
 
 
+DataSync = Literal["for-synchronization", "for-downtime"]
+
+
+class CutoverRequest(_Model):
+    """Hyper-V for-downtime: go on from the synchronized, suspended failover to the cut-over."""
+
+    cut_over_by: str = Field(min_length=1)
+    comment: str = ""
+
+
+class Cutover(_Model):
+    cut_over_by: str
+    comment: str = ""
+    at: datetime
+
+
 class MachineFailbackInput(_NamesOneMachine):
     """Fail back one replicated machine, named by `item_name`, `vm_name` or both."""
 
@@ -158,6 +174,16 @@ class MachineFailbackInput(_NamesOneMachine):
         default=None,
         description="The plan's failover job that already failed this machine over (FO-PLAN): "
         "the machine sends no failover of its own and goes on to verify",
+    )
+    # Hyper-V: how the failback's data syncs, and when a for-downtime failback cuts over
+    # without waiting for `failback cutover` (a maintenance window); a plan passes its own.
+    data_sync: DataSync = "for-synchronization"
+    cutover_at: datetime | None = None
+    cutover: Cutover | None = Field(
+        default=None, description="Set by a plan whose cut-over was given before this started"
+    )
+    placement: MachinePlan | None = Field(
+        default=None, description="Set by a plan: where readiness placed this machine"
     )
 
     def discovery(self) -> DiscoverMachineInput:
@@ -207,6 +233,9 @@ class ResolvedReprotectToAzure(_Model):
 class DiscoveredMachine(_Model):
     item: ProtectedItemRef
     vm_name: str
+    onprem_host: str | None = Field(
+        default=None, description="Hyper-V: the host (or VMM server) the VM came from"
+    )
     architecture: Architecture = Field(
         default="classic", description="ASR's architecture of the item (its provider)"
     )
@@ -260,7 +289,14 @@ class SelectRecoveryPointInput(_Model):
 PointPolicy = Literal["latest", "app-consistent"]
 # How a failover names its point to ASR (domain/recovery_points.how_to_ask, RP-ASK).
 PointRequest = Literal[
-    "LatestTime", "LatestTag", "Custom", "CrashConsistent", "ApplicationConsistent"
+    "LatestTime",
+    "LatestTag",
+    "Custom",
+    "CrashConsistent",
+    "ApplicationConsistent",
+    # Hyper-V: no point is asked; the failback copies the Azure VM's disks as they are when it
+    # shuts down (nothing written in Azure is lost).
+    "AzureVmDisks",
 ]
 
 
@@ -357,9 +393,6 @@ class ItemOperationInput(_Model):
     )
 
 
-DataSync = Literal["for-synchronization", "for-downtime"]
-
-
 class HyperVFailback(_Model):
     """Hyper-V's planned failover from Azure: how the data syncs and where the VM comes up."""
 
@@ -408,6 +441,13 @@ class PlanFailoverInput(_Model):
         description="Jobs of this operation that started before this belong to earlier attempts"
     )
     poll_interval_seconds: float = 15.0
+
+
+class ResumeJobInput(ItemOperationInput):
+    """The cut-over of a Hyper-V for-downtime failback: resume ASR's suspended job, once."""
+
+    job_id: str
+    comment: str = ""
 
 
 class ReprotectToAzureInput(ItemOperationInput):
@@ -635,6 +675,12 @@ class MachineStatus(_Model):
     replication: ReplicationWaitResult | None = None
     undo: Undo | None = None
     rejected_undos: list[RejectedApproval] = Field(default_factory=list)
+    # Hyper-V: the data-sync mode, the cut-over, and the downtime taken (the Azure VM shut
+    # down, to the on-premises VM verified up).
+    data_sync: DataSync | None = None
+    synchronized_at: datetime | None = None
+    cutover: Cutover | None = None
+    downtime_seconds: float | None = None
     history: list[PhaseChange] = Field(default_factory=list)
     error: str | None = None
 
@@ -694,6 +740,10 @@ class PlanFailbackInput(_Model):
     reprotect_to_azure: ReprotectToAzureOptions = ReprotectToAzureOptions()
     approval: ApprovalPolicy = ApprovalPolicy()
     timings: Timings = Timings()
+    # Hyper-V: every machine's data-sync mode, and when a for-downtime plan cuts over without
+    # waiting for `failback cutover` (a maintenance window).
+    data_sync: DataSync = "for-synchronization"
+    cutover_at: datetime | None = None
 
     def discovery(self) -> DiscoverPlanInput:
         """What the discovery of this plan asks of ASR."""
@@ -716,6 +766,7 @@ class PlanMachine(_Model):
 class PlanStatus(_Model):
     recovery_plan: str
     phase: PlanPhase
+    cutover: Cutover | None = None
     waiting_for: str
     machines: list[PlanMachine] = Field(default_factory=list)
     current_boot_group: int | None = None
@@ -756,7 +807,7 @@ class PlanFailbackResult(_Model):
     status: PlanStatus
 
 
-from domain.readiness import ReadinessReport  # noqa: E402  (readiness imports nothing of ours)
+from domain.readiness import MachinePlan, ReadinessReport  # noqa: E402  (it imports nothing of ours)
 
 MachineFailbackInput.model_rebuild()
 MachineStatus.model_rebuild()

@@ -20,6 +20,10 @@ class Phase(StrEnum):
     REPROTECTING_TO_ONPREM = "reprotecting-to-onprem"
     WAITING_FOR_REPLICATION = "waiting-for-replication"
     FAILING_OVER = "failing-over"
+    # Hyper-V for-downtime: the data is synchronized while the Azure VM runs, and ASR has
+    # suspended the job; the cut-over (the operator's, or at the time given) resumes it.
+    AWAITING_CUTOVER = "synchronized-awaiting-cutover"
+    CUTTING_OVER = "cutting-over"
     VERIFYING = "verifying"
     AWAITING_APPROVAL = "awaiting-approval"
     COMMITTING = "committing"
@@ -64,13 +68,18 @@ TRANSITIONS: dict[Phase, frozenset[Phase]] = {
     Phase.CHECKING: frozenset({Phase.REPROTECTING_TO_ONPREM, Phase.FAILING_OVER, Phase.FAILED}),
     Phase.REPROTECTING_TO_ONPREM: frozenset({Phase.WAITING_FOR_REPLICATION, Phase.FAILED}),
     Phase.WAITING_FOR_REPLICATION: frozenset({Phase.FAILING_OVER, Phase.FAILED}),
-    Phase.FAILING_OVER: frozenset({Phase.VERIFYING, Phase.UNDOING, Phase.FAILED}),
+    Phase.FAILING_OVER: frozenset(
+        {Phase.AWAITING_CUTOVER, Phase.VERIFYING, Phase.UNDOING, Phase.FAILED}
+    ),
+    Phase.AWAITING_CUTOVER: frozenset({Phase.CUTTING_OVER, Phase.FAILED}),
+    Phase.CUTTING_OVER: frozenset({Phase.VERIFYING, Phase.FAILED}),
     Phase.VERIFYING: frozenset({Phase.AWAITING_APPROVAL, Phase.UNDOING, Phase.FAILED}),
     Phase.AWAITING_APPROVAL: frozenset({Phase.COMMITTING, Phase.UNDOING, Phase.FAILED}),
     # Only before the commit: after it, the Azure VM is gone and there is nothing to undo.
     Phase.UNDOING: frozenset({Phase.UNDONE, Phase.FAILED}),
     Phase.UNDONE: frozenset(),
-    Phase.COMMITTING: frozenset({Phase.WAITING_FOR_AGENT, Phase.FAILED}),
+    # Hyper-V has no agent to wait for: the re-protect follows the commit.
+    Phase.COMMITTING: frozenset({Phase.WAITING_FOR_AGENT, Phase.REPROTECTING, Phase.FAILED}),
     Phase.WAITING_FOR_AGENT: frozenset({Phase.REPROTECTING, Phase.AGENT_STUCK, Phase.FAILED}),
     Phase.AGENT_STUCK: frozenset(
         {Phase.WAITING_FOR_AGENT, Phase.COMPLETED_WITHOUT_REPROTECT, Phase.FAILED}
@@ -97,6 +106,8 @@ BEFORE_COMMIT = frozenset(
         Phase.REPROTECTING_TO_ONPREM,
         Phase.WAITING_FOR_REPLICATION,
         Phase.FAILING_OVER,
+        Phase.AWAITING_CUTOVER,
+        Phase.CUTTING_OVER,
         Phase.VERIFYING,
         Phase.AWAITING_APPROVAL,
     }

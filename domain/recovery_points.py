@@ -66,6 +66,8 @@ POINT_NAMES: dict[str, tuple[PointRequest, PointRequest]] = {
     # crash-consistent (recommended) is made at the failover itself, after the Azure VM is shut
     # down; application-consistent is the newest such point.
     "modernized": ("CrashConsistent", "ApplicationConsistent"),
+    # A Hyper-V failback takes no point: it synchronizes the Azure VM's own disks.
+    "hyperv": ("AzureVmDisks", "AzureVmDisks"),
 }
 
 

@@ -57,7 +57,10 @@ def lab_up_command(scenario: Path | None, lab_dir: Path | None, no_worker: bool)
     click.echo(f"lab is up ({Path(state.scenario).name})")
     click.echo(f"  Temporal Web UI: {state.temporal_ui_url}")
     click.echo(f"  ASR simulator:   {state.asr_url}  (journal: {state.asr_url}/_lab/journal)")
-    click.echo(f"  vCenter (vcsim): {state.vcenter_url}")
+    if state.vcenter_url:
+        click.echo(f"  vCenter (vcsim): {state.vcenter_url}")
+    for host, url in state.hyperv_endpoints.items():
+        click.echo(f"  Hyper-V host {host} (WinRM): {url}")
     click.echo("  settings:        eval $(failback lab env)")
 
 

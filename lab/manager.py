@@ -7,6 +7,7 @@ the lab's state (pids, ports, settings) lives in the lab directory (default ./.l
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import os
@@ -19,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -29,6 +31,7 @@ from lab.scenario import Scenario, default_scenario_path, load_scenario
 from worker.search_attributes import dev_server_flags
 
 LAB_VCENTER_USER = "administrator@vsphere.local"
+LAB_HYPERV_USER = "CORP\\failback-svc"
 STATE_FILE = "state.json"
 WORKER_READY = "worker polling"
 ENV_FILE = "lab.env"
@@ -75,7 +78,10 @@ class LabState(BaseModel):
     settings: dict[str, str]
     temporal_ui_url: str
     asr_url: str
-    vcenter_url: str
+    # The lab's on-premises side: vcsim for a VMware scenario, the Hyper-V host stand-in's
+    # WinRM endpoints (by host) for a hyperv one.
+    vcenter_url: str = ""
+    hyperv_endpoints: dict[str, str] = {}
 
 
 def default_lab_dir() -> Path:
@@ -167,6 +173,15 @@ def _ports_open(*ports: int) -> bool:
     return all(_port_open(port) for port in ports)
 
 
+@dataclasses.dataclass(frozen=True)
+class HyperVLab:
+    """The Hyper-V host stand-in of a hyperv lab: its WinRM endpoints and credentials."""
+
+    endpoints: dict[str, str]
+    username: str
+    password: str = dataclasses.field(repr=False)
+
+
 def lab_settings(
     scenario: Scenario,
     temporal_port: int,
@@ -174,8 +189,9 @@ def lab_settings(
     asr_url: str,
     ca_bundle: Path,
     token_secret: str,
-    endpoint: vcenter.VcsimEndpoint,
+    endpoint: vcenter.VcsimEndpoint | None,
     task_queue: str = "failback",
+    hyperv: HyperVLab | None = None,
 ) -> dict[str, str]:
     azure = scenario.azure
     settings = {
@@ -193,18 +209,35 @@ def lab_settings(
         "FAILBACK_AZURE_AUTH": "lab",
         "FAILBACK_AZURE_LAB_TOKEN_SECRET": token_secret,
         "FAILBACK_AZURE_POLLING_INTERVAL": "1",
-        "FAILBACK_VCENTER_HOST": endpoint.host,
-        "FAILBACK_VCENTER_PORT": str(endpoint.port),
-        "FAILBACK_VCENTER_USER": endpoint.username,
-        "FAILBACK_VCENTER_PASSWORD": endpoint.password,
-        # vcsim's certificate is self-signed.
-        "FAILBACK_VCENTER_VERIFY_TLS": "false",
-        # One vcsim serves every host of the scenario, standalone ESXi hosts included; a real
-        # vCenter would not list those at all.
-        "FAILBACK_VCENTER_STANDALONE_HOSTS": ",".join(
-            h.name for h in scenario.vmware.hosts if not h.managed_by_vcenter
-        ),
     }
+    if endpoint is not None:
+        settings.update(
+            {
+                "FAILBACK_VCENTER_HOST": endpoint.host,
+                "FAILBACK_VCENTER_PORT": str(endpoint.port),
+                "FAILBACK_VCENTER_USER": endpoint.username,
+                "FAILBACK_VCENTER_PASSWORD": endpoint.password,
+                # vcsim's certificate is self-signed.
+                "FAILBACK_VCENTER_VERIFY_TLS": "false",
+                # One vcsim serves every host of the scenario, standalone ESXi hosts included; a
+                # real vCenter would not list those at all.
+                "FAILBACK_VCENTER_STANDALONE_HOSTS": ",".join(
+                    h.name for h in scenario.vmware.hosts if not h.managed_by_vcenter
+                ),
+            }
+        )
+    if hyperv is not None:
+        settings.update(
+            {
+                "FAILBACK_HYPERV_USERNAME": hyperv.username,
+                "FAILBACK_HYPERV_PASSWORD": hyperv.password,
+                "FAILBACK_HYPERV_ENDPOINTS": ",".join(
+                    f"{host}={url}" for host, url in hyperv.endpoints.items()
+                ),
+                # The stand-in's certificate is the lab CA's, as the ASR simulator's.
+                "FAILBACK_HYPERV_CA_BUNDLE": str(ca_bundle),
+            }
+        )
     settings.update(LAB_TIMINGS)
     return settings
 
@@ -244,18 +277,24 @@ def lab_up(
         )
         record(temporal)
 
-        say(f"starting vCenter (vcsim) with the inventory of scenario {scenario.name}")
-        password = secrets.token_urlsafe(12)
-        vcsim_proc, endpoint = vcenter.start_vcsim(
-            harness,
-            vcenter.inventory_from_scenario(scenario),
-            lab_dir,
-            free_port(),
-            LAB_VCENTER_USER,
-            password,
-            logs / "vcsim.log",
-        )
-        record(LabProcess(name="vcsim", pid=vcsim_proc.pid, log=str(logs / "vcsim.log")))
+        endpoint: vcenter.VcsimEndpoint | None = None
+        if scenario.vcenter is not None:
+            say(f"starting vCenter (vcsim) with the inventory of scenario {scenario.name}")
+            password = secrets.token_urlsafe(12)
+            vcsim_proc, endpoint = vcenter.start_vcsim(
+                harness,
+                vcenter.inventory_from_scenario(scenario),
+                lab_dir,
+                free_port(),
+                LAB_VCENTER_USER,
+                password,
+                logs / "vcsim.log",
+            )
+            record(LabProcess(name="vcsim", pid=vcsim_proc.pid, log=str(logs / "vcsim.log")))
+        hyperv: HyperVLab | None = None
+        if scenario.hyperv is not None:
+            say(f"starting the Hyper-V host stand-in (WinRM) for scenario {scenario.name}")
+            hyperv = _start_hyperv_host(lab_dir, scenario_path, tls, record)
 
         asr_port = free_port()
         asr_url = f"https://127.0.0.1:{asr_port}"
@@ -279,10 +318,16 @@ def lab_up(
                 str(tls.server_cert),
                 "--key",
                 str(tls.server_key),
-                "--vcenter-url",
-                endpoint.url,
-                "--vcenter-user",
-                endpoint.username,
+                *(
+                    ["--vcenter-url", endpoint.url, "--vcenter-user", endpoint.username]
+                    if endpoint is not None
+                    else []
+                ),
+                *(
+                    ["--hyperv-url", _control_url(hyperv), "--ca", str(tls.ca_cert)]
+                    if hyperv is not None
+                    else []
+                ),
                 "--ready-file",
                 str(ready_file),
             ],
@@ -291,7 +336,7 @@ def lab_up(
             env={
                 **os.environ,
                 "ASR_SIM_TOKEN_SECRET": token_secret,
-                "ASR_SIM_VCENTER_PASSWORD": endpoint.password,
+                **({"ASR_SIM_VCENTER_PASSWORD": endpoint.password} if endpoint else {}),
             },
         )
         record(asr)
@@ -321,7 +366,14 @@ def lab_up(
                 record(temporal)
 
         settings = lab_settings(
-            scenario, temporal_port, ui_port, asr_url, tls.ca_cert, token_secret, endpoint
+            scenario,
+            temporal_port,
+            ui_port,
+            asr_url,
+            tls.ca_cert,
+            token_secret,
+            endpoint,
+            hyperv=hyperv,
         )
         state = LabState(
             lab_dir=str(lab_dir),
@@ -330,7 +382,8 @@ def lab_up(
             settings=settings,
             temporal_ui_url=f"http://127.0.0.1:{ui_port}",
             asr_url=asr_url,
-            vcenter_url=endpoint.url,
+            vcenter_url=endpoint.url if endpoint is not None else "",
+            hyperv_endpoints=dict(hyperv.endpoints) if hyperv is not None else {},
         )
         _write_env_file(lab_dir, settings)
         if with_worker:
@@ -342,6 +395,47 @@ def lab_up(
     except BaseException:
         lab_down(lab_dir, say=lambda _: None)
         raise
+
+
+def _start_hyperv_host(
+    lab_dir: Path, scenario_path: Path, tls: Any, record: Callable[[LabProcess], None]
+) -> HyperVLab:
+    """The stand-in process, each host of the scenario on a WinRM port of its own."""
+    ready_file = lab_dir / "hyperv.ready"
+    ready_file.unlink(missing_ok=True)
+    username, password = LAB_HYPERV_USER, secrets.token_urlsafe(12)
+    process, host = _spawn(
+        "hyperv-host",
+        [
+            sys.executable,
+            "-m",
+            "lab.hyperv_host",
+            "--scenario",
+            str(scenario_path),
+            "--cert",
+            str(tls.server_cert),
+            "--key",
+            str(tls.server_key),
+            "--ready-file",
+            str(ready_file),
+        ],
+        lab_dir / "logs",
+        env={**os.environ, "HYPERV_HOST_USERNAME": username, "HYPERV_HOST_PASSWORD": password},
+    )
+    record(host)
+    _wait_until("the Hyper-V host stand-in", ready_file.exists, process, host.log, 30)
+    ports = json.loads(ready_file.read_text())["ports"]
+    return HyperVLab(
+        endpoints={name: f"https://127.0.0.1:{port}/wsman" for name, port in ports.items()},
+        username=username,
+        password=password,
+    )
+
+
+def _control_url(hyperv: HyperVLab | None) -> str:
+    """The stand-in's control plane answers on every host's address: the first will do."""
+    assert hyperv is not None
+    return next(iter(hyperv.endpoints.values())).removesuffix("/wsman")
 
 
 def _remove_temporal_database(lab_dir: Path) -> None:

@@ -922,6 +922,8 @@ class Scenario(_Strict):
     def asr_vcenters(self) -> list[AsrVCenter]:
         """The configuration server's vCenter and ESXi host entries with their hosts resolved."""
         entries = self.azure.vcenters
+        if self.vcenter is None:
+            return []  # Hyper-V: no vCenter
         if entries is None:
             managed = [h.name for h in self.vmware.hosts if h.managed_by_vcenter]
             resolved = [AsrVCenter("vcenter-01", "vcenter", None, None, True, tuple(managed))]

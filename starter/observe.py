@@ -13,6 +13,7 @@ from temporalio.client import Client
 
 from activities.asr import AsrGateway
 from activities.compute import ComputeGateway
+from activities.hyperv import HyperVFactsQuery
 from domain.architectures import assess_readiness
 from domain.errors import FailbackError
 from domain.models import (
@@ -35,6 +36,7 @@ from worker.wiring import (
     build_asr_gateway,
     build_asr_reads,
     build_compute_gateway,
+    build_hyperv_reads,
     build_vcenter_reads,
 )
 
@@ -81,7 +83,6 @@ def name_machine(settings: Settings, name: str) -> tuple[str, str]:
 def readiness_report(settings: Settings, params: PlanFailbackInput) -> ReadinessReport:
     """Read both systems and apply the architecture's rules, as the plan workflow does."""
     asr = build_asr_reads(settings)
-    vcenter = build_vcenter_reads(settings)
     try:
         plan = asr.discover_recovery_plan(params.discovery())
         facts = asr.read_asr_facts(
@@ -94,10 +95,19 @@ def readiness_report(settings: Settings, params: PlanFailbackInput) -> Readiness
         )
     except FailbackError as err:
         raise CommandError(str(err)) from err
-    try:
-        onprem = vcenter.read_facts()
-    finally:
-        vcenter.close()
+    if facts.architecture == "hyperv":
+        onprem = build_hyperv_reads(settings).read_onprem_facts(
+            HyperVFactsQuery(
+                hosts=[p.name for p in facts.hyperv_providers],
+                vm_names=[m.vm_name for m in plan.machines],
+            )
+        )
+    else:
+        vcenter = build_vcenter_reads(settings)
+        try:
+            onprem = vcenter.read_facts()
+        finally:
+            vcenter.close()
     report, _ = assess_readiness(facts, onprem, **params.reprotect_to_onprem.model_dump())
     return report
 

@@ -10,15 +10,18 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
+from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.asr import AsrActivities, AsrGateway, AsrReads, AsrWrites
 from activities.budget import TokenBucket
 from activities.compute import ComputeActivities, ComputeGateway
+from activities.hyperv import HyperVActivities, HyperVEndpoints, HyperVGateway, HyperVReads
 from activities.liveness import KeepAliveInterceptor
 from activities.verification import VerificationActivities
 from activities.vsphere import VCenterReads, VSphereActivities
+from domain import errors
 from worker.settings import CREDENTIAL_PLUGINS, Settings, SettingsError
 from workflows.machine import MachineFailbackWorkflow
 from workflows.plan import PlanFailbackWorkflow
@@ -170,10 +173,15 @@ def build_vcenter_connect(settings: Settings) -> Callable[[], Any]:
     """How to open a vCenter session from the settings (each caller keeps its own)."""
     from activities import vsphere_client
 
-    settings.require("vcenter_host", "vcenter_user", "vcenter_password")
-
     def connect() -> Any:
-        assert settings.vcenter_host and settings.vcenter_user and settings.vcenter_password
+        # Asked when vCenter is first read: a worker for Hyper-V machines needs none of it.
+        if not (settings.vcenter_host and settings.vcenter_user and settings.vcenter_password):
+            raise ApplicationError(
+                "the worker has no vCenter settings (FAILBACK_VCENTER_HOST, _USER, _PASSWORD): "
+                "it serves Hyper-V only; give it them to fail back VMware machines",
+                type=errors.CONFIGURATION_INVALID,
+                non_retryable=True,
+            )
         return vsphere_client.connect(
             settings.vcenter_host,
             settings.vcenter_port,
@@ -195,6 +203,21 @@ def build_vsphere_activities(settings: Settings) -> VSphereActivities:
     return VSphereActivities(build_vcenter_reads(settings))
 
 
+def build_hyperv_reads(settings: Settings) -> HyperVReads:
+    """The Hyper-V hosts over WinRM, with the worker's credentials only; without them a
+    Hyper-V read fails with a message that names the settings (VMware needs none of this)."""
+    endpoints = None
+    if settings.hyperv_username and settings.hyperv_password:
+        endpoints = HyperVEndpoints(
+            username=settings.hyperv_username,
+            password=settings.hyperv_password.get_secret_value(),
+            urls=dict(settings.hyperv_endpoints),
+            ca_bundle=settings.hyperv_ca_bundle,
+            verify_tls=settings.hyperv_verify_tls,
+        )
+    return HyperVReads(HyperVGateway(endpoints))
+
+
 @dataclasses.dataclass(frozen=True)
 class Activities:
     """Every activity the worker registers, built once from the settings."""
@@ -203,6 +226,7 @@ class Activities:
     compute: ComputeActivities
     vsphere: VSphereActivities
     verification: VerificationActivities
+    hyperv: HyperVActivities
 
     def all(self) -> list[Any]:
         return [
@@ -219,24 +243,36 @@ class Activities:
             self.asr.fail_over_plan,
             self.asr.commit_failover,
             self.asr.cancel_failover,
+            self.asr.resume_failover,
             self.asr.reprotect_to_azure,
             self.vsphere.read_onprem_vm,
             self.vsphere.read_onprem_facts,
             self.verification.read_verification_state,
             self.verification.fail_over_then_read,
+            self.hyperv.read_hyperv_facts,
         ]
 
 
 def build_activities(settings: Settings, executor: Executor | None = None) -> Activities:
     """The composition root of the worker's activities: one set of Azure clients, one vCenter
     session factory."""
+    if not settings.hyperv_username:
+        # A worker reads at least one on-premises platform: vCenter unless it has Hyper-V's.
+        settings.require("vcenter_host", "vcenter_user", "vcenter_password")
     clients = azure_clients(settings)
     gateway = build_asr_gateway(settings, clients)
     compute = build_compute_gateway(settings, clients)
     asr = build_asr_activities(settings, executor, gateway)
     vcenter = build_vcenter_reads(settings)
-    verification = VerificationActivities(asr, compute, vcenter, executor)
-    return Activities(asr, ComputeActivities(compute), VSphereActivities(vcenter), verification)
+    hyperv = build_hyperv_reads(settings)
+    verification = VerificationActivities(asr, compute, vcenter, executor, hyperv)
+    return Activities(
+        asr,
+        ComputeActivities(compute),
+        VSphereActivities(vcenter),
+        verification,
+        HyperVActivities(hyperv),
+    )
 
 
 WORKFLOWS = [MachineFailbackWorkflow, PlanFailbackWorkflow]

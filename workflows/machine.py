@@ -19,7 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.asr import AsrActivities
     from activities.verification import VerificationActivities
     from domain import errors
-    from domain.architectures import architecture_named_can_undo
+    from domain.architectures import architecture_named, architecture_named_can_undo
     from domain.decisions import (
         AgentWaitVerdict,
         agent_wait_verdict,
@@ -35,10 +35,13 @@ with workflow.unsafe.imports_passed_through():
         Approval,
         ApprovalRequest,
         AzureVmState,
+        Cutover,
+        CutoverRequest,
         DiscoveredMachine,
         FailoverInput,
         FailoverThenRead,
         FailoverThenReadInput,
+        HyperVFailback,
         ItemOperationInput,
         MachineFailbackInput,
         MachineFailbackResult,
@@ -54,6 +57,7 @@ with workflow.unsafe.imports_passed_through():
         RejectedApproval,
         ReplicationWaitResult,
         ReprotectToAzureInput,
+        ResumeJobInput,
         SelectRecoveryPointInput,
         StandDown,
         Undo,
@@ -71,6 +75,17 @@ with workflow.unsafe.imports_passed_through():
     from workflows.visibility import SearchAttributeBatcher
 
 Outcome = Literal["completed", "completed-without-reprotect", "undone"]
+
+# Until the cut-over begins, a Hyper-V for-downtime failback takes the cut-over signal.
+BEFORE_CUTOVER = frozenset(
+    {
+        Phase.STARTING,
+        Phase.DISCOVERING,
+        Phase.CHECKING,
+        Phase.FAILING_OVER,
+        Phase.AWAITING_CUTOVER,
+    }
+)
 
 # The plan's signal, named here so that the machine workflow need not import the plan's.
 PLAN_MACHINE_VERIFIED_SIGNAL = "machine_verified"
@@ -109,6 +124,12 @@ class MachineFailbackWorkflow:
         self._replication: ReplicationWaitResult | None = None
         self._committed_on_asr_clock: datetime | None = None
         self._attributes = SearchAttributeBatcher()
+        # Hyper-V: the data-sync mode, the cut-over, when the Azure VM went down, the downtime.
+        self._data_sync: str | None = None
+        self._synchronized_at: datetime | None = None
+        self._cutover: Cutover | None = None
+        self._azure_down_at: datetime | None = None
+        self._downtime_seconds: float | None = None
 
     @property
     def _vm_name(self) -> str:
@@ -149,7 +170,10 @@ class MachineFailbackWorkflow:
         only before the commit is approved; refused (and recorded) otherwise."""
         architecture = self._discovered.architecture if self._discovered else "classic"
         refusal = undo_refusal(
-            self._phase, self._approval is not None, architecture_named_can_undo(architecture)
+            self._phase,
+            self._approval is not None,
+            architecture_named_can_undo(architecture),
+            architecture,
         )
         if self._plan and request.on_behalf_of_plan != self._plan:
             refusal = (
@@ -170,6 +194,16 @@ class MachineFailbackWorkflow:
             )
         )
         workflow.logger.warning("undo from %s refused: %s", request.undone_by, reason)
+
+    @workflow.signal
+    def cut_over(self, request: CutoverRequest) -> None:
+        """Hyper-V for-downtime: resume the synchronized failover (shut the Azure VM down, send
+        the last changes, start the VM on-premises). Taken once, before the cut-over began."""
+        if self._cutover is None and self._phase in BEFORE_CUTOVER:
+            self._cutover = Cutover(
+                cut_over_by=request.cut_over_by, comment=request.comment, at=workflow.now()
+            )
+            workflow.logger.info("cut-over given by %s", request.cut_over_by)
 
     @workflow.signal
     def stand_down(self, order: StandDown) -> None:
@@ -204,6 +238,10 @@ class MachineFailbackWorkflow:
             replication=self._replication,
             undo=self._undo,
             rejected_undos=list(self._rejected_undos),
+            data_sync=self._data_sync,  # type: ignore[arg-type]
+            synchronized_at=self._synchronized_at,
+            cutover=self._cutover,
+            downtime_seconds=self._downtime_seconds,
             history=list(self._history),
             error=self._error,
         )
@@ -294,7 +332,23 @@ class MachineFailbackWorkflow:
         )
         committed_at = commit.ended_at or workflow.now()
         self._committed_on_asr_clock = commit.ended_at
+        if not architecture_named(machine.architecture).waits_for_agent:
+            return await self._reprotect_at_once(params, machine)
         return await self._reprotect_when_agent_registers(params, machine, committed_at)
+
+    async def _reprotect_at_once(
+        self, params: MachineFailbackInput, machine: DiscoveredMachine
+    ) -> Outcome:
+        """Hyper-V: no agent registers after its failback; reverse replication follows the
+        commit (sent once, awaited)."""
+        self._enter(Phase.REPROTECTING)
+        await self._operation(
+            AsrActivities.reprotect_to_azure,
+            self._reprotect_input(params, machine, []),
+            params,
+        )
+        self._enter(Phase.COMPLETED)
+        return "completed"
 
     async def _check_and_reprotect(
         self, params: MachineFailbackInput, machine: DiscoveredMachine
@@ -339,6 +393,7 @@ class MachineFailbackWorkflow:
         if params.failed_over_by_plan is not None:
             self._operations.append(params.failed_over_by_plan)
             return None
+        hyperv = self._hyperv_failback(params, machine)
         failover = FailoverInput(
             vault=params.vault,
             item=machine.item,
@@ -348,7 +403,12 @@ class MachineFailbackWorkflow:
             recovery_point_type=choice.asked_as,
             recovery_point_id=choice.chosen.id if choice.asked_as == "Custom" else None,
             poll_interval_seconds=params.timings.job_poll_interval_seconds,
+            hyperv=hyperv,
+            until_suspended=hyperv is not None and hyperv.data_sync == "for-downtime",
         )
+        if hyperv is not None and hyperv.data_sync == "for-synchronization":
+            # ASR shuts the Azure VM down at once: the downtime starts with the failover.
+            self._azure_down_at = workflow.now()
         # The failover and the first verification read as one step (one activity task and
         # workflow task fewer per machine in a boot group's burst: bench/RESULTS.md).
         done: FailoverThenRead = await self._operation(
@@ -359,7 +419,72 @@ class MachineFailbackWorkflow:
             params,
             operation_of=lambda result: result.operation,
         )
+        if done.operation.state == "Suspended":
+            await self._cut_over(params, machine, done.operation)
+            return None
         return done.state
+
+    def _hyperv_failback(
+        self, params: MachineFailbackInput, machine: DiscoveredMachine
+    ) -> HyperVFailback | None:
+        """Hyper-V's choices for its failover: the data-sync mode, and where the VM comes up
+        (readiness's placement: a VM that is gone is created on the host it named)."""
+        if machine.architecture != "hyperv":
+            return None
+        self._data_sync = params.data_sync
+        placement = params.placement or next(
+            (m for m in (self._readiness.machines if self._readiness else [])), None
+        )
+        alternate = placement is not None and placement.location == "alternate"
+        return HyperVFailback(
+            data_sync=params.data_sync,
+            create_vm_if_not_found=alternate,
+            provider_id_for_alternate=placement.master_target_id
+            if alternate and placement
+            else None,
+        )
+
+    async def _cut_over(
+        self, params: MachineFailbackInput, machine: DiscoveredMachine, job: OperationResult
+    ) -> None:
+        """Hyper-V for-downtime: ASR synchronized while the Azure VM ran and suspended its job.
+        Hold there, durably, until the cut-over: the operator's signal, the plan's, or the time
+        given at start; then resume the job (sent once) and await its end."""
+        self._synchronized_at = workflow.now()
+        self._enter(Phase.AWAITING_CUTOVER, f"ASR job {job.job_id} suspended after its sync")
+        if self._cutover is None and params.cutover is not None:
+            self._cutover = params.cutover
+        if self._cutover is None:
+            timeout = None
+            if params.cutover_at is not None:
+                timeout = max(timedelta(0), params.cutover_at - workflow.now())
+            with contextlib.suppress(asyncio.TimeoutError):
+                await workflow.wait_condition(
+                    lambda: self._cutover is not None or self._stand_down is not None,
+                    timeout=timeout,
+                )
+            self._check_stand_down()
+            if self._cutover is None:
+                self._cutover = Cutover(
+                    cut_over_by="the cut-over time given at start",
+                    at=workflow.now(),
+                )
+        self._enter(Phase.CUTTING_OVER, f"by {self._cutover.cut_over_by}")
+        self._azure_down_at = workflow.now()
+        await self._operation(
+            AsrActivities.resume_failover,
+            ResumeJobInput(
+                vault=params.vault,
+                item=machine.item,
+                architecture=machine.architecture,
+                vm_name=machine.vm_name,
+                not_before=job.started_at or workflow.now(),
+                poll_interval_seconds=params.timings.job_poll_interval_seconds,
+                job_id=job.job_id or "",
+                comment=f"cut-over by {self._cutover.cut_over_by}",
+            ),
+            params,
+        )
 
     async def _undo_failback(
         self, params: MachineFailbackInput, machine: DiscoveredMachine
@@ -457,6 +582,10 @@ class MachineFailbackWorkflow:
                 onprem, azure = await self._read_both_sides(machine)
             self._verification = evaluate_verification(onprem, azure, workflow.now())
             if self._verification.passed:
+                if self._azure_down_at is not None:
+                    self._downtime_seconds = (
+                        self._verification.checked_at - self._azure_down_at
+                    ).total_seconds()
                 return
             if workflow.now() >= deadline:
                 raise _FailbackStopped(
@@ -477,8 +606,14 @@ class MachineFailbackWorkflow:
 
     @staticmethod
     def _verification_query(machine: DiscoveredMachine) -> VerificationReadInput:
+        platform = architecture_named(machine.architecture).onprem_platform
         return VerificationReadInput(
-            onprem=OnPremVmQuery(vm_name=machine.vm_name), azure=machine.azure_vm
+            onprem=OnPremVmQuery(
+                vm_name=machine.vm_name,
+                platform=platform,
+                host=machine.onprem_host if platform == "hyperv" else None,
+            ),
+            azure=machine.azure_vm,
         )
 
     async def _read_both_sides(
@@ -572,17 +707,7 @@ class MachineFailbackWorkflow:
         try:
             await self._operation(
                 AsrActivities.reprotect_to_azure,
-                ReprotectToAzureInput(
-                    vault=params.vault,
-                    item=machine.item,
-                    architecture=machine.architecture,
-                    vm_name=machine.vm_name,
-                    not_before=workflow.now(),
-                    exclude_job_ids=list(failed_jobs),
-                    after_asr_time=self._committed_on_asr_clock,
-                    poll_interval_seconds=params.timings.job_poll_interval_seconds,
-                    options=machine.reprotect_to_azure,
-                ),
+                self._reprotect_input(params, machine, failed_jobs),
                 params,
                 agent_may_be_missing=True,
             )
@@ -594,6 +719,21 @@ class MachineFailbackWorkflow:
             return False
         self._enter(Phase.COMPLETED)
         return True
+
+    def _reprotect_input(
+        self, params: MachineFailbackInput, machine: DiscoveredMachine, failed_jobs: list[str]
+    ) -> ReprotectToAzureInput:
+        return ReprotectToAzureInput(
+            vault=params.vault,
+            item=machine.item,
+            architecture=machine.architecture,
+            vm_name=machine.vm_name,
+            not_before=workflow.now(),
+            exclude_job_ids=list(failed_jobs),
+            after_asr_time=self._committed_on_asr_clock,
+            poll_interval_seconds=params.timings.job_poll_interval_seconds,
+            options=machine.reprotect_to_azure,
+        )
 
     async def _stuck(self, limit_seconds: float) -> OperatorDecision:
         assert self._agent_wait is not None

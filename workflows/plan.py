@@ -30,6 +30,8 @@ with workflow.unsafe.imports_passed_through():
         Approval,
         ApprovalPolicy,
         ApprovalRequest,
+        Cutover,
+        CutoverRequest,
         DiscoveredMachine,
         DiscoveredPlan,
         MachineFailbackInput,
@@ -54,7 +56,7 @@ with workflow.unsafe.imports_passed_through():
         Undo,
         UndoRequest,
     )
-    from domain.readiness import ReadinessReport, ReprotectChoice
+    from domain.readiness import MachinePlan, ReadinessReport, ReprotectChoice
     from domain.recovery_points import (
         RecoveryPointSelectionError,
         choose_recovery_points,
@@ -90,6 +92,7 @@ class PlanFailbackWorkflow:
         self._error: str | None = None
         self._children: dict[str, _Child] = {}
         self._readiness: ReadinessReport | None = None
+        self._cutover: Cutover | None = None
         self._reprotects: list[OperationResult] = []
         self._failover: OperationResult | None = None
         self._replication: ReplicationWaitResult | None = None
@@ -122,6 +125,23 @@ class PlanFailbackWorkflow:
                 if self._phase == PlanPhase.AWAITING_APPROVAL
                 else Phase.VERIFYING,
                 reason=reason,
+            )
+        )
+
+    @workflow.signal
+    async def cut_over(self, request: CutoverRequest) -> None:
+        """Hyper-V for-downtime: cut every machine over, those synchronized now and those that
+        will be (a later boot group's machine starts with the plan's cut-over given)."""
+        if self._cutover is not None:
+            return
+        self._cutover = Cutover(
+            cut_over_by=request.cut_over_by, comment=request.comment, at=workflow.now()
+        )
+        await asyncio.gather(
+            *(
+                child.handle.signal(MachineFailbackWorkflow.cut_over, request)
+                for child in self._children.values()
+                if not child.task.done()
             )
         )
 
@@ -181,6 +201,7 @@ class PlanFailbackWorkflow:
             approval_reminders=self._reminders,
             recovery_points=self._choice,
             readiness=self._readiness,
+            cutover=self._cutover,
             reprotects=list(self._reprotects),
             failover=self._failover,
             replication=self._replication,
@@ -486,6 +507,10 @@ class PlanFailbackWorkflow:
                 recovery_plan=params.recovery_plan,
                 discovered=machine,
                 failed_over_by_plan=self._failover,
+                data_sync=params.data_sync,
+                cutover_at=params.cutover_at,
+                cutover=self._cutover,
+                placement=self._placement(machine),
                 chosen_point=RecoveryPointChoice(
                     chosen=choice.chosen,
                     latest=choice.latest,
@@ -503,6 +528,12 @@ class PlanFailbackWorkflow:
                 self._failed[machine.item.name] = cause(err)
 
         self._children[machine.item.name] = _Child(handle, asyncio.ensure_future(follow()))
+
+    def _placement(self, machine: DiscoveredMachine) -> MachinePlan | None:
+        report = self._readiness
+        if report is None:
+            return None
+        return next((m for m in report.machines if m.item_name == machine.item.name), None)
 
     def _group_settled(self, names: list[str]) -> bool:
         return bool(self._failed) or all(n in self._verified for n in names)

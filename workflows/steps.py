@@ -11,8 +11,9 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.asr import AsrActivities
+    from activities.hyperv import HyperVActivities, HyperVFactsQuery
     from activities.vsphere import OnPremFactsQuery, VSphereActivities
-    from domain.architectures import assess_readiness
+    from domain.architectures import architecture_named, assess_readiness
     from domain.models import (
         DiscoveredMachine,
         OperationResult,
@@ -36,7 +37,22 @@ async def check_readiness(
     choices: ReprotectToOnPremOptions,
     log_storage_account_id: str | None,
 ) -> tuple[ReadinessReport, list[ReprotectChoice]]:
-    """Both systems read at once, then the architecture's rules (pure)."""
+    """Both systems read at once, then the architecture's rules (pure). Hyper-V's hosts are
+    the ones ASR names, so they are read after it."""
+    if machines and architecture_named(machines[0].architecture).onprem_platform == "hyperv":
+        facts = await read(
+            AsrActivities.read_asr_facts,
+            ReadAsrFactsInput(vault=vault, machines=list(machines), recovery_plan=recovery_plan),
+            timeout=POINTS_TIMEOUT,
+        )
+        onprem = await read(
+            HyperVActivities.read_hyperv_facts,
+            HyperVFactsQuery(
+                hosts=[p.name for p in facts.hyperv_providers],
+                vm_names=[m.vm_name for m in machines],
+            ),
+        )
+        return assess_readiness(facts, onprem, **choices.model_dump())
     facts, onprem = await asyncio.gather(
         read(
             AsrActivities.read_asr_facts,

@@ -36,6 +36,7 @@ from domain.models import (
     ReplicationWaitResult,
     ReprotectToAzureInput,
     ReprotectToOnPremInput,
+    ResumeJobInput,
     SelectRecoveryPointInput,
 )
 from domain.operations import AsrOperation
@@ -198,6 +199,12 @@ class AsrActivities:
         items = self._writes.gateway.items
         write = Write(AsrOperation.FAILOVER_CANCEL, items.begin_failover_cancel)
         return await self._writes.run(write, params)
+
+    @activity.defn
+    @as_application_errors
+    async def resume_failover(self, params: ResumeJobInput) -> OperationResult:
+        """Hyper-V for-downtime: the cut-over (the suspended job resumed once), awaited."""
+        return await self._writes.resume_job(params)
 
     @activity.defn
     @as_application_errors

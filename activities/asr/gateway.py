@@ -112,6 +112,14 @@ class AsrGateway:
     def get_job(self, vault: VaultRef, name: str) -> Any:
         return self.client.replication_jobs.get(vault.resource_group, vault.vault, name)
 
+    def list_providers(self, vault: VaultRef, fabric: str) -> list[Any]:
+        """Hyper-V: the hosts (or VMM server) of a site, as recovery services providers."""
+        return list(
+            self.client.replication_recovery_services_providers.list_by_replication_fabrics(
+                vault.resource_group, vault.vault, fabric
+            )
+        )
+
     # --- writes -------------------------------------------------------------------------------
 
     def send(
@@ -147,6 +155,14 @@ class AsrGateway:
     def items(self) -> Any:
         """The SDK's protected-item operations, whose begin_* methods `send` starts."""
         return self.client.replication_protected_items
+
+    def resume_job(self, vault: VaultRef, job_name: str, body: Any) -> Any:
+        """Resume a suspended job (Hyper-V for-downtime's cut-over); ASR's answer, not awaited:
+        the caller watches the job itself."""
+        poller = self.client.replication_jobs.begin_resume(
+            vault.resource_group, vault.vault, job_name, body, polling=False
+        )
+        return poller.result()
 
     # --- raw JSON (lists read at scale, and job polls) ----------------------------------------
 

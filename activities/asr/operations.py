@@ -33,7 +33,14 @@ from activities.threads import in_activity_threads
 from domain import errors
 from domain.architectures import OperationRule
 from domain.jobs import JobFact, JobOutcome, find_own_job, job_outcome
-from domain.models import ItemOperationInput, OperationResult, PlanFailoverInput, VaultRef
+from domain.models import (
+    FailoverInput,
+    ItemOperationInput,
+    OperationResult,
+    PlanFailoverInput,
+    ResumeJobInput,
+    VaultRef,
+)
 from domain.operations import AsrOperation
 
 # How many polls a failed planned failover waits for ASR's own CancelFailover job to appear.
@@ -398,13 +405,17 @@ class AsrWrites:
     async def _await_job(
         self, write: Write, params: ItemOperationInput, job_name: str, resumed: bool
     ) -> OperationResult:
+        until_suspended = isinstance(params, FailoverInput) and params.until_suspended
         document = await self._await_document(
             params.vault,
             job_name,
             params.not_before,
             params.poll_interval_seconds,
             lambda latest: self._beat(f"{write.operation} of {params.vm_name}", job_name, latest),
+            stop_when=_suspended if until_suspended else None,
         )
+        if until_suspended and _suspended(document):
+            return _suspended_job(write.operation, job_name, document, resumed)
         failed = job_outcome(job_document_fact(document)) != JobOutcome.SUCCEEDED
         if write.agent_may_be_missing and failed:
             job: Any = asr_models.Job(document)
@@ -467,6 +478,7 @@ class AsrWrites:
         not_before: datetime,
         poll_interval: float,
         beat: Callable[[JobDocument | None], None],
+        stop_when: Callable[[JobDocument], bool] | None = None,
     ) -> JobDocument:
         # A beat a quarter of the heartbeat timeout apart is enough to stay alive, and each one
         # is converted by the worker (with 150 jobs running, beats at every 1 s poll of the lab
@@ -478,10 +490,44 @@ class AsrWrites:
             poll_interval=poll_interval,
             heartbeat=beat,
             heartbeat_every=max(poll_interval, beat_interval() or 0.0),
+            stop_when=stop_when,
         )
 
     def _beat_for(self, what: str, job_name: str) -> Callable[[JobDocument | None], None]:
         return lambda latest: self._beat(what, job_name, latest)
+
+    async def resume_job(self, params: ResumeJobInput) -> OperationResult:
+        """Hyper-V for-downtime's cut-over: `replicationJobs/{job}/resume`, sent once. Its
+        only effect is the job going on, so the job itself says whether it was sent: a job no
+        longer Suspended was resumed (by an earlier attempt, or in the portal) and is only
+        awaited. Then the job is awaited to its end."""
+        vault, job_name = params.vault, params.job_id
+        document = await self._read_job(vault, job_name)
+        sent = False
+        if _suspended(document):
+            await self._within_write_budget(f"resume of job {job_name}")
+            body = asr_models.ResumeJobParams(
+                properties=asr_models.ResumeJobParamsProperties(comments=params.comment)
+            )
+            try:
+                await self._blocking(self.gateway.resume_job, vault, job_name, body)
+            except HttpResponseError as err:
+                if not _refusal(err):
+                    raise
+                # Refused: it is no longer suspended (resumed meanwhile) or ASR says why.
+                latest = await self._read_job(vault, job_name)
+                if _suspended(latest):
+                    raise self._refused_as(f"resume of job {job_name}", err) from err
+            sent = True
+        ended = await self._await_document(
+            vault,
+            job_name,
+            params.not_before,
+            params.poll_interval_seconds,
+            self._beat_for(f"the cut-over of {params.vm_name}", job_name),
+        )
+        what = f"{AsrOperation.PLANNED_FAILOVER} of {params.item.name} (resumed)"
+        return _ended_job(AsrOperation.PLANNED_FAILOVER, what, job_name, ended, not sent)
 
     def _beat(self, what: str, job_name: str, latest: JobDocument | None) -> None:
         """The heartbeat carries the job's name (a retry resumes it) and, while ASR holds the
@@ -548,6 +594,25 @@ class AsrWrites:
             type=errors.ASR_BUSY,
             next_retry_delay=retry_after(err),
         )
+
+
+def _suspended(document: JobDocument) -> bool:
+    return job_document_fact(document).state == "Suspended"
+
+
+def _suspended_job(
+    operation: AsrOperation, job_name: str, document: JobDocument, resumed: bool
+) -> OperationResult:
+    """A job ASR holds Suspended for the operator (Hyper-V for-downtime, synchronized)."""
+    job: Any = asr_models.Job(document)
+    return OperationResult(
+        operation=operation,
+        job_id=job_name,
+        state="Suspended",
+        started_at=job.properties.start_time,
+        ended_at=None,
+        resumed=resumed,
+    )
 
 
 def _ended_job(

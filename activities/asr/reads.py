@@ -88,14 +88,23 @@ class AsrReads:
                 "name the item instead: " + ", ".join(str(m.name) for m in matches),
                 errors.MACHINE_NOT_FOUND,
             )
-        fabric = self.gateway.get_fabric(vault, t.item_ref_from_id(str(matches[0].id)).fabric)
+        fabric_name = t.item_ref_from_id(str(matches[0].id)).fabric
+        fabric = self.gateway.get_fabric(vault, fabric_name)
         return t.describe_item(
             matches[0],
             fabric,
             params.recovery_resource_group,
             params.azure_vm_name,
             params.reprotect_to_azure,
+            self._hyperv_hosts(vault, fabric_name, fabric),
         )
+
+    def _hyperv_hosts(self, vault: VaultRef, fabric_name: str, fabric: Any) -> dict[str, str]:
+        """A Hyper-V site's hosts (or VMM server) by provider id; none for another fabric."""
+        custom = getattr(fabric.properties, "custom_details", None)
+        if t.text(getattr(custom, "instance_type", None)) not in ("HyperVSite", "VMM"):
+            return {}
+        return t.hyperv_provider_names(self.gateway.list_providers(vault, fabric_name))
 
     def name_machine(self, vault: VaultRef, name: str) -> tuple[str, str]:
         """(item name, VM name) of the one machine `name` names, read as an item's name first,
@@ -132,6 +141,7 @@ class AsrReads:
             ) from err
         items = {str(i.id).lower(): i for i in self.gateway.list_items(vault, params.recovery_plan)}
         fabrics: dict[str, Any] = {}
+        hosts: dict[str, dict[str, str]] = {}
         boot_groups: list[list[DiscoveredMachine]] = []
         architectures = set()
         for group in plan.properties.groups or []:
@@ -148,13 +158,16 @@ class AsrReads:
                     )
                 ref = t.item_ref_from_id(str(item.id))
                 if ref.fabric not in fabrics:
-                    fabrics[ref.fabric] = self.gateway.get_fabric(vault, ref.fabric)
+                    fabric = self.gateway.get_fabric(vault, ref.fabric)
+                    hosts[ref.fabric] = self._hyperv_hosts(vault, ref.fabric, fabric)
+                    fabrics[ref.fabric] = fabric
                 machine = t.describe_item(
                     item,
                     fabrics[ref.fabric],
                     params.recovery_resource_group,
                     None,
                     params.reprotect_to_azure,
+                    hosts[ref.fabric],
                 )
                 architectures.add(t.architecture_of_item(item, machine.vm_name).title)
                 machines.append(machine)
@@ -203,12 +216,28 @@ class AsrReads:
                 connected=t.vcenter_connected(v),
                 discovered_hosts=[str(x) for x in (v.name, v.properties.ip_address) if x],
             )
-            for v in self.gateway.list_vcenters(vault, fabric_names[0])
+            for v in (
+                self.gateway.list_vcenters(vault, fabric_names[0])
+                if t.text(getattr(custom, "instance_type", None)) not in ("HyperVSite", "VMM")
+                else []
+            )
         ]
         items = self._items_of(vault, params.machines, params.recovery_plan)
         machines = in_parallel(
             lambda m: self._machine_facts(vault, m, items[m.item.name]), params.machines
         )
+        if t.text(getattr(custom, "instance_type", None)) in ("HyperVSite", "VMM"):
+            return AsrFacts(
+                architecture="hyperv",
+                configuration_server=ConfigServerFacts(name=str(fabric.name), reachable=True),
+                master_targets=[],
+                vcenters=[],
+                machines=machines,
+                hyperv_providers=t.hyperv_provider_facts(
+                    self.gateway.list_providers(vault, fabric_names[0])
+                ),
+                read_at=datetime.now(UTC),
+            )
         policy = self._failback_policy_id(vault, params.machines, fabric_names[0])
         if t.text(getattr(custom, "instance_type", None)) == "InMageRcm":
             return AsrFacts(
@@ -289,7 +318,7 @@ class AsrReads:
         )
         health_words = [str(e.error_message or "") for e in item.properties.health_errors or []]
         points = 0
-        if state == "replicating-back":
+        if state in ("replicating-back", "ready-to-fail-back"):
             listed = self.recovery_points(vault, machine.item)
             self._points_read_for_readiness.keep(points_key(vault, machine.item), listed)
             points = len(listed)
@@ -315,6 +344,16 @@ class AsrReads:
             # reprotect toward on-premises put them (InMageRcmFailback).
             log_storage_account_id=getattr(item_details, "storage_account_id", None)
             or getattr(item_details, "log_storage_account_id", None),
+            hyperv_provider_id=getattr(item.properties, "recovery_services_provider_id", None)
+            if kind == "HyperVReplicaAzure"
+            else None,
+            switches=[
+                str(n.v_m_network_name)
+                for n in getattr(item_details, "vm_nics", None) or []
+                if getattr(n, "v_m_network_name", None)
+            ],
+            managed_disks=t.text(getattr(item_details, "use_managed_disks", None)).lower()
+            == "true",
         )
 
     def _failback_policy_id(

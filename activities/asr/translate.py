@@ -20,9 +20,11 @@ from domain.jobs import JobFact, is_replication_group
 from domain.models import (
     AzureVmRef,
     DiscoveredMachine,
+    HyperVReverseReplication,
     ProtectedItemRef,
     RecoveryPoint,
     ReprotectToAzureOptions,
+    ResolvedReprotectToAzure,
 )
 from domain.placement import (
     FabricInventory,
@@ -32,7 +34,7 @@ from domain.placement import (
     choose_reprotect_to_azure,
     choose_reprotect_to_azure_modernized,
 )
-from domain.readiness import ApplianceFacts, ConfigServerFacts
+from domain.readiness import ApplianceFacts, ConfigServerFacts, HyperVProviderFacts
 
 # ASR's error codes are numeric and mostly unpublished: nothing here is keyed on a code except
 # those Microsoft's documents name (lab/ASR_SIMULATOR.md, "Wire truth"). 95226: the
@@ -244,28 +246,77 @@ def describe_item(
     recovery_resource_group: str,
     azure_vm_name: str | None,
     reprotect: ReprotectToAzureOptions,
+    hosts: dict[str, str] | None = None,
 ) -> DiscoveredMachine:
+    """`hosts`: Hyper-V, the site's providers by id (hyperv_provider_names)."""
     ref = item_ref_from_id(str(item.id))
     vm_name = str(item.properties.friendly_name or ref.name)
     architecture = architecture_of_item(item, vm_name)
     item_details = details(item)
     os_details = getattr(item_details, "os_details", None)
-    choose = (
-        choose_reprotect_to_azure_modernized
-        if architecture.name == ArchitectureName.MODERNIZED
-        else choose_reprotect_to_azure
-    )
+    provider = str(getattr(item.properties, "recovery_services_provider_id", None) or "")
+    onprem_host = (hosts or {}).get(provider.lower())
+    if architecture.name == ArchitectureName.HYPERV:
+        reprotect_to_azure = ResolvedReprotectToAzure(
+            hyperv=hyperv_reverse_replication(item, vm_name, reprotect)
+        )
+    else:
+        choose = (
+            choose_reprotect_to_azure_modernized
+            if architecture.name == ArchitectureName.MODERNIZED
+            else choose_reprotect_to_azure
+        )
+        reprotect_to_azure = choose(reprotect, fabric_inventory(fabric), item_placement(item))
     return DiscoveredMachine(
         item=ref,
         vm_name=vm_name,
+        onprem_host=onprem_host,
         architecture=architecture.name.value,
         replication_group=replication_group(item_details),
         os_type=getattr(os_details, "os_type", None) or getattr(item_details, "os_type", None),
         protection_state=item.properties.protection_state,
         allowed_operations=list(item.properties.allowed_operations or []),
         azure_vm=AzureVmRef(resource_group=recovery_resource_group, name=azure_vm_name or vm_name),
-        reprotect_to_azure=choose(reprotect, fabric_inventory(fabric), item_placement(item)),
+        reprotect_to_azure=reprotect_to_azure,
     )
+
+
+def hyperv_reverse_replication(
+    item: Any, vm_name: str, reprotect: ReprotectToAzureOptions
+) -> HyperVReverseReplication:
+    """HyperVReplicaAzureReprotectInput as Azure PowerShell fills it from the item: the VM's id
+    on its host, its OS disk, the storage account it replicated to (reference 3.3 E)."""
+    item_details = details(item)
+    disks = getattr(item_details, "azure_vm_disk_details", None) or []
+    os_disk = next((d for d in disks if text(d.vhd_type) == "OperatingSystem"), None)
+    os_details = getattr(item_details, "o_s_details", None)
+    return HyperVReverseReplication(
+        hv_host_vm_id=getattr(item_details, "vm_id", None),
+        vm_name=vm_name,
+        os_type=getattr(os_details, "os_type", None),
+        vhd_id=os_disk.vhd_id if os_disk is not None else None,
+        storage_account_id=getattr(item_details, "recovery_azure_storage_account", None),
+        log_storage_account_id=getattr(item_details, "recovery_azure_log_storage_account_id", None)
+        or reprotect.log_storage_account_id,
+    )
+
+
+def hyperv_provider_facts(providers: Any) -> list[HyperVProviderFacts]:
+    return [
+        HyperVProviderFacts(
+            id=str(p.id),
+            name=str(p.properties.friendly_name or p.name),
+            connected=text(p.properties.connection_status) == "Connected",
+            last_heartbeat=p.properties.last_heart_beat,
+            fabric_type=text(p.properties.fabric_type) or "HyperVSite",
+        )
+        for p in providers or []
+    ]
+
+
+def hyperv_provider_names(providers: Any) -> dict[str, str]:
+    """A Hyper-V site's providers by id (lowercase): the host (or VMM server) each one is."""
+    return {str(p.id).lower(): str(p.properties.friendly_name or p.name) for p in providers or []}
 
 
 def replication_group(item_details: Any) -> str | None:

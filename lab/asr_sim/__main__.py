@@ -44,6 +44,12 @@ def _parser() -> argparse.ArgumentParser:
         help=f"(or ${VCENTER_PASSWORD_ENV})",
     )
     parser.add_argument(
+        "--hyperv-url",
+        help="the Hyper-V host stand-in's control plane, e.g. https://127.0.0.1:5986; none: "
+        "no Hyper-V host",
+    )
+    parser.add_argument("--ca", type=Path, help="the lab's CA, to trust the Hyper-V stand-in")
+    parser.add_argument(
         "--ready-file", type=Path, help="written (JSON: url, host, port, pid) once listening"
     )
     parser.add_argument("--log-level", default="INFO")
@@ -113,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         vcenter=vcenter,
+        hyperv_url=args.hyperv_url,
+        ca=args.ca,
     )
     asyncio.run(_serve(config, args.ready_file))
     return 0

@@ -21,6 +21,7 @@ from lab.asr_sim.effects import (
     VCenterEffects,
     VCenterTarget,
 )
+from lab.asr_sim.hyperv_effects import HyperVHostEffects
 from lab.asr_sim.state import SimulatorState
 from lab.scenario import Scenario
 
@@ -39,6 +40,9 @@ class SimulatorConfig:
     # Overrides `vcenter`, e.g. a RecordingVCenterEffects a test wants to inspect.
     effects: VCenterEffects | None = None
     token_lifetime_seconds: int = 3600
+    # The Hyper-V host stand-in's control plane (a hyperv scenario), and the CA it is signed by.
+    hyperv_url: str | None = None
+    ca: Path | None = None
     # Walk every JSON answer against the SDK's models and keep what real ASR would not send
     # (GET /_lab/schema). On when FAILBACK_SIM_SCHEMA_CHECK=1, as the test suite sets it.
     schema_check: bool = field(
@@ -78,7 +82,14 @@ async def start_simulator(config: SimulatorConfig) -> RunningSimulator:
             else RecordingVCenterEffects()
         )
     vcenter_address = (config.vcenter.host, config.vcenter.port) if config.vcenter else None
-    state = SimulatorState(config.scenario, effects, vcenter_address=vcenter_address)
+    state = SimulatorState(
+        config.scenario,
+        effects,
+        vcenter_address=vcenter_address,
+        hyperv_effects=HyperVHostEffects(
+            config.hyperv_url, str(config.ca) if config.ca is not None else None
+        ),
+    )
     state.schema_check = config.schema_check
     app = build_app(state, TokenIssuer(config.token_secret, config.token_lifetime_seconds))
 

@@ -112,11 +112,12 @@ def test_a_failback_that_can_still_be_undone_is_never_taken_as_committed(
         assert not committed or MODERNIZED.protected_to_azure(item)
 
 
-def test_modernized_items_are_told_apart_by_their_provider_and_hyper_v_is_refused() -> None:
-    """Issue 15, point 1: the architecture of an item is its provider's; Hyper-V (issue 16) is
-    refused by name until its lifecycle is built."""
+def test_items_are_told_apart_by_their_provider_and_an_unknown_one_is_refused() -> None:
+    """Issue 15, point 1: the architecture of an item is its provider's; one the product does
+    not drive (Azure-to-Azure's A2A) is refused by name."""
     assert architecture_of("InMageRcm") is MODERNIZED
     assert architecture_of("InMageRcmFailback") is MODERNIZED
     assert architecture_of("InMage").name == "classic"
-    with pytest.raises(UnknownArchitectureError, match="HyperVReplicaAzure"):
-        architecture_of("HyperVReplicaAzure")
+    assert architecture_of("HyperVReplicaAzure").name == "hyperv"
+    with pytest.raises(UnknownArchitectureError, match="'A2A'"):
+        architecture_of("A2A")

@@ -26,6 +26,7 @@ from domain.errors import FailbackError
 from domain.jobs import JobOutcome, find_own_job, job_outcome
 from domain.models import (
     DiscoverMachineInput,
+    DiscoverPlanInput,
     ProtectedItemRef,
     ReprotectToAzureOptions,
     VaultRef,
@@ -33,6 +34,7 @@ from domain.models import (
 from domain.placement import ItemPlacement, choose_reprotect_to_azure
 from tests.wire.replay import (
     EXAMPLES_VAULT,
+    Answer,
     RecordedArm,
     Vault,
     example,
@@ -128,16 +130,74 @@ def test_recorded_job_states_read_as_j_state_says() -> None:
     assert all(job.target_object_id != job.target_object_name for job in jobs)
 
 
-def test_an_item_of_an_architecture_not_driven_is_refused_by_name() -> None:
-    """The spec's item is Hyper-V to Azure: discovery names what it is, and stops."""
-    arm = RecordedArm(spec_examples())
+def _providers_of_cloud1() -> tuple[str, str, Answer]:
+    """The spec's providers list, where the client asks for it: under the item's fabric."""
+    body = example("ReplicationRecoveryServicesProviders_List")["responses"]["200"]["body"]
+    url = f"https://management.azure.com{EXAMPLES_VAULT.path}/replicationFabrics/cloud1/"
+    return ("GET", url + "replicationRecoveryServicesProviders", Answer(200, body))
+
+
+def test_a_hyperv_item_is_discovered_with_its_host_and_its_reverse_replication() -> None:
+    """The spec's item is Hyper-V to Azure (issue 16): its architecture, the host it came from
+    (its recoveryServicesProviderId among the site's providers), and what the reprotect back to
+    Azure will send, all from the recorded bodies."""
+    arm = RecordedArm([*spec_examples(), _providers_of_cloud1()])
+    reads, vault = _reads(arm, EXAMPLES_VAULT)
+    machine = reads.discover_machine(
+        DiscoverMachineInput(vault=vault, vm_name="vm1", recovery_resource_group="rg")
+    )
+    assert machine.architecture == "hyperv"
+    assert machine.onprem_host == "CP-B3L40406-12.ntdev.corp.microsoft.com"
+    hyperv = machine.reprotect_to_azure.hyperv
+    assert hyperv is not None and hyperv.vm_name == "vm1"
+    assert not arm.unanswered
+
+
+def test_a_plan_that_mixes_architectures_is_refused_before_anything_starts() -> None:
+    """A recovery plan holding the recorded modernized item and the spec's Hyper-V item."""
+    modern = recording("modernized-TestV2ARCMCommit")
+    item_url, item_answer = next(
+        (url, answer)
+        for method, url, answer in modern
+        if method == "GET" and "/replicationProtectedItems/" in url and answer.status == 200
+    )
+    hyperv = example("ReplicationProtectedItems_Get")["responses"]["200"]["body"]
+    plan = example("ReplicationRecoveryPlans_Get")["responses"]["200"]["body"]
+    members = [{"id": item_answer.body["id"]}, {"id": hyperv["id"]}]
+    boot = next(g for g in plan["properties"]["groups"] if g["groupType"] == "Boot")
+    boot["replicationProtectedItems"] = members
+    plan["properties"]["groups"] = [
+        g for g in plan["properties"]["groups"] if g["groupType"] != "Boot" or g is boot
+    ]
+    base = f"https://management.azure.com{EXAMPLES_VAULT.path}"
+    modern_fabric = item_url.split("/replicationProtectionContainers/")[0].rsplit("/", 1)[1]
+    fabric_body = next(
+        answer.body
+        for method, url, answer in modern
+        if method == "GET" and url.split("?")[0].endswith(f"/replicationFabrics/{modern_fabric}")
+    )
+    # Ours first: of several answers to one request, the first is given first.
+    arm = RecordedArm(
+        [
+            ("GET", f"{base}/replicationRecoveryPlans/{plan['name']}", Answer(200, plan)),
+            (
+                "GET",
+                f"{base}/replicationProtectedItems?$filter=RecoveryPlanName eq '{plan['name']}'",
+                Answer(200, {"value": [item_answer.body, hyperv]}),
+            ),
+            ("GET", f"{base}/replicationFabrics/{modern_fabric}", Answer(200, fabric_body)),
+            _providers_of_cloud1(),
+            *spec_examples(),
+        ]
+    )
     reads, vault = _reads(arm, EXAMPLES_VAULT)
     with pytest.raises(FailbackError) as refused:
-        reads.discover_machine(
-            DiscoverMachineInput(vault=vault, vm_name="vm1", recovery_resource_group="rg")
+        reads.discover_recovery_plan(
+            DiscoverPlanInput(vault=vault, recovery_plan=plan["name"], recovery_resource_group="rg")
         )
-    assert refused.value.type == errors.UNSUPPORTED_ARCHITECTURE
-    assert "HyperVReplicaAzure" in str(refused.value)
+    assert refused.value.type == errors.UNSUPPORTED_ARCHITECTURE, str(refused.value)
+    assert "mixes ASR architectures" in str(refused.value)
+    assert "Hyper-V" in str(refused.value) and "modernized" in str(refused.value)
 
 
 def test_a_recorded_configuration_server_is_read_as_it_is() -> None:
