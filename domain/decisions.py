@@ -11,6 +11,7 @@ from domain.models import (
     Architecture,
     AzureVmState,
     DiscoveredMachine,
+    MachineStatus,
     OnPremVmState,
     RecoveryPoint,
     RecoveryPointChoice,
@@ -169,6 +170,33 @@ def undo_refusal(
             f"the failback is {phase}: the commit was approved or done, which deletes the Azure "
             "VM; a committed failback cannot be undone"
         )
+    return None
+
+
+def cutover_refusal(status: MachineStatus) -> str | None:
+    """Why a cut-over is refused for this machine's failback; None when it is taken."""
+    if status.data_sync is None:
+        return (
+            f"{status.vm_name or 'the machine'} has no cut-over: only a Hyper-V failback "
+            "started with --data-sync for-downtime waits for one"
+            if status.phase not in (Phase.STARTING, Phase.DISCOVERING)
+            else "the failback is still reading the machine from the vault; try again"
+        )
+    if status.data_sync != "for-downtime":
+        return (
+            "this failback synchronizes during the failover (for-synchronization): the Azure VM "
+            "was shut down at once, there is no cut-over to give"
+        )
+    if status.cutover is not None:
+        return f"{status.cutover.cut_over_by} already gave the cut-over"
+    if status.phase not in (
+        Phase.STARTING,
+        Phase.DISCOVERING,
+        Phase.CHECKING,
+        Phase.FAILING_OVER,
+        Phase.AWAITING_CUTOVER,
+    ):
+        return f"the failback is {status.phase}: its cut-over has begun or is past"
     return None
 
 

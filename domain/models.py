@@ -675,6 +675,7 @@ class MachineStatus(_Model):
     replication: ReplicationWaitResult | None = None
     undo: Undo | None = None
     rejected_undos: list[RejectedApproval] = Field(default_factory=list)
+    architecture: Architecture | None = Field(default=None, description="Once discovered")
     # Hyper-V: the data-sync mode, the cut-over, and the downtime taken (the Azure VM shut
     # down, to the on-premises VM verified up).
     data_sync: DataSync | None = None

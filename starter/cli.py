@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -219,6 +220,26 @@ def worker_command() -> None:
 @click.option("--azure-vm", help="Name of the failed-over Azure VM (default: the VM's name)")
 @click.option("--process-server", help="Process server id for the re-protect to Azure")
 @click.option("--policy", help="Replication policy id for the re-protect to Azure")
+@click.option(
+    "--master-target",
+    help="Where a machine goes back: the master target (classic), the replication appliance "
+    "(modernized) or, for a Hyper-V VM that no longer exists, the host to create it on",
+)
+@click.option("--datastore", help="Datastore for an alternate-location reprotect (VMware)")
+@click.option(
+    "--data-sync",
+    type=click.Choice(["for-synchronization", "for-downtime"]),
+    default="for-synchronization",
+    show_default=True,
+    help="Hyper-V: for-synchronization shuts the Azure VM down at once and downloads its "
+    "disks; for-downtime synchronizes while it runs and waits for the cut-over",
+)
+@click.option(
+    "--cutover-at",
+    type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"]),
+    help="Hyper-V for-downtime: cut over at this time (a maintenance window, with its UTC "
+    "offset, e.g. 2026-12-05T02:00+00:00) unless `failback cutover` comes first",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON")
 @friendly_errors
 def start_command(
@@ -228,6 +249,10 @@ def start_command(
     azure_vm: str | None,
     process_server: str | None,
     policy: str | None,
+    master_target: str | None,
+    datastore: str | None,
+    data_sync: str,
+    cutover_at: datetime | None,
     as_json: bool,
 ) -> None:
     """Start the failback of MACHINE (its VM's or its ASR item's name) or of --recovery-plan;
@@ -239,6 +264,7 @@ def start_command(
         start_failback,
         start_plan_failback,
         web_ui_link,
+        with_choices,
     )
 
     if (machine is None) == (recovery_plan is None):
@@ -248,6 +274,11 @@ def start_command(
             "--recovery-point app-consistent applies to a recovery plan; a single machine fails "
             "back to its latest point"
         )
+    if cutover_at is not None and data_sync != "for-downtime":
+        raise CommandError(
+            "--cutover-at applies to --data-sync for-downtime: a for-synchronization failback "
+            "shuts the Azure VM down at once, with no cut-over to wait for"
+        )
     settings = settings_for_cli()
 
     from starter.observe import confirm_exists, name_machine
@@ -256,12 +287,24 @@ def start_command(
     # vault knows, instead of a workflow that starts and fails. A machine's input carries both
     # its names, so the failback's id is the same whichever one was typed.
     if recovery_plan is not None:
-        plan_params = plan_input(settings, recovery_plan, recovery_point, policy)
+        plan_params = with_choices(
+            plan_input(settings, recovery_plan, recovery_point, policy),
+            master_target,
+            datastore,
+            data_sync,
+            cutover_at,
+        )
         confirm_exists(settings, plan_params)
     else:
         assert machine is not None
         item_name, vm_name = name_machine(settings, machine)
-        single = failback_input(settings, item_name, vm_name, azure_vm, process_server, policy)
+        single = with_choices(
+            failback_input(settings, item_name, vm_name, azure_vm, process_server, policy),
+            master_target,
+            datastore,
+            data_sync,
+            cutover_at,
+        )
 
     async def go() -> str:
         client = await _client(settings)
@@ -518,6 +561,24 @@ def undo_command(workflow_id: str, undone_by: str, comment: str) -> None:
 
     async def go() -> str:
         return await undo(await _client(settings), workflow_id, undone_by, comment)
+
+    click.echo(_run(go()))
+
+
+@cli.command("cutover")
+@click.argument("workflow_id")
+@click.option("--by", "cut_over_by", required=True, help="Who gives the cut-over")
+@click.option("--comment", default="", help="Why now (goes into the audit trail)")
+@friendly_errors
+def cutover_command(workflow_id: str, cut_over_by: str, comment: str) -> None:
+    """Hyper-V for-downtime: cut over now (the Azure VM is shut down, the last changes sent,
+    the VM started on-premises). A plan's cut-over covers all its machines."""
+    from starter.commands import cut_over
+
+    settings = settings_for_cli()
+
+    async def go() -> str:
+        return await cut_over(await _client(settings), workflow_id, cut_over_by, comment)
 
     click.echo(_run(go()))
 

@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from temporalio.client import (
     Client,
@@ -21,10 +21,12 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, FailureError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from domain.decisions import approval_refusal, undo_refusal
+from domain.architectures import architecture_named_can_undo
+from domain.decisions import approval_refusal, cutover_refusal, undo_refusal
 from domain.models import (
     Approval,
     ApprovalRequest,
+    CutoverRequest,
     MachineFailbackInput,
     MachineFailbackResult,
     MachineStatus,
@@ -165,6 +167,63 @@ def approval_precheck(workflow_id: str, execution: str, approval: Approval | Non
     return None
 
 
+_InputT = TypeVar("_InputT", MachineFailbackInput, PlanFailbackInput)
+
+
+def with_choices(
+    params: _InputT,
+    master_target: str | None = None,
+    datastore: str | None = None,
+    data_sync: str = "for-synchronization",
+    cutover_at: datetime | None = None,
+) -> _InputT:
+    """The operator's choices of `failback start`: where the machines go back (overriding
+    readiness's choice), and Hyper-V's data-sync mode and cut-over time."""
+    target = params.reprotect_to_onprem.model_copy(
+        update={
+            k: v
+            for k, v in (("master_target_id", master_target), ("datastore_name", datastore))
+            if v
+        }
+    )
+    if cutover_at is not None and cutover_at.tzinfo is None:
+        raise CommandError("--cutover-at needs a UTC offset, e.g. 2026-12-05T02:00+00:00")
+    return params.model_copy(
+        update={"reprotect_to_onprem": target, "data_sync": data_sync, "cutover_at": cutover_at}
+    )
+
+
+async def cut_over(client: Client, workflow_id: str, cut_over_by: str, comment: str) -> str:
+    """Hyper-V for-downtime: tell a failback (a machine's or a plan's) to cut over. Refused
+    unless it is one that waits for a cut-over and has not begun it."""
+    if not cut_over_by.strip():
+        raise CommandError("--by must name who gives the cut-over")
+    description = await _describe(client, workflow_id)
+    if description.parent_id:
+        raise CommandError(
+            f"not cut over: {workflow_id} is one machine of the recovery plan's failback "
+            f"{description.parent_id}; cut the plan over as a whole: `failback cutover "
+            f"{description.parent_id} --by NAME`"
+        )
+    execution = execution_name(description.status)
+    if execution != "running":
+        raise CommandError(f"not cut over: the failback {workflow_id} has ended ({execution})")
+    handle = client.get_workflow_handle(workflow_id)
+    request = CutoverRequest(cut_over_by=cut_over_by, comment=comment)
+    if description.workflow_type == "PlanFailbackWorkflow":
+        plan = await plan_status(client, workflow_id)
+        if plan.cutover is not None:
+            raise CommandError(f"not cut over: {plan.cutover.cut_over_by} already gave it")
+        await handle.signal(PlanFailbackWorkflow.cut_over, request)
+        return f"cut-over of recovery plan {plan.recovery_plan} given by {cut_over_by}"
+    status = await machine_status(client, workflow_id)
+    refusal = cutover_refusal(status)
+    if refusal is not None:
+        raise CommandError(f"not cut over: {refusal}")
+    await handle.signal(MachineFailbackWorkflow.cut_over, request)
+    return f"cut-over of {status.vm_name or workflow_id} given by {cut_over_by}"
+
+
 async def approve(client: Client, workflow_id: str, approved_by: str, comment: str) -> str:
     """Refuses unless the failback is awaiting approval; the workflow checks again itself.
 
@@ -240,7 +299,13 @@ async def undo(client: Client, workflow_id: str, undone_by: str, comment: str) -
         await handle.signal(PlanFailbackWorkflow.undo_failback, request)
     else:
         status = await machine_status(client, workflow_id)
-        refusal = undo_refusal(status.phase, status.approval is not None, can_undo=True)
+        architecture = status.architecture or "classic"
+        refusal = undo_refusal(
+            status.phase,
+            status.approval is not None,
+            architecture_named_can_undo(architecture) if status.architecture else True,
+            architecture,
+        )
         if refusal is not None:
             raise CommandError(f"not undone: {refusal}")
         before = len(status.rejected_undos)

@@ -67,7 +67,7 @@ with workflow.unsafe.imports_passed_through():
         VerificationReadInput,
     )
     from domain.phases import BEFORE_COMMIT, TERMINAL, next_phase
-    from domain.readiness import ReadinessReport, group_member_alone
+    from domain.readiness import MachinePlan, ReadinessReport, group_member_alone
     from workflows import search_attributes
     from workflows.approval import wait_for_approval
     from workflows.calls import cause, read, write
@@ -76,7 +76,12 @@ with workflow.unsafe.imports_passed_through():
 
 Outcome = Literal["completed", "completed-without-reprotect", "undone"]
 
+
 # Until the cut-over begins, a Hyper-V for-downtime failback takes the cut-over signal.
+def where_it_runs(architecture: str) -> str:
+    return "on its Hyper-V host" if architecture == "hyperv" else "in vCenter"
+
+
 BEFORE_CUTOVER = frozenset(
     {
         Phase.STARTING,
@@ -130,6 +135,7 @@ class MachineFailbackWorkflow:
         self._cutover: Cutover | None = None
         self._azure_down_at: datetime | None = None
         self._downtime_seconds: float | None = None
+        self._placement: MachinePlan | None = None
 
     @property
     def _vm_name(self) -> str:
@@ -238,6 +244,7 @@ class MachineFailbackWorkflow:
             replication=self._replication,
             undo=self._undo,
             rejected_undos=list(self._rejected_undos),
+            architecture=self._discovered.architecture if self._discovered else None,
             data_sync=self._data_sync,  # type: ignore[arg-type]
             synchronized_at=self._synchronized_at,
             cutover=self._cutover,
@@ -291,6 +298,8 @@ class MachineFailbackWorkflow:
         self._enter(Phase.DISCOVERING)
         machine = params.discovered or await self._discover(params)
         self._discovered = machine
+        if machine.architecture == "hyperv":
+            self._data_sync = params.data_sync
 
         if params.recovery_plan is None:
             alone = group_member_alone(
@@ -431,10 +440,10 @@ class MachineFailbackWorkflow:
         (readiness's placement: a VM that is gone is created on the host it named)."""
         if machine.architecture != "hyperv":
             return None
-        self._data_sync = params.data_sync
         placement = params.placement or next(
             (m for m in (self._readiness.machines if self._readiness else [])), None
         )
+        self._placement = placement
         alternate = placement is not None and placement.location == "alternate"
         return HyperVFailback(
             data_sync=params.data_sync,
@@ -593,7 +602,7 @@ class MachineFailbackWorkflow:
                     f"{int(timings.verify_timeout_seconds)} s: "
                     + "; ".join(self._verification.problems)
                     + ". Nothing was committed: the Azure VM is intact; check the on-premises VM "
-                    "in vCenter before starting again"
+                    f"{where_it_runs(machine.architecture)} before starting again"
                 )
             # A durable sleep that a plan's stand-down order or an undo cuts short.
             with contextlib.suppress(asyncio.TimeoutError):
@@ -604,14 +613,18 @@ class MachineFailbackWorkflow:
             if self._undo is not None:
                 return
 
-    @staticmethod
-    def _verification_query(machine: DiscoveredMachine) -> VerificationReadInput:
+    def _verification_query(self, machine: DiscoveredMachine) -> VerificationReadInput:
+        """Where the VM is looked for: vCenter, or the Hyper-V host the failback put it on (its
+        own, or for a VM ASR created again, the host readiness placed it on)."""
         platform = architecture_named(machine.architecture).onprem_platform
+        host = machine.onprem_host
+        if self._placement is not None and self._placement.location == "alternate":
+            host = self._placement.master_target_host or host
         return VerificationReadInput(
             onprem=OnPremVmQuery(
                 vm_name=machine.vm_name,
                 platform=platform,
-                host=machine.onprem_host if platform == "hyperv" else None,
+                host=host if platform == "hyperv" else None,
             ),
             azure=machine.azure_vm,
         )

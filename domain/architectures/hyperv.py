@@ -79,7 +79,7 @@ HYPERV = Architecture(
         OperationRule(
             AsrOperation.REPROTECT_TO_AZURE,
             allowed_operations=frozenset({"ReverseReplicate"}),
-            job_scenarios=frozenset({"Reprotect", "ReverseReplicate", "EnableDr"}),
+            job_scenarios=frozenset({"ReverseReplication", "Reprotect", "ReverseReplicate"}),
             already_done=_protected_to_azure,
         ),
     ),

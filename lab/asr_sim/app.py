@@ -864,6 +864,7 @@ async def lab_state(request: web.Request) -> web.Response:
             {
                 "name": item.name,
                 "vm_name": item.spec.vm_name,
+                "vm_id": item.vm_id,
                 "phase": item.phase.value,
                 "resource": views.item_resource(state, item.name, now),
                 "current_job": item.current_job.name if item.current_job else None,
@@ -919,6 +920,12 @@ async def lab_state(request: web.Request) -> web.Response:
                 for j in state.jobs.values()
             ],
             "faults": state.faults.describe(),
+            # Hyper-V: the hosts as providers, and what the failbacks did on them.
+            "hyperv_providers": [
+                {"host": p["properties"]["friendlyName"], "name": p["name"], "id": p["id"]}
+                for p in (hyperv.providers(state, now) if state.architecture == "hyperv" else [])
+            ],
+            "hyperv_effects": state.hyperv_effects.calls,
             "vcenter_effects": [
                 {
                     "action": c.action,

@@ -176,7 +176,9 @@ HYPERV_OPERATIONS: dict[Operation, OperationSpec] = {
     ),
     Operation.REPROTECT: OperationSpec(
         operation=Operation.REPROTECT,
-        scenario_name="Reprotect",
+        # A scenario name seen on the wire (DOCUMENTED_VALUES); which one a Hyper-V reverse
+        # replication's job carries is not recorded.
+        scenario_name="ReverseReplication",
         friendly_name="Reverse replicate",
         allowed_operation_names=frozenset({"ReverseReplicate"}),
         tasks=(
