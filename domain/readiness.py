@@ -235,6 +235,8 @@ class MachinePlan(_Facts):
 class ReadinessReport(_Facts):
     findings: list[Finding]
     machines: list[MachinePlan]
+    # Which rules made it: how its places read (a master target, an appliance, a Hyper-V host).
+    architecture: Literal["classic", "modernized", "hyperv"] = "classic"
 
     @property
     def blocking(self) -> list[Finding]:

@@ -85,7 +85,7 @@ def assess_hyperv(
                 reprotect_first=False,
             )
         )
-    return ReadinessReport(findings=findings, machines=plans), []
+    return ReadinessReport(findings=findings, machines=plans, architecture="hyperv"), []
 
 
 def _finding(

@@ -155,7 +155,7 @@ def assess_modernized(
                 action="fail back through another appliance (name it), or in smaller plans",
             )
         )
-    report = ReadinessReport(findings=findings, machines=plans)
+    report = ReadinessReport(findings=findings, machines=plans, architecture="modernized")
     return report, choices if report.ready else []
 
 

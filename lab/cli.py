@@ -119,15 +119,26 @@ def lab_validate_command(scenario: Path) -> None:
 
 
 @click.command("demo")
-@click.option("--scenario", type=click.Path(path_type=Path), help="Scenario file (JSON)")
+@click.option(
+    "--scenario",
+    help="A scenario file (JSON) or the name of one in lab/scenarios (e.g. hyperv)",
+)
 @click.option("--lab-dir", type=click.Path(path_type=Path))
+@click.option(
+    "--data-sync",
+    type=click.Choice(["for-synchronization", "for-downtime"]),
+    default="for-synchronization",
+    show_default=True,
+    help="Hyper-V: the data-sync mode (for-downtime: the demo gives the cut-over itself)",
+)
 @friendly_errors
 @_lab_errors
-def demo(scenario: Path | None, lab_dir: Path | None) -> None:
+def demo(scenario: str | None, lab_dir: Path | None, data_sync: str) -> None:
     """Run a whole failback in the lab, approve it, and stop the lab."""
     from lab.demo import run_demo
+    from lab.scenario import scenario_path_named
 
-    sys.exit(run_demo(scenario, lab_dir))
+    sys.exit(run_demo(scenario_path_named(scenario) if scenario else None, lab_dir, data_sync))
 
 
 def running_lab_settings() -> Path | None:

@@ -1081,6 +1081,18 @@ def scenario_json_schema() -> dict[str, object]:
     return Scenario.model_json_schema()
 
 
+def scenario_path_named(name: str) -> Path:
+    """A scenario file, or the name of one the lab ships (`hyperv` is lab/scenarios/hyperv.json)."""
+    given = Path(name)
+    if given.exists() or given.suffix == ".json":
+        return given
+    shipped = Path(__file__).parent / "scenarios" / f"{name}.json"
+    if shipped.exists():
+        return shipped
+    known = ", ".join(sorted(p.stem for p in shipped.parent.glob("*.json")))
+    raise ScenarioError(f"no scenario file or shipped scenario named {name!r}; shipped: {known}")
+
+
 def default_scenario_path() -> Path:
     """The lab's default: modernized VMware (classic is out of support since March 2026; its
     scenarios stay, e.g. single-vm.json)."""

@@ -327,17 +327,38 @@ def start_command(
     default="latest",
     show_default=True,
 )
+@click.option(
+    "--data-sync",
+    type=click.Choice(["for-synchronization", "for-downtime"]),
+    default="for-synchronization",
+    show_default=True,
+    help="Hyper-V: the data-sync mode to explain",
+)
+@click.option("--master-target", help="Hyper-V: the host for a VM ASR creates again")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON")
 @friendly_errors
-def preview_command(recovery_plan: str, recovery_point: str, as_json: bool) -> None:
-    """Show the recovery point and data-loss window each machine would get. Only reads."""
-    from starter.commands import plan_input
-    from starter.observe import preview_plan
+def preview_command(
+    recovery_plan: str,
+    recovery_point: str,
+    data_sync: str,
+    master_target: str | None,
+    as_json: bool,
+) -> None:
+    """Show the recovery point and data-loss window each machine would get (Hyper-V: the
+    data-sync mode and where each VM comes up). Only reads."""
+    from starter.commands import plan_input, with_choices
+    from starter.observe import preview_plan, readiness_report
 
     settings = settings_for_cli()
-    choice = preview_plan(settings, plan_input(settings, recovery_plan, recovery_point))
+    params = with_choices(
+        plan_input(settings, recovery_plan, recovery_point), master_target, None, data_sync
+    )
+    choice = preview_plan(settings, params)
     if as_json:
         click.echo(choice.model_dump_json(indent=2))
+        return
+    if any(m.asked_as == "AzureVmDisks" for m in choice.machines):
+        _preview_hyperv(recovery_plan, data_sync, readiness_report(settings, params))
         return
     click.echo(f"recovery plan {recovery_plan}, recovery point policy {recovery_point}:")
     for machine in choice.machines:
@@ -362,6 +383,42 @@ def preview_command(recovery_plan: str, recovery_point: str, as_json: bool) -> N
         click.echo(
             "  the plan holds a replication group, so it fails over whole, in one ASR job that "
             "boots its groups in order (FO-PLAN)"
+        )
+
+
+DATA_SYNC_TEXT = {
+    "for-synchronization": (
+        "synchronize during the failover (ForSynchronization): ASR shuts each Azure VM down at "
+        "once and downloads its disks, no checksums; the machine is down for the whole "
+        "download. Best after a month or more in Azure, or when the VM is gone on-premises"
+    ),
+    "for-downtime": (
+        "synchronize before the failover (ForDownTime): ASR copies the changes while the Azure "
+        "VM keeps running, then suspends its job; the failback waits there for the cut-over "
+        "(`failback cutover ID --by NAME`, or --cutover-at), when ASR shuts the Azure VM down "
+        "and sends only the last changes: the machine is down for that part only"
+    ),
+}
+
+
+def _preview_hyperv(recovery_plan: str, data_sync: str, report: Any) -> None:
+    click.echo(f"recovery plan {recovery_plan} (Hyper-V), data sync {data_sync}:")
+    click.echo(f"  {DATA_SYNC_TEXT[data_sync]}")
+    click.echo(
+        "  no recovery point is asked: the failback copies each Azure VM's disks as they are "
+        "when it shuts down, so nothing written in Azure is lost"
+    )
+    for machine in report.machines:
+        where = (
+            f"its VM on {machine.master_target_host}"
+            if machine.location == "original"
+            else f"created again by ASR on {machine.master_target_host} (CreateVmIfNotFound)"
+        )
+        click.echo(f"  {machine.item_name}: {machine.location} location, {where}")
+    for finding in report.findings:
+        click.echo(
+            f"  {finding.severity.upper()} {finding.rule} {finding.item_name or 'plan'}: "
+            f"{finding.found}; what to do: {finding.action}"
         )
 
 
@@ -418,8 +475,16 @@ def check_command(
         _print_json(data)
     else:
         for machine in report.machines:
+            if report.architecture == "hyperv":
+                click.echo(
+                    f"{machine.item_name}: {machine.location} location, Hyper-V host "
+                    f"{machine.master_target_host or '-'}"
+                    + (" (ASR creates the VM there)" if machine.location == "alternate" else "")
+                )
+                continue
+            through = "appliance" if report.architecture == "modernized" else "master target"
             click.echo(
-                f"{machine.item_name}: {machine.location} location, master target "
+                f"{machine.item_name}: {machine.location} location, {through} "
                 f"{machine.master_target_id or '-'} on {machine.master_target_host or '-'}, "
                 f"datastore {machine.datastore or '-'}"
                 + ("; reprotected to on-premises first" if machine.reprotect_first else "")

@@ -57,12 +57,35 @@ def _point_text(status: MachineStatus) -> Text:
     point = status.recovery_point
     if point is None:
         return Text("not chosen yet", style="dim")
+    if point.asked_as == "AzureVmDisks":
+        return Text(
+            "none asked: Hyper-V copies the Azure VM's disks as they are when it shuts down "
+            "(nothing written in Azure is lost)"
+        )
     return Text.assemble(
         (point.chosen.id, "cyan"),
         f"\n{when(point.chosen.time)} ({point.chosen.type}); latest {when(point.latest.time)}; ",
         ("data-loss window ", "bold"),
         duration(point.data_loss_window_seconds),
     )
+
+
+def _sync_text(status: MachineStatus) -> Text:
+    """Hyper-V: the two phases of a for-downtime failback, and the downtime taken."""
+    if status.data_sync == "for-downtime":
+        text = Text(
+            "for-downtime: synchronized while the Azure VM ran"
+            + (f" (done {when(status.synchronized_at)})" if status.synchronized_at else "")
+            + "; then the cut-over"
+        )
+        if status.cutover is not None:
+            text.append(f" given by {status.cutover.cut_over_by} at {when(status.cutover.at)}")
+    else:
+        text = Text("for-synchronization: the Azure VM shut down at once, a full download")
+    if status.downtime_seconds is not None:
+        text.append("\ndowntime taken: ", style="bold")
+        text.append(f"{duration(status.downtime_seconds)} (Azure VM off -> VM up on-premises)")
+    return text
 
 
 def _jobs_text(status: MachineStatus) -> Text:
@@ -90,7 +113,16 @@ def _verification_text(status: MachineStatus) -> Text:
         ("passed" if verification.passed else "FAILED", "green" if verification.passed else "red"),
         f" at {when(verification.checked_at)}\n",
     )
-    if onprem.found:
+    if onprem.platform == "hyperv":
+        text.append(
+            f"on-premises {onprem.vm_name} on Hyper-V host {onprem.host or '-'}: "
+            + (
+                f"{onprem.power_state}, heartbeat {onprem.heartbeat or 'no contact'}\n"
+                if onprem.found
+                else "not found\n"
+            )
+        )
+    elif onprem.found:
         text.append(
             f"on-premises {onprem.vm_name}: {onprem.power_state}, VMware Tools "
             f"{onprem.tools_running_status or 'unknown'}, host {onprem.host or '-'}\n"
@@ -165,6 +197,8 @@ def machine_renderable(machine: MachineView) -> RenderableType:
     if machine.attention:
         grid.add_row("needs a person", Text(machine.attention, style="bold yellow"))
     grid.add_row("recovery point", _point_text(status))
+    if status.data_sync is not None:
+        grid.add_row("data sync", _sync_text(status))
     grid.add_row("ASR jobs", _jobs_text(status))
     grid.add_row("verification", _verification_text(status))
     grid.add_row("approval", _approval_text(status))

@@ -814,6 +814,8 @@ class MachineFailbackWorkflow:
         choice = self._recovery_point
         if choice is not None and choice.asked_as == "CrashConsistent":
             point = "a crash-consistent point made at the failover"
+        elif choice is not None and choice.asked_as == "AzureVmDisks":
+            point = "the Azure VM's disks as they were when it shut down"
         else:
             point = f"its recovery point of {choice.chosen.time.isoformat() if choice else '?'}"
         approver = self._approval.approved_by if self._approval else "?"
