@@ -423,7 +423,14 @@ class AsrWrites:
             raise _reprotect_failed(params, job_name, code, message)
         what = f"{write.operation} of {params.item.name}"
         if failed and write.operation == AsrOperation.PLANNED_FAILOVER:
-            what += await self._follow_auto_cancel(params.vault, [params.vm_name], params)
+            if params.architecture == "hyperv":
+                # ASR's documentation: no cancel; a new planned failover completes the sync.
+                what += (
+                    "; do not start the on-premises VM: run the failback again, and ASR "
+                    "completes the data synchronization with the new planned failover"
+                )
+            else:
+                what += await self._follow_auto_cancel(params.vault, [params.vm_name], params)
         return _ended_job(write.operation, what, job_name, document, resumed)
 
     async def _follow_auto_cancel(

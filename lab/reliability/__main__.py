@@ -35,7 +35,12 @@ from lab.reliability.bad_input import (
     BadInputResult,
     run_bad_input,
 )
-from lab.reliability.cases import BASELINE_REPLICATING, FULL_MATRIX, MODERNIZED_MATRIX
+from lab.reliability.cases import (
+    BASELINE_REPLICATING,
+    FULL_MATRIX,
+    HYPERV_MATRIX,
+    MODERNIZED_MATRIX,
+)
 from lab.reliability.harness import (
     EXPECTATIONS,
     JOBS,
@@ -57,6 +62,11 @@ GROUPS = [
         "modernized",
         "Modernized VMware/physical (replication appliance), in a lab of its own: the same "
         "guarantees, and the undo",
+    ),
+    (
+        "hyperv",
+        "Hyper-V, in a lab of its own (the WinRM host stand-in): both data-sync modes, the "
+        "suspension and the cut-over",
     ),
 ]
 
@@ -89,9 +99,10 @@ def main() -> int:
     args = parser.parse_args()
     classic = [c for c in FULL_MATRIX if not args.only or c.name in args.only]
     modernized = [c for c in MODERNIZED_MATRIX if not args.only or c.name in args.only]
-    cases = classic + modernized
+    hyperv = [c for c in HYPERV_MATRIX if not args.only or c.name in args.only]
+    cases = classic + modernized + hyperv
     if args.only and not cases:
-        known = [c.name for c in FULL_MATRIX + MODERNIZED_MATRIX]
+        known = [c.name for c in FULL_MATRIX + MODERNIZED_MATRIX + HYPERV_MATRIX]
         parser.error(f"no case named {args.only}; cases: {known}")
     started = time.monotonic()
     started_at = datetime.now(UTC)
@@ -102,6 +113,9 @@ def main() -> int:
     if modernized:
         # The simulator speaks one architecture per lab: modernized runs in a lab of its own.
         more, _ = _run_in_lab(modernized, False, args.concurrency, "modernized")
+        results.update(more)
+    if hyperv:
+        more, _ = _run_in_lab(hyperv, False, args.concurrency, "hyperv")
         results.update(more)
     took = time.monotonic() - started
     if args.only:

@@ -49,7 +49,14 @@ from temporalio.service import RPCError
 from domain.models import Architecture, MachineStatus, PlanFailbackResult, PlanStatus
 from lab import manager
 from lab.manager import LabProcess, LabState, lab_down, lab_up
-from starter.commands import CommandError, approve, plan_input, start_plan_failback, undo
+from starter.commands import (
+    CommandError,
+    approve,
+    cut_over,
+    plan_input,
+    start_plan_failback,
+    undo,
+)
 from worker.settings import Settings
 from worker.wiring import connect_temporal
 from workflows.machine import MachineFailbackWorkflow, machine_workflow_id
@@ -60,13 +67,15 @@ HOST = "esx-01.corp.local"
 DATASTORE = "ds-vmfs-01"
 MASTER_TARGET = "mt-linux-01"
 APPLIANCE = "appliance-01"
+HV_HOST = "hv-01.corp.local"
+HV_SWITCH = "vSwitch-Prod"
 # ASR job durations: long enough that "inside a job" is a moment one can hit.
 JOBS = {"failover_seconds": 3, "commit_seconds": 2, "reprotect_seconds": 2}
 QUERY_TIMEOUT = timedelta(seconds=3)
 
 # --- the scenario: independent units, one recovery plan each -----------------------------------
 
-UnitKind = Literal["reprotect", "replicating", "group"]
+UnitKind = Literal["reprotect", "replicating", "group", "hyperv"]
 
 
 @dataclass(frozen=True)
@@ -87,6 +96,8 @@ class Unit:
     unknown_to_cs: bool = False
     # The datastore the operator names for an alternate-location reprotect (None: chosen).
     reprotect_datastore: str | None = None
+    # Hyper-V: how the failback's data syncs (for-downtime: the harness gives the cut-over).
+    data_sync: str = "for-synchronization"
 
     @property
     def plan(self) -> str:
@@ -94,7 +105,7 @@ class Unit:
 
     @property
     def vms(self) -> tuple[str, ...]:
-        if self.kind == "reprotect":
+        if self.kind in ("reprotect", "hyperv"):
             return (f"{self.key}-web", f"{self.key}-app")
         if self.kind == "group":
             return (f"{self.key}-db1", f"{self.key}-db2", f"{self.key}-solo")
@@ -116,6 +127,7 @@ class Unit:
             extra.append(f"reprotect to datastore {self.reprotect_datastore} asked")
         text = {
             "reprotect": "2 VMs in Azure, reprotected first (original + alternate location)",
+            "hyperv": "2 Hyper-V VMs in Azure (original + alternate location), " + self.data_sync,
             "replicating": f"{self.machines} VM{'s' if self.machines > 1 else ''} replicating back",
             "group": "replication group of 2 + 1 standalone VM, replicating back",
         }[self.kind]
@@ -145,7 +157,15 @@ def _unit_items(unit: Unit) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     for index, vm in enumerate(unit.vms):
         item = {**base, "name": item_of(vm), "vm_name": vm, "azure_vm_name": vm}
-        if unit.kind == "reprotect":
+        if unit.kind == "hyperv":
+            item.update(
+                state="failed-over-to-azure",
+                recovery_points=_points(60, 300),
+                hyperv_host=HV_HOST,
+                hyperv_switches=[HV_SWITCH],
+                initial_replication_seconds=2,
+            )
+        elif unit.kind == "reprotect":
             item.update(state="failed-over-to-azure", recovery_points=_points(60, 300))
             if index == 0:
                 item["initial_replication_seconds"] = 2
@@ -181,6 +201,30 @@ def _unit_vms(unit: Unit) -> list[dict[str, Any]]:
     ]
 
 
+def _hyperv_scenario(units: Sequence[Unit], jobs: dict[str, float] | None) -> dict[str, Any]:
+    """Hyper-V: one host with the units' web VMs (off); their app VMs are gone (created again
+    on the same host by the failback)."""
+    return {
+        "name": "reliability-hyperv",
+        "description": f"One recovery plan per reliability case on Hyper-V host {HV_HOST}.",
+        "hyperv": {
+            "hosts": [{"name": HV_HOST, "switches": [HV_SWITCH]}],
+            "vms": [
+                {"name": unit.vms[0], "host": HV_HOST, "switches": [HV_SWITCH]} for unit in units
+            ],
+        },
+        "azure": {
+            "architecture": "hyperv",
+            "fabric": "hv-site-01",
+            "items": [item for unit in units for item in _unit_items(unit)],
+            "recovery_plans": [
+                {"name": unit.plan, "boot_groups": [list(unit.items)]} for unit in units
+            ],
+            "jobs": dict(jobs or JOBS),
+        },
+    }
+
+
 def build_scenario(
     units: Sequence[Unit],
     jobs: dict[str, float] | None = None,
@@ -189,6 +233,8 @@ def build_scenario(
     keys = [u.key for u in units]
     if len(set(keys)) != len(keys):
         raise ValueError(f"unit keys must be unique: {keys}")
+    if architecture == "hyperv":
+        return _hyperv_scenario(units, jobs)
     return {
         "name": "reliability",
         "description": "One recovery plan per reliability case, each with machines of its own; "
@@ -387,6 +433,8 @@ class Writes:
     reprotect_onprem: int = 0
     # Modernized: failoverCancel (an undo).
     cancel: int = 0
+    # Hyper-V for-downtime: the cut-over's resume of the suspended failover job.
+    resume: int = 0
     other_answers: int = 0
     commit_posts: int = 0
     posts: int = 0
@@ -399,10 +447,13 @@ class Writes:
 
 
 def writes_per_machine(
-    entries: Sequence[dict[str, Any]], items: Sequence[str], plan: str | None = None
+    entries: Sequence[dict[str, Any]],
+    items: Sequence[str],
+    plan: str | None = None,
+    job_items: dict[str, str] | None = None,
 ) -> dict[str, Writes]:
     """Each machine's writes; a failover of its recovery plan `plan` (FO-PLAN) counts as one of
-    each of its machines."""
+    each of its machines, and a job's resume as one of the job's machine (`job_items`)."""
     found = {item: Writes() for item in items}
     for entry in entries:
         if entry["method"] != "POST":
@@ -411,6 +462,11 @@ def writes_per_machine(
         if len(parts) < 3:
             continue
         target, action = parts[-2], parts[-1].lower()
+        if action == "resume" and parts[-3] == "replicationJobs":
+            own = found.get((job_items or {}).get(target.lower(), ""))
+            if own is not None and 200 <= int(entry["status"]) < 300:
+                own.resume += 1
+            continue
         if plan is not None and parts[-3] == "replicationRecoveryPlans" and target == plan:
             for each in found.values():
                 _count(each, entry, action)
@@ -438,7 +494,11 @@ def _count(writes: Writes, entry: dict[str, Any], action: str) -> None:
         details = (entry["body"] or {}).get("properties", {}).get("providerSpecificDetails", {})
         # Toward Azure: classic InMageAzureV2, modernized InMageRcmFailback (the item's provider
         # while it replicates back, named in the reprotect that switches it to Azure again).
-        if details.get("instanceType") in ("InMageAzureV2", "InMageRcmFailback"):
+        if details.get("instanceType") in (
+            "InMageAzureV2",
+            "InMageRcmFailback",
+            "HyperVReplicaAzure",
+        ):
             writes.reprotect_azure += 1
         else:
             writes.reprotect_onprem += 1
@@ -528,6 +588,7 @@ class PlanRun:
         # Modernized: undo (`failback undo`) instead of approving, once all are verified.
         self.auto_undo = False
         self.undone = False
+        self.cut_over = False
         self.decided: set[str] = set()
         self.notes: list[str] = []
         self.query_failures: list[str] = []
@@ -536,7 +597,9 @@ class PlanRun:
 
     async def start(self) -> None:
         client = await self.lab.client()
-        params = plan_input(self.settings, self.unit.plan, self.recovery_point)
+        params = plan_input(self.settings, self.unit.plan, self.recovery_point).model_copy(
+            update={"data_sync": self.unit.data_sync}
+        )
         if self.unit.reprotect_datastore:
             target = params.reprotect_to_onprem.model_copy(
                 update={"datastore_name": self.unit.reprotect_datastore}
@@ -606,6 +669,15 @@ class PlanRun:
                 self.approved = True
             except (CommandError, RPCError, RuntimeError) as err:
                 self.notes.append(f"approval retried: {err}")
+        if not self.cut_over and any(
+            str(s.phase) == "synchronized-awaiting-cutover" for s in snap.machines.values()
+        ):
+            client = await self.lab.client()
+            try:
+                await cut_over(client, self.workflow_id, "reliability", "the harness cuts over")
+                self.cut_over = True
+            except (CommandError, RPCError, RuntimeError) as err:
+                self.notes.append(f"cut-over retried: {err}")
         for vm, status in snap.machines.items():
             if str(status.phase) == "agent-stuck" and vm not in self.decided:
                 self.decided.add(vm)
@@ -909,7 +981,19 @@ async def judge(
     data: dict[str, Any] | None = None,
 ) -> CaseResult:
     unit = case.unit
-    writes = writes_per_machine(lab.journal(), unit.items, unit.plan)
+    job_items = {
+        str(o["job"]).lower(): str(o["item"]) for o in lab.sim_state()["operations"] if o["item"]
+    }
+    writes = writes_per_machine(lab.journal(), unit.items, unit.plan, job_items)
+    if unit.data_sync == "for-downtime" and end is not None and end.outcome == "completed":
+        extra_violations = [
+            *extra_violations,
+            *(
+                f"{item}: {w.resume} accepted resumes of its failover job, expected 1"
+                for item, w in writes.items()
+                if w.resume != 1
+            ),
+        ]
     deleted = lab.azure_vm_deleted(unit.items)
     violations = list(extra_violations) + run.query_failures
     if EXPECTATIONS[case.expect].azure_vm_deleted is False:
