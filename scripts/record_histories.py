@@ -34,6 +34,7 @@ from domain.models import Phase
 from lab.manager import LabState, lab_down, lab_up
 from starter.commands import (
     approve,
+    cut_over,
     failback_input,
     machine_status,
     plan_input,
@@ -41,6 +42,7 @@ from starter.commands import (
     start_failback,
     start_plan_failback,
     undo,
+    with_choices,
 )
 from starter.observe import name_machine
 from worker.settings import Settings
@@ -195,6 +197,35 @@ def plan_run(plan: str, recovery_point: str, approver: str, undo_it: bool = Fals
     return body
 
 
+async def hyperv_plan(client: Client, settings: Settings, _lab: LabState) -> str:
+    """plan-hyperv for-downtime, with ASR creating app-01 again on hv-02: held at the
+    suspension until the plan's cut-over, then approved."""
+    params = with_choices(
+        plan_input(settings, "plan-hyperv", "latest"),
+        master_target="hv-02.corp.local",
+        data_sync="for-downtime",
+    )
+    handle = await start_plan_failback(client, settings, params)
+
+    async def synchronized() -> Any:
+        plan = await plan_status(client, handle.id)
+        machines = [await machine_status(client, m.workflow_id) for m in plan.machines[:1]]
+        return machines[0] if machines else plan
+
+    await wait_for_phase(synchronized, {"synchronized-awaiting-cutover", "failed"})
+    await cut_over(client, handle.id, "hana", "recorded for the replay tests")
+    status = await wait_for_phase(
+        lambda: plan_status(client, handle.id), {"awaiting-approval", "failed"}
+    )
+    if status.phase != "awaiting-approval":
+        raise RuntimeError(f"plan-hyperv did not reach approval: {status.error}")
+    await approve(client, handle.id, "hana", "recorded for the replay tests")
+    result = await asyncio.wait_for(handle.result(), WAIT_SECONDS)
+    if result.outcome != "completed":
+        raise RuntimeError(f"plan-hyperv: {result.summary}")
+    return handle.id
+
+
 async def failing_plan(client: Client, settings: Settings, lab: LabState) -> str:
     lab_request(
         lab,
@@ -264,6 +295,13 @@ RUNS = [
         shipped("modernized.json"),
         plan_run("plan-modern", "latest", "frank", undo_it=True),
         "plan-modern (modernized), verified, then undone before commit",
+    ),
+    StandardRun(
+        "hyperv",
+        shipped("hyperv.json"),
+        hyperv_plan,
+        "plan-hyperv (Hyper-V) for-downtime, app-01 created again on hv-02: synchronized, cut "
+        "over by the plan, approved, completed",
     ),
     StandardRun(
         "plan-failure",

@@ -123,6 +123,8 @@ def test_stored_histories_cover_every_workflow_and_the_failure_path() -> None:
     assert approved, "no stored machine history receives a commit approval"
     undone = [h for h in by_type["MachineFailbackWorkflow"] if "undo_failback" in signals(h)]
     assert undone, "no stored machine history is undone before commit (modernized)"
+    cut = [h for h in by_type["MachineFailbackWorkflow"] if "cut_over" in signals(h)]
+    assert cut, "no stored machine history is cut over (Hyper-V for-downtime)"
 
 
 def patches(history: WorkflowHistory) -> set[str]:
