@@ -431,6 +431,7 @@ async def run_orchestrated(
         t_approve=t_approve,
         t_done=t_done,
         t_all_awaiting_seen=t_all_awaiting_seen,
+        waits_for_agent=architecture != "hyperv",
     )
     figures["architecture"] = architecture
     figures["lab_start_seconds"] = lab_start_seconds
@@ -674,7 +675,11 @@ def _item_failover_groups(
         rows = []
         for member in groups[number]:
             machine = result.machines[member.item_name]
-            fo = _operation(machine, "unplannedFailover")
+            fo = next(
+                op
+                for op in machine.status.operations
+                if op.operation in ("unplannedFailover", "plannedFailover")
+            )
             job_start, job_end = job_span(fo.job_id)
             history = machine.status.history
             verifying_at = _phase_at(history, "verifying")
@@ -682,7 +687,7 @@ def _item_failover_groups(
             assert verifying_at is not None and verified_at is not None
             rows.append(
                 {
-                    "post": posts[(member.item_name.lower(), "unplannedfailover")],
+                    "post": posts[(member.item_name.lower(), str(fo.operation).lower())],
                     "job_start": job_start,
                     "job_end": job_end,
                     "job": job_end - job_start,
@@ -770,8 +775,11 @@ def analyse(
     t_approve: float,
     t_done: float,
     t_all_awaiting_seen: float,
+    waits_for_agent: bool = True,
 ) -> dict[str, Any]:
     durations = scenarios.DURATIONS
+    # Hyper-V has no mobility agent: its re-protect follows the commit.
+    agent_seconds = durations.agent_registration if waits_for_agent else 0.0
     jobs = {j["name"]: j["properties"] for j in sim_state["jobs"]}
     posts: dict[tuple[str, str], float] = {}
     for entry in journal:
@@ -811,7 +819,7 @@ def analyse(
             reprotect = _operation(machine, "reProtect")
             commit_start, commit_end = job_span(commit.job_id)
             reprotect_start, reprotect_end = job_span(reprotect.job_id)
-            agent_at = commit_end + durations.agent_registration
+            agent_at = commit_end + agent_seconds
             after.append(
                 {
                     "commit_post_after_approval": posts[
@@ -824,7 +832,7 @@ def analyse(
                     "reprotect_job": reprotect_end - reprotect_start,
                     "reprotect_end_to_machine_done": ts(machine.finished_at) - reprotect_end,
                     "critical": (commit_end - commit_start)
-                    + durations.agent_registration
+                    + agent_seconds
                     + (reprotect_end - reprotect_start),
                     "reprotected_after_approval": reprotect_end - run.approved_sent_at,
                     "machine_done_after_approval": ts(machine.finished_at) - run.approved_sent_at,
@@ -852,7 +860,7 @@ def analyse(
     after_all = [a for p in plans for a in p["after_approval"]]
     to_reprotected = max(p["finished_after_approval"] for p in plans)
     critical_2 = max(a["critical"] for a in after_all)
-    nominal_2 = durations.commit + durations.agent_registration + durations.reprotect
+    nominal_2 = durations.commit + agent_seconds + durations.reprotect
     reprotect_tasks = len(OPERATIONS[Operation.REPROTECT].tasks)
     failover_poll_lags = [g["poll_lag_max"] for p in plans for g in p["groups"]]
 
@@ -1024,6 +1032,8 @@ def markdown(report: dict[str, Any]) -> str:
         how = {
             "modernized": "modernized: each plan's plannedFailover job boots its groups",
             "classic": "classic: each machine's unplannedFailover, group by group",
+            "hyperv": "Hyper-V: each machine's plannedFailover, group by group, verified on "
+            "its host over WinRM",
         }[figures.get("architecture", "classic")]
         lines += [
             f"### {size} machines ({figures['plans']} plan(s) of 7 boot groups; {how})",
@@ -1226,7 +1236,7 @@ def main() -> None:
     parser.add_argument("--keep-lab", action="store_true", help="leave the last lab running")
     parser.add_argument(
         "--architecture",
-        choices=["modernized", "classic"],
+        choices=["modernized", "classic", "hyperv"],
         default="modernized",
         help="how the machines replicate back: modernized (a plan fails back in one "
         "plannedFailover job) or classic (each machine's unplannedFailover, group by group)",

@@ -64,6 +64,55 @@ def plan_sizes(machines: int, plan_size: int = MAX_PLAN_ITEMS) -> list[int]:
     return split(machines, plans)
 
 
+def _hyperv_scenario(
+    machines: int,
+    durations: Durations,
+    items: list[dict[str, Any]],
+    plans: list[dict[str, Any]],
+    hosts: list[str],
+) -> dict[str, Any]:
+    """Hyper-V: the same machines, failed over to Azure and committed there, their VMs off on
+    4 Hyper-V hosts (the lab's WinRM stand-in), no vCenter."""
+    switch = "vSwitch-Prod"
+    hv_hosts = [h.replace("esx", "hv") for h in hosts]
+    for index, item in enumerate(items, start=1):
+        item.update(
+            state="failed-over-to-azure",
+            os_type="Windows",
+            os_version="Windows Server 2022",
+            hyperv_host=hv_hosts[index % HOSTS],
+            hyperv_switches=[switch],
+            initial_replication_seconds=durations.reprotect,
+        )
+        item.pop("agent_registration_delay_seconds", None)
+    data = {
+        "name": f"bench-{machines}-hyperv",
+        "description": f"Benchmark: {machines} Hyper-V VMs in Azure, their VMs off on "
+        f"{HOSTS} hosts; {len(plans)} recovery plan(s); jobs: failover {durations.failover:g} s "
+        f"per boot group, commit {durations.commit:g} s, reprotect {durations.reprotect:g} s",
+        "hyperv": {
+            "hosts": [{"name": h, "switches": [switch]} for h in hv_hosts],
+            "vms": [
+                {"name": vm_name(i), "host": hv_hosts[i % HOSTS], "switches": [switch]}
+                for i in range(1, machines + 1)
+            ],
+        },
+        "azure": {
+            "architecture": "hyperv",
+            "fabric": "hv-site-bench",
+            "items": items,
+            "jobs": {
+                "failover_seconds": durations.failover,
+                "commit_seconds": durations.commit,
+                "reprotect_seconds": durations.reprotect,
+            },
+            "recovery_plans": plans,
+        },
+    }
+    Scenario.model_validate(data)
+    return data
+
+
 def bench_scenario(
     machines: int,
     durations: Durations | None = None,
@@ -124,6 +173,8 @@ def bench_scenario(
             groups.append([item_name(i) for i in range(first, first + group_size)])
             first += group_size
         plans.append({"name": plan_name(p + 1), "boot_groups": groups})
+    if architecture == "hyperv":
+        return _hyperv_scenario(machines, durations, items, plans, hosts)
     through = MASTER_TARGET if architecture == "classic" else f"appliance {APPLIANCE} (modernized)"
     replicates_back_through: dict[str, Any] = (
         {"master_target_vm": MASTER_TARGET}
