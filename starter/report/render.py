@@ -8,7 +8,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from domain.models import (
     Approval,
@@ -302,6 +302,24 @@ def _machine_blocks(machine: MachineReport, generated_at: datetime) -> list[Bloc
             )
         )
 
+    if status.data_sync is not None:
+        blocks.append(Heading(3, "Data synchronization (Hyper-V)"))
+        sync_facts: list[tuple[str, Any]] = [("mode", str(status.data_sync))]
+        if status.synchronized_at is not None:
+            sync_facts.append(("synchronized (Azure VM running) at", when(status.synchronized_at)))
+        if status.cutover is not None:
+            sync_facts.append(
+                ("cut over", f"{when(status.cutover.at)} by {status.cutover.cut_over_by}")
+            )
+        if status.downtime_seconds is not None:
+            sync_facts.append(
+                (
+                    "downtime taken (Azure VM off -> VM up on-premises)",
+                    duration(status.downtime_seconds),
+                )
+            )
+        blocks.append(Facts(sync_facts))
+
     blocks.append(Heading(3, "Phases"))
     blocks.append(
         Table(
@@ -358,6 +376,13 @@ def _machine_blocks(machine: MachineReport, generated_at: datetime) -> list[Bloc
 
 
 def _onprem_words(state: OnPremVmState) -> str:
+    if state.platform == "hyperv":
+        if not state.found:
+            return f"{state.vm_name}: not found on Hyper-V host {state.host or '-'}"
+        return (
+            f"{state.vm_name} on Hyper-V host {state.host or '-'}: {state.power_state}, "
+            f"heartbeat {state.heartbeat or 'no contact'}"
+        )
     if not state.found:
         return f"{state.vm_name}: not found in vCenter"
     return (
@@ -549,4 +574,6 @@ def _asked_as(kind: str) -> str:
         "VM was shut down: no data lost)",
         "ApplicationConsistent": "ApplicationConsistent (ASR's newest application-consistent "
         "point when it failed over)",
+        "AzureVmDisks": "no point (Hyper-V: the Azure VM's disks as they were when it shut "
+        "down; nothing written in Azure lost)",
     }.get(kind, f"{kind} (this point, by its id)")
