@@ -630,6 +630,49 @@ def undo_command(workflow_id: str, undone_by: str, comment: str) -> None:
     click.echo(_run(go()))
 
 
+@cli.command("list")
+@click.option("--phase", help="Only failbacks in this phase (e.g. awaiting-approval)")
+@click.option("--recovery-plan", "plan", help="Only this recovery plan's failbacks")
+@click.option("--vault", help="Only this vault's failbacks")
+@click.option("--running", is_flag=True, help="Only failbacks still running")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON")
+@friendly_errors
+def list_command(
+    phase: str | None,
+    plan: str | None,
+    vault: str | None,
+    running: bool,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List failbacks, newest first, from Temporal's visibility (running and recent)."""
+    from dataclasses import asdict
+
+    from starter.commands import list_failbacks, list_query
+
+    query = list_query(phase, plan, vault, running)
+    settings = settings_for_cli()
+
+    async def go() -> Any:
+        return await list_failbacks(await _client(settings), query, limit)
+
+    found = _run(go())
+    if as_json:
+        _print_json([asdict(f) for f in found])
+        return
+    if not found:
+        click.echo("no failback matches")
+        return
+    for f in found:
+        started = f.started_at.strftime("%Y-%m-%d %H:%M") if f.started_at else "-"
+        plan_name = f" plan {f.recovery_plan}" if f.recovery_plan and f.kind == "machine" else ""
+        click.echo(
+            f"{f.workflow_id:<48} {f.kind:<7} {f.execution:<10} {f.phase or '-':<30} "
+            f"started {started}{plan_name}"
+        )
+
+
 @cli.command("cutover")
 @click.argument("workflow_id")
 @click.option("--by", "cut_over_by", required=True, help="Who gives the cut-over")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -48,6 +49,7 @@ from starter.report import (
     MachineView,
 )
 from worker.settings import Settings
+from workflows import search_attributes
 from workflows.machine import MachineFailbackWorkflow, machine_workflow_id
 from workflows.plan import PlanFailbackWorkflow, plan_workflow_id
 
@@ -222,6 +224,58 @@ async def cut_over(client: Client, workflow_id: str, cut_over_by: str, comment: 
         raise CommandError(f"not cut over: {refusal}")
     await handle.signal(MachineFailbackWorkflow.cut_over, request)
     return f"cut-over of {status.vm_name or workflow_id} given by {cut_over_by}"
+
+
+@dataclass(frozen=True)
+class ListedFailback:
+    """One failback as Temporal's visibility lists it (answered by the server, not a worker)."""
+
+    workflow_id: str
+    kind: str
+    execution: str
+    phase: str
+    recovery_plan: str
+    vault: str
+    started_at: datetime | None
+    closed_at: datetime | None
+
+
+def list_query(phase: str | None, plan: str | None, vault: str | None, running: bool) -> str:
+    """The visibility query of `failback list`: failbacks (plans and machines), filtered by the
+    search attributes every failback keeps (workflows/search_attributes.py)."""
+    clauses = ["WorkflowType IN ('PlanFailbackWorkflow', 'MachineFailbackWorkflow')"]
+    for name, value in (("FailbackPhase", phase), ("RecoveryPlan", plan), ("Vault", vault)):
+        if value is not None:
+            if not value.strip() or "'" in value:
+                raise CommandError(f"{value!r} is not a {name} to filter on")
+            clauses.append(f"{name} = '{value}'")
+    if running:
+        clauses.append("ExecutionStatus = 'Running'")
+    return " AND ".join(clauses) + " ORDER BY StartTime DESC"
+
+
+def _attribute(attributes: Any, key: Any) -> str:
+    return str(attributes.get(key) or "")
+
+
+async def list_failbacks(client: Client, query: str, limit: int) -> list[ListedFailback]:
+    found: list[ListedFailback] = []
+    async for execution in client.list_workflows(query, limit=limit):
+        attributes = execution.typed_search_attributes
+        value = functools.partial(_attribute, attributes)
+        found.append(
+            ListedFailback(
+                workflow_id=execution.id,
+                kind="plan" if execution.workflow_type == "PlanFailbackWorkflow" else "machine",
+                execution=execution_name(execution.status),
+                phase=value(search_attributes.PHASE),
+                recovery_plan=value(search_attributes.RECOVERY_PLAN),
+                vault=value(search_attributes.VAULT),
+                started_at=execution.start_time,
+                closed_at=execution.close_time,
+            )
+        )
+    return found
 
 
 async def approve(client: Client, workflow_id: str, approved_by: str, comment: str) -> str:
