@@ -142,6 +142,19 @@ class _NamesOneMachine(_Model):
 DataSync = Literal["for-synchronization", "for-downtime"]
 
 
+class CancelRequest(_Model):
+    """Who cancels a failback before its commit, and why (recorded before the cancel itself)."""
+
+    cancelled_by: str = Field(min_length=1)
+    comment: str = ""
+
+
+class Cancellation(_Model):
+    cancelled_by: str
+    comment: str = ""
+    at: datetime
+
+
 class CutoverRequest(_Model):
     """Hyper-V for-downtime: go on from the synchronized, suspended failover to the cut-over."""
 
@@ -676,6 +689,7 @@ class MachineStatus(_Model):
     undo: Undo | None = None
     rejected_undos: list[RejectedApproval] = Field(default_factory=list)
     architecture: Architecture | None = Field(default=None, description="Once discovered")
+    cancellation: Cancellation | None = None
     # Hyper-V: the data-sync mode, the cut-over, and the downtime taken (the Azure VM shut
     # down, to the on-premises VM verified up).
     data_sync: DataSync | None = None
@@ -768,6 +782,7 @@ class PlanStatus(_Model):
     recovery_plan: str
     phase: PlanPhase
     cutover: Cutover | None = None
+    cancellation: Cancellation | None = None
     waiting_for: str
     machines: list[PlanMachine] = Field(default_factory=list)
     current_boot_group: int | None = None

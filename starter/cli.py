@@ -673,6 +673,24 @@ def list_command(
         )
 
 
+@cli.command("cancel")
+@click.argument("workflow_id")
+@click.option("--by", "cancelled_by", required=True, help="Who cancels the failback")
+@click.option("--comment", default="", help="Why (goes into the audit trail)")
+@friendly_errors
+def cancel_command(workflow_id: str, cancelled_by: str, comment: str) -> None:
+    """Cancel a failback before its commit: its machines stand down, nothing is committed, the
+    Azure VMs stay. Refused after the commit's approval."""
+    from starter.commands import cancel
+
+    settings = settings_for_cli()
+
+    async def go() -> str:
+        return await cancel(await _client(settings), workflow_id, cancelled_by, comment)
+
+    click.echo(_run(go()))
+
+
 @cli.command("cutover")
 @click.argument("workflow_id")
 @click.option("--by", "cut_over_by", required=True, help="Who gives the cut-over")

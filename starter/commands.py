@@ -27,6 +27,7 @@ from domain.decisions import approval_refusal, cutover_refusal, undo_refusal
 from domain.models import (
     Approval,
     ApprovalRequest,
+    CancelRequest,
     CutoverRequest,
     MachineFailbackInput,
     MachineFailbackResult,
@@ -276,6 +277,46 @@ async def list_failbacks(client: Client, query: str, limit: int) -> list[ListedF
             )
         )
     return found
+
+
+async def cancel(client: Client, workflow_id: str, cancelled_by: str, comment: str) -> str:
+    """Cancel a failback before its commit: its machines stand down, nothing is committed, the
+    Azure VMs stay. Refused once the commit is approved (the Azure VMs are then being deleted)."""
+    if not cancelled_by.strip():
+        raise CommandError("--by must name who cancels the failback")
+    description = await _describe(client, workflow_id)
+    if description.parent_id:
+        raise CommandError(
+            f"not cancelled: {workflow_id} is one machine of the recovery plan's failback "
+            f"{description.parent_id}; cancel the plan as a whole: `failback cancel "
+            f"{description.parent_id} --by NAME`"
+        )
+    execution = execution_name(description.status)
+    if execution != "running":
+        raise CommandError(f"not cancelled: the failback {workflow_id} has ended ({execution})")
+    is_plan = description.workflow_type == "PlanFailbackWorkflow"
+    status: PlanStatus | MachineStatus = (
+        await plan_status(client, workflow_id)
+        if is_plan
+        else await machine_status(client, workflow_id)
+    )
+    if status.approval is not None:
+        raise CommandError(
+            f"not cancelled: the commit was approved by {status.approval.approved_by} at "
+            f"{status.approval.approved_at.isoformat(timespec='seconds')}; the commit deletes "
+            "the Azure VMs, and a committed failback cannot be cancelled or undone"
+        )
+    handle = client.get_workflow_handle(workflow_id)
+    request = CancelRequest(cancelled_by=cancelled_by, comment=comment)
+    signal = (
+        PlanFailbackWorkflow.record_cancel if is_plan else MachineFailbackWorkflow.record_cancel
+    )
+    await handle.signal(signal, request)
+    await handle.cancel()
+    return (
+        f"cancel of {workflow_id} sent by {cancelled_by}: its machines stand down, nothing is "
+        "committed and the Azure VMs stay"
+    )
 
 
 async def approve(client: Client, workflow_id: str, approved_by: str, comment: str) -> str:

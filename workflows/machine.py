@@ -35,6 +35,8 @@ with workflow.unsafe.imports_passed_through():
         Approval,
         ApprovalRequest,
         AzureVmState,
+        Cancellation,
+        CancelRequest,
         Cutover,
         CutoverRequest,
         DiscoveredMachine,
@@ -136,6 +138,7 @@ class MachineFailbackWorkflow:
         self._azure_down_at: datetime | None = None
         self._downtime_seconds: float | None = None
         self._placement: MachinePlan | None = None
+        self._cancellation: Cancellation | None = None
 
     @property
     def _vm_name(self) -> str:
@@ -169,6 +172,15 @@ class MachineFailbackWorkflow:
             )
         )
         workflow.logger.warning("approval from %s refused: %s", request.approved_by, reason)
+
+    @workflow.signal
+    def record_cancel(self, request: CancelRequest) -> None:
+        """Who cancels (`failback cancel`), recorded before the cancel itself arrives: the
+        history and the status say who stopped the failback, and why."""
+        if self._cancellation is None:
+            self._cancellation = Cancellation(
+                cancelled_by=request.cancelled_by, comment=request.comment, at=workflow.now()
+            )
 
     @workflow.signal
     def undo_failback(self, request: UndoRequest) -> None:
@@ -245,6 +257,7 @@ class MachineFailbackWorkflow:
             undo=self._undo,
             rejected_undos=list(self._rejected_undos),
             architecture=self._discovered.architecture if self._discovered else None,
+            cancellation=self._cancellation,
             data_sync=self._data_sync,  # type: ignore[arg-type]
             synchronized_at=self._synchronized_at,
             cutover=self._cutover,

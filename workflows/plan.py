@@ -30,6 +30,8 @@ with workflow.unsafe.imports_passed_through():
         Approval,
         ApprovalPolicy,
         ApprovalRequest,
+        Cancellation,
+        CancelRequest,
         Cutover,
         CutoverRequest,
         DiscoveredMachine,
@@ -93,6 +95,7 @@ class PlanFailbackWorkflow:
         self._children: dict[str, _Child] = {}
         self._readiness: ReadinessReport | None = None
         self._cutover: Cutover | None = None
+        self._cancellation: Cancellation | None = None
         self._reprotects: list[OperationResult] = []
         self._failover: OperationResult | None = None
         self._replication: ReplicationWaitResult | None = None
@@ -144,6 +147,15 @@ class PlanFailbackWorkflow:
                 if not child.task.done()
             )
         )
+
+    @workflow.signal
+    def record_cancel(self, request: CancelRequest) -> None:
+        """Who cancels (`failback cancel`), recorded before the cancel itself arrives: the
+        history and the status say who stopped the failback, and why."""
+        if self._cancellation is None:
+            self._cancellation = Cancellation(
+                cancelled_by=request.cancelled_by, comment=request.comment, at=workflow.now()
+            )
 
     @workflow.signal
     def undo_failback(self, request: UndoRequest) -> None:
@@ -202,6 +214,7 @@ class PlanFailbackWorkflow:
             recovery_points=self._choice,
             readiness=self._readiness,
             cutover=self._cutover,
+            cancellation=self._cancellation,
             reprotects=list(self._reprotects),
             failover=self._failover,
             replication=self._replication,

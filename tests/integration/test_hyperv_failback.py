@@ -191,6 +191,9 @@ async def test_for_downtime_holds_synchronized_until_the_cutover_then_resumes_on
     )
 
     assert cli(hyperv_lab, "approve", workflow_id, "--by", "alice").returncode == 0
+    late = cli(hyperv_lab, "cancel", workflow_id, "--by", "dan")
+    assert late.returncode != 0 and "Traceback" not in late.stderr
+    assert "approved by alice" in late.stderr or "has ended" in late.stderr, late.stderr
     for _ in range(400):
         status = await machine_status(client, workflow_id)
         if status.phase in ("completed", "failed"):
@@ -212,3 +215,42 @@ async def test_a_cutover_time_given_at_start_cuts_over_by_itself(hyperv_lab: Lab
     assert status.phase == "awaiting-approval", status.error
     assert status.cutover is not None and "cut-over time" in status.cutover.cut_over_by
     assert status.cutover.at >= datetime.strptime(at, "%Y-%m-%dT%H:%M:%S%z")
+
+
+async def test_a_plan_cancelled_while_synchronized_stands_down_and_commits_nothing(
+    hyperv_lab: LabState,
+) -> None:
+    """`failback cancel PLAN --by NAME` before the commit: recorded with who and why, every
+    machine stands down, nothing is committed, the Azure VMs stay."""
+    started = cli(
+        hyperv_lab, "start", "--recovery-plan", "plan-hyperv", "--data-sync", "for-downtime"
+    )
+    assert started.returncode == 0, started.stderr
+    workflow_id = started.stdout.strip()
+    client = await connect_temporal(lab_settings(hyperv_lab))
+    for _ in range(400):
+        plan = await plan_status(client, workflow_id)
+        first = (
+            await machine_status(client, plan.machines[0].workflow_id) if plan.machines else None
+        )
+        if first is not None and first.phase in ("synchronized-awaiting-cutover", "failed"):
+            break
+        await asyncio.sleep(0.25)
+    assert first is not None and first.phase == "synchronized-awaiting-cutover", first
+    member = cli(hyperv_lab, "cancel", plan.machines[0].workflow_id, "--by", "dan")
+    assert member.returncode != 0 and "cancel the plan as a whole" in member.stderr
+    done = cli(hyperv_lab, "cancel", workflow_id, "--by", "dan", "--comment", "wrong window")
+    assert done.returncode == 0, done.stderr
+    handle = client.get_workflow_handle(workflow_id)
+    for _ in range(200):
+        description = await handle.describe()
+        if description.status is not None and description.status.name != "RUNNING":
+            break
+        await asyncio.sleep(0.25)
+    assert description.status is not None and description.status.name == "CANCELED"
+    again = cli(hyperv_lab, "cancel", workflow_id, "--by", "dan")
+    assert again.returncode != 0 and "has ended" in again.stderr
+    entries = journal(hyperv_lab)
+    for item in lab_get(hyperv_lab, "/_lab/state")["items"]:
+        assert posts(entries, "failoverCommit", item["name"]) == []
+        assert not item["azure_vm"]["deleted"]
