@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -117,8 +118,65 @@ def friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
                 f"Temporal refused the request: {err.message} ({err.status.name}); check "
                 "FAILBACK_TEMPORAL_ADDRESS and FAILBACK_TEMPORAL_NAMESPACE"
             ) from err
+        except Exception as err:
+            words = outage_words(err)
+            if words is None:
+                raise
+            raise CommandFailure(words) from err
 
     return wrapper
+
+
+def outage_words(err: BaseException) -> str | None:
+    """Another system's refusal or outage, in one line that names it and what to do; None for
+    anything else (a bug, which keeps its traceback)."""
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        HttpResponseError,
+        ServiceRequestError,
+    )
+
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if isinstance(err, ClientAuthenticationError):
+        return (
+            f"Azure sign-in failed ({first}): sign in for azure-identity (az login, a managed "
+            "identity, or AZURE_TENANT_ID/AZURE_CLIENT_ID/AZURE_CLIENT_SECRET), or set "
+            "FAILBACK_AZURE_AUTH"
+        )
+    if isinstance(err, ServiceRequestError):
+        return (
+            f"cannot reach Azure Resource Manager ({first}): check FAILBACK_AZURE_ENDPOINT, "
+            "FAILBACK_AZURE_CA_BUNDLE and the network"
+        )
+    if isinstance(err, HttpResponseError):
+        status = err.status_code or 0
+        if status == 403:
+            return (
+                f"Azure denied the request ({first}): the identity needs the Site Recovery "
+                "Contributor role on the vault's resource group"
+            )
+        if status == 404:
+            return (
+                f"Azure has no such resource ({first}): check FAILBACK_AZURE_SUBSCRIPTION_ID, "
+                "FAILBACK_AZURE_RESOURCE_GROUP and FAILBACK_AZURE_VAULT"
+            )
+        return f"Azure refused the request ({status}): {first}"
+    # pyVmomi's faults are classes named like vim.fault.InvalidLogin, under vmodl.MethodFault.
+    faults = [c.__name__ for c in type(err).__mro__]
+    if "vmodl.MethodFault" in faults:
+        message = getattr(err, "msg", None) or faults[0]
+        if faults[0].endswith("InvalidLogin"):
+            return (
+                f"vCenter refused the login ({message}): check FAILBACK_VCENTER_USER and "
+                "FAILBACK_VCENTER_PASSWORD"
+            )
+        return f"vCenter refused the request ({faults[0]}: {message})"
+    if isinstance(err, OSError):
+        return (
+            f"a system did not answer ({first}): check the addresses in the settings "
+            "(vCenter, Azure, Temporal) and the network"
+        )
+    return None
 
 
 def _no_settings_given() -> bool:
@@ -178,6 +236,9 @@ def main() -> None:
     the interpreter finalizes, which can abort a finished command (seen as `PyGILState_Release`
     fatal errors). So once the command is done and its output flushed, the process ends at once.
     """
+    # azure-identity logs every credential it tried before it raises: the one-line error below
+    # says what to do, without the wall of text.
+    logging.getLogger("azure.identity").setLevel(logging.CRITICAL)
     try:
         code = cli.main(standalone_mode=False)
     except click.exceptions.Abort:

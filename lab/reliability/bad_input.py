@@ -269,6 +269,42 @@ BAD_INPUTS = [
         ("start", "web-01", "--recovery-plan", "{plan}"),
         ("either a MACHINE or a --recovery-plan",),
     ),
+    # An outage or a refusal of another system: one line naming it and what to do (issue 17).
+    BadInput(
+        "temporal-unreachable",
+        "`list` with a Temporal address nothing listens on",
+        ("list",),
+        ("cannot reach Temporal", "FAILBACK_TEMPORAL_ADDRESS"),
+        env=(("FAILBACK_TEMPORAL_ADDRESS", "127.0.0.1:1"),),
+    ),
+    BadInput(
+        "arm-unreachable",
+        "`check` with an ARM endpoint nothing listens on",
+        ("check", "--recovery-plan", "{plan}"),
+        ("Azure", "FAILBACK_AZURE"),
+        env=(("FAILBACK_AZURE_ENDPOINT", "https://127.0.0.1:1"),),
+    ),
+    BadInput(
+        "unknown-vault",
+        "`check` of a vault that does not exist",
+        ("check", "--recovery-plan", "{plan}"),
+        ("FAILBACK_AZURE_VAULT",),
+        env=(("FAILBACK_AZURE_VAULT", "no-such-vault"),),
+    ),
+    BadInput(
+        "vcenter-wrong-password",
+        "`check` with a wrong vCenter password",
+        ("check", "--recovery-plan", "{plan}"),
+        ("vCenter", "FAILBACK_VCENTER_PASSWORD"),
+        env=(("FAILBACK_VCENTER_PASSWORD", "wrong-password"),),
+    ),
+    BadInput(
+        "vcenter-unreachable",
+        "`check` with a vCenter port nothing listens on",
+        ("check", "--recovery-plan", "{plan}"),
+        ("vCenter",),
+        env=(("FAILBACK_VCENTER_PORT", "1"),),
+    ),
     BadInput(
         "start-app-consistent-machine",
         "`start MACHINE --recovery-point app-consistent` (a plan-only choice)",
