@@ -313,10 +313,26 @@ async def cancel(client: Client, workflow_id: str, cancelled_by: str, comment: s
     )
     await handle.signal(signal, request)
     await handle.cancel()
-    return (
+    said = (
         f"cancel of {workflow_id} sent by {cancelled_by}: its machines stand down, nothing is "
         "committed and the Azure VMs stay"
     )
+    machines = [status] if isinstance(status, MachineStatus) else await _members(client, status)
+    if any(m.architecture == "hyperv" for m in machines):
+        said += (
+            ". ASR's Hyper-V jobs are not cancelled (cancelling one during data synchronization "
+            "leaves the on-premises VM corrupt): a running one finishes, a suspended one waits; "
+            "resume or finish them from the vault"
+        )
+    return said
+
+
+async def _members(client: Client, plan: PlanStatus) -> list[MachineStatus]:
+    found = []
+    for machine in plan.machines:
+        with contextlib.suppress(CommandError, RPCError, RuntimeError):
+            found.append(await machine_status(client, machine.workflow_id))
+    return found
 
 
 async def approve(client: Client, workflow_id: str, approved_by: str, comment: str) -> str:

@@ -241,6 +241,7 @@ async def test_a_plan_cancelled_while_synchronized_stands_down_and_commits_nothi
     assert member.returncode != 0 and "cancel the plan as a whole" in member.stderr
     done = cli(hyperv_lab, "cancel", workflow_id, "--by", "dan", "--comment", "wrong window")
     assert done.returncode == 0, done.stderr
+    assert "not cancelled" in done.stdout and "corrupt" in done.stdout, done.stdout
     handle = client.get_workflow_handle(workflow_id)
     for _ in range(200):
         description = await handle.describe()
