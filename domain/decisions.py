@@ -17,7 +17,7 @@ from domain.models import (
     RecoveryPointChoice,
     Verification,
 )
-from domain.phases import Phase
+from domain.phases import BEFORE_CUTOVER, Phase
 from domain.recovery_points import how_to_ask
 
 # Before the on-premises VM was verified: an approval is not taken yet.
@@ -189,13 +189,7 @@ def cutover_refusal(status: MachineStatus) -> str | None:
         )
     if status.cutover is not None:
         return f"{status.cutover.cut_over_by} already gave the cut-over"
-    if status.phase not in (
-        Phase.STARTING,
-        Phase.DISCOVERING,
-        Phase.CHECKING,
-        Phase.FAILING_OVER,
-        Phase.AWAITING_CUTOVER,
-    ):
+    if status.phase not in BEFORE_CUTOVER:
         return f"the failback is {status.phase}: its cut-over has begun or is past"
     return None
 

@@ -114,6 +114,19 @@ BEFORE_COMMIT = frozenset(
 )
 
 
+# Until its cut-over begins, a Hyper-V for-downtime failback takes the cut-over (the workflow
+# and the CLI's refusal ask the same set).
+BEFORE_CUTOVER = frozenset(
+    {
+        Phase.STARTING,
+        Phase.DISCOVERING,
+        Phase.CHECKING,
+        Phase.FAILING_OVER,
+        Phase.AWAITING_CUTOVER,
+    }
+)
+
+
 def next_phase(current: Phase, target: Phase) -> Phase:
     if target not in TRANSITIONS[current]:
         raise IllegalTransitionError(f"a failback cannot go from {current} to {target}")

@@ -68,7 +68,7 @@ with workflow.unsafe.imports_passed_through():
         VerificationRead,
         VerificationReadInput,
     )
-    from domain.phases import BEFORE_COMMIT, TERMINAL, next_phase
+    from domain.phases import BEFORE_COMMIT, BEFORE_CUTOVER, TERMINAL, next_phase
     from domain.readiness import MachinePlan, ReadinessReport, group_member_alone
     from workflows import search_attributes
     from workflows.approval import wait_for_approval
@@ -79,20 +79,9 @@ with workflow.unsafe.imports_passed_through():
 Outcome = Literal["completed", "completed-without-reprotect", "undone"]
 
 
-# Until the cut-over begins, a Hyper-V for-downtime failback takes the cut-over signal.
 def where_it_runs(architecture: str) -> str:
     return "on its Hyper-V host" if architecture == "hyperv" else "in vCenter"
 
-
-BEFORE_CUTOVER = frozenset(
-    {
-        Phase.STARTING,
-        Phase.DISCOVERING,
-        Phase.CHECKING,
-        Phase.FAILING_OVER,
-        Phase.AWAITING_CUTOVER,
-    }
-)
 
 # The plan's signal, named here so that the machine workflow need not import the plan's.
 PLAN_MACHINE_VERIFIED_SIGNAL = "machine_verified"

@@ -101,8 +101,7 @@ class AsrReads:
 
     def _hyperv_hosts(self, vault: VaultRef, fabric_name: str, fabric: Any) -> dict[str, str]:
         """A Hyper-V site's hosts (or VMM server) by provider id; none for another fabric."""
-        custom = getattr(fabric.properties, "custom_details", None)
-        if t.text(getattr(custom, "instance_type", None)) not in ("HyperVSite", "VMM"):
+        if not t.is_hyperv_site(fabric):
             return {}
         return t.hyperv_provider_names(self.gateway.list_providers(vault, fabric_name))
 
@@ -218,7 +217,7 @@ class AsrReads:
             )
             for v in (
                 self.gateway.list_vcenters(vault, fabric_names[0])
-                if t.text(getattr(custom, "instance_type", None)) not in ("HyperVSite", "VMM")
+                if not t.is_hyperv_site(fabric)
                 else []
             )
         ]
@@ -226,7 +225,7 @@ class AsrReads:
         machines = in_parallel(
             lambda m: self._machine_facts(vault, m, items[m.item.name]), params.machines
         )
-        if t.text(getattr(custom, "instance_type", None)) in ("HyperVSite", "VMM"):
+        if t.is_hyperv_site(fabric):
             return AsrFacts(
                 architecture="hyperv",
                 configuration_server=ConfigServerFacts(name=str(fabric.name), reachable=True),

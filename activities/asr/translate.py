@@ -301,6 +301,12 @@ def hyperv_reverse_replication(
     )
 
 
+def is_hyperv_site(fabric: Any) -> bool:
+    """A Hyper-V site's fabric, or a VMM server's: its hosts are recovery services providers."""
+    custom = getattr(fabric.properties, "custom_details", None)
+    return text(getattr(custom, "instance_type", None)) in ("HyperVSite", "VMM")
+
+
 def hyperv_provider_facts(providers: Any) -> list[HyperVProviderFacts]:
     return [
         HyperVProviderFacts(
