@@ -5,6 +5,10 @@ each host's virtual switches and VMs (power state, checkpoints).
 
 The scripts are plain Windows PowerShell with the Hyper-V module, each printing one line of JSON,
 so that a real host answers them as the lab's stand-in does (lab/hyperv_host).
+
+With System Center VMM, the VMM server is the machine asked (it is the provider ASR names, and
+it knows which host runs the VM): VMM's cmdlets find the VM, its state and checkpoints, and
+Hyper-V's `Get-VM -ComputerName` reads the heartbeat from the host VMM says it is on.
 """
 
 from __future__ import annotations
@@ -29,19 +33,43 @@ def _quoted(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _vm_lookup(lookup: str, *report: str) -> str:
+    """Find the VM as `$vm`; print {found: false} if there is none, else what `report` prints."""
+    not_found = "if ($null -eq $vm) { ConvertTo-Json -Compress @{ found = $false }; exit 0 }"
+    return "\n".join(["$ErrorActionPreference = 'Stop'", lookup, not_found, *report])
+
+
 def vm_script(vm_name: str) -> str:
-    return "\n".join(
-        [
-            "$ErrorActionPreference = 'Stop'",
-            f"$vm = Get-VM -Name {_quoted(vm_name)} -ErrorAction SilentlyContinue",
-            "if ($null -eq $vm) { ConvertTo-Json -Compress @{ found = $false }; exit 0 }",
-            "ConvertTo-Json -Compress @{ found = $true; name = $vm.Name; id = [string]$vm.Id; "
-            "state = [string]$vm.State; heartbeat = [string]$vm.Heartbeat; "
-            "checkpoints = @(Get-VMSnapshot -VM $vm).Count; "
-            "switches = @($vm.NetworkAdapters.SwitchName); host = $env:COMPUTERNAME }",
-        ]
+    return _vm_lookup(
+        f"$vm = Get-VM -Name {_quoted(vm_name)} -ErrorAction SilentlyContinue",
+        "ConvertTo-Json -Compress @{ found = $true; name = $vm.Name; id = [string]$vm.Id; "
+        "state = [string]$vm.State; heartbeat = [string]$vm.Heartbeat; "
+        "checkpoints = @(Get-VMSnapshot -VM $vm).Count; "
+        "switches = @($vm.NetworkAdapters.SwitchName); host = $env:COMPUTERNAME }",
     )
 
+
+def vmm_vm_script(vm_name: str) -> str:
+    return _vm_lookup(
+        f"$vm = Get-SCVirtualMachine -Name {_quoted(vm_name)}",
+        "$hv = Get-VM -ComputerName $vm.VMHost.Name -Name $vm.Name -ErrorAction SilentlyContinue",
+        "ConvertTo-Json -Compress @{ found = $true; name = $vm.Name; "
+        "state = [string]$vm.VirtualMachineState; heartbeat = [string]$hv.Heartbeat; "
+        "checkpoints = @(Get-SCVMCheckpoint -VM $vm).Count; "
+        "switches = @($vm.VirtualNetworkAdapters.VirtualNetwork); host = $vm.VMHost.Name }",
+    )
+
+
+# VMM's VMComputerSystemState names where they differ from Hyper-V's VMState (the rules and the
+# verification speak Hyper-V's).
+_VMM_STATES = {"PowerOff": "Off", "Stored": "Off"}
+
+VMM_SCRIPT = (
+    "$ErrorActionPreference = 'Stop'\n"
+    "ConvertTo-Json -Compress @{ host = $env:COMPUTERNAME; "
+    "hosts = @(Get-SCVMHost | ForEach-Object { $_.Name }); "
+    "vms = @(Get-SCVirtualMachine | ForEach-Object { $_.Name }) }"
+)
 
 HOST_SCRIPT = (
     "$ErrorActionPreference = 'Stop'\n"
@@ -57,6 +85,10 @@ class HyperVFactsQuery(BaseModel):
 
     hosts: list[str] = Field(default_factory=list)
     vm_names: list[str] = Field(default_factory=list)
+    vmm_servers: list[str] = Field(
+        default_factory=list,
+        description="Which of `hosts` are VMM servers (asked with VMM's cmdlets)",
+    )
 
 
 class HostUnreachable(Exception):
@@ -128,8 +160,10 @@ class HyperVReads:
     def __init__(self, gateway: HyperVGateway) -> None:
         self.gateway = gateway
 
-    def read_vm(self, vm_name: str, host: str) -> OnPremVmState:
-        facts = self.gateway.run(host, vm_script(vm_name))
+    def read_vm(self, vm_name: str, host: str, vmm: bool = False) -> OnPremVmState:
+        """`host`: the Hyper-V host, or with `vmm` the VMM server (the state then names the host
+        VMM says runs the VM)."""
+        facts = self._vm_facts(vm_name, host, vmm)
         if not facts.get("found"):
             return OnPremVmState(vm_name=vm_name, found=False, host=host, platform="hyperv")
         return OnPremVmState(
@@ -137,23 +171,34 @@ class HyperVReads:
             found=True,
             power_state=str(facts.get("state") or "") or None,
             heartbeat=str(facts.get("heartbeat") or "") or None,
-            host=host,
+            host=str(facts.get("host") or "") if vmm else host,
             platform="hyperv",
         )
 
+    def _vm_facts(self, vm_name: str, host: str, vmm: bool) -> dict[str, Any]:
+        if not vmm:
+            return dict(self.gateway.run(host, vm_script(vm_name)))
+        facts = dict(self.gateway.run(host, vmm_vm_script(vm_name)))
+        state = str(facts.get("state") or "")
+        facts["state"] = _VMM_STATES.get(state, state)
+        return facts
+
     def read_onprem_facts(self, query: HyperVFactsQuery) -> OnPremFacts:
         """Every host readiness names: its switches and VMs; an unreadable host says why."""
-        return OnPremFacts(hyperv_hosts=[self._host(h, query.vm_names) for h in query.hosts])
+        vmm = {name.lower() for name in query.vmm_servers}
+        return OnPremFacts(
+            hyperv_hosts=[self._host(h, query.vm_names, h.lower() in vmm) for h in query.hosts]
+        )
 
-    def _host(self, host: str, vm_names: Sequence[str]) -> HyperVHostFacts:
+    def _host(self, host: str, vm_names: Sequence[str], vmm: bool) -> HyperVHostFacts:
         try:
-            listing = self.gateway.run(host, HOST_SCRIPT)
+            listing = self.gateway.run(host, VMM_SCRIPT if vmm else HOST_SCRIPT)
             present = set(listing.get("vms") or [])
             vms = []
             for name in vm_names:
                 if name not in present:
                     continue
-                facts = self.gateway.run(host, vm_script(name))
+                facts = self._vm_facts(name, host, vmm)
                 vms.append(
                     HyperVVmFacts(
                         name=name,

@@ -88,7 +88,7 @@ class VerificationActivities:
             hyperv, host = self._hyperv, query.host or ""
             assert hyperv is not None, "the worker reads Hyper-V hosts"
             return _read_or_unreadable(
-                lambda: hyperv.read_vm(query.vm_name, host),
+                lambda: hyperv.read_vm(query.vm_name, host, query.via_vmm),
                 lambda reason: OnPremVmState.unreadable(query.vm_name, reason, "hyperv", host),
                 f"Hyper-V read of {query.vm_name} on {host}",
             )

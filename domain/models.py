@@ -249,6 +249,9 @@ class DiscoveredMachine(_Model):
     onprem_host: str | None = Field(
         default=None, description="Hyper-V: the host (or VMM server) the VM came from"
     )
+    onprem_via_vmm: bool = Field(
+        default=False, description="Hyper-V: onprem_host is a VMM server (asked with VMM's cmdlets)"
+    )
     architecture: Architecture = Field(
         default="classic", description="ASR's architecture of the item (its provider)"
     )
@@ -545,6 +548,7 @@ class OnPremVmQuery(_Model):
     vm_name: str
     platform: Literal["vcenter", "hyperv"] = "vcenter"
     host: str | None = Field(default=None, description="Hyper-V: the host (or VMM server)")
+    via_vmm: bool = Field(default=False, description="Hyper-V: `host` is a VMM server")
 
 
 class OnPremVmState(_Model):

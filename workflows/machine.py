@@ -447,11 +447,13 @@ class MachineFailbackWorkflow:
         )
         self._placement = placement
         alternate = placement is not None and placement.location == "alternate"
+        # A site without VMM names the host to create the VM on; VMM places it itself.
+        named_host = alternate and placement is not None and not machine.onprem_via_vmm
         return HyperVFailback(
             data_sync=params.data_sync,
             create_vm_if_not_found=alternate,
             provider_id_for_alternate=placement.master_target_id
-            if alternate and placement
+            if named_host and placement
             else None,
         )
 
@@ -620,13 +622,17 @@ class MachineFailbackWorkflow:
         own, or for a VM ASR created again, the host readiness placed it on)."""
         platform = architecture_named(machine.architecture).onprem_platform
         host = machine.onprem_host
-        if self._placement is not None and self._placement.location == "alternate":
+        # With VMM, the VMM server is asked wherever it placed the VM.
+        alternate = self._placement is not None and self._placement.location == "alternate"
+        if alternate and not machine.onprem_via_vmm:
+            assert self._placement is not None
             host = self._placement.master_target_host or host
         return VerificationReadInput(
             onprem=OnPremVmQuery(
                 vm_name=machine.vm_name,
                 platform=platform,
                 host=host if platform == "hyperv" else None,
+                via_vmm=machine.onprem_via_vmm,
             ),
             azure=machine.azure_vm,
         )

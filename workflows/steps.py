@@ -50,6 +50,7 @@ async def check_readiness(
             HyperVFactsQuery(
                 hosts=[p.name for p in facts.hyperv_providers],
                 vm_names=[m.vm_name for m in machines],
+                vmm_servers=[p.name for p in facts.hyperv_providers if p.fabric_type == "VMM"],
             ),
         )
         return assess_readiness(facts, onprem, **choices.model_dump())

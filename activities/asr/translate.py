@@ -271,6 +271,7 @@ def describe_item(
         item=ref,
         vm_name=vm_name,
         onprem_host=onprem_host,
+        onprem_via_vmm=is_vmm_site(fabric),
         architecture=architecture.name.value,
         replication_group=replication_group(item_details),
         os_type=getattr(os_details, "os_type", None) or getattr(item_details, "os_type", None),
@@ -301,10 +302,19 @@ def hyperv_reverse_replication(
     )
 
 
+def fabric_type(fabric: Any) -> str | None:
+    """The fabric's instanceType: VMware, InMageRcm, HyperVSite, VMM, Azure, ..."""
+    return text(getattr(getattr(fabric.properties, "custom_details", None), "instance_type", None))
+
+
 def is_hyperv_site(fabric: Any) -> bool:
     """A Hyper-V site's fabric, or a VMM server's: its hosts are recovery services providers."""
-    custom = getattr(fabric.properties, "custom_details", None)
-    return text(getattr(custom, "instance_type", None)) in ("HyperVSite", "VMM")
+    return fabric_type(fabric) in ("HyperVSite", "VMM")
+
+
+def is_vmm_site(fabric: Any) -> bool:
+    """A Hyper-V site managed by System Center VMM: the provider is the VMM server."""
+    return fabric_type(fabric) == "VMM"
 
 
 def hyperv_provider_facts(providers: Any) -> list[HyperVProviderFacts]:

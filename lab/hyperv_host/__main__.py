@@ -52,6 +52,7 @@ def state_from_scenario(scenario: Scenario) -> HostState:
             )
             for vm in site.vms
         ],
+        vmm=site.vmm,
     )
 
 

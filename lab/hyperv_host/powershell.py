@@ -4,7 +4,10 @@ client that reads VMs and switches and prints JSON, answered as the real cmdlets
 It runs statements (one per line or `;`): `$ErrorActionPreference = 'Stop'`,
 `$x = Get-VM -Name 'NAME' [-ErrorAction SilentlyContinue]`, `if ($null -eq $x) { ... }`,
 `ConvertTo-Json -Compress @{ key = EXPRESSION; ... }` and `exit N`; and the expressions listed in
-`_expression`. Anything else fails as PowerShell does with a term it does not know, so a client
+`_expression`. On a VMM server's endpoint, VMM's cmdlets too (`Get-SCVirtualMachine`,
+`Get-SCVMCheckpoint`, `Get-SCVMHost`) and `Get-VM -ComputerName HOST`, which asks a managed host;
+a Hyper-V host has no VMM cmdlets, and the VMM server runs no VMs of its own. Anything else
+fails as PowerShell does with a term it does not know, so a client
 that drifts from what a Hyper-V host answers finds out here, not on a customer's host.
 """
 
@@ -20,6 +23,18 @@ from lab.hyperv_host.state import HostState, HyperVVm
 
 class PowerShellError(Exception):
     """A terminating error: PowerShell writes it to stderr and exits 1."""
+
+
+@dataclass(frozen=True)
+class ScVm:
+    """A VM as VMM's `Get-SCVirtualMachine` returns it: VMM's property names, not Hyper-V's."""
+
+    vm: HyperVVm
+
+    @property
+    def virtual_machine_state(self) -> str:
+        # VMM's VMComputerSystemState names: Running, PowerOff, Saved, Paused, ...
+        return "PowerOff" if self.vm.state == "Off" else self.vm.state
 
 
 @dataclass
@@ -84,6 +99,10 @@ _ASSIGN = re.compile(r"^\$(\w+)\s*=\s*(.+)$", re.S)
 _IF_NULL = re.compile(r"^if\s*\(\s*\$null\s+-eq\s+\$(\w+)\s*\)\s*\{(.*)\}$", re.S)
 _TO_JSON = re.compile(r"^ConvertTo-Json\s+-Compress\s+@\{(.*)\}$", re.S)
 _GET_VM = re.compile(r"^Get-VM\s+-Name\s+'([^']+)'(\s+-ErrorAction\s+SilentlyContinue)?$")
+_GET_VM_REMOTE = re.compile(
+    r"^Get-VM\s+-ComputerName\s+(\S+)\s+-Name\s+(\S+)(\s+-ErrorAction\s+SilentlyContinue)?$"
+)
+_GET_SC_VM = re.compile(r"^Get-SCVirtualMachine\s+-Name\s+'([^']+)'$")
 _EXIT = re.compile(r"^exit\s+(\d+)$")
 
 
@@ -112,16 +131,43 @@ def _statement(run: Run, statement: str) -> None:
 
 def _command(run: Run, text: str) -> Any:
     if match := _GET_VM.match(text):
-        vm = run.state.vm(match.group(1))
-        if vm is None or vm.host.lower() != run.host.lower():
-            if match.group(2):
-                return None
+        return _hyperv_vm(run, match.group(1), run.host, bool(match.group(2)))
+    if match := _GET_VM_REMOTE.match(text):
+        host = str(_expression(run, match.group(1)))
+        if host.lower() not in run.state.hosts:
             raise PowerShellError(
-                f"Get-VM : Hyper-V was unable to find a virtual machine with name "
-                f'"{match.group(1)}".'
+                f"Get-VM : Hyper-V was unable to connect to the computer '{host}'."
             )
-        return vm
+        return _hyperv_vm(run, str(_expression(run, match.group(2))), host, bool(match.group(3)))
+    if match := _GET_SC_VM.match(text):
+        _vmm_only(run, "Get-SCVirtualMachine")
+        # VMM returns nothing (no error) for a name it does not manage.
+        vm = run.state.vm(match.group(1))
+        return ScVm(vm) if vm is not None else None
     raise PowerShellError(_unknown(text))
+
+
+def _hyperv_vm(run: Run, name: str, host: str, silently: bool) -> HyperVVm | None:
+    vm = run.state.vm(name)
+    if vm is None or vm.host.lower() != host.lower():
+        if silently:
+            return None
+        raise PowerShellError(
+            f'Get-VM : Hyper-V was unable to find a virtual machine with name "{name}".'
+        )
+    return vm
+
+
+def _vmm_only(run: Run, cmdlet: str) -> None:
+    if not run.state.is_vmm(run.host):
+        raise PowerShellError(_unknown(cmdlet))
+
+
+def _sc_vm(run: Run, name: str) -> HyperVVm:
+    value = run.variables.get(name)
+    if not isinstance(value, ScVm):
+        raise PowerShellError(f"${name} is not a VM from Get-SCVirtualMachine")
+    return value.vm
 
 
 def _vm(run: Run, name: str) -> HyperVVm:
@@ -142,7 +188,29 @@ def _expression(run: Run, text: str) -> Any:
     if text == "$env:COMPUTERNAME":
         return run.state.host(run.host).name.split(".")[0].upper()
     if match := re.fullmatch(r"\$(\w+)\.Name", text):
-        return _vm(run, match.group(1)).name
+        value = run.variables.get(match.group(1))
+        return value.vm.name if isinstance(value, ScVm) else _vm(run, match.group(1)).name
+    if match := re.fullmatch(r"\$(\w+)\.VMHost\.Name", text):
+        return _sc_vm(run, match.group(1)).host
+    if match := re.fullmatch(r"\[string\]\$(\w+)\.VirtualMachineState", text):
+        return ScVm(_sc_vm(run, match.group(1))).virtual_machine_state
+    if match := re.fullmatch(r"@\(Get-SCVMCheckpoint\s+-VM\s+\$(\w+)\)\.Count", text):
+        _vmm_only(run, "Get-SCVMCheckpoint")
+        return _sc_vm(run, match.group(1)).checkpoints
+    if match := re.fullmatch(r"@\(\$(\w+)\.VirtualNetworkAdapters\.VirtualNetwork\)", text):
+        return list(_sc_vm(run, match.group(1)).switches)
+    if re.fullmatch(r"@\(Get-SCVirtualMachine\s*\|\s*ForEach-Object\s*\{\s*\$_\.Name\s*\}\)", text):
+        _vmm_only(run, "Get-SCVirtualMachine")
+        return [vm.name for vm in run.state.vms.values()]
+    if re.fullmatch(r"@\(Get-SCVMHost\s*\|\s*ForEach-Object\s*\{\s*\$_\.Name\s*\}\)", text):
+        _vmm_only(run, "Get-SCVMHost")
+        return [h.name for h in run.state.hosts.values()]
+    if match := re.fullmatch(r"\[string\]\$(\w+)\.Heartbeat", text):
+        # A property of $null is $null, and [string]$null is '' (a VM VMM knows, read on a host
+        # that does not have it: the answer is empty, not an error).
+        if run.variables.get(match.group(1)) is None:
+            return ""
+        return _vm(run, match.group(1)).heartbeat(run.state.clock())
     if match := re.fullmatch(r"\[string\]\$(\w+)\.(Id|State|Heartbeat)", text):
         vm = _vm(run, match.group(1))
         field_name = match.group(2)

@@ -41,21 +41,20 @@ class RunningStandIn:
 
 
 async def start_stand_in(config: HostConfig) -> RunningStandIn:
-    """Every host of the state on a port of its own (`config.port` for the first; 0: any)."""
+    """Every host of the state (and its VMM server) on a port of its own (`config.port` for the
+    first; 0: any)."""
     stand_in = StandIn(config.state, config.username, config.password)
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls.load_cert_chain(config.cert, config.key)
     running = RunningStandIn(stand_in, {}, [])
     try:
-        for index, host in enumerate(config.state.hosts.values()):
-            runner = web.AppRunner(
-                build_app(stand_in, host.name), access_log=None, shutdown_timeout=1.0
-            )
+        for index, name in enumerate(config.state.endpoints()):
+            runner = web.AppRunner(build_app(stand_in, name), access_log=None, shutdown_timeout=1.0)
             await runner.setup()
             running.runners.append(runner)
             port = config.port if index == 0 else 0
             await web.TCPSite(runner, config.host, port, ssl_context=tls).start()
-            running.ports[host.name] = int(runner.addresses[0][1])
+            running.ports[name] = int(runner.addresses[0][1])
     except BaseException:
         await running.stop()
         raise

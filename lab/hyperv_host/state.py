@@ -51,22 +51,37 @@ class HyperVHost:
 
 class HostState:
     """Every host of the lab's Hyper-V site. One stand-in serves them all (each host's name is
-    what `$env:COMPUTERNAME` says to a session opened for it, chosen by the URL's path)."""
+    what `$env:COMPUTERNAME` says to a session opened for it, chosen by the URL's path).
+
+    With `vmm`, a System Center VMM server manages the hosts: it is one more endpoint, with no
+    VMs of its own, that answers VMM's cmdlets about every host's VMs."""
 
     def __init__(
         self,
         hosts: list[HyperVHost],
         vms: list[HyperVVm],
         clock: Callable[[], dt.datetime] = utcnow,
+        vmm: str | None = None,
     ) -> None:
         self.hosts = {h.name.lower(): h for h in hosts}
+        self.vmm = vmm
         self.vms = {v.name.lower(): v for v in vms}
         self.clock = clock
         self.lock = threading.Lock()
         # What ASR's simulator did to the host, for GET /_lab/state.
         self.events: list[dict[str, str]] = []
 
+    def endpoints(self) -> list[str]:
+        """Every machine the stand-in answers WinRM for: the hosts, then the VMM server."""
+        return [h.name for h in self.hosts.values()] + ([self.vmm] if self.vmm else [])
+
+    def is_vmm(self, name: str) -> bool:
+        return self.vmm is not None and self.vmm.lower() == name.lower()
+
     def host(self, name: str) -> HyperVHost:
+        if self.is_vmm(name):
+            # The VMM server runs no VMs and has no virtual switches of its own.
+            return HyperVHost(str(self.vmm))
         found = self.hosts.get(name.lower())
         if found is None:
             raise HostError(f"no Hyper-V host {name!r} in this site")

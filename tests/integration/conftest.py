@@ -10,7 +10,7 @@ import ssl
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +116,18 @@ async def until_verified(client: Client, workflow_id: str, tries: int = 240) -> 
             break
         await asyncio.sleep(0.25)
     assert status.phase == Phase.AWAITING_APPROVAL, status.error
+    return status
+
+
+async def until_phase(read: Callable[[], Awaitable[Any]], wanted: str, tries: int = 400) -> Any:
+    """The status `read` gives once its phase is `wanted`; fails the test with the workflow's
+    error if it fails instead or never gets there."""
+    for _ in range(tries):
+        status = await read()
+        if status.phase in (wanted, Phase.FAILED):
+            break
+        await asyncio.sleep(0.25)
+    assert status.phase == wanted, status.error
     return status
 
 

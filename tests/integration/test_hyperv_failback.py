@@ -27,6 +27,7 @@ from tests.integration.conftest import (
     posts,
     simulator_schema_violations,
     start_lab,
+    until_phase,
 )
 from worker.wiring import connect_temporal
 
@@ -73,12 +74,7 @@ async def test_a_plan_fails_back_for_synchronization_with_a_vm_created_on_anothe
     assert started.returncode == 0, started.stderr
     workflow_id = started.stdout.strip()
     client = await connect_temporal(lab_settings(hyperv_lab))
-    for _ in range(400):
-        status = await plan_status(client, workflow_id)
-        if status.phase in ("awaiting-approval", "failed"):
-            break
-        await asyncio.sleep(0.25)
-    assert status.phase == "awaiting-approval", status.error
+    status = await until_phase(lambda: plan_status(client, workflow_id), "awaiting-approval")
 
     hosts = host_state(hyperv_lab)
     vms = {vm["name"]: vm for vm in hosts["vms"]}
@@ -97,12 +93,7 @@ async def test_a_plan_fails_back_for_synchronization_with_a_vm_created_on_anothe
 
     approved = cli(hyperv_lab, "approve", workflow_id, "--by", "alice")
     assert approved.returncode == 0, approved.stderr
-    for _ in range(400):
-        status = await plan_status(client, workflow_id)
-        if status.phase in ("completed", "failed"):
-            break
-        await asyncio.sleep(0.25)
-    assert status.phase == "completed", status.error
+    status = await until_phase(lambda: plan_status(client, workflow_id), "completed")
 
     entries = journal(hyperv_lab)
     web, app = (
@@ -146,12 +137,9 @@ async def test_for_downtime_holds_synchronized_until_the_cutover_then_resumes_on
     assert started.returncode == 0, started.stderr
     workflow_id = started.stdout.strip()
     client = await connect_temporal(lab_settings(hyperv_lab))
-    for _ in range(400):
-        status = await machine_status(client, workflow_id)
-        if status.phase in ("synchronized-awaiting-cutover", "failed"):
-            break
-        await asyncio.sleep(0.25)
-    assert status.phase == "synchronized-awaiting-cutover", status.error
+    status = await until_phase(
+        lambda: machine_status(client, workflow_id), "synchronized-awaiting-cutover"
+    )
     await asyncio.sleep(2)  # it holds: nothing more happens without the cut-over
     status = await machine_status(client, workflow_id)
     assert status.phase == "synchronized-awaiting-cutover"
@@ -175,12 +163,7 @@ async def test_for_downtime_holds_synchronized_until_the_cutover_then_resumes_on
     assert cut.returncode == 0, cut.stderr
     again = cli(hyperv_lab, "cutover", workflow_id, "--by", "carol")
     assert again.returncode != 0 and "already" in again.stderr
-    for _ in range(400):
-        status = await machine_status(client, workflow_id)
-        if status.phase in ("awaiting-approval", "failed"):
-            break
-        await asyncio.sleep(0.25)
-    assert status.phase == "awaiting-approval", status.error
+    status = await until_phase(lambda: machine_status(client, workflow_id), "awaiting-approval")
     assert status.cutover is not None and status.cutover.cut_over_by == "carol"
     assert status.synchronized_at is not None and status.downtime_seconds is not None
     entries = journal(hyperv_lab)
@@ -194,12 +177,7 @@ async def test_for_downtime_holds_synchronized_until_the_cutover_then_resumes_on
     late = cli(hyperv_lab, "cancel", workflow_id, "--by", "dan")
     assert late.returncode != 0 and "Traceback" not in late.stderr
     assert "approved by alice" in late.stderr or "has ended" in late.stderr, late.stderr
-    for _ in range(400):
-        status = await machine_status(client, workflow_id)
-        if status.phase in ("completed", "failed"):
-            break
-        await asyncio.sleep(0.25)
-    assert status.phase == "completed", status.error
+    status = await until_phase(lambda: machine_status(client, workflow_id), "completed")
 
 
 async def test_a_cutover_time_given_at_start_cuts_over_by_itself(hyperv_lab: LabState) -> None:
@@ -255,3 +233,47 @@ async def test_a_plan_cancelled_while_synchronized_stands_down_and_commits_nothi
     for item in lab_get(hyperv_lab, "/_lab/state")["items"]:
         assert posts(entries, "failoverCommit", item["name"]) == []
         assert not item["azure_vm"]["deleted"]
+
+
+VMM_SCENARIO = SCENARIO.with_name("hyperv-vmm.json")
+
+
+async def test_with_vmm_the_vmm_server_is_asked_and_places_a_vm_that_is_gone(
+    tmp_path: Path,
+) -> None:
+    """A site managed by System Center VMM: readiness and verification ask the VMM server (the
+    provider ASR names), never a host; app-01's VM is gone and created again with no host named
+    (VMM places it); verification reads where VMM says it runs."""
+    state = start_lab(tmp_path, VMM_SCENARIO)
+    try:
+        checked = cli(state, "check", "--recovery-plan", "plan-hyperv-vmm")
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert "app-01-item: alternate location" in checked.stdout, checked.stdout
+        started = cli(state, "start", "--recovery-plan", "plan-hyperv-vmm")
+        assert started.returncode == 0, started.stderr
+        workflow_id = started.stdout.strip()
+        client = await connect_temporal(lab_settings(state))
+        status = await until_phase(lambda: plan_status(client, workflow_id), "awaiting-approval")
+        for machine in status.machines:
+            verified = await machine_status(client, machine.workflow_id)
+            assert verified.verification is not None and verified.verification.passed
+            # The host VMM says runs it, read through VMM.
+            assert verified.verification.onprem.host == "hv-01.corp.local"
+            assert (verified.verification.onprem.heartbeat or "").startswith("Ok")
+        assert cli(state, "approve", workflow_id, "--by", "alice").returncode == 0
+        status = await until_phase(lambda: plan_status(client, workflow_id), "completed")
+
+        entries = journal(state)
+        [app] = posts(entries, "plannedFailover", "app-01-item")
+        assert details(app)["recoveryVmCreationOption"] == "CreateVmIfNotFound"
+        assert "providerIdForAlternateRecovery" not in details(app)
+        url = state.hyperv_endpoints["vmm-01.corp.local"].removesuffix("/wsman")
+        context = ssl.create_default_context(cafile=state.settings["FAILBACK_AZURE_CA_BUNDLE"])
+        with urllib.request.urlopen(f"{url}/_lab/journal", context=context, timeout=10) as reply:
+            winrm_requests = json.loads(reply.read())
+        asked = {r["host"] for r in winrm_requests if r["action"] == "command"}
+        assert asked == {"vmm-01.corp.local"}, asked
+        found = simulator_schema_violations(state)
+        assert found == [], f"the simulator answered in shapes real ASR does not send: {found[:5]}"
+    finally:
+        lab_down(Path(state.lab_dir), say=lambda _: None)

@@ -121,3 +121,64 @@ def test_wrong_credentials_and_unknown_commands_fail_as_on_windows(
         ).run_ps("exit 0")
     with pytest.raises(HostUnreachable):
         reads(stand_in, tls).gateway.run("hv-01.corp.local", "Get-Process")
+
+
+def test_with_vmm_the_vmm_server_is_asked_and_says_which_host_runs_the_vm(
+    tls: LabTls,
+) -> None:
+    """Issue 16 point 4: a site managed by System Center VMM is read through the VMM server
+    (VMM's cmdlets find the VM wherever it runs; Hyper-V's Get-VM -ComputerName gives its
+    heartbeat); a Hyper-V host has no VMM cmdlets and the VMM server runs no VM of its own."""
+    state = HostState(
+        [HyperVHost("hv-01.corp.local", ["vSwitch-Prod"]), HyperVHost("hv-02.corp.local", [])],
+        [
+            HyperVVm(
+                "web-01",
+                "hv-02.corp.local",
+                "7d0c9a3e-0000-4000-8000-000000000002",
+                switches=["vSwitch-Prod"],
+                checkpoints=2,
+                heartbeat_after_seconds=0,
+            )
+        ],
+        vmm="vmm-01.corp.local",
+    )
+    config = HostConfig(state, tls.server_cert, tls.server_key, USER, PASSWORD)
+    with HostStandInThread(config) as stand_in:
+        names = ("hv-01.corp.local", "hv-02.corp.local", "vmm-01.corp.local")
+        hyperv = HyperVReads(
+            HyperVGateway(
+                HyperVEndpoints(
+                    USER, PASSWORD, {h: stand_in.url(h) for h in names}, ca_bundle=str(tls.ca_cert)
+                )
+            )
+        )
+        off = hyperv.read_vm("web-01", "vmm-01.corp.local", vmm=True)
+        # VMM's PowerOff is read as Hyper-V's Off; the host is the one VMM names.
+        assert (off.found, off.power_state, off.heartbeat, off.host) == (
+            True,
+            "Off",
+            None,
+            "hv-02.corp.local",
+        )
+        state.start("web-01")
+        running = hyperv.read_vm("web-01", "vmm-01.corp.local", vmm=True)
+        assert (running.power_state, running.heartbeat) == ("Running", "OkApplicationsHealthy")
+        assert not hyperv.read_vm("gone-01", "vmm-01.corp.local", vmm=True).found
+        # Asked as a Hyper-V host, the VMM server has no VMs; a host has no VMM cmdlets.
+        assert not hyperv.read_vm("web-01", "vmm-01.corp.local").found
+        with pytest.raises(HostUnreachable, match="Get-SCVirtualMachine"):
+            hyperv.read_vm("web-01", "hv-02.corp.local", vmm=True)
+
+        facts = hyperv.read_onprem_facts(
+            HyperVFactsQuery(
+                hosts=["vmm-01.corp.local"],
+                vm_names=["web-01", "gone-01"],
+                vmm_servers=["vmm-01.corp.local"],
+            )
+        )
+        (vmm,) = facts.hyperv_hosts
+        assert vmm.reachable, vmm.problem
+        assert [(v.name, v.state, v.checkpoints, v.switches) for v in vmm.vms] == [
+            ("web-01", "Running", 2, ["vSwitch-Prod"])
+        ]
