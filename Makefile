@@ -25,12 +25,12 @@ test: setup
 setup: system-deps venv vcsim
 
 system-deps:
-	@if command -v go >/dev/null 2>&1 && [ -d "$(GOVMOMI_SRC)" ] && command -v docker-compose >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1; then \
-		echo "==> Go, the govmomi source, docker-compose and chromium are installed"; \
+	@if command -v go >/dev/null 2>&1 && [ -d "$(GOVMOMI_SRC)" ] && command -v docker-compose >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1 && PATH="$$PATH:/usr/sbin" command -v haproxy >/dev/null 2>&1; then \
+		echo "==> Go, the govmomi source, docker-compose, chromium and haproxy are installed"; \
 	else \
-		echo "==> Installing Debian packages golang-go and golang-github-vmware-govmomi-dev (for vcsim), docker-compose (to validate docker-compose.yml) and chromium (to test the Web UI)"; \
+		echo "==> Installing Debian packages golang-go and golang-github-vmware-govmomi-dev (for vcsim), docker-compose (to validate docker-compose.yml), chromium (to test the Web UI) and haproxy (the mutual-TLS proxy in front of Temporal)"; \
 		export DEBIAN_FRONTEND=noninteractive; \
-		apt-get update -qq && apt-get install -y -qq golang-go golang-github-vmware-govmomi-dev docker-compose chromium >/dev/null; \
+		apt-get update -qq && apt-get install -y -qq golang-go golang-github-vmware-govmomi-dev docker-compose chromium haproxy >/dev/null; \
 	fi
 
 venv: $(VENV_STAMP)

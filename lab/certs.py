@@ -174,21 +174,7 @@ def _new_server_cert(
     alt_names: list[x509.GeneralName] = [x509.DNSName(n) for n in SERVER_DNS_NAMES]
     alt_names += [x509.IPAddress(ip) for ip in SERVER_IP_ADDRESSES]
     cert = (
-        x509.CertificateBuilder()
-        .subject_name(
-            x509.Name(
-                [
-                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "asr-failback lab"),
-                    x509.NameAttribute(NameOID.COMMON_NAME, "localhost"),
-                ]
-            )
-        )
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - _BACKDATE)
-        .not_valid_after(now + _VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        _leaf(ca_cert, key, "localhost", now)
         .add_extension(
             x509.KeyUsage(
                 digital_signature=True,
@@ -213,6 +199,56 @@ def _new_server_cert(
         .sign(ca_key, hashes.SHA256())
     )
     return cert, key
+
+
+def _leaf(
+    ca_cert: x509.Certificate, key: ec.EllipticCurvePrivateKey, name: str, now: dt.datetime
+) -> x509.CertificateBuilder:
+    """A certificate for `name` issued by the lab CA, not a CA itself, valid from a little
+    before now."""
+    return (
+        x509.CertificateBuilder()
+        .subject_name(
+            x509.Name(
+                [
+                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "asr-failback lab"),
+                    x509.NameAttribute(NameOID.COMMON_NAME, name),
+                ]
+            )
+        )
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - _BACKDATE)
+        .not_valid_after(now + _VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+    )
+
+
+def make_client_cert(tls: LabTls, name: str, directory: Path) -> tuple[Path, Path]:
+    """A client certificate (clientAuth) for `name`, signed by the lab CA: what a Temporal
+    server that requires mutual TLS asks the worker and the CLI for. (certificate, key) paths."""
+    ca_cert = x509.load_pem_x509_certificate(tls.ca_cert.read_bytes())
+    ca_key = serialization.load_pem_private_key(
+        tls.ca_cert.with_name(CA_KEY_NAME).read_bytes(), None
+    )
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    now = dt.datetime.now(dt.UTC)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        _leaf(ca_cert, key, name, now)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = directory / f"{name}.pem", directory / f"{name}-key.pem"
+    _write_key(key_path, key)
+    _write_cert(cert_path, cert)
+    return cert_path, key_path
 
 
 def _write_cert(path: Path, cert: x509.Certificate) -> None:

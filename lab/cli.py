@@ -48,14 +48,26 @@ def lab() -> None:
 @click.option("--scenario", type=click.Path(path_type=Path), help="Scenario file (JSON)")
 @click.option("--lab-dir", type=click.Path(path_type=Path), help="Where the lab keeps its state")
 @click.option("--no-worker", is_flag=True, help="Do not start a worker")
+@click.option(
+    "--temporal-mtls",
+    is_flag=True,
+    help="Reach Temporal only through a proxy that requires a client certificate (haproxy)",
+)
 @_lab_errors
-def lab_up_command(scenario: Path | None, lab_dir: Path | None, no_worker: bool) -> None:
+def lab_up_command(
+    scenario: Path | None, lab_dir: Path | None, no_worker: bool, temporal_mtls: bool
+) -> None:
     """Start the lab and write its settings (see `failback lab env`)."""
     from lab.manager import lab_up
 
-    state = lab_up(scenario, lab_dir, with_worker=not no_worker, say=_say)
+    state = lab_up(
+        scenario, lab_dir, with_worker=not no_worker, say=_say, temporal_mtls=temporal_mtls
+    )
     click.echo(f"lab is up ({Path(state.scenario).name})")
     click.echo(f"  Temporal Web UI: {state.temporal_ui_url}")
+    if temporal_mtls:
+        address = state.settings["FAILBACK_TEMPORAL_ADDRESS"]
+        click.echo(f"  Temporal (mutual TLS): {address}")
     click.echo(f"  ASR simulator:   {state.asr_url}  (journal: {state.asr_url}/_lab/journal)")
     if state.vcenter_url:
         click.echo(f"  vCenter (vcsim): {state.vcenter_url}")

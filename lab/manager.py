@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from lab import vcenter
-from lab.certs import make_lab_tls
+from lab.certs import LabTls, make_client_cert, make_lab_tls
 from lab.localhost import free_port, log_excerpt
 from lab.scenario import Scenario, default_scenario_path, load_scenario
 from worker.search_attributes import dev_server_flags
@@ -247,7 +247,10 @@ def lab_up(
     lab_dir: Path | None = None,
     with_worker: bool = True,
     say: Callable[[str], None] = print,
+    temporal_mtls: bool = False,
 ) -> LabState:
+    """`temporal_mtls`: the worker and the CLI reach Temporal only through a TLS-terminating
+    proxy that requires a client certificate from the lab's CA (as a secured cluster would)."""
     lab_dir = (lab_dir or default_lab_dir()).resolve()
     scenario_path = (scenario_path or default_scenario_path()).resolve()
     scenario = load_scenario(scenario_path)
@@ -375,6 +378,10 @@ def lab_up(
             endpoint,
             hyperv=hyperv,
         )
+        if temporal_mtls:
+            proxy_port = free_port()
+            say(f"starting the mutual-TLS proxy to Temporal on 127.0.0.1:{proxy_port} (haproxy)")
+            settings.update(_start_mtls_proxy(lab_dir, tls, temporal_port, proxy_port, record))
         state = LabState(
             lab_dir=str(lab_dir),
             scenario=str(scenario_path),
@@ -395,6 +402,58 @@ def lab_up(
     except BaseException:
         lab_down(lab_dir, say=lambda _: None)
         raise
+
+
+# The client the lab's worker and CLI present to the mutual-TLS proxy.
+LAB_TEMPORAL_CLIENT = "failback-operator"
+
+
+def _start_mtls_proxy(
+    lab_dir: Path,
+    tls: LabTls,
+    temporal_port: int,
+    proxy_port: int,
+    record: Callable[[LabProcess], None],
+) -> dict[str, str]:
+    """haproxy (Debian's) in front of the dev server, which has no TLS of its own: TLS with the
+    lab's server certificate, a client certificate from the lab's CA required, HTTP/2 offered by
+    ALPN (Temporal's gRPC client refuses a TLS connection without it, which is why stunnel, that
+    cannot offer it, does not serve). Returns the settings that reach Temporal through it."""
+    haproxy = shutil.which("haproxy") or next(
+        (p for p in ("/usr/sbin/haproxy", "/sbin/haproxy") if Path(p).exists()), None
+    )
+    if haproxy is None:
+        raise LabError(
+            "haproxy is not installed: `make setup` installs it (Debian package haproxy)"
+        )
+    bundle = lab_dir / "tls" / "proxy-bundle.pem"
+    bundle.write_bytes(tls.server_cert.read_bytes() + tls.server_key.read_bytes())
+    bundle.chmod(0o600)
+    cert, key = make_client_cert(tls, LAB_TEMPORAL_CLIENT, lab_dir / "tls" / "clients")
+    config = lab_dir / "temporal-mtls-proxy.cfg"
+    config.write_text(
+        "global\n    log stdout format raw local0 warning\n"
+        "defaults\n    mode tcp\n    timeout connect 5s\n"
+        "    timeout client 1h\n    timeout server 1h\n"
+        "frontend temporal_mtls\n"
+        f"    bind 127.0.0.1:{proxy_port} ssl crt {bundle} ca-file {tls.ca_cert} "
+        "verify required alpn h2\n"
+        "    default_backend temporal\n"
+        f"backend temporal\n    server dev 127.0.0.1:{temporal_port}\n"
+    )
+    process, proxy = _spawn(
+        "temporal-mtls-proxy", [haproxy, "-f", str(config), "-db"], lab_dir / "logs"
+    )
+    record(proxy)
+    _wait_until(
+        "the mutual-TLS proxy", functools.partial(_port_open, proxy_port), process, proxy.log, 20
+    )
+    return {
+        "FAILBACK_TEMPORAL_ADDRESS": f"127.0.0.1:{proxy_port}",
+        "FAILBACK_TEMPORAL_TLS_CA": str(tls.ca_cert),
+        "FAILBACK_TEMPORAL_TLS_CERT": str(cert),
+        "FAILBACK_TEMPORAL_TLS_KEY": str(key),
+    }
 
 
 def _start_hyperv_host(

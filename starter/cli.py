@@ -198,7 +198,7 @@ def settings_for_cli() -> Settings:
 
 async def _client(settings: Settings) -> Any:
     from starter.commands import CommandError
-    from worker.wiring import connect_temporal
+    from worker.wiring import connect_temporal, temporal_connect_hint
 
     try:
         return await connect_temporal(settings)
@@ -214,7 +214,7 @@ async def _client(settings: Settings) -> Any:
                 "settings file in FAILBACK_SETTINGS_FILE"
             )
         else:
-            hint = "check FAILBACK_TEMPORAL_ADDRESS and that the Temporal server is running"
+            hint = temporal_connect_hint(settings, err)
         raise CommandError(
             f"cannot reach Temporal at {settings.temporal_address}: {hint}. ({err})"
         ) from err

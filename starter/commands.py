@@ -7,7 +7,7 @@ import contextlib
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio.client import (
@@ -252,7 +252,9 @@ def list_query(phase: str | None, plan: str | None, vault: str | None, running: 
             clauses.append(f"{name} = '{value}'")
     if running:
         clauses.append("ExecutionStatus = 'Running'")
-    return " AND ".join(clauses) + " ORDER BY StartTime DESC"
+    # No ORDER BY: SQL visibility (the dev server's, a self-hosted PostgreSQL's) refuses it; its
+    # own order is the running first, then the most recently closed. list_failbacks sorts.
+    return " AND ".join(clauses)
 
 
 def _attribute(attributes: Any, key: Any) -> str:
@@ -276,7 +278,8 @@ async def list_failbacks(client: Client, query: str, limit: int) -> list[ListedF
                 closed_at=execution.close_time,
             )
         )
-    return found
+    oldest = datetime.min.replace(tzinfo=UTC)
+    return sorted(found, key=lambda f: f.started_at or oldest, reverse=True)
 
 
 async def cancel(client: Client, workflow_id: str, cancelled_by: str, comment: str) -> str:

@@ -607,3 +607,32 @@ def test_the_worker_image_holds_every_package_the_project_ships() -> None:
         if line.split()[0].upper() == "COPY" and "--from" not in line
     }
     assert shipped <= copied, f"the worker image does not copy {sorted(shipped - copied)}"
+
+
+def test_the_tls_overlay_gives_the_worker_and_the_ui_the_same_certificate_secrets(
+    compose_bin: str, tmp_path: Path
+) -> None:
+    """Issue 17 point 3: deploy/compose.temporal-tls.yml points the worker (its settings and
+    its health check's temporal CLI) and the Web UI at a secured Temporal with Docker secrets."""
+    overlay = ROOT / "deploy" / "compose.temporal-tls.yml"
+    command = [compose_bin, "-f", str(COMPOSE_FILE), "-f", str(overlay), "config"]
+    env = {**_clean_env(), "FAILBACK_TEMPORAL_ADDRESS": "temporal.example.com:7233"}
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load(result.stdout)
+    worker, ui = config["services"]["worker"], config["services"]["temporal-ui"]
+    worker_env, ui_env = _env(worker), _env(ui)
+    assert worker_env["FAILBACK_TEMPORAL_ADDRESS"] == "temporal.example.com:7233"
+    assert ui_env["TEMPORAL_ADDRESS"] == "temporal.example.com:7233"
+    for name in ("temporal_ca", "temporal_client_cert", "temporal_client_key"):
+        path = f"/run/secrets/{name}"
+        assert name in {s if isinstance(s, str) else s["source"] for s in worker["secrets"]}
+        assert path in worker_env.values() and path in ui_env.values()
+    # The worker's settings and its health check read the same files.
+    assert worker_env["FAILBACK_TEMPORAL_TLS_CERT"] == worker_env["TEMPORAL_TLS_CLIENT_CERT_PATH"]
+    assert worker_env["FAILBACK_TEMPORAL_TLS_CA"] == worker_env["TEMPORAL_TLS_SERVER_CA_CERT_PATH"]
+    # Without the address the overlay refuses, naming it.
+    missing = subprocess.run(
+        command, cwd=ROOT, env=_clean_env(), capture_output=True, text=True, timeout=120
+    )
+    assert missing.returncode != 0 and "secured Temporal" in missing.stderr

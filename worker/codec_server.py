@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
+import ssl
+
 from aiohttp import web
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 from temporalio.converter import PayloadCodec
+
+from worker.settings import Settings, SettingsError
 
 CORS_HEADERS = "Content-Type,X-Namespace,Authorization"
 
@@ -48,7 +52,11 @@ def main() -> None:
     from worker.codec import EncryptionCodec, parse_key
     from worker.settings import load_settings
 
-    settings = load_settings()
+    try:
+        settings = load_settings()
+        _tls(settings)
+    except SettingsError as err:
+        sys.exit(f"failback codec server: {err}")
     if settings.payload_key is None:
         sys.exit("failback codec server: set FAILBACK_PAYLOAD_KEY (the same key as the worker's)")
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 8081
@@ -56,7 +64,22 @@ def main() -> None:
     codec = EncryptionCodec(
         parse_key(settings.payload_key.get_secret_value()), settings.payload_key_id
     )
-    web.run_app(codec_app(codec, origins), host="127.0.0.1", port=port)
+    web.run_app(codec_app(codec, origins), host="127.0.0.1", port=port, ssl_context=_tls(settings))
+
+
+def _tls(settings: Settings) -> ssl.SSLContext | None:
+    """HTTPS when the Web UI is served over HTTPS (a browser refuses a plain codec endpoint
+    from an HTTPS page): the certificate and key of FAILBACK_CODEC_TLS_CERT / _KEY."""
+    if settings.codec_tls_cert is None and settings.codec_tls_key is None:
+        return None
+    if settings.codec_tls_cert is None or settings.codec_tls_key is None:
+        raise SettingsError("HTTPS for the codec server needs FAILBACK_CODEC_TLS_CERT and _KEY")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(settings.codec_tls_cert, settings.codec_tls_key)
+    except (OSError, ssl.SSLError) as err:
+        raise SettingsError(f"the codec server's certificate or key cannot be used: {err}") from err
+    return context
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from worker.settings import SettingsError, load_settings
 from worker.telemetry import configure_tracing, traces_exported
-from worker.wiring import build_worker, connect_temporal
+from worker.wiring import build_worker, connect_temporal, temporal_connect_hint
 
 
 async def run_worker() -> None:
@@ -18,7 +18,14 @@ async def run_worker() -> None:
     tracing = traces_exported()
     if tracing:
         configure_tracing()
-    client = await connect_temporal(settings, tracing=tracing)
+    try:
+        client = await connect_temporal(settings, tracing=tracing)
+    except RuntimeError as err:
+        # The SDK's failed connect is a plain RuntimeError: say what to check, not a traceback.
+        raise SettingsError(
+            f"cannot reach Temporal at {settings.temporal_address}: "
+            f"{temporal_connect_hint(settings, err)}. ({err})"
+        ) from err
     with ThreadPoolExecutor(max_workers=settings.activity_slots) as executor:
         worker = build_worker(client, settings, executor)
         stop = asyncio.Event()

@@ -39,6 +39,29 @@ class Settings(BaseSettings):
     temporal_ui_url: str | None = Field(
         default=None, description="Web UI base URL, for links printed by the CLI"
     )
+    # A secured Temporal server (worker.wiring.temporal_tls). Files, so that Docker secrets
+    # (/run/secrets/NAME) and mounted certificates serve as they are.
+    temporal_tls: bool = Field(
+        default=False, description="TLS to Temporal (implied by any setting below)"
+    )
+    temporal_tls_ca: str | None = Field(
+        default=None, description="PEM file of the CA that signed the server's certificate"
+    )
+    temporal_tls_server_name: str | None = Field(
+        default=None, description="The name the server's certificate is for, if not its address"
+    )
+    temporal_tls_cert: str | None = Field(
+        default=None, description="Mutual TLS: PEM file of this client's certificate"
+    )
+    temporal_tls_key: str | None = Field(
+        default=None, description="Mutual TLS: PEM file of this client's private key"
+    )
+    temporal_api_key: SecretStr | None = Field(
+        default=None, description="An API key (Temporal Cloud); sent over TLS only"
+    )
+    temporal_api_key_file: str | None = Field(
+        default=None, description="A file holding the API key (a Docker secret)"
+    )
 
     azure_subscription_id: str | None = None
     azure_resource_group: str | None = None
@@ -95,6 +118,9 @@ class Settings(BaseSettings):
         default=None, description="32 bytes, base64: encrypt payloads in Temporal (optional)"
     )
     payload_key_id: str = "default"
+    # The codec server over HTTPS, for a Web UI served over HTTPS.
+    codec_tls_cert: str | None = None
+    codec_tls_key: str | None = None
 
     # Workflow timings passed into each failback's input (production defaults when unset).
     job_poll_seconds: float | None = Field(default=None, gt=0)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.exceptions import ApplicationError
+from temporalio.service import TLSConfig
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -34,12 +36,104 @@ async def connect_temporal(settings: Settings, tracing: bool = False) -> Client:
         from worker.telemetry import tracing_interceptors
 
         interceptors = tracing_interceptors()
+    tls, api_key = temporal_tls(settings)
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=data_converter(settings),
         interceptors=interceptors,
+        tls=tls,
+        api_key=api_key,
     )
+
+
+def temporal_tls(settings: Settings) -> tuple[bool | TLSConfig, str | None]:
+    """How to reach a secured Temporal server: TLS with the server's CA and name, mutual TLS
+    with this client's certificate, an API key (Temporal Cloud). An API key is never sent in
+    clear: it turns TLS on."""
+    api_key = _read_secret_file(settings.temporal_api_key_file, "FAILBACK_TEMPORAL_API_KEY_FILE")
+    if api_key is None and settings.temporal_api_key is not None:
+        api_key = settings.temporal_api_key.get_secret_value().strip() or None
+    if (settings.temporal_tls_cert is None) != (settings.temporal_tls_key is None):
+        raise SettingsError(
+            "mutual TLS to Temporal needs both FAILBACK_TEMPORAL_TLS_CERT and "
+            "FAILBACK_TEMPORAL_TLS_KEY (the client's certificate and its private key)"
+        )
+    files = {
+        "FAILBACK_TEMPORAL_TLS_CA": settings.temporal_tls_ca,
+        "FAILBACK_TEMPORAL_TLS_CERT": settings.temporal_tls_cert,
+        "FAILBACK_TEMPORAL_TLS_KEY": settings.temporal_tls_key,
+    }
+    read = {name: _read_pem(path, name) for name, path in files.items() if path}
+    wanted = settings.temporal_tls or bool(read) or settings.temporal_tls_server_name or api_key
+    if not wanted:
+        return False, None
+    if not read and not settings.temporal_tls_server_name:
+        return True, api_key
+    return (
+        TLSConfig(
+            server_root_ca_cert=read.get("FAILBACK_TEMPORAL_TLS_CA"),
+            domain=settings.temporal_tls_server_name,
+            client_cert=read.get("FAILBACK_TEMPORAL_TLS_CERT"),
+            client_private_key=read.get("FAILBACK_TEMPORAL_TLS_KEY"),
+        ),
+        api_key,
+    )
+
+
+def temporal_connect_hint(settings: Settings, err: BaseException) -> str:
+    """What to check when Temporal could not be reached, from the settings and the error (the
+    SDK gives a plain RuntimeError whose text is the transport's)."""
+    text = str(err)
+    tls, api_key = temporal_tls(settings)
+    if "H2NotNegotiated" in text:
+        return (
+            "the address answers TLS but does not offer HTTP/2 (ALPN h2), which Temporal's gRPC "
+            "needs: point FAILBACK_TEMPORAL_ADDRESS at the Temporal frontend, or have the TLS "
+            "proxy in front of it offer h2"
+        )
+    if not tls:
+        return (
+            "check FAILBACK_TEMPORAL_ADDRESS and that the Temporal server is running; if it "
+            "requires TLS, set FAILBACK_TEMPORAL_TLS_CA (its CA) or FAILBACK_TEMPORAL_TLS=true, "
+            "and for mutual TLS FAILBACK_TEMPORAL_TLS_CERT and FAILBACK_TEMPORAL_TLS_KEY"
+        )
+    if any(word in text for word in ("UnknownIssuer", "certificate verify", "InvalidCertificate")):
+        return (
+            "the server's TLS certificate is not trusted: set FAILBACK_TEMPORAL_TLS_CA to the CA "
+            "that signed it (and FAILBACK_TEMPORAL_TLS_SERVER_NAME to the name it is for)"
+        )
+    client_cert = isinstance(tls, TLSConfig) and tls.client_cert is not None
+    if not client_cert and not api_key:
+        return (
+            "the server ended the TLS connection: if it requires mutual TLS, set "
+            "FAILBACK_TEMPORAL_TLS_CERT and FAILBACK_TEMPORAL_TLS_KEY to a client certificate "
+            "and key its CA trusts (or FAILBACK_TEMPORAL_API_KEY for an API key)"
+        )
+    return (
+        "the server refused the connection over TLS: check that FAILBACK_TEMPORAL_TLS_CERT is "
+        "a client certificate the server's CA trusts (not expired), or the API key, and "
+        "FAILBACK_TEMPORAL_ADDRESS"
+    )
+
+
+def _read_pem(path: str, setting: str) -> bytes:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as err:
+        raise SettingsError(f"{setting}={path}: cannot read it ({err.strerror})") from err
+    if b"-----BEGIN " not in data:
+        raise SettingsError(f"{setting}={path}: not a PEM file (no -----BEGIN line)")
+    return data
+
+
+def _read_secret_file(path: str | None, setting: str) -> str | None:
+    if path is None:
+        return None
+    try:
+        return Path(path).read_text().strip() or None
+    except OSError as err:
+        raise SettingsError(f"{setting}={path}: cannot read it ({err.strerror})") from err
 
 
 def data_converter(settings: Settings) -> DataConverter:

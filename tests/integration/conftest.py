@@ -48,14 +48,19 @@ def integration_scenario() -> dict[str, Any]:
     return data
 
 
-def start_lab(root: Path, scenario: Path, say: Callable[[str], None] = lambda _: None) -> LabState:
+def start_lab(
+    root: Path,
+    scenario: Path,
+    say: Callable[[str], None] = lambda _: None,
+    temporal_mtls: bool = False,
+) -> LabState:
     shared_build = Path(".lab").resolve()
     lab_dir = root / "lab"
     # Reuse the harness `make` built so that the tests do not compile Go again.
     if (shared_build / "bin").exists():
         lab_dir.mkdir()
         (lab_dir / "bin").symlink_to(shared_build / "bin")
-    return lab_up(scenario, lab_dir, say=say)
+    return lab_up(scenario, lab_dir, say=say, temporal_mtls=temporal_mtls)
 
 
 @pytest.fixture(scope="session")
@@ -74,8 +79,13 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabState]:
 
 def cli(state: LabState, *args: str) -> subprocess.CompletedProcess[str]:
     """Run `failback ARGS` as a user would, with the lab's settings and no others."""
+    return cli_with(state.settings, *args)
+
+
+def cli_with(settings: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `failback ARGS` with these FAILBACK_* settings and no others."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAILBACK_")}
-    env.update(state.settings)
+    env.update(settings)
     return subprocess.run(
         [sys.executable, "-m", "starter", *args],
         env=env,

@@ -9,7 +9,9 @@ import json
 import os
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from temporalio.api.common.v1 import Payload
@@ -26,7 +28,7 @@ from tests.workflows.test_machine_workflow import (
 from worker.codec import ENCODING, CodecKeyError, EncryptionCodec, parse_key
 from worker.codec_server import codec_app
 from worker.search_attributes import register_search_attributes
-from worker.settings import Settings
+from worker.settings import Settings, SettingsError
 from worker.wiring import data_converter
 from workflows.machine import MachineFailbackWorkflow
 
@@ -143,3 +145,30 @@ async def test_codec_server_decodes_for_the_web_ui() -> None:
 def test_data_converter_is_plain_without_a_key() -> None:
     assert data_converter(Settings()) is pydantic_data_converter
     assert dataclasses.is_dataclass(data_converter(Settings(payload_key=KEY)))  # type: ignore[arg-type]
+
+
+async def test_codec_server_speaks_https_with_the_configured_certificate(tmp_path: Path) -> None:
+    """Issue 17 point 3: a Web UI served over HTTPS needs its codec endpoint over HTTPS too."""
+    import ssl
+
+    from lab.certs import make_lab_tls
+    from worker.codec_server import _tls
+
+    tls = make_lab_tls(tmp_path)
+    with pytest.raises(SettingsError, match="FAILBACK_CODEC_TLS_CERT"):
+        _tls(Settings(codec_tls_cert=str(tls.server_cert)))
+    with pytest.raises(SettingsError, match="cannot be used"):
+        _tls(Settings(codec_tls_cert=str(tls.server_cert), codec_tls_key=str(tmp_path / "none")))
+    context = _tls(Settings(codec_tls_cert=str(tls.server_cert), codec_tls_key=str(tls.server_key)))
+    assert context is not None
+    codec = EncryptionCodec(parse_key(KEY))
+    server = TestServer(codec_app(codec, []), host="127.0.0.1")
+    await server.start_server(ssl=context)
+    try:
+        client_tls = ssl.create_default_context(cafile=str(tls.ca_cert))
+        async with aiohttp.ClientSession() as session:
+            url = f"https://127.0.0.1:{server.port}/decode"
+            async with session.post(url, json={"payloads": []}, ssl=client_tls) as reply:
+                assert reply.status == 200
+    finally:
+        await server.close()
