@@ -23,6 +23,8 @@ FAILBACK_FAILED = "FailbackFailed"
 CONFIGURATION_INVALID = "ConfigurationInvalid"
 # An item replicates with a provider whose failback this release does not drive.
 UNSUPPORTED_ARCHITECTURE = "UnsupportedArchitecture"
+# R28-R31: a decision (or the start) without the identity or authority the failback requires.
+NOT_AUTHORIZED = "NotAuthorized"
 
 # Errors that the same request cannot fix by being sent again.
 NON_RETRYABLE = [

@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from domain.authority import Attestation, DecisionPolicy, VerifiedIdentity
 from domain.operations import AsrOperation
 from domain.phases import Phase, PlanPhase
 
@@ -147,12 +148,16 @@ class CancelRequest(_Model):
 
     cancelled_by: str = Field(min_length=1)
     comment: str = ""
+    attestation: Attestation | None = Field(
+        default=None, description="Who, as the worker's decision desk verified it (R28)"
+    )
 
 
 class Cancellation(_Model):
     cancelled_by: str
     comment: str = ""
     at: datetime
+    identity: VerifiedIdentity | None = None
 
 
 class CutoverRequest(_Model):
@@ -160,12 +165,14 @@ class CutoverRequest(_Model):
 
     cut_over_by: str = Field(min_length=1)
     comment: str = ""
+    attestation: Attestation | None = None
 
 
 class Cutover(_Model):
     cut_over_by: str
     comment: str = ""
     at: datetime
+    identity: VerifiedIdentity | None = None
 
 
 class MachineFailbackInput(_NamesOneMachine):
@@ -198,6 +205,7 @@ class MachineFailbackInput(_NamesOneMachine):
     placement: MachinePlan | None = Field(
         default=None, description="Set by a plan: where readiness placed this machine"
     )
+    decisions: Decisions = Field(default_factory=lambda: Decisions())
 
     def discovery(self) -> DiscoverMachineInput:
         """What the discovery of this machine asks of ASR."""
@@ -637,12 +645,18 @@ class ApprovalRequest(_Model):
     on_behalf_of_plan: str | None = Field(
         default=None, description="Set by a plan passing its approval on to its machines"
     )
+    attestation: Attestation | None = Field(
+        default=None, description="Who, as the worker's decision desk verified it (R28)"
+    )
 
 
 class Approval(_Model):
     approved_by: str
     comment: str
     approved_at: datetime
+    identity: VerifiedIdentity | None = Field(
+        default=None, description="The verified identity, when decisions are authenticated"
+    )
 
 
 class RejectedApproval(_Model):
@@ -683,6 +697,10 @@ class MachineStatus(_Model):
     operations: list[OperationResult] = Field(default_factory=list)
     verification: Verification | None = None
     approval: Approval | None = None
+    approvals: list[Approval] = Field(
+        default_factory=list, description="R31: every approval taken, the last one completing"
+    )
+    approvals_missing: int = Field(default=0, description="R31: approvers still needed")
     rejected_approvals: list[RejectedApproval] = Field(default_factory=list)
     approval_reminders: int = 0
     agent_wait: AgentWait | None = None
@@ -711,12 +729,14 @@ class UndoRequest(_Model):
     comment: str = ""
     # Set by a plan when it passes its undo to its machines.
     on_behalf_of_plan: str | None = None
+    attestation: Attestation | None = None
 
 
 class Undo(_Model):
     undone_by: str
     comment: str = ""
     requested_at: datetime
+    identity: VerifiedIdentity | None = None
 
 
 class MachineFailbackResult(_Model):
@@ -735,6 +755,7 @@ class OperatorDecision(_Model):
     decided_by: str = Field(min_length=1)
     action: Literal["keep-waiting", "finish-without-reprotect"]
     comment: str = ""
+    attestation: Attestation | None = None
 
 
 class MachineVerified(_Model):
@@ -750,6 +771,21 @@ class StandDown(_Model):
     reason: str
 
 
+class Decisions(_Model):
+    """Who may decide on this failback (domain/authority.py), as the start gave it."""
+
+    started_by: Attestation | None = Field(
+        default=None, description="The starter's identity, signed by the worker's desk (R28, R30)"
+    )
+    approvers: list[str] = Field(
+        default_factory=list, description="R29: only these may approve (narrows the settings)"
+    )
+    approvers_required: int = Field(default=1, ge=1, description="R31: distinct approvers")
+    policy: DecisionPolicy | None = Field(
+        default=None, description="Set by a plan for its machines: the plan's policy"
+    )
+
+
 class PlanFailbackInput(_Model):
     vault: VaultRef
     recovery_plan: str = Field(min_length=1)
@@ -763,6 +799,7 @@ class PlanFailbackInput(_Model):
     # waiting for `failback cutover` (a maintenance window).
     data_sync: DataSync = "for-synchronization"
     cutover_at: datetime | None = None
+    decisions: Decisions = Decisions()
 
     def discovery(self) -> DiscoverPlanInput:
         """What the discovery of this plan asks of ASR."""
@@ -795,6 +832,10 @@ class PlanStatus(_Model):
     failed: dict[str, str] = Field(default_factory=dict)
     completed: list[str] = Field(default_factory=list)
     approval: Approval | None = None
+    approvals: list[Approval] = Field(
+        default_factory=list, description="R31: every approval taken, the last one completing"
+    )
+    approvals_missing: int = Field(default=0, description="R31: approvers still needed")
     rejected_approvals: list[RejectedApproval] = Field(default_factory=list)
     approval_reminders: int = 0
     recovery_points: PlanPointChoice | None = None

@@ -53,15 +53,30 @@ def lab() -> None:
     is_flag=True,
     help="Reach Temporal only through a proxy that requires a client certificate (haproxy)",
 )
+@click.option(
+    "--signed-decisions",
+    is_flag=True,
+    help="Every decision needs a lab user's sign-in (FAILBACK_LAB_IDENTITY=alice, bob, carol "
+    "approve; dan does not), verified by the worker's decision desk",
+)
 @_lab_errors
 def lab_up_command(
-    scenario: Path | None, lab_dir: Path | None, no_worker: bool, temporal_mtls: bool
+    scenario: Path | None,
+    lab_dir: Path | None,
+    no_worker: bool,
+    temporal_mtls: bool,
+    signed_decisions: bool,
 ) -> None:
     """Start the lab and write its settings (see `failback lab env`)."""
     from lab.manager import lab_up
 
     state = lab_up(
-        scenario, lab_dir, with_worker=not no_worker, say=_say, temporal_mtls=temporal_mtls
+        scenario,
+        lab_dir,
+        with_worker=not no_worker,
+        say=_say,
+        temporal_mtls=temporal_mtls,
+        signed_decisions=signed_decisions,
     )
     click.echo(f"lab is up ({Path(state.scenario).name})")
     click.echo(f"  Temporal Web UI: {state.temporal_ui_url}")

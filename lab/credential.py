@@ -7,11 +7,13 @@ authentication policy (and its "no bearer tokens over HTTP" rule) in the path un
 
 from __future__ import annotations
 
+import contextlib
 import json
 import ssl
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from types import TracebackType
 from typing import Any
@@ -136,5 +138,55 @@ def from_settings(settings: Any) -> LabTokenCredential:
     return LabTokenCredential(
         settings.azure_endpoint,
         settings.azure_lab_token_secret.get_secret_value(),
+        settings.azure_ca_bundle,
+    )
+
+
+class LabSignIn:
+    """A lab user's sign-in at the lab's identity provider (lab/identity.py): the token a
+    person's `az login` would give, for the user named by FAILBACK_LAB_IDENTITY."""
+
+    def __init__(self, endpoint: str, secret: str, user: str, ca_bundle: str | None) -> None:
+        from lab.identity import LAB_TENANT
+
+        self._url = f"{endpoint.rstrip('/')}/{LAB_TENANT}/oauth2/v2.0/token"
+        self._secret = secret
+        self._user = user
+        self._ssl_context = ssl.create_default_context(cafile=ca_bundle)
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        form = urllib.parse.urlencode(
+            {
+                "grant_type": "password",
+                "username": self._user,
+                "password": self._secret,
+                "scope": " ".join(scopes),
+            }
+        ).encode()
+        request = urllib.request.Request(self._url, data=form, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=10, context=self._ssl_context) as reply:
+                payload = json.loads(reply.read())
+        except urllib.error.HTTPError as err:
+            detail = err.read().decode(errors="replace")
+            with contextlib.suppress(ValueError, AttributeError):
+                detail = json.loads(detail).get("error_description", detail)
+            raise ClientAuthenticationError(
+                message=f"the lab's sign-in refused {self._user}: {detail}"
+            ) from err
+        except (urllib.error.URLError, OSError) as err:
+            raise ClientAuthenticationError(
+                message=f"cannot reach the lab's sign-in at {self._url}: {err}"
+            ) from err
+        return AccessToken(str(payload["access_token"]), int(payload["expires_on"]))
+
+
+def identity_from_settings(settings: Any) -> LabSignIn:
+    """The CLI's sign-in plugin "lab" (pyproject's failback.identity_credentials entry)."""
+    settings.require("azure_lab_token_secret", "lab_identity")
+    return LabSignIn(
+        settings.azure_endpoint,
+        settings.azure_lab_token_secret.get_secret_value(),
+        settings.lab_identity,
         settings.azure_ca_bundle,
     )

@@ -6,6 +6,7 @@ the lab's state (pids, ports, settings) lives in the lab directory (default ./.l
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import functools
@@ -248,9 +249,14 @@ def lab_up(
     with_worker: bool = True,
     say: Callable[[str], None] = print,
     temporal_mtls: bool = False,
+    signed_decisions: bool = False,
+    extra_settings: dict[str, str] | None = None,
 ) -> LabState:
     """`temporal_mtls`: the worker and the CLI reach Temporal only through a TLS-terminating
-    proxy that requires a client certificate from the lab's CA (as a secured cluster would)."""
+    proxy that requires a client certificate from the lab's CA (as a secured cluster would).
+    `signed_decisions`: every decision needs a lab user's sign-in (R28), checked by the
+    worker's decision desk against the lab's identity provider; approvers are the group
+    failback-approvers. `extra_settings` go to the worker and the CLI last (a test's rules)."""
     lab_dir = (lab_dir or default_lab_dir()).resolve()
     scenario_path = (scenario_path or default_scenario_path()).resolve()
     scenario = load_scenario(scenario_path)
@@ -378,6 +384,9 @@ def lab_up(
             endpoint,
             hyperv=hyperv,
         )
+        if signed_decisions:
+            settings.update(_signed_decision_settings(asr_url, tls))
+        settings.update(extra_settings or {})
         if temporal_mtls:
             proxy_port = free_port()
             say(f"starting the mutual-TLS proxy to Temporal on 127.0.0.1:{proxy_port} (haproxy)")
@@ -402,6 +411,29 @@ def lab_up(
     except BaseException:
         lab_down(lab_dir, say=lambda _: None)
         raise
+
+
+def _signed_decision_settings(asr_url: str, tls: LabTls) -> dict[str, str]:
+    """The worker's decision desk (HTTPS, the lab's certificate, a key made now) taking the
+    lab identity provider's tokens; the CLI signs in as FAILBACK_LAB_IDENTITY's user."""
+    from lab.identity import APPROVERS_GROUP, LAB_AUDIENCE, LAB_TENANT
+
+    desk_port = free_port()
+    seed = base64.b64encode(secrets.token_bytes(32)).decode()
+    return {
+        "FAILBACK_REQUIRE_IDENTITY": "true",
+        "FAILBACK_APPROVER_GROUPS": APPROVERS_GROUP,
+        "FAILBACK_DECISION_SIGNING_KEYS": f"lab1={seed}",
+        "FAILBACK_DECISION_DESK_PORT": str(desk_port),
+        "FAILBACK_DECISION_DESK_TLS_CERT": str(tls.server_cert),
+        "FAILBACK_DECISION_DESK_TLS_KEY": str(tls.server_key),
+        "FAILBACK_IDENTITY_ISSUER": f"{asr_url}/{LAB_TENANT}/v2.0",
+        "FAILBACK_IDENTITY_AUDIENCE": LAB_AUDIENCE,
+        "FAILBACK_IDENTITY_CA_BUNDLE": str(tls.ca_cert),
+        "FAILBACK_DECISION_DESK_URL": f"https://127.0.0.1:{desk_port}",
+        "FAILBACK_DECISION_DESK_CA_BUNDLE": str(tls.ca_cert),
+        "FAILBACK_IDENTITY_AUTH": "lab",
+    }
 
 
 # The client the lab's worker and CLI present to the mutual-TLS proxy.

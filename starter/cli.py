@@ -108,10 +108,11 @@ def friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 
         from domain.errors import FailbackError
         from starter.commands import CommandError
+        from starter.identity import SignInError
 
         try:
             return func(*args, **kwargs)
-        except (CommandError, SettingsError, FailbackError) as err:
+        except (CommandError, SettingsError, FailbackError, SignInError) as err:
             raise CommandFailure(str(err)) from err
         except RPCError as err:
             raise CommandFailure(
@@ -220,6 +221,12 @@ async def _client(settings: Settings) -> Any:
         ) from err
 
 
+BY_HELP = (
+    "Who {who}: needed, and taken, only when decisions are not signed in "
+    "(FAILBACK_DECISION_DESK_URL unset); otherwise your verified sign-in is recorded"
+)
+
+
 def _print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
@@ -301,6 +308,20 @@ def worker_command() -> None:
     help="Hyper-V for-downtime: cut over at this time (a maintenance window, with its UTC "
     "offset, e.g. 2026-12-05T02:00+00:00) unless `failback cutover` comes first",
 )
+@click.option(
+    "--approver",
+    "approvers",
+    multiple=True,
+    help="Only this person (UPN or object id) may approve this failback's commit (R29; "
+    "repeat for several). Narrows the settings' approvers, never widens them",
+)
+@click.option(
+    "--approvers-required",
+    type=click.IntRange(1, 5),
+    default=1,
+    show_default=True,
+    help="Distinct approvers the commit waits for (R31); the settings' number if higher",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON")
 @friendly_errors
 def start_command(
@@ -314,10 +335,13 @@ def start_command(
     datastore: str | None,
     data_sync: str,
     cutover_at: datetime | None,
+    approvers: tuple[str, ...],
+    approvers_required: int,
     as_json: bool,
 ) -> None:
     """Start the failback of MACHINE (its VM's or its ASR item's name) or of --recovery-plan;
     prints the id."""
+    from domain.models import Decisions
     from starter.commands import (
         CommandError,
         failback_input,
@@ -367,11 +391,15 @@ def start_command(
             cutover_at,
         )
 
+    decisions = Decisions(approvers=list(approvers), approvers_required=approvers_required)
+
     async def go() -> str:
         client = await _client(settings)
         if recovery_plan is not None:
-            return (await start_plan_failback(client, settings, plan_params)).id
-        return (await start_failback(client, settings, single)).id
+            params = plan_params.model_copy(update={"decisions": decisions})
+            return (await start_plan_failback(client, settings, params)).id
+        params_one = single.model_copy(update={"decisions": decisions})
+        return (await start_failback(client, settings, params_one)).id
 
     workflow_id = _run(go())
     if as_json:
@@ -658,35 +686,47 @@ def status_command(workflow_id: str, watch: bool, as_json: bool) -> None:
 
 @cli.command("approve")
 @click.argument("workflow_id")
-@click.option("--by", "approved_by", required=True, help="Who approves the commit")
+@click.option("--by", "approved_by", help=BY_HELP.format(who="approves the commit"))
 @click.option("--comment", default="", help="Why (goes into the audit trail)")
 @friendly_errors
-def approve_command(workflow_id: str, approved_by: str, comment: str) -> None:
+def approve_command(workflow_id: str, approved_by: str | None, comment: str) -> None:
     """Approve the commit of a verified failback (the Azure VMs are then deleted)."""
     from starter.commands import approve
+    from starter.identity import attest, who_decides
 
     settings = settings_for_cli()
+    by = who_decides(settings, approved_by, "approves the commit")
 
-    async def go() -> Any:
-        return await approve(await _client(settings), workflow_id, approved_by, comment)
+    async def go() -> tuple[Any, str]:
+        client = await _client(settings)
+        attestation = await attest(settings, workflow_id, "approve", comment)
+        name = attestation.identity.name if attestation is not None else by
+        return await approve(client, workflow_id, by, comment, attestation), name
 
-    covers = _run(go())
-    click.echo(f"commit of {covers} approved by {approved_by}")
+    covers, name = _run(go())
+    if "approver(s)" in covers:
+        click.echo(covers)
+    else:
+        click.echo(f"commit of {covers} approved by {name}")
 
 
 @cli.command("undo")
 @click.argument("workflow_id")
-@click.option("--by", "undone_by", required=True, help="Who undoes the failback")
+@click.option("--by", "undone_by", help=BY_HELP.format(who="undoes the failback"))
 @click.option("--comment", default="", help="Why (goes into the audit trail)")
 @friendly_errors
-def undo_command(workflow_id: str, undone_by: str, comment: str) -> None:
+def undo_command(workflow_id: str, undone_by: str | None, comment: str) -> None:
     """Undo a failback before its commit (modernized): the Azure VM runs again."""
     from starter.commands import undo
+    from starter.identity import attest, who_decides
 
     settings = settings_for_cli()
+    by = who_decides(settings, undone_by, "undoes the failback")
 
     async def go() -> str:
-        return await undo(await _client(settings), workflow_id, undone_by, comment)
+        client = await _client(settings)
+        attestation = await attest(settings, workflow_id, "undo", comment)
+        return await undo(client, workflow_id, by, comment, attestation)
 
     click.echo(_run(go()))
 
@@ -736,43 +776,51 @@ def list_command(
 
 @cli.command("cancel")
 @click.argument("workflow_id")
-@click.option("--by", "cancelled_by", required=True, help="Who cancels the failback")
+@click.option("--by", "cancelled_by", help=BY_HELP.format(who="cancels the failback"))
 @click.option("--comment", default="", help="Why (goes into the audit trail)")
 @friendly_errors
-def cancel_command(workflow_id: str, cancelled_by: str, comment: str) -> None:
+def cancel_command(workflow_id: str, cancelled_by: str | None, comment: str) -> None:
     """Cancel a failback before its commit: its machines stand down, nothing is committed, the
     Azure VMs stay. Refused after the commit's approval."""
     from starter.commands import cancel
+    from starter.identity import attest, who_decides
 
     settings = settings_for_cli()
+    by = who_decides(settings, cancelled_by, "cancels the failback")
 
     async def go() -> str:
-        return await cancel(await _client(settings), workflow_id, cancelled_by, comment)
+        client = await _client(settings)
+        attestation = await attest(settings, workflow_id, "cancel", comment)
+        return await cancel(client, workflow_id, by, comment, attestation)
 
     click.echo(_run(go()))
 
 
 @cli.command("cutover")
 @click.argument("workflow_id")
-@click.option("--by", "cut_over_by", required=True, help="Who gives the cut-over")
+@click.option("--by", "cut_over_by", help=BY_HELP.format(who="gives the cut-over"))
 @click.option("--comment", default="", help="Why now (goes into the audit trail)")
 @friendly_errors
-def cutover_command(workflow_id: str, cut_over_by: str, comment: str) -> None:
+def cutover_command(workflow_id: str, cut_over_by: str | None, comment: str) -> None:
     """Hyper-V for-downtime: cut over now (the Azure VM is shut down, the last changes sent,
     the VM started on-premises). A plan's cut-over covers all its machines."""
     from starter.commands import cut_over
+    from starter.identity import attest, who_decides
 
     settings = settings_for_cli()
+    by = who_decides(settings, cut_over_by, "gives the cut-over")
 
     async def go() -> str:
-        return await cut_over(await _client(settings), workflow_id, cut_over_by, comment)
+        client = await _client(settings)
+        attestation = await attest(settings, workflow_id, "cutover", comment)
+        return await cut_over(client, workflow_id, by, comment, attestation)
 
     click.echo(_run(go()))
 
 
 @cli.command("agent")
 @click.argument("workflow_id")
-@click.option("--by", "decided_by", required=True)
+@click.option("--by", "decided_by", help=BY_HELP.format(who="decides"))
 @click.option("--keep-waiting", "action", flag_value="keep-waiting", help="Wait another period")
 @click.option(
     "--finish-without-reprotect",
@@ -782,20 +830,31 @@ def cutover_command(workflow_id: str, cut_over_by: str, comment: str) -> None:
 )
 @click.option("--comment", default="")
 @friendly_errors
-def agent_command(workflow_id: str, decided_by: str, action: str | None, comment: str) -> None:
+def agent_command(
+    workflow_id: str, decided_by: str | None, action: str | None, comment: str
+) -> None:
     """Decide what a failback stuck on an unregistered mobility agent does next."""
     from domain.models import OperatorDecision
     from starter.commands import CommandError, decide_agent
+    from starter.identity import attest, who_decides
 
     if action is None:
         raise CommandError("choose --keep-waiting or --finish-without-reprotect")
-    decision = OperatorDecision.model_validate(
-        {"decided_by": decided_by, "action": action, "comment": comment}
-    )
     settings = settings_for_cli()
+    by = who_decides(settings, decided_by, "decides")
 
     async def go() -> None:
-        await decide_agent(await _client(settings), workflow_id, decision)
+        client = await _client(settings)
+        attestation = await attest(settings, workflow_id, "agent", comment)
+        decision = OperatorDecision.model_validate(
+            {
+                "decided_by": attestation.identity.name if attestation else by,
+                "action": action,
+                "comment": comment,
+                "attestation": attestation,
+            }
+        )
+        await decide_agent(client, workflow_id, decision)
 
     _run(go())
     click.echo(f"sent: {action}")

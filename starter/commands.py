@@ -8,7 +8,7 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from temporalio.client import (
     Client,
@@ -23,6 +23,7 @@ from temporalio.exceptions import ApplicationError, FailureError, WorkflowAlread
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.architectures import architecture_named_can_undo
+from domain.authority import Attestation
 from domain.decisions import approval_refusal, cutover_refusal, undo_refusal
 from domain.models import (
     Approval,
@@ -38,6 +39,7 @@ from domain.models import (
     PlanFailbackResult,
     PlanMachine,
     PlanStatus,
+    RejectedApproval,
     ReprotectToAzureOptions,
     ReprotectToOnPremOptions,
     Timings,
@@ -123,7 +125,15 @@ async def _start_once(
     client: Client, settings: Settings, run: Any, params: Any, workflow_id: str, what: str
 ) -> Any:
     """One failback per id: a running or completed one is never started a second time (only a
-    failed one may be started again)."""
+    failed one may be started again). With decisions signed in, the starter's identity goes
+    into the input, signed by the worker's desk (R28, and R30's four-eyes)."""
+    from starter.identity import attest
+
+    started_by = await attest(settings, workflow_id, "start")
+    if started_by is not None:
+        params = params.model_copy(
+            update={"decisions": params.decisions.model_copy(update={"started_by": started_by})}
+        )
     try:
         return await client.start_workflow(
             run,
@@ -196,9 +206,16 @@ def with_choices(
     )
 
 
-async def cut_over(client: Client, workflow_id: str, cut_over_by: str, comment: str) -> str:
+async def cut_over(
+    client: Client,
+    workflow_id: str,
+    cut_over_by: str,
+    comment: str,
+    attestation: Attestation | None = None,
+) -> str:
     """Hyper-V for-downtime: tell a failback (a machine's or a plan's) to cut over. Refused
     unless it is one that waits for a cut-over and has not begun it."""
+    cut_over_by = attestation.identity.name if attestation is not None else cut_over_by
     if not cut_over_by.strip():
         raise CommandError("--by must name who gives the cut-over")
     description = await _describe(client, workflow_id)
@@ -212,7 +229,7 @@ async def cut_over(client: Client, workflow_id: str, cut_over_by: str, comment: 
     if execution != "running":
         raise CommandError(f"not cut over: the failback {workflow_id} has ended ({execution})")
     handle = client.get_workflow_handle(workflow_id)
-    request = CutoverRequest(cut_over_by=cut_over_by, comment=comment)
+    request = CutoverRequest(cut_over_by=cut_over_by, comment=comment, attestation=attestation)
     if description.workflow_type == "PlanFailbackWorkflow":
         plan = await plan_status(client, workflow_id)
         if plan.cutover is not None:
@@ -282,9 +299,16 @@ async def list_failbacks(client: Client, query: str, limit: int) -> list[ListedF
     return sorted(found, key=lambda f: f.started_at or oldest, reverse=True)
 
 
-async def cancel(client: Client, workflow_id: str, cancelled_by: str, comment: str) -> str:
+async def cancel(
+    client: Client,
+    workflow_id: str,
+    cancelled_by: str,
+    comment: str,
+    attestation: Attestation | None = None,
+) -> str:
     """Cancel a failback before its commit: its machines stand down, nothing is committed, the
     Azure VMs stay. Refused once the commit is approved (the Azure VMs are then being deleted)."""
+    cancelled_by = attestation.identity.name if attestation is not None else cancelled_by
     if not cancelled_by.strip():
         raise CommandError("--by must name who cancels the failback")
     description = await _describe(client, workflow_id)
@@ -303,18 +327,33 @@ async def cancel(client: Client, workflow_id: str, cancelled_by: str, comment: s
         if is_plan
         else await machine_status(client, workflow_id)
     )
+    handle = client.get_workflow_handle(workflow_id)
     if status.approval is not None:
-        raise CommandError(
+        await _refused(
+            handle,
+            cancelled_by,
             f"not cancelled: the commit was approved by {status.approval.approved_by} at "
             f"{status.approval.approved_at.isoformat(timespec='seconds')}; the commit deletes "
-            "the Azure VMs, and a committed failback cannot be cancelled or undone"
+            "the Azure VMs, and a committed failback cannot be cancelled or undone",
         )
-    handle = client.get_workflow_handle(workflow_id)
-    request = CancelRequest(cancelled_by=cancelled_by, comment=comment)
+    request = CancelRequest(cancelled_by=cancelled_by, comment=comment, attestation=attestation)
     signal = (
         PlanFailbackWorkflow.record_cancel if is_plan else MachineFailbackWorkflow.record_cancel
     )
     await handle.signal(signal, request)
+    if attestation is not None or status.cancellation is None:
+        # The workflow records who cancels, or refuses them (R28): only a recorded cancel is
+        # followed by the cancel itself.
+        read_status = functools.partial(plan_status if is_plan else machine_status, client)
+        refused_before = len(status.rejected_approvals)
+        deadline = asyncio.get_running_loop().time() + DECISION_ANSWER_SECONDS
+        while asyncio.get_running_loop().time() < deadline:
+            now = await read_status(workflow_id)
+            if len(now.rejected_approvals) > refused_before:
+                raise CommandError(f"not cancelled: {now.rejected_approvals[-1].reason}")
+            if now.cancellation is not None:
+                break
+            await asyncio.sleep(0.25)
     await handle.cancel()
     said = (
         f"cancel of {workflow_id} sent by {cancelled_by}: its machines stand down, nothing is "
@@ -338,62 +377,123 @@ async def _members(client: Client, plan: PlanStatus) -> list[MachineStatus]:
     return found
 
 
-async def approve(client: Client, workflow_id: str, approved_by: str, comment: str) -> str:
-    """Refuses unless the failback is awaiting approval; the workflow checks again itself.
-
-    Returns what the approval covers, in words."""
+async def approve(
+    client: Client,
+    workflow_id: str,
+    approved_by: str,
+    comment: str,
+    attestation: Attestation | None = None,
+) -> str:
+    """Send the approval and return what it covers, in words, once the workflow has taken it;
+    the workflow is the judge (R28-R31 and its phase), and a refusal, the CLI's or the
+    workflow's, is recorded in the failback's history."""
+    approved_by = attestation.identity.name if attestation is not None else approved_by
     if not approved_by.strip():
         raise CommandError("--by must name who approves the commit")
     handle = client.get_workflow_handle(workflow_id)
-    request = ApprovalRequest(approved_by=approved_by, comment=comment)
+    request = ApprovalRequest(approved_by=approved_by, comment=comment, attestation=attestation)
     description = await _describe(client, workflow_id)
     execution = execution_name(description.status)
-    if description.parent_id:
-        # The plan passes its one approval to every machine; a machine approved on its own
-        # would commit outside the plan's order and without the rest of the plan.
-        raise CommandError(
-            f"not approved: {workflow_id} is one machine of the recovery plan's failback "
-            f"{description.parent_id}; approve the plan as a whole: `failback approve "
-            f"{description.parent_id} --by NAME`"
-        )
     ended = approval_precheck(workflow_id, execution, None)
     if ended is not None:
         raise CommandError(ended)
+    if description.parent_id:
+        # The plan passes its one approval to every machine; a machine approved on its own
+        # would commit outside the plan's order and without the rest of the plan.
+        await _refused(
+            handle,
+            approved_by,
+            f"not approved: {workflow_id} is one machine of the recovery plan's failback "
+            f"{description.parent_id}; approve the plan as a whole: `failback approve "
+            f"{description.parent_id}`",
+        )
     if description.workflow_type == "PlanFailbackWorkflow":
         plan = await plan_status(client, workflow_id)
         already = approval_precheck(workflow_id, execution, plan.approval)
         if already is not None:
-            raise CommandError(already)
+            await _refused(handle, approved_by, already)
         if plan.phase != "awaiting-approval":
-            raise CommandError(
+            await _refused(
+                handle,
+                approved_by,
                 f"not approved: the plan is {plan.phase} ({plan.waiting_for}); approve when "
-                "every machine is verified and it is awaiting approval"
+                "every machine is verified and it is awaiting approval",
             )
         await handle.signal(PlanFailbackWorkflow.approve_commit, request)
         names = ", ".join(m.vm_name for m in plan.machines)
-        return f"recovery plan {plan.recovery_plan} ({len(plan.machines)} machines: {names})"
+        covers = f"recovery plan {plan.recovery_plan} ({len(plan.machines)} machines: {names})"
+        return await _approval_answer(
+            lambda: plan_status(client, workflow_id), plan, covers, approved_by
+        )
     status = await machine_status(client, workflow_id)
     already = approval_precheck(workflow_id, execution, status.approval)
     if already is not None:
-        raise CommandError(already)
+        await _refused(handle, approved_by, already)
     refusal = approval_refusal(status.phase)
     if refusal is not None:
-        raise CommandError(f"not approved: {refusal}")
+        await _refused(handle, approved_by, f"not approved: {refusal}")
     await handle.signal(MachineFailbackWorkflow.approve_commit, request)
-    return status.vm_name or status.item_name or workflow_id
+    covers = status.vm_name or status.item_name or workflow_id
+    return await _approval_answer(
+        lambda: machine_status(client, workflow_id), status, covers, approved_by
+    )
 
 
-# How long `failback undo` waits to see the workflow take (or refuse) the undo.
-UNDO_ANSWER_SECONDS = 10.0
+async def _refused(handle: WorkflowHandle[Any, Any], by: str, reason: str) -> NoReturn:
+    """A decision the CLI will not send: recorded in the failback's history all the same (the
+    workflow's record_refused_decision), then said to the person."""
+    with contextlib.suppress(RPCError):
+        await handle.signal(
+            "record_refused_decision",
+            RejectedApproval(
+                approved_by=by,
+                received_at=datetime.now(UTC),
+                phase=Phase.AWAITING_APPROVAL,
+                reason=f"refused by the CLI: {reason}",
+            ),
+        )
+    raise CommandError(reason)
 
 
-async def undo(client: Client, workflow_id: str, undone_by: str, comment: str) -> str:
+async def _approval_answer(
+    read_status: Any, before: MachineStatus | PlanStatus, covers: str, by: str
+) -> str:
+    """Wait (briefly) for the workflow to take or refuse the approval just sent."""
+    refused_before = len(before.rejected_approvals)
+    deadline = asyncio.get_running_loop().time() + DECISION_ANSWER_SECONDS
+    while asyncio.get_running_loop().time() < deadline:
+        now = await read_status()
+        if len(now.rejected_approvals) > refused_before:
+            raise CommandError(f"not approved: {now.rejected_approvals[-1].reason}")
+        if now.approval is not None:
+            return covers
+        if now.approvals_missing and len(now.approvals) > len(before.approvals):
+            return (
+                f"{covers}: {by}'s approval taken; the commit waits for "
+                f"{now.approvals_missing} more distinct approver(s) (R31)"
+            )
+        await asyncio.sleep(0.25)
+    return f"{covers} (sent; `failback status` shows whether it was taken)"
+
+
+# How long the CLI waits to see the workflow take (or refuse) a decision it sent.
+DECISION_ANSWER_SECONDS = 10.0
+
+
+async def undo(
+    client: Client,
+    workflow_id: str,
+    undone_by: str,
+    comment: str,
+    attestation: Attestation | None = None,
+) -> str:
     """Ask a failback (a machine's or a plan's) to undo itself before its commit, and say
     whether it took it: the workflow is the judge (it refuses a classic one, a committed one,
     or one that has not failed over yet, and records the refusal)."""
+    undone_by = attestation.identity.name if attestation is not None else undone_by
     if not undone_by.strip():
         raise CommandError("--by must name who undoes the failback")
-    request = UndoRequest(undone_by=undone_by, comment=comment)
+    request = UndoRequest(undone_by=undone_by, comment=comment, attestation=attestation)
     description = await _describe(client, workflow_id)
     execution = execution_name(description.status)
     if description.parent_id:
@@ -424,7 +524,7 @@ async def undo(client: Client, workflow_id: str, undone_by: str, comment: str) -
             raise CommandError(f"not undone: {refusal}")
         before = len(status.rejected_undos)
         await handle.signal(MachineFailbackWorkflow.undo_failback, request)
-    deadline = asyncio.get_running_loop().time() + UNDO_ANSWER_SECONDS
+    deadline = asyncio.get_running_loop().time() + DECISION_ANSWER_SECONDS
     while asyncio.get_running_loop().time() < deadline:
         if is_plan:
             plan = await plan_status(client, workflow_id)

@@ -8,6 +8,7 @@ import signal
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+from worker.decision_desk import start_desk
 from worker.settings import SettingsError, load_settings
 from worker.telemetry import configure_tracing, traces_exported
 from worker.wiring import build_worker, connect_temporal, temporal_connect_hint
@@ -26,6 +27,11 @@ async def run_worker() -> None:
             f"cannot reach Temporal at {settings.temporal_address}: "
             f"{temporal_connect_hint(settings, err)}. ({err})"
         ) from err
+    desk = await start_desk(settings)
+    if desk is not None:
+        logging.info(
+            "decision desk on %s:%s", settings.decision_desk_host, settings.decision_desk_port
+        )
     with ThreadPoolExecutor(max_workers=settings.activity_slots) as executor:
         worker = build_worker(client, settings, executor)
         stop = asyncio.Event()
@@ -38,6 +44,8 @@ async def run_worker() -> None:
                 "worker polling task queue %s on %s", settings.task_queue, settings.temporal_address
             )
             await stop.wait()
+    if desk is not None:
+        await desk.cleanup()
 
 
 def main() -> None:

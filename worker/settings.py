@@ -118,6 +118,44 @@ class Settings(BaseSettings):
         default=None, description="32 bytes, base64: encrypt payloads in Temporal (optional)"
     )
     payload_key_id: str = "default"
+    # Who may decide (domain/authority.py, R28-R31). Names are user principal names or object
+    # ids; groups are the group claims of the approver's token (object ids in Entra ID).
+    require_identity: bool = Field(
+        default=False, description="R28: decisions only from a signed-in person (the desk)"
+    )
+    approvers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    approver_groups: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # PLAN=NAME;NAME,PLAN2=NAME: a plan's own approvers instead of the vault's.
+    plan_approvers: Annotated[dict[str, list[str]], NoDecode] = Field(default_factory=dict)
+    four_eyes: bool = Field(default=False, description="R30: the starter cannot approve")
+    approvers_required: int = Field(default=1, ge=1, description="R31: distinct approvers")
+
+    # The decision desk (worker/decision_desk.py): the worker checks a person's Entra ID token
+    # and signs who they are for the workflow. Its keys: KEYID=BASE64 (32-byte Ed25519 seeds),
+    # comma-separated, the first signs; the others still verify (rotation).
+    decision_signing_keys: SecretStr | None = None
+    decision_desk_port: int | None = Field(default=None, ge=0, le=65535)
+    decision_desk_host: str = "127.0.0.1"
+    decision_desk_tls_cert: str | None = None
+    decision_desk_tls_key: str | None = None
+    decision_desk_attestation_seconds: float = Field(default=300.0, gt=0)
+    # The identity provider whose tokens the desk takes: Entra ID's v2.0 issuer for the
+    # tenant, its published keys, the audience (the app registration's id or id URI).
+    identity_issuer: str | None = None
+    identity_jwks_url: str | None = None
+    identity_audience: str | None = None
+    identity_ca_bundle: str | None = None
+    # The CLI's side: where the desk is, and how the person signs in ("default":
+    # azure-identity; a plugin name such as the lab's "lab").
+    decision_desk_url: str | None = None
+    decision_desk_ca_bundle: str | None = None
+    identity_auth: str = "default"
+    # The lab's sign-in plugin: which lab user the CLI signs in as.
+    lab_identity: str | None = None
+    identity_scope: str | None = Field(
+        default=None, description="The scope to ask a token for; default: AUDIENCE/.default"
+    )
+
     # The codec server over HTTPS, for a Web UI served over HTTPS.
     codec_tls_cert: str | None = None
     codec_tls_key: str | None = None
@@ -131,12 +169,26 @@ class Settings(BaseSettings):
     replication_poll_seconds: float | None = Field(default=None, gt=0)
     replication_timeout_seconds: float | None = Field(default=None, gt=0)
 
-    @field_validator("vcenter_standalone_hosts", mode="before")
+    @field_validator("vcenter_standalone_hosts", "approvers", "approver_groups", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return [name.strip() for name in value.split(",") if name.strip()]
         return value
+
+    @field_validator("plan_approvers", mode="before")
+    @classmethod
+    def _plan_lists(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        plans: dict[str, list[str]] = {}
+        for entry in (e.strip() for e in value.split(",") if e.strip()):
+            plan, sep, names = entry.partition("=")
+            listed = [n.strip() for n in names.split(";") if n.strip()]
+            if not sep or not plan.strip() or not listed:
+                raise ValueError(f"{entry!r} is not PLAN=NAME;NAME (a plan and its approvers)")
+            plans[plan.strip()] = listed
+        return plans
 
     @field_validator("hyperv_endpoints", mode="before")
     @classmethod

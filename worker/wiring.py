@@ -19,6 +19,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.asr import AsrActivities, AsrGateway, AsrReads, AsrWrites
 from activities.budget import TokenBucket
 from activities.compute import ComputeActivities, ComputeGateway
+from activities.decisions import DecisionActivities, DecisionRules
 from activities.hyperv import HyperVActivities, HyperVEndpoints, HyperVGateway, HyperVReads
 from activities.liveness import KeepAliveInterceptor
 from activities.verification import VerificationActivities
@@ -321,9 +322,11 @@ class Activities:
     vsphere: VSphereActivities
     verification: VerificationActivities
     hyperv: HyperVActivities
+    decisions: DecisionActivities
 
     def all(self) -> list[Any]:
         return [
+            self.decisions.decision_policy,
             self.asr.discover_machine,
             self.asr.discover_recovery_plan,
             self.asr.read_recovery_points,
@@ -366,6 +369,22 @@ def build_activities(settings: Settings, executor: Executor | None = None) -> Ac
         VSphereActivities(vcenter),
         verification,
         HyperVActivities(hyperv),
+        DecisionActivities(decision_rules(settings)),
+    )
+
+
+def decision_rules(settings: Settings) -> DecisionRules:
+    """R28-R31 as the settings give them; the desk's public keys from its signing keys."""
+    from worker.decision_desk import public_keys
+
+    return DecisionRules(
+        require_identity=settings.require_identity,
+        desk_keys=public_keys(settings),
+        approvers=list(settings.approvers),
+        approver_groups=list(settings.approver_groups),
+        plan_approvers=dict(settings.plan_approvers),
+        four_eyes=settings.four_eyes,
+        approvers_required=settings.approvers_required,
     )
 
 

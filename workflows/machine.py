@@ -72,6 +72,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.readiness import MachinePlan, ReadinessReport, group_member_alone
     from workflows import search_attributes
     from workflows.approval import wait_for_approval
+    from workflows.authority import DecisionGate, who
     from workflows.calls import cause, read, write
     from workflows.steps import blocking_text, check_readiness, reprotect_to_onprem
     from workflows.visibility import SearchAttributeBatcher
@@ -128,6 +129,14 @@ class MachineFailbackWorkflow:
         self._downtime_seconds: float | None = None
         self._placement: MachinePlan | None = None
         self._cancellation: Cancellation | None = None
+        self._gate = DecisionGate(workflow.info().workflow_id)
+        self._approvals: list[Approval] = []
+
+    @staticmethod
+    def _plan_workflow_id() -> str | None:
+        """The plan's workflow id (its attestations are signed for it, not for its name)."""
+        parent = workflow.info().parent
+        return parent.workflow_id if parent is not None else None
 
     @property
     def _vm_name(self) -> str:
@@ -140,8 +149,16 @@ class MachineFailbackWorkflow:
 
     @workflow.signal
     def approve_commit(self, request: ApprovalRequest) -> None:
-        refusal = approval_refusal(self._phase)
-        if self._plan and request.on_behalf_of_plan != self._plan:
+        from_plan = self._plan is not None and request.on_behalf_of_plan == self._plan
+        identity, refusal = self._gate.check(
+            request.attestation,
+            "approve",
+            self._plan_workflow_id() if from_plan else None,
+            request.approved_by,
+        )
+        by = who(identity, request.approved_by)
+        refusal = refusal or approval_refusal(self._phase)
+        if self._plan and not from_plan:
             # One approval covers the whole plan: a machine of it is never committed alone.
             refusal = (
                 f"{self._vm_name} is part of recovery plan {self._plan}: approve the plan's "
@@ -149,26 +166,49 @@ class MachineFailbackWorkflow:
             )
         now = workflow.now()
         if refusal is None and self._approval is None:
-            self._approval = Approval(
-                approved_by=request.approved_by, comment=request.comment, approved_at=now
+            approval = Approval(
+                approved_by=by, comment=request.comment, approved_at=now, identity=identity
             )
-            workflow.logger.info("commit approved by %s", request.approved_by)
+            self._approvals.append(approval)
+            if from_plan or self._gate.take_approval(identity, by):
+                self._approval = approval
+                workflow.logger.info("commit approved by %s", by)
+            else:
+                workflow.logger.info(
+                    "approval from %s taken; %d more approver(s) needed",
+                    by,
+                    self._gate.approvals_missing(),
+                )
             return
-        reason = refusal or "already approved"
-        self._rejected.append(
+        self._refuse(by, refusal or "already approved", self._rejected)
+
+    def _refuse(self, by: str, reason: str, into: list[RejectedApproval]) -> None:
+        """A decision refused: nothing changes but the record of it (R28-R31 and the phase
+        rules alike)."""
+        into.append(
             RejectedApproval(
-                approved_by=request.approved_by, received_at=now, phase=self._phase, reason=reason
+                approved_by=by, received_at=workflow.now(), phase=self._phase, reason=reason
             )
         )
-        workflow.logger.warning("approval from %s refused: %s", request.approved_by, reason)
+        workflow.logger.warning("decision from %s refused: %s", by, reason)
+
+    @workflow.signal
+    def record_refused_decision(self, refused: RejectedApproval) -> None:
+        """A decision the CLI refused before sending it (the failback was not in the phase for
+        it): recorded here too, so that the history shows every refusal, wherever it was made."""
+        self._rejected.append(refused.model_copy(update={"received_at": workflow.now()}))
 
     @workflow.signal
     def record_cancel(self, request: CancelRequest) -> None:
         """Who cancels (`failback cancel`), recorded before the cancel itself arrives: the
         history and the status say who stopped the failback, and why."""
-        if self._cancellation is None:
+        identity, refusal = self._gate.check(request.attestation, "cancel")
+        by = who(identity, request.cancelled_by)
+        if refusal is not None:
+            self._refuse(by, f"cancel refused: {refusal}", self._rejected)
+        elif self._cancellation is None:
             self._cancellation = Cancellation(
-                cancelled_by=request.cancelled_by, comment=request.comment, at=workflow.now()
+                cancelled_by=by, comment=request.comment, at=workflow.now(), identity=identity
             )
 
     @workflow.signal
@@ -182,35 +222,44 @@ class MachineFailbackWorkflow:
             architecture_named_can_undo(architecture),
             architecture,
         )
-        if self._plan and request.on_behalf_of_plan != self._plan:
+        from_plan = self._plan is not None and request.on_behalf_of_plan == self._plan
+        identity, denied = self._gate.check(
+            request.attestation, "undo", self._plan_workflow_id() if from_plan else None
+        )
+        by = who(identity, request.undone_by)
+        refusal = denied or refusal
+        if self._plan and not from_plan:
             refusal = (
                 f"{self._vm_name} is part of recovery plan {self._plan}: undo the plan's "
                 "failback, which undoes all its machines together"
             )
-        now = workflow.now()
         if refusal is None and self._undo is None:
             self._undo = Undo(
-                undone_by=request.undone_by, comment=request.comment, requested_at=now
+                undone_by=by,
+                comment=request.comment,
+                requested_at=workflow.now(),
+                identity=identity,
             )
-            workflow.logger.info("undo requested by %s", request.undone_by)
+            workflow.logger.info("undo requested by %s", by)
             return
-        reason = refusal or "already being undone"
-        self._rejected_undos.append(
-            RejectedApproval(
-                approved_by=request.undone_by, received_at=now, phase=self._phase, reason=reason
-            )
-        )
-        workflow.logger.warning("undo from %s refused: %s", request.undone_by, reason)
+        self._refuse(by, refusal or "already being undone", self._rejected_undos)
 
     @workflow.signal
     def cut_over(self, request: CutoverRequest) -> None:
         """Hyper-V for-downtime: resume the synchronized failover (shut the Azure VM down, send
         the last changes, start the VM on-premises). Taken once, before the cut-over began."""
-        if self._cutover is None and self._phase in BEFORE_CUTOVER:
+        from_plan = self._plan is not None
+        identity, refusal = self._gate.check(
+            request.attestation, "cutover", self._plan_workflow_id() if from_plan else None
+        )
+        by = who(identity, request.cut_over_by)
+        if refusal is not None:
+            self._refuse(by, f"cut-over refused: {refusal}", self._rejected)
+        elif self._cutover is None and self._phase in BEFORE_CUTOVER:
             self._cutover = Cutover(
-                cut_over_by=request.cut_over_by, comment=request.comment, at=workflow.now()
+                cut_over_by=by, comment=request.comment, at=workflow.now(), identity=identity
             )
-            workflow.logger.info("cut-over given by %s", request.cut_over_by)
+            workflow.logger.info("cut-over given by %s", by)
 
     @workflow.signal
     def stand_down(self, order: StandDown) -> None:
@@ -219,8 +268,12 @@ class MachineFailbackWorkflow:
 
     @workflow.signal
     def operator_decision(self, decision: OperatorDecision) -> None:
-        if self._phase == Phase.AGENT_STUCK:
-            self._decision = decision
+        identity, refusal = self._gate.check(decision.attestation, "agent")
+        by = who(identity, decision.decided_by)
+        if refusal is not None:
+            self._refuse(by, f"agent decision refused: {refusal}", self._rejected)
+        elif self._phase == Phase.AGENT_STUCK:
+            self._decision = decision.model_copy(update={"decided_by": by})
 
     @workflow.query
     def status(self) -> MachineStatus:
@@ -238,6 +291,8 @@ class MachineFailbackWorkflow:
             operations=list(self._operations),
             verification=self._verification,
             approval=self._approval,
+            approvals=list(self._approvals),
+            approvals_missing=self._gate.approvals_missing() if self._approval is None else 0,
             rejected_approvals=list(self._rejected),
             approval_reminders=self._reminders,
             agent_wait=self._agent_wait,
@@ -266,8 +321,18 @@ class MachineFailbackWorkflow:
         labels = [search_attributes.VAULT.value_set(params.vault.vault)]
         if params.recovery_plan:
             labels.append(search_attributes.RECOVERY_PLAN.value_set(params.recovery_plan))
-        self._attributes.set(labels)
         self._history.append(PhaseChange(phase=Phase.STARTING, at=started_at))
+        try:
+            await self._gate.load(
+                params.vault, params.recovery_plan, params.decisions, self._plan is not None
+            )
+        except ApplicationError as refused:
+            self._error = str(refused)
+            self._attributes.set(labels)
+            self._enter(Phase.FAILED, str(refused))
+            raise
+        # After the policy's read: sent with the first phase, in one upsert.
+        self._attributes.set(labels)
         try:
             outcome = await self._fail_back(params)
         except (_FailbackStopped, ActivityError) as stop:

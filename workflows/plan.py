@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.asr import AsrActivities
     from domain import errors
     from domain.architectures import architecture_named_can_undo
+    from domain.authority import Attestation
     from domain.decisions import fails_over_as_plan
     from domain.models import (
         Approval,
@@ -34,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         CancelRequest,
         Cutover,
         CutoverRequest,
+        Decisions,
         DiscoveredMachine,
         DiscoveredPlan,
         MachineFailbackInput,
@@ -66,6 +68,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows import search_attributes
     from workflows.approval import wait_for_approval
+    from workflows.authority import DecisionGate, who
     from workflows.calls import POINTS_TIMEOUT, cause, failures, read, write
     from workflows.machine import MachineFailbackWorkflow, machine_workflow_id
     from workflows.steps import blocking_text, check_readiness, reprotect_to_onprem
@@ -101,6 +104,12 @@ class PlanFailbackWorkflow:
         self._replication: ReplicationWaitResult | None = None
         self._undo: Undo | None = None
         self._reminders = 0
+        self._gate = DecisionGate(workflow.info().workflow_id)
+        # R31: the approvals taken so far, and the last one's attestation, which the plan
+        # passes on to its machines (they check it was signed for the plan).
+        self._approvals: list[Approval] = []
+        self._approval_attestation: Attestation | None = None
+        self._undo_attestation: Attestation | None = None
 
     @workflow.signal
     def machine_verified(self, report: MachineVerified) -> None:
@@ -109,21 +118,34 @@ class PlanFailbackWorkflow:
     @workflow.signal
     def approve_commit(self, request: ApprovalRequest) -> None:
         now = workflow.now()
-        if self._phase == PlanPhase.AWAITING_APPROVAL and self._approval is None:
-            self._approval = Approval(
-                approved_by=request.approved_by, comment=request.comment, approved_at=now
-            )
-            return
-        reason = (
-            "the commit was already approved"
-            if self._approval is not None
-            else f"the plan is {self._phase}: every machine of every boot group must be verified "
-            "before the commit can be approved"
+        identity, refusal = self._gate.check(
+            request.attestation, "approve", typed=request.approved_by
         )
+        by = who(identity, request.approved_by)
+        if refusal is None and self._approval is not None:
+            refusal = "the commit was already approved"
+        elif refusal is None and self._phase != PlanPhase.AWAITING_APPROVAL:
+            refusal = (
+                f"the plan is {self._phase}: every machine of every boot group must be verified "
+                "before the commit can be approved"
+            )
+        if refusal is not None:
+            self._refuse(by, refusal)
+            return
+        approval = Approval(
+            approved_by=by, comment=request.comment, approved_at=now, identity=identity
+        )
+        self._approvals.append(approval)
+        if self._gate.take_approval(identity, by):
+            self._approval = approval
+            self._approval_attestation = request.attestation
+
+    def _refuse(self, by: str, reason: str) -> None:
+        """A decision refused: nothing changes but the record of it."""
         self._rejected.append(
             RejectedApproval(
-                approved_by=request.approved_by,
-                received_at=now,
+                approved_by=by,
+                received_at=workflow.now(),
                 phase=Phase.AWAITING_APPROVAL
                 if self._phase == PlanPhase.AWAITING_APPROVAL
                 else Phase.VERIFYING,
@@ -132,13 +154,23 @@ class PlanFailbackWorkflow:
         )
 
     @workflow.signal
+    def record_refused_decision(self, refused: RejectedApproval) -> None:
+        """A decision the CLI refused before sending it: recorded here too."""
+        self._rejected.append(refused.model_copy(update={"received_at": workflow.now()}))
+
+    @workflow.signal
     async def cut_over(self, request: CutoverRequest) -> None:
         """Hyper-V for-downtime: cut every machine over, those synchronized now and those that
         will be (a later boot group's machine starts with the plan's cut-over given)."""
+        identity, refusal = self._gate.check(request.attestation, "cutover")
+        by = who(identity, request.cut_over_by)
+        if refusal is not None:
+            self._refuse(by, f"cut-over refused: {refusal}")
+            return
         if self._cutover is not None:
             return
         self._cutover = Cutover(
-            cut_over_by=request.cut_over_by, comment=request.comment, at=workflow.now()
+            cut_over_by=by, comment=request.comment, at=workflow.now(), identity=identity
         )
         await asyncio.gather(
             *(
@@ -152,15 +184,24 @@ class PlanFailbackWorkflow:
     def record_cancel(self, request: CancelRequest) -> None:
         """Who cancels (`failback cancel`), recorded before the cancel itself arrives: the
         history and the status say who stopped the failback, and why."""
-        if self._cancellation is None:
+        identity, refusal = self._gate.check(request.attestation, "cancel")
+        by = who(identity, request.cancelled_by)
+        if refusal is not None:
+            self._refuse(by, f"cancel refused: {refusal}")
+        elif self._cancellation is None:
             self._cancellation = Cancellation(
-                cancelled_by=request.cancelled_by, comment=request.comment, at=workflow.now()
+                cancelled_by=by, comment=request.comment, at=workflow.now(), identity=identity
             )
 
     @workflow.signal
     def undo_failback(self, request: UndoRequest) -> None:
         """Modernized: undo every machine's failback before the commit (failoverCancel), the
         plan as a whole; taken once every machine is verified and before the approval."""
+        identity, denied = self._gate.check(request.attestation, "undo")
+        by = who(identity, request.undone_by)
+        if denied is not None:
+            self._refuse(by, f"undo refused: {denied}")
+            return
         now = workflow.now()
         can_undo = all(
             architecture_named_can_undo(m.architecture) for m in self._discovered_machines
@@ -172,8 +213,9 @@ class PlanFailbackWorkflow:
             and can_undo
         ):
             self._undo = Undo(
-                undone_by=request.undone_by, comment=request.comment, requested_at=now
+                undone_by=by, comment=request.comment, requested_at=now, identity=identity
             )
+            self._undo_attestation = request.attestation
             return
         reason = (
             "a classic plan cannot be undone: ASR has no cancel for its failback"
@@ -185,16 +227,7 @@ class PlanFailbackWorkflow:
             else f"the plan is {self._phase}: a plan is undone once every machine is verified "
             "and before the commit is approved"
         )
-        self._rejected.append(
-            RejectedApproval(
-                approved_by=request.undone_by,
-                received_at=now,
-                phase=Phase.AWAITING_APPROVAL
-                if self._phase == PlanPhase.AWAITING_APPROVAL
-                else Phase.VERIFYING,
-                reason=f"undo refused: {reason}",
-            )
-        )
+        self._refuse(by, f"undo refused: {reason}")
 
     @workflow.query
     def status(self) -> PlanStatus:
@@ -209,6 +242,8 @@ class PlanFailbackWorkflow:
             failed=dict(self._failed),
             completed=sorted(self._completed),
             approval=self._approval,
+            approvals=list(self._approvals),
+            approvals_missing=self._gate.approvals_missing() if self._approval is None else 0,
             rejected_approvals=list(self._rejected),
             approval_reminders=self._reminders,
             recovery_points=self._choice,
@@ -234,6 +269,12 @@ class PlanFailbackWorkflow:
             ]
         )
         self._enter(PlanPhase.STARTING)
+        try:
+            await self._gate.load(params.vault, params.recovery_plan, params.decisions, False)
+        except ApplicationError as refused:
+            self._error = str(refused)
+            self._enter(PlanPhase.FAILED, str(refused))
+            raise
         try:
             await self._fail_back(params)
         except (_PlanStopped, ActivityError) as stop:
@@ -439,6 +480,7 @@ class PlanFailbackWorkflow:
             undone_by=self._undo.undone_by,
             comment=f"recovery plan {self._plan} undone: {self._undo.comment}".strip(),
             on_behalf_of_plan=self._plan,
+            attestation=self._undo_attestation,
         )
         await asyncio.gather(
             *(
@@ -455,7 +497,10 @@ class PlanFailbackWorkflow:
         self._enter(PlanPhase.FINISHING, f"approved by {approval.approved_by}")
         comment = f"recovery plan {self._plan} approved: {approval.comment}".strip()
         request = ApprovalRequest(
-            approved_by=approval.approved_by, comment=comment, on_behalf_of_plan=self._plan
+            approved_by=approval.approved_by,
+            comment=comment,
+            on_behalf_of_plan=self._plan,
+            attestation=self._approval_attestation,
         )
         await asyncio.gather(
             *(
@@ -524,6 +569,7 @@ class PlanFailbackWorkflow:
                 cutover_at=params.cutover_at,
                 cutover=self._cutover,
                 placement=self._placement(machine),
+                decisions=Decisions(policy=self._gate.policy),
                 chosen_point=RecoveryPointChoice(
                     chosen=choice.chosen,
                     latest=choice.latest,

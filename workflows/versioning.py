@@ -17,9 +17,10 @@ A start from the Web UI or the `temporal` CLI therefore always runs today's code
 input field that picks an older behaviour. tests/workflows/test_versioning.py checks that every
 patch id used in workflows/ is listed here and that every entry is used.
 
-No patch is active: revisions 0 and 1 of the machine workflow and the patches
-"plan-approval-only" and "concurrent-fan-out" were removed before the first release (only the
-lab had ever run them), and the stored histories were re-recorded.
+Active: "authenticated-decisions" (below). Before it, no patch was active: revisions 0 and 1 of
+the machine workflow and the patches "plan-approval-only" and "concurrent-fan-out" were removed
+before the first release (only the lab had ever run them), and the stored histories were
+re-recorded.
 """
 
 from __future__ import annotations
@@ -35,4 +36,14 @@ class Patch:
     remove_when: str
 
 
-ACTIVE_PATCHES: tuple[Patch, ...] = ()
+AUTHENTICATED_DECISIONS = "authenticated-decisions"
+
+ACTIVE_PATCHES: tuple[Patch, ...] = (
+    Patch(
+        id=AUTHENTICATED_DECISIONS,
+        what="a failback reads its decision policy (R28-R31) from the worker at its start: one "
+        "activity more before discovery",
+        remove_when="no failback started before this change is open and tests/replay's "
+        "histories are re-recorded with the marker",
+    ),
+)

@@ -35,6 +35,7 @@ from lab.asr_sim.faults import FAULT_ADAPTER, DelayFault
 from lab.asr_sim.job_filter import parse_job_filter
 from lab.asr_sim.operations import Operation
 from lab.asr_sim.state import ItemState, Job, SimulatorState
+from lab.identity import LabIdentityProvider, add_identity_routes
 from lab.scenario import RecoveryPlanSpec
 
 log = logging.getLogger(__name__)
@@ -940,10 +941,15 @@ async def lab_state(request: web.Request) -> web.Response:
     )
 
 
-def build_app(state: SimulatorState, tokens: TokenIssuer) -> web.Application:
+def build_app(
+    state: SimulatorState, tokens: TokenIssuer, identity: LabIdentityProvider | None = None
+) -> web.Application:
     app = web.Application(client_max_size=4 * 1024 * 1024)
     app[STATE_KEY] = state
     app[TOKENS_KEY] = tokens
+    if identity is not None:
+        # Entra ID's token and key endpoints for the lab's people (lab/identity.py).
+        add_identity_routes(app, identity)
     app.router.add_post("/_lab/token", lab_token)
     app.router.add_get("/_lab/journal", lab_journal)
     app.router.add_delete("/_lab/journal", lab_clear_journal)

@@ -23,6 +23,7 @@ from lab.asr_sim.effects import (
 )
 from lab.asr_sim.hyperv_effects import HyperVHostEffects
 from lab.asr_sim.state import SimulatorState
+from lab.identity import LabIdentityProvider
 from lab.scenario import Scenario
 
 
@@ -91,7 +92,11 @@ async def start_simulator(config: SimulatorConfig) -> RunningSimulator:
         ),
     )
     state.schema_check = config.schema_check
-    app = build_app(state, TokenIssuer(config.token_secret, config.token_lifetime_seconds))
+    app = build_app(
+        state,
+        TokenIssuer(config.token_secret, config.token_lifetime_seconds),
+        LabIdentityProvider(config.token_secret),
+    )
 
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls.load_cert_chain(config.cert, config.key)

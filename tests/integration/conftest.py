@@ -53,6 +53,8 @@ def start_lab(
     scenario: Path,
     say: Callable[[str], None] = lambda _: None,
     temporal_mtls: bool = False,
+    signed_decisions: bool = False,
+    extra_settings: dict[str, str] | None = None,
 ) -> LabState:
     shared_build = Path(".lab").resolve()
     lab_dir = root / "lab"
@@ -60,7 +62,14 @@ def start_lab(
     if (shared_build / "bin").exists():
         lab_dir.mkdir()
         (lab_dir / "bin").symlink_to(shared_build / "bin")
-    return lab_up(scenario, lab_dir, say=say, temporal_mtls=temporal_mtls)
+    return lab_up(
+        scenario,
+        lab_dir,
+        say=say,
+        temporal_mtls=temporal_mtls,
+        signed_decisions=signed_decisions,
+        extra_settings=extra_settings,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ from temporalio.worker import Worker
 
 from activities.asr import AsrActivities
 from activities.compute import ComputeActivities
+from activities.decisions import DecisionActivities, DecisionRules
 from activities.verification import VerificationActivities
 from activities.vsphere import OnPremFactsQuery, VSphereActivities
 from domain import errors
@@ -94,8 +95,10 @@ class FakePlanWorld:
         windows_2008: str | None = None,
         replication_group: bool = True,
         failing_plan_failover: bool = False,
+        decision_rules: DecisionRules | None = None,
     ) -> None:
         self.groups = groups
+        self.decision_rules = decision_rules or DecisionRules()
         # db-01 and db-02 in replication group rg-db: the plan then fails over whole (FO-PLAN).
         self.replication_group = replication_group
         self.failing_plan_failover = failing_plan_failover
@@ -273,6 +276,8 @@ class FakePlanWorld:
 
     def activities(self) -> list[object]:
         return [
+            # The real one: pure, it reads the rules it is given (none here).
+            DecisionActivities(self.decision_rules).decision_policy,
             self.discover_recovery_plan,
             self.read_asr_facts,
             self.read_onprem_facts,
