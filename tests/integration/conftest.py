@@ -4,6 +4,7 @@ all real processes started by `lab.manager.lab_up`, as `failback lab up` does.""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import ssl
@@ -148,6 +149,29 @@ async def until_phase(read: Callable[[], Awaitable[Any]], wanted: str, tries: in
         await asyncio.sleep(0.25)
     assert status.phase == wanted, status.error
     return status
+
+
+def history_text(history: Any) -> str:
+    """A history as text with every payload decoded: where a leaked secret would sit."""
+    raw = history.to_json()
+    return raw + "\n" + "\n".join(_decoded_payloads(json.loads(raw)))
+
+
+def _decoded_payloads(node: object) -> list[str]:
+    found: list[str] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "data" and isinstance(value, str):
+                try:
+                    found.append(base64.b64decode(value).decode("utf-8", errors="replace"))
+                except ValueError:
+                    found.append(value)
+            else:
+                found.extend(_decoded_payloads(value))
+    elif isinstance(node, list):
+        for value in node:
+            found.extend(_decoded_payloads(value))
+    return found
 
 
 def journal(state: LabState) -> list[dict[str, Any]]:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 from datetime import UTC, datetime
 
 import pytest
@@ -12,7 +10,14 @@ import pytest
 from activities import vsphere_client
 from lab.manager import LabState
 from starter.commands import approve, failback_input, start_failback
-from tests.integration.conftest import journal, lab_get, lab_settings, posts, until_verified
+from tests.integration.conftest import (
+    history_text,
+    journal,
+    lab_get,
+    lab_settings,
+    posts,
+    until_verified,
+)
 from worker.wiring import connect_temporal
 
 pytestmark = pytest.mark.integration
@@ -95,24 +100,6 @@ def agent_registered_at(state: dict, item: str) -> datetime | None:
     raise AssertionError(f"{item} not in the simulator's state")
 
 
-def _decoded_payloads(node: object) -> list[str]:
-    """Every payload of a history, decoded: that is where a leaked secret would sit."""
-    found: list[str] = []
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "data" and isinstance(value, str):
-                try:
-                    found.append(base64.b64decode(value).decode("utf-8", errors="replace"))
-                except ValueError:
-                    found.append(value)
-            else:
-                found.extend(_decoded_payloads(value))
-    elif isinstance(node, list):
-        for value in node:
-            found.extend(_decoded_payloads(value))
-    return found
-
-
 async def test_no_secret_in_workflow_history(lab: LabState) -> None:
     settings = lab_settings(lab)
     client = await connect_temporal(settings)
@@ -123,7 +110,7 @@ async def test_no_secret_in_workflow_history(lab: LabState) -> None:
     checked = 0
     async for execution in client.list_workflows():
         history = await client.get_workflow_handle(execution.id).fetch_history()
-        text = history.to_json() + "\n".join(_decoded_payloads(json.loads(history.to_json())))
+        text = history_text(history)
         assert "recoveryPointId" in text or "recovery_point" in text or "vm_name" in text
         for secret in secrets_in_lab:
             assert secret not in text, f"a secret is in the history of {execution.id}"
