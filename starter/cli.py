@@ -221,6 +221,17 @@ async def _client(settings: Settings) -> Any:
         ) from err
 
 
+def _workflow_id(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A failback's id as `failback start` printed it: not empty, no spaces or control
+    characters (Temporal would take them and answer with an error about something else)."""
+    if not value.strip() or any(c.isspace() or not c.isprintable() for c in value):
+        raise click.BadParameter(
+            f"{value!r} is not a failback id: give the id `failback start` printed "
+            "(`failback list` shows them)"
+        )
+    return value
+
+
 BY_HELP = (
     "Who {who}: needed, and taken, only when decisions are not signed in "
     "(FAILBACK_DECISION_DESK_URL unset); otherwise your verified sign-in is recorded"
@@ -638,7 +649,7 @@ def capture_command(output: Path, max_items: int) -> None:
 
 
 @cli.command("status")
-@click.argument("workflow_id")
+@click.argument("workflow_id", callback=_workflow_id)
 @click.option(
     "--watch",
     is_flag=True,
@@ -685,7 +696,7 @@ def status_command(workflow_id: str, watch: bool, as_json: bool) -> None:
 
 
 @cli.command("approve")
-@click.argument("workflow_id")
+@click.argument("workflow_id", callback=_workflow_id)
 @click.option("--by", "approved_by", help=BY_HELP.format(who="approves the commit"))
 @click.option("--comment", default="", help="Why (goes into the audit trail)")
 @friendly_errors
@@ -711,7 +722,7 @@ def approve_command(workflow_id: str, approved_by: str | None, comment: str) -> 
 
 
 @cli.command("undo")
-@click.argument("workflow_id")
+@click.argument("workflow_id", callback=_workflow_id)
 @click.option("--by", "undone_by", help=BY_HELP.format(who="undoes the failback"))
 @click.option("--comment", default="", help="Why (goes into the audit trail)")
 @friendly_errors
@@ -775,7 +786,7 @@ def list_command(
 
 
 @cli.command("cancel")
-@click.argument("workflow_id")
+@click.argument("workflow_id", callback=_workflow_id)
 @click.option("--by", "cancelled_by", help=BY_HELP.format(who="cancels the failback"))
 @click.option("--comment", default="", help="Why (goes into the audit trail)")
 @friendly_errors
@@ -797,7 +808,7 @@ def cancel_command(workflow_id: str, cancelled_by: str | None, comment: str) -> 
 
 
 @cli.command("cutover")
-@click.argument("workflow_id")
+@click.argument("workflow_id", callback=_workflow_id)
 @click.option("--by", "cut_over_by", help=BY_HELP.format(who="gives the cut-over"))
 @click.option("--comment", default="", help="Why now (goes into the audit trail)")
 @friendly_errors
@@ -819,7 +830,7 @@ def cutover_command(workflow_id: str, cut_over_by: str | None, comment: str) -> 
 
 
 @cli.command("agent")
-@click.argument("workflow_id")
+@click.argument("workflow_id", callback=_workflow_id)
 @click.option("--by", "decided_by", help=BY_HELP.format(who="decides"))
 @click.option("--keep-waiting", "action", flag_value="keep-waiting", help="Wait another period")
 @click.option(
@@ -861,7 +872,7 @@ def agent_command(
 
 
 @cli.command("report")
-@click.argument("workflow_id")
+@click.argument("workflow_id", callback=_workflow_id)
 @click.option(
     "--format",
     "fmt",
