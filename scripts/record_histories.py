@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gzip
 import json
 import shutil
@@ -33,6 +34,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
 from domain.models import Phase
 from lab.manager import LabState, lab_down, lab_up
 from starter.commands import (
+    CommandError,
     approve,
     cut_over,
     failback_input,
@@ -44,6 +46,7 @@ from starter.commands import (
     undo,
     with_choices,
 )
+from starter.identity import attest
 from starter.observe import name_machine
 from worker.settings import Settings
 from worker.wiring import connect_temporal
@@ -85,6 +88,8 @@ class StandardRun:
     scenario: Callable[[Path], Path]
     body: RunBody
     description: str
+    # The lab requires signed-in decisions (`lab up --signed-decisions`), with these rules.
+    signed_decisions: dict[str, str] | None = None
 
 
 def say(text: str) -> None:
@@ -94,14 +99,20 @@ def say(text: str) -> None:
 # --- the lab ---------------------------------------------------------------------------------
 
 
-def start_lab(root: Path, scenario: Path) -> LabState:
+def start_lab(root: Path, scenario: Path, signed: dict[str, str] | None = None) -> LabState:
     """As tests/integration/conftest.py's start_lab: reuse the harness `make` built."""
     shared_bin = ROOT / ".lab" / "bin"
     lab_dir = root / "lab"
     if shared_bin.exists():
         lab_dir.mkdir()
         (lab_dir / "bin").symlink_to(shared_bin)
-    return lab_up(scenario, lab_dir, say=lambda _: None)
+    return lab_up(
+        scenario,
+        lab_dir,
+        say=lambda _: None,
+        signed_decisions=signed is not None,
+        extra_settings=signed,
+    )
 
 
 def lab_settings(state: LabState) -> Settings:
@@ -195,6 +206,31 @@ def plan_run(plan: str, recovery_point: str, approver: str, undo_it: bool = Fals
         return handle.id
 
     return body
+
+
+async def signed_plan(client: Client, settings: Settings, _lab: LabState) -> str:
+    """plan-modern with signed decisions: started by alice, refused to her (four-eyes), then
+    approved by bob and carol (two distinct approvers)."""
+
+    def signed_in(user: str) -> Settings:
+        return settings.model_copy(update={"lab_identity": user})
+
+    handle = await start_plan_failback(
+        client, signed_in("alice"), plan_input(settings, "plan-modern", "latest")
+    )
+    status = await wait_for_phase(
+        lambda: plan_status(client, handle.id), {"awaiting-approval", "failed"}
+    )
+    if status.phase != "awaiting-approval":
+        raise RuntimeError(f"plan-modern did not reach approval: {status.error}")
+    for user in ("alice", "bob", "carol"):
+        attestation = await attest(signed_in(user), handle.id, "approve", "replay tests")
+        with contextlib.suppress(CommandError):  # alice's is refused (R30), and recorded
+            await approve(client, handle.id, "", "recorded for the replay tests", attestation)
+    result = await asyncio.wait_for(handle.result(), WAIT_SECONDS)
+    if result.outcome != "completed" or len(result.status.rejected_approvals) != 1:
+        raise RuntimeError(f"plan-modern (signed): {result.summary}")
+    return handle.id
 
 
 async def hyperv_plan(client: Client, settings: Settings, _lab: LabState) -> str:
@@ -304,6 +340,14 @@ RUNS = [
         "over by the plan, approved, completed",
     ),
     StandardRun(
+        "signed",
+        shipped("modernized.json"),
+        signed_plan,
+        "plan-modern with signed decisions (patch authenticated-decisions): started by alice, "
+        "her approval refused (four-eyes), approved by bob and carol, completed",
+        signed_decisions={"FAILBACK_FOUR_EYES": "true", "FAILBACK_APPROVERS_REQUIRED": "2"},
+    ),
+    StandardRun(
         "plan-failure",
         failure_scenario,
         failing_plan,
@@ -355,7 +399,7 @@ async def record_run(run: StandardRun, scratch: Path, output: Path) -> list[Path
     root.mkdir()
     say(f"== {run.name}: {run.description}")
     started = time.monotonic()
-    lab = start_lab(root, run.scenario(root))
+    lab = start_lab(root, run.scenario(root), run.signed_decisions)
     try:
         settings = lab_settings(lab)
         client = await connect_temporal(settings)
