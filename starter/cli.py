@@ -7,6 +7,7 @@ import functools
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -670,19 +671,41 @@ def status_command(workflow_id: str, watch: bool, as_json: bool) -> None:
     console = _console()
 
     if watch:
+        stopped_watching = (
+            f"stopped watching; the failback goes on (`failback status {workflow_id} "
+            "--watch` watches again)"
+        )
 
         async def follow() -> Any:
-            client = await _client(settings)
-            return await watch_live(lambda: read_failback(client, workflow_id), console)
+            # Ctrl-C is the loop's own event, whatever is in flight (a connect, a query): the
+            # Temporal client's futures need not answer a cancel for the watch to end at once.
+            interrupted = asyncio.Event()
+            asyncio.get_running_loop().add_signal_handler(signal.SIGINT, interrupted.set)
+
+            async def watching() -> Any:
+                client = await _client(settings)
+                return await watch_live(lambda: read_failback(client, workflow_id), console)
+
+            work = asyncio.ensure_future(watching())
+            stop = asyncio.ensure_future(interrupted.wait())
+            await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if not work.done():
+                # The live view draws its last frame as it unwinds; a query the Temporal
+                # client does not let go of is not waited for.
+                work.cancel()
+                await asyncio.wait({work}, timeout=2.0)
+                click.echo(stopped_watching, err=True)
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(0)
+            stop.cancel()
+            return work.result()
 
         try:
             _run(follow())
         except KeyboardInterrupt:
-            click.echo(
-                f"stopped watching; the failback goes on (`failback status {workflow_id} "
-                "--watch` watches again)",
-                err=True,
-            )
+            # Ctrl-C before the watch began.
+            click.echo(stopped_watching, err=True)
         return
 
     async def once() -> Any:

@@ -33,7 +33,7 @@ from domain.models import Architecture
 from lab.reliability.bad_input import (
     BAD_INPUTS,
     BadInputResult,
-    run_bad_input,
+    run_bad_inputs,
 )
 from lab.reliability.cases import (
     BASELINE_REPLICATING,
@@ -174,11 +174,10 @@ async def _bad_input(
         "finished_machine": f"failback-{settings.azure_vault}-{unit.vms[0]}",
         "plan": unit.plan,
     }
-    found = []
-    for bad in BAD_INPUTS:
-        result = await run_bad_input(lab, bad, directory / bad.name, values)
-        print(f"bad input {bad.name}: exit {result.exit_code}, {result.violations or 'held'}")
-        found.append(result)
+    by_name = await run_bad_inputs(lab, BAD_INPUTS, directory, values)
+    found = [by_name[bad.name] for bad in BAD_INPUTS]
+    for result in found:
+        print(f"bad input {result.name}: exit {result.exit_code}, {result.violations or 'held'}")
     return found
 
 

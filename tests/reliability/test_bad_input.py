@@ -5,11 +5,9 @@ Python traceback, and nothing started (no POST in the journal, no workflow)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from lab.reliability.bad_input import BAD_INPUTS, BadInput, run_bad_input
+from lab.reliability.bad_input import BAD_INPUTS, BadInput, BadInputResult, run_bad_inputs
 from lab.reliability.cases import THROTTLED
 from lab.reliability.harness import CaseResult, Lab
 
@@ -40,9 +38,18 @@ def _marks(bad: BadInput) -> list[pytest.MarkDecorator]:
     ]
 
 
+@pytest.fixture(scope="module")
+async def refused(
+    reliability_lab: Lab, finished: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, BadInputResult]:
+    """Every case, a few at a time (run_bad_inputs); each test below reads its own result."""
+    root = tmp_path_factory.mktemp("bad-input")
+    return await run_bad_inputs(reliability_lab, BAD_INPUTS, root, finished)
+
+
 @pytest.mark.parametrize("bad", [pytest.param(b, id=b.name, marks=_marks(b)) for b in BAD_INPUTS])
 async def test_bad_input_is_refused_clearly_and_starts_nothing(
-    bad: BadInput, reliability_lab: Lab, finished: dict[str, str], tmp_path: Path
+    bad: BadInput, refused: dict[str, BadInputResult]
 ) -> None:
-    result = await run_bad_input(reliability_lab, bad, tmp_path, finished)
+    result = refused[bad.name]
     assert result.held, f"{result.command}: {result.violations}\n{result.message}"
