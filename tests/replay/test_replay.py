@@ -148,6 +148,17 @@ def test_every_patch_a_history_recorded_is_listed() -> None:
         assert patches(history) <= listed, history.workflow_id
 
 
+def test_both_branches_of_every_active_patch_are_replayed() -> None:
+    """While a patch is active, the folder holds histories from before it (the old branch, as
+    failbacks already running replay) and at least one recorded with its marker (the new)."""
+    recorded = [patches(load(path)) for path in STORED]
+    for patch in ACTIVE_PATCHES:
+        assert any(patch.id in found for found in recorded), (
+            f"no stored history recorded patch {patch.id}: record one (scripts/record_histories.py)"
+        )
+        assert any(patch.id not in found for found in recorded), patch.id
+
+
 def test_no_stored_history_was_started_with_a_revision() -> None:
     """There is one versioning mechanism: no input field picks an older behaviour."""
     for history in map(load, STORED):
