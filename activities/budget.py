@@ -26,6 +26,12 @@ class TokenBucket:
             )
         self._tokens = self.capacity
 
+    def available(self, now: float) -> float:
+        """Tokens in the bucket at `now` (negative: owed to reservations already queued)."""
+        if self._at is None or now <= self._at:
+            return self._tokens
+        return min(self.capacity, self._tokens + (now - self._at) * self.refill_per_second)
+
     def reserve(self, now: float) -> float:
         """Take one token for a request at `now`; return how long the request must wait for it.
 
@@ -40,3 +46,37 @@ class TokenBucket:
         if self._tokens >= 0:
             return 0.0
         return -self._tokens / self.refill_per_second
+
+
+@dataclass
+class ReadBudget:
+    """ARM's read bucket (per subscription and principal: 250 tokens, refilled at 25 a second),
+    kept by the worker so that its reads are never refused with 429, and spent where it matters
+    first: a share of it is kept for the reads that decide what happens next (a job's end, a
+    verification), which may also draw on the rest; discovery, readiness, recovery points and
+    other background reads draw on the rest only. Together the two lanes never exceed the
+    bucket. Pure, like TokenBucket: the caller passes the clock and waits."""
+
+    capacity: float
+    refill_per_second: float
+    urgent_share: float = 0.3
+    _urgent: TokenBucket = field(init=False)
+    _background: TokenBucket = field(init=False)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.urgent_share < 1:
+            raise ValueError(f"the urgent share is a fraction, not {self.urgent_share}")
+        urgent_capacity = max(1.0, self.capacity * self.urgent_share)
+        self._urgent = TokenBucket(urgent_capacity, self.refill_per_second * self.urgent_share)
+        self._background = TokenBucket(
+            max(1.0, self.capacity - urgent_capacity),
+            self.refill_per_second * (1 - self.urgent_share),
+        )
+
+    def reserve(self, now: float, urgent: bool) -> float:
+        """Take one read's token at `now`; how long the read must wait for it."""
+        if not urgent:
+            return self._background.reserve(now)
+        if self._urgent.available(now) >= 1 or self._background.available(now) < 1:
+            return self._urgent.reserve(now)
+        return self._background.reserve(now)

@@ -11,6 +11,7 @@ from typing import TypeVar
 from temporalio import activity
 from temporalio.exceptions import is_cancelled_exception
 
+from activities.arm_reads import urgent_reads
 from activities.asr import AsrActivities
 from activities.compute import ComputeGateway
 from activities.hyperv import HyperVReads
@@ -79,8 +80,10 @@ class VerificationActivities:
 
     def _read(self, params: VerificationReadInput) -> VerificationRead:
         # The on-premises VM is the side still changing (booting): read last, it is as fresh
-        # as it can be when the verdict is made.
-        azure = self._azure(params.azure)
+        # as it can be when the verdict is made. A verification decides what happens next: its
+        # ARM reads take the budget's urgent lane.
+        with urgent_reads():
+            azure = self._azure(params.azure)
         return VerificationRead(onprem=self._onprem(params.onprem), azure=azure)
 
     def _onprem(self, query: OnPremVmQuery) -> OnPremVmState:

@@ -277,6 +277,9 @@ def journal_figures(journal: list[dict[str, Any]], machines: int) -> dict[str, A
             for action in sorted({a for (_, a) in per_item_action})
         },
         "non_2xx": sum(1 for e in journal if not 200 <= int(e["status"]) < 300),
+        # Refused by the simulator's ARM buckets (429), which it enforces per principal.
+        "reads_refused": sum(1 for e in reads if e["status"] == 429),
+        "writes_refused": sum(1 for e in writes if e["status"] == 429),
         "by_kind_per_machine": {
             kind: round(count / machines, 2) for kind, count in by_kind.most_common()
         },
@@ -1077,6 +1080,8 @@ def markdown(report: dict[str, Any]) -> str:
             f"| write bucket (200, +10/s): lowest / requests refused | "
             f"{j['write_bucket']['lowest_tokens']} / {j['write_bucket']['would_be_throttled']} | 0"
             " refused |",
+            f"| reads / writes refused by the simulator's ARM buckets (429) | "
+            f"{j.get('reads_refused', '-')} / {j.get('writes_refused', '-')} | 0 / 0 |",
             f"| peak reads in any 1 s; read bucket (250, +25/s) lowest / refused | "
             f"{j['peak_reads_in_1s']}; {j['read_bucket']['lowest_tokens']} / "
             f"{j['read_bucket']['would_be_throttled']} | |",

@@ -59,6 +59,13 @@ def lab() -> None:
     help="Every decision needs a lab user's sign-in (FAILBACK_LAB_IDENTITY=alice, bob, carol "
     "approve; dan does not), verified by the worker's decision desk",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 16),
+    default=1,
+    show_default=True,
+    help="Worker processes on the one task queue (each keeps 1/N of ARM's budgets)",
+)
 @_lab_errors
 def lab_up_command(
     scenario: Path | None,
@@ -66,6 +73,7 @@ def lab_up_command(
     no_worker: bool,
     temporal_mtls: bool,
     signed_decisions: bool,
+    workers: int,
 ) -> None:
     """Start the lab and write its settings (see `failback lab env`)."""
     from lab.manager import lab_up
@@ -77,6 +85,7 @@ def lab_up_command(
         say=_say,
         temporal_mtls=temporal_mtls,
         signed_decisions=signed_decisions,
+        workers=workers,
     )
     click.echo(f"lab is up ({Path(state.scenario).name})")
     click.echo(f"  Temporal Web UI: {state.temporal_ui_url}")

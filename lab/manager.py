@@ -251,12 +251,14 @@ def lab_up(
     temporal_mtls: bool = False,
     signed_decisions: bool = False,
     extra_settings: dict[str, str] | None = None,
+    workers: int = 1,
 ) -> LabState:
     """`temporal_mtls`: the worker and the CLI reach Temporal only through a TLS-terminating
     proxy that requires a client certificate from the lab's CA (as a secured cluster would).
     `signed_decisions`: every decision needs a lab user's sign-in (R28), checked by the
     worker's decision desk against the lab's identity provider; approvers are the group
-    failback-approvers. `extra_settings` go to the worker and the CLI last (a test's rules)."""
+    failback-approvers. `extra_settings` go to the worker and the CLI last (a test's rules).
+    `workers`: worker processes on the one task queue, each with its share of ARM's budgets."""
     lab_dir = (lab_dir or default_lab_dir()).resolve()
     scenario_path = (scenario_path or default_scenario_path()).resolve()
     scenario = load_scenario(scenario_path)
@@ -402,9 +404,16 @@ def lab_up(
             hyperv_endpoints=dict(hyperv.endpoints) if hyperv is not None else {},
         )
         _write_env_file(lab_dir, settings)
-        if with_worker:
-            say("starting the failback worker")
-            record(_start_worker_process(lab_dir, settings))
+        if with_worker and workers > 1:
+            # Several workers on one task queue, one principal: each keeps its share of ARM's
+            # budgets, so that together they stay inside them (FAILBACK_ARM_BUDGET_SHARE).
+            settings["FAILBACK_ARM_BUDGET_SHARE"] = f"{1 / workers:.6f}"
+            _write_env_file(lab_dir, settings)
+            state = state.model_copy(update={"settings": settings})
+        for index in range(workers if with_worker else 0):
+            say(f"starting failback worker {index + 1} of {workers}")
+            name = "worker" if index == 0 else f"worker-{index + 1}"
+            record(_start_worker_process(lab_dir, settings, name))
         state = state.model_copy(update={"processes": processes})
         (lab_dir / STATE_FILE).write_text(state.model_dump_json(indent=2))
         return state
@@ -611,11 +620,13 @@ def restart_temporal(lab_dir: Path | None = None, kill: bool = False) -> LabProc
     return temporal
 
 
-def _start_worker_process(lab_dir: Path, settings: dict[str, str]) -> LabProcess:
-    log = lab_dir / "logs" / "worker.log"
+def _start_worker_process(
+    lab_dir: Path, settings: dict[str, str], name: str = "worker"
+) -> LabProcess:
+    log = lab_dir / "logs" / f"{name}.log"
     already = log.read_text(errors="replace").count(WORKER_READY) if log.exists() else 0
     process, worker = _spawn(
-        "worker",
+        name,
         [sys.executable, "-m", "worker"],
         lab_dir / "logs",
         env={**_clean_environ(), **settings},

@@ -489,6 +489,18 @@ MAX_BOOT_GROUPS = 7
 MAX_PLAN_ITEMS = 100
 
 
+class ThrottlingSpec(_Strict):
+    """ARM's request budgets per principal (Azure Resource Manager's documented token buckets:
+    reads 250 refilled at 25 a second, writes 200 refilled at 10). The simulator refuses a
+    request that overdraws its bucket with 429 and Retry-After, as ARM does."""
+
+    enabled: bool = True
+    read_burst: int = Field(default=250, ge=1)
+    reads_per_second: float = Field(default=25.0, gt=0)
+    write_burst: int = Field(default=200, ge=1)
+    writes_per_second: float = Field(default=10.0, gt=0)
+
+
 class WireSpec(_Strict):
     """How the simulator behaves where real ASR's behaviour is a setting or unknown.
 
@@ -660,6 +672,7 @@ class AzureSpec(_Strict):
     jobs: JobTimings = JobTimings()
     recovery_plans: list[RecoveryPlanSpec] = Field(default_factory=list)
     wire: WireSpec = WireSpec()
+    throttling: ThrottlingSpec = ThrottlingSpec()
 
 
 class Scenario(_Strict):

@@ -113,6 +113,13 @@ class Settings(BaseSettings):
     # The worker's writes stay within ARM's write bucket (per subscription and principal).
     arm_write_burst: int = Field(default=200, ge=1)
     arm_writes_per_second: float = Field(default=10.0, gt=0)
+    # And its reads within ARM's read bucket (per principal: 250, refilled at 25/s), a share
+    # kept for the reads that decide what happens next (activities/budget.ReadBudget).
+    arm_read_burst: int = Field(default=250, ge=1)
+    arm_reads_per_second: float = Field(default=25.0, gt=0)
+    arm_urgent_read_share: float = Field(default=0.3, gt=0, lt=1)
+    # Several workers on one principal split its budgets: each takes this share of both.
+    arm_budget_share: float = Field(default=1.0, gt=0, le=1)
 
     payload_key: SecretStr | None = Field(
         default=None, description="32 bytes, base64: encrypt payloads in Temporal (optional)"

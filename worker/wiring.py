@@ -16,8 +16,9 @@ from temporalio.service import TLSConfig
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.arm_reads import ArmReadBudgetPolicy
 from activities.asr import AsrActivities, AsrGateway, AsrReads, AsrWrites
-from activities.budget import TokenBucket
+from activities.budget import ReadBudget, TokenBucket
 from activities.compute import ComputeActivities, ComputeGateway
 from activities.decisions import DecisionActivities, DecisionRules
 from activities.hyperv import HyperVActivities, HyperVEndpoints, HyperVGateway, HyperVReads
@@ -231,10 +232,24 @@ def azure_clients(settings: Settings, quick: bool = False) -> AzureClients:
         return {} if quick else {"transport": azure_transport(settings)}
 
     subscription = settings.azure_subscription_id
+    if not quick:
+        # One read budget for both clients: ARM counts the principal's reads, whichever API.
+        options["per_retry_policies"] = [ArmReadBudgetPolicy(read_budget(settings))]
     return AzureClients(
         asr=SiteRecoveryManagementClient(credential, subscription, **transport(), **options),
         compute=ComputeManagementClient(credential, subscription, **transport(), **options),
         subscription_id=subscription,
+    )
+
+
+def read_budget(settings: Settings) -> ReadBudget:
+    """This worker's share of the principal's ARM read bucket (FAILBACK_ARM_BUDGET_SHARE: with
+    N workers on one principal, 1/N each keeps them all inside it)."""
+    share = settings.arm_budget_share
+    return ReadBudget(
+        capacity=max(1.0, settings.arm_read_burst * share),
+        refill_per_second=settings.arm_reads_per_second * share,
+        urgent_share=settings.arm_urgent_read_share,
     )
 
 
@@ -259,7 +274,8 @@ def build_asr_activities(
 ) -> AsrActivities:
     gateway = gateway or build_asr_gateway(settings)
     budget = TokenBucket(
-        capacity=settings.arm_write_burst, refill_per_second=settings.arm_writes_per_second
+        capacity=max(1.0, settings.arm_write_burst * settings.arm_budget_share),
+        refill_per_second=settings.arm_writes_per_second * settings.arm_budget_share,
     )
     return AsrActivities(AsrReads(gateway), AsrWrites(gateway, executor, budget))
 

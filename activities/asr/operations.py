@@ -24,6 +24,7 @@ from azure.mgmt.recoveryservicessiterecovery import models as asr_models
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.arm_reads import urgent_reads
 from activities.asr import translate as t
 from activities.asr.gateway import AsrGateway
 from activities.budget import TokenBucket
@@ -555,12 +556,15 @@ class AsrWrites:
         activity.heartbeat(job_name, note)
 
     async def _read_job(self, vault: VaultRef, job_name: str) -> dict[str, Any]:
-        return await self._blocking(self.gateway.job_document, vault, job_name)
+        # A job's end decides what happens next: its reads take the budget's urgent lane.
+        with urgent_reads():
+            return await self._blocking(self.gateway.job_document, vault, job_name)
 
     async def _read_running_jobs(
         self, vault: VaultRef, since: datetime
     ) -> dict[str, dict[str, Any]]:
-        return await self._blocking(self._running_jobs, vault, since)
+        with urgent_reads():
+            return await self._blocking(self._running_jobs, vault, since)
 
     def _running_jobs(self, vault: VaultRef, since: datetime) -> dict[str, dict[str, Any]]:
         """The vault's jobs in progress that started since `since`, as ASR's JSON by name.

@@ -10,6 +10,7 @@ import asyncio
 import hmac
 import json
 import logging
+import math
 import re
 import secrets
 import time
@@ -36,7 +37,7 @@ from lab.asr_sim.job_filter import parse_job_filter
 from lab.asr_sim.operations import Operation
 from lab.asr_sim.state import ItemState, Job, SimulatorState
 from lab.identity import LabIdentityProvider, add_identity_routes
-from lab.scenario import RecoveryPlanSpec
+from lab.scenario import RecoveryPlanSpec, ThrottlingSpec
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +78,57 @@ class TokenIssuer:
         return expires_on is not None and expires_on > time.time()
 
 
+class ArmThrottle:
+    """ARM's token buckets per principal (Azure Resource Manager throttling): reads (GET) and
+    writes (PUT, POST, PATCH, DELETE) each from their own bucket; a request that finds its bucket
+    empty is refused with 429 and the Retry-After of its next token, and takes none. The lab's
+    principal is the secret a token was issued for (one principal: the lab's)."""
+
+    def __init__(self, spec: ThrottlingSpec, clock: Callable[[], float] = time.monotonic) -> None:
+        self._spec = spec
+        self._clock = clock
+        self._buckets: dict[tuple[str, str], list[float]] = {}
+        # What ARM refused, by kind: the bench reports reads refused (zero, if the worker
+        # keeps its budget).
+        self.refused = {"read": 0, "write": 0}
+
+    def refusal(self, method: str, token: str) -> ArmError | None:
+        if not self._spec.enabled:
+            return None
+        kind = "read" if method in ("GET", "HEAD") else "write"
+        burst, rate = (
+            (self._spec.read_burst, self._spec.reads_per_second)
+            if kind == "read"
+            else (self._spec.write_burst, self._spec.writes_per_second)
+        )
+        now = self._clock()
+        bucket = self._buckets.setdefault((PRINCIPAL, kind), [float(burst), now])
+        tokens = min(float(burst), bucket[0] + (now - bucket[1]) * rate)
+        bucket[1] = now
+        if tokens >= 1:
+            bucket[0] = tokens - 1
+            return None
+        bucket[0] = tokens
+        self.refused[kind] += 1
+        retry_after = max(1, math.ceil((1 - tokens) / rate))
+        return ArmError(
+            429,
+            "TooManyRequests" if kind == "read" else "TooManyWriteRequests",
+            f"The request is throttled: the principal has used its {kind} budget ({burst}, "
+            f"refilled at {rate:g} a second). Retry after {retry_after} seconds.",
+            headers={
+                "Retry-After": str(retry_after),
+                f"x-ms-ratelimit-remaining-subscription-{kind}s": "0",
+            },
+        )
+
+
+# Every token the lab issues is for the lab's one secret: one principal.
+PRINCIPAL = "lab"
+
 STATE_KEY = web.AppKey("state", SimulatorState)
 TOKENS_KEY = web.AppKey("tokens", TokenIssuer)
+THROTTLE_KEY = web.AppKey("throttle", ArmThrottle)
 
 Handler = Callable[[web.Request, SimulatorState, dict[str, str], Any], Awaitable[web.Response]]
 
@@ -653,6 +703,10 @@ async def _dispatch(request: web.Request, state: SimulatorState, raw: bytes) -> 
             },
         )
 
+    throttled = request.app[THROTTLE_KEY].refusal(request.method, token.strip())
+    if throttled is not None:
+        raise throttled
+
     fault = state.faults.take_http(request.method, request.path)
     if fault is not None:
         headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
@@ -927,6 +981,7 @@ async def lab_state(request: web.Request) -> web.Response:
                 for p in (hyperv.providers(state, now) if state.architecture == "hyperv" else [])
             ],
             "hyperv_effects": state.hyperv_effects.calls,
+            "throttled": dict(request.app[THROTTLE_KEY].refused),
             "vcenter_effects": [
                 {
                     "action": c.action,
@@ -947,6 +1002,7 @@ def build_app(
     app = web.Application(client_max_size=4 * 1024 * 1024)
     app[STATE_KEY] = state
     app[TOKENS_KEY] = tokens
+    app[THROTTLE_KEY] = ArmThrottle(state.scenario.azure.throttling)
     if identity is not None:
         # Entra ID's token and key endpoints for the lab's people (lab/identity.py).
         add_identity_routes(app, identity)

@@ -56,6 +56,7 @@ def start_lab(
     temporal_mtls: bool = False,
     signed_decisions: bool = False,
     extra_settings: dict[str, str] | None = None,
+    workers: int = 1,
 ) -> LabState:
     shared_build = Path(".lab").resolve()
     lab_dir = root / "lab"
@@ -70,6 +71,7 @@ def start_lab(
         temporal_mtls=temporal_mtls,
         signed_decisions=signed_decisions,
         extra_settings=extra_settings,
+        workers=workers,
     )
 
 

@@ -671,3 +671,41 @@ def test_cli_serves_and_writes_the_ready_file(tls: LabTls, tmp_path: Path) -> No
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
     assert not ready.exists()
+
+
+def test_arm_buckets_refuse_an_overdrawn_principal_with_429_and_retry_after(
+    start_lab: StartLab,
+) -> None:
+    """Issue 18: the simulator enforces ARM's read and write buckets per principal: a read that
+    finds the read bucket empty gets 429 with the Retry-After of its next token (and takes none);
+    writes have a bucket of their own."""
+    data = scenario().model_dump(mode="json")
+    data["azure"]["throttling"] = {"read_burst": 3, "reads_per_second": 1.0, "write_burst": 1}
+    lab = start_lab(Scenario.model_validate(data))
+    a = lab.scenario.azure
+    vault = (
+        f"/subscriptions/{a.subscription_id}/resourceGroups/{a.resource_group}/providers/"
+        f"Microsoft.RecoveryServices/vaults/{a.vault}"
+    )
+    ca = str(lab.tls.ca_cert)
+    token = LabTokenCredential(lab.url, SECRET, ca).get_token("scope").token
+    auth = {"Authorization": f"Bearer {token}"}
+    url = f"{lab.url}{vault}/replicationFabrics?api-version=2025-08-01"
+    answers = [requests.get(url, headers=auth, verify=ca, timeout=10) for _ in range(4)]
+    assert [r.status_code for r in answers] == [200, 200, 200, 429]
+    refused = answers[-1]
+    assert refused.json()["error"]["code"] == "TooManyRequests"
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert refused.headers["x-ms-ratelimit-remaining-subscription-reads"] == "0"
+    # A write draws on its own bucket, not the reads'.
+    write = requests.post(
+        f"{lab.url}{vault}/replicationJobs/none/resume?api-version=2025-08-01",
+        headers=auth,
+        json={},
+        verify=ca,
+        timeout=10,
+    )
+    assert write.status_code != 429
+    time.sleep(1.1)
+    assert requests.get(url, headers=auth, verify=ca, timeout=10).status_code == 200
+    assert lab.state()["throttled"] == {"read": 1, "write": 0}

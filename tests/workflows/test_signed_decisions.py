@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -33,15 +33,17 @@ DAN = VerifiedIdentity(object_id="oid-dan", name="dan@contoso.com")
 ERIN = VerifiedIdentity(object_id="oid-erin", name="erin@contoso.com")
 
 
-def attestation(workflow_id: str, decision: Decision, who: VerifiedIdentity) -> Attestation:
-    now = datetime.now(UTC)
-    # Valid for a day: the time-skipping server's clock runs ahead while the workflow waits.
+def attestation(
+    workflow_id: str, decision: Decision, who: VerifiedIdentity, now: datetime
+) -> Attestation:
+    # `now` is the time-skipping server's (ahead of the wall clock by every test's skipped
+    # time); valid for 30 days, as the workflow may skip hours while it waits.
     unsigned = Attestation(
         workflow_id=workflow_id,
         decision=decision,
         identity=who,
         issued_at=now,
-        expires_at=now + timedelta(days=1),
+        expires_at=now + timedelta(days=30),
         key_id="desk1",
         signature="",
     )
@@ -66,27 +68,36 @@ async def test_only_decisions_signed_for_this_failback_are_taken(env: WorkflowEn
     world = FakeWorld(decision_rules=RULES)
     queue = f"tq-{uuid.uuid4()}"
     workflow_id = f"wf-{uuid.uuid4()}"
+    now = await env.get_current_time()
     params = failback_input().model_copy(
-        update={"decisions": Decisions(started_by=attestation(workflow_id, "start", DAN))}
+        update={"decisions": Decisions(started_by=attestation(workflow_id, "start", DAN, now))}
     )
     async with worker(env, world, queue):
         handle = await env.client.start_workflow(
             MachineFailbackWorkflow.run, params, id=workflow_id, task_queue=queue
         )
-        await wait_for_phase(handle, Phase.AWAITING_APPROVAL)
+        try:
+            await wait_for_phase(handle, Phase.AWAITING_APPROVAL)
+        except AssertionError:
+            status = await handle.query(MachineFailbackWorkflow.status)
+            raise AssertionError(f"{status.phase}: {status.error}") from None
         signal = MachineFailbackWorkflow.approve_commit
         await handle.signal(signal, ApprovalRequest(approved_by="erin"))
         await handle.signal(
             signal,
-            ApprovalRequest(approved_by="x", attestation=attestation("wf-other", "approve", ERIN)),
+            ApprovalRequest(
+                approved_by="x", attestation=attestation("wf-other", "approve", ERIN, now)
+            ),
         )
         await handle.signal(
             MachineFailbackWorkflow.undo_failback,
-            UndoRequest(undone_by="x", attestation=attestation(workflow_id, "approve", ERIN)),
+            UndoRequest(undone_by="x", attestation=attestation(workflow_id, "approve", ERIN, now)),
         )
         await handle.signal(
             signal,
-            ApprovalRequest(approved_by="x", attestation=attestation(workflow_id, "approve", DAN)),
+            ApprovalRequest(
+                approved_by="x", attestation=attestation(workflow_id, "approve", DAN, now)
+            ),
         )
         status = await handle.query(MachineFailbackWorkflow.status)
         assert status.approval is None
@@ -96,7 +107,7 @@ async def test_only_decisions_signed_for_this_failback_are_taken(env: WorkflowEn
             ApprovalRequest(
                 approved_by="typed",
                 comment="checked",
-                attestation=attestation(workflow_id, "approve", ERIN),
+                attestation=attestation(workflow_id, "approve", ERIN, now),
             ),
         )
         result = await handle.result()

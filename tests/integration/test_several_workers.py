@@ -1,0 +1,42 @@
+"""Issue 18 point 2, in the lab: two worker processes on one task queue share a plan's failback,
+each keeping half of ARM's budgets (FAILBACK_ARM_BUDGET_SHARE), and the simulator, which
+enforces ARM's read and write buckets per principal, refuses none of their requests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lab.manager import lab_down
+from starter.commands import plan_status
+from tests.integration.conftest import cli, lab_get, lab_settings, start_lab, until_phase
+from worker.wiring import connect_temporal
+
+SCENARIO = Path(__file__).resolve().parents[2] / "lab" / "scenarios" / "modernized.json"
+
+
+async def test_two_workers_share_a_plan_and_arm_refuses_nothing(tmp_path: Path) -> None:
+    state = start_lab(tmp_path, SCENARIO, workers=2)
+    try:
+        assert {p.name for p in state.processes} >= {"worker", "worker-2"}
+        assert state.settings["FAILBACK_ARM_BUDGET_SHARE"] == "0.500000"
+        started = cli(state, "start", "--recovery-plan", "plan-modern")
+        assert started.returncode == 0, started.stderr
+        workflow_id = started.stdout.strip()
+        client = await connect_temporal(lab_settings(state))
+        await until_phase(lambda: plan_status(client, workflow_id), "awaiting-approval")
+        assert cli(state, "approve", workflow_id, "--by", "alice").returncode == 0
+        done = await until_phase(lambda: plan_status(client, workflow_id), "completed")
+
+        identities = set()
+        for workflow in [workflow_id, *(m.workflow_id for m in done.machines)]:
+            history = await client.get_workflow_handle(workflow).fetch_history()
+            for event in history.events:
+                if event.HasField("activity_task_started_event_attributes"):
+                    identities.add(event.activity_task_started_event_attributes.identity)
+                if event.HasField("workflow_task_started_event_attributes"):
+                    identities.add(event.workflow_task_started_event_attributes.identity)
+        assert len(identities) >= 2, identities
+        throttled = lab_get(state, "/_lab/state")["throttled"]
+        assert throttled == {"read": 0, "write": 0}
+    finally:
+        lab_down(Path(state.lab_dir), say=lambda _: None)
