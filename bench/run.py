@@ -118,6 +118,7 @@ class ProcSampler(threading.Thread):
         self.cpu: dict[str, float] = {}
         self.cpu_at_start = {name: proc_cpu_seconds(pid) or 0.0 for name, pid in pids.items()}
         self.series: list[tuple[float, int, float]] = []  # worker: (t, rss KiB, cpu s)
+        self.cpu_at_approval: dict[str, float] = {}
         self._stop_event = threading.Event()
 
     def sample(self) -> None:
@@ -133,6 +134,13 @@ class ProcSampler(threading.Thread):
             if name == "worker" and memory and cpu is not None:
                 self.series.append((now, memory.get("VmRSS", 0), cpu))
 
+    def mark_approval(self) -> None:
+        """CPU spent up to the approval: what reaching it costs per machine (bench/paper.py)."""
+        self.cpu_at_approval = {
+            name: proc_cpu_seconds(pid) or self.cpu.get(name, 0.0)
+            for name, pid in self.pids.items()
+        }
+
     def run(self) -> None:
         while not self._stop_event.is_set():
             self.sample()
@@ -147,7 +155,13 @@ class ProcSampler(threading.Thread):
 # --- the lab ----------------------------------------------------------------------------------
 
 
-def start_bench_lab(root: Path, scenario: dict[str, Any], with_worker: bool) -> LabState:
+def start_bench_lab(
+    root: Path,
+    scenario: dict[str, Any],
+    with_worker: bool,
+    workers: int = 1,
+    principal_per_worker: bool = False,
+) -> LabState:
     # The simulator powers VMs on by their kept vCenter id, not by reading the whole inventory
     # (lab/asr_sim/effects.py): at 1,000 VMs the latter made the lab, not the orchestrator, the
     # bottleneck. lab_up hands the simulator this process's environment.
@@ -161,7 +175,14 @@ def start_bench_lab(root: Path, scenario: dict[str, Any], with_worker: bool) -> 
     if shared.exists() and not (lab_dir / "bin").exists():
         lab_dir.mkdir(parents=True, exist_ok=True)
         (lab_dir / "bin").symlink_to(shared)
-    return lab_up(path, lab_dir, with_worker=with_worker, say=lambda text: say(f"  lab: {text}"))
+    return lab_up(
+        path,
+        lab_dir,
+        with_worker=with_worker,
+        say=lambda text: say(f"  lab: {text}"),
+        workers=workers,
+        principal_per_worker=principal_per_worker,
+    )
 
 
 def bench_settings(state: LabState) -> Settings:
@@ -302,6 +323,9 @@ class PlanRun:
     approved_sent_at: float = 0.0
     history_events: int = 0
     machine_history_events: list[int] = field(default_factory=list)
+    # Temporal warns at 10,240 events or 10 MiB per history (its limits: 51,200 and 50 MiB).
+    history_bytes: int = 0
+    machine_history_bytes: list[int] = field(default_factory=list)
 
 
 async def wait_all(
@@ -329,15 +353,39 @@ async def wait_all(
         await asyncio.sleep(1.0)
 
 
+@dataclass(frozen=True)
+class Workers:
+    """Worker processes on the task queue, and whether each is a principal of its own (whole
+    ARM budgets each) or they split one principal's budgets (FAILBACK_ARM_BUDGET_SHARE)."""
+
+    count: int = 1
+    principal_each: bool = False
+
+    def label(self) -> str:
+        if self.count == 1:
+            return "1 worker"
+        how = "a principal each" if self.principal_each else "one principal, budgets split"
+        return f"{self.count} workers, {how}"
+
+
 async def run_orchestrated(
-    size: int, root: Path, keep_lab: bool, timeout: float, architecture: Architecture
+    size: int,
+    root: Path,
+    keep_lab: bool,
+    timeout: float,
+    architecture: Architecture,
+    workers: Workers = Workers(),
 ) -> dict[str, Any]:
     scenario = scenarios.bench_scenario(size, architecture=architecture)
     plan_names = [p["name"] for p in scenario["azure"]["recovery_plans"]]
     say(f"size {size} ({architecture}): {len(plan_names)} plan(s), starting a fresh lab")
     began = time.time()
     state = start_bench_lab(
-        root / f"orchestrated-{architecture}-{size}", scenario, with_worker=True
+        root / f"orchestrated-{architecture}-{size}",
+        scenario,
+        with_worker=True,
+        workers=workers.count,
+        principal_per_worker=workers.principal_each,
     )
     lab_start_seconds = time.time() - began
     pids = {p.name: p.pid for p in state.processes}
@@ -373,6 +421,7 @@ async def run_orchestrated(
             await approve(client, run.workflow_id, "bench", "benchmark approval")
 
         t_approve = time.time()
+        sampler.mark_approval()
         await asyncio.gather(*(approve_one(run) for run in runs))
         try:
             results = await wait_results(client, runs, pids["worker"], timeout)
@@ -406,11 +455,13 @@ async def run_orchestrated(
             )
             history = await client.get_workflow_handle(run.workflow_id).fetch_history()
             run.history_events = len(history.events)
+            run.history_bytes = sum(event.ByteSize() for event in history.events)
             members = run.result.status.machines
             sample = {0, len(members) // 2, len(members) - 1}
             for index in sorted(sample)[:HISTORY_SAMPLE_PER_PLAN]:
                 child = await client.get_workflow_handle(members[index].workflow_id).fetch_history()
                 run.machine_history_events.append(len(child.events))
+                run.machine_history_bytes.append(sum(e.ByteSize() for e in child.events))
         say(f"size {size}: reading the journal and the simulator's state")
         journal = lab_get(state, "/_lab/journal")
         sim_state = lab_get(state, "/_lab/state")
@@ -437,6 +488,12 @@ async def run_orchestrated(
         waits_for_agent=architecture != "hyperv",
     )
     figures["architecture"] = architecture
+    figures["workers"] = dataclasses.asdict(workers) | {"label": workers.label()}
+    # ARM's refusals as the simulator counted them, and whose budget each overdrew.
+    figures["arm_refused"] = {
+        "by_kind": sim_state.get("throttled", {}),
+        "by_principal": sim_state.get("throttled_by_principal", {}),
+    }
     figures["lab_start_seconds"] = lab_start_seconds
     figures["processes"] = process_figures(sampler, pids)
     figures["machine_load"] = {
@@ -461,6 +518,9 @@ def process_figures(sampler: ProcSampler, pids: dict[str, int]) -> dict[str, Any
             "cpu_seconds_total": round(sampler.cpu.get(name, 0.0), 1),
             "cpu_seconds_during_run": round(
                 sampler.cpu.get(name, 0.0) - sampler.cpu_at_start.get(name, 0.0), 1
+            ),
+            "cpu_seconds_until_approval": round(
+                sampler.cpu_at_approval.get(name, 0.0) - sampler.cpu_at_start.get(name, 0.0), 1
             ),
         }
         for name in pids
@@ -645,6 +705,10 @@ async def phase1_from_histories(
         "history_events": {
             "plan": [p["history_events"] for p in plans],
             "machines_sampled": [n for p in plans for n in p["machine_history_events"]],
+        },
+        "history_bytes": {
+            "plan_max": max(p["history_bytes"] for p in plans),
+            "machine_sampled_max": max(n for p in plans for n in p["machine_history_bytes"]),
         },
         "plans_detail": plans,
     }
@@ -854,6 +918,8 @@ def analyse(
                 "finished_after_approval": ts(result.finished_at) - run.approved_sent_at,
                 "history_events": run.history_events,
                 "machine_history_events": run.machine_history_events,
+                "history_bytes": run.history_bytes,
+                "machine_history_bytes": run.machine_history_bytes,
             }
         )
 
@@ -925,10 +991,17 @@ def analyse(
             ),
         },
         "orchestrated_whole_run_seconds": round(to_awaiting + to_reprotected, 2),
+        "journal_until_approval": journal_figures(
+            [e for e in journal if parse_time(e["time"]) < t_approve], size
+        ),
         "journal": journal_figures(journal, size),
         "history_events": {
             "plan": [p["history_events"] for p in plans],
             "machines_sampled": [n for p in plans for n in p["machine_history_events"]],
+        },
+        "history_bytes": {
+            "plan_max": max(p["history_bytes"] for p in plans),
+            "machine_sampled_max": max(n for p in plans for n in p["machine_history_bytes"]),
         },
         "plans_detail": [{k: v for k, v in p.items() if k != "after_approval"} for p in plans],
         "slowest_plan": max(plans, key=lambda p: p["awaiting_after_start"])["plan"],
@@ -1038,8 +1111,14 @@ def markdown(report: dict[str, Any]) -> str:
             "hyperv": "Hyper-V: each machine's plannedFailover, group by group, verified on "
             "its host over WinRM",
         }[figures.get("architecture", "classic")]
+        label = figures.get("workers", {}).get("label", "1 worker")
+        until = figures.get("journal_until_approval", j)
+        processes = figures["processes"]
+        workers_cpu = sum(
+            p["cpu_seconds_during_run"] for n, p in processes.items() if n.startswith("worker")
+        )
         lines += [
-            f"### {size} machines ({figures['plans']} plan(s) of 7 boot groups; {how})",
+            f"### {size} machines ({figures['plans']} plan(s) of 7 boot groups; {how}; {label})",
             "",
             "| measure | value | target |",
             "|---|---|---|",
@@ -1074,6 +1153,8 @@ def markdown(report: dict[str, Any]) -> str:
             f"{after['agent_to_reprotect_post']['max']:.2f} s | |",
             f"| ASR requests per machine: reads / writes | {j['reads_per_machine']:.1f} / "
             f"{j['writes_per_machine']:.2f} | |",
+            f"| of which before the approval: reads / writes | "
+            f"{until['reads_per_machine']:.1f} / {until['writes_per_machine']:.2f} | |",
             f"| most writes for one machine and operation | "
             f"{j['max_writes_per_machine_and_operation']} | 1 |",
             f"| peak writes in any 1 s | {j['peak_writes_in_1s']} | ARM: 200 burst, 10/s |",
@@ -1085,14 +1166,25 @@ def markdown(report: dict[str, Any]) -> str:
             f"| peak reads in any 1 s; read bucket (250, +25/s) lowest / refused | "
             f"{j['peak_reads_in_1s']}; {j['read_bucket']['lowest_tokens']} / "
             f"{j['read_bucket']['would_be_throttled']} | |",
-            f"| worker peak RSS (VmHWM) | {workers['vmhwm_mib']:.0f} MiB | "
-            f"{'< 500 MB' if size >= 1000 else ''} |",
+            "| worker peak RSS (VmHWM), each process | "
+            + ", ".join(
+                f"{name} {p['vmhwm_mib']:.0f} MiB"
+                for name, p in processes.items()
+                if name.startswith("worker")
+            )
+            + f" | {'< 500 MB' if size >= 1000 else ''} |",
+            f"| CPU during the run: workers / Temporal | {workers_cpu:.0f} s / "
+            f"{processes.get('temporal', {}).get('cpu_seconds_during_run', 0):.0f} s | |",
             f"| worker CPU (during the run / total) | {workers['cpu_seconds_during_run']:.0f} s / "
             f"{workers['cpu_seconds_total']:.0f} s | |",
             f"| history events: plan; sampled machines | "
             f"{', '.join(map(str, figures['history_events']['plan']))}; "
             f"{min(figures['history_events']['machines_sampled'])}-"
-            f"{max(figures['history_events']['machines_sampled'])} | |",
+            f"{max(figures['history_events']['machines_sampled'])} | Temporal warns at 10,240 |",
+            f"| history size: largest plan; largest sampled machine | "
+            f"{figures['history_bytes']['plan_max'] / 1024:.0f} KiB; "
+            f"{figures['history_bytes']['machine_sampled_max'] / 1024:.0f} KiB | "
+            "Temporal warns at 10 MiB |",
             f"| lab start-up | {figures['lab_start_seconds']:.1f} s | |",
             "",
         ]
@@ -1175,7 +1267,12 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     for size in args.sizes:
         try:
             figures = await run_orchestrated(
-                size, root, args.keep_lab, args.timeout, args.architecture
+                size,
+                root,
+                args.keep_lab,
+                args.timeout,
+                args.architecture,
+                Workers(args.workers, args.principal_per_worker),
             )
         except Exception as err:  # recorded, and the other sizes still run
             say(f"size {size}: FAILED: {type(err).__name__}: {err}")
@@ -1245,6 +1342,15 @@ def main() -> None:
         default="modernized",
         help="how the machines replicate back: modernized (a plan fails back in one "
         "plannedFailover job) or classic (each machine's unplannedFailover, group by group)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="worker processes on the one task queue"
+    )
+    parser.add_argument(
+        "--principal-per-worker",
+        action="store_true",
+        help="each worker a principal of its own (whole ARM budgets each, under the "
+        "subscription's cap) instead of 1/N of one principal's",
     )
     parser.add_argument(
         "--failover-seconds",

@@ -66,6 +66,12 @@ def lab() -> None:
     show_default=True,
     help="Worker processes on the one task queue (each keeps 1/N of ARM's budgets)",
 )
+@click.option(
+    "--principal-per-worker",
+    is_flag=True,
+    help="Each worker signs in as a principal of its own, with ARM's whole budgets "
+    "(FAILBACK_AZURE_LAB_CLIENT_ID; AZURE_CLIENT_ID in production)",
+)
 @_lab_errors
 def lab_up_command(
     scenario: Path | None,
@@ -74,6 +80,7 @@ def lab_up_command(
     temporal_mtls: bool,
     signed_decisions: bool,
     workers: int,
+    principal_per_worker: bool,
 ) -> None:
     """Start the lab and write its settings (see `failback lab env`)."""
     from lab.manager import lab_up
@@ -86,6 +93,7 @@ def lab_up_command(
         temporal_mtls=temporal_mtls,
         signed_decisions=signed_decisions,
         workers=workers,
+        principal_per_worker=principal_per_worker,
     )
     click.echo(f"lab is up ({Path(state.scenario).name})")
     click.echo(f"  Temporal Web UI: {state.temporal_ui_url}")

@@ -38,12 +38,15 @@ class LabTokenCredential:
         *,
         refresh_margin_seconds: int = 300,
         timeout_seconds: float = 10.0,
+        client_id: str | None = None,
     ) -> None:
         if not endpoint.lower().startswith("https://"):
             # The secret would travel in clear text.
             raise ValueError(f"the lab token endpoint must use https://, got {endpoint!r}")
         self._url = endpoint.rstrip("/") + TOKEN_PATH
         self._secret = secret
+        # The principal the tokens are for (ARM's budgets are per principal); none: the lab's.
+        self._client_id = client_id
         self._ssl_context = ssl.create_default_context(cafile=ca_bundle)
         self._refresh_margin = refresh_margin_seconds
         self._timeout = timeout_seconds
@@ -96,7 +99,10 @@ class LabTokenCredential:
     def _fetch(self) -> AccessTokenInfo:
         request = urllib.request.Request(
             self._url,
-            data=json.dumps({"client_secret": self._secret}).encode(),
+            data=json.dumps(
+                {"client_secret": self._secret}
+                | ({"client_id": self._client_id} if self._client_id else {})
+            ).encode(),
             headers={"Content-Type": "application/json", "Accept": "application/json"},
             method="POST",
         )
@@ -139,6 +145,7 @@ def from_settings(settings: Any) -> LabTokenCredential:
         settings.azure_endpoint,
         settings.azure_lab_token_secret.get_secret_value(),
         settings.azure_ca_bundle,
+        client_id=settings.azure_lab_client_id,
     )
 
 

@@ -211,6 +211,16 @@ def lab_settings(
         "FAILBACK_AZURE_LAB_TOKEN_SECRET": token_secret,
         "FAILBACK_AZURE_POLLING_INTERVAL": "1",
     }
+    # The worker keeps the budgets the simulator enforces (ARM's, at the lab's clock).
+    read_burst, read_rate, write_burst, write_rate = azure.throttling.effective()
+    settings.update(
+        {
+            "FAILBACK_ARM_READ_BURST": str(round(read_burst)),
+            "FAILBACK_ARM_READS_PER_SECOND": f"{read_rate:g}",
+            "FAILBACK_ARM_WRITE_BURST": str(round(write_burst)),
+            "FAILBACK_ARM_WRITES_PER_SECOND": f"{write_rate:g}",
+        }
+    )
     if endpoint is not None:
         settings.update(
             {
@@ -252,13 +262,16 @@ def lab_up(
     signed_decisions: bool = False,
     extra_settings: dict[str, str] | None = None,
     workers: int = 1,
+    principal_per_worker: bool = False,
 ) -> LabState:
     """`temporal_mtls`: the worker and the CLI reach Temporal only through a TLS-terminating
     proxy that requires a client certificate from the lab's CA (as a secured cluster would).
     `signed_decisions`: every decision needs a lab user's sign-in (R28), checked by the
     worker's decision desk against the lab's identity provider; approvers are the group
     failback-approvers. `extra_settings` go to the worker and the CLI last (a test's rules).
-    `workers`: worker processes on the one task queue, each with its share of ARM's budgets."""
+    `workers`: worker processes on the one task queue, each with its share of ARM's budgets;
+    `principal_per_worker`: each signs in as a principal of its own and has whole budgets
+    (ARM's subscription-wide cap, 15 principals' worth, still holds them all)."""
     lab_dir = (lab_dir or default_lab_dir()).resolve()
     scenario_path = (scenario_path or default_scenario_path()).resolve()
     scenario = load_scenario(scenario_path)
@@ -404,7 +417,7 @@ def lab_up(
             hyperv_endpoints=dict(hyperv.endpoints) if hyperv is not None else {},
         )
         _write_env_file(lab_dir, settings)
-        if with_worker and workers > 1:
+        if with_worker and workers > 1 and not principal_per_worker:
             # Several workers on one task queue, one principal: each keeps its share of ARM's
             # budgets, so that together they stay inside them (FAILBACK_ARM_BUDGET_SHARE).
             settings["FAILBACK_ARM_BUDGET_SHARE"] = f"{1 / workers:.6f}"
@@ -413,7 +426,8 @@ def lab_up(
         for index in range(workers if with_worker else 0):
             say(f"starting failback worker {index + 1} of {workers}")
             name = "worker" if index == 0 else f"worker-{index + 1}"
-            record(_start_worker_process(lab_dir, settings, name))
+            own = {"FAILBACK_AZURE_LAB_CLIENT_ID": name} if principal_per_worker else {}
+            record(_start_worker_process(lab_dir, settings | own, name))
         state = state.model_copy(update={"processes": processes})
         (lab_dir / STATE_FILE).write_text(state.model_dump_json(indent=2))
         return state

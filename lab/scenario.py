@@ -499,6 +499,30 @@ class ThrottlingSpec(_Strict):
     reads_per_second: float = Field(default=25.0, gt=0)
     write_burst: int = Field(default=200, ge=1)
     writes_per_second: float = Field(default=10.0, gt=0)
+    subscription_multiplier: float = Field(
+        default=15.0,
+        ge=1,
+        description="The subscription's own buckets, shared by all its principals, are this "
+        "many times a principal's (ARM's documented global limit: 15 times)",
+    )
+    lab_clock_factor: float = Field(
+        default=15.0,
+        ge=1,
+        description="The lab polls ASR every second where production polls every 15 s (and its "
+        "jobs take seconds, not minutes), so it runs ARM's budgets this many times faster too: "
+        "bursts and refill rates above are multiplied by it, and lab up gives the worker the "
+        "same figures. 1: ARM's own figures against the lab's fast polls (the bench)",
+    )
+
+    def effective(self) -> tuple[float, float, float, float]:
+        """(read burst, reads per second, write burst, writes per second) at the lab's clock."""
+        f = self.lab_clock_factor
+        return (
+            self.read_burst * f,
+            self.reads_per_second * f,
+            self.write_burst * f,
+            self.writes_per_second * f,
+        )
 
 
 class WireSpec(_Strict):

@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     # (worker.wiring.CREDENTIAL_PLUGINS), such as the lab's "lab".
     azure_auth: str = Field(default="default", min_length=1)
     azure_lab_token_secret: SecretStr | None = None
+    # The lab's stand-in for a service principal of one's own (AZURE_CLIENT_ID in production):
+    # ARM keeps a read and a write budget per principal.
+    azure_lab_client_id: str | None = None
     azure_polling_interval: float = Field(default=30.0, gt=0)
 
     vcenter_host: str | None = None

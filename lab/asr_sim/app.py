@@ -55,66 +55,87 @@ _VM = (
 )
 
 
+# A token asked for without a client id is the lab's own principal; the subscription's shared
+# buckets are kept under a name no client id can take.
+DEFAULT_PRINCIPAL = "lab"
+SUBSCRIPTION = "\0subscription"
+
+
 class TokenIssuer:
-    """Random opaque bearer tokens for whoever presents the lab secret."""
+    """Random opaque bearer tokens for whoever presents the lab secret, each for the principal
+    (client id) it was asked for: ARM's budgets are per principal."""
 
     def __init__(self, secret: str, lifetime_seconds: int) -> None:
         self._secret = secret.encode()
         self._lifetime = lifetime_seconds
-        self._tokens: dict[str, float] = {}
+        self._tokens: dict[str, tuple[float, str]] = {}
 
-    def issue(self, presented: str) -> tuple[str, int] | None:
+    def issue(self, presented: str, principal: str = DEFAULT_PRINCIPAL) -> tuple[str, int] | None:
         if not hmac.compare_digest(presented.encode(), self._secret):
             return None
         now = time.time()
-        self._tokens = {t: exp for t, exp in self._tokens.items() if exp > now}
+        self._tokens = {t: held for t, held in self._tokens.items() if held[0] > now}
         token = secrets.token_urlsafe(32)
         expires_on = int(now) + self._lifetime
-        self._tokens[token] = expires_on
+        self._tokens[token] = (expires_on, principal)
         return token, expires_on
 
-    def valid(self, token: str) -> bool:
-        expires_on = self._tokens.get(token)
-        return expires_on is not None and expires_on > time.time()
+    def principal(self, token: str) -> str | None:
+        """Whose token this is, or None when it is unknown or expired."""
+        held = self._tokens.get(token)
+        return held[1] if held is not None and held[0] > time.time() else None
 
 
 class ArmThrottle:
-    """ARM's token buckets per principal (Azure Resource Manager throttling): reads (GET) and
-    writes (PUT, POST, PATCH, DELETE) each from their own bucket; a request that finds its bucket
-    empty is refused with 429 and the Retry-After of its next token, and takes none. The lab's
-    principal is the secret a token was issued for (one principal: the lab's)."""
+    """ARM's token buckets (Azure Resource Manager throttling): reads (GET) and writes (PUT,
+    POST, PATCH, DELETE) each from their own bucket, per principal, and the subscription's own
+    buckets shared by every principal (ARM's global limit, `subscription_multiplier` times a
+    principal's). A request that finds either bucket empty is refused with 429 and the
+    Retry-After of its next token, and takes none."""
 
     def __init__(self, spec: ThrottlingSpec, clock: Callable[[], float] = time.monotonic) -> None:
         self._spec = spec
         self._clock = clock
         self._buckets: dict[tuple[str, str], list[float]] = {}
-        # What ARM refused, by kind: the bench reports reads refused (zero, if the worker
-        # keeps its budget).
+        # What ARM refused, by kind and by principal: the bench reports reads refused (zero,
+        # if the workers keep their budgets).
         self.refused = {"read": 0, "write": 0}
+        self.refused_by_principal: dict[str, int] = {}
 
-    def refusal(self, method: str, token: str) -> ArmError | None:
+    def _take(self, key: tuple[str, str], burst: float, rate: float, now: float) -> float:
+        """Tokens the bucket `key` has now; takes one if there is one. Returns the seconds to
+        the next token when there is none (0.0 when one was taken)."""
+        bucket = self._buckets.setdefault(key, [burst, now])
+        tokens = min(burst, bucket[0] + (now - bucket[1]) * rate)
+        bucket[1] = now
+        bucket[0] = tokens
+        return 0.0 if tokens >= 1 else (1 - tokens) / rate
+
+    def refusal(self, method: str, principal: str) -> ArmError | None:
         if not self._spec.enabled:
             return None
+        spec = self._spec
         kind = "read" if method in ("GET", "HEAD") else "write"
-        burst, rate = (
-            (self._spec.read_burst, self._spec.reads_per_second)
-            if kind == "read"
-            else (self._spec.write_burst, self._spec.writes_per_second)
-        )
+        read_burst, read_rate, write_burst, write_rate = spec.effective()
+        burst, rate = (read_burst, read_rate) if kind == "read" else (write_burst, write_rate)
+        scale = spec.subscription_multiplier
         now = self._clock()
-        bucket = self._buckets.setdefault((PRINCIPAL, kind), [float(burst), now])
-        tokens = min(float(burst), bucket[0] + (now - bucket[1]) * rate)
-        bucket[1] = now
-        if tokens >= 1:
-            bucket[0] = tokens - 1
+        mine, everyone = (principal, kind), (SUBSCRIPTION, kind)
+        wait = max(
+            self._take(mine, burst, rate, now),
+            self._take(everyone, burst * scale, rate * scale, now),
+        )
+        if wait == 0.0:
+            self._buckets[mine][0] -= 1
+            self._buckets[everyone][0] -= 1
             return None
-        bucket[0] = tokens
         self.refused[kind] += 1
-        retry_after = max(1, math.ceil((1 - tokens) / rate))
+        self.refused_by_principal[principal] = self.refused_by_principal.get(principal, 0) + 1
+        retry_after = max(1, math.ceil(wait))
         return ArmError(
             429,
             "TooManyRequests" if kind == "read" else "TooManyWriteRequests",
-            f"The request is throttled: the principal has used its {kind} budget ({burst}, "
+            f"The request is throttled: the principal has used its {kind} budget ({burst:g}, "
             f"refilled at {rate:g} a second). Retry after {retry_after} seconds.",
             headers={
                 "Retry-After": str(retry_after),
@@ -122,9 +143,6 @@ class ArmThrottle:
             },
         )
 
-
-# Every token the lab issues is for the lab's one secret: one principal.
-PRINCIPAL = "lab"
 
 STATE_KEY = web.AppKey("state", SimulatorState)
 TOKENS_KEY = web.AppKey("tokens", TokenIssuer)
@@ -690,7 +708,8 @@ async def _dispatch(request: web.Request, state: SimulatorState, raw: bytes) -> 
     tokens = request.app[TOKENS_KEY]
     auth = request.headers.get("Authorization", "")
     scheme, _, token = auth.partition(" ")
-    if scheme.lower() != "bearer" or not token or not tokens.valid(token.strip()):
+    principal = tokens.principal(token.strip()) if scheme.lower() == "bearer" and token else None
+    if principal is None:
         reason = "missing" if not auth else "invalid or expired"
         raise ArmError(
             401,
@@ -703,7 +722,7 @@ async def _dispatch(request: web.Request, state: SimulatorState, raw: bytes) -> 
             },
         )
 
-    throttled = request.app[THROTTLE_KEY].refusal(request.method, token.strip())
+    throttled = request.app[THROTTLE_KEY].refusal(request.method, principal)
     if throttled is not None:
         raise throttled
 
@@ -844,8 +863,11 @@ async def lab_token(request: web.Request) -> web.Response:
         payload = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
         payload = None
-    secret = payload.get("client_secret") if isinstance(payload, dict) else None
-    issued = request.app[TOKENS_KEY].issue(secret) if isinstance(secret, str) else None
+    fields = payload if isinstance(payload, dict) else {}
+    secret, client_id = fields.get("client_secret"), fields.get("client_id") or DEFAULT_PRINCIPAL
+    issued = (
+        request.app[TOKENS_KEY].issue(secret, str(client_id)) if isinstance(secret, str) else None
+    )
     if issued is None:
         return _json(
             {"error": "invalid_client", "error_description": "The client secret is wrong."},
@@ -982,6 +1004,7 @@ async def lab_state(request: web.Request) -> web.Response:
             ],
             "hyperv_effects": state.hyperv_effects.calls,
             "throttled": dict(request.app[THROTTLE_KEY].refused),
+            "throttled_by_principal": dict(request.app[THROTTLE_KEY].refused_by_principal),
             "vcenter_effects": [
                 {
                     "action": c.action,

@@ -678,9 +678,16 @@ def test_arm_buckets_refuse_an_overdrawn_principal_with_429_and_retry_after(
 ) -> None:
     """Issue 18: the simulator enforces ARM's read and write buckets per principal: a read that
     finds the read bucket empty gets 429 with the Retry-After of its next token (and takes none);
-    writes have a bucket of their own."""
+    writes have a bucket of their own; another principal has its own buckets, up to the
+    subscription's cap that all principals share."""
     data = scenario().model_dump(mode="json")
-    data["azure"]["throttling"] = {"read_burst": 3, "reads_per_second": 1.0, "write_burst": 1}
+    data["azure"]["throttling"] = {
+        "read_burst": 3,
+        "reads_per_second": 1.0,
+        "write_burst": 1,
+        "subscription_multiplier": 1.5,
+        "lab_clock_factor": 1,
+    }
     lab = start_lab(Scenario.model_validate(data))
     a = lab.scenario.azure
     vault = (
@@ -706,6 +713,14 @@ def test_arm_buckets_refuse_an_overdrawn_principal_with_429_and_retry_after(
         timeout=10,
     )
     assert write.status_code != 429
-    time.sleep(1.1)
+    # A second principal reads on its own bucket, until the subscription's (4.5) runs dry.
+    other = LabTokenCredential(lab.url, SECRET, ca, client_id="worker-2").get_token("s").token
+    theirs = {"Authorization": f"Bearer {other}"}
+    assert [requests.get(url, headers=theirs, verify=ca, timeout=10).status_code for _ in "ab"] == [
+        200,
+        429,
+    ]
+    assert lab.state()["throttled_by_principal"] == {"lab": 1, "worker-2": 1}
+    time.sleep(2.1)
     assert requests.get(url, headers=auth, verify=ca, timeout=10).status_code == 200
-    assert lab.state()["throttled"] == {"read": 1, "write": 0}
+    assert lab.state()["throttled"] == {"read": 2, "write": 0}

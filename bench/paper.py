@@ -1,0 +1,231 @@
+"""10,000 machines on paper: what a size costs, from the per-machine costs of measured runs.
+
+This 2-core machine runs the Temporal dev server, vcsim, the ASR simulator, the workers and the
+bench on the same two cores; 10,000 machines would need about ten times the CPU of a 1,000-machine
+run, which it does not have within any useful time. So the figures for 10,000 are computed, not
+measured: from the runs at 100 and 1,000 (their per-machine CPU, reads, writes, memory and history
+sizes, and how those grew from 100 to 1,000), ARM's documented budgets, and the critical path.
+Every figure this prints for 10,000 says so.
+
+    .venv/bin/python -m bench.paper RUN.json [RUN.json ...] [--size 10000] [--principals N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# ARM's documented buckets per principal (per subscription and region), and the subscription's
+# own, shared by every principal: 15 times a principal's.
+READ_BURST, READS_PER_SECOND = 250, 25.0
+WRITE_BURST, WRITES_PER_SECOND = 200, 10.0
+SUBSCRIPTION_MULTIPLIER = 15
+# ASR's cap per recovery plan: a size is plans of this many.
+MACHINES_PER_PLAN = 100
+
+
+@dataclass(frozen=True)
+class PerMachine:
+    """What one machine cost in a measured run of `size` machines."""
+
+    size: int
+    critical_path: float
+    ratio: float
+    reads_until_approval: float
+    writes_until_approval: float
+    reads: float
+    writes: float
+    worker_cpu_until_approval: float
+    worker_cpu: float
+    temporal_cpu_until_approval: float
+    temporal_cpu: float
+    worker_rss_mib: float
+    plan_history_events: int
+    machine_history_events: int
+    plan_history_kib: float
+    machine_history_kib: float
+    approval_to_reprotected: float
+    critical_path_after: float
+
+    @classmethod
+    def of(cls, figures: dict[str, Any]) -> PerMachine:
+        size = int(figures["size"])
+        processes = figures["processes"]
+        workers = [p for name, p in processes.items() if name.startswith("worker")]
+        temporal = processes.get("temporal", {})
+        until = figures.get("journal_until_approval", {})
+        history_bytes = figures.get("history_bytes", {})
+        return cls(
+            size=size,
+            critical_path=float(figures["critical_path_1"]),
+            ratio=float(figures["overhead_ratio"]),
+            reads_until_approval=float(until.get("reads_per_machine", math.nan)),
+            writes_until_approval=float(until.get("writes_per_machine", math.nan)),
+            reads=float(figures["journal"]["reads_per_machine"]),
+            writes=float(figures["journal"]["writes_per_machine"]),
+            worker_cpu_until_approval=sum(
+                p.get("cpu_seconds_until_approval", math.nan) for p in workers
+            )
+            / size,
+            worker_cpu=sum(p["cpu_seconds_during_run"] for p in workers) / size,
+            temporal_cpu_until_approval=temporal.get("cpu_seconds_until_approval", math.nan) / size,
+            temporal_cpu=temporal.get("cpu_seconds_during_run", math.nan) / size,
+            worker_rss_mib=sum(p["vmhwm_mib"] for p in workers),
+            plan_history_events=max(figures["history_events"]["plan"]),
+            machine_history_events=max(figures["history_events"]["machines_sampled"]),
+            plan_history_kib=history_bytes.get("plan_max", math.nan) / 1024,
+            machine_history_kib=history_bytes.get("machine_sampled_max", math.nan) / 1024,
+            approval_to_reprotected=float(figures["approval_to_reprotected"]),
+            critical_path_after=float(figures["critical_path_2"]),
+        )
+
+
+def budget_seconds(requests: float, burst: int, rate: float, principals: int) -> float:
+    """Seconds ARM's buckets alone need to accept `requests` sent by `principals` principals
+    (each with its own bucket, all under the subscription's cap)."""
+    usable = min(principals, SUBSCRIPTION_MULTIPLIER)
+    return max(0.0, (requests - burst * usable) / (rate * usable))
+
+
+def grown(small: float, large: float, small_size: int, large_size: int, size: int) -> float:
+    """A per-machine cost at `size`, carried on along the straight line through the two measured
+    sizes in log(size) (how the per-machine costs changed from 100 to 1,000), never below 0."""
+    if small_size == large_size or math.isnan(small) or math.isnan(large):
+        return large
+    slope = (large - small) / (math.log10(large_size) - math.log10(small_size))
+    return max(0.0, large + slope * (math.log10(size) - math.log10(large_size)))
+
+
+def on_paper(
+    small: PerMachine, large: PerMachine, size: int, principals: int, cores: float
+) -> dict[str, float]:
+    def at(name: str) -> float:
+        return grown(getattr(small, name), getattr(large, name), small.size, large.size, size)
+
+    reads_until = at("reads_until_approval") * size
+    writes_until = max(at("writes_until_approval") * size, size / MACHINES_PER_PLAN)
+    writes_after = (at("writes") - at("writes_until_approval")) * size
+    cpu_until = (at("worker_cpu_until_approval") + at("temporal_cpu_until_approval")) * size
+    critical = large.critical_path
+    read_wait = budget_seconds(reads_until, READ_BURST, READS_PER_SECOND, principals)
+    write_wait = budget_seconds(writes_until, WRITE_BURST, WRITES_PER_SECOND, principals)
+    cpu_wait = cpu_until / cores
+    # The run to the approval takes the longest of what bounds it: the failover jobs, ARM's
+    # buckets, the CPU the workers and Temporal need (the overheads of the measured run,
+    # carried on, come on top of the critical path).
+    overhead = critical * (large.ratio - 1)
+    to_approval = max(critical + overhead, read_wait, write_wait, cpu_wait)
+    after_writes = budget_seconds(writes_after, WRITE_BURST, WRITES_PER_SECOND, principals)
+    return {
+        "reads_until_approval": reads_until,
+        "writes_until_approval": writes_until,
+        "writes_after_approval": writes_after,
+        "read_budget_seconds": read_wait,
+        "write_budget_seconds": write_wait,
+        "cpu_seconds_until_approval": cpu_until,
+        "cpu_bound_seconds": cpu_wait,
+        "critical_path": critical,
+        "to_approval": to_approval,
+        "ratio": to_approval / critical,
+        "after_approval_write_budget_seconds": after_writes,
+        "worker_cpu_per_machine": at("worker_cpu"),
+        "temporal_cpu_per_machine": at("temporal_cpu"),
+        "cores_to_keep_the_critical_path": cpu_until / (critical * 0.8),
+    }
+
+
+def markdown(small: PerMachine, large: PerMachine, size: int, cores: float) -> str:
+    lines = [
+        f"Per machine, measured at {small.size:,} and {large.size:,}, and carried on to "
+        f"{size:,} (**computed, not measured**):",
+        "",
+        f"| per machine | {small.size:,} (measured) | {large.size:,} (measured) | "
+        f"{size:,} (computed) |",
+        "|---|---|---|---|",
+    ]
+
+    def row(label: str, name: str, fmt: str) -> None:
+        a, b = getattr(small, name), getattr(large, name)
+        c = grown(a, b, small.size, large.size, size)
+        lines.append(f"| {label} | {a:{fmt}} | {b:{fmt}} | {c:{fmt}} |")
+
+    row("ARM reads until the approval", "reads_until_approval", ".2f")
+    row("ARM reads, whole failback", "reads", ".2f")
+    row("ARM writes, whole failback", "writes", ".2f")
+    row("worker CPU-s until the approval", "worker_cpu_until_approval", ".3f")
+    row("worker CPU-s, whole failback", "worker_cpu", ".3f")
+    row("Temporal CPU-s until the approval", "temporal_cpu_until_approval", ".3f")
+    row("Temporal CPU-s, whole failback", "temporal_cpu", ".3f")
+    lines += [
+        f"| worker memory (all processes, VmHWM) | {small.worker_rss_mib:.0f} MiB | "
+        f"{large.worker_rss_mib:.0f} MiB | see below |",
+        f"| history events: a plan; a machine | {small.plan_history_events}; "
+        f"{small.machine_history_events} | {large.plan_history_events}; "
+        f"{large.machine_history_events} | the same (a plan has at most 100 machines) |",
+        f"| history size: a plan; a machine | {small.plan_history_kib:.0f} KiB; "
+        f"{small.machine_history_kib:.0f} KiB | {large.plan_history_kib:.0f} KiB; "
+        f"{large.machine_history_kib:.0f} KiB | the same |",
+        "",
+        f"{size:,} machines ({size // MACHINES_PER_PLAN} plans of {MACHINES_PER_PLAN}), "
+        "**computed**:",
+        "",
+        "| principals (one per worker process) | reads until the approval | read budget alone | "
+        f"CPU (workers + Temporal) on {cores:g} cores | start -> approval | **ratio** | "
+        "approval -> re-protected, write budget alone |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for principals in (1, 4, 8, 15):
+        f = on_paper(small, large, size, principals, cores)
+        lines.append(
+            f"| {principals} | {f['reads_until_approval']:,.0f} | "
+            f"{f['read_budget_seconds']:,.0f} s | {f['cpu_bound_seconds']:,.0f} s | "
+            f"{f['to_approval']:,.0f} s | **{f['ratio']:.2f}** | "
+            f"{f['after_approval_write_budget_seconds']:,.0f} s |"
+        )
+    f = on_paper(small, large, size, SUBSCRIPTION_MULTIPLIER, cores)
+    lines += [
+        "",
+        f"CPU to reach the approval at {size:,}: {f['cpu_seconds_until_approval']:,.0f} CPU-s "
+        f"(workers and Temporal); to keep the critical path ({f['critical_path']:.0f} s) that "
+        f"is {f['cores_to_keep_the_critical_path']:.1f} cores busy at 80 %.",
+    ]
+    return "\n".join(lines)
+
+
+def load(paths: list[str], architecture: str | None) -> list[PerMachine]:
+    found: dict[int, PerMachine] = {}
+    for path in paths:
+        report = json.loads(Path(path).read_text())
+        for figures in report.get("orchestrated", []):
+            if "phase_2" in figures:
+                continue
+            if architecture and figures.get("architecture") != architecture:
+                continue
+            found[int(figures["size"])] = PerMachine.of(figures)
+    return [found[size] for size in sorted(found)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.paper", description=__doc__)
+    parser.add_argument("runs", nargs="+", help="bench.run result files (JSON)")
+    parser.add_argument("--size", type=int, default=10_000)
+    parser.add_argument("--architecture", default="modernized")
+    parser.add_argument(
+        "--cores", type=float, default=2.0, help="cores for the workers and Temporal"
+    )
+    args = parser.parse_args()
+    measured = load(args.runs, args.architecture)
+    if len(measured) < 2:
+        raise SystemExit(
+            f"bench.paper needs runs at two sizes of {args.architecture}; found "
+            f"{[m.size for m in measured]} in {args.runs}"
+        )
+    print(markdown(measured[0], measured[-1], args.size, args.cores))
+
+
+if __name__ == "__main__":
+    main()
