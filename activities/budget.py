@@ -54,8 +54,9 @@ class ReadBudget:
     kept by the worker so that its reads are never refused with 429, and spent where it matters
     first: a share of it is kept for the reads that decide what happens next (a job's end, a
     verification), which may also draw on the rest; discovery, readiness, recovery points and
-    other background reads draw on the rest only. Together the two lanes never exceed the
-    bucket. Pure, like TokenBucket: the caller passes the clock and waits."""
+    other background reads draw on the rest, and on the share's refill while the share is full.
+    Together the two lanes never exceed the bucket. Pure, like TokenBucket: the caller passes
+    the clock and waits."""
 
     capacity: float
     refill_per_second: float
@@ -76,6 +77,14 @@ class ReadBudget:
     def reserve(self, now: float, urgent: bool) -> float:
         """Take one read's token at `now`; how long the read must wait for it."""
         if not urgent:
+            # A full urgent lane would let its refill go to waste: a background read may take
+            # that token, and the lane keeps all but one of its reserve. Before a plan's
+            # failover no read is urgent, and without this its readiness had 70 % of ARM's
+            # rate only (bench/RESULTS.md, 2026-12-04 evening).
+            if self._background.available(now) < 1 and self._urgent.available(now) >= (
+                self._urgent.capacity
+            ):
+                return self._urgent.reserve(now)
             return self._background.reserve(now)
         if self._urgent.available(now) >= 1 or self._background.available(now) < 1:
             return self._urgent.reserve(now)

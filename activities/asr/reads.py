@@ -44,8 +44,13 @@ _In = TypeVar("_In")
 # Reads of a plan's machines in flight at once, per call.
 READ_PARALLELISM = 8
 # How old the recovery points readiness listed may be when the point selection takes them
-# instead of listing them again; a plan's selection follows its readiness by seconds.
-POINTS_HANDOVER_SECONDS = 30.0
+# instead of listing them again. A plan's selection follows the end of its readiness by seconds,
+# but within ARM's read budget the readiness of many plans at once lasts a minute or more: at
+# 1,000 machines with 30 s, readiness of plans 2-10 took ~95 s and the points of 9 machines in
+# 10 were listed twice (bench/RESULTS.md, 2026-12-04 evening). ASR makes a crash-consistent
+# point every 5 minutes at most, so a list 2 minutes old lacks one new point at most, and the
+# preview and the status show the chosen point's time.
+POINTS_HANDOVER_SECONDS = 120.0
 # The providers of a failback replication policy: classic's and modernized's.
 FAILBACK_PROVIDERS = frozenset({"InMage", "InMageRcmFailback"})
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
-from bench.paper import budget_seconds, grown
+from bench.paper import budget_seconds
 
 
 def test_a_bucket_takes_its_burst_at_once_and_the_rest_at_its_rate() -> None:
@@ -24,9 +22,6 @@ def test_principals_add_buckets_up_to_the_subscriptions_cap_of_fifteen() -> None
     )
 
 
-def test_a_cost_is_carried_on_along_its_growth_in_log_size() -> None:
-    # 10 at 100, 8 at 1,000: 6 at 10,000; never below zero.
-    assert grown(10.0, 8.0, 100, 1_000, 10_000) == pytest.approx(6.0)
-    assert grown(10.0, 2.0, 100, 1_000, 100_000) == 0.0
-    assert grown(10.0, 8.0, 1_000, 1_000, 10_000) == 8.0
-    assert grown(math.nan, 8.0, 100, 1_000, 10_000) == 8.0
+def test_background_reads_draw_on_their_share_of_the_bucket_only() -> None:
+    # 70 % of 250 at once, then 70 % of 25 a second.
+    assert budget_seconds(1_175, 250, 25.0, principals=1, share=0.7) == pytest.approx(57.14, 0.01)

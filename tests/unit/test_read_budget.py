@@ -49,3 +49,17 @@ def test_urgent_reads_use_the_background_lane_when_it_is_idle() -> None:
     budget = ReadBudget(CAPACITY, RATE)
     waits = [budget.reserve(0.0, urgent=True) for _ in range(int(CAPACITY))]
     assert all(w == 0.0 for w in waits)
+
+
+def test_background_reads_have_arms_whole_rate_while_nothing_is_urgent() -> None:
+    """Before a plan's failover every read is background: the urgent lane's refill, which a full
+    lane would waste, goes to them: at 24 reads a second for 100 s, the last waits some 7 s
+    (the first burst's backlog, and a refill that a read must find whole); with 70 % of ARM's
+    rate only it would wait about 40 s."""
+    budget = ReadBudget(CAPACITY, RATE)
+    for _ in range(int(CAPACITY)):
+        budget.reserve(0.0, urgent=False)
+    waits = [budget.reserve(k / 24.0, urgent=False) for k in range(1, 2400)]
+    assert waits[-1] < 10.0
+    # The urgent lane kept all but one of its reserve.
+    assert budget.reserve(100.0, urgent=True) == 0.0
