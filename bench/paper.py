@@ -27,9 +27,10 @@ SUBSCRIPTION_MULTIPLIER = 15
 # Reads that follow a failover (its job watch, the verification's Azure side): urgent reads,
 # while the failover jobs run; the others come before the failover, from the background lane.
 AFTER_THE_FAILOVER = frozenset({"GET Azure VM", "GET job list", "GET job"})
-# The worker's budget keeps this share of the read bucket for urgent reads
-# (FAILBACK_ARM_URGENT_READ_SHARE): background reads get the rest only.
-URGENT_SHARE = 0.3
+# The share of ARM's read rate the reads before the failovers get: all of it, since nothing is
+# urgent then and a full urgent lane's refill goes to background reads (activities/budget.py).
+# Runs of the code before that (6a42638) had 0.7: pass --background-share 0.7 for them.
+BACKGROUND_SHARE = 1.0
 # ASR's cap per recovery plan: a size is plans of this many.
 MACHINES_PER_PLAN = 100
 
@@ -107,7 +108,13 @@ def budget_seconds(
     return max(0.0, (requests - burst * usable) / (rate * usable))
 
 
-def on_paper(large: PerMachine, size: int, principals: int, cores: float) -> dict[str, float]:
+def on_paper(
+    large: PerMachine,
+    size: int,
+    principals: int,
+    cores: float,
+    background_share: float = BACKGROUND_SHARE,
+) -> dict[str, float]:
     """`size` machines from the per-machine costs of the largest measured run, taken as they
     were there (the costs per machine measured at 100 and 1,000 are shown beside them)."""
     background = large.reads_before_failover * size
@@ -118,7 +125,7 @@ def on_paper(large: PerMachine, size: int, principals: int, cores: float) -> dic
     critical = large.critical_path
     # The reads before the failovers come first, from the background lane: they push the
     # whole critical path back. The write bucket (one plan failover per 100 machines) likewise.
-    before = budget_seconds(background, READ_BURST, READS_PER_SECOND, principals, 1 - URGENT_SHARE)
+    before = budget_seconds(background, READ_BURST, READS_PER_SECOND, principals, background_share)
     write_wait = budget_seconds(writes_until, WRITE_BURST, WRITES_PER_SECOND, principals)
     cpu_wait = cpu_until / cores
     to_approval = max(max(before, write_wait) + critical, cpu_wait)
@@ -138,7 +145,13 @@ def on_paper(large: PerMachine, size: int, principals: int, cores: float) -> dic
     }
 
 
-def markdown(small: PerMachine, large: PerMachine, size: int, cores: float) -> str:
+def markdown(
+    small: PerMachine,
+    large: PerMachine,
+    size: int,
+    cores: float,
+    background_share: float = BACKGROUND_SHARE,
+) -> str:
     lines = [
         f"Per machine, measured at {small.size:,} and {large.size:,} machines; the figures for "
         f"{size:,} take the per-machine costs at {large.size:,} as they are (**computed, not "
@@ -185,8 +198,8 @@ def markdown(small: PerMachine, large: PerMachine, size: int, cores: float) -> s
         "|---|---|---|---|---|---|---|",
     ]
     for principals in (1, 4, 8, 15):
-        here = on_paper(large, size, principals, cores)
-        f = on_paper(large, size, principals, 2.0 * principals)
+        here = on_paper(large, size, principals, cores, background_share)
+        f = on_paper(large, size, principals, 2.0 * principals, background_share)
         lines.append(
             f"| {principals} | {f['reads_before_failover']:,.0f} | "
             f"{f['read_budget_seconds']:,.0f} s | {here['cpu_bound_seconds']:,.0f} s; "
@@ -194,8 +207,8 @@ def markdown(small: PerMachine, large: PerMachine, size: int, cores: float) -> s
             f"{f['to_approval']:,.0f} s | **{here['ratio']:.2f}; {f['ratio']:.2f}** | "
             f"{f['after_approval_write_budget_seconds']:,.0f} s |"
         )
-    f = on_paper(large, size, SUBSCRIPTION_MULTIPLIER, cores)
-    check = on_paper(large, large.size, 1, cores)
+    f = on_paper(large, size, SUBSCRIPTION_MULTIPLIER, cores, background_share)
+    check = on_paper(large, large.size, 1, cores, background_share)
     lines += [
         "",
         f"CPU to reach the approval at {size:,}: {f['cpu_seconds_until_approval']:,.0f} CPU-s "
@@ -229,6 +242,7 @@ def main() -> None:
     parser.add_argument(
         "--cores", type=float, default=2.0, help="cores for the workers and Temporal"
     )
+    parser.add_argument("--background-share", type=float, default=BACKGROUND_SHARE)
     args = parser.parse_args()
     measured = load(args.runs, args.architecture)
     if len(measured) < 2:
@@ -236,7 +250,7 @@ def main() -> None:
             f"bench.paper needs runs at two sizes of {args.architecture}; found "
             f"{[m.size for m in measured]} in {args.runs}"
         )
-    print(markdown(measured[0], measured[-1], args.size, args.cores))
+    print(markdown(measured[0], measured[-1], args.size, args.cores, args.background_share))
 
 
 if __name__ == "__main__":
