@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from temporalio import activity
@@ -26,6 +26,7 @@ from temporalio.worker import (
 )
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+_T = TypeVar("_T")
 _MARK = "__failback_kept_alive__"
 # Heartbeats per heartbeat timeout: the SDK throttles them to 80% of the timeout anyway.
 BEATS_PER_TIMEOUT = 4
@@ -36,6 +37,23 @@ def beat_interval() -> float | None:
     it has none)."""
     timeout = activity.info().heartbeat_timeout
     return timeout.total_seconds() / BEATS_PER_TIMEOUT if timeout else None
+
+
+async def beating(work: Awaitable[_T], details: Sequence[Any]) -> _T:
+    """Await `work` in a write activity, beating `details` (the job's name, once there is one)
+    meanwhile: a write's blocking steps (finding its job again, reading the item, each read
+    waiting its turn in ARM's read budget) can outlast its heartbeat timeout, and a retry must
+    still find the job its attempt's beats named."""
+    task = asyncio.ensure_future(work)
+    interval = beat_interval()
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=interval)
+            if done:
+                return task.result()
+            activity.heartbeat(*details)
+    finally:
+        task.cancel()
 
 
 def kept_alive(function: _F) -> _F:

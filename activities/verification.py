@@ -15,7 +15,7 @@ from activities.arm_reads import urgent_reads
 from activities.asr import AsrActivities
 from activities.compute import ComputeGateway
 from activities.hyperv import HyperVReads
-from activities.liveness import beat_interval, kept_alive
+from activities.liveness import beating, kept_alive
 from activities.threads import in_activity_threads
 from activities.vsphere import VCenterReads
 from domain.models import (
@@ -30,7 +30,6 @@ from domain.models import (
 )
 
 _State = TypeVar("_State", OnPremVmState, AzureVmState)
-_T = TypeVar("_T")
 
 
 class VerificationActivities:
@@ -75,7 +74,7 @@ class VerificationActivities:
         read = asyncio.ensure_future(
             in_activity_threads(self._executor, self._read, params.verification)
         )
-        state = await _beating(read, operation.job_id)
+        state = await beating(read, [operation.job_id] if operation.job_id else [])
         return FailoverThenRead(operation=operation, state=state)
 
     def _read(self, params: VerificationReadInput) -> VerificationRead:
@@ -107,18 +106,6 @@ class VerificationActivities:
             lambda reason: AzureVmState.unreadable(ref, reason),
             f"Azure read of {ref.name}",
         )
-
-
-async def _beating(work: asyncio.Future[_T], job_id: str | None) -> _T:
-    """Keep a write activity alive while `work` runs, beating its job's name as its own beats
-    do: a retry finds that job there and resumes it instead of sending it again."""
-    interval = beat_interval()
-    details = [job_id] if job_id else []
-    while True:
-        done, _ = await asyncio.wait({work}, timeout=interval)
-        if done:
-            return work.result()
-        activity.heartbeat(*details)
 
 
 def _read_or_unreadable(

@@ -29,7 +29,7 @@ from activities.asr import translate as t
 from activities.asr.gateway import AsrGateway
 from activities.budget import TokenBucket
 from activities.job_watch import JobDocument, JobWatch, job_document_fact, running_jobs_filter
-from activities.liveness import beat_interval
+from activities.liveness import beat_interval, beating
 from activities.threads import in_activity_threads
 from domain import errors
 from domain.architectures import OperationRule
@@ -110,7 +110,7 @@ class AsrWrites:
         """Find or send the operation's job on a thread (short blocking calls), then await the
         job here on the event loop: a job of minutes holds no thread, so a wave of hundreds of
         failovers is not queued behind a thread pool."""
-        found = await self._blocking(self._find_job, write, params)
+        found = await self._finding(self._find_job, write, params)
         if isinstance(found, OperationResult):
             return found
         started, rule = found
@@ -134,7 +134,7 @@ class AsrWrites:
         with an item's guarantees: the plan is the target (its jobs name it, its
         allowedOperations say whether it may fail over, its currentScenario names its job)."""
         label = f"failover of recovery plan {params.recovery_plan}"
-        found = await self._blocking(self._find_plan_job, params, scenario)
+        found = await self._finding(self._find_plan_job, params, scenario)
         if found is None:
             await self._within_write_budget(label)
             sending = _Sending(
@@ -239,6 +239,16 @@ class AsrWrites:
 
     async def _blocking(self, function: Callable[..., _T], *args: Any) -> _T:
         return await in_activity_threads(self._executor, function, *args)
+
+    async def _finding(self, function: Callable[..., _T], *args: Any) -> _T:
+        """Look for the operation's job (on a thread, its reads queued in ARM's read budget)
+        while beating what the attempt before beat: a retry after this one, should it die
+        here too, still finds the job that attempt named. After a plan's approval, 1,000
+        commits each read their item first; those reads could wait longer than the heartbeat
+        timeout, and the attempts timed out again and again (bench/RESULTS.md)."""
+        return await beating(
+            self._blocking(function, *args), list(activity.info().heartbeat_details)
+        )
 
     @staticmethod
     def _heartbeat_from_threads() -> Callable[[str], None]:
