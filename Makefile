@@ -19,8 +19,8 @@ test: setup
 	$(BIN)/ruff format --check .
 	@echo "==> mypy"
 	$(BIN)/mypy
-	@echo "==> pytest"
-	$(BIN)/pytest -q
+	@echo "==> pytest (two processes: most tests wait on the lab's processes, not on a core; a file's tests stay together)"
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 setup: system-deps venv vcsim
 

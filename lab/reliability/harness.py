@@ -320,7 +320,11 @@ class Lab:
     ) -> subprocess.CompletedProcess[str]:
         """`failback ARGS` as an operator runs it, with the lab's settings (unless `lab_env` is
         False) and `env`, and no other FAILBACK_* variable."""
-        environment = {k: v for k, v in os.environ.items() if not k.startswith("FAILBACK_")}
+        environment = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("FAILBACK_") and k not in ("COLUMNS", "LINES")
+        }
         if lab_env:
             environment.update(self.state.settings)
         environment.update(env or {})

@@ -96,7 +96,13 @@ def cli(state: LabState, *args: str) -> subprocess.CompletedProcess[str]:
 
 def cli_with(settings: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """Run `failback ARGS` with these FAILBACK_* settings and no others."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FAILBACK_")}
+    # The terminal's width is the test runner's (pytest-xdist's workers set COLUMNS): the CLI
+    # runs as an operator's piped into a file does.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("FAILBACK_") and k not in ("COLUMNS", "LINES")
+    }
     env.update(settings)
     return subprocess.run(
         [sys.executable, "-m", "starter", *args],

@@ -45,7 +45,13 @@ async def awaiting(cli_lab: LabState) -> str:
 
 
 def env_of(state: LabState, **overrides: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FAILBACK_")}
+    # The terminal's width is the test runner's (pytest-xdist's workers set COLUMNS): the CLI
+    # runs as an operator's piped into a file does.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("FAILBACK_") and k not in ("COLUMNS", "LINES")
+    }
     env.update(state.settings)
     env.update(overrides)
     return env
