@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import baseline, scenarios
+from bench.paper import READ_BURST, READS_PER_SECOND, WRITE_BURST, WRITES_PER_SECOND
 from domain.models import Architecture, PlanFailbackResult
 from lab.asr_sim.effects import POWER_ON_BY_ID_ENV
 from lab.asr_sim.operations import OPERATIONS, Operation
@@ -57,10 +58,9 @@ from workflows.plan import PlanFailbackWorkflow, plan_workflow_id
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# ARM's throttling per subscription and principal (token buckets): writes 200, refilled 10/s;
-# reads 250, refilled 25/s.
-WRITE_BUCKET = (200, 10.0)
-READ_BUCKET = (250, 25.0)
+# ARM's throttling per subscription and principal (token buckets), as bench/paper.py has it.
+WRITE_BUCKET = (WRITE_BURST, WRITES_PER_SECOND)
+READ_BUCKET = (READ_BURST, READS_PER_SECOND)
 # Timeouts only matter when something is stuck; the bench keeps the lab's 1 s polls and gives
 # the timeouts room so that a slow moment at 1,000 machines is measured, not failed.
 BENCH_TIMEOUTS = {

@@ -687,6 +687,17 @@ def _clean_environ() -> dict[str, str]:
     }
 
 
+def operator_environ() -> dict[str, str]:
+    """This process's environment as an operator's shell would hand it to `failback`: no
+    FAILBACK_* setting (the caller adds the lab's), and no COLUMNS/LINES (a test runner's
+    terminal; pytest-xdist's workers set them): the CLI's output is a pipe's."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("FAILBACK_") and k not in ("COLUMNS", "LINES")
+    }
+
+
 def _write_partial_state(lab_dir: Path, processes: list[LabProcess]) -> None:
     (lab_dir / "processes.json").write_text(json.dumps([p.model_dump() for p in processes]))
 

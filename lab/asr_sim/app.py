@@ -102,9 +102,9 @@ class ArmThrottle:
         self.refused = {"read": 0, "write": 0}
         self.refused_by_principal: dict[str, int] = {}
 
-    def _take(self, key: tuple[str, str], burst: float, rate: float, now: float) -> float:
-        """Tokens the bucket `key` has now; takes one if there is one. Returns the seconds to
-        the next token when there is none (0.0 when one was taken)."""
+    def _refilled(self, key: tuple[str, str], burst: float, rate: float, now: float) -> float:
+        """Refill the bucket `key` up to `now` (taking nothing); the seconds until it holds a
+        whole token (0.0: it holds one now)."""
         bucket = self._buckets.setdefault(key, [burst, now])
         tokens = min(burst, bucket[0] + (now - bucket[1]) * rate)
         bucket[1] = now
@@ -121,10 +121,9 @@ class ArmThrottle:
         scale = spec.subscription_multiplier
         now = self._clock()
         mine, everyone = (principal, kind), (SUBSCRIPTION, kind)
-        wait = max(
-            self._take(mine, burst, rate, now),
-            self._take(everyone, burst * scale, rate * scale, now),
-        )
+        own_wait = self._refilled(mine, burst, rate, now)
+        shared_wait = self._refilled(everyone, burst * scale, rate * scale, now)
+        wait = max(own_wait, shared_wait)
         if wait == 0.0:
             self._buckets[mine][0] -= 1
             self._buckets[everyone][0] -= 1
@@ -135,8 +134,15 @@ class ArmThrottle:
         return ArmError(
             429,
             "TooManyRequests" if kind == "read" else "TooManyWriteRequests",
-            f"The request is throttled: the principal has used its {kind} budget ({burst:g}, "
-            f"refilled at {rate:g} a second). Retry after {retry_after} seconds.",
+            (
+                f"The request is throttled: the principal has used its {kind} budget "
+                f"({burst:g}, refilled at {rate:g} a second)."
+                if own_wait >= shared_wait
+                else f"The request is throttled: the subscription's principals together have "
+                f"used its {kind} budget ({burst * scale:g}, refilled at {rate * scale:g} a "
+                "second)."
+            )
+            + f" Retry after {retry_after} seconds.",
             headers={
                 "Retry-After": str(retry_after),
                 f"x-ms-ratelimit-remaining-subscription-{kind}s": "0",

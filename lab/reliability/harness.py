@@ -48,7 +48,7 @@ from temporalio.service import RPCError
 
 from domain.models import Architecture, MachineStatus, PlanFailbackResult, PlanStatus
 from lab import manager
-from lab.manager import LabProcess, LabState, lab_down, lab_up
+from lab.manager import LabProcess, LabState, lab_down, lab_up, operator_environ
 from starter.commands import (
     CommandError,
     approve,
@@ -320,11 +320,7 @@ class Lab:
     ) -> subprocess.CompletedProcess[str]:
         """`failback ARGS` as an operator runs it, with the lab's settings (unless `lab_env` is
         False) and `env`, and no other FAILBACK_* variable."""
-        environment = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith("FAILBACK_") and k not in ("COLUMNS", "LINES")
-        }
+        environment = operator_environ()
         if lab_env:
             environment.update(self.state.settings)
         environment.update(env or {})

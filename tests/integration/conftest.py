@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import ssl
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import pytest
 from temporalio.client import Client
 
 from domain.models import MachineStatus, Phase
-from lab.manager import LabState, lab_down, lab_up
+from lab.manager import LabState, lab_down, lab_up, operator_environ
 from starter.commands import machine_status
 from worker.settings import Settings
 
@@ -96,13 +95,7 @@ def cli(state: LabState, *args: str) -> subprocess.CompletedProcess[str]:
 
 def cli_with(settings: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """Run `failback ARGS` with these FAILBACK_* settings and no others."""
-    # The terminal's width is the test runner's (pytest-xdist's workers set COLUMNS): the CLI
-    # runs as an operator's piped into a file does.
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("FAILBACK_") and k not in ("COLUMNS", "LINES")
-    }
+    env = operator_environ()
     env.update(settings)
     return subprocess.run(
         [sys.executable, "-m", "starter", *args],

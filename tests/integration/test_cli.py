@@ -5,7 +5,6 @@ clear line, a non-zero exit and no traceback."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.manager import LabState, lab_down
+from lab.manager import LabState, lab_down, operator_environ
 from starter.commands import failback_input, start_failback
 from tests.integration.conftest import cli, lab_settings, start_lab, until_verified
 from worker.wiring import connect_temporal
@@ -45,13 +44,7 @@ async def awaiting(cli_lab: LabState) -> str:
 
 
 def env_of(state: LabState, **overrides: str) -> dict[str, str]:
-    # The terminal's width is the test runner's (pytest-xdist's workers set COLUMNS): the CLI
-    # runs as an operator's piped into a file does.
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("FAILBACK_") and k not in ("COLUMNS", "LINES")
-    }
+    env = operator_environ()
     env.update(state.settings)
     env.update(overrides)
     return env
