@@ -13,7 +13,7 @@ from temporalio.exceptions import is_cancelled_exception
 
 from activities.arm_reads import urgent_reads
 from activities.asr import AsrActivities
-from activities.compute import ComputeGateway
+from activities.azure_vm_rounds import AzureVmRounds
 from activities.hyperv import HyperVReads
 from activities.liveness import beating, kept_alive
 from activities.threads import in_activity_threads
@@ -43,15 +43,15 @@ class VerificationActivities:
     def __init__(
         self,
         asr: AsrActivities,
-        compute: ComputeGateway,
+        azure: AzureVmRounds,
         vcenter: VCenterReads,
         executor: Executor | None = None,
         hyperv: HyperVReads | None = None,
     ) -> None:
         # `asr` for the fused failover (its write, with every guarantee of `fail_over`); the
-        # reads go to the gateways of Compute and vCenter.
+        # reads go to Compute (in rounds: activities/azure_vm_rounds.py) and vCenter.
         self._asr = asr
-        self._compute = compute
+        self._azure_vms = azure
         self._vcenter = vcenter
         self._hyperv = hyperv
         # The worker's activity threads: the reads after a failover are the same blocking SDK
@@ -102,7 +102,7 @@ class VerificationActivities:
 
     def _azure(self, ref: AzureVmRef) -> AzureVmState:
         return _read_or_unreadable(
-            lambda: self._compute.read_vm(ref),
+            lambda: self._azure_vms.read_vm(ref),
             lambda reason: AzureVmState.unreadable(ref, reason),
             f"Azure read of {ref.name}",
         )

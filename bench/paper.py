@@ -26,7 +26,7 @@ WRITE_BURST, WRITES_PER_SECOND = 200, 10.0
 SUBSCRIPTION_MULTIPLIER = 15
 # Reads that follow a failover (its job watch, the verification's Azure side): urgent reads,
 # while the failover jobs run; the others come before the failover, from the background lane.
-AFTER_THE_FAILOVER = frozenset({"GET Azure VM", "GET job list", "GET job"})
+AFTER_THE_FAILOVER = frozenset({"GET Azure VM", "GET Azure VM list", "GET job list", "GET job"})
 # The share of ARM's read rate the reads before the failovers get: all of it, since nothing is
 # urgent then and a full urgent lane's refill goes to background reads (activities/budget.py).
 # Runs of the code before that (6a42638) had 0.7: pass --background-share 0.7 for them.

@@ -223,6 +223,7 @@ _KINDS = [
     (r"/replicationpolicies(/[^/]+)?$", "policies"),
     (r"/replicationfabrics/[^/]+$", "fabric"),
     (r"/virtualmachines/[^/]+(/instanceview)?$", "Azure VM"),
+    (r"/providers/microsoft\.compute/virtualmachines$", "Azure VM list"),
 ]
 
 

@@ -604,6 +604,13 @@ class WireSpec(_Strict):
         "CancelFailover job; ASR's documentation), or left for a person to cancel (the "
         "documentation's 'if the cancellation fails')",
     )
+    vm_status_list: Literal["honoured", "ignored", "refused"] = Field(
+        default="honoured",
+        description="Compute's List All with statusOnly=true: each VM with its instanceView "
+        "statuses (the API's stated purpose: 'the run time status of all Virtual Machines in the "
+        "subscription'), the VMs without them (statusOnly ignored), or 400 (UNKNOWN: no "
+        "recording). The verification's rounds read VM by VM under the last two",
+    )
     group_member_failover: Literal["plan-only", "item-too"] = Field(
         default="plan-only",
         description="A member of a replication group a person made: fails over only through a "

@@ -18,6 +18,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.arm_reads import ArmReadBudgetPolicy
 from activities.asr import AsrActivities, AsrGateway, AsrReads, AsrWrites
+from activities.azure_vm_rounds import AzureVmRounds
 from activities.budget import ReadBudget, TokenBucket
 from activities.compute import ComputeActivities, ComputeGateway
 from activities.decisions import DecisionActivities, DecisionRules
@@ -267,7 +268,8 @@ def build_asr_gateway(settings: Settings, clients: AzureClients | None = None) -
 def build_compute_gateway(
     settings: Settings, clients: AzureClients | None = None
 ) -> ComputeGateway:
-    return ComputeGateway((clients or azure_clients(settings)).compute)
+    clients = clients or azure_clients(settings)
+    return ComputeGateway(clients.compute, clients.subscription_id)
 
 
 def build_asr_reads(settings: Settings) -> AsrReads:
@@ -384,7 +386,7 @@ def build_activities(settings: Settings, executor: Executor | None = None) -> Ac
     asr = build_asr_activities(settings, executor, gateway)
     vcenter = build_vcenter_reads(settings)
     hyperv = build_hyperv_reads(settings)
-    verification = VerificationActivities(asr, compute, vcenter, executor, hyperv)
+    verification = VerificationActivities(asr, AzureVmRounds(compute), vcenter, executor, hyperv)
     return Activities(
         asr,
         ComputeActivities(compute),

@@ -690,6 +690,27 @@ async def get_vm(
     )
 
 
+@_route(
+    "GET",
+    rf"/subscriptions/(?P<sub>{_NAME})/providers/Microsoft\.Compute/virtualMachines",
+    compute=True,
+)
+async def list_all_vms(
+    request: web.Request, state: SimulatorState, m: dict[str, str], body: Any
+) -> web.Response:
+    """The subscription's VMs; with statusOnly=true, each with its instance view (as the wire
+    switch vm_status_list says)."""
+    if m["sub"].lower() != state.ids.subscription.lower():
+        raise not_found(
+            f"The subscription '{m['sub']}' could not be found.", code="SubscriptionNotFound"
+        )
+    status_only = request.query.get("statusOnly", "").lower() == "true"
+    if status_only and state.wire.vm_status_list == "refused":
+        raise bad_request("Query parameter statusOnly is not supported.", target="statusOnly")
+    with_view = status_only and state.wire.vm_status_list == "honoured"
+    return _json(_page(request, state, views.compute_vm_list(state, with_instance_view=with_view)))
+
+
 @_route("GET", rf"{_VM}/instanceView", compute=True)
 async def get_instance_view(
     request: web.Request, state: SimulatorState, m: dict[str, str], body: Any

@@ -1050,10 +1050,40 @@ def compute_vm_resource(
     }
 
 
+def compute_vm_list(state: SimulatorState, *, with_instance_view: bool) -> list[dict[str, Any]]:
+    """The subscription's VMs as Compute's List All answers them: with statusOnly=true, only the
+    identity and the instance view (the shape of its spec's model with the other properties
+    unset)."""
+    listed = []
+    for item in state.items.values():
+        vm = item.azure_vm
+        if vm.deleted_at is not None:
+            continue
+        properties: dict[str, Any] = {"vmId": vm.vm_id}
+        if with_instance_view:
+            properties["instanceView"] = _instance_view_of(state, item, vm)
+        else:
+            properties["provisioningState"] = "Succeeded"
+        listed.append(
+            {
+                "id": state.ids.compute_vm(vm.name),
+                "name": vm.name,
+                "type": "Microsoft.Compute/virtualMachines",
+                "location": state.scenario.azure.location,
+                "properties": properties,
+            }
+        )
+    return listed
+
+
 def instance_view(state: SimulatorState, vm_name: str) -> dict[str, Any]:
     vm = state.azure_vm(vm_name)
     assert vm is not None
     item = next(i for i in state.items.values() if i.azure_vm is vm)
+    return _instance_view_of(state, item, vm)
+
+
+def _instance_view_of(state: SimulatorState, item: Any, vm: Any) -> dict[str, Any]:
     running = vm.power_state == "running"
     power_time = vm.deallocated_at if not running else state.started_at
     return {

@@ -13,6 +13,7 @@ ASR's code), and an unknown plan refused.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,8 @@ from activities.asr.reads import AsrReads
 from domain import errors
 from domain.errors import FailbackError
 from domain.models import (
+    AzureVmRef,
+    AzureVmState,
     DiscoveredMachine,
     DiscoverPlanInput,
     FailoverInput,
@@ -71,6 +74,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "modernized-committed-state-other": {"modernized_committed_state": "RestoreFinalized"},
     # Modernized only: ASR leaves a failed planned failover for a person to cancel.
     "no-auto-cancel": {"auto_cancel_failed_failover": "no"},
+    # Compute's List All with statusOnly=true lists the VMs without their status, or refuses.
+    "vm-status-list-ignored": {"vm_status_list": "ignored"},
+    "vm-status-list-refused": {"vm_status_list": "refused"},
 }
 VARIANTS["every-unknown-at-once"] = {k: v for w in VARIANTS.values() for k, v in w.items()}
 
@@ -164,6 +170,12 @@ async def test_the_client_does_the_right_thing_under_every_variant(
     )
     done = await env.run(asr.fail_over, failover)
     assert done.state == "Succeeded" and done.job_id
+
+    # The verification's Azure side, many machines at once (a list, or a GET each): the VM
+    # failed back is off, the others run.
+    vms = {i.azure_vm_name: i.name for i in azure.items}
+    powers = _azure_reads_together(lab, sorted(vms))
+    assert powers == {vm: "deallocated" if item == ALONE else "running" for vm, item in vms.items()}
 
     # The same job found again after a lost answer: by the VM's name, scenario and time.
     rule = _rule(reads, vault, machine, AsrOperation.UNPLANNED_FAILOVER)
@@ -276,6 +288,39 @@ async def test_the_reprotect_to_onprem_holds_under_every_variant(
         ),
     )
     assert done.state == "Succeeded"
+
+
+def _azure_reads_together(lab: AsrLab, vm_names: list[str]) -> dict[str, str | None]:
+    """Each VM's power state read by the verification's rounds, the readers after the first all
+    in one round (the first's GET waits for them)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from activities.azure_vm_rounds import AzureVmRounds
+    from activities.compute import ComputeGateway
+
+    azure = lab.scenario.azure
+    rounds: AzureVmRounds
+
+    class FirstWaits(ComputeGateway):
+        first = True
+
+        def read_vm(self, ref: AzureVmRef) -> AzureVmState:
+            if self.first:
+                self.first = False
+                deadline = time.monotonic() + 10
+                while rounds.waiting < len(vm_names) - 1 and time.monotonic() < deadline:
+                    time.sleep(0.01)
+            return super().read_vm(ref)
+
+    rounds = AzureVmRounds(FirstWaits(lab.compute, azure.subscription_id))
+    refs = [AzureVmRef(resource_group=azure.recovery_resource_group, name=n) for n in vm_names]
+    with ThreadPoolExecutor(len(refs)) as pool:
+        states = list(pool.map(rounds.read_vm, refs))
+    switch = lab.scenario.azure.wire.vm_status_list
+    assert rounds.use.lists == (0 if switch == "refused" else 1)
+    assert (rounds.use.stopped is None) is (switch == "honoured")
+    assert rounds.use.answered_by_list == (len(refs) - 1 if switch == "honoured" else 0)
+    return {s.name: s.power_state for s in states}
 
 
 def _rule(

@@ -35,3 +35,16 @@ def test_the_recordings_are_the_ones_the_simulator_is_modelled_on() -> None:
         for version in re.findall(r"api-version=(\d{4}-\d{2}-\d{2})", path.read_text())
     }
     assert found == RECORDED_API_VERSIONS
+
+
+def test_the_raw_vm_list_asks_for_the_compute_sdks_own_api_version() -> None:
+    import inspect
+
+    from azure.mgmt.compute.operations import VirtualMachinesOperations
+
+    from activities.compute import COMPUTE_API_VERSION
+    from lab.asr_sim.arm import COMPUTE_API_VERSIONS
+
+    # The SDK's default for List All, as its generated code names it.
+    assert f'"{COMPUTE_API_VERSION}"' in inspect.getsource(VirtualMachinesOperations.list_all)
+    assert COMPUTE_API_VERSION in COMPUTE_API_VERSIONS

@@ -1,0 +1,167 @@
+"""The Azure side of many verifications at once: one list of the subscription's VMs with their
+power states answers every verification read waiting at that moment.
+
+A boot group verifies its machines together, and after a recovery plan's failover every plan's
+group does at once: at 1,000 machines, 143 instanceView GETs a boot group. Within ARM's read
+bucket (250, then 25 a second) those GETs held each boot group ~5 s after the first two
+(bench/RESULTS.md, 2026-12-05).
+
+Reads go in rounds: the first reader reads for all who wait; those who come meanwhile are the
+next round, led by the first of them. Every read of a round is sent after each of its readers
+asked, so no one gets an answer older than their question. A round lists when more VMs wait
+than the last list took pages (a list costs a read a page), and GETs each VM otherwise; so one
+verification alone costs one GET, as before, and a subscription too large to list cheaply is
+never listed.
+
+Correctness never rests on the list (as the job watch's: activities/job_watch.py): a VM the
+list does not show, or shows without an instance view, is read by its own GET; a list refused
+with a 4xx (other than 429) or answered without any instance view (statusOnly ignored) ends the
+lists for this worker's life; any other failure, for that round.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from azure.core.exceptions import HttpResponseError
+
+from activities.compute import VmKey, VmStatusList, vm_key
+from domain.models import AzureVmRef, AzureVmState
+
+log = logging.getLogger(__name__)
+
+
+class VmStates(Protocol):
+    """What the rounds read through (activities/compute.ComputeGateway)."""
+
+    def read_vm(self, ref: AzureVmRef) -> AzureVmState: ...
+
+    def list_power_states(self) -> VmStatusList: ...
+
+
+@dataclass(eq=False)
+class _Ask:
+    ref: AzureVmRef
+    leads: bool = False
+    done: bool = False
+    state: AzureVmState | None = None
+    error: BaseException | None = None
+
+
+@dataclass
+class ListUse:
+    """What the lists saved, for the bench: rounds, lists, and the VMs they answered."""
+
+    rounds: int = 0
+    lists: int = 0
+    answered_by_list: int = 0
+    gets: int = 0
+    stopped: str | None = field(default=None)
+
+
+class AzureVmRounds:
+    def __init__(self, vms: VmStates) -> None:
+        self._vms = vms
+        self._changed = threading.Condition()
+        self._waiting: list[_Ask] = []
+        self._round_running = False
+        # What a list cost last time, in reads (pages); before the first, taken as one.
+        self._list_pages = 1
+        self.use = ListUse()
+
+    @property
+    def waiting(self) -> int:
+        """Readers not yet taken into a round."""
+        with self._changed:
+            return len(self._waiting)
+
+    def read_vm(self, ref: AzureVmRef) -> AzureVmState:
+        """The VM's state, read after this call began (by a list or a GET). Blocking; raises
+        what its GET raised."""
+        ask = _Ask(ref)
+        with self._changed:
+            self._waiting.append(ask)
+            if not self._round_running:
+                self._round_running = True
+                ask.leads = True
+            while not ask.leads and not ask.done:
+                self._changed.wait()
+        if not ask.done:
+            self._lead_round()
+        if ask.error is not None:
+            raise ask.error
+        assert ask.state is not None
+        return ask.state
+
+    def _lead_round(self) -> None:
+        with self._changed:
+            asks, self._waiting = self._waiting, []
+        answers: dict[VmKey, AzureVmState | BaseException] = {}
+        try:
+            answers = self._answer([a.ref for a in asks])
+        finally:
+            with self._changed:
+                for ask in asks:
+                    answer = answers.get(vm_key(ask.ref.resource_group, ask.ref.name))
+                    if isinstance(answer, AzureVmState):
+                        ask.state = answer
+                    else:
+                        ask.error = answer or RuntimeError("the round ended without an answer")
+                    ask.done = True
+                # The next round is led by the first who came during this one.
+                if self._waiting:
+                    self._waiting[0].leads = True
+                else:
+                    self._round_running = False
+                self._changed.notify_all()
+
+    def _answer(self, refs: list[AzureVmRef]) -> dict[VmKey, AzureVmState | BaseException]:
+        wanted = {vm_key(r.resource_group, r.name): r for r in refs}
+        self.use.rounds += 1
+        listed = self._list() if len(wanted) > self._list_pages else None
+        answers: dict[VmKey, AzureVmState | BaseException] = {}
+        for key, ref in wanted.items():
+            if listed is not None and key in listed:
+                self.use.answered_by_list += 1
+                answers[key] = AzureVmState(
+                    resource_group=ref.resource_group,
+                    name=ref.name,
+                    exists=True,
+                    power_state=listed[key],
+                )
+                continue
+            self.use.gets += 1
+            try:
+                answers[key] = self._vms.read_vm(ref)
+            except Exception as err:
+                answers[key] = err
+        return answers
+
+    def _list(self) -> dict[VmKey, str | None] | None:
+        if self.use.stopped is not None:
+            return None
+        try:
+            listed = self._vms.list_power_states()
+        except HttpResponseError as err:
+            status = err.status_code or 0
+            if 400 <= status < 500 and status != 429:
+                self._stop_lists(f"Azure refused the VM status list ({status})")
+            else:
+                log.info("the VM status list failed (%s): this round reads VM by VM", status)
+            return None
+        except Exception as err:  # a lost answer: this round reads VM by VM
+            log.info("the VM status list failed (%s): this round reads VM by VM", err)
+            return None
+        self.use.lists += 1
+        self._list_pages = max(1, listed.pages)
+        if listed.without_instance_view and not listed.power_states:
+            self._stop_lists("Azure listed the VMs without their status (statusOnly ignored)")
+            return None
+        return listed.power_states
+
+    def _stop_lists(self, why: str) -> None:
+        self.use.stopped = why
+        log.warning("%s: the verifications read Azure VM by VM", why)
