@@ -118,6 +118,8 @@ class ProcSampler(threading.Thread):
         self.cpu: dict[str, float] = {}
         self.cpu_at_start = {name: proc_cpu_seconds(pid) or 0.0 for name, pid in pids.items()}
         self.series: list[tuple[float, int, float]] = []  # worker: (t, rss KiB, cpu s)
+        # Every process: (t, cpu s), to tell what a stretch of the run cost (burst_cpu).
+        self.cpu_series: dict[str, list[tuple[float, float]]] = {name: [] for name in pids}
         self.cpu_at_approval: dict[str, float] = {}
         self._stop_event = threading.Event()
 
@@ -131,8 +133,18 @@ class ProcSampler(threading.Thread):
                 self.hwm_kib[name] = max(self.hwm_kib[name], memory.get("VmHWM", 0))
             if cpu is not None:
                 self.cpu[name] = cpu
+                self.cpu_series[name].append((now, cpu))
             if name == "worker" and memory and cpu is not None:
                 self.series.append((now, memory.get("VmRSS", 0), cpu))
+
+    def cpu_between(self, name: str, start: float, end: float) -> float:
+        """CPU seconds `name` spent from `start` to `end` (wall clock), from the samples."""
+
+        def at(moment: float) -> float:
+            before = [cpu for t, cpu in self.cpu_series[name] if t <= moment]
+            return before[-1] if before else self.cpu_at_start.get(name, 0.0)
+
+        return max(0.0, at(end) - at(start))
 
     def mark_approval(self) -> None:
         """CPU spent up to the approval: what reaching it costs per machine (bench/paper.py)."""
@@ -513,10 +525,33 @@ async def run_orchestrated(
         "loadavg_before": loadavg_before,
         "loadavg_after": loadavg_after,
     }
+    figures["verification_burst"] = verification_burst(figures, sampler, t_start, t_approve, size)
     figures["worker_series"] = [
         (round(t - t_start, 1), rss, round(cpu, 2)) for t, rss, cpu in sampler.series[::4]
     ]
     return figures
+
+
+def verification_burst(
+    figures: dict[str, Any], sampler: ProcSampler, t_start: float, t_approve: float, size: int
+) -> dict[str, Any]:
+    """What the machines cost from the first plan's failover job end to the approval: their
+    verifications, all plans at once (they fall into step), CPU-bound on this machine's cores
+    (bench/paper.py models 10,000 machines' with it)."""
+    plans = figures.get("plans_detail") or []
+    ends = [p["pre_failover"] + p["critical_path"] for p in plans if "critical_path" in p]
+    if not ends:
+        return {}
+    start = t_start + min(ends)
+    cpu = {name: round(sampler.cpu_between(name, start, t_approve), 1) for name in sampler.pids}
+    total = sum(cpu.values())
+    return {
+        "from_first_job_end": round(min(ends), 1),
+        "from_last_job_end": round(max(ends), 1),
+        "to_approval": round(t_approve - t_start, 1),
+        "cpu_seconds": cpu,
+        "cpu_seconds_per_machine": round(total / size, 4),
+    }
 
 
 def process_figures(sampler: ProcSampler, pids: dict[str, int]) -> dict[str, Any]:

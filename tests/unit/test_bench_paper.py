@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
-from bench.paper import budget_seconds
+from bench.paper import PerMachine, budget_seconds, on_paper
 
 
 def test_a_bucket_takes_its_burst_at_once_and_the_rest_at_its_rate() -> None:
@@ -25,3 +27,45 @@ def test_principals_add_buckets_up_to_the_subscriptions_cap_of_fifteen() -> None
 def test_background_reads_draw_on_their_share_of_the_bucket_only() -> None:
     # 70 % of 250 at once, then 70 % of 25 a second.
     assert budget_seconds(1_175, 250, 25.0, principals=1, share=0.7) == pytest.approx(57.14, 0.01)
+
+
+def _measured(burst_cpu: float) -> PerMachine:
+    return PerMachine(
+        size=1_000,
+        critical_path=200.0,
+        ratio=1.3,
+        reads_until_approval=2.0,
+        reads_before_failover=0.0,
+        writes_until_approval=0.01,
+        reads=7.0,
+        writes=2.0,
+        worker_cpu_until_approval=0.001,
+        worker_cpu=0.1,
+        temporal_cpu_until_approval=0.001,
+        temporal_cpu=0.1,
+        worker_rss_mib=400.0,
+        plan_history_events=1_000,
+        machine_history_events=50,
+        plan_history_kib=1_700.0,
+        machine_history_kib=17.0,
+        approval_to_reprotected=200.0,
+        critical_path_after=14.0,
+        burst_cpu=burst_cpu,
+        burst_cpu_with_lab=burst_cpu * 1.5,
+    )
+
+
+def test_the_verifications_after_the_jobs_end_take_their_cpu_on_the_cores_there_are() -> None:
+    # 0.05 CPU-s a machine, 10,000 machines on 4 cores: 125 s after the critical path.
+    figures = on_paper(_measured(0.05), 10_000, principals=15, cores=4.0)
+    assert figures["verification_tail_seconds"] == pytest.approx(125.0)
+    assert figures["to_approval"] == pytest.approx(200.0 + 125.0)
+    # On this machine the lab's processes share the cores too.
+    here = on_paper(_measured(0.05), 1_000, principals=15, cores=2.0, with_lab=True)
+    assert here["verification_tail_seconds"] == pytest.approx(37.5)
+
+
+def test_a_run_that_did_not_measure_the_tail_adds_none() -> None:
+    figures = on_paper(_measured(math.nan), 10_000, principals=15, cores=4.0)
+    assert figures["verification_tail_seconds"] == 0.0
+    assert figures["to_approval"] == pytest.approx(200.0)
