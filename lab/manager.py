@@ -83,6 +83,9 @@ class LabState(BaseModel):
     # WinRM endpoints (by host) for a hyperv one.
     vcenter_url: str = ""
     hyperv_endpoints: dict[str, str] = {}
+    # Each worker signs in as a principal of its own, named as the worker (lab up
+    # --principal-per-worker): a restarted worker keeps its name's.
+    principal_per_worker: bool = False
 
 
 def default_lab_dir() -> Path:
@@ -415,6 +418,7 @@ def lab_up(
             asr_url=asr_url,
             vcenter_url=endpoint.url if endpoint is not None else "",
             hyperv_endpoints=dict(hyperv.endpoints) if hyperv is not None else {},
+            principal_per_worker=principal_per_worker,
         )
         _write_env_file(lab_dir, settings)
         if with_worker and workers > 1 and not principal_per_worker:
@@ -426,8 +430,7 @@ def lab_up(
         for index in range(workers if with_worker else 0):
             say(f"starting failback worker {index + 1} of {workers}")
             name = "worker" if index == 0 else f"worker-{index + 1}"
-            own = {"FAILBACK_AZURE_LAB_CLIENT_ID": name} if principal_per_worker else {}
-            record(_start_worker_process(lab_dir, settings | own, name))
+            record(_start_worker_process(lab_dir, settings | _principal(state, name), name))
         state = state.model_copy(update={"processes": processes})
         (lab_dir / STATE_FILE).write_text(state.model_dump_json(indent=2))
         return state
@@ -655,6 +658,11 @@ def _start_worker_process(
     return worker
 
 
+def _principal(state: LabState, worker: str) -> dict[str, str]:
+    """The worker's own principal in a lab that gives each one (its name), else none."""
+    return {"FAILBACK_AZURE_LAB_CLIENT_ID": worker} if state.principal_per_worker else {}
+
+
 def restart_worker(lab_dir: Path | None = None) -> LabProcess:
     """Start a new worker for the running lab (after one was killed, say); returns it."""
     lab_dir = (lab_dir or default_lab_dir()).resolve()
@@ -664,7 +672,7 @@ def restart_worker(lab_dir: Path | None = None) -> LabProcess:
     for process in state.processes:
         if process.name == "worker":
             _stop(process.pid)
-    worker = _start_worker_process(lab_dir, state.settings)
+    worker = _start_worker_process(lab_dir, state.settings | _principal(state, "worker"))
     processes = [p for p in state.processes if p.name != "worker"] + [worker]
     _write_partial_state(lab_dir, processes)
     (lab_dir / STATE_FILE).write_text(

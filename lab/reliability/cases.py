@@ -70,8 +70,14 @@ HOLD_READINESS = hold_get(lambda u: "/replicationvCenters")
 # (machine revision 2): no `verifying` phase is seen when that read finds the VM up, so the
 # cases act while this read is held.
 AZURE_VM_READ = lambda u: f"/virtualMachines/{u.vms[0]}/instanceView"  # noqa: E731
-HOLD_VERIFYING = hold_get(AZURE_VM_READ)
-IN_FIRST_VERIFICATION_READ = while_held(AZURE_VM_READ, "first verification read held")
+# The verifications read Azure in rounds (activities/azure_vm_rounds.py): a machine's read is
+# its own GET, or, when several wait at once, one list of the subscription's VMs. Both are held,
+# and the case acts while whichever comes first is.
+AZURE_VM_LIST = lambda u: "/providers/Microsoft.Compute/virtualMachines"  # noqa: E731
+HOLD_VERIFYING = (hold_get(AZURE_VM_READ), hold_get(AZURE_VM_LIST))
+IN_FIRST_VERIFICATION_READ = while_held(
+    (AZURE_VM_READ, AZURE_VM_LIST), "first verification read held"
+)
 
 
 # --- crashes: kill -9 the worker at every phase of a plan that reprotects first ------------------
@@ -82,7 +88,7 @@ def crash(
     what: str,
     trigger: Any,
     action: Action = KILL_WORKER,
-    hold: Callable[[Unit], dict] | None = None,
+    hold: Callable[[Unit], dict] | tuple[Callable[[Unit], dict], ...] | None = None,
     group: str = "crash",
     unit: Unit | None = None,
 ) -> Case:
@@ -92,7 +98,7 @@ def crash(
         what=what,
         unit=unit or Unit(key, REPROTECT_FIRST),
         expect="completed",
-        arm=arm(hold) if hold is not None else None,
+        arm=None if hold is None else arm(*hold) if isinstance(hold, tuple) else arm(hold),
         trigger=trigger,
         action=action,
         disruptive=True,
@@ -415,7 +421,7 @@ VCENTER_DOWN_VERIFYING = Case(
     Unit("vcenter-down-verifying"),
     "completed",
     # The Azure side is read first: vCenter is paused before its side is read.
-    arm=arm(HOLD_VERIFYING),
+    arm=arm(*HOLD_VERIFYING),
     trigger=IN_FIRST_VERIFICATION_READ,
     action=pause_vcenter(8),
     disruptive=True,

@@ -56,6 +56,7 @@ def start_lab(
     signed_decisions: bool = False,
     extra_settings: dict[str, str] | None = None,
     workers: int = 1,
+    principal_per_worker: bool = False,
 ) -> LabState:
     shared_build = Path(".lab").resolve()
     lab_dir = root / "lab"
@@ -71,6 +72,7 @@ def start_lab(
         signed_decisions=signed_decisions,
         extra_settings=extra_settings,
         workers=workers,
+        principal_per_worker=principal_per_worker,
     )
 
 

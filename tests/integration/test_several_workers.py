@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lab.manager import lab_down
+from lab.manager import lab_down, restart_worker
 from starter.commands import plan_status
 from tests.integration.conftest import cli, lab_get, lab_settings, start_lab, until_phase
 from worker.wiring import connect_temporal
@@ -38,5 +38,28 @@ async def test_two_workers_share_a_plan_and_arm_refuses_nothing(tmp_path: Path) 
         assert len(identities) >= 2, identities
         throttled = lab_get(state, "/_lab/state")["throttled"]
         assert throttled == {"read": 0, "write": 0}
+    finally:
+        lab_down(Path(state.lab_dir), say=lambda _: None)
+
+
+def _principal_of(pid: int) -> str | None:
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    for entry in environ:
+        name, _, value = entry.decode(errors="replace").partition("=")
+        if name == "FAILBACK_AZURE_LAB_CLIENT_ID":
+            return value
+    return None
+
+
+def test_a_restarted_worker_keeps_its_own_principal(tmp_path: Path) -> None:
+    state = start_lab(tmp_path, SCENARIO, workers=2, principal_per_worker=True)
+    try:
+        by_name = {p.name: p.pid for p in state.processes}
+        assert _principal_of(by_name["worker"]) == "worker"
+        assert _principal_of(by_name["worker-2"]) == "worker-2"
+        assert "FAILBACK_ARM_BUDGET_SHARE" not in state.settings  # whole budgets each
+        replacement = restart_worker(Path(state.lab_dir))
+        assert replacement.pid != by_name["worker"]
+        assert _principal_of(replacement.pid) == "worker"
     finally:
         lab_down(Path(state.lab_dir), say=lambda _: None)
