@@ -255,6 +255,8 @@ def load(paths: list[str], architecture: str | None) -> list[PerMachine]:
                 continue
             if architecture and figures.get("architecture") != architecture:
                 continue
+            if figures.get("arm_read_share", 1.0) != 1.0:
+                continue  # an experiment with a smaller read bucket than ARM's
             found[int(figures["size"])] = PerMachine.of(figures)
     return [found[size] for size in sorted(found)]
 

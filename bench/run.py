@@ -510,6 +510,7 @@ async def run_orchestrated(
     )
     figures["architecture"] = architecture
     figures["workers"] = dataclasses.asdict(workers) | {"label": workers.label()}
+    figures["arm_read_share"] = scenarios.ARM_READ_SHARE
     # ARM's refusals as the simulator counted them, and whose budget each overdrew.
     figures["arm_refused"] = {
         "by_kind": sim_state.get("throttled", {}),
@@ -1398,6 +1399,13 @@ def main() -> None:
         "subscription's cap) instead of 1/N of one principal's",
     )
     parser.add_argument(
+        "--arm-read-share",
+        type=float,
+        default=1.0,
+        help="the principal's ARM read bucket at this share of ARM's (0.25: as many reads per "
+        "token at 1,000 machines as 4,000 would make); for experiments, not for bench.paper",
+    )
+    parser.add_argument(
         "--failover-seconds",
         type=float,
         default=scenarios.DURATIONS.failover,
@@ -1405,6 +1413,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     scenarios.DURATIONS = dataclasses.replace(scenarios.DURATIONS, failover=args.failover_seconds)
+    scenarios.ARM_READ_SHARE = args.arm_read_share
     report = asyncio.run(main_async(args))
     print(markdown(report))
 
