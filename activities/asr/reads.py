@@ -43,13 +43,14 @@ _T = TypeVar("_T")
 _In = TypeVar("_In")
 # Reads of a plan's machines in flight at once, per call.
 READ_PARALLELISM = 8
-# How old the recovery points readiness listed may be when the point selection takes them
-# instead of listing them again. A plan's selection follows the end of its readiness by seconds,
-# but within ARM's read budget the readiness of many plans at once lasts a minute or more: at
-# 1,000 machines with 30 s, readiness of plans 2-10 took ~95 s and the points of 9 machines in
-# 10 were listed twice (bench/RESULTS.md, 2026-12-04 evening). ASR makes a crash-consistent
-# point every 5 minutes at most, so a list 2 minutes old lacks one new point at most, and the
-# preview and the status show the chosen point's time.
+# How long after a readiness read ends the point selection may take the recovery points it
+# listed instead of listing them again. A plan's selection follows the end of its readiness by
+# seconds, but within ARM's read budget the readiness of many plans at once lasts minutes, and
+# its first lists are that much older (bench/RESULTS.md, 2026-12-04: counted from each list,
+# 30 s then 120 s, 9 in 10 and then every list were read twice under load). The points are for
+# R13 and for showing the chosen point: the failover itself names the newest point by kind
+# (RP-ASK), and a list a few minutes old lacks a crash-consistent point or two at most (ASR
+# makes one every 5 minutes at most); the preview and the status show the chosen point's time.
 POINTS_HANDOVER_SECONDS = 120.0
 # The providers of a failback replication policy: classic's and modernized's.
 FAILBACK_PROVIDERS = frozenset({"InMage", "InMageRcmFailback"})
@@ -227,9 +228,15 @@ class AsrReads:
             )
         ]
         items = self._items_of(vault, params.machines, params.recovery_plan)
-        machines = in_parallel(
+        read = in_parallel(
             lambda m: self._machine_facts(vault, m, items[m.item.name]), params.machines
         )
+        machines = [facts for facts, _ in read]
+        # Kept when the whole readiness read is done: its age is then how long ago the plan's
+        # readiness ended, which the point selection follows (see POINTS_HANDOVER_SECONDS).
+        for machine, (_, listed) in zip(params.machines, read, strict=True):
+            if listed is not None:
+                self._points_read_for_readiness.keep(points_key(vault, machine.item), listed)
         if t.is_hyperv_site(fabric):
             return AsrFacts(
                 architecture="hyperv",
@@ -309,7 +316,8 @@ class AsrReads:
 
     def _machine_facts(
         self, vault: VaultRef, machine: DiscoveredMachine, item: Any
-    ) -> MachineFacts:
+    ) -> tuple[MachineFacts, list[RecoveryPoint] | None]:
+        """The machine's facts, and the recovery points listed to count them (if listed)."""
         item_details = t.details(item)
         kind = t.instance_type(item)
         state = t.architecture_of_item(item, machine.vm_name).machine_state(t.item_view(item))
@@ -321,12 +329,10 @@ class AsrReads:
             or getattr(os_details, "product_type", None)
         )
         health_words = [str(e.error_message or "") for e in item.properties.health_errors or []]
-        points = 0
+        listed = None
         if state in ("replicating-back", "ready-to-fail-back"):
             listed = self.recovery_points(vault, machine.item)
-            self._points_read_for_readiness.keep(points_key(vault, machine.item), listed)
-            points = len(listed)
-        return MachineFacts(
+        facts = MachineFacts(
             item_name=machine.item.name,
             vm_name=machine.vm_name,
             os_type=os_type,
@@ -336,7 +342,7 @@ class AsrReads:
             state=state,
             protection_state=t.state(item) or None,
             replication_health=t.text(item.properties.replication_health) or None,
-            recovery_point_count=points,
+            recovery_point_count=len(listed or []),
             known_to_configuration_server=not any(
                 t.says_vm_unknown_to_configuration_server(words) for words in health_words
             ),
@@ -359,6 +365,7 @@ class AsrReads:
             managed_disks=t.text(getattr(item_details, "use_managed_disks", None)).lower()
             == "true",
         )
+        return facts, listed
 
     def _failback_policy_id(
         self, vault: VaultRef, machines: list[DiscoveredMachine], fabric: str

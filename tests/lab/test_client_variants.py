@@ -338,3 +338,58 @@ def test_the_variants_cover_every_switch() -> None:
 
     switched = set(VARIANTS["every-unknown-at-once"])
     assert set(WireSpec.model_fields) <= switched, set(WireSpec.model_fields) - switched
+
+
+def test_the_points_readiness_listed_serve_the_selection_after_a_long_readiness(
+    make_lab: Callable[..., AsrLab],
+) -> None:
+    """The hand-over counts from the end of the readiness read, which the point selection
+    follows: a readiness that lasted longer than the hand-over (its reads queued in ARM's read
+    budget) does not make the selection list every point again (bench/RESULTS.md)."""
+    from activities.handover import Handover
+
+    lab = _lab(make_lab, {})
+    azure = lab.scenario.azure
+    vault = VaultRef(resource_group=azure.resource_group, vault=azure.vault)
+    _, reads, _ = _activities(lab)
+    reads._points_read_for_readiness = Handover(1.0)
+    plan = reads.discover_recovery_plan(
+        DiscoverPlanInput(
+            vault=vault,
+            recovery_plan=PLAN,
+            recovery_resource_group="rg-r",
+            reprotect_to_azure=ReprotectToAzureOptions(
+                policy_id="p", log_storage_account_id=LOG_ACCOUNT
+            ),
+        )
+    )
+    last = plan.machines[-1].item.name
+    lab.lab(
+        "POST",
+        "/_lab/faults",
+        {
+            "kind": "delay",
+            "method": "GET",
+            "path_suffix": f"/replicationProtectedItems/{last}/recoveryPoints",
+            "seconds": 3.0,
+            "count": 1,
+        },
+    )
+
+    def point_lists() -> int:
+        return sum(1 for e in lab.journal() if e["path"].lower().endswith("/recoverypoints"))
+
+    reads.read_asr_facts(ReadAsrFactsInput(vault=vault, machines=plan.machines, recovery_plan=PLAN))
+    listed = point_lists()
+    assert listed >= len(plan.machines)  # a page or more each (the lab's pages are small)
+    points = reads.read_recovery_points(
+        ReadRecoveryPointsInput(vault=vault, machines=plan.machines)
+    )
+    assert all(m.points for m in points)
+    assert point_lists() == listed  # the others' lists were 2 s old, the hand-over 1 s
+    # Later than the hand-over after the readiness ended: listed afresh.
+    reads.read_asr_facts(ReadAsrFactsInput(vault=vault, machines=plan.machines, recovery_plan=PLAN))
+    time.sleep(1.2)
+    listed = point_lists()
+    reads.read_recovery_points(ReadRecoveryPointsInput(vault=vault, machines=plan.machines))
+    assert point_lists() > listed
