@@ -396,7 +396,6 @@ async def run_orchestrated(
     timeout: float,
     architecture: Architecture,
     workers: Workers = Workers(),
-    until_approval: bool = False,
 ) -> dict[str, Any]:
     scenario = scenarios.bench_scenario(size, architecture=architecture)
     plan_names = [p["name"] for p in scenario["azure"]["recovery_plans"]]
@@ -437,27 +436,6 @@ async def run_orchestrated(
             raise RuntimeError(f"not every plan awaits approval: {phases}")
         t_all_awaiting_seen = time.time()
         say(f"size {size}: every plan awaits approval after {t_all_awaiting_seen - t_start:.1f} s")
-
-        if until_approval:
-            t_approve = time.time()
-            sampler.mark_approval()
-            sampler.stop()
-            figures = await phase1_from_histories(
-                client,
-                settings.azure_vault or "",
-                scenario,
-                lab_get(state, "/_lab/journal"),
-                lab_get(state, "/_lab/state"),
-                t_start,
-            )
-            figures["phase_2"] = "not measured: --until-approval"
-            figures["arm_read_share"] = scenarios.ARM_READ_SHARE
-            figures["lab_start_seconds"] = lab_start_seconds
-            figures["processes"] = process_figures(sampler, pids)
-            figures["verification_burst"] = verification_burst(
-                figures, sampler, t_start, t_approve, size
-            )
-            return figures
 
         async def approve_one(run: PlanRun) -> None:
             run.approved_sent_at = time.time()
@@ -1341,7 +1319,6 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 args.timeout,
                 args.architecture,
                 Workers(args.workers, args.principal_per_worker),
-                args.until_approval,
             )
         except Exception as err:  # recorded, and the other sizes still run
             say(f"size {size}: FAILED: {type(err).__name__}: {err}")
@@ -1420,11 +1397,6 @@ def main() -> None:
         action="store_true",
         help="each worker a principal of its own (whole ARM budgets each, under the "
         "subscription's cap) instead of 1/N of one principal's",
-    )
-    parser.add_argument(
-        "--until-approval",
-        action="store_true",
-        help="stop at the approval: the figures up to it only (for experiments)",
     )
     parser.add_argument(
         "--arm-read-share",
