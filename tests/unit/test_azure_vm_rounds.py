@@ -207,3 +207,43 @@ def test_a_list_that_fails_falls_back_to_a_get_per_vm(
     compute.calls.clear()
     read_together(rounds, compute, NAMES)
     assert ("list" in compute.calls) is lists_again
+
+
+def test_a_rounds_gets_run_together_in_the_readers_lane_of_the_read_budget() -> None:
+    """Several GETs at once, as the readers' own threads made them, each in the urgent lane the
+    verification asked for (activities/arm_reads.py), not the background one."""
+    from activities.arm_reads import _URGENT, urgent_reads
+
+    compute = FakeCompute({n: "deallocated" for n in NAMES}, pages=10)
+    lanes: list[bool] = []
+    running = peak = 0
+    lock = threading.Lock()
+    plain_read = compute.read_vm
+
+    def read_vm(ref: AzureVmRef) -> AzureVmState:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+            lanes.append(_URGENT.get())
+        try:
+            time.sleep(0.05)
+            return plain_read(ref)
+        finally:
+            with lock:
+                running -= 1
+
+    compute.read_vm = read_vm  # type: ignore[method-assign]
+    rounds = AzureVmRounds(compute)
+    rounds._list_pages = 10  # a list would cost more than the round's GETs
+
+    def verify(name: str) -> AzureVmState:
+        with urgent_reads():
+            return rounds.read_vm(ref(name))
+
+    with ThreadPoolExecutor(len(NAMES)) as pool:
+        states = list(pool.map(verify, NAMES))
+    assert all(s.power_state == "deallocated" for s in states)
+    assert "list" not in compute.calls
+    assert peak > 1, "the GETs of a round ran one after the other"
+    assert lanes == [True] * len(NAMES)
