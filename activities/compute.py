@@ -6,11 +6,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, map_error
-from azure.core.rest import HttpRequest
-from azure.mgmt.core.exceptions import ARMErrorFormat
+from azure.core.exceptions import ResourceNotFoundError
 from temporalio import activity
 
+from activities import arm_json
 from activities.liveness import kept_alive
 from domain.models import AzureVmRef, AzureVmState
 
@@ -57,36 +56,22 @@ class ComputeGateway:
     def list_power_states(self) -> VmStatusList:
         """Every VM of the subscription with its power state: Compute's List All with
         statusOnly=true, whose purpose is "the run time status of all Virtual Machines in the
-        subscription". Raw JSON, as ASR's lists at scale are read (activities/asr/gateway.py)."""
+        subscription". Raw JSON (activities/arm_json.py says why)."""
         assert self.subscription_id, "a list needs the subscription"
         listed = VmStatusList()
-        url: str | None = (
+        path = (
             f"/subscriptions/{quote(self.subscription_id, safe='')}"
             "/providers/Microsoft.Compute/virtualMachines"
         )
-        params: dict[str, str] = {"statusOnly": "true"}
-        while url:
-            response = self.client.send_request(
-                HttpRequest("GET", url, params={**params, "api-version": COMPUTE_API_VERSION})
-            )
+        query = {"statusOnly": "true"}
+        for page in arm_json.json_pages(self.client, path, COMPUTE_API_VERSION, query):
             listed.pages += 1
-            if response.status_code != 200:
-                map_error(
-                    status_code=response.status_code,
-                    response=response,
-                    error_map={404: ResourceNotFoundError},
-                )
-                raise HttpResponseError(response=response, error_format=ARMErrorFormat)
-            page = response.json()
-            page = page if isinstance(page, dict) else {}
             for vm in page.get("value") or []:
                 state = _listed_state(vm)
                 if state is None:
                     listed.without_instance_view += 1
                 else:
                     listed.power_states[state[0]] = state[1]
-            # As the SDK's pagers do: the nextLink is followed with api-version set again.
-            url, params = page.get("nextLink") or None, {}
         return listed
 
 

@@ -10,18 +10,10 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-from azure.core.exceptions import (
-    ClientAuthenticationError,
-    HttpResponseError,
-    ResourceExistsError,
-    ResourceNotFoundError,
-    ResourceNotModifiedError,
-    map_error,
-)
+from azure.core.exceptions import ResourceNotFoundError
 from azure.core.polling import LROPoller
-from azure.core.rest import HttpRequest
-from azure.mgmt.core.exceptions import ARMErrorFormat
 
+from activities import arm_json
 from domain import errors
 from domain.errors import FailbackError
 from domain.models import ProtectedItemRef, VaultRef
@@ -29,14 +21,6 @@ from domain.models import ProtectedItemRef, VaultRef
 # The api-version the raw reads ask for: the SDK 2.0.0's own (tests/lab/test_wire_drift.py pins
 # both), given here rather than read from the SDK client's private configuration.
 ASR_API_VERSION = "2025-08-01"
-
-# The errors the SDK's generated GET operations raise for these statuses.
-_GET_ERRORS = {
-    304: ResourceNotModifiedError,
-    401: ClientAuthenticationError,
-    404: ResourceNotFoundError,
-    409: ResourceExistsError,
-}
 
 
 def odata_string(value: str) -> str:
@@ -181,29 +165,17 @@ class AsrGateway:
         )
 
     def list_json(self, path: str, query: dict[str, str] | None = None) -> list[dict[str, Any]]:
-        """Every page of an ASR list as JSON documents. The SDK's list operations decode each
-        element into its model (~0.6 ms each here), which lists read at scale cannot afford."""
-        documents: list[dict[str, Any]] = []
-        url: str | None = path
-        params: dict[str, str] | None = query or {}
-        while url:
-            page = self.get_json(url, params)
-            documents.extend(d for d in page.get("value") or [] if isinstance(d, dict))
-            # A nextLink may or may not carry api-version (a reality variant of the lab):
-            # as the SDK's own pagers do, it is asked for again on every page.
-            url, params = page.get("nextLink") or None, {}
-        return documents
+        """Every page of an ASR list as JSON documents (activities/arm_json.py says why raw)."""
+        return [
+            document
+            for page in arm_json.json_pages(self.client, path, ASR_API_VERSION, query)
+            for document in page.get("value") or []
+            if isinstance(document, dict)
+        ]
 
     def get_json(self, url: str, query: dict[str, str] | None = None) -> dict[str, Any]:
-        """One GET of ASR as JSON, through the client's own pipeline (credentials, retries) and
-        with the SDK's errors. The api-version is set whatever the URL carries."""
-        params = {**(query or {}), "api-version": ASR_API_VERSION}
-        response = self.client.send_request(HttpRequest("GET", url, params=params))
-        if response.status_code != 200:
-            map_error(status_code=response.status_code, response=response, error_map=_GET_ERRORS)
-            raise HttpResponseError(response=response, error_format=ARMErrorFormat)
-        document = response.json()
-        return document if isinstance(document, dict) else {}
+        """One GET of ASR as JSON, through the client's own pipeline, with the SDK's errors."""
+        return arm_json.get_json(self.client, url, ASR_API_VERSION, query)
 
     def job_document(self, vault: VaultRef, job_name: str) -> dict[str, Any]:
         """The job as ASR's JSON: a poll needs only its state, and decoding the whole `Job`
