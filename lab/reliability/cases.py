@@ -64,8 +64,8 @@ def hold_get(path_suffix: Callable[[Unit], str], seconds: float = 2.0) -> Callab
     return fault
 
 
-HOLD_DISCOVERING = hold_get(lambda u: f"/replicationRecoveryPlans/{u.plan}")
-HOLD_READINESS = hold_get(lambda u: "/replicationvCenters")
+HOLD_DISCOVERING = (hold_get(lambda u: f"/replicationRecoveryPlans/{u.plan}"),)
+HOLD_READINESS = (hold_get(lambda u: "/replicationvCenters"),)
 # The first verification read's Azure side, made by the failover's activity as its job ends
 # (machine revision 2): no `verifying` phase is seen when that read finds the VM up, so the
 # cases act while this read is held.
@@ -88,7 +88,7 @@ def crash(
     what: str,
     trigger: Any,
     action: Action = KILL_WORKER,
-    hold: Callable[[Unit], dict] | tuple[Callable[[Unit], dict], ...] | None = None,
+    holds: tuple[Callable[[Unit], dict], ...] = (),
     group: str = "crash",
     unit: Unit | None = None,
 ) -> Case:
@@ -98,7 +98,7 @@ def crash(
         what=what,
         unit=unit or Unit(key, REPROTECT_FIRST),
         expect="completed",
-        arm=None if hold is None else arm(*hold) if isinstance(hold, tuple) else arm(hold),
+        arm=arm(*holds) if holds else None,
         trigger=trigger,
         action=action,
         disruptive=True,
@@ -109,13 +109,13 @@ CRASH_DISCOVERING = crash(
     "kill-discovering",
     "worker killed while discovering (inside discover_recovery_plan, held 2 s)",
     at_plan_phase("discovering"),
-    hold=HOLD_DISCOVERING,
+    holds=HOLD_DISCOVERING,
 )
 CRASH_READINESS = crash(
     "kill-readiness",
     "worker killed while checking readiness (inside read_asr_facts, held 2 s)",
     at_plan_phase("checking-readiness"),
-    hold=HOLD_READINESS,
+    holds=HOLD_READINESS,
 )
 CRASH_REPROTECT_ONPREM_JOB = crash(
     "kill-reprotect-onprem-job",
@@ -142,7 +142,7 @@ CRASH_VERIFYING = crash(
     "worker killed during the first verification read (inside fail_over_then_read, its "
     "Azure read held 2 s)",
     IN_FIRST_VERIFICATION_READ,
-    hold=HOLD_VERIFYING,
+    holds=HOLD_VERIFYING,
 )
 CRASH_AWAITING_APPROVAL = crash(
     "kill-awaiting-approval",

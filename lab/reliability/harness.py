@@ -767,13 +767,9 @@ def at_machine_phase(phase: str) -> Trigger:
     return Trigger(f"machine {phase}", lambda snap, _j, _u: phase in snap.machine_phases().values())
 
 
-def while_held(
-    path_suffix: Callable[[Unit], str] | tuple[Callable[[Unit], str], ...], label: str
-) -> Trigger:
-    """While the request the case's hold delays is held (or once it has been): the simulator
-    takes a one-time hold off its list of faults when the request arrives. Several holds: once
-    any of them has been taken."""
-    suffixes = path_suffix if isinstance(path_suffix, tuple) else (path_suffix,)
+def while_held(suffixes: tuple[Callable[[Unit], str], ...], label: str) -> Trigger:
+    """While a request the case's holds delay is held (or once it has been): the simulator
+    takes a one-time hold off its list of faults when the request arrives."""
 
     def probe(lab: Lab, unit: Unit) -> bool:
         held = {(f.get("path_suffix") or "").lower() for f in lab.faults() if f["kind"] == "delay"}
