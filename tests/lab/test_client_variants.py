@@ -31,6 +31,7 @@ from domain.models import (
     AzureVmRef,
     AzureVmState,
     DiscoveredMachine,
+    DiscoveredPlan,
     DiscoverPlanInput,
     FailoverInput,
     ItemOperationInput,
@@ -93,6 +94,21 @@ def _lab(make_lab: Callable[..., AsrLab], wire: dict[str, Any]) -> AsrLab:
     return make_lab(fast(data, agent_registration_delay_seconds=600))
 
 
+def _discover(reads: AsrReads, vault: VaultRef, to_azure_policy: str) -> DiscoveredPlan:
+    return reads.discover_recovery_plan(
+        DiscoverPlanInput(
+            vault=vault,
+            recovery_plan=PLAN,
+            recovery_resource_group="rg-r",
+            # As FAILBACK_AZURE_LOG_STORAGE_ACCOUNT_ID gives it: these items replicate back
+            # already, so ASR no longer shows the account replication to Azure used.
+            reprotect_to_azure=ReprotectToAzureOptions(
+                policy_id=to_azure_policy, log_storage_account_id=LOG_ACCOUNT
+            ),
+        )
+    )
+
+
 def _activities(lab: AsrLab) -> tuple[AsrActivities, AsrReads, AsrWrites]:
     gateway = AsrGateway(lab.asr, lab.scenario.azure.subscription_id)
     reads, writes = AsrReads(gateway), AsrWrites(gateway)
@@ -115,18 +131,7 @@ async def test_the_client_does_the_right_thing_under_every_variant(
         for p in lab.asr.replication_policies.list(azure.resource_group, azure.vault)
         if p.name == azure.azure_policy_id
     )
-    plan = reads.discover_recovery_plan(
-        DiscoverPlanInput(
-            vault=vault,
-            recovery_plan=PLAN,
-            recovery_resource_group="rg-r",
-            # As FAILBACK_AZURE_LOG_STORAGE_ACCOUNT_ID gives it: these items replicate back
-            # already, so ASR no longer shows the account replication to Azure used.
-            reprotect_to_azure=ReprotectToAzureOptions(
-                policy_id=to_azure, log_storage_account_id=LOG_ACCOUNT
-            ),
-        )
-    )
+    plan = _discover(reads, vault, to_azure)
     groups = {m.item.name: m.replication_group for m in plan.machines}
     assert groups == {i.name: i.replication_group for i in azure.items}
 
@@ -353,16 +358,7 @@ def test_the_points_readiness_listed_serve_the_selection_after_a_long_readiness(
     vault = VaultRef(resource_group=azure.resource_group, vault=azure.vault)
     _, reads, _ = _activities(lab)
     reads._points_read_for_readiness = Handover(1.0)
-    plan = reads.discover_recovery_plan(
-        DiscoverPlanInput(
-            vault=vault,
-            recovery_plan=PLAN,
-            recovery_resource_group="rg-r",
-            reprotect_to_azure=ReprotectToAzureOptions(
-                policy_id="p", log_storage_account_id=LOG_ACCOUNT
-            ),
-        )
-    )
+    plan = _discover(reads, vault, "p")
     last = plan.machines[-1].item.name
     lab.lab(
         "POST",
