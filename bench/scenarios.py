@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain.models import Architecture
-from lab.scenario import MAX_BOOT_GROUPS, MAX_PLAN_ITEMS, Scenario
+from lab.scenario import MAX_BOOT_GROUPS, MAX_PLAN_ITEMS, Scenario, ThrottlingSpec
 
 
 @dataclass(frozen=True)
@@ -51,10 +51,11 @@ ARM_READ_SHARE = 1.0
 def arm_throttling() -> dict[str, Any]:
     if ARM_READ_SHARE == 1.0:
         return dict(ARM_AT_FACE_VALUE)
+    arm = ThrottlingSpec()  # ARM's own figures, as the simulator has them
     return {
         **ARM_AT_FACE_VALUE,
-        "read_burst": max(1, round(250 * ARM_READ_SHARE)),
-        "reads_per_second": 25.0 * ARM_READ_SHARE,
+        "read_burst": max(1, round(arm.read_burst * ARM_READ_SHARE)),
+        "reads_per_second": arm.reads_per_second * ARM_READ_SHARE,
     }
 
 
