@@ -213,12 +213,16 @@ def _arm_error(error: ArmError) -> web.Response:
 # -- scope checks -----------------------------------------------------------------------------
 
 
-def _check_vault(state: SimulatorState, m: dict[str, str]) -> None:
-    ids = state.ids
-    if m["sub"].lower() != ids.subscription.lower():
+def _check_subscription(state: SimulatorState, m: dict[str, str]) -> None:
+    if m["sub"].lower() != state.ids.subscription.lower():
         raise not_found(
             f"The subscription '{m['sub']}' could not be found.", code="SubscriptionNotFound"
         )
+
+
+def _check_vault(state: SimulatorState, m: dict[str, str]) -> None:
+    ids = state.ids
+    _check_subscription(state, m)
     if m["rg"].lower() != ids.resource_group.lower():
         raise not_found(
             f"Resource group '{m['rg']}' could not be found.", code="ResourceGroupNotFound"
@@ -665,10 +669,7 @@ async def get_policy(
 
 def _compute_vm_name(state: SimulatorState, m: dict[str, str]) -> str:
     ids = state.ids
-    if m["sub"].lower() != ids.subscription.lower():
-        raise not_found(
-            f"The subscription '{m['sub']}' could not be found.", code="SubscriptionNotFound"
-        )
+    _check_subscription(state, m)
     vm = state.azure_vm(m["vm"])
     if m["rg"].lower() != ids.recovery_resource_group.lower() or vm is None or vm.deleted_at:
         raise not_found(
@@ -700,10 +701,7 @@ async def list_all_vms(
 ) -> web.Response:
     """The subscription's VMs; with statusOnly=true, each with its instance view (as the wire
     switch vm_status_list says)."""
-    if m["sub"].lower() != state.ids.subscription.lower():
-        raise not_found(
-            f"The subscription '{m['sub']}' could not be found.", code="SubscriptionNotFound"
-        )
+    _check_subscription(state, m)
     status_only = request.query.get("statusOnly", "").lower() == "true"
     if status_only and state.wire.vm_status_list == "refused":
         raise bad_request("Query parameter statusOnly is not supported.", target="statusOnly")
