@@ -57,6 +57,11 @@ class _Ask:
     error: BaseException | None = None
 
 
+def _state(ask: _Ask) -> AzureVmState:
+    assert ask.state is not None
+    return ask.state
+
+
 @dataclass
 class ListUse:
     """What the rounds did (the tests read it): rounds, lists, the VMs lists answered, GETs."""
@@ -89,20 +94,32 @@ class AzureVmRounds:
     def read_vm(self, ref: AzureVmRef) -> AzureVmState:
         """The VM's state, read after this call began (by a list or a GET). Blocking; raises
         what its GET raised."""
-        ask = _Ask(ref)
+        answer = self.read_vms([ref])[0]
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    def read_vms(self, refs: list[AzureVmRef]) -> list[AzureVmState | BaseException]:
+        """Each VM's state (or what its GET raised), in `refs`' order, all read after this call
+        began: a plan's machines read together join a round as their verifications would."""
+        asks = [_Ask(ref) for ref in refs]
+        if not asks:
+            return []
         with self._changed:
-            self._waiting.append(ask)
+            self._waiting.extend(asks)
             if not self._round_running:
                 self._round_running = True
-                ask.leads = True
-            while not ask.leads and not ask.done:
-                self._changed.wait()
-        if not ask.done:
+                asks[0].leads = True
+        while True:
+            with self._changed:
+                while not all(a.done for a in asks) and not any(
+                    a.leads and not a.done for a in asks
+                ):
+                    self._changed.wait()
+                if all(a.done for a in asks):
+                    break
             self._lead_round()
-        if ask.error is not None:
-            raise ask.error
-        assert ask.state is not None
-        return ask.state
+        return [ask.error if ask.error is not None else _state(ask) for ask in asks]
 
     def _lead_round(self) -> None:
         with self._changed:

@@ -94,6 +94,13 @@ class VCenterReads:
         states = self._session.run(lambda si: vsphere_client.read_vm_states(si, vm_names))
         return {name: onprem_vm_state(name, states.get(name)) for name in vm_names}
 
+    def read_known_vms(self, vm_names: list[str]) -> dict[str, OnPremVmState]:
+        """The named VMs the session's name map knows, in one retrieval (a plan's first
+        verification reads of its machines: activities/verification.py); a name missing from
+        the answer is for read_vm."""
+        states = self._session.read_known_vm_states(vm_names)
+        return {name: onprem_vm_state(name, state) for name, state in states.items()}
+
     def read_facts(self) -> OnPremFacts:
         # Plans started together check readiness together: they share the read in flight
         # (one whole-inventory read of 1,000 VMs is seconds of decoding) instead of each

@@ -416,6 +416,29 @@ def read_vm_state_of(si: vim.ServiceInstance, vm: Any, *, collector: Any = None)
     return _vm_state(name, props, _entity_names(si, _vm_refs(props), collector))
 
 
+def read_vm_states_of(
+    si: vim.ServiceInstance, vms: Sequence[Any], *, collector: Any = None
+) -> list[VmState | None]:
+    """read_vm_state_of for many VMs in two retrievals (their properties, then the names of
+    their hosts and datastores), in `vms`' order. Raises ManagedObjectNotFound when one of them
+    no longer exists: the caller reads those VMs one by one."""
+    if not vms:
+        return []
+    if collector is None:
+        collector = si.RetrieveContent().propertyCollector
+    spec = _PropertyCollector.FilterSpec(
+        objectSet=[_PropertyCollector.ObjectSpec(obj=vm, skip=False) for vm in vms],
+        propSet=[_PropertyCollector.PropertySpec(type=vim.VirtualMachine, pathSet=_VM_PROPERTIES)],
+    )
+    by_id = {content.obj._moId: _props(content) for content in _retrieve_all(collector, [spec])}
+    found = [by_id.get(vm._moId, {}) for vm in vms]
+    names_by_id = _entity_names(si, [r for props in found for r in _vm_refs(props)], collector)
+    return [
+        _vm_state(props["name"], props, names_by_id) if props.get("name") is not None else None
+        for props in found
+    ]
+
+
 def _is_false(value: Any) -> bool:
     """An explicit False (an unset optional boolean counts as true, as vSphere means it)."""
     return value is False
@@ -637,6 +660,12 @@ class VCenterSession:
         """
         return self._with_retry(lambda connection: self._read_vm_state(connection, name))
 
+    def read_known_vm_states(self, names: Sequence[str]) -> dict[str, VmState]:
+        """The states of the named VMs the name map knows, read together in one retrieval; a
+        name absent from the answer (not in the map, or its reference went stale) is for
+        read_vm_state to find."""
+        return self._with_retry(lambda connection: self._read_known_vm_states(connection, names))
+
     def close(self) -> None:
         """Log out (best effort); a later call logs in again."""
         with self._session_lock:
@@ -691,6 +720,27 @@ class VCenterSession:
         state = read_vm_state_of(connection.si, refs[0], collector=connection.collector)
         # Destroyed or renamed in the instant since the map was read: no VM of that name then.
         return state if state is not None and state.name == name else None
+
+    def _read_known_vm_states(
+        self, connection: _Connection, names: Sequence[str]
+    ) -> dict[str, VmState]:
+        with self._names_lock:
+            read_at = self._names_read_at
+        if read_at is None or self._clock() - read_at > self._names_max_age:
+            self._names_read_since(connection, self._clock())
+        known = [(name, self._cached_ref(name)) for name in dict.fromkeys(names)]
+        known = [(name, ref) for name, ref in known if ref is not None]
+        try:
+            states = read_vm_states_of(
+                connection.si, [ref for _, ref in known], collector=connection.collector
+            )
+        except vmodl.fault.ManagedObjectNotFound:
+            return {}
+        return {
+            name: state
+            for (name, _), state in zip(known, states, strict=True)
+            if state is not None and state.name == name
+        }
 
     def _cached_ref(self, name: str) -> Any:
         with self._names_lock:

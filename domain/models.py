@@ -195,6 +195,11 @@ class MachineFailbackInput(_NamesOneMachine):
         description="The plan's failover job that already failed this machine over (FO-PLAN): "
         "the machine sends no failover of its own and goes on to verify",
     )
+    first_read: VerificationRead | None = Field(
+        default=None,
+        description="FO-PLAN: both sides of this machine as the plan read them when its job "
+        "ended; the machine's first verification, instead of a read of its own",
+    )
     # Hyper-V: how the failback's data syncs, and when a for-downtime failback cuts over
     # without waiting for `failback cutover` (a maintenance window); a plan passes its own.
     data_sync: DataSync = "for-synchronization"
@@ -634,6 +639,21 @@ class FailoverThenReadInput(_Model):
 class FailoverThenRead(_Model):
     operation: OperationResult
     state: VerificationRead
+
+
+class PlanFailoverThenReadInput(_Model):
+    """A plan's failover (FO-PLAN), and the first verification read of each of its machines
+    (by protected item name) to make as soon as its job has ended."""
+
+    failover: PlanFailoverInput
+    verifications: dict[str, VerificationReadInput]
+
+
+class PlanFailoverThenRead(_Model):
+    operation: OperationResult
+    states: dict[str, VerificationRead] = Field(
+        default_factory=dict, description="By protected item name, read after the job ended"
+    )
 
 
 # --- workflow state and result -------------------------------------------------------------

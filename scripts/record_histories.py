@@ -348,6 +348,13 @@ RUNS = [
         signed_decisions={"FAILBACK_FOUR_EYES": "true", "FAILBACK_APPROVERS_REQUIRED": "2"},
     ),
     StandardRun(
+        "plan-reads-first",
+        shipped("modernized.json"),
+        plan_run("plan-modern", "latest", "hana"),
+        "plan-modern (modernized) with the patch plan-reads-first-verification: the plan's "
+        "failover activity reads every machine's first verification, approved, completed",
+    ),
+    StandardRun(
         "plan-failure",
         failure_scenario,
         failing_plan,

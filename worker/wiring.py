@@ -370,6 +370,7 @@ class Activities:
             self.vsphere.read_onprem_facts,
             self.verification.read_verification_state,
             self.verification.fail_over_then_read,
+            self.verification.fail_over_plan_then_read,
             self.hyperv.read_hyperv_facts,
         ]
 

@@ -88,6 +88,29 @@ def where_it_runs(architecture: str) -> str:
 PLAN_MACHINE_VERIFIED_SIGNAL = "machine_verified"
 
 
+def verification_query(
+    machine: DiscoveredMachine, placement: MachinePlan | None
+) -> VerificationReadInput:
+    """Where the VM is looked for: vCenter, or the Hyper-V host the failback put it on (its
+    own, or for a VM ASR created again, the host readiness placed it on)."""
+    platform = architecture_named(machine.architecture).onprem_platform
+    host = machine.onprem_host
+    # With VMM, the VMM server is asked wherever it placed the VM.
+    alternate = placement is not None and placement.location == "alternate"
+    if alternate and not machine.onprem_via_vmm:
+        assert placement is not None
+        host = placement.master_target_host or host
+    return VerificationReadInput(
+        onprem=OnPremVmQuery(
+            vm_name=machine.vm_name,
+            platform=platform,
+            host=host if platform == "hyperv" else None,
+            via_vmm=machine.onprem_via_vmm,
+        ),
+        azure=machine.azure_vm,
+    )
+
+
 def machine_workflow_id(vault: str, machine: str) -> str:
     """One failback per machine and vault at a time: the id is what stops a second one."""
     return f"failback-{vault}-{machine}"
@@ -468,7 +491,9 @@ class MachineFailbackWorkflow:
         self._recovery_point = choice
         if params.failed_over_by_plan is not None:
             self._operations.append(params.failed_over_by_plan)
-            return None
+            # Where readiness placed it is where the plan's job put it (Hyper-V).
+            self._placement = params.placement
+            return params.first_read
         hyperv = self._hyperv_failback(params, machine)
         failover = FailoverInput(
             vault=params.vault,
@@ -683,24 +708,7 @@ class MachineFailbackWorkflow:
                 return
 
     def _verification_query(self, machine: DiscoveredMachine) -> VerificationReadInput:
-        """Where the VM is looked for: vCenter, or the Hyper-V host the failback put it on (its
-        own, or for a VM ASR created again, the host readiness placed it on)."""
-        platform = architecture_named(machine.architecture).onprem_platform
-        host = machine.onprem_host
-        # With VMM, the VMM server is asked wherever it placed the VM.
-        alternate = self._placement is not None and self._placement.location == "alternate"
-        if alternate and not machine.onprem_via_vmm:
-            assert self._placement is not None
-            host = self._placement.master_target_host or host
-        return VerificationReadInput(
-            onprem=OnPremVmQuery(
-                vm_name=machine.vm_name,
-                platform=platform,
-                host=host if platform == "hyperv" else None,
-                via_vmm=machine.onprem_via_vmm,
-            ),
-            azure=machine.azure_vm,
-        )
+        return verification_query(machine, self._placement)
 
     async def _read_both_sides(
         self, machine: DiscoveredMachine

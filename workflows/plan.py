@@ -23,6 +23,7 @@ from temporalio.workflow import ChildWorkflowHandle
 
 with workflow.unsafe.imports_passed_through():
     from activities.asr import AsrActivities
+    from activities.verification import VerificationActivities
     from domain import errors
     from domain.architectures import architecture_named_can_undo
     from domain.authority import Attestation
@@ -47,6 +48,8 @@ with workflow.unsafe.imports_passed_through():
         PlanFailbackInput,
         PlanFailbackResult,
         PlanFailoverInput,
+        PlanFailoverThenRead,
+        PlanFailoverThenReadInput,
         PlanMachine,
         PlanPhase,
         PlanPhaseChange,
@@ -59,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
         StandDown,
         Undo,
         UndoRequest,
+        VerificationRead,
     )
     from domain.readiness import MachinePlan, ReadinessReport, ReprotectChoice
     from domain.recovery_points import (
@@ -66,11 +70,15 @@ with workflow.unsafe.imports_passed_through():
         choose_recovery_points,
         how_to_ask,
     )
-    from workflows import search_attributes
+    from workflows import search_attributes, versioning
     from workflows.approval import wait_for_approval
     from workflows.authority import DecisionGate, who
     from workflows.calls import POINTS_TIMEOUT, cause, failures, read, write
-    from workflows.machine import MachineFailbackWorkflow, machine_workflow_id
+    from workflows.machine import (
+        MachineFailbackWorkflow,
+        machine_workflow_id,
+        verification_query,
+    )
     from workflows.steps import blocking_text, check_readiness, reprotect_to_onprem
 
 
@@ -101,6 +109,9 @@ class PlanFailbackWorkflow:
         self._cancellation: Cancellation | None = None
         self._reprotects: list[OperationResult] = []
         self._failover: OperationResult | None = None
+        # FO-PLAN: each machine's first verification read, made as the plan's job ended, until
+        # the machine is started with it.
+        self._first_reads: dict[str, VerificationRead] = {}
         self._replication: ReplicationWaitResult | None = None
         self._undo: Undo | None = None
         self._reminders = 0
@@ -398,22 +409,38 @@ class PlanFailbackWorkflow:
             f"the recovery plan's failover ({why}): ASR fails every machine over, boot group "
             "by boot group",
         )
+        failover = PlanFailoverInput(
+            vault=params.vault,
+            recovery_plan=params.recovery_plan,
+            architecture=architecture,
+            vm_names=[m.vm_name for m in plan.machines],
+            use_multi_vm_sync_point=bool(groups),
+            recovery_point_type=how_to_ask(self._choice.policy, architecture),
+            not_before=workflow.now(),
+            poll_interval_seconds=params.timings.job_poll_interval_seconds,
+        )
+        summary = f"ASR fail over recovery plan {params.recovery_plan}"
         try:
-            self._failover = await write(
-                AsrActivities.fail_over_plan,
-                PlanFailoverInput(
-                    vault=params.vault,
-                    recovery_plan=params.recovery_plan,
-                    architecture=architecture,
-                    vm_names=[m.vm_name for m in plan.machines],
-                    use_multi_vm_sync_point=bool(groups),
-                    recovery_point_type=how_to_ask(self._choice.policy, architecture),
-                    not_before=workflow.now(),
-                    poll_interval_seconds=params.timings.job_poll_interval_seconds,
-                ),
-                params.timings,
-                summary=f"ASR fail over recovery plan {params.recovery_plan}",
-            )
+            if workflow.patched(versioning.PLAN_READS_FIRST_VERIFICATION):
+                # Every machine's first verification read with the job's end: one activity,
+                # not one per machine in the burst that follows (bench/RESULTS.md).
+                done: PlanFailoverThenRead = await write(
+                    VerificationActivities.fail_over_plan_then_read,
+                    PlanFailoverThenReadInput(
+                        failover=failover,
+                        verifications={
+                            m.item.name: verification_query(m, self._placement(m))
+                            for m in plan.machines
+                        },
+                    ),
+                    params.timings,
+                    summary=summary,
+                )
+                self._failover, self._first_reads = done.operation, done.states
+            else:
+                self._failover = await write(
+                    AsrActivities.fail_over_plan, failover, params.timings, summary=summary
+                )
         except ActivityError as err:
             after = (
                 ""
@@ -565,6 +592,7 @@ class PlanFailbackWorkflow:
                 recovery_plan=params.recovery_plan,
                 discovered=machine,
                 failed_over_by_plan=self._failover,
+                first_read=self._first_reads.pop(machine.item.name, None),
                 data_sync=params.data_sync,
                 cutover_at=params.cutover_at,
                 cutover=self._cutover,

@@ -17,10 +17,10 @@ A start from the Web UI or the `temporal` CLI therefore always runs today's code
 input field that picks an older behaviour. tests/workflows/test_versioning.py checks that every
 patch id used in workflows/ is listed here and that every entry is used.
 
-Active: "authenticated-decisions" (below). Before it, no patch was active: revisions 0 and 1 of
-the machine workflow and the patches "plan-approval-only" and "concurrent-fan-out" were removed
-before the first release (only the lab had ever run them), and the stored histories were
-re-recorded.
+Active: "authenticated-decisions" and "plan-reads-first-verification" (below). Before them,
+no patch was active: revisions 0 and 1 of the machine workflow and the patches
+"plan-approval-only" and "concurrent-fan-out" were removed before the first release (only the
+lab had ever run them), and the stored histories were re-recorded.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ class Patch:
 
 
 AUTHENTICATED_DECISIONS = "authenticated-decisions"
+PLAN_READS_FIRST_VERIFICATION = "plan-reads-first-verification"
 
 ACTIVE_PATCHES: tuple[Patch, ...] = (
     Patch(
@@ -44,6 +45,14 @@ ACTIVE_PATCHES: tuple[Patch, ...] = (
         what="a failback reads its decision policy (R28-R31) from the worker at its start: one "
         "activity more before discovery",
         remove_when="no failback started before this change is open and tests/replay's "
+        "histories are re-recorded with the marker",
+    ),
+    Patch(
+        id=PLAN_READS_FIRST_VERIFICATION,
+        what="FO-PLAN: the plan's failover activity also reads every machine's first "
+        "verification as its job ends (fail_over_plan_then_read instead of fail_over_plan), "
+        "and passes each machine its read",
+        remove_when="no plan failback started before this change is open and tests/replay's "
         "histories are re-recorded with the marker",
     ),
 )

@@ -1056,6 +1056,14 @@ MODERNIZED_CRASHES = [
         group="modernized",
     ),
     crash(
+        modern("kill-first-verification-reads"),
+        "worker killed during the plan's first verification reads, as its plannedFailover job "
+        "ended (inside fail_over_plan_then_read, its Azure reads held 2 s)",
+        IN_FIRST_VERIFICATION_READ,
+        holds=HOLD_VERIFYING,
+        group="modernized",
+    ),
+    crash(
         modern("kill-awaiting-approval"),
         "worker killed while awaiting approval",
         at_plan_phase("awaiting-approval"),

@@ -174,6 +174,33 @@ def test_a_read_retrieves_only_that_vm(
     assert len(retrieved) == 3
 
 
+def test_a_plans_vms_are_read_together_in_one_retrieval(
+    activities: VSphereActivities, si: vim.ServiceInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plan's first verification reads (activities/verification.py): the VMs the name map
+    knows in one retrieval of their properties (and one of their hosts' and datastores'
+    names), each as a read of its own would show it; a name vCenter does not know is absent,
+    for the read of its own that says so."""
+    names = ["web-01", *EXTRA_VMS]
+    singly = {name: read(activities, name) for name in names}
+    retrievals: list[list[Any]] = []
+    real = vsphere_client._retrieve_all
+
+    def recording(collector: Any, specs: Any, page_size: int | None = None) -> Iterator[Any]:
+        objects: list[Any] = []
+        retrievals.append(objects)
+        for content in real(collector, specs, page_size):
+            objects.append(content.obj)
+            yield content
+
+    monkeypatch.setattr(vsphere_client, "_retrieve_all", recording)
+    together = activities._vcenter.read_known_vms([*names, "no-such-vm"])
+
+    assert together == singly
+    assert len(retrievals) == 2, "the VMs, then the names of their hosts and datastores"
+    assert sum(isinstance(ref, vim.VirtualMachine) for ref in retrievals[0]) == len(names)
+
+
 def test_a_vm_that_does_not_exist_is_not_found(activities: VSphereActivities) -> None:
     assert read(activities, "no-such-vm") == OnPremVmState(vm_name="no-such-vm", found=False)
     assert read(activities, "web-01").found

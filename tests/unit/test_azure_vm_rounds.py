@@ -247,3 +247,20 @@ def test_a_rounds_gets_run_together_in_the_readers_lane_of_the_read_budget() -> 
     assert "list" not in compute.calls
     assert peak > 1, "the GETs of a round ran one after the other"
     assert lanes == [True] * len(NAMES)
+
+
+def test_many_vms_asked_at_once_are_one_round_answered_in_order() -> None:
+    """A plan's machines read together (activities/verification.py's plan read): one round,
+    one list for them all, each answer in its place, a VM the list lacks read by its GET and
+    its error returned in its place, not raised for all."""
+    compute = FakeCompute({"a": "PowerState/deallocated", "b": "PowerState/running"})
+    compute.hide = {"b"}
+    rounds = AzureVmRounds(compute)
+    answers = rounds.read_vms([ref("b"), ref("a"), ref("gone")])
+    assert compute.calls[0] == "list" and sorted(compute.calls[1:]) == ["get b", "get gone"]
+    assert rounds.use.rounds == 1
+    first, second, third = answers
+    assert isinstance(first, AzureVmState) and first.power_state == "PowerState/running"
+    assert isinstance(second, AzureVmState) and second.power_state == "PowerState/deallocated"
+    assert isinstance(third, ResourceNotFoundError)
+    assert rounds.read_vms([]) == []

@@ -21,6 +21,8 @@ from domain.models import (
     OnPremVmQuery,
     OnPremVmState,
     OperationResult,
+    PlanFailoverInput,
+    PlanFailoverThenReadInput,
     ProtectedItemRef,
     VaultRef,
     VerificationReadInput,
@@ -175,3 +177,68 @@ async def test_a_slow_read_after_the_failover_beats_the_jobs_name() -> None:
     )
     assert done.state.onprem == ON
     assert beats and all(details == ("job-1",) for details in beats), beats
+
+
+async def test_the_plans_failover_then_reads_every_machine_together() -> None:
+    """FO-PLAN: after the plan's job, vCenter's known VMs in one batch (any other VM alone),
+    every Azure VM in one call of the rounds; a side that fails is that machine's unreadable
+    state, not the activity's failure."""
+    calls: list[Any] = []
+    names = ["web-01", "web-02", "web-03"]
+
+    class VCenter:
+        def read_known_vms(self, vm_names: list[str]) -> dict[str, OnPremVmState]:
+            calls.append(("vcenter batch", vm_names))
+            return {n: ON.model_copy(update={"vm_name": n}) for n in vm_names if n != "web-03"}
+
+        def read_vm(self, name: str) -> OnPremVmState:
+            calls.append(("vcenter alone", name))
+            return ON.model_copy(update={"vm_name": name})
+
+    class Rounds:
+        def read_vms(self, refs: list[AzureVmRef]) -> list[AzureVmState | BaseException]:
+            calls.append(("azure", [r.name for r in refs]))
+            return [
+                TimeoutError("read timed out")
+                if r.name == "web-02"
+                else OFF.model_copy(update={"name": r.name})
+                for r in refs
+            ]
+
+    class Asr:
+        async def fail_over_plan(self, params: PlanFailoverInput) -> OperationResult:
+            calls.append(("failover", params.recovery_plan))
+            return JOB
+
+    verification = VerificationActivities(Asr(), Rounds(), VCenter())  # type: ignore[arg-type]
+    queries = {
+        f"{n}-item": VerificationReadInput(
+            onprem=OnPremVmQuery(vm_name=n), azure=AzureVmRef(resource_group="rg", name=n)
+        )
+        for n in names
+    }
+    done = await ActivityEnvironment().run(
+        verification.fail_over_plan_then_read,
+        PlanFailoverThenReadInput(
+            failover=PlanFailoverInput(
+                vault=FAILOVER.vault,
+                recovery_plan="plan-erp",
+                recovery_point_type="LatestTime",
+                not_before=FAILOVER.not_before,
+            ),
+            verifications=queries,
+        ),
+    )
+    assert calls == [
+        ("failover", "plan-erp"),
+        ("azure", names),
+        ("vcenter batch", names),
+        ("vcenter alone", "web-03"),
+    ]
+    assert done.operation == JOB
+    assert sorted(done.states) == [f"{n}-item" for n in names]
+    assert all(done.states[f"{n}-item"].onprem.vm_name == n for n in names)
+    assert done.states["web-01-item"].azure.power_state == "deallocated"
+    assert (
+        done.states["web-02-item"].azure.power_state == "unreadable (TimeoutError: read timed out)"
+    )

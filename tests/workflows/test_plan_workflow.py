@@ -42,6 +42,8 @@ from domain.models import (
     OperationResult,
     PlanFailbackInput,
     PlanFailoverInput,
+    PlanFailoverThenRead,
+    PlanFailoverThenReadInput,
     ProtectedItemRef,
     ReadAsrFactsInput,
     ReadRecoveryPointsInput,
@@ -96,8 +98,11 @@ class FakePlanWorld:
         replication_group: bool = True,
         failing_plan_failover: bool = False,
         decision_rules: DecisionRules | None = None,
+        reads_to_boot: int = 2,
     ) -> None:
         self.groups = groups
+        # Reads of a VM after its failover before it reads as booted.
+        self.reads_to_boot = reads_to_boot
         self.decision_rules = decision_rules or DecisionRules()
         # db-01 and db-02 in replication group rg-db: the plan then fails over whole (FO-PLAN).
         self.replication_group = replication_group
@@ -230,7 +235,7 @@ class FakePlanWorld:
     async def read_onprem_vm(self, params: OnPremVmQuery) -> OnPremVmState:
         reads = self.failover_reads.get(params.vm_name, 0) + 1
         self.failover_reads[params.vm_name] = reads
-        booted = reads > 2  # takes a couple of polls to boot
+        booted = reads > self.reads_to_boot
         if booted and ("verified", params.vm_name) not in self.events:
             self.events.append(("verified", params.vm_name))
         return OnPremVmState(
@@ -246,6 +251,10 @@ class FakePlanWorld:
 
     @fake_of(VerificationActivities.read_verification_state)
     async def read_verification_state(self, params: VerificationReadInput) -> VerificationRead:
+        self.events.append(("verification read", params.onprem.vm_name))
+        return await self._read_both(params)
+
+    async def _read_both(self, params: VerificationReadInput) -> VerificationRead:
         return VerificationRead(
             onprem=await self.read_onprem_vm(params.onprem),
             azure=await self.read_azure_vm(params.azure),
@@ -257,6 +266,17 @@ class FakePlanWorld:
             operation=await self.fail_over(params.failover),
             state=await self.read_verification_state(params.verification),
         )
+
+    @fake_of(VerificationActivities.fail_over_plan_then_read)
+    async def fail_over_plan_then_read(
+        self, params: PlanFailoverThenReadInput
+    ) -> PlanFailoverThenRead:
+        operation = await self.fail_over_plan(params.failover)
+        states = {}
+        for item, query in params.verifications.items():
+            self.events.append(("plan's verification read", query.onprem.vm_name))
+            states[item] = await self._read_both(query)
+        return PlanFailoverThenRead(operation=operation, states=states)
 
     @fake_of(AsrActivities.commit_failover)
     async def commit_failover(self, params: ItemOperationInput) -> OperationResult:
@@ -288,6 +308,7 @@ class FakePlanWorld:
             self.read_azure_vm,
             self.read_verification_state,
             self.fail_over_then_read,
+            self.fail_over_plan_then_read,
             self.commit_failover,
             self.check_agent_registered,
             self.reprotect_to_azure,
@@ -398,6 +419,34 @@ async def test_a_plan_with_a_replication_group_fails_over_whole(env: WorkflowEnv
         operations = [op.operation for op in machine_result.status.operations]
         assert operations == ["unplannedFailover", "failoverCommit", "reProtect"]
     assert len([e for e in world.events if e[0] == "commit"]) == 4
+
+
+async def test_a_plan_failing_over_whole_reads_every_first_verification_itself(
+    env: WorkflowEnvironment,
+) -> None:
+    """FO-PLAN: the plan's failover activity reads both sides of every machine as its job ends
+    and hands each machine its read: a machine found booted makes no read of its own (one
+    activity and workflow task fewer each in the burst after the job); one found still booting
+    reads again itself, as before."""
+    world = FakePlanWorld(reads_to_boot=0)
+    async with started_plan(env, world) as handle:
+        await until_awaiting_approval(env, handle)
+        await handle.signal(PlanFailbackWorkflow.approve_commit, ApprovalRequest(approved_by="ops"))
+        result = await asyncio.wait_for(handle.result(), 60)
+    machines = sorted(n for group in GROUPS for n in group)
+    assert result.outcome == "completed"
+    assert sorted(n for kind, n in world.events if kind == "plan's verification read") == machines
+    assert not [e for e in world.events if e[0] == "verification read"]
+    for machine_result in result.machines.values():
+        verification = machine_result.status.verification
+        assert verification is not None and verification.passed
+
+    booting = FakePlanWorld(reads_to_boot=1)
+    async with started_plan(env, booting) as handle:
+        await until_awaiting_approval(env, handle)
+        await handle.signal(PlanFailbackWorkflow.approve_commit, ApprovalRequest(approved_by="ops"))
+        assert (await asyncio.wait_for(handle.result(), 60)).outcome == "completed"
+    assert sorted(n for kind, n in booting.events if kind == "verification read") == machines
 
 
 async def test_a_failed_plan_failover_starts_no_machine_and_commits_nothing(
