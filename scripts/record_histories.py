@@ -349,10 +349,11 @@ RUNS = [
     ),
     StandardRun(
         "plan-reads-first",
-        shipped("modernized.json"),
-        plan_run("plan-modern", "latest", "hana"),
-        "plan-modern (modernized) with the patch plan-reads-first-verification: the plan's "
-        "failover activity reads every machine's first verification, approved, completed",
+        shipped("recovery-plan.json"),
+        plan_run("plan-erp", "app-consistent", "hana"),
+        "plan-erp (3 boot groups, 7 machines, FO-PLAN) with the patch "
+        "plan-reads-first-verification: the plan's failover activity reads every machine's "
+        "first verification, a group found verified lets the next start, approved, completed",
     ),
     StandardRun(
         "plan-failure",

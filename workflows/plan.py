@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from domain import errors
     from domain.architectures import architecture_named_can_undo
     from domain.authority import Attestation
-    from domain.decisions import fails_over_as_plan
+    from domain.decisions import evaluate_verification, fails_over_as_plan
     from domain.models import (
         Approval,
         ApprovalPolicy,
@@ -112,6 +112,7 @@ class PlanFailbackWorkflow:
         # FO-PLAN: each machine's first verification read, made as the plan's job ended, until
         # the machine is started with it.
         self._first_reads: dict[str, VerificationRead] = {}
+        self._verified_by_plan_read: set[str] = set()
         self._replication: ReplicationWaitResult | None = None
         self._undo: Undo | None = None
         self._reminders = 0
@@ -342,6 +343,12 @@ class PlanFailbackWorkflow:
         for index, group in enumerate(plan.boot_groups):
             await self._fail_over_group(params, index, group, len(plan.boot_groups))
         self._current_group = None
+        # Every machine's own verification, before anyone may approve (R-rules on approval).
+        await workflow.wait_condition(self._all_verified)
+        if self._failed:
+            raise _PlanStopped(
+                f"a machine did not verify ({failures(self._failed)}); nothing was committed"
+            )
         approval = await self._await_approval(params)
         if approval is None:
             await self._undo_all()
@@ -391,9 +398,10 @@ class PlanFailbackWorkflow:
     async def _fail_over_whole(self, params: PlanFailbackInput, plan: DiscoveredPlan) -> None:
         """FO-PLAN: a plan holding a replication group fails over in one ASR job, which boots its
         groups in ASR's order at the point named as RP-ASK says (for a group: its common multi-VM
-        point); its machines then verify boot group by boot group. Without a group, nothing is
-        sent here: each machine fails over itself, at the point shown, when its group's turn
-        comes."""
+        point); its machines then verify boot group by boot group (a group the plan's own read at
+        the job's end found verified lets the next start at once; every machine still reports
+        its own verification before the approval). Without a group, nothing is sent here: each
+        machine fails over itself, at the point shown, when its group's turn comes."""
         if not fails_over_as_plan(plan.machines):
             return
         assert self._choice is not None
@@ -437,6 +445,14 @@ class PlanFailbackWorkflow:
                     summary=summary,
                 )
                 self._failover, self._first_reads = done.operation, done.states
+                # A machine the plan's read found verified lets its boot group's successor start
+                # without waiting for the machine's own word (it still gives it before the
+                # approval): the groups' starts no longer wait on each other's round trips.
+                self._verified_by_plan_read = {
+                    item
+                    for item, both in done.states.items()
+                    if evaluate_verification(both.onprem, both.azure, workflow.now()).passed
+                }
             else:
                 self._failover = await write(
                     AsrActivities.fail_over_plan, failover, params.timings, summary=summary
@@ -623,7 +639,12 @@ class PlanFailbackWorkflow:
         return next((m for m in report.machines if m.item_name == machine.item.name), None)
 
     def _group_settled(self, names: list[str]) -> bool:
-        return bool(self._failed) or all(n in self._verified for n in names)
+        return bool(self._failed) or all(
+            n in self._verified or n in self._verified_by_plan_read for n in names
+        )
+
+    def _all_verified(self) -> bool:
+        return bool(self._failed) or all(m.item_name in self._verified for m in self._machines)
 
     async def _stand_down_all(self, reason: str) -> None:
         async def stand_down(name: str, child: _Child) -> None:
