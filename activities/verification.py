@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import Executor
+from functools import partial
 from typing import TypeVar
 
 from temporalio import activity
@@ -115,14 +116,16 @@ class VerificationActivities:
             if is_cancelled_exception(err):
                 raise
             answers = [err] * len(refs)
-        states = []
-        for ref, answer in zip(refs, answers, strict=True):
-            if isinstance(answer, BaseException):
-                activity.logger.warning("Azure read of %s failed: %s", ref.name, answer)
-                states.append(AzureVmState.unreadable(ref, _reason(answer)))
-            else:
-                states.append(answer)
-        return states
+        return [
+            _unreadable_after(
+                answer,
+                partial(AzureVmState.unreadable, ref),
+                f"Azure read of {ref.name}",
+            )
+            if isinstance(answer, BaseException)
+            else answer
+            for ref, answer in zip(refs, answers, strict=True)
+        ]
 
     def _onprem_all(self, queries: list[OnPremVmQuery]) -> list[OnPremVmState]:
         """vCenter's VMs in one read where it can (a batch costs vCenter and the worker one
@@ -175,10 +178,15 @@ def _read_or_unreadable(
     try:
         return read()
     except Exception as err:
-        if is_cancelled_exception(err):
-            raise
-        activity.logger.warning("%s failed: %s", what, err)
-        return unreadable(_reason(err))
+        return _unreadable_after(err, unreadable, what)
+
+
+def _unreadable_after(err: BaseException, unreadable: Callable[[str], _State], what: str) -> _State:
+    """What a side that failed to read is: an unreadable state (a cancellation is raised)."""
+    if is_cancelled_exception(err):
+        raise err
+    activity.logger.warning("%s failed: %s", what, err)
+    return unreadable(_reason(err))
 
 
 def _reason(err: BaseException) -> str:

@@ -399,21 +399,10 @@ def read_vm_state_of(si: vim.ServiceInstance, vm: Any, *, collector: Any = None)
     ObjectSpec on the VM itself, no traversal), then the names of its host and datastores.
     The caller compares VmState.name with the name it expects: a reference outlives renames.
     """
-    if collector is None:
-        collector = si.RetrieveContent().propertyCollector
-    spec = _PropertyCollector.FilterSpec(
-        objectSet=[_PropertyCollector.ObjectSpec(obj=vm, skip=False)],
-        propSet=[_PropertyCollector.PropertySpec(type=vim.VirtualMachine, pathSet=_VM_PROPERTIES)],
-    )
     try:
-        contents = list(_retrieve_all(collector, [spec]))
+        return read_vm_states_of(si, [vm], collector=collector)[0]
     except vmodl.fault.ManagedObjectNotFound:
         return None
-    props = _props(contents[0]) if contents else {}
-    name = props.get("name")
-    if name is None:
-        return None
-    return _vm_state(name, props, _entity_names(si, _vm_refs(props), collector))
 
 
 def read_vm_states_of(
@@ -725,8 +714,8 @@ class VCenterSession:
         self, connection: _Connection, names: Sequence[str]
     ) -> dict[str, VmState]:
         with self._names_lock:
-            read_at = self._names_read_at
-        if read_at is None or self._clock() - read_at > self._names_max_age:
+            fresh = self._names_fresh()
+        if not fresh:
             self._names_read_since(connection, self._clock())
         known = [(name, self._cached_ref(name)) for name in dict.fromkeys(names)]
         known = [(name, ref) for name, ref in known if ref is not None]
@@ -742,10 +731,14 @@ class VCenterSession:
             if state is not None and state.name == name
         }
 
+    def _names_fresh(self) -> bool:
+        """Whether the name map is read and young enough to trust (under _names_lock)."""
+        read_at = self._names_read_at
+        return read_at is not None and self._clock() - read_at <= self._names_max_age
+
     def _cached_ref(self, name: str) -> Any:
         with self._names_lock:
-            read_at = self._names_read_at
-            if read_at is None or self._clock() - read_at > self._names_max_age:
+            if not self._names_fresh():
                 return None
             refs = self._names.get(name) or []
             return refs[0] if len(refs) == 1 else None
