@@ -22,16 +22,15 @@ lists for this worker's life; any other failure, for that round.
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from azure.core.exceptions import HttpResponseError
 
 from activities.compute import VmKey, VmStatusList, vm_key
+from activities.threads import map_in_threads
 from domain.models import AzureVmRef, AzureVmState
 
 log = logging.getLogger(__name__)
@@ -175,11 +174,7 @@ class AzureVmRounds:
             except Exception as err:
                 return err
 
-        if len(refs) <= 1:
-            return [get(ref) for ref in refs]
-        context = contextvars.copy_context()
-        with ThreadPoolExecutor(max_workers=min(GET_PARALLELISM, len(refs))) as pool:
-            return list(pool.map(lambda ref: context.copy().run(get, ref), refs))
+        return map_in_threads(get, refs, GET_PARALLELISM)
 
     def _list(self) -> dict[VmKey, str | None] | None:
         if self.use.stopped is not None:

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# A token counts as whole within this much: a wait computed to the instant a token is whole may
+# land a rounding error short of it, and a waiter must not wait for that error again.
+_ROUNDING = 1e-9
+
 
 @dataclass
 class TokenBucket:
@@ -32,17 +36,31 @@ class TokenBucket:
             return self._tokens
         return min(self.capacity, self._tokens + (now - self._at) * self.refill_per_second)
 
-    def reserve(self, now: float) -> float:
-        """Take one token for a request at `now`; return how long the request must wait for it.
+    def seconds_until(self, now: float, tokens: float) -> float:
+        """How long until the bucket holds `tokens` (at most its capacity) again: 0 when it
+        does, within a rounding error; else the wait to hold them exactly, so that a caller
+        waking then finds them."""
+        wanted = min(tokens, self.capacity)
+        held = self.available(now)
+        if held >= wanted - _ROUNDING:
+            return 0.0
+        return (wanted - held) / self.refill_per_second
 
-        Reservations are first come, first served: a token taken while the bucket is empty is
-        one the bucket has yet to refill, and later callers queue behind it."""
+    def take(self, now: float) -> None:
+        """Take one token at `now`, whole or not (the caller has checked)."""
         if self._at is not None and now > self._at:
             self._tokens = min(
                 self.capacity, self._tokens + (now - self._at) * self.refill_per_second
             )
         self._at = now if self._at is None else max(self._at, now)
         self._tokens -= 1
+
+    def reserve(self, now: float) -> float:
+        """Take one token for a request at `now`; return how long the request must wait for it.
+
+        Reservations are first come, first served: a token taken while the bucket is empty is
+        one the bucket has yet to refill, and later callers queue behind it."""
+        self.take(now)
         if self._tokens >= 0:
             return 0.0
         return -self._tokens / self.refill_per_second
@@ -56,7 +74,8 @@ class ReadBudget:
     verification), which may also draw on the rest; discovery, readiness, recovery points and
     other background reads draw on the rest, and on the share's refill while the share is full.
     Together the two lanes never exceed the bucket. Pure, like TokenBucket: the caller passes
-    the clock and waits."""
+    the clock, and waits as long as `take_or_wait` says before it asks again (who asks first
+    is the caller's choice: activities/arm_reads.ReadTurns)."""
 
     capacity: float
     refill_per_second: float
@@ -74,18 +93,28 @@ class ReadBudget:
             self.refill_per_second * (1 - self.urgent_share),
         )
 
-    def reserve(self, now: float, urgent: bool) -> float:
-        """Take one read's token at `now`; how long the read must wait for it."""
-        if not urgent:
-            # A full urgent lane would let its refill go to waste: a background read may take
-            # that token, and the lane keeps all but one of its reserve. Before a plan's
-            # failover no read is urgent, and without this its readiness had 70 % of ARM's
-            # rate only (bench/RESULTS.md, 2026-12-04 evening).
-            if self._background.available(now) < 1 and self._urgent.available(now) >= (
-                self._urgent.capacity
-            ):
-                return self._urgent.reserve(now)
-            return self._background.reserve(now)
-        if self._urgent.available(now) >= 1 or self._background.available(now) < 1:
-            return self._urgent.reserve(now)
-        return self._background.reserve(now)
+    def take_or_wait(self, now: float, urgent: bool) -> float:
+        """Take one read's token at `now` and return 0, or take nothing and return how long
+        until one of the read's lanes has a whole token. Never in debt: a reader that waits
+        keeps its place only as its caller keeps it."""
+        if urgent:
+            # A job's end or a verification: its own lane first, the rest when that is empty.
+            for lane in (self._urgent, self._background):
+                if lane.seconds_until(now, 1) == 0:
+                    lane.take(now)
+                    return 0.0
+            return min(self._urgent.seconds_until(now, 1), self._background.seconds_until(now, 1))
+        if self._background.seconds_until(now, 1) == 0:
+            self._background.take(now)
+            return 0.0
+        # A full urgent lane would let its refill go to waste: a background read may take that
+        # token, and the lane keeps all but one of its reserve. Before a plan's failover no read
+        # is urgent, and without this its readiness had 70 % of ARM's rate only (bench/
+        # RESULTS.md, 2026-12-04 evening).
+        if self._urgent.seconds_until(now, self._urgent.capacity) == 0:
+            self._urgent.take(now)
+            return 0.0
+        return min(
+            self._background.seconds_until(now, 1),
+            self._urgent.seconds_until(now, self._urgent.capacity),
+        )

@@ -5,7 +5,6 @@ activities wrap it, and the CLI's preview, check and report call it directly."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -14,6 +13,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from activities.asr import translate as t
 from activities.asr.gateway import AsrGateway
 from activities.handover import Handover
+from activities.threads import map_in_threads
 from domain import errors
 from domain.errors import FailbackError
 from domain.models import (
@@ -467,10 +467,7 @@ class AsrReads:
 def in_parallel(read: Callable[[_In], _T], inputs: Sequence[_In]) -> list[_T]:
     """Independent reads of a plan's machines, a few at a time, in the inputs' order: one after
     the other, 100 machines' round trips add up to seconds before the first failover."""
-    if len(inputs) <= 1:
-        return [read(i) for i in inputs]
-    with ThreadPoolExecutor(max_workers=min(READ_PARALLELISM, len(inputs))) as pool:
-        return list(pool.map(read, inputs))
+    return map_in_threads(read, inputs, READ_PARALLELISM)
 
 
 def points_key(vault: VaultRef, item: ProtectedItemRef) -> tuple[str, ...]:
