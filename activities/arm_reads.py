@@ -44,8 +44,9 @@ def urgent_reads() -> Iterator[None]:
 
 
 class ReadTurns:
-    """The order in which reads waiting for ARM's tokens get them: urgent reads first, then the
-    oldest work's (by when this worker first read for its workflow), then first come.
+    """The order in which reads waiting for ARM's tokens get them: each lane of the budget
+    (urgent, background) has its own line, the oldest work's reads first in it (by when this
+    worker first read for their workflow), then first come.
 
     Why the oldest work first: when 10 plans start at once their readiness needs 1,100 reads and
     ARM refills 25 a second. Served in arrival order the plans share the bucket, all finish their
@@ -53,43 +54,57 @@ class ReadTurns:
     jobs all land in one CPU-bound burst (bench/RESULTS.md, 2026-12-04 night: the tail after the
     jobs end). Served plan by plan, the first plans fail over seconds after the start, the last
     no later than before, and their jobs end apart. A waiting read holds no token: one that
-    arrives later and ranks higher goes before it."""
+    arrives later and ranks higher goes before it. An urgent read takes a background token only
+    while no background read waits, so a stream of job polls cannot starve the background."""
 
     def __init__(self, budget: ReadBudget, clock: Callable[[], float] = time.monotonic) -> None:
         self._budget = budget
         self._clock = clock
         self._lock = threading.Lock()
-        self._waiting: list[tuple[int, float, int, threading.Condition]] = []
+        self._lines: dict[bool, list[tuple[float, int, threading.Condition]]] = {
+            True: [],
+            False: [],
+        }
         self._arrivals = itertools.count()
 
     def waiting(self) -> int:
         """Reads waiting for their turn or their token."""
         with self._lock:
-            return len(self._waiting)
+            return sum(len(line) for line in self._lines.values())
 
     def take(self, urgent: bool, rank: float) -> float:
         """Wait for this read's turn and its token; return the seconds waited."""
+        line = self._lines[urgent]
         with self._lock:
             turn = threading.Condition(self._lock)
-            entry = (0 if urgent else 1, rank, next(self._arrivals), turn)
-            heapq.heappush(self._waiting, entry)
+            entry = (rank, next(self._arrivals), turn)
+            heapq.heappush(line, entry)
+            if not urgent and len(line) == 1:
+                self._wake_head(True)  # its head may no longer take background tokens
             started = self._clock()
             try:
                 while True:
                     now = self._clock()
-                    if self._waiting[0] is not entry:
+                    if line[0] is not entry:
                         turn.wait()
                         continue
-                    wait = self._budget.take_or_wait(now, urgent)
+                    wait = self._budget.take_or_wait(now, urgent, not self._lines[not urgent])
                     if wait == 0:
                         return now - started
                     turn.wait(wait)
             finally:
-                self._waiting.remove(entry)
-                heapq.heapify(self._waiting)
-                if self._waiting:
-                    # The next in line may read now, or learn how long to wait.
-                    self._waiting[0][3].notify()
+                line.remove(entry)
+                heapq.heapify(line)
+                # The next in line may read now, or learn how long to wait; an urgent head may
+                # take background tokens again once no background read waits.
+                self._wake_head(urgent)
+                if not urgent and not line:
+                    self._wake_head(True)
+
+    def _wake_head(self, urgent: bool) -> None:
+        line = self._lines[urgent]
+        if line:
+            line[0][2].notify()
 
 
 class WorkRanks:

@@ -93,16 +93,22 @@ class ReadBudget:
             self.refill_per_second * (1 - self.urgent_share),
         )
 
-    def take_or_wait(self, now: float, urgent: bool) -> float:
+    def take_or_wait(self, now: float, urgent: bool, other_lane_idle: bool = True) -> float:
         """Take one read's token at `now` and return 0, or take nothing and return how long
-        until one of the read's lanes has a whole token. Never in debt: a reader that waits
-        keeps its place only as its caller keeps it."""
+        until the read's lane (or the other, when `other_lane_idle`: no read waits in it) has a
+        whole token. Never in debt: a reader that waits keeps its place only as its caller
+        keeps it (activities/arm_reads.ReadTurns)."""
         if urgent:
-            # A job's end or a verification: its own lane first, the rest when that is empty.
-            for lane in (self._urgent, self._background):
-                if lane.seconds_until(now, 1) == 0:
-                    lane.take(now)
-                    return 0.0
+            # A job's end or a verification: its own lane first, the rest's tokens while no
+            # background read waits for them (else a stream of urgent reads would starve them).
+            if self._urgent.seconds_until(now, 1) == 0:
+                self._urgent.take(now)
+                return 0.0
+            if not other_lane_idle:
+                return self._urgent.seconds_until(now, 1)
+            if self._background.seconds_until(now, 1) == 0:
+                self._background.take(now)
+                return 0.0
             return min(self._urgent.seconds_until(now, 1), self._background.seconds_until(now, 1))
         if self._background.seconds_until(now, 1) == 0:
             self._background.take(now)
@@ -110,7 +116,7 @@ class ReadBudget:
         # A full urgent lane would let its refill go to waste: a background read may take that
         # token, and the lane keeps all but one of its reserve. Before a plan's failover no read
         # is urgent, and without this its readiness had 70 % of ARM's rate only (bench/
-        # RESULTS.md, 2026-12-04 evening).
+        # RESULTS.md, 2026-12-04 evening). A full lane has no urgent read waiting.
         if self._urgent.seconds_until(now, self._urgent.capacity) == 0:
             self._urgent.take(now)
             return 0.0

@@ -7,7 +7,7 @@ measured: from the runs at 100 and 1,000 (their per-machine CPU, reads, writes, 
 sizes, and how those grew from 100 to 1,000), ARM's documented budgets, and the critical path.
 Every figure this prints for 10,000 says so.
 
-    .venv/bin/python -m bench.paper RUN.json [RUN.json ...] [--size 10000] [--principals N]
+    .venv/bin/python -m bench.paper RUN.json [RUN.json ...] [--size 10000] [--plans-together]
 """
 
 from __future__ import annotations
@@ -123,6 +123,22 @@ def budget_seconds(
     return max(0.0, (requests - burst * usable) / (rate * usable))
 
 
+def verification_tail(
+    burst_cpu: float, size: int, cores: float, read_wait: float, plan_by_plan: bool
+) -> float:
+    """Seconds of verification CPU still to do when the last plan's job ends. Since 2974c6f the
+    reads before the failovers are served plan by plan (activities/arm_reads.ReadTurns): the
+    plans' jobs end `read_wait / plans` apart, and each plan's burst (`burst_cpu` a machine)
+    overlaps the next only when it lasts longer than that. Before, every plan waited to the end
+    of the read bucket's wait and all verified at once."""
+    if not plan_by_plan:
+        return burst_cpu * size / cores
+    plans = max(1, math.ceil(size / MACHINES_PER_PLAN))
+    per_plan = burst_cpu * min(size, MACHINES_PER_PLAN) / cores
+    apart = read_wait / plans
+    return max(per_plan, plans * per_plan - (plans - 1) * apart)
+
+
 def on_paper(
     large: PerMachine,
     size: int,
@@ -130,6 +146,7 @@ def on_paper(
     cores: float,
     background_share: float = BACKGROUND_SHARE,
     with_lab: bool = False,
+    plan_by_plan: bool = True,
 ) -> dict[str, float]:
     """`size` machines from the per-machine costs of the largest measured run, taken as they
     were there (the costs per machine measured at 100 and 1,000 are shown beside them).
@@ -145,10 +162,10 @@ def on_paper(
     before = budget_seconds(background, READ_BURST, READS_PER_SECOND, principals, background_share)
     write_wait = budget_seconds(writes_until, WRITE_BURST, WRITES_PER_SECOND, principals)
     cpu_wait = cpu_until / cores
-    # After the jobs end, every machine verifies at once: CPU-bound (bench/RESULTS.md). A run
+    # After a plan's job ends, its machines verify at once: CPU-bound (bench/RESULTS.md). A run
     # that did not measure it adds nothing here, and the ratio is a lower bound.
     burst = large.burst_cpu_with_lab if with_lab else large.burst_cpu
-    tail = 0.0 if math.isnan(burst) else burst * size / cores
+    tail = 0.0 if math.isnan(burst) else verification_tail(burst, size, cores, before, plan_by_plan)
     to_approval = max(max(before, write_wait) + critical + tail, cpu_wait)
     after_writes = budget_seconds(writes_after, WRITE_BURST, WRITES_PER_SECOND, principals)
     # After the approval the commits and re-protects read too (each finds its job, the agent's
@@ -178,6 +195,7 @@ def markdown(
     size: int,
     cores: float,
     background_share: float = BACKGROUND_SHARE,
+    plan_by_plan: bool = True,
 ) -> str:
     lines = [
         f"Per machine, measured at {small.size:,} and {large.size:,} machines; the figures for "
@@ -226,8 +244,10 @@ def markdown(
         "|---|---|---|---|---|---|---|---|",
     ]
     for principals in (1, 4, 8, 15):
-        here = on_paper(large, size, principals, cores, background_share)
-        f = on_paper(large, size, principals, 2.0 * principals, background_share)
+        here = on_paper(large, size, principals, cores, background_share, plan_by_plan=plan_by_plan)
+        f = on_paper(
+            large, size, principals, 2.0 * principals, background_share, plan_by_plan=plan_by_plan
+        )
         lines.append(
             f"| {principals} | {f['reads_before_failover']:,.0f} | "
             f"{f['read_budget_seconds']:,.0f} s | {here['cpu_bound_seconds']:,.0f} s; "
@@ -237,8 +257,12 @@ def markdown(
             f"{f['after_approval_write_budget_seconds']:,.0f} s; "
             f"{f['after_approval_read_budget_seconds']:,.0f} s |"
         )
-    f = on_paper(large, size, SUBSCRIPTION_MULTIPLIER, cores, background_share)
-    check = on_paper(large, large.size, 1, cores, background_share, with_lab=True)
+    f = on_paper(
+        large, size, SUBSCRIPTION_MULTIPLIER, cores, background_share, plan_by_plan=plan_by_plan
+    )
+    check = on_paper(
+        large, large.size, 1, cores, background_share, with_lab=True, plan_by_plan=plan_by_plan
+    )
     lines += [
         "",
         f"CPU to reach the approval at {size:,}: {f['cpu_seconds_until_approval']:,.0f} CPU-s "
@@ -277,6 +301,11 @@ def main() -> None:
         "--cores", type=float, default=2.0, help="cores for the workers and Temporal"
     )
     parser.add_argument("--background-share", type=float, default=BACKGROUND_SHARE)
+    parser.add_argument(
+        "--plans-together",
+        action="store_true",
+        help="runs before 2974c6f: every plan failed over after the whole read wait, together",
+    )
     args = parser.parse_args()
     measured = load(args.runs, args.architecture)
     if len(measured) < 2:
@@ -284,7 +313,16 @@ def main() -> None:
             f"bench.paper needs runs at two sizes of {args.architecture}; found "
             f"{[m.size for m in measured]} in {args.runs}"
         )
-    print(markdown(measured[0], measured[-1], args.size, args.cores, args.background_share))
+    print(
+        markdown(
+            measured[0],
+            measured[-1],
+            args.size,
+            args.cores,
+            args.background_share,
+            plan_by_plan=not args.plans_together,
+        )
+    )
 
 
 if __name__ == "__main__":

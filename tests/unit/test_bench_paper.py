@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from bench.paper import PerMachine, budget_seconds, on_paper
+from bench.paper import PerMachine, budget_seconds, on_paper, verification_tail
 
 
 def test_a_bucket_takes_its_burst_at_once_and_the_rest_at_its_rate() -> None:
@@ -69,3 +69,13 @@ def test_a_run_that_did_not_measure_the_tail_adds_none() -> None:
     figures = on_paper(_measured(math.nan), 10_000, principals=15, cores=4.0)
     assert figures["verification_tail_seconds"] == 0.0
     assert figures["to_approval"] == pytest.approx(200.0)
+
+
+def test_plans_failing_over_one_after_another_verify_apart() -> None:
+    # 100 plans whose reads before the failovers take 400 s fail over 4 s apart: a plan's
+    # verifications (0.05 CPU-s x 100 machines on 2 cores = 2.5 s) are over before the next's.
+    assert verification_tail(0.05, 10_000, 2.0, 400.0, plan_by_plan=True) == pytest.approx(2.5)
+    # With 1 s apart the bursts pile up: 100 x 2.5 s of work, 99 s of it done in between.
+    assert verification_tail(0.05, 10_000, 2.0, 100.0, plan_by_plan=True) == pytest.approx(151.0)
+    # Before plan by plan (runs before 2974c6f), every plan verified at once.
+    assert verification_tail(0.05, 10_000, 2.0, 400.0, plan_by_plan=False) == pytest.approx(250.0)
