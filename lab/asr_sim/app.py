@@ -730,10 +730,8 @@ def _parse_body(raw: bytes) -> Any:
 
 
 async def _dispatch(request: web.Request, state: SimulatorState, raw: bytes) -> web.Response:
-    tokens = request.app[TOKENS_KEY]
     auth = request.headers.get("Authorization", "")
-    scheme, _, token = auth.partition(" ")
-    principal = tokens.principal(token.strip()) if scheme.lower() == "bearer" and token else None
+    principal = _principal_of(request)
     if principal is None:
         reason = "missing" if not auth else "invalid or expired"
         raise ArmError(
@@ -867,9 +865,18 @@ def _record(
             "body": _parse_body(raw),
             "status": status,
             "time": iso(received),
+            # Whose bucket the request drew on: the bench replays ARM's buckets per principal.
+            "principal": _principal_of(request),
             **extra,
         }
     )
+
+
+def _principal_of(request: web.Request) -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return request.app[TOKENS_KEY].principal(token.strip())
 
 
 def _drop(request: web.Request) -> web.Response:
