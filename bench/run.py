@@ -173,6 +173,7 @@ def start_bench_lab(
     with_worker: bool,
     workers: int = 1,
     principal_per_worker: bool = False,
+    worker_settings: dict[str, str] | None = None,
 ) -> LabState:
     # The simulator powers VMs on by their kept vCenter id, not by reading the whole inventory
     # (lab/asr_sim/effects.py): at 1,000 VMs the latter made the lab, not the orchestrator, the
@@ -194,6 +195,7 @@ def start_bench_lab(
         say=lambda text: say(f"  lab: {text}"),
         workers=workers,
         principal_per_worker=principal_per_worker,
+        extra_settings=worker_settings,
     )
 
 
@@ -399,12 +401,24 @@ class Workers:
 
     count: int = 1
     principal_each: bool = False
+    # FAILBACK_MAX_CACHED_WORKFLOWS for each worker; None keeps the product's default.
+    cached_workflows: int | None = None
 
     def label(self) -> str:
+        cache = (
+            ""
+            if self.cached_workflows is None
+            else f", {self.cached_workflows} cached workflows each"
+        )
         if self.count == 1:
-            return "1 worker"
+            return f"1 worker{cache}"
         how = "a principal each" if self.principal_each else "one principal, budgets split"
-        return f"{self.count} workers, {how}"
+        return f"{self.count} workers, {how}{cache}"
+
+    def settings(self) -> dict[str, str]:
+        if self.cached_workflows is None:
+            return {}
+        return {"FAILBACK_MAX_CACHED_WORKFLOWS": str(self.cached_workflows)}
 
 
 async def run_orchestrated(
@@ -425,6 +439,7 @@ async def run_orchestrated(
         with_worker=True,
         workers=workers.count,
         principal_per_worker=workers.principal_each,
+        worker_settings=workers.settings(),
     )
     lab_start_seconds = time.time() - began
     pids = {p.name: p.pid for p in state.processes}
@@ -1347,7 +1362,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 args.keep_lab,
                 args.timeout,
                 args.architecture,
-                Workers(args.workers, args.principal_per_worker),
+                Workers(args.workers, args.principal_per_worker, args.cached_workflows),
             )
         except Exception as err:  # recorded, and the other sizes still run
             say(f"size {size}: FAILED: {type(err).__name__}: {err}")
@@ -1426,6 +1441,13 @@ def main() -> None:
         action="store_true",
         help="each worker a principal of its own (whole ARM budgets each, under the "
         "subscription's cap) instead of 1/N of one principal's",
+    )
+    parser.add_argument(
+        "--cached-workflows",
+        type=int,
+        default=None,
+        help="FAILBACK_MAX_CACHED_WORKFLOWS for each worker (default: the product's); a "
+        "workflow out of the cache is replayed from its history at its next task",
     )
     parser.add_argument(
         "--arm-read-share",

@@ -150,10 +150,36 @@ async def _start_once(
         ) from err
 
 
+# A status query only reads. One the worker failed to answer is asked again: at 10,000 machines
+# on 2 cores a worker replaying a plan's long history outran the SDK's 2 s deadlock limit
+# (bench/RESULTS.md), and the same query a moment later was answered.
+QUERY_ATTEMPTS = 3
+QUERY_RETRY_SECONDS = 2.0
+
+
+async def ask_status(
+    handle: WorkflowHandle[Any, Any], query: Any, rpc_timeout: timedelta | None = None
+) -> Any:
+    for attempt in range(1, QUERY_ATTEMPTS + 1):
+        try:
+            return await handle.query(query, rpc_timeout=rpc_timeout)
+        except WorkflowQueryFailedError as err:
+            if attempt == QUERY_ATTEMPTS:
+                raise CommandError(
+                    f"the status query of {handle.id} failed {QUERY_ATTEMPTS} times: {err}. "
+                    "Either the worker is short of CPU (it replays a long history past the SDK's "
+                    "deadlock limit: give it a core, more workers or a larger "
+                    "FAILBACK_MAX_CACHED_WORKFLOWS) or it runs another version than this CLI; "
+                    "the worker's log says which. Try again when it is fixed"
+                ) from err
+            await asyncio.sleep(QUERY_RETRY_SECONDS * attempt)
+    raise AssertionError("unreachable")
+
+
 async def machine_status(client: Client, workflow_id: str) -> MachineStatus:
     handle = client.get_workflow_handle(workflow_id)
     try:
-        return await handle.query(MachineFailbackWorkflow.status)
+        return await ask_status(handle, MachineFailbackWorkflow.status)
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             raise CommandError(
@@ -462,7 +488,11 @@ async def _approval_answer(
     refused_before = len(before.rejected_approvals)
     deadline = asyncio.get_running_loop().time() + DECISION_ANSWER_SECONDS
     while asyncio.get_running_loop().time() < deadline:
-        now = await read_status()
+        try:
+            now = await read_status()
+        except CommandError:
+            # The approval is sent: a status the worker cannot answer now does not unsend it.
+            break
         if len(now.rejected_approvals) > refused_before:
             raise CommandError(f"not approved: {now.rejected_approvals[-1].reason}")
         if now.approval is not None:
@@ -597,7 +627,7 @@ async def workflow_kind(client: Client, workflow_id: str) -> str:
 
 
 async def plan_status(client: Client, workflow_id: str) -> PlanStatus:
-    return await client.get_workflow_handle(workflow_id).query(PlanFailbackWorkflow.status)
+    return await ask_status(client.get_workflow_handle(workflow_id), PlanFailbackWorkflow.status)
 
 
 def web_ui_link(settings: Settings, workflow_id: str) -> str | None:
@@ -651,12 +681,7 @@ async def _describe_if_any(client: Client, workflow_id: str) -> WorkflowExecutio
 
 async def _query(handle: WorkflowHandle[Any, Any], query: Any, queue: str) -> Any:
     try:
-        return await handle.query(query, rpc_timeout=QUERY_TIMEOUT)
-    except WorkflowQueryFailedError as err:
-        raise CommandError(
-            f"the status query of {handle.id} failed: {err}. The worker's log says why; check "
-            "that the worker runs the same version as this CLI"
-        ) from err
+        return await ask_status(handle, query, QUERY_TIMEOUT)
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             raise
