@@ -1018,9 +1018,9 @@ def container_mapping_resources(state: SimulatorState) -> list[dict[str, Any]]:
 def compute_vm_resource(
     state: SimulatorState, vm_name: str, *, with_instance_view: bool
 ) -> dict[str, Any]:
-    vm = state.azure_vm(vm_name)
-    assert vm is not None
-    item = next(i for i in state.items.values() if i.azure_vm is vm)
+    item = state.item_of_azure_vm(vm_name)
+    assert item is not None
+    vm = item.azure_vm
     properties: dict[str, Any] = {
         "vmId": vm.vm_id,
         "provisioningState": "Succeeded",
@@ -1050,37 +1050,35 @@ def compute_vm_resource(
     }
 
 
-def compute_vm_list(state: SimulatorState, *, with_instance_view: bool) -> list[dict[str, Any]]:
-    """The subscription's VMs as Compute's List All answers them: with statusOnly=true, only the
-    identity and the instance view (the shape of its spec's model with the other properties
-    unset)."""
-    listed = []
-    for item in state.items.values():
-        vm = item.azure_vm
-        if vm.deleted_at is not None:
-            continue
-        properties: dict[str, Any] = {"vmId": vm.vm_id}
-        if with_instance_view:
-            properties["instanceView"] = _instance_view_of(state, item, vm)
-        else:
-            properties["provisioningState"] = "Succeeded"
-        listed.append(
-            {
-                "id": state.ids.compute_vm(vm.name),
-                "name": vm.name,
-                "type": "Microsoft.Compute/virtualMachines",
-                "location": state.scenario.azure.location,
-                "properties": properties,
-            }
-        )
-    return listed
+def compute_vms_listed(state: SimulatorState) -> list[Any]:
+    """The items whose Azure VM Compute's List All shows (a deleted one is gone), in its order."""
+    return [item for item in state.items.values() if item.azure_vm.deleted_at is None]
+
+
+def compute_vm_listed(
+    state: SimulatorState, item: Any, *, with_instance_view: bool
+) -> dict[str, Any]:
+    """One VM as Compute's List All answers it: with statusOnly=true, only the identity and the
+    instance view (the shape of its spec's model with the other properties unset)."""
+    vm = item.azure_vm
+    properties: dict[str, Any] = {"vmId": vm.vm_id}
+    if with_instance_view:
+        properties["instanceView"] = _instance_view_of(state, item, vm)
+    else:
+        properties["provisioningState"] = "Succeeded"
+    return {
+        "id": state.ids.compute_vm(vm.name),
+        "name": vm.name,
+        "type": "Microsoft.Compute/virtualMachines",
+        "location": state.scenario.azure.location,
+        "properties": properties,
+    }
 
 
 def instance_view(state: SimulatorState, vm_name: str) -> dict[str, Any]:
-    vm = state.azure_vm(vm_name)
-    assert vm is not None
-    item = next(i for i in state.items.values() if i.azure_vm is vm)
-    return _instance_view_of(state, item, vm)
+    item = state.item_of_azure_vm(vm_name)
+    assert item is not None
+    return _instance_view_of(state, item, item.azure_vm)
 
 
 def _instance_view_of(state: SimulatorState, item: Any, vm: Any) -> dict[str, Any]:
