@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import os
+import queue
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -123,6 +124,9 @@ class PyVmomiVCenterEffects:
         self.power_on_by_id = power_on_by_id
         self._vm_ids: dict[str, str] = {}
         self._vm_ids_lock = threading.Lock()
+        # Signed-in sessions kept between effects: a session per effect (TLS handshake, login,
+        # logout) was the simulator's largest cost at 10,000 power-ons (bench/RESULTS.md).
+        self._idle_sessions: queue.SimpleQueue[Any] = queue.SimpleQueue()
 
     async def power_on(self, vm_name: str) -> None:
         self.calls.append(RecordedEffect("power_on", vm_name, utcnow()))
@@ -217,22 +221,41 @@ class PyVmomiVCenterEffects:
         # vCenter never needs.
         import activities.vsphere_client as vsphere_client
 
-        target = self._target
-        try:
-            # The lab's vcsim has a self-signed certificate.
-            si = vsphere_client.connect(
-                target.host, target.port, target.user, target.password, verify_tls=False
-            )
-        except Exception as err:
-            raise VCenterEffectError(
-                f"cannot connect to vCenter {target.host}:{target.port}: {err}"
-            ) from err
+        si = self._signed_in_idle_session()
+        if si is None:
+            target = self._target
+            try:
+                # The lab's vcsim has a self-signed certificate.
+                si = vsphere_client.connect(
+                    target.host, target.port, target.user, target.password, verify_tls=False
+                )
+            except Exception as err:
+                raise VCenterEffectError(
+                    f"cannot connect to vCenter {target.host}:{target.port}: {err}"
+                ) from err
         try:
             yield si
-        finally:
-            # A failed logout must not hide the outcome of the effect.
+        except BaseException:
+            # A session an effect failed in is not trusted again; a failed logout must not hide
+            # the outcome of the effect.
             with contextlib.suppress(Exception):
                 vsphere_client.disconnect(si)
+            raise
+        self._idle_sessions.put(si)
+
+    def _signed_in_idle_session(self) -> Any | None:
+        """A kept session that vCenter still knows (one it forgot, after a restart say, is
+        dropped), or None."""
+        while True:
+            try:
+                si = self._idle_sessions.get_nowait()
+            except queue.Empty:
+                return None
+            try:
+                if si.content.sessionManager.currentSession is not None:
+                    return si
+            except Exception:
+                pass
 
 
 class _StaleVmId(LookupError):

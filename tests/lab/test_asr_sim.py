@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -724,3 +725,52 @@ def test_arm_buckets_refuse_an_overdrawn_principal_with_429_and_retry_after(
     time.sleep(2.1)
     assert requests.get(url, headers=auth, verify=ca, timeout=10).status_code == 200
     assert lab.state()["throttled"] == {"read": 2, "write": 0}
+
+
+async def test_vcenter_effects_keep_a_signed_in_session_and_drop_a_failed_or_forgotten_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import activities.vsphere_client as client
+    import lab.vcenter_client as writes
+
+    class Session:
+        """A fake pyVmomi service instance (by name): whether vCenter still knows it."""
+
+        def __init__(self) -> None:
+            self.content = SimpleNamespace(sessionManager=SimpleNamespace(currentSession="s"))
+
+        def forget(self) -> None:
+            self.content.sessionManager.currentSession = None
+
+    opened: list[Session] = []
+    closed: list[Session] = []
+    used: list[Session] = []
+
+    def connect(host: str, port: int, user: str, password: str, verify_tls: bool = True) -> Session:
+        opened.append(Session())
+        return opened[-1]
+
+    def power_on_vm(si: Session, name: str) -> str:
+        used.append(si)
+        if name == "ghost":
+            raise client.VmNotFoundError(name)
+        return "poweredOn"
+
+    monkeypatch.setattr(client, "connect", connect)
+    monkeypatch.setattr(client, "disconnect", closed.append)
+    monkeypatch.setattr(writes, "power_on_vm", power_on_vm)
+    effects = PyVmomiVCenterEffects(parse_vcenter_url("https://127.0.0.1:8989/sdk", "u", "pw"))
+
+    await effects.power_on("web-01")
+    await effects.power_on("web-02")
+    assert len(opened) == 1 and used == [opened[0], opened[0]]  # one login for both
+
+    with pytest.raises(VCenterEffectError, match="ghost"):
+        await effects.power_on("ghost")
+    assert closed == [opened[0]]  # not trusted again after a failure
+    await effects.power_on("web-03")
+    assert len(opened) == 2 and used[-1] is opened[1]
+
+    opened[1].forget()  # vCenter restarted, say
+    await effects.power_on("web-04")
+    assert len(opened) == 3 and used[-1] is opened[2]
