@@ -462,7 +462,7 @@ class SimulatorState:
                 committed_state=self.wire.modernized_committed_state,
             )
         # Azure VM reads look their item up by name: a scan of every item made each read
-        # O(items), at 10,000 machines the simulator's largest cost on the bench's 2 cores.
+        # O(items) (10,000 at the bench's largest size).
         self._by_azure_vm = {item.azure_vm.name.lower(): item for item in self.items.values()}
         self._running: set[asyncio.Task[None]] = set()
 
