@@ -98,8 +98,8 @@ class ReadTurns:
                 # The next in line may read now, or learn how long to wait; an urgent head may
                 # take background tokens again once no background read waits.
                 self._wake_head(urgent)
-                if not urgent and not line:
-                    self._wake_head(True)
+                if not line:
+                    self._wake_head(not urgent)
 
     def _wake_head(self, urgent: bool) -> None:
         line = self._lines[urgent]

@@ -116,7 +116,10 @@ class ReadBudget:
         # A full urgent lane would let its refill go to waste: a background read may take that
         # token, and the lane keeps all but one of its reserve. Before a plan's failover no read
         # is urgent, and without this its readiness had 70 % of ARM's rate only (bench/
-        # RESULTS.md, 2026-12-04 evening). A full lane has no urgent read waiting.
+        # RESULTS.md, 2026-12-04 evening). Only while no urgent read waits: one waiting for its
+        # lane's next token would lose it to the background just as the lane fills.
+        if not other_lane_idle:
+            return self._background.seconds_until(now, 1)
         if self._urgent.seconds_until(now, self._urgent.capacity) == 0:
             self._urgent.take(now)
             return 0.0

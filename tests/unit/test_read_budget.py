@@ -80,3 +80,18 @@ def test_background_reads_have_arms_whole_rate_while_nothing_is_urgent() -> None
     assert last - 2399 / 24.0 < 10.0
     # The urgent lane kept all but one of its reserve.
     assert budget.take_or_wait(100.0, urgent=True) == 0.0
+
+
+def test_a_background_read_does_not_take_the_token_an_urgent_read_waits_for() -> None:
+    # A bucket of one token: the urgent lane holds it, the background lane has none at first.
+    budget = ReadBudget(capacity=1, refill_per_second=20)
+    while budget.take_or_wait(0.0, urgent=True) == 0:
+        pass
+    while budget.take_or_wait(0.0, urgent=False) == 0:
+        pass
+    later = 10.0  # both lanes full again
+    assert budget.take_or_wait(later, urgent=False, other_lane_idle=False) == 0.0  # its own
+    # The background lane is empty, the urgent lane full: with an urgent read waiting, the
+    # background waits for its own lane; with none, it may take the urgent lane's token.
+    assert budget.take_or_wait(later, urgent=False, other_lane_idle=False) > 0
+    assert budget.take_or_wait(later, urgent=True, other_lane_idle=False) == 0.0
