@@ -46,7 +46,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from bench import baseline, scenarios
 from bench.paper import READ_BURST, READS_PER_SECOND, WRITE_BURST, WRITES_PER_SECOND
@@ -461,7 +461,10 @@ async def run_orchestrated(
     timeout: float,
     architecture: Architecture,
     workers: Workers = Workers(),
+    checkpoint: Callable[[dict[str, Any]], None] = lambda _: None,
 ) -> dict[str, Any]:
+    """One size's figures; `checkpoint` gets those up to the approval before it is sent, so
+    that a run which fails after it (at 10,000 on two cores) still leaves them."""
     scenario = scenarios.bench_scenario(size, architecture=architecture)
     plan_names = [p["name"] for p in scenario["azure"]["recovery_plans"]]
     say(f"size {size} ({architecture}): {len(plan_names)} plan(s), starting a fresh lab")
@@ -503,6 +506,21 @@ async def run_orchestrated(
         t_all_awaiting_seen = time.time()
         say(f"size {size}: every plan awaits approval after {t_all_awaiting_seen - t_start:.1f} s")
 
+        sampler.mark_approval()
+        checkpoint(
+            at_the_approval(
+                size,
+                lab_get(state, "/_lab/journal"),
+                lab_get(state, "/_lab/state"),
+                t_start=t_start,
+                t_all_awaiting_seen=t_all_awaiting_seen,
+            )
+            | {
+                "architecture": architecture,
+                "workers": dataclasses.asdict(workers) | {"label": workers.label()},
+                "processes": process_figures(sampler, pids),
+            }
+        )
         approving = asyncio.Semaphore(APPROVALS_AT_ONCE)
 
         async def approve_one(run: PlanRun) -> None:
@@ -511,7 +529,6 @@ async def run_orchestrated(
                 await approve_as_an_operator_would(client, run.workflow_id)
 
         t_approve = time.time()
-        sampler.mark_approval()
         await asyncio.gather(*(approve_one(run) for run in runs))
         try:
             results = await wait_results(client, runs, pids["worker"], timeout)
@@ -602,6 +619,54 @@ async def run_orchestrated(
     return figures
 
 
+FAILOVER_SCENARIOS = {"PlannedFailover", "UnplannedFailover"}
+
+
+def at_the_approval(
+    size: int,
+    journal: list[dict[str, Any]],
+    sim_state: dict[str, Any],
+    *,
+    t_start: float,
+    t_all_awaiting_seen: float,
+) -> dict[str, Any]:
+    """What the bench knows when every plan awaits approval, without the workflows' results:
+    the time it saw, the failover jobs as the simulator ran them, ASR's requests so far. The
+    ratio here is against the longest failover job, the critical path of a plan that fails over
+    in one job (modernized); analyse() gives the per-group critical path when the plans end."""
+    failovers = [
+        j["properties"]
+        for j in sim_state["jobs"]
+        if j["properties"].get("scenarioName") in FAILOVER_SCENARIOS
+        and j["properties"].get("endTime")
+    ]
+    spans = [(parse_time(j["startTime"]), parse_time(j["endTime"])) for j in failovers]
+    longest = max((end - start for start, end in spans), default=0.0)
+    to_awaiting = t_all_awaiting_seen - t_start
+    return {
+        "size": size,
+        "checkpoint": "every plan awaits approval; the approval not yet sent",
+        "start_to_awaiting_approval_seen": round(to_awaiting, 1),
+        "failover_jobs": {
+            "count": len(spans),
+            "longest": round(longest, 1),
+            "first_start_after_start": round(min(s for s, _ in spans) - t_start, 1)
+            if spans
+            else None,
+            "last_start_after_start": round(max(s for s, _ in spans) - t_start, 1)
+            if spans
+            else None,
+            "last_end_after_start": round(max(e for _, e in spans) - t_start, 1) if spans else None,
+        },
+        "overhead_ratio_against_longest_job": round(to_awaiting / longest, 3) if longest else None,
+        "journal_until_approval": journal_figures(journal, size),
+        "arm_refused": {
+            "by_kind": sim_state.get("throttled", {}),
+            "by_principal": sim_state.get("throttled_by_principal", {}),
+        },
+    }
+
+
 def verification_burst(
     figures: dict[str, Any], sampler: ProcSampler, t_start: float, t_approve: float, size: int
 ) -> dict[str, Any]:
@@ -655,12 +720,7 @@ async def wait_results(
 ) -> list[PlanFailbackResult]:
     """The plans' results; WorkerHung when the worker stops working while they run."""
     task = asyncio.ensure_future(
-        asyncio.gather(
-            *(
-                client.get_workflow_handle_for(PlanFailbackWorkflow.run, run.workflow_id).result()
-                for run in runs
-            )
-        )
+        asyncio.gather(*(result_despite_timeouts(client, run.workflow_id) for run in runs))
     )
     deadline = time.monotonic() + timeout
     mark_cpu, mark_at = proc_cpu_seconds(worker_pid) or 0.0, time.monotonic()
@@ -680,6 +740,27 @@ async def wait_results(
         if time.monotonic() > deadline:
             task.cancel()
             raise TimeoutError(f"the plans did not complete within {timeout:.0f} s")
+
+
+# A result is a long poll of the plan's history: with the cores saturated (10,000 machines on
+# two) the client's RPC can time out (`RPCError: Timeout expired`) while the plan still runs,
+# which ended a run 7.7 minutes after the approval. Reading is safe to ask again; a plan that
+# failed still raises, and the stall check above still catches a worker that stopped.
+RESULT_READ_ATTEMPTS = 10
+RESULT_READ_GIVES_UP_ON = {RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT}
+
+
+async def result_despite_timeouts(client: Any, workflow_id: str) -> PlanFailbackResult:
+    handle = client.get_workflow_handle_for(PlanFailbackWorkflow.run, workflow_id)
+    for attempt in range(1, RESULT_READ_ATTEMPTS + 1):
+        try:
+            return await handle.result()
+        except RPCError as err:
+            if err.status in RESULT_READ_GIVES_UP_ON or attempt == RESULT_READ_ATTEMPTS:
+                raise
+            say(f"  {workflow_id}: reading the result failed ({err}); asking again")
+            await asyncio.sleep(min(30.0, 2.0 * attempt))
+    raise AssertionError("unreachable")
 
 
 def _upserted_phases(events: Iterable[Any]) -> list[tuple[str, float]]:
@@ -781,7 +862,7 @@ async def phase1_from_histories(
                 }
             )
             previous_end = end
-        sample = [len(by_item[i]) for i in (groups[0][0], groups[3][0], groups[-1][-1])]
+        sampled = (groups[0][0], groups[len(groups) // 2][0], groups[-1][-1])
         plans.append(
             {
                 "plan": plan["name"],
@@ -791,7 +872,9 @@ async def phase1_from_histories(
                 "critical_path": critical,
                 "groups": rows_out,
                 "history_events": len(events),
-                "machine_history_events": sample,
+                "history_bytes": sum(e.ByteSize() for e in events),
+                "machine_history_events": [len(by_item[i]) for i in sampled],
+                "machine_history_bytes": [sum(e.ByteSize() for e in by_item[i]) for i in sampled],
             }
         )
     size = sum(p["machines"] for p in plans)
@@ -1399,6 +1482,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 args.timeout,
                 args.architecture,
                 Workers(args.workers, args.principal_per_worker, args.cached_workflows),
+                checkpoint=lambda figures: save(report | {"at_the_approval": figures}, args.out),
             )
         except Exception as err:  # recorded, and the other sizes still run
             say(f"size {size}: FAILED: {type(err).__name__}: {err}")
