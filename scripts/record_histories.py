@@ -356,6 +356,20 @@ RUNS = [
         "first verification, a group found verified lets the next start, approved, completed",
     ),
     StandardRun(
+        "onprem-facts-classic",
+        shipped("recovery-plan.json"),
+        plan_run("plan-erp", "latest", "ivan"),
+        "plan-erp (classic) with the patch onprem-facts-of-the-plan: vCenter asked for the "
+        "plan's VMs and its master targets' after ASR, approved, completed",
+    ),
+    StandardRun(
+        "onprem-facts-modernized",
+        shipped("modernized.json"),
+        plan_run("plan-modern", "latest", "jane"),
+        "plan-modern (modernized) with the patch onprem-facts-of-the-plan: vCenter asked for "
+        "the plan's VMs alongside ASR, approved, completed",
+    ),
+    StandardRun(
         "plan-failure",
         failure_scenario,
         failing_plan,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from functools import partial
 
 from temporalio import workflow
 
@@ -27,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         VaultRef,
     )
     from domain.readiness import ReadinessReport, ReprotectChoice
+    from workflows import versioning
     from workflows.calls import POINTS_TIMEOUT, long_wait, read, write
 
 
@@ -54,19 +56,37 @@ async def check_readiness(
             ),
         )
         return assess_readiness(facts, onprem, **choices.model_dump())
-    facts, onprem = await asyncio.gather(
-        read(
-            AsrActivities.read_asr_facts,
-            ReadAsrFactsInput(
-                vault=vault,
-                machines=list(machines),
-                recovery_plan=recovery_plan,
-                log_storage_account_id=log_storage_account_id,
-            ),
-            timeout=POINTS_TIMEOUT,
+    read_asr = partial(
+        read,
+        AsrActivities.read_asr_facts,
+        ReadAsrFactsInput(
+            vault=vault,
+            machines=list(machines),
+            recovery_plan=recovery_plan,
+            log_storage_account_id=log_storage_account_id,
         ),
-        read(VSphereActivities.read_onprem_facts, OnPremFactsQuery()),
+        timeout=POINTS_TIMEOUT,
     )
+    if not workflow.patched(versioning.ONPREM_FACTS_OF_THE_PLAN):
+        facts, onprem = await asyncio.gather(
+            read_asr(), read(VSphereActivities.read_onprem_facts, OnPremFactsQuery())
+        )
+    elif machines and architecture_named(machines[0].architecture).onprem_vms_named_by_asr:
+        facts = await read_asr()
+        onprem = await read(
+            VSphereActivities.read_onprem_facts,
+            OnPremFactsQuery(
+                vm_names=[m.vm_name for m in machines] + [mt.name for mt in facts.master_targets]
+            ),
+        )
+    else:
+        facts, onprem = await asyncio.gather(
+            read_asr(),
+            read(
+                VSphereActivities.read_onprem_facts,
+                OnPremFactsQuery(vm_names=[m.vm_name for m in machines]),
+            ),
+        )
     return assess_readiness(facts, onprem, **choices.model_dump())
 
 

@@ -80,6 +80,9 @@ class Architecture:
     onprem_platform: Literal["vcenter", "hyperv"] = "vcenter"
     # After the commit, a mobility agent must register before the re-protect to Azure (R16).
     waits_for_agent: bool = True
+    # Its readiness rules also look at on-premises VMs that only ASR names (classic: the master
+    # targets, R9 R11), so vCenter is read for them after ASR.
+    onprem_vms_named_by_asr: bool = False
 
     def operation(self, operation: AsrOperation) -> OperationRule:
         for rule in self.operations:

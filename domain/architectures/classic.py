@@ -92,4 +92,5 @@ CLASSIC = Architecture(
     protected_to_azure=_protected_to_azure,
     assess=assess,
     rules=tuple(f"R{n}" for n in range(1, 18)),
+    onprem_vms_named_by_asr=True,
 )

@@ -72,6 +72,8 @@ from workflows.plan import PlanFailbackWorkflow
 
 T0 = datetime(2026, 11, 25, tzinfo=UTC)
 GROUPS = [["db-01", "db-02"], ["app-01"], ["web-01"]]
+# VMs of vCenter that are not in the plan.
+OTHER_VMS = [f"other-{i:02d}" for i in range(20)]
 
 
 def machine(name: str, group: str | None = None) -> DiscoveredMachine:
@@ -111,6 +113,7 @@ class FakePlanWorld:
         self.events: list[tuple[str, str]] = []
         self.failover_reads: dict[str, int] = {}
         self.failing_failover = failing_failover
+        self.onprem_queries: list[list[str] | None] = []
 
     @fake_of(AsrActivities.discover_recovery_plan)
     async def discover_recovery_plan(self, params: DiscoverPlanInput) -> DiscoveredPlan:
@@ -160,7 +163,12 @@ class FakePlanWorld:
 
     @fake_of(VSphereActivities.read_onprem_facts)
     async def read_onprem_facts(self, params: OnPremFactsQuery) -> OnPremFacts:
-        names = [n for group in self.groups for n in group] + ["mt-lnx"]
+        # vCenter holds more than the plan's VMs; like the real activity, it answers for those
+        # asked (every VM when none are named).
+        self.onprem_queries.append(params.vm_names)
+        names = [n for group in self.groups for n in group] + ["mt-lnx", *OTHER_VMS]
+        if params.vm_names is not None:
+            names = [n for n in names if n in params.vm_names]
         return OnPremFacts(
             hosts=[HostFacts(name="esx-01")],
             datastores=[DatastoreFacts(name="ds", type="VMFS", hosts=["esx-01"])],
@@ -392,6 +400,11 @@ async def test_boot_groups_in_order_and_one_approval(env: WorkflowEnvironment) -
         assert "plan-erp" in approval.comment
     commits = [e for e in world.events if e[0] == "commit"]
     assert len(commits) == 4
+    # Classic: vCenter is asked for the plan's VMs and, after ASR named it, its master target's
+    # (R9, R11), not for every VM it holds (patch onprem-facts-of-the-plan).
+    [asked] = world.onprem_queries
+    assert asked is not None
+    assert sorted(asked) == sorted([*(n for group in GROUPS for n in group), "mt-lnx"])
 
 
 async def test_a_plan_with_a_replication_group_fails_over_whole(env: WorkflowEnvironment) -> None:
