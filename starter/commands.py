@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn, TypeVar
@@ -59,6 +59,10 @@ from workflows.plan import PlanFailbackWorkflow, plan_workflow_id
 
 class CommandError(RuntimeError):
     """A refusal the CLI prints as it is, with what to do next, and exits non-zero."""
+
+
+class StatusUnanswered(CommandError):
+    """The workflow's worker did not answer its status query: busy or replaying, not gone."""
 
 
 def timings_from(settings: Settings) -> Timings:
@@ -165,7 +169,7 @@ async def ask_status(
             return await handle.query(query, rpc_timeout=rpc_timeout)
         except WorkflowQueryFailedError as err:
             if attempt == QUERY_ATTEMPTS:
-                raise CommandError(
+                raise StatusUnanswered(
                     f"the status query of {handle.id} failed {QUERY_ATTEMPTS} times: {err}. "
                     "Either the worker is short of CPU (it replays a long history past the SDK's "
                     "deadlock limit: give it a core, more workers or a larger "
@@ -176,10 +180,12 @@ async def ask_status(
     raise AssertionError("unreachable")
 
 
-async def machine_status(client: Client, workflow_id: str) -> MachineStatus:
+async def machine_status(
+    client: Client, workflow_id: str, rpc_timeout: timedelta | None = None
+) -> MachineStatus:
     handle = client.get_workflow_handle(workflow_id)
     try:
-        return await ask_status(handle, MachineFailbackWorkflow.status)
+        return await ask_status(handle, MachineFailbackWorkflow.status, rpc_timeout)
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             raise CommandError(
@@ -434,7 +440,11 @@ async def approve(
             f"{description.parent_id}`",
         )
     if description.workflow_type == "PlanFailbackWorkflow":
-        plan = await plan_status(client, workflow_id)
+        plan = await _status_unless_busy(plan_status(client, workflow_id, QUERY_TIMEOUT))
+        if plan is None:
+            return await _approve_by_phase(
+                handle, description, request, PlanFailbackWorkflow.approve_commit
+            )
         already = approval_precheck(workflow_id, execution, plan.approval)
         if already is not None:
             await _refused(handle, approved_by, already)
@@ -451,7 +461,11 @@ async def approve(
         return await _approval_answer(
             lambda: plan_status(client, workflow_id), plan, covers, approved_by
         )
-    status = await machine_status(client, workflow_id)
+    status = await _status_unless_busy(machine_status(client, workflow_id, QUERY_TIMEOUT))
+    if status is None:
+        return await _approve_by_phase(
+            handle, description, request, MachineFailbackWorkflow.approve_commit
+        )
     already = approval_precheck(workflow_id, execution, status.approval)
     if already is not None:
         await _refused(handle, approved_by, already)
@@ -462,6 +476,49 @@ async def approve(
     covers = status.vm_name or status.item_name or workflow_id
     return await _approval_answer(
         lambda: machine_status(client, workflow_id), status, covers, approved_by
+    )
+
+
+# A status query that timed out: the worker is there but cannot answer in time (at 10,000
+# machines on two cores every approval's query did, and the approvals could not be sent).
+BUSY_WORKER = {RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED}
+StatusT = TypeVar("StatusT")
+
+
+async def _status_unless_busy(read: Awaitable[StatusT]) -> StatusT | None:
+    """The workflow's status, or None when its worker is too busy to answer the query."""
+    try:
+        return await read
+    except StatusUnanswered:
+        return None
+    except RPCError as err:
+        if err.status in BUSY_WORKER:
+            return None
+        raise
+
+
+async def _approve_by_phase(
+    handle: WorkflowHandle[Any, Any],
+    description: WorkflowExecutionDescription,
+    request: ApprovalRequest,
+    signal: Any,
+) -> str:
+    """The approval without the worker's status: the server keeps the failback's phase (its
+    search attribute), and the workflow judges the approval itself when it takes the signal
+    (R28-R31, its phase, a second approval), so sending it on the phase is as safe."""
+    phase = description.typed_search_attributes.get(search_attributes.PHASE) or "unknown"
+    if phase != Phase.AWAITING_APPROVAL:
+        await _refused(
+            handle,
+            request.approved_by,
+            f"not approved: {handle.id} is {phase} (its worker is too busy to answer its "
+            "status; the phase is the one Temporal's server holds); approve when it is "
+            "awaiting approval",
+        )
+    await handle.signal(signal, request)
+    return (
+        f"{handle.id} (sent while its worker was too busy to answer its status; the workflow "
+        "checks the approval when it takes it: `failback status` shows whether it was taken)"
     )
 
 
@@ -626,8 +683,12 @@ async def workflow_kind(client: Client, workflow_id: str) -> str:
     return (await _describe(client, workflow_id)).workflow_type
 
 
-async def plan_status(client: Client, workflow_id: str) -> PlanStatus:
-    return await ask_status(client.get_workflow_handle(workflow_id), PlanFailbackWorkflow.status)
+async def plan_status(
+    client: Client, workflow_id: str, rpc_timeout: timedelta | None = None
+) -> PlanStatus:
+    return await ask_status(
+        client.get_workflow_handle(workflow_id), PlanFailbackWorkflow.status, rpc_timeout
+    )
 
 
 def web_ui_link(settings: Settings, workflow_id: str) -> str | None:

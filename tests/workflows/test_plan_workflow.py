@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from temporalio import activity
-from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -66,6 +66,7 @@ from domain.readiness import (
     OnPremVmFacts,
     VCenterFacts,
 )
+from starter import commands
 from tests.fakes.names import fake_of
 from workflows.machine import MachineFailbackWorkflow
 from workflows.plan import PlanFailbackWorkflow
@@ -532,3 +533,50 @@ async def test_a_blocking_readiness_finding_starts_nothing(env: WorkflowEnvironm
     assert "R8 app-01-item" in str(cause)
     assert status.readiness is not None and not status.readiness.ready
     assert world.events == [], "something was sent although a rule blocked"
+
+
+async def cli_client(env: WorkflowEnvironment) -> Client:
+    """A connection of its own, as the CLI's process has: a status query the server gives up on
+    must not take the test's connection with it."""
+    config = env.client.config()
+    return await Client.connect(
+        env.client.service_client.config.target_host,
+        namespace=env.client.namespace,
+        data_converter=config["data_converter"],
+    )
+
+
+async def test_an_approval_goes_by_the_servers_phase_when_no_worker_answers_the_status(
+    env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`failback approve` when the worker cannot answer the status query in time (at 10,000
+    machines on two cores no approval's query was answered within its deadline): the CLI reads
+    the phase Temporal's server holds, sends the approval on it, and the workflow judges and
+    takes it. A deadline no worker can meet stands for the busy worker here."""
+    world = FakePlanWorld()
+    async with started_plan(env, world) as handle:
+        await until_awaiting_approval(env, handle)
+        monkeypatch.setattr(commands, "QUERY_TIMEOUT", timedelta(milliseconds=1))
+        answer = await commands.approve(await cli_client(env), handle.id, "ops", "worker busy")
+        assert "too busy to answer its status" in answer
+        result = await asyncio.wait_for(handle.result(), 120)
+    assert result.outcome == "completed"
+    assert result.status.approval is not None and result.status.approval.approved_by == "ops"
+    assert len([e for e in world.events if e[0] == "commit"]) == 4
+
+
+async def test_without_an_answer_the_cli_refuses_an_approval_the_servers_phase_rules_out(
+    env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(commands, "QUERY_TIMEOUT", timedelta(seconds=2))
+    world = FakePlanWorld()
+    queue = f"tq-{uuid.uuid4()}"
+    # Started with no worker at all: the server's phase is not "awaiting-approval".
+    handle = await env.client.start_workflow(
+        PlanFailbackWorkflow.run, plan_input(), id=f"plan-{uuid.uuid4()}", task_queue=queue
+    )
+    with pytest.raises(commands.CommandError) as refused:
+        await commands.approve(await cli_client(env), handle.id, "ops", "too early")
+    assert "not approved" in str(refused.value) and "too busy" in str(refused.value)
+    await handle.terminate("test over")
+    assert world.events == []
