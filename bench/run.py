@@ -1482,7 +1482,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 args.timeout,
                 args.architecture,
                 Workers(args.workers, args.principal_per_worker, args.cached_workflows),
-                checkpoint=lambda figures: save(report | {"at_the_approval": figures}, args.out),
+                checkpoint=lambda figures: checkpoint(report, figures, args.out),
             )
         except Exception as err:  # recorded, and the other sizes still run
             say(f"size {size}: FAILED: {type(err).__name__}: {err}")
@@ -1517,6 +1517,12 @@ async def baseline_for(
         data["size"] = size
         report["baseline"].append(data)
     save(report, args.out)
+
+
+def checkpoint(report: dict[str, Any], figures: dict[str, Any], out: str) -> None:
+    """A size's figures up to the approval, kept in the report whatever happens after it."""
+    report.setdefault("at_the_approval", []).append(figures)
+    save(report, out)
 
 
 def save(report: dict[str, Any], out: str) -> None:

@@ -4,7 +4,9 @@ saturated machine times out the client's long poll (bench/run.py)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -107,3 +109,15 @@ def test_the_result_read_gives_up_after_its_attempts(no_sleep: None) -> None:
     with pytest.raises(RPCError):
         asyncio.run(bench_run.result_despite_timeouts(_Client(handle), "plan"))
     assert handle.asked == bench_run.RESULT_READ_ATTEMPTS
+
+
+def test_the_figures_at_the_approval_outlive_a_failure_after_it(tmp_path: Any) -> None:
+    out = str(tmp_path / "run.json")
+    report: dict[str, Any] = {"orchestrated": [], "failed": []}
+    bench_run.checkpoint(report, {"size": 10000, "start_to_awaiting_approval_seen": 600.2}, out)
+    # What main_async does when the size fails after the approval.
+    report["failed"].append({"size": 10000, "error": "RPCError: Timeout expired"})
+    bench_run.save(report, out)
+    saved = json.loads(Path(out).read_text())
+    assert saved["at_the_approval"] == [{"size": 10000, "start_to_awaiting_approval_seen": 600.2}]
+    assert saved["failed"][0]["size"] == 10000
