@@ -640,23 +640,24 @@ def at_the_approval(
         if j["properties"].get("scenarioName") in FAILOVER_SCENARIOS
         and j["properties"].get("endTime")
     ]
-    spans = [(parse_time(j["startTime"]), parse_time(j["endTime"])) for j in failovers]
-    longest = max((end - start for start, end in spans), default=0.0)
+    starts = [parse_time(j["startTime"]) for j in failovers]
+    ends = [parse_time(j["endTime"]) for j in failovers]
+    longest = max((end - start for start, end in zip(starts, ends, strict=True)), default=0.0)
     to_awaiting = t_all_awaiting_seen - t_start
+
+    def after_start(moment: float | None) -> float | None:
+        return None if moment is None else round(moment - t_start, 1)
+
     return {
         "size": size,
         "checkpoint": "every plan awaits approval; the approval not yet sent",
         "start_to_awaiting_approval_seen": round(to_awaiting, 1),
         "failover_jobs": {
-            "count": len(spans),
+            "count": len(failovers),
             "longest": round(longest, 1),
-            "first_start_after_start": round(min(s for s, _ in spans) - t_start, 1)
-            if spans
-            else None,
-            "last_start_after_start": round(max(s for s, _ in spans) - t_start, 1)
-            if spans
-            else None,
-            "last_end_after_start": round(max(e for _, e in spans) - t_start, 1) if spans else None,
+            "first_start_after_start": after_start(min(starts, default=None)),
+            "last_start_after_start": after_start(max(starts, default=None)),
+            "last_end_after_start": after_start(max(ends, default=None)),
         },
         "overhead_ratio_against_longest_job": round(to_awaiting / longest, 3) if longest else None,
         "journal_until_approval": journal_figures(journal, size),

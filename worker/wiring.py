@@ -245,9 +245,9 @@ def azure_clients(settings: Settings, quick: bool = False) -> AzureClients:
     )
 
 
-# The worker's buckets hold a little less than ARM's: requests reach ARM later than the worker
-# takes their tokens, and closer together (at 1,000 machines with the whole write bucket, ARM
-# refused one write in 2,010: bench/RESULTS.md, 2026-12-04 evening).
+# The worker's write bucket holds a little less than ARM's: writes reach ARM later than the
+# worker takes their tokens, and closer together (at 1,000 machines with the whole write bucket,
+# ARM refused one write in 2,010: bench/RESULTS.md, 2026-12-04 evening). Reads: ARM_READ_RESERVE.
 ARM_BUCKET_MARGIN = 0.95
 
 

@@ -39,9 +39,11 @@ async def check_readiness(
     choices: ReprotectToOnPremOptions,
     log_storage_account_id: str | None,
 ) -> tuple[ReadinessReport, list[ReprotectChoice]]:
-    """Both systems read at once, then the architecture's rules (pure). Hyper-V's hosts are
-    the ones ASR names, so they are read after it."""
-    if machines and architecture_named(machines[0].architecture).onprem_platform == "hyperv":
+    """Both systems read at once, then the architecture's rules (pure). Hyper-V's hosts, and
+    classic's master targets, are the ones ASR names, so they are read after it."""
+    architecture = architecture_named(machines[0].architecture) if machines else None
+    own_vms = [m.vm_name for m in machines]
+    if architecture is not None and architecture.onprem_platform == "hyperv":
         facts = await read(
             AsrActivities.read_asr_facts,
             ReadAsrFactsInput(vault=vault, machines=list(machines), recovery_plan=recovery_plan),
@@ -51,7 +53,7 @@ async def check_readiness(
             HyperVActivities.read_hyperv_facts,
             HyperVFactsQuery(
                 hosts=[p.name for p in facts.hyperv_providers],
-                vm_names=[m.vm_name for m in machines],
+                vm_names=own_vms,
                 vmm_servers=[p.name for p in facts.hyperv_providers if p.fabric_type == "VMM"],
             ),
         )
@@ -67,25 +69,18 @@ async def check_readiness(
         ),
         timeout=POINTS_TIMEOUT,
     )
-    if not workflow.patched(versioning.ONPREM_FACTS_OF_THE_PLAN):
-        facts, onprem = await asyncio.gather(
-            read_asr(), read(VSphereActivities.read_onprem_facts, OnPremFactsQuery())
-        )
-    elif machines and architecture_named(machines[0].architecture).onprem_vms_named_by_asr:
+    own_facts_only = workflow.patched(versioning.ONPREM_FACTS_OF_THE_PLAN)
+    if own_facts_only and architecture is not None and architecture.onprem_vms_named_by_asr:
         facts = await read_asr()
         onprem = await read(
             VSphereActivities.read_onprem_facts,
-            OnPremFactsQuery(
-                vm_names=[m.vm_name for m in machines] + [mt.name for mt in facts.master_targets]
-            ),
+            OnPremFactsQuery(vm_names=own_vms + [mt.name for mt in facts.master_targets]),
         )
     else:
+        # Failbacks started before the patch asked for every VM of vCenter.
+        query = OnPremFactsQuery(vm_names=own_vms if own_facts_only else None)
         facts, onprem = await asyncio.gather(
-            read_asr(),
-            read(
-                VSphereActivities.read_onprem_facts,
-                OnPremFactsQuery(vm_names=[m.vm_name for m in machines]),
-            ),
+            read_asr(), read(VSphereActivities.read_onprem_facts, query)
         )
     return assess_readiness(facts, onprem, **choices.model_dump())
 

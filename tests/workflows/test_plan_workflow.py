@@ -569,7 +569,6 @@ async def test_without_an_answer_the_cli_refuses_an_approval_the_servers_phase_r
     env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(commands, "QUERY_TIMEOUT", timedelta(seconds=2))
-    world = FakePlanWorld()
     queue = f"tq-{uuid.uuid4()}"
     # Started with no worker at all: the server's phase is not "awaiting-approval".
     handle = await env.client.start_workflow(
@@ -578,5 +577,11 @@ async def test_without_an_answer_the_cli_refuses_an_approval_the_servers_phase_r
     with pytest.raises(commands.CommandError) as refused:
         await commands.approve(await cli_client(env), handle.id, "ops", "too early")
     assert "not approved" in str(refused.value) and "too busy" in str(refused.value)
+    # The refusal is recorded in the history; no approval was sent.
+    signals = [
+        e.workflow_execution_signaled_event_attributes.signal_name
+        for e in (await handle.fetch_history()).events
+        if e.HasField("workflow_execution_signaled_event_attributes")
+    ]
+    assert signals == ["record_refused_decision"]
     await handle.terminate("test over")
-    assert world.events == []
