@@ -263,3 +263,47 @@ def describe_wait(
         Phase.FAILED: "nothing: the failback failed (see the error)",
     }
     return texts[phase]
+
+
+# A plan's phases in which each decision can still be taken (workflows/plan.py judges it again).
+_PLAN_PHASES_TAKING = {
+    "approve": frozenset({"awaiting-approval"}),
+    "undo": frozenset({"awaiting-approval"}),
+    "cutover": frozenset(
+        {
+            "starting",
+            "discovering",
+            "checking-readiness",
+            "reprotecting-to-onprem",
+            "waiting-for-replication",
+            "failing-over",
+        }
+    ),
+}
+
+# The same for one machine's failback (workflows/machine.py).
+_MACHINE_PHASES_TAKING = {
+    "approve": frozenset({Phase.AWAITING_APPROVAL}),
+    "undo": frozenset({Phase.FAILING_OVER, Phase.VERIFYING, Phase.AWAITING_APPROVAL}),
+    "cutover": BEFORE_CUTOVER,
+    "agent": frozenset({Phase.AGENT_STUCK}),
+}
+
+
+def refusal_by_phase_alone(decision: str, is_plan: bool, phase: str | None) -> str | None:
+    """Why the CLI does not send a decision when all it knows of the failback is the phase
+    Temporal's server holds (its search attribute: the worker was too busy to answer the
+    status query); None when that phase can take it. The workflow judges whatever is sent (its
+    phase when the signal arrives, who sends it, a second one), so this only spares a signal
+    that cannot be taken and tells the person why now."""
+    taking = (_PLAN_PHASES_TAKING if is_plan else _MACHINE_PHASES_TAKING).get(decision)
+    if taking is None:
+        return f"a recovery plan takes no {decision} decision"
+    if phase is None:
+        return (
+            "the server holds no phase for it yet (it has not begun); try again when "
+            "`failback status` answers"
+        )
+    if phase in taking:
+        return None
+    return f"the failback is {phase}, and only {' or '.join(sorted(taking))} takes a {decision}"

@@ -877,7 +877,7 @@ def agent_command(
     settings = settings_for_cli()
     by = who_decides(settings, decided_by, "decides")
 
-    async def go() -> None:
+    async def go() -> str:
         client = await _client(settings)
         attestation = await attest(settings, workflow_id, "agent", comment)
         decision = OperatorDecision.model_validate(
@@ -888,10 +888,9 @@ def agent_command(
                 "attestation": attestation,
             }
         )
-        await decide_agent(client, workflow_id, decision)
+        return await decide_agent(client, workflow_id, decision)
 
-    _run(go())
-    click.echo(f"sent: {action}")
+    click.echo(_run(go()))
 
 
 @cli.command("report")

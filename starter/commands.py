@@ -24,7 +24,12 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from domain.architectures import architecture_named_can_undo
 from domain.authority import Attestation
-from domain.decisions import approval_refusal, cutover_refusal, undo_refusal
+from domain.decisions import (
+    approval_refusal,
+    cutover_refusal,
+    refusal_by_phase_alone,
+    undo_refusal,
+)
 from domain.models import (
     Approval,
     ApprovalRequest,
@@ -43,6 +48,7 @@ from domain.models import (
     ReprotectToAzureOptions,
     ReprotectToOnPremOptions,
     Timings,
+    Undo,
     UndoRequest,
     VaultRef,
 )
@@ -263,17 +269,35 @@ async def cut_over(
     handle = client.get_workflow_handle(workflow_id)
     request = CutoverRequest(cut_over_by=cut_over_by, comment=comment, attestation=attestation)
     if description.workflow_type == "PlanFailbackWorkflow":
-        plan = await plan_status(client, workflow_id)
+        plan = await _status_unless_busy(plan_status(client, workflow_id, QUERY_TIMEOUT))
+        if plan is None:
+            return await _cut_over_while_busy(handle, description, request)
         if plan.cutover is not None:
             raise CommandError(f"not cut over: {plan.cutover.cut_over_by} already gave it")
         await handle.signal(PlanFailbackWorkflow.cut_over, request)
         return f"cut-over of recovery plan {plan.recovery_plan} given by {cut_over_by}"
-    status = await machine_status(client, workflow_id)
+    status = await _status_unless_busy(machine_status(client, workflow_id, QUERY_TIMEOUT))
+    if status is None:
+        return await _cut_over_while_busy(handle, description, request)
     refusal = cutover_refusal(status)
     if refusal is not None:
         raise CommandError(f"not cut over: {refusal}")
     await handle.signal(MachineFailbackWorkflow.cut_over, request)
     return f"cut-over of {status.vm_name or workflow_id} given by {cut_over_by}"
+
+
+async def _cut_over_while_busy(
+    handle: WorkflowHandle[Any, Any],
+    description: WorkflowExecutionDescription,
+    request: CutoverRequest,
+) -> str:
+    refusal = _refusal_while_busy(handle, description, "cutover")
+    if refusal is not None:
+        raise CommandError(f"not cut over: {refusal}")
+    is_plan = description.workflow_type == "PlanFailbackWorkflow"
+    signal = PlanFailbackWorkflow.cut_over if is_plan else MachineFailbackWorkflow.cut_over
+    await handle.signal(signal, request)
+    return _sent_while_busy(f"cut-over of {handle.id} by {request.cut_over_by}", handle.id)
 
 
 @dataclass(frozen=True)
@@ -442,7 +466,7 @@ async def approve(
     if description.workflow_type == "PlanFailbackWorkflow":
         plan = await _status_unless_busy(plan_status(client, workflow_id, QUERY_TIMEOUT))
         if plan is None:
-            return await _approve_by_phase(
+            return await _approve_while_busy(
                 handle, description, request, PlanFailbackWorkflow.approve_commit
             )
         already = approval_precheck(workflow_id, execution, plan.approval)
@@ -459,11 +483,11 @@ async def approve(
         names = ", ".join(m.vm_name for m in plan.machines)
         covers = f"recovery plan {plan.recovery_plan} ({len(plan.machines)} machines: {names})"
         return await _approval_answer(
-            lambda: plan_status(client, workflow_id), plan, covers, approved_by
+            lambda: plan_status(client, workflow_id, QUERY_TIMEOUT), plan, covers, approved_by
         )
     status = await _status_unless_busy(machine_status(client, workflow_id, QUERY_TIMEOUT))
     if status is None:
-        return await _approve_by_phase(
+        return await _approve_while_busy(
             handle, description, request, MachineFailbackWorkflow.approve_commit
         )
     already = approval_precheck(workflow_id, execution, status.approval)
@@ -475,7 +499,7 @@ async def approve(
     await handle.signal(MachineFailbackWorkflow.approve_commit, request)
     covers = status.vm_name or status.item_name or workflow_id
     return await _approval_answer(
-        lambda: machine_status(client, workflow_id), status, covers, approved_by
+        lambda: machine_status(client, workflow_id, QUERY_TIMEOUT), status, covers, approved_by
     )
 
 
@@ -497,28 +521,41 @@ async def _status_unless_busy(read: Awaitable[StatusT]) -> StatusT | None:
         raise
 
 
-async def _approve_by_phase(
+async def _approve_while_busy(
     handle: WorkflowHandle[Any, Any],
     description: WorkflowExecutionDescription,
     request: ApprovalRequest,
     signal: Any,
 ) -> str:
-    """The approval without the worker's status: the server keeps the failback's phase (its
-    search attribute), and the workflow judges the approval itself when it takes the signal
-    (R28-R31, its phase, a second approval), so sending it on the phase is as safe."""
-    phase = description.typed_search_attributes.get(search_attributes.PHASE) or "unknown"
-    if phase != Phase.AWAITING_APPROVAL:
-        await _refused(
-            handle,
-            request.approved_by,
-            f"not approved: {handle.id} is {phase} (its worker is too busy to answer its "
-            "status; the phase is the one Temporal's server holds); approve when it is "
-            "awaiting approval",
-        )
+    refusal = _refusal_while_busy(handle, description, "approve")
+    if refusal is not None:
+        await _refused(handle, request.approved_by, f"not approved: {refusal}")
     await handle.signal(signal, request)
+    return _sent_while_busy(handle.id, handle.id)
+
+
+def _refusal_while_busy(
+    handle: WorkflowHandle[Any, Any], description: WorkflowExecutionDescription, decision: str
+) -> str | None:
+    """Why a decision is not sent to a failback whose worker is too busy to answer its status:
+    the CLI then goes by the phase Temporal's server holds (the failback's search attribute)
+    and the workflow judges what is sent when it takes the signal (its phase then, who sends
+    it, a second one), so sending on the phase is as safe as sending on the status."""
+    phase = description.typed_search_attributes.get(search_attributes.PHASE)
+    is_plan = description.workflow_type == "PlanFailbackWorkflow"
+    refusal = refusal_by_phase_alone(decision, is_plan, phase)
+    if refusal is None:
+        return None
     return (
-        f"{handle.id} (sent while its worker was too busy to answer its status; the workflow "
-        "checks the approval when it takes it: `failback status` shows whether it was taken)"
+        f"{handle.id}'s worker is too busy to answer its status, and the phase Temporal's "
+        f"server holds rules it out: {refusal}"
+    )
+
+
+def _sent_while_busy(what: str, workflow_id: str) -> str:
+    return (
+        f"{what} (sent while its worker was too busy to answer its status; the workflow checks "
+        f"it when it takes it: `failback status {workflow_id}` shows whether it was taken)"
     )
 
 
@@ -545,9 +582,8 @@ async def _approval_answer(
     refused_before = len(before.rejected_approvals)
     deadline = asyncio.get_running_loop().time() + DECISION_ANSWER_SECONDS
     while asyncio.get_running_loop().time() < deadline:
-        try:
-            now = await read_status()
-        except CommandError:
+        now = await _status_unless_busy(read_status())
+        if now is None:
             # The approval is sent: a status the worker cannot answer now does not unsend it.
             break
         if len(now.rejected_approvals) > refused_before:
@@ -595,30 +631,26 @@ async def undo(
         )
     handle = client.get_workflow_handle(workflow_id)
     is_plan = description.workflow_type == "PlanFailbackWorkflow"
-    if is_plan:
-        before = len((await plan_status(client, workflow_id)).rejected_approvals)
-        await handle.signal(PlanFailbackWorkflow.undo_failback, request)
-    else:
-        status = await machine_status(client, workflow_id)
-        architecture = status.architecture or "classic"
-        refusal = undo_refusal(
-            status.phase,
-            status.approval is not None,
-            architecture_named_can_undo(architecture) if status.architecture else True,
-            architecture,
-        )
+    signal = (
+        PlanFailbackWorkflow.undo_failback if is_plan else MachineFailbackWorkflow.undo_failback
+    )
+    before = await _undo_precheck(client, workflow_id, is_plan)
+    if before is None:
+        refusal = _refusal_while_busy(handle, description, "undo")
         if refusal is not None:
             raise CommandError(f"not undone: {refusal}")
-        before = len(status.rejected_undos)
-        await handle.signal(MachineFailbackWorkflow.undo_failback, request)
+        await handle.signal(signal, request)
+        return _sent_while_busy(f"undo of {workflow_id}", workflow_id)
+    await handle.signal(signal, request)
     deadline = asyncio.get_running_loop().time() + DECISION_ANSWER_SECONDS
     while asyncio.get_running_loop().time() < deadline:
-        if is_plan:
-            plan = await plan_status(client, workflow_id)
-            taken, refused = plan.undo, plan.rejected_approvals[before:]
-        else:
-            machine = await machine_status(client, workflow_id)
-            taken, refused = machine.undo, machine.rejected_undos[before:]
+        taken_or_refused = await _status_unless_busy(
+            _undo_answer(client, workflow_id, is_plan, before)
+        )
+        if taken_or_refused is None:
+            # The undo is sent: a status the worker cannot answer now does not unsend it.
+            break
+        taken, refused = taken_or_refused
         if refused:
             raise CommandError(f"not undone: {refused[-1].reason.removeprefix('undo refused: ')}")
         if taken is not None:
@@ -630,16 +662,53 @@ async def undo(
     return f"undo of {workflow_id} sent; `failback status {workflow_id}` shows whether it was taken"
 
 
-async def decide_agent(client: Client, workflow_id: str, decision: OperatorDecision) -> None:
-    status = await machine_status(client, workflow_id)
-    if status.phase != Phase.AGENT_STUCK:
+async def _undo_precheck(client: Client, workflow_id: str, is_plan: bool) -> int | None:
+    """How many undos the failback had refused before this one, once the CLI's own check
+    passes; None when the worker is too busy to answer its status."""
+    if is_plan:
+        plan = await _status_unless_busy(plan_status(client, workflow_id, QUERY_TIMEOUT))
+        return None if plan is None else len(plan.rejected_approvals)
+    status = await _status_unless_busy(machine_status(client, workflow_id, QUERY_TIMEOUT))
+    if status is None:
+        return None
+    architecture = status.architecture or "classic"
+    refusal = undo_refusal(
+        status.phase,
+        status.approval is not None,
+        architecture_named_can_undo(architecture) if status.architecture else True,
+        architecture,
+    )
+    if refusal is not None:
+        raise CommandError(f"not undone: {refusal}")
+    return len(status.rejected_undos)
+
+
+async def _undo_answer(
+    client: Client, workflow_id: str, is_plan: bool, before: int
+) -> tuple[Undo | None, list[RejectedApproval]]:
+    """The undo taken, and the refusals recorded since it was sent."""
+    if is_plan:
+        plan = await plan_status(client, workflow_id, QUERY_TIMEOUT)
+        return plan.undo, plan.rejected_approvals[before:]
+    machine = await machine_status(client, workflow_id, QUERY_TIMEOUT)
+    return machine.undo, machine.rejected_undos[before:]
+
+
+async def decide_agent(client: Client, workflow_id: str, decision: OperatorDecision) -> str:
+    handle = client.get_workflow_handle(workflow_id)
+    sent = f"sent: {decision.action}"
+    status = await _status_unless_busy(machine_status(client, workflow_id, QUERY_TIMEOUT))
+    if status is None:
+        refusal = _refusal_while_busy(handle, await _describe(client, workflow_id), "agent")
+        if refusal is not None:
+            raise CommandError(f"nothing sent: {refusal}")
+        sent = _sent_while_busy(sent, workflow_id)
+    elif status.phase != Phase.AGENT_STUCK:
         raise CommandError(
             f"the failback is {status.phase}, not stuck waiting for the agent; nothing to decide"
         )
-    await client.get_workflow_handle(workflow_id).signal(
-        MachineFailbackWorkflow.operator_decision,
-        decision,
-    )
+    await handle.signal(MachineFailbackWorkflow.operator_decision, decision)
+    return sent
 
 
 @dataclass

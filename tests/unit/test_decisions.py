@@ -15,15 +15,19 @@ from domain.decisions import (
     approval_refusal,
     describe_wait,
     evaluate_verification,
+    refusal_by_phase_alone,
     select_latest_point,
+    undo_refusal,
 )
 from domain.models import AgentWait, AzureVmState, OnPremVmState, RecoveryPoint
 from domain.phases import (
     BEFORE_COMMIT,
+    BEFORE_CUTOVER,
     TERMINAL,
     TRANSITIONS,
     IllegalTransitionError,
     Phase,
+    PlanPhase,
     next_phase,
 )
 
@@ -138,3 +142,45 @@ def test_every_phase_says_what_it_waits_for() -> None:
         assert describe_wait(phase, "web-01")
     text = describe_wait(Phase.WAITING_FOR_AGENT, "web-01", 7 * 60 + 5, 1800)
     assert text == "waiting for the mobility agent on web-01 to register: 7 of 30 min"
+
+
+@given(st.sampled_from(list(Phase)))
+def test_a_machines_phase_alone_sends_a_decision_only_where_its_workflow_may_take_it(
+    phase: Phase,
+) -> None:
+    """What the CLI sends on the server's phase when the worker is too busy to answer (the
+    most it can know): exactly what the workflow's own rules take in that phase, with the
+    unknowns (approval, architecture, data sync) at their most permissive."""
+    by_phase = {
+        decision: refusal_by_phase_alone(decision, False, phase)
+        for decision in ("approve", "undo", "cutover", "agent")
+    }
+    assert (by_phase["approve"] is None) == (approval_refusal(phase) is None)
+    assert (by_phase["undo"] is None) == (undo_refusal(phase, False, True, "modernized") is None)
+    assert (by_phase["cutover"] is None) == (phase in BEFORE_CUTOVER)
+    assert (by_phase["agent"] is None) == (phase == Phase.AGENT_STUCK)
+    for refusal in by_phase.values():
+        assert refusal is None or str(phase) in refusal
+
+
+@given(st.sampled_from(list(PlanPhase)))
+def test_a_plans_phase_alone_sends_a_decision_only_where_the_plan_may_take_it(
+    phase: PlanPhase,
+) -> None:
+    before_approval = list(PlanPhase).index(phase) < list(PlanPhase).index(
+        PlanPhase.AWAITING_APPROVAL
+    )
+    assert (refusal_by_phase_alone("approve", True, phase) is None) == (
+        phase == PlanPhase.AWAITING_APPROVAL
+    )
+    assert (refusal_by_phase_alone("undo", True, phase) is None) == (
+        phase == PlanPhase.AWAITING_APPROVAL
+    )
+    assert (refusal_by_phase_alone("cutover", True, phase) is None) == before_approval
+    assert refusal_by_phase_alone("agent", True, phase) is not None
+
+
+@given(st.sampled_from(["approve", "undo", "cutover", "agent"]), st.booleans())
+def test_without_a_phase_on_the_server_nothing_is_sent(decision: str, is_plan: bool) -> None:
+    for phase in (None, "unknown", ""):
+        assert refusal_by_phase_alone(decision, is_plan, phase) is not None

@@ -17,14 +17,28 @@ from temporalio.testing import WorkflowEnvironment
 from worker.search_attributes import register_search_attributes
 
 
-@pytest.fixture(scope="module")
-async def env(test_server_path: str) -> AsyncIterator[WorkflowEnvironment]:
+async def _time_skipping(test_server_path: str) -> AsyncIterator[WorkflowEnvironment]:
     environment = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter, test_server_existing_path=test_server_path
     )
     await register_search_attributes(environment.client)
     yield environment
     await environment.shutdown()
+
+
+@pytest.fixture(scope="module")
+async def env(test_server_path: str) -> AsyncIterator[WorkflowEnvironment]:
+    async for environment in _time_skipping(test_server_path):
+        yield environment
+
+
+@pytest.fixture
+async def env_without_workers(test_server_path: str) -> AsyncIterator[WorkflowEnvironment]:
+    """A server of its own for a test that queries a workflow no worker runs: after such a
+    query the time-skipping server stopped skipping time for the rest of the module (a 10 s
+    `env.sleep` of a later test took 10 s of real time)."""
+    async for environment in _time_skipping(test_server_path):
+        yield environment
 
 
 @pytest.fixture

@@ -71,7 +71,9 @@ from domain.readiness import (
     OnPremVmFacts,
     VCenterFacts,
 )
+from starter import commands
 from tests.fakes.names import fake_of
+from tests.workflows.cli_connection import cli_client, signals_in, worker_too_busy_to_answer
 from workflows.machine import MachineFailbackWorkflow
 
 POINT_TIME = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
@@ -745,3 +747,61 @@ async def test_the_failovers_own_read_is_the_first_verification(
     verification = result.status.verification
     assert verification is not None and verification.passed
     assert [op.operation for op in result.status.operations][:1] == ["unplannedFailover"]
+
+
+async def test_an_undo_goes_by_the_servers_phase_when_the_worker_cannot_answer(
+    env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`failback undo` when the worker cannot answer the status query in time (a deadline no
+    worker can meet stands for the busy worker): sent on the server's phase, taken by the
+    workflow, which cancels the failover and commits nothing."""
+    world = FakeWorld(architecture="modernized")
+    task_queue = f"tq-{uuid.uuid4()}"
+    async with worker(env, world, task_queue):
+        handle = await start(env.client, world, task_queue)
+        await wait_for_phase(handle, Phase.AWAITING_APPROVAL)
+        worker_too_busy_to_answer(monkeypatch)
+        answer = await commands.undo(await cli_client(env), handle.id, "gail", "worker busy")
+        assert "too busy to answer its status" in answer
+        result = await handle.result()
+    assert result.outcome == "undone" and result.status.undo is not None
+    assert result.status.undo.undone_by == "gail"
+    assert world.calls["cancel_failover"] == 1 and world.calls["commit_failover"] == 0
+
+
+async def test_after_the_approval_a_busy_workers_failback_is_not_sent_an_undo(
+    env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = FakeWorld(architecture="modernized", agent_delay=timedelta(minutes=1))
+    task_queue = f"tq-{uuid.uuid4()}"
+    async with worker(env, world, task_queue):
+        handle = await start(env.client, world, task_queue)
+        await approve_when_verified(handle, "ops")
+        await wait_for_phase(handle, Phase.WAITING_FOR_AGENT)
+        worker_too_busy_to_answer(monkeypatch)
+        with pytest.raises(commands.CommandError) as refused:
+            await commands.undo(await cli_client(env), handle.id, "late", "worker busy")
+        result = await handle.result()
+    assert str(refused.value).startswith("not undone: ")
+    assert "waiting-for-agent" in str(refused.value) and "too busy" in str(refused.value)
+    assert signals_in(await handle.fetch_history()) == ["approve_commit"]
+    assert result.outcome == "completed" and world.calls["commit_failover"] == 1
+
+
+async def test_an_agent_decision_goes_by_the_servers_phase_when_the_worker_cannot_answer(
+    env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = FakeWorld(agent_delay=None)
+    task_queue = f"tq-{uuid.uuid4()}"
+    async with worker(env, world, task_queue):
+        handle = await start(env.client, world, task_queue)
+        await approve_when_verified(handle, "alice")
+        await env.sleep(timedelta(minutes=31))
+        await wait_for_phase(handle, Phase.AGENT_STUCK)
+        worker_too_busy_to_answer(monkeypatch)
+        decision = OperatorDecision(decided_by="bob", action="finish-without-reprotect")
+        answer = await commands.decide_agent(await cli_client(env), handle.id, decision)
+        assert answer.startswith("sent: finish-without-reprotect") and "too busy" in answer
+        result = await handle.result()
+    assert result.outcome == "completed-without-reprotect"
+    assert world.calls["reprotect_to_azure"] == 0 and world.calls["commit_failover"] == 1

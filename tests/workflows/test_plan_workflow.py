@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from temporalio import activity
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -68,6 +68,7 @@ from domain.readiness import (
 )
 from starter import commands
 from tests.fakes.names import fake_of
+from tests.workflows.cli_connection import cli_client, signals_in, worker_too_busy_to_answer
 from workflows.machine import MachineFailbackWorkflow
 from workflows.plan import PlanFailbackWorkflow
 
@@ -535,17 +536,6 @@ async def test_a_blocking_readiness_finding_starts_nothing(env: WorkflowEnvironm
     assert world.events == [], "something was sent although a rule blocked"
 
 
-async def cli_client(env: WorkflowEnvironment) -> Client:
-    """A connection of its own, as the CLI's process has: a status query the server gives up on
-    must not take the test's connection with it."""
-    config = env.client.config()
-    return await Client.connect(
-        env.client.service_client.config.target_host,
-        namespace=env.client.namespace,
-        data_converter=config["data_converter"],
-    )
-
-
 async def test_an_approval_goes_by_the_servers_phase_when_no_worker_answers_the_status(
     env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -556,7 +546,7 @@ async def test_an_approval_goes_by_the_servers_phase_when_no_worker_answers_the_
     world = FakePlanWorld()
     async with started_plan(env, world) as handle:
         await until_awaiting_approval(env, handle)
-        monkeypatch.setattr(commands, "QUERY_TIMEOUT", timedelta(milliseconds=1))
+        worker_too_busy_to_answer(monkeypatch)
         answer = await commands.approve(await cli_client(env), handle.id, "ops", "worker busy")
         assert "too busy to answer its status" in answer
         result = await asyncio.wait_for(handle.result(), 120)
@@ -566,22 +556,63 @@ async def test_an_approval_goes_by_the_servers_phase_when_no_worker_answers_the_
 
 
 async def test_without_an_answer_the_cli_refuses_an_approval_the_servers_phase_rules_out(
-    env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
+    env_without_workers: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(commands, "QUERY_TIMEOUT", timedelta(seconds=2))
     queue = f"tq-{uuid.uuid4()}"
     # Started with no worker at all: the server's phase is not "awaiting-approval".
-    handle = await env.client.start_workflow(
+    handle = await env_without_workers.client.start_workflow(
         PlanFailbackWorkflow.run, plan_input(), id=f"plan-{uuid.uuid4()}", task_queue=queue
     )
     with pytest.raises(commands.CommandError) as refused:
-        await commands.approve(await cli_client(env), handle.id, "ops", "too early")
+        await commands.approve(await cli_client(env_without_workers), handle.id, "ops", "too early")
     assert "not approved" in str(refused.value) and "too busy" in str(refused.value)
     # The refusal is recorded in the history; no approval was sent.
-    signals = [
-        e.workflow_execution_signaled_event_attributes.signal_name
-        for e in (await handle.fetch_history()).events
-        if e.HasField("workflow_execution_signaled_event_attributes")
-    ]
-    assert signals == ["record_refused_decision"]
+    assert signals_in(await handle.fetch_history()) == ["record_refused_decision"]
+    await handle.terminate("test over")
+
+
+async def test_an_undo_sent_while_the_worker_is_busy_is_still_judged_by_the_plan(
+    env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`failback undo` on a plan whose worker cannot answer its status: the CLI sends it on the
+    server's phase (awaiting approval), and the plan judges it itself: a classic plan cannot
+    be undone, so it records the refusal and nothing is cancelled."""
+    world = FakePlanWorld()
+    async with started_plan(env, world) as handle:
+        await until_awaiting_approval(env, handle)
+        worker_too_busy_to_answer(monkeypatch)
+        answer = await commands.undo(await cli_client(env), handle.id, "gail", "worker busy")
+        assert "too busy to answer its status" in answer
+        for _ in range(100):
+            status = await handle.query(PlanFailbackWorkflow.status)
+            if status.rejected_approvals:
+                break
+            await asyncio.sleep(0.05)
+        await handle.terminate("test over")
+    assert status.undo is None and status.phase == "awaiting-approval"
+    assert "classic plan cannot be undone" in status.rejected_approvals[-1].reason
+    assert not [e for e in world.events if e[0] == "commit"]
+
+
+async def test_without_an_answer_the_cli_sends_no_decision_the_servers_phase_rules_out(
+    env_without_workers: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plan no worker has begun: the server holds no phase, so neither an undo nor a
+    cut-over is sent, each refused in one line that says why."""
+    monkeypatch.setattr(commands, "QUERY_TIMEOUT", timedelta(seconds=2))
+    handle = await env_without_workers.client.start_workflow(
+        PlanFailbackWorkflow.run,
+        plan_input(),
+        id=f"plan-{uuid.uuid4()}",
+        task_queue=f"tq-{uuid.uuid4()}",
+    )
+    client = await cli_client(env_without_workers)
+    with pytest.raises(commands.CommandError) as undo:
+        await commands.undo(client, handle.id, "gail", "too early")
+    with pytest.raises(commands.CommandError) as cutover:
+        await commands.cut_over(client, handle.id, "carol", "too early")
+    assert str(undo.value).startswith("not undone: ") and "too busy" in str(undo.value)
+    assert str(cutover.value).startswith("not cut over: ") and "no phase" in str(cutover.value)
+    assert signals_in(await handle.fetch_history()) == []
     await handle.terminate("test over")
