@@ -8,6 +8,7 @@ import signal
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+from worker.budget_watch import watch_budget_shares
 from worker.decision_desk import start_desk
 from worker.settings import SettingsError, load_settings
 from worker.telemetry import configure_tracing, traces_exported
@@ -43,7 +44,9 @@ async def run_worker() -> None:
             logging.info(
                 "worker polling task queue %s on %s", settings.task_queue, settings.temporal_address
             )
+            watch = asyncio.create_task(watch_budget_shares(client, settings.task_queue))
             await stop.wait()
+            watch.cancel()
     if desk is not None:
         await desk.cleanup()
 

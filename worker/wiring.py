@@ -27,6 +27,7 @@ from activities.liveness import KeepAliveInterceptor
 from activities.verification import VerificationActivities
 from activities.vsphere import VCenterReads, VSphereActivities
 from domain import errors
+from worker.budget_watch import worker_identity
 from worker.settings import CREDENTIAL_PLUGINS, Settings, SettingsError
 from workflows.machine import MachineFailbackWorkflow
 from workflows.plan import PlanFailbackWorkflow
@@ -453,4 +454,5 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
         max_concurrent_activities=settings.activity_slots,
         max_cached_workflows=settings.max_cached_workflows,
         interceptors=[KeepAliveInterceptor()],
+        identity=worker_identity(settings),
     )
