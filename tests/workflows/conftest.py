@@ -3,7 +3,8 @@ product's data converter and search attributes. Each test runs its worker on a t
 own (`task_queue`), so tests sharing the server never take each other's tasks.
 
 (tests/workflows/test_codec.py starts its own server, with the encrypting converter under test;
-test_liveness.py the dev server, whose real clock its heartbeat timeouts need.)"""
+test_liveness.py and test_budget_watch.py the dev server (`dev_server`): a real clock for the
+heartbeat timeouts, and the task queue's pollers.)"""
 
 from __future__ import annotations
 
@@ -39,6 +40,18 @@ async def env_without_workers(test_server_path: str) -> AsyncIterator[WorkflowEn
     `env.sleep` of a later test took 10 s of real time)."""
     async for environment in _time_skipping(test_server_path):
         yield environment
+
+
+@pytest.fixture
+async def dev_server(temporal_cli_path: str) -> AsyncIterator[WorkflowEnvironment]:
+    """Temporal's dev server, for a test that needs a real clock or the server's full API."""
+    environment = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_cli_path, ui=False
+    )
+    try:
+        yield environment
+    finally:
+        await environment.shutdown()
 
 
 @pytest.fixture

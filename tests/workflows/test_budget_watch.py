@@ -28,14 +28,8 @@ def nothing() -> None:
 
 
 @pytest.fixture
-async def env(temporal_cli_path: str) -> AsyncIterator[WorkflowEnvironment]:
-    environment = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_cli_path, ui=False
-    )
-    try:
-        yield environment
-    finally:
-        await environment.shutdown()
+def env(dev_server: WorkflowEnvironment) -> WorkflowEnvironment:
+    return dev_server
 
 
 @contextlib.asynccontextmanager

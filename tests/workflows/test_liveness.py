@@ -66,14 +66,8 @@ def test_the_mark_is_seen_through_a_bound_method() -> None:
 
 
 @pytest.fixture
-async def env(temporal_cli_path: str):  # type: ignore[no-untyped-def]
-    environment = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_cli_path, ui=False
-    )
-    try:
-        yield environment
-    finally:
-        await environment.shutdown()
+def env(dev_server: WorkflowEnvironment) -> WorkflowEnvironment:
+    return dev_server
 
 
 async def test_a_kept_alive_read_outlasts_its_heartbeat_timeout(env: WorkflowEnvironment) -> None:
