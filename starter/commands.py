@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn, TypeVar
 
+from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.client import (
     Client,
     WorkflowExecutionDescription,
@@ -57,6 +58,7 @@ from starter.report import (
     FailbackView,
     MachineView,
 )
+from worker.budget_watch import polling_identities
 from worker.settings import Settings
 from workflows import search_attributes
 from workflows.machine import MachineFailbackWorkflow, machine_workflow_id
@@ -809,16 +811,48 @@ async def _describe_if_any(client: Client, workflow_id: str) -> WorkflowExecutio
         raise
 
 
-async def _query(handle: WorkflowHandle[Any, Any], query: Any, queue: str) -> Any:
+async def _query(
+    client: Client,
+    handle: WorkflowHandle[Any, Any],
+    query: Any,
+    description: WorkflowExecutionDescription,
+) -> Any:
     try:
         return await ask_status(handle, query, QUERY_TIMEOUT)
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             raise
-        raise CommandError(
-            f"no worker answered the status query of {handle.id} ({err.message}). Is a worker "
-            f"polling {queue}? Start one with `failback worker` (or `failback lab up`)"
-        ) from err
+        raise CommandError(await _why_unanswered(client, description, err.message)) from err
+
+
+async def _why_unanswered(
+    client: Client, description: WorkflowExecutionDescription, error: str
+) -> str:
+    """Why no worker answered a status query: none polls the task queue, or those that do are
+    too busy (at 10,000 machines on two cores none answered within the deadline); for the
+    latter, the phase Temporal's server holds, which needs no worker."""
+    queue = description.task_queue
+    try:
+        workers = len(
+            await polling_identities(
+                client, queue, datetime.now(UTC), TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW
+            )
+        )
+    except RPCError:
+        workers = -1
+    if workers == 0:
+        return (
+            f"no worker polls task queue {queue!r}, so none answered the status query of "
+            f"{description.id} ({error}): start one with `failback worker` (or `failback lab up`)"
+        )
+    phase = description.typed_search_attributes.get(search_attributes.PHASE) or "unknown"
+    polling = f"{workers} worker(s) poll" if workers > 0 else "workers may poll"
+    return (
+        f"{polling} task queue {queue!r}, but none answered the status query of "
+        f"{description.id} within {QUERY_TIMEOUT.seconds} s ({error}): they are short of CPU "
+        "(give them cores, or more workers). The failback goes on; its phase, as Temporal's "
+        f"server holds it: {phase}. Ask again in a minute"
+    )
 
 
 def _failure_status(err: WorkflowFailureError) -> tuple[Any, str]:
@@ -834,7 +868,6 @@ def _failure_status(err: WorkflowFailureError) -> tuple[Any, str]:
 async def _machine_view(
     client: Client,
     description: WorkflowExecutionDescription,
-    queue: str,
     member: PlanMachine | None = None,
 ) -> MachineView:
     handle = client.get_workflow_handle_for(
@@ -846,7 +879,7 @@ async def _machine_view(
     summary: str | None = None
     attention: str | None = None
     if execution == WorkflowExecutionStatus.RUNNING:
-        status = await _query(handle, MachineFailbackWorkflow.status, queue)
+        status = await _query(client, handle, MachineFailbackWorkflow.status, description)
         attention = await _attention(client, description)
     elif execution == WorkflowExecutionStatus.COMPLETED:
         result = await handle.result()
@@ -863,7 +896,7 @@ async def _machine_view(
         if status is None:
             # Terminated or timed out: nothing in the failure; replaying the history answers.
             with contextlib.suppress(CommandError):
-                status = await _query(handle, MachineFailbackWorkflow.status, queue)
+                status = await _query(client, handle, MachineFailbackWorkflow.status, description)
     if member is not None:
         item_name, vm_name, group = member.item_name, member.vm_name, member.boot_group
     else:
@@ -913,9 +946,7 @@ async def _progress(client: Client, description: WorkflowExecutionDescription) -
     return None
 
 
-async def _member_view(
-    client: Client, plan_id: str, member: PlanMachine, queue: str
-) -> MachineView:
+async def _member_view(client: Client, plan_id: str, member: PlanMachine) -> MachineView:
     description = await _describe_if_any(client, member.workflow_id)
     # The id is per machine, so it may name an earlier failback of the same machine (a failed
     # one, started on its own): only this plan's child is this plan's machine.
@@ -927,12 +958,10 @@ async def _member_view(
             boot_group=member.boot_group,
             execution=NOT_STARTED,
         )
-    return await _machine_view(client, description, queue, member)
+    return await _machine_view(client, description, member)
 
 
-async def _plan_view(
-    client: Client, description: WorkflowExecutionDescription, queue: str
-) -> FailbackView:
+async def _plan_view(client: Client, description: WorkflowExecutionDescription) -> FailbackView:
     handle = client.get_workflow_handle_for(
         PlanFailbackWorkflow.run, description.id, run_id=description.run_id
     )
@@ -943,7 +972,7 @@ async def _plan_view(
     error: str | None = None
     progress: str | None = None
     if execution == WorkflowExecutionStatus.RUNNING:
-        plan = await _query(handle, PlanFailbackWorkflow.status, queue)
+        plan = await _query(client, handle, PlanFailbackWorkflow.status, description)
         progress = await _progress(client, description)
     elif execution == WorkflowExecutionStatus.COMPLETED:
         result = await handle.result()
@@ -959,13 +988,13 @@ async def _plan_view(
             outcome = "failed"
         if plan is None:
             with contextlib.suppress(CommandError):
-                plan = await _query(handle, PlanFailbackWorkflow.status, queue)
+                plan = await _query(client, handle, PlanFailbackWorkflow.status, description)
     members = plan.machines if plan is not None else []
     limit = asyncio.Semaphore(READ_CONCURRENCY)
 
     async def read(member: PlanMachine) -> MachineView:
         async with limit:
-            return await _member_view(client, description.id, member, queue)
+            return await _member_view(client, description.id, member)
 
     machines = await asyncio.gather(*(read(m) for m in members))
     return FailbackView(
@@ -987,15 +1016,14 @@ async def read_failback(client: Client, workflow_id: str) -> FailbackView:
     """A machine's or a plan's failback as its workflows record it: the result when it has
     ended (no worker needed), the status queries while it runs."""
     description = await _describe(client, workflow_id)
-    queue = f"task queue {description.task_queue!r}"
     if description.workflow_type == "PlanFailbackWorkflow":
-        return await _plan_view(client, description, queue)
+        return await _plan_view(client, description)
     if description.workflow_type != "MachineFailbackWorkflow":
         raise CommandError(
             f"{workflow_id} is a {description.workflow_type} workflow, not a failback; "
             "`failback start` prints the id of a failback"
         )
-    machine = await _machine_view(client, description, queue)
+    machine = await _machine_view(client, description)
     return FailbackView(
         workflow_id=workflow_id,
         kind="machine",

@@ -42,17 +42,23 @@ def worker_identity(settings: Settings) -> str:
     )
 
 
-async def polling_identities(client: Client, task_queue: str, now: datetime) -> list[str]:
-    """The identities of the workers polling the task queue for activities (where ARM is called),
-    seen within POLLER_SEEN_WITHIN. Asked of every partition of the task queue (the enhanced
-    mode): the root partition alone lists only the pollers that reached it."""
+async def polling_identities(
+    client: Client,
+    task_queue: str,
+    now: datetime,
+    kind: TaskQueueType.ValueType = TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+) -> list[str]:
+    """The identities of the workers polling the task queue for `kind` of task (activities, where
+    ARM is called, unless told otherwise), seen within POLLER_SEEN_WITHIN. Asked of every
+    partition of the task queue (the enhanced mode): the root partition alone lists only the
+    pollers that reached it."""
     response = await client.workflow_service.describe_task_queue(
         DescribeTaskQueueRequest(
             namespace=client.namespace,
             task_queue=TaskQueue(name=task_queue),
             api_mode=DescribeTaskQueueMode.DESCRIBE_TASK_QUEUE_MODE_ENHANCED,
             versions=TaskQueueVersionSelection(unversioned=True),
-            task_queue_types=[TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY],
+            task_queue_types=[kind],
             report_pollers=True,
         )
     )
