@@ -58,8 +58,8 @@ from starter.report import (
     FailbackView,
     MachineView,
 )
-from worker.budget_watch import polling_identities
 from worker.settings import Settings
+from worker.task_queue import polling_identities
 from workflows import search_attributes
 from workflows.machine import MachineFailbackWorkflow, machine_workflow_id
 from workflows.plan import PlanFailbackWorkflow, plan_workflow_id

@@ -9,22 +9,17 @@ import os
 import socket
 from datetime import UTC, datetime, timedelta
 
-from temporalio.api.enums.v1 import DescribeTaskQueueMode, TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue, TaskQueueVersionSelection
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
 from domain.budget_shares import OverdrawWatch, budget_identity, overdrawn_budgets
 from worker.settings import Settings
+from worker.task_queue import POLLER_SEEN_WITHIN, polling_identities
 
 logger = logging.getLogger(__name__)
 
-# A worker polls for activities at least once a minute (the server answers an empty long poll
-# after ~60 s, and a poller's last access is when its poll began); one not seen for longer has
-# stopped. Temporal keeps listing it for a while yet,
-# so a finding is told only after it has held for longer than that (OverdrawWatch).
-POLLER_SEEN_WITHIN = timedelta(seconds=150)
+# A finding is told once it has held for POLLER_SEEN_WITHIN, longer than a stopped worker stays
+# listed (OverdrawWatch).
 CHECK_EVERY = timedelta(seconds=60)
 
 
@@ -40,35 +35,6 @@ def worker_identity(settings: Settings) -> str:
     return budget_identity(
         f"{os.getpid()}@{socket.gethostname()}", arm_principal(settings), settings.arm_budget_share
     )
-
-
-async def polling_identities(
-    client: Client,
-    task_queue: str,
-    now: datetime,
-    kind: TaskQueueType.ValueType = TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
-) -> list[str]:
-    """The identities of the workers polling the task queue for `kind` of task (activities, where
-    ARM is called, unless told otherwise), seen within POLLER_SEEN_WITHIN. Asked of every
-    partition of the task queue (the enhanced mode): the root partition alone lists only the
-    pollers that reached it."""
-    response = await client.workflow_service.describe_task_queue(
-        DescribeTaskQueueRequest(
-            namespace=client.namespace,
-            task_queue=TaskQueue(name=task_queue),
-            api_mode=DescribeTaskQueueMode.DESCRIBE_TASK_QUEUE_MODE_ENHANCED,
-            versions=TaskQueueVersionSelection(unversioned=True),
-            task_queue_types=[kind],
-            report_pollers=True,
-        )
-    )
-    return [
-        poller.identity
-        for version in response.versions_info.values()
-        for pollers in version.types_info.values()
-        for poller in pollers.pollers
-        if now - poller.last_access_time.ToDatetime(tzinfo=UTC) <= POLLER_SEEN_WITHIN
-    ]
 
 
 async def watch_budget_shares(

@@ -18,8 +18,9 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from worker.budget_watch import polling_identities, watch_budget_shares, worker_identity
+from worker.budget_watch import watch_budget_shares, worker_identity
 from worker.settings import Settings
+from worker.task_queue import polling_identities
 
 
 @activity.defn
