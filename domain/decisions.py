@@ -17,7 +17,7 @@ from domain.models import (
     RecoveryPointChoice,
     Verification,
 )
-from domain.phases import BEFORE_CUTOVER, Phase
+from domain.phases import BEFORE_CUTOVER, Phase, PlanPhase
 from domain.recovery_points import how_to_ask
 
 # Before the on-premises VM was verified: an approval is not taken yet.
@@ -267,16 +267,16 @@ def describe_wait(
 
 # A plan's phases in which each decision can still be taken (workflows/plan.py judges it again).
 _PLAN_PHASES_TAKING = {
-    "approve": frozenset({"awaiting-approval"}),
-    "undo": frozenset({"awaiting-approval"}),
+    "approve": frozenset({PlanPhase.AWAITING_APPROVAL}),
+    "undo": frozenset({PlanPhase.AWAITING_APPROVAL}),
     "cutover": frozenset(
         {
-            "starting",
-            "discovering",
-            "checking-readiness",
-            "reprotecting-to-onprem",
-            "waiting-for-replication",
-            "failing-over",
+            PlanPhase.STARTING,
+            PlanPhase.DISCOVERING,
+            PlanPhase.CHECKING,
+            PlanPhase.REPROTECTING,
+            PlanPhase.WAITING_FOR_REPLICATION,
+            PlanPhase.FAILING_OVER,
         }
     ),
 }

@@ -273,14 +273,18 @@ async def cut_over(
     if description.workflow_type == "PlanFailbackWorkflow":
         plan = await _status_unless_busy(plan_status(client, workflow_id, QUERY_TIMEOUT))
         if plan is None:
-            return await _cut_over_while_busy(handle, description, request)
+            return await _cut_over_while_busy(
+                handle, description, request, PlanFailbackWorkflow.cut_over
+            )
         if plan.cutover is not None:
             raise CommandError(f"not cut over: {plan.cutover.cut_over_by} already gave it")
         await handle.signal(PlanFailbackWorkflow.cut_over, request)
         return f"cut-over of recovery plan {plan.recovery_plan} given by {cut_over_by}"
     status = await _status_unless_busy(machine_status(client, workflow_id, QUERY_TIMEOUT))
     if status is None:
-        return await _cut_over_while_busy(handle, description, request)
+        return await _cut_over_while_busy(
+            handle, description, request, MachineFailbackWorkflow.cut_over
+        )
     refusal = cutover_refusal(status)
     if refusal is not None:
         raise CommandError(f"not cut over: {refusal}")
@@ -292,12 +296,11 @@ async def _cut_over_while_busy(
     handle: WorkflowHandle[Any, Any],
     description: WorkflowExecutionDescription,
     request: CutoverRequest,
+    signal: Any,
 ) -> str:
     refusal = _refusal_while_busy(handle, description, "cutover")
     if refusal is not None:
         raise CommandError(f"not cut over: {refusal}")
-    is_plan = description.workflow_type == "PlanFailbackWorkflow"
-    signal = PlanFailbackWorkflow.cut_over if is_plan else MachineFailbackWorkflow.cut_over
     await handle.signal(signal, request)
     return _sent_while_busy(f"cut-over of {handle.id} by {request.cut_over_by}", handle.id)
 
@@ -543,15 +546,20 @@ def _refusal_while_busy(
     the CLI then goes by the phase Temporal's server holds (the failback's search attribute)
     and the workflow judges what is sent when it takes the signal (its phase then, who sends
     it, a second one), so sending on the phase is as safe as sending on the status."""
-    phase = description.typed_search_attributes.get(search_attributes.PHASE)
     is_plan = description.workflow_type == "PlanFailbackWorkflow"
-    refusal = refusal_by_phase_alone(decision, is_plan, phase)
+    refusal = refusal_by_phase_alone(decision, is_plan, _phase_on_server(description))
     if refusal is None:
         return None
     return (
         f"{handle.id}'s worker is too busy to answer its status, and the phase Temporal's "
         f"server holds rules it out: {refusal}"
     )
+
+
+def _phase_on_server(description: WorkflowExecutionDescription) -> str | None:
+    """The failback's phase as Temporal's server holds it (its search attribute): known without
+    a worker."""
+    return description.typed_search_attributes.get(search_attributes.PHASE)
 
 
 def _sent_while_busy(what: str, workflow_id: str) -> str:
@@ -832,21 +840,24 @@ async def _why_unanswered(
     too busy (at 10,000 machines on two cores none answered within the deadline); for the
     latter, the phase Temporal's server holds, which needs no worker."""
     queue = description.task_queue
+    workers: int | None
     try:
         workers = len(
-            await polling_identities(
-                client, queue, datetime.now(UTC), TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW
+            set(
+                await polling_identities(
+                    client, queue, datetime.now(UTC), TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW
+                )
             )
         )
     except RPCError:
-        workers = -1
+        workers = None  # the server would not list them
     if workers == 0:
         return (
             f"no worker polls task queue {queue!r}, so none answered the status query of "
             f"{description.id} ({error}): start one with `failback worker` (or `failback lab up`)"
         )
-    phase = description.typed_search_attributes.get(search_attributes.PHASE) or "unknown"
-    polling = f"{workers} worker(s) poll" if workers > 0 else "workers may poll"
+    phase = _phase_on_server(description) or "unknown"
+    polling = "workers may poll" if workers is None else f"{workers} worker(s) poll"
     return (
         f"{polling} task queue {queue!r}, but none answered the status query of "
         f"{description.id} within {QUERY_TIMEOUT.seconds} s ({error}): they are short of CPU "

@@ -40,6 +40,7 @@ async def workers(
     async with contextlib.AsyncExitStack() as stack:
         for index, share in enumerate(shares):
             settings = Settings(azure_lab_client_id=principal, arm_budget_share=share)
+            # The workers share this test's pid: an index in each one's pid@host tells them apart.
             identity = worker_identity(settings).replace("@", f"-{index}@", 1)
             # A connection each, as each worker process has its own.
             client = await Client.connect(
