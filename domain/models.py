@@ -45,6 +45,12 @@ class Timings(_Model):
         gt=0,
         description="How long a reprotect to on-premises may take to become healthy (full copy)",
     )
+    machines_start_into_plan_job_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="FO-PLAN: how long into the plan's failover job its machines' workflows "
+        "start (they then wait for the job's end); a job that ends sooner starts them at its end",
+    )
 
 
 class VaultRef(_Model):
@@ -199,6 +205,11 @@ class MachineFailbackInput(_NamesOneMachine):
         default=None,
         description="FO-PLAN: both sides of this machine as the plan read them when its job "
         "ended; the machine's first verification, instead of a read of its own",
+    )
+    awaits_plan_job: bool = Field(
+        default=False,
+        description="FO-PLAN: started while the plan's failover job still runs; the machine "
+        "waits for the plan's word that the job ended (a PlanJobEnded signal) before it verifies",
     )
     # Hyper-V: how the failback's data syncs, and when a for-downtime failback cuts over
     # without waiting for `failback cutover` (a maintenance window); a plan passes its own.
@@ -647,6 +658,15 @@ class PlanFailoverThenReadInput(_Model):
 
     failover: PlanFailoverInput
     verifications: dict[str, VerificationReadInput]
+
+
+class PlanJobEnded(_Model):
+    """FO-PLAN: the plan's failover job ended, told to a machine started while it ran."""
+
+    operation: OperationResult
+    first_read: VerificationRead | None = Field(
+        default=None, description="Both sides of the machine as the plan read them at the job's end"
+    )
 
 
 class PlanFailoverThenRead(_Model):

@@ -55,6 +55,8 @@ LAB_TIMINGS = {
     "FAILBACK_AGENT_WAIT_TIMEOUT_SECONDS": "120",
     "FAILBACK_REPLICATION_POLL_SECONDS": "1",
     "FAILBACK_REPLICATION_TIMEOUT_SECONDS": "120",
+    # A plan's job takes seconds here: its machines start a second into it (FO-PLAN).
+    "FAILBACK_MACHINES_START_INTO_PLAN_JOB_SECONDS": "1",
 }
 
 

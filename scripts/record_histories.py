@@ -140,19 +140,40 @@ def shipped(name: str) -> Callable[[Path], Path]:
     return lambda _root: SCENARIOS / name
 
 
-def failure_scenario(root: Path) -> Path:
-    data = json.loads((SCENARIOS / "recovery-plan.json").read_text())
-    data["name"] = "plan-failure"
-    data["description"] = (
-        "recovery-plan.json plus plan-stand-down: db-01 and db-02, then cache-01, whose failover "
-        "job the recording makes fail"
-    )
-    data["azure"]["recovery_plans"].append(
-        {"name": FAILURE_PLAN, "boot_groups": FAILURE_PLAN_GROUPS}
-    )
-    path = root / "plan-failure.json"
+def scenario_variant(
+    root: Path, shipped_name: str, name: str, description: str, change: Callable[[Any], None]
+) -> Path:
+    """A shipped scenario changed for one recording, written where that recording's lab runs."""
+    data = json.loads((SCENARIOS / shipped_name).read_text())
+    data["name"], data["description"] = name, description
+    change(data)
+    path = root / f"{name}.json"
     path.write_text(json.dumps(data, indent=2))
     return path
+
+
+def failure_scenario(root: Path) -> Path:
+    return scenario_variant(
+        root,
+        "recovery-plan.json",
+        "plan-failure",
+        "recovery-plan.json plus plan-stand-down: db-01 and db-02, then cache-01, whose failover "
+        "job the recording makes fail",
+        lambda data: data["azure"]["recovery_plans"].append(
+            {"name": FAILURE_PLAN, "boot_groups": FAILURE_PLAN_GROUPS}
+        ),
+    )
+
+
+def slow_plan_job_scenario(root: Path) -> Path:
+    return scenario_variant(
+        root,
+        "modernized.json",
+        "machines-during-job",
+        "modernized.json with the plan's failover job taking 6 s: the plan starts its machines "
+        "a second into it (the lab's FAILBACK_MACHINES_START_INTO_PLAN_JOB_SECONDS)",
+        lambda data: data["azure"]["jobs"].update(failover_seconds=6),
+    )
 
 
 # --- the runs --------------------------------------------------------------------------------
@@ -368,6 +389,14 @@ RUNS = [
         plan_run("plan-modern", "latest", "jane"),
         "plan-modern (modernized) with the patch onprem-facts-of-the-plan: vCenter asked for "
         "the plan's VMs alongside ASR, approved, completed",
+    ),
+    StandardRun(
+        "machines-during-job",
+        slow_plan_job_scenario,
+        plan_run("plan-modern", "latest", "kim"),
+        "plan-modern (modernized) with the patch machines-start-during-plan-job: its 6 s job "
+        "runs while the plan starts its machines, each told the job's end by a signal, approved, "
+        "completed",
     ),
     StandardRun(
         "plan-failure",

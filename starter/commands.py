@@ -82,6 +82,7 @@ def timings_from(settings: Settings) -> Timings:
         "agent_wait_timeout_seconds": settings.agent_wait_timeout_seconds,
         "replication_poll_interval_seconds": settings.replication_poll_seconds,
         "replication_timeout_seconds": settings.replication_timeout_seconds,
+        "machines_start_into_plan_job_seconds": settings.machines_start_into_plan_job_seconds,
     }
     return Timings(**{k: v for k, v in overrides.items() if v is not None})
 

@@ -178,6 +178,7 @@ class Settings(BaseSettings):
     agent_wait_timeout_seconds: float | None = Field(default=None, gt=0)
     replication_poll_seconds: float | None = Field(default=None, gt=0)
     replication_timeout_seconds: float | None = Field(default=None, gt=0)
+    machines_start_into_plan_job_seconds: float | None = Field(default=None, ge=0)
 
     @field_validator("vcenter_standalone_hosts", "approvers", "approver_groups", mode="before")
     @classmethod

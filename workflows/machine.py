@@ -55,6 +55,7 @@ with workflow.unsafe.imports_passed_through():
         OperatorDecision,
         Phase,
         PhaseChange,
+        PlanJobEnded,
         RecoveryPointChoice,
         RejectedApproval,
         ReplicationWaitResult,
@@ -154,6 +155,8 @@ class MachineFailbackWorkflow:
         self._cancellation: Cancellation | None = None
         self._gate = DecisionGate(workflow.info().workflow_id)
         self._approvals: list[Approval] = []
+        # FO-PLAN, started while the plan's job runs: the job's end, as the plan tells it.
+        self._plan_job: PlanJobEnded | None = None
 
     @staticmethod
     def _plan_workflow_id() -> str | None:
@@ -283,6 +286,12 @@ class MachineFailbackWorkflow:
                 cut_over_by=by, comment=request.comment, at=workflow.now(), identity=identity
             )
             workflow.logger.info("cut-over given by %s", by)
+
+    @workflow.signal
+    def plan_job_ended(self, ended: PlanJobEnded) -> None:
+        """FO-PLAN: the plan's failover job, which failed this machine over, ended."""
+        if self._plan_job is None:
+            self._plan_job = ended
 
     @workflow.signal
     def stand_down(self, order: StandDown) -> None:
@@ -489,6 +498,15 @@ class MachineFailbackWorkflow:
             ),
         )
         self._recovery_point = choice
+        if params.awaits_plan_job:
+            await workflow.wait_condition(
+                lambda: self._plan_job is not None or self._stand_down is not None
+            )
+            self._check_stand_down()
+            assert self._plan_job is not None
+            self._operations.append(self._plan_job.operation)
+            self._placement = params.placement
+            return self._plan_job.first_read
         if params.failed_over_by_plan is not None:
             self._operations.append(params.failed_over_by_plan)
             # Where readiness placed it is where the plan's job put it (Hyper-V).

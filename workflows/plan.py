@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 from typing import Any, Literal
 
@@ -17,6 +18,7 @@ from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
     ChildWorkflowError,
+    WorkflowAlreadyStartedError,
     is_cancelled_exception,
 )
 from temporalio.workflow import ChildWorkflowHandle
@@ -50,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
         PlanFailoverInput,
         PlanFailoverThenRead,
         PlanFailoverThenReadInput,
+        PlanJobEnded,
         PlanMachine,
         PlanPhase,
         PlanPhaseChange,
@@ -113,6 +116,8 @@ class PlanFailbackWorkflow:
         # the machine is started with it.
         self._first_reads: dict[str, VerificationRead] = {}
         self._verified_by_plan_read: set[str] = set()
+        # FO-PLAN, machines started during the job: the signals telling them it ended.
+        self._job_end_told: list[asyncio.Future[None]] = []
         self._replication: ReplicationWaitResult | None = None
         self._undo: Undo | None = None
         self._reminders = 0
@@ -289,13 +294,12 @@ class PlanFailbackWorkflow:
             raise
         try:
             await self._fail_back(params)
+        except asyncio.CancelledError:
+            await self._end_cancelled()
+            raise
         except (_PlanStopped, ActivityError) as stop:
             if is_cancelled_exception(stop):
-                # Cancelled by an operator: nothing more is sent but the stand-down orders, and
-                # the failback ends cancelled, with the Azure copies intact if before commit.
-                self._error = "cancelled"
-                self._enter(PlanPhase.FAILED, "cancelled")
-                await self._stand_down_all("the plan's failback was cancelled")
+                await self._end_cancelled()
                 raise
             reason = stop.reason if isinstance(stop, _PlanStopped) else cause(stop)
             error_type = (
@@ -333,6 +337,13 @@ class PlanFailbackWorkflow:
             status=self.status(),
         )
 
+    async def _end_cancelled(self) -> None:
+        """Cancelled by an operator: nothing more is sent but the stand-down orders, and the
+        failback ends cancelled, with the Azure copies intact if before commit."""
+        self._error = "cancelled"
+        self._enter(PlanPhase.FAILED, "cancelled")
+        await self._stand_down_all("the plan's failback was cancelled")
+
     async def _fail_back(self, params: PlanFailbackInput) -> None:
         """The lifecycle of DESIGN.md, for the plan: each step a method below."""
         plan = await self._discover(params)
@@ -343,6 +354,7 @@ class PlanFailbackWorkflow:
         for index, group in enumerate(plan.boot_groups):
             await self._fail_over_group(params, index, group, len(plan.boot_groups))
         self._current_group = None
+        await asyncio.gather(*self._job_end_told)
         # Every machine's own verification, before anyone may approve (R-rules on approval).
         await workflow.wait_condition(self._all_verified)
         if self._failed:
@@ -432,18 +444,23 @@ class PlanFailbackWorkflow:
             if workflow.patched(versioning.PLAN_READS_FIRST_VERIFICATION):
                 # Every machine's first verification read with the job's end: one activity,
                 # not one per machine in the burst that follows (bench/RESULTS.md).
-                done: PlanFailoverThenRead = await write(
-                    VerificationActivities.fail_over_plan_then_read,
-                    PlanFailoverThenReadInput(
-                        failover=failover,
-                        verifications={
-                            m.item.name: verification_query(m, self._placement(m))
-                            for m in plan.machines
-                        },
-                    ),
-                    params.timings,
-                    summary=summary,
+                job = asyncio.ensure_future(
+                    write(
+                        VerificationActivities.fail_over_plan_then_read,
+                        PlanFailoverThenReadInput(
+                            failover=failover,
+                            verifications={
+                                m.item.name: verification_query(m, self._placement(m))
+                                for m in plan.machines
+                            },
+                        ),
+                        params.timings,
+                        summary=summary,
+                    )
                 )
+                if workflow.patched(versioning.MACHINES_START_DURING_PLAN_JOB):
+                    await self._start_machines_during(job, params, plan)
+                done: PlanFailoverThenRead = await job
                 self._failover, self._first_reads = done.operation, done.states
                 # A machine the plan's read found verified lets its boot group's successor start
                 # without waiting for the machine's own word (it still gives it before the
@@ -458,6 +475,8 @@ class PlanFailbackWorkflow:
                     AsrActivities.fail_over_plan, failover, params.timings, summary=summary
                 )
         except ActivityError as err:
+            if is_cancelled_exception(err):
+                raise  # an operator's cancel, not a failed job: `run` ends the plan cancelled
             after = (
                 ""
                 if architecture == "modernized"  # ASR cancels it, or the error says to
@@ -469,6 +488,53 @@ class PlanFailbackWorkflow:
                 f"Azure VMs are intact{after}"
             ) from None
 
+    async def _start_machines_during(
+        self,
+        job: asyncio.Future[PlanFailoverThenRead],
+        params: PlanFailbackInput,
+        plan: DiscoveredPlan,
+    ) -> None:
+        """FO-PLAN: start every machine's workflow while the plan's job runs, a set time into
+        it, in boot group order; each waits for the job's end (`_fail_over_group` tells it).
+
+        Why: starting a workflow (the execution Temporal creates, the worker's sandbox and first
+        task) is most of what a machine cost in the burst after the job's end, when every plan's
+        machines verify at once and the approval waits on the slowest (bench/RESULTS.md); the
+        job's minutes leave the CPU idle. Why not at once: a plan's own start competes with the
+        other plans' readiness and failover requests, which are on the critical path."""
+        into_job = params.timings.machines_start_into_plan_job_seconds
+        try:
+            if into_job > 0:
+                await workflow.wait_condition(job.done, timeout=timedelta(seconds=into_job))
+        except TimeoutError:
+            pass
+        except asyncio.CancelledError:
+            # Cancelled by an operator: the job's activity is cancelled, as it is when the plan
+            # awaits it, and its cancellation ends the plan (`run`).
+            job.cancel()
+            await job
+            raise
+        if job.done():
+            return
+        try:
+            await asyncio.gather(
+                *(
+                    self._start_machine(params, m, awaits_plan_job=True)
+                    for group in plan.boot_groups
+                    for m in group
+                )
+            )
+        except WorkflowAlreadyStartedError as taken:
+            # The job runs on in ASR whatever the plan does: its end is awaited, then the plan
+            # stops and stands its started machines down, before any commit.
+            await workflow.wait([job])
+            raise _PlanStopped(
+                f"a machine's failback could not start: workflow {taken.workflow_id} is open "
+                "(another failback of the same machine). The plan's failover job ran to its end; "
+                "nothing was committed: the Azure VMs are intact. Finish or cancel the other "
+                "failback, then start the plan's again"
+            ) from None
+
     async def _fail_over_group(
         self,
         params: PlanFailbackInput,
@@ -477,10 +543,20 @@ class PlanFailbackWorkflow:
         groups: int,
     ) -> None:
         """Start a boot group's machines at once (one workflow task round trip each, one after
-        the other, was 44 s for 100 machines under load), and wait until each is verified."""
+        the other, was 44 s for 100 machines under load), or tell those started during the
+        plan's job that it ended, and wait until each is verified."""
         self._current_group = index + 1
         self._enter(PlanPhase.FAILING_OVER, f"boot group {index + 1} of {groups}")
-        await asyncio.gather(*(self._start_machine(params, m) for m in group))
+        started = [m for m in group if m.item.name in self._children]
+        if started:
+            # Not awaited here: a group the plan's read found verified lets the next be told in
+            # the same workflow task; `_job_end_told` is awaited before the approval.
+            self._job_end_told.extend(
+                asyncio.ensure_future(self._tell_job_ended(m)) for m in started
+            )
+        await asyncio.gather(
+            *(self._start_machine(params, m) for m in group if m.item.name not in self._children)
+        )
         names = [m.item.name for m in group]
         await workflow.wait_condition(partial(self._group_settled, names))
         if self._failed:
@@ -589,7 +665,20 @@ class PlanFailbackWorkflow:
             lambda: self._enter(PlanPhase.WAITING_FOR_REPLICATION),
         )
 
-    async def _start_machine(self, params: PlanFailbackInput, machine: DiscoveredMachine) -> None:
+    async def _tell_job_ended(self, machine: DiscoveredMachine) -> None:
+        assert self._failover is not None
+        child = self._children[machine.item.name]
+        ended = PlanJobEnded(
+            operation=self._failover, first_read=self._first_reads.pop(machine.item.name, None)
+        )
+        try:
+            await child.handle.signal(MachineFailbackWorkflow.plan_job_ended, ended)
+        except Exception as err:  # a child that already ended: `follow` recorded how
+            workflow.logger.warning("could not tell %s the job ended: %s", machine.vm_name, err)
+
+    async def _start_machine(
+        self, params: PlanFailbackInput, machine: DiscoveredMachine, awaits_plan_job: bool = False
+    ) -> None:
         assert self._choice is not None
         choice = self._choice.for_item(machine.item.name)
         handle = await workflow.start_child_workflow(
@@ -609,6 +698,7 @@ class PlanFailbackWorkflow:
                 discovered=machine,
                 failed_over_by_plan=self._failover,
                 first_read=self._first_reads.pop(machine.item.name, None),
+                awaits_plan_job=awaits_plan_job,
                 data_sync=params.data_sync,
                 cutover_at=params.cutover_at,
                 cutover=self._cutover,

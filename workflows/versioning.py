@@ -17,8 +17,8 @@ A start from the Web UI or the `temporal` CLI therefore always runs today's code
 input field that picks an older behaviour. tests/workflows/test_versioning.py checks that every
 patch id used in workflows/ is listed here and that every entry is used.
 
-Active: "authenticated-decisions", "plan-reads-first-verification" and
-"onprem-facts-of-the-plan" (below). Before them,
+Active: "authenticated-decisions", "plan-reads-first-verification",
+"onprem-facts-of-the-plan" and "machines-start-during-plan-job" (below). Before them,
 no patch was active: revisions 0 and 1 of the machine workflow and the patches
 "plan-approval-only" and "concurrent-fan-out" were removed before the first release (only the
 lab had ever run them), and the stored histories were re-recorded.
@@ -40,6 +40,7 @@ class Patch:
 AUTHENTICATED_DECISIONS = "authenticated-decisions"
 PLAN_READS_FIRST_VERIFICATION = "plan-reads-first-verification"
 ONPREM_FACTS_OF_THE_PLAN = "onprem-facts-of-the-plan"
+MACHINES_START_DURING_PLAN_JOB = "machines-start-during-plan-job"
 
 ACTIVE_PATCHES: tuple[Patch, ...] = (
     Patch(
@@ -62,6 +63,14 @@ ACTIVE_PATCHES: tuple[Patch, ...] = (
         what="readiness asks vCenter for the facts of the failback's own VMs (and, classic, its "
         "master targets', read after ASR) instead of every VM of vCenter in the history",
         remove_when="no failback started before this change is open and tests/replay's "
+        "histories are re-recorded with the marker",
+    ),
+    Patch(
+        id=MACHINES_START_DURING_PLAN_JOB,
+        what="FO-PLAN: the plan starts its machines' workflows while its failover job runs "
+        "(Timings.machines_start_into_plan_job_seconds into it; a timer more) and tells each "
+        "the job's end by a signal (plan_job_ended), instead of starting them after the end",
+        remove_when="no plan failback started before this change is open and tests/replay's "
         "histories are re-recorded with the marker",
     ),
 )

@@ -125,6 +125,8 @@ def test_stored_histories_cover_every_workflow_and_the_failure_path() -> None:
     assert undone, "no stored machine history is undone before commit (modernized)"
     cut = [h for h in by_type["MachineFailbackWorkflow"] if "cut_over" in signals(h)]
     assert cut, "no stored machine history is cut over (Hyper-V for-downtime)"
+    told = [h for h in by_type["MachineFailbackWorkflow"] if "plan_job_ended" in signals(h)]
+    assert told, "no stored machine history was started during its plan's job and told its end"
 
 
 def patches(history: WorkflowHistory) -> set[str]:

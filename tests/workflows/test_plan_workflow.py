@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from temporalio import activity
-from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowHistory
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -44,6 +44,7 @@ from domain.models import (
     PlanFailoverInput,
     PlanFailoverThenRead,
     PlanFailoverThenReadInput,
+    PlanStatus,
     ProtectedItemRef,
     ReadAsrFactsInput,
     ReadRecoveryPointsInput,
@@ -103,8 +104,12 @@ class FakePlanWorld:
         failing_plan_failover: bool = False,
         decision_rules: DecisionRules | None = None,
         reads_to_boot: int = 2,
+        plan_job_seconds: float = 0.0,
     ) -> None:
         self.groups = groups
+        # How long the plan's failover job runs, in real seconds (the time-skipping server does
+        # not skip an activity's own time).
+        self.plan_job_seconds = plan_job_seconds
         # Reads of a VM after its failover before it reads as booted.
         self.reads_to_boot = reads_to_boot
         self.decision_rules = decision_rules or DecisionRules()
@@ -230,6 +235,7 @@ class FakePlanWorld:
     async def fail_over_plan(self, params: PlanFailoverInput) -> OperationResult:
         self.events.append(("fail_over_plan", params.recovery_plan))
         self.events.append(("point", f"{params.recovery_plan}={params.recovery_point_type}"))
+        await asyncio.sleep(self.plan_job_seconds)
         if self.failing_plan_failover:
             raise ApplicationError(
                 "ASR job j (unplannedFailover of recovery plan plan-erp) ended Failed: 8038 "
@@ -346,6 +352,16 @@ async def started_plan(
         )
 
 
+async def failed_plan(
+    env: WorkflowEnvironment, world: FakePlanWorld, params: PlanFailbackInput
+) -> tuple[str, PlanStatus]:
+    """A plan failback expected to fail: its error message and its last status."""
+    async with started_plan(env, world, params) as handle:
+        with pytest.raises(WorkflowFailureError) as failure:
+            await asyncio.wait_for(handle.result(), 60)
+        return str(failure.value.cause), await handle.query(PlanFailbackWorkflow.status)
+
+
 async def until_awaiting_approval(env: WorkflowEnvironment, handle: WorkflowHandle) -> None:
     for _ in range(600):
         status = await handle.query(PlanFailbackWorkflow.status)
@@ -355,13 +371,18 @@ async def until_awaiting_approval(env: WorkflowEnvironment, handle: WorkflowHand
     assert status.phase == "awaiting-approval", status.error
 
 
-def plan_input(policy: str = "app-consistent") -> PlanFailbackInput:
+def plan_input(
+    policy: str = "app-consistent", machines_start_into_plan_job_seconds: float = 30.0
+) -> PlanFailbackInput:
     return PlanFailbackInput(
         vault=VaultRef(resource_group="rg", vault="vault"),
         recovery_plan="plan-erp",
         recovery_point=policy,  # type: ignore[arg-type]
         recovery_resource_group="rg-rec",
-        timings=Timings(verify_poll_interval_seconds=10),
+        timings=Timings(
+            verify_poll_interval_seconds=10,
+            machines_start_into_plan_job_seconds=machines_start_into_plan_job_seconds,
+        ),
     )
 
 
@@ -479,6 +500,114 @@ async def test_a_failed_plan_failover_starts_no_machine_and_commits_nothing(
     assert not [e for e in world.events if e[0] in ("fail_over", "commit", "verified")]
 
 
+def _event_kinds(history: WorkflowHistory) -> list[str]:
+    return [event.WhichOneof("attributes") or "" for event in history.events]
+
+
+async def test_machines_started_during_the_plans_job_are_told_its_end(
+    env: WorkflowEnvironment,
+) -> None:
+    """FO-PLAN: a job longer than `machines_start_into_plan_job_seconds` has the plan start its
+    machines while it runs (their start is not in the burst after the job); each waits, sends
+    nothing of its own, and verifies with the plan's read once told the job ended."""
+    world = FakePlanWorld(reads_to_boot=0, plan_job_seconds=4)
+    params = plan_input(machines_start_into_plan_job_seconds=1)
+    async with started_plan(env, world, params) as handle:
+        await asyncio.sleep(2.5)  # real time: the job runs 4 s
+        db1 = env.client.get_workflow_handle("failback-vault-db-01")
+        waiting = await db1.query(MachineFailbackWorkflow.status)
+        assert waiting.phase == "failing-over" and waiting.verification is None
+        await until_awaiting_approval(env, handle)
+        await handle.signal(PlanFailbackWorkflow.approve_commit, ApprovalRequest(approved_by="ops"))
+        result = await asyncio.wait_for(handle.result(), 60)
+        plan_history = await handle.fetch_history()
+        machine_histories = [
+            await env.client.get_workflow_handle(m.workflow_id).fetch_history()
+            for m in result.status.machines
+        ]
+    assert result.outcome == "completed"
+    kinds = _event_kinds(plan_history)
+    job_end = kinds.index(
+        "activity_task_completed_event_attributes", kinds.index("timer_started_event_attributes")
+    )
+    started = [
+        i for i, k in enumerate(kinds) if k == "child_workflow_execution_started_event_attributes"
+    ]
+    assert len(started) == 4 and max(started) < job_end, "a machine started after the job"
+    for history in machine_histories:
+        assert "plan_job_ended" in signals_in(history)
+    assert [e for e in world.events if e[0] in ("fail_over_plan", "fail_over")] == [
+        ("fail_over_plan", "plan-erp")
+    ]
+    assert not [e for e in world.events if e[0] == "verification read"]
+    for machine_result in result.machines.values():
+        operations = [op.operation for op in machine_result.status.operations]
+        assert operations == ["unplannedFailover", "failoverCommit", "reProtect"]
+        assert machine_result.status.verification is not None
+        assert machine_result.status.verification.passed
+
+
+async def test_a_plan_job_failing_after_its_machines_started_stands_them_down(
+    env: WorkflowEnvironment,
+) -> None:
+    world = FakePlanWorld(failing_plan_failover=True, plan_job_seconds=3)
+    message, status = await failed_plan(
+        env, world, plan_input(machines_start_into_plan_job_seconds=1)
+    )
+    assert "recovery plan's failover failed" in message and "8038" in message
+    assert status.phase == "failed"
+    assert sorted(status.failed) == ["app-01-item", "db-01-item", "db-02-item", "web-01-item"]
+    assert all("stopped before commit" in reason for reason in status.failed.values())
+    assert not [e for e in world.events if e[0] in ("fail_over", "commit", "verified")]
+
+
+@pytest.mark.parametrize("machines_started", [False, True])
+async def test_a_plan_cancelled_during_its_job_stands_down_and_commits_nothing(
+    env_of_its_own: WorkflowEnvironment, machines_started: bool
+) -> None:
+    """`failback cancel` while the plan's job runs, before or after the plan started its
+    machines: the job's activity is cancelled, the plan ends cancelled, every machine started
+    stands down, nothing is committed."""
+    env = env_of_its_own
+    world = FakePlanWorld(plan_job_seconds=4)
+    params = plan_input(machines_start_into_plan_job_seconds=1 if machines_started else 30)
+    async with started_plan(env, world, params) as handle:
+        await asyncio.sleep(2.5)  # real time: the job runs 4 s
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError):
+            await asyncio.wait_for(handle.result(), 60)
+        status = await handle.query(PlanFailbackWorkflow.status)
+        kinds = _event_kinds(await handle.fetch_history())
+    assert status.phase == "failed" and status.error == "cancelled"
+    assert "activity_task_cancel_requested_event_attributes" in kinds
+    machines = ["app-01-item", "db-01-item", "db-02-item", "web-01-item"]
+    assert sorted(status.failed) == (machines if machines_started else [])
+    assert all("stopped before commit" in reason for reason in status.failed.values())
+    assert not [e for e in world.events if e[0] in ("fail_over", "commit")]
+
+
+async def test_a_machine_whose_failback_is_open_elsewhere_stops_the_plan_after_its_job(
+    env_of_its_own: WorkflowEnvironment,
+) -> None:
+    """A machine's workflow id is taken (another failback of it is open): the plan, which
+    started its machines during the job, waits for the job's end, stands the others down,
+    commits nothing, and says which workflow is in the way."""
+    env = env_of_its_own
+    await env.client.start_workflow(
+        "MachineFailbackWorkflow", id="failback-vault-db-02", task_queue=f"nobody-{uuid.uuid4()}"
+    )
+    world = FakePlanWorld(plan_job_seconds=3)
+    message, status = await failed_plan(
+        env, world, plan_input(machines_start_into_plan_job_seconds=1)
+    )
+    assert "workflow failback-vault-db-02 is open" in message
+    assert "nothing was committed" in message
+    assert status.phase == "failed"
+    assert ("fail_over_plan", "plan-erp") in world.events
+    assert not [e for e in world.events if e[0] in ("fail_over", "commit")]
+    assert all("stopped before commit" in reason for reason in status.failed.values())
+
+
 async def test_a_failing_machine_stops_later_groups_and_nothing_is_committed(
     env: WorkflowEnvironment,
 ) -> None:
@@ -556,16 +685,16 @@ async def test_an_approval_goes_by_the_servers_phase_when_no_worker_answers_the_
 
 
 async def test_without_an_answer_the_cli_refuses_an_approval_the_servers_phase_rules_out(
-    env_without_workers: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
+    env_of_its_own: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(commands, "QUERY_TIMEOUT", timedelta(seconds=2))
     queue = f"tq-{uuid.uuid4()}"
     # Started with no worker at all: the server's phase is not "awaiting-approval".
-    handle = await env_without_workers.client.start_workflow(
+    handle = await env_of_its_own.client.start_workflow(
         PlanFailbackWorkflow.run, plan_input(), id=f"plan-{uuid.uuid4()}", task_queue=queue
     )
     with pytest.raises(commands.CommandError) as refused:
-        await commands.approve(await cli_client(env_without_workers), handle.id, "ops", "too early")
+        await commands.approve(await cli_client(env_of_its_own), handle.id, "ops", "too early")
     assert "not approved" in str(refused.value) and "too busy" in str(refused.value)
     # The refusal is recorded in the history; no approval was sent.
     assert signals_in(await handle.fetch_history()) == ["record_refused_decision"]
@@ -596,18 +725,18 @@ async def test_an_undo_sent_while_the_worker_is_busy_is_still_judged_by_the_plan
 
 
 async def test_without_an_answer_the_cli_sends_no_decision_the_servers_phase_rules_out(
-    env_without_workers: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
+    env_of_its_own: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A plan no worker has begun: the server holds no phase, so neither an undo nor a
     cut-over is sent, each refused in one line that says why."""
     monkeypatch.setattr(commands, "QUERY_TIMEOUT", timedelta(seconds=2))
-    handle = await env_without_workers.client.start_workflow(
+    handle = await env_of_its_own.client.start_workflow(
         PlanFailbackWorkflow.run,
         plan_input(),
         id=f"plan-{uuid.uuid4()}",
         task_queue=f"tq-{uuid.uuid4()}",
     )
-    client = await cli_client(env_without_workers)
+    client = await cli_client(env_of_its_own)
     with pytest.raises(commands.CommandError) as undo:
         await commands.undo(client, handle.id, "gail", "too early")
     with pytest.raises(commands.CommandError) as cutover:
