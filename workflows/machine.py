@@ -498,20 +498,19 @@ class MachineFailbackWorkflow:
             ),
         )
         self._recovery_point = choice
+        by_plan, first_read = params.failed_over_by_plan, params.first_read
         if params.awaits_plan_job:
             await workflow.wait_condition(
                 lambda: self._plan_job is not None or self._stand_down is not None
             )
             self._check_stand_down()
             assert self._plan_job is not None
-            self._operations.append(self._plan_job.operation)
-            self._placement = params.placement
-            return self._plan_job.first_read
-        if params.failed_over_by_plan is not None:
-            self._operations.append(params.failed_over_by_plan)
+            by_plan, first_read = self._plan_job.operation, self._plan_job.first_read
+        if by_plan is not None:
+            self._operations.append(by_plan)
             # Where readiness placed it is where the plan's job put it (Hyper-V).
             self._placement = params.placement
-            return params.first_read
+            return first_read
         hyperv = self._hyperv_failback(params, machine)
         failover = FailoverInput(
             vault=params.vault,

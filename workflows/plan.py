@@ -667,14 +667,20 @@ class PlanFailbackWorkflow:
 
     async def _tell_job_ended(self, machine: DiscoveredMachine) -> None:
         assert self._failover is not None
-        child = self._children[machine.item.name]
         ended = PlanJobEnded(
             operation=self._failover, first_read=self._first_reads.pop(machine.item.name, None)
         )
+        await self._tell(
+            machine.item.name, MachineFailbackWorkflow.plan_job_ended, ended, "the job ended"
+        )
+
+    async def _tell(self, name: str, signal: Any, arg: object, what: str) -> None:
+        """Signal one machine; a machine that already ended cannot be told (`follow` recorded
+        how it ended)."""
         try:
-            await child.handle.signal(MachineFailbackWorkflow.plan_job_ended, ended)
-        except Exception as err:  # a child that already ended: `follow` recorded how
-            workflow.logger.warning("could not tell %s the job ended: %s", machine.vm_name, err)
+            await self._children[name].handle.signal(signal, arg)
+        except Exception as err:
+            workflow.logger.warning("could not tell %s %s: %s", name, what, err)
 
     async def _start_machine(
         self, params: PlanFailbackInput, machine: DiscoveredMachine, awaits_plan_job: bool = False
@@ -737,17 +743,10 @@ class PlanFailbackWorkflow:
         return bool(self._failed) or all(m.item_name in self._verified for m in self._machines)
 
     async def _stand_down_all(self, reason: str) -> None:
-        async def stand_down(name: str, child: _Child) -> None:
-            try:
-                await child.handle.signal(
-                    MachineFailbackWorkflow.stand_down, StandDown(reason=reason)
-                )
-            except Exception as err:  # a child that already ended cannot be told
-                workflow.logger.warning("could not stand %s down: %s", name, err)
-
+        order = StandDown(reason=reason)
         orders = [
-            stand_down(name, child)
-            for name, child in self._children.items()
+            self._tell(name, MachineFailbackWorkflow.stand_down, order, "to stand down")
+            for name in self._children
             if name not in self._completed and name not in self._failed
         ]
         await asyncio.gather(*orders)
