@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
+from typing import Literal
 
 from domain.models import (
     AgentWait,
@@ -171,6 +172,28 @@ def undo_refusal(
             "VM; a committed failback cannot be undone"
         )
     return None
+
+
+# Before a machine the plan failed over can take its plan's undo: its workflow has not yet
+# begun waiting for the plan's job (a workflow started after the job's end, not yet run).
+_BEFORE_ITS_FAILOVER = frozenset({Phase.STARTING, Phase.DISCOVERING})
+
+
+def plan_decision_waits(
+    decision: Literal["approve", "undo"], phase: Phase, failed_over_by_plan: bool
+) -> bool:
+    """FO-PLAN: a plan that failed its machines over in its own job verifies each from its own
+    read at the job's end, and from then on takes the approval (or the undo) for all of them,
+    while each machine's workflow may not yet have recorded that read as its own verification.
+    Such a decision from the machine's own plan waits for the machine's turn (the approval:
+    awaiting approval, after its own verification passed; the undo: failing over) and is judged
+    then by the same rules, never taken earlier: step 6's "an approval sent before verification
+    is refused" still holds for the machine, and the plan never waits on its machines' word."""
+    if not failed_over_by_plan:
+        return False
+    if decision == "approve":
+        return phase in BEFORE_VERIFIED
+    return phase in _BEFORE_ITS_FAILOVER
 
 
 def cutover_refusal(status: MachineStatus) -> str | None:

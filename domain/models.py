@@ -211,6 +211,12 @@ class MachineFailbackInput(_NamesOneMachine):
         description="FO-PLAN: started while the plan's failover job still runs; the machine "
         "waits for the plan's word that the job ended (a PlanJobEnded signal) before it verifies",
     )
+    plan_counts_its_read: bool = Field(
+        default=False,
+        description="FO-PLAN: the plan counts its own read at the job's end, when it passes, as "
+        "this machine's verification (patch plan-approves-on-its-read): the machine verified "
+        "on it sends the plan no `machine_verified` signal",
+    )
     # Hyper-V: how the failback's data syncs, and when a for-downtime failback cuts over
     # without waiting for `failback cutover` (a maintenance window); a plan passes its own.
     data_sync: DataSync = "for-synchronization"
@@ -666,6 +672,12 @@ class PlanJobEnded(_Model):
     operation: OperationResult
     first_read: VerificationRead | None = Field(
         default=None, description="Both sides of the machine as the plan read them at the job's end"
+    )
+    plan_counts_its_read: bool = Field(
+        default=False,
+        description="FO-PLAN: the plan counts its own read at the job's end, when it passes, as "
+        "this machine's verification (patch plan-approves-on-its-read): the machine verified "
+        "on it sends the plan no `machine_verified` signal",
     )
 
 

@@ -399,6 +399,14 @@ RUNS = [
         "completed",
     ),
     StandardRun(
+        "plan-approves-on-read",
+        slow_plan_job_scenario,
+        plan_run("plan-modern", "latest", "lena"),
+        "plan-modern (modernized) with the patch plan-approves-on-its-read: its 6 s job runs "
+        "while the plan starts its machines; the plan's read verifies both, it awaits approval "
+        "without their word and tells each so with the job's end, approved, completed",
+    ),
+    StandardRun(
         "plan-failure",
         failure_scenario,
         failing_plan,

@@ -4,6 +4,7 @@ the plan workflows (deterministic: the checks are pure, the policy is read once 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -74,15 +75,18 @@ class DecisionGate:
         decision: Decision,
         for_workflow: str | None = None,
         typed: str = "",
+        received_at: datetime | None = None,
     ) -> tuple[VerifiedIdentity | None, str | None]:
         """(the verified identity or None, why the decision is refused or None). A plan passes
-        its own attestation to its machines: `for_workflow` is then the plan's id."""
+        its own attestation to its machines: `for_workflow` is then the plan's id. A decision
+        judged after it waited (`plan_decision_waits`) is judged as of its arrival: a signed
+        identity valid then is not refused for having expired while it waited."""
         refusal = attestation_refusal(
             self.policy,
             attestation,
             for_workflow or self.workflow_id,
             decision,
-            workflow.now(),
+            received_at or workflow.now(),
         )
         if refusal is not None:
             return None, refusal

@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         approval_refusal,
         describe_wait,
         evaluate_verification,
+        plan_decision_waits,
         undo_refusal,
     )
     from domain.models import (
@@ -119,9 +120,14 @@ def machine_workflow_id(vault: str, machine: str) -> str:
 
 @workflow.defn
 class MachineFailbackWorkflow:
-    def __init__(self) -> None:
+    @workflow.init
+    def __init__(self, params: MachineFailbackInput) -> None:
+        # From the input, before any signal is handled: a plan's decision may arrive with the
+        # workflow's start, before `run` has begun (`plan_decision_waits`).
+        self._asked: tuple[str | None, str | None] = (params.item_name, params.vm_name)
+        self._plan: str | None = params.recovery_plan
+        self._failed_over_by_plan = params.failed_over_by_plan is not None or params.awaits_plan_job
         self._phase = Phase.STARTING
-        self._asked: tuple[str | None, str | None] = (None, None)  # item, VM as started
         self._history: list[PhaseChange] = []
         self._discovered: DiscoveredMachine | None = None
         self._recovery_point: RecoveryPointChoice | None = None
@@ -138,7 +144,6 @@ class MachineFailbackWorkflow:
         self._reminders = 0
         # Re-protects to Azure that failed in this agent wait, ASR's words for each (R16).
         self._reprotect_failures: list[str] = []
-        self._plan: str | None = None
         self._undo: Undo | None = None
         self._rejected_undos: list[RejectedApproval] = []
         self._readiness: ReadinessReport | None = None
@@ -157,6 +162,14 @@ class MachineFailbackWorkflow:
         self._approvals: list[Approval] = []
         # FO-PLAN, started while the plan's job runs: the job's end, as the plan tells it.
         self._plan_job: PlanJobEnded | None = None
+        # FO-PLAN: the plan's decisions that arrived before this machine's turn for them, with
+        # when they arrived (`plan_decision_waits`); judged when the turn comes.
+        self._waiting_approval: tuple[ApprovalRequest, datetime] | None = None
+        self._waiting_undo: tuple[UndoRequest, datetime] | None = None
+        # FO-PLAN: the first verification read is the plan's, which the plan counts as the
+        # machine's verification by the same rule when it passes, and needs no word from it.
+        self._read_by_plan = False
+        self._verified_on_plans_read = False
 
     @staticmethod
     def _plan_workflow_id() -> str | None:
@@ -173,14 +186,30 @@ class MachineFailbackWorkflow:
 
     # --- messages --------------------------------------------------------------------------
 
+    def _from_plan(self, on_behalf_of_plan: str | None) -> bool:
+        return self._plan is not None and on_behalf_of_plan == self._plan
+
     @workflow.signal
     def approve_commit(self, request: ApprovalRequest) -> None:
-        from_plan = self._plan is not None and request.on_behalf_of_plan == self._plan
+        if self._from_plan(request.on_behalf_of_plan) and plan_decision_waits(
+            "approve", self._phase, self._failed_over_by_plan
+        ):
+            if self._waiting_approval is None:
+                self._waiting_approval = (request, workflow.now())
+                workflow.logger.info(
+                    "the plan's approval waits for %s's own verification", self._vm_name
+                )
+            return
+        self._judge_approval(request, workflow.now())
+
+    def _judge_approval(self, request: ApprovalRequest, received_at: datetime) -> None:
+        from_plan = self._from_plan(request.on_behalf_of_plan)
         identity, refusal = self._gate.check(
             request.attestation,
             "approve",
             self._plan_workflow_id() if from_plan else None,
             request.approved_by,
+            received_at,
         )
         by = who(identity, request.approved_by)
         refusal = refusal or approval_refusal(self._phase)
@@ -241,6 +270,15 @@ class MachineFailbackWorkflow:
     def undo_failback(self, request: UndoRequest) -> None:
         """Modernized: bring the Azure VM back instead of committing (failoverCancel). Taken
         only before the commit is approved; refused (and recorded) otherwise."""
+        if self._from_plan(request.on_behalf_of_plan) and plan_decision_waits(
+            "undo", self._phase, self._failed_over_by_plan
+        ):
+            if self._waiting_undo is None:
+                self._waiting_undo = (request, workflow.now())
+            return
+        self._judge_undo(request, workflow.now())
+
+    def _judge_undo(self, request: UndoRequest, received_at: datetime) -> None:
         architecture = self._discovered.architecture if self._discovered else "classic"
         refusal = undo_refusal(
             self._phase,
@@ -248,9 +286,12 @@ class MachineFailbackWorkflow:
             architecture_named_can_undo(architecture),
             architecture,
         )
-        from_plan = self._plan is not None and request.on_behalf_of_plan == self._plan
+        from_plan = self._from_plan(request.on_behalf_of_plan)
         identity, denied = self._gate.check(
-            request.attestation, "undo", self._plan_workflow_id() if from_plan else None
+            request.attestation,
+            "undo",
+            self._plan_workflow_id() if from_plan else None,
+            received_at=received_at,
         )
         by = who(identity, request.undone_by)
         refusal = denied or refusal
@@ -295,7 +336,10 @@ class MachineFailbackWorkflow:
 
     @workflow.signal
     def stand_down(self, order: StandDown) -> None:
-        if self._phase in BEFORE_COMMIT and self._approval is None:
+        # An approval waiting for the machine's verification is its plan's approval all the
+        # same: the machine commits with the others, as one that had taken it would.
+        approved = self._approval is not None or self._waiting_approval is not None
+        if self._phase in BEFORE_COMMIT and not approved:
             self._stand_down = order
 
     @workflow.signal
@@ -346,8 +390,6 @@ class MachineFailbackWorkflow:
 
     @workflow.run
     async def run(self, params: MachineFailbackInput) -> MachineFailbackResult:
-        self._asked = (params.item_name, params.vm_name)
-        self._plan = params.recovery_plan
         self._agent_limit_seconds = params.timings.agent_wait_timeout_seconds
         started_at = workflow.now()
         labels = [search_attributes.VAULT.value_set(params.vault.vault)]
@@ -411,6 +453,8 @@ class MachineFailbackWorkflow:
             await self._check_and_reprotect(params, machine)
 
         self._enter(Phase.FAILING_OVER)
+        if self._waiting_undo is not None:
+            self._judge_undo(*self._waiting_undo)
         first_read = await self._fail_over(params, machine)
 
         if self._undo is None:
@@ -418,7 +462,10 @@ class MachineFailbackWorkflow:
             await self._verify(params, machine, first_read)
         if self._undo is None:
             self._enter(Phase.AWAITING_APPROVAL)
-            await self._tell_plan_verified()
+            if not self._verified_on_plans_read:
+                await self._tell_plan_verified()
+            if self._waiting_approval is not None:
+                self._judge_approval(*self._waiting_approval)
             await self._await_approval(params)
         if self._undo is not None:
             return await self._undo_failback(params, machine)
@@ -510,6 +557,12 @@ class MachineFailbackWorkflow:
             self._operations.append(by_plan)
             # Where readiness placed it is where the plan's job put it (Hyper-V).
             self._placement = params.placement
+            # Said by the plan (its input, or its signal): a plan that began before the patch
+            # plan-approves-on-its-read waits for the machine's word even so.
+            self._read_by_plan = first_read is not None and (
+                params.plan_counts_its_read
+                or (self._plan_job is not None and self._plan_job.plan_counts_its_read)
+            )
             return first_read
         hyperv = self._hyperv_failback(params, machine)
         failover = FailoverInput(
@@ -699,9 +752,11 @@ class MachineFailbackWorkflow:
                 onprem, azure = first_read.onprem, first_read.azure
                 first_read = None
             else:
+                self._read_by_plan = False
                 onprem, azure = await self._read_both_sides(machine)
             self._verification = evaluate_verification(onprem, azure, workflow.now())
             if self._verification.passed:
+                self._verified_on_plans_read = self._read_by_plan
                 if self._azure_down_at is not None:
                     self._downtime_seconds = (
                         self._verification.checked_at - self._azure_down_at

@@ -116,6 +116,8 @@ class PlanFailbackWorkflow:
         # the machine is started with it.
         self._first_reads: dict[str, VerificationRead] = {}
         self._verified_by_plan_read: set[str] = set()
+        # FO-PLAN, patch plan-approves-on-its-read: its own read is each machine's verification.
+        self._approves_on_its_read = False
         # FO-PLAN, machines started during the job: the signals telling them it ended.
         self._job_end_told: list[asyncio.Future[None]] = []
         self._replication: ReplicationWaitResult | None = None
@@ -354,7 +356,8 @@ class PlanFailbackWorkflow:
         for index, group in enumerate(plan.boot_groups):
             await self._fail_over_group(params, index, group, len(plan.boot_groups))
         self._current_group = None
-        await asyncio.gather(*self._job_end_told)
+        if not self._approves_on_its_read:
+            await asyncio.gather(*self._job_end_told)
         # Every machine's own verification, before anyone may approve (R-rules on approval).
         await workflow.wait_condition(self._all_verified)
         if self._failed:
@@ -362,6 +365,8 @@ class PlanFailbackWorkflow:
                 f"a machine did not verify ({failures(self._failed)}); nothing was committed"
             )
         approval = await self._await_approval(params)
+        # Each machine is told its job ended before it is sent a decision.
+        await asyncio.gather(*self._job_end_told)
         if approval is None:
             await self._undo_all()
             return
@@ -462,14 +467,28 @@ class PlanFailbackWorkflow:
                     await self._start_machines_during(job, params, plan)
                 done: PlanFailoverThenRead = await job
                 self._failover, self._first_reads = done.operation, done.states
-                # A machine the plan's read found verified lets its boot group's successor start
-                # without waiting for the machine's own word (it still gives it before the
-                # approval): the groups' starts no longer wait on each other's round trips.
-                self._verified_by_plan_read = {
-                    item
+                verified = {
+                    item: MachineVerified(item_name=item, verification=verification)
                     for item, both in done.states.items()
-                    if evaluate_verification(both.onprem, both.azure, workflow.now()).passed
+                    if (
+                        verification := evaluate_verification(
+                            both.onprem, both.azure, workflow.now()
+                        )
+                    ).passed
                 }
+                if workflow.patched(versioning.PLAN_APPROVES_ON_ITS_READ):
+                    # The machine's own verification, by the same rule on the same read (the
+                    # machine records it too, and sends no word of it): the approval no longer
+                    # waits on a round trip per machine through the busiest seconds of the
+                    # failback (bench/RESULTS.md). A decision reaching a machine before its
+                    # turn waits for it there (`plan_decision_waits`).
+                    self._approves_on_its_read = True
+                    self._verified.update(verified)
+                else:
+                    # A machine the plan's read found verified lets its boot group's successor
+                    # start without waiting for the machine's own word (it still gives it
+                    # before the approval).
+                    self._verified_by_plan_read = set(verified)
             else:
                 self._failover = await write(
                     AsrActivities.fail_over_plan, failover, params.timings, summary=summary
@@ -668,7 +687,9 @@ class PlanFailbackWorkflow:
     async def _tell_job_ended(self, machine: DiscoveredMachine) -> None:
         assert self._failover is not None
         ended = PlanJobEnded(
-            operation=self._failover, first_read=self._first_reads.pop(machine.item.name, None)
+            operation=self._failover,
+            first_read=self._first_reads.pop(machine.item.name, None),
+            plan_counts_its_read=self._approves_on_its_read,
         )
         await self._tell(
             machine.item.name, MachineFailbackWorkflow.plan_job_ended, ended, "the job ended"
@@ -705,6 +726,7 @@ class PlanFailbackWorkflow:
                 failed_over_by_plan=self._failover,
                 first_read=self._first_reads.pop(machine.item.name, None),
                 awaits_plan_job=awaits_plan_job,
+                plan_counts_its_read=self._approves_on_its_read,
                 data_sync=params.data_sync,
                 cutover_at=params.cutover_at,
                 cutover=self._cutover,

@@ -18,7 +18,8 @@ input field that picks an older behaviour. tests/workflows/test_versioning.py ch
 patch id used in workflows/ is listed here and that every entry is used.
 
 Active: "authenticated-decisions", "plan-reads-first-verification",
-"onprem-facts-of-the-plan" and "machines-start-during-plan-job" (below). Before them,
+"onprem-facts-of-the-plan", "machines-start-during-plan-job" and "plan-approves-on-its-read"
+(below). Before them,
 no patch was active: revisions 0 and 1 of the machine workflow and the patches
 "plan-approval-only" and "concurrent-fan-out" were removed before the first release (only the
 lab had ever run them), and the stored histories were re-recorded.
@@ -41,6 +42,7 @@ AUTHENTICATED_DECISIONS = "authenticated-decisions"
 PLAN_READS_FIRST_VERIFICATION = "plan-reads-first-verification"
 ONPREM_FACTS_OF_THE_PLAN = "onprem-facts-of-the-plan"
 MACHINES_START_DURING_PLAN_JOB = "machines-start-during-plan-job"
+PLAN_APPROVES_ON_ITS_READ = "plan-approves-on-its-read"
 
 ACTIVE_PATCHES: tuple[Patch, ...] = (
     Patch(
@@ -70,6 +72,15 @@ ACTIVE_PATCHES: tuple[Patch, ...] = (
         what="FO-PLAN: the plan starts its machines' workflows while its failover job runs "
         "(Timings.machines_start_into_plan_job_seconds into it; a timer more) and tells each "
         "the job's end by a signal (plan_job_ended), instead of starting them after the end",
+        remove_when="no plan failback started before this change is open and tests/replay's "
+        "histories are re-recorded with the marker",
+    ),
+    Patch(
+        id=PLAN_APPROVES_ON_ITS_READ,
+        what="FO-PLAN: the plan counts a machine its own read at the job's end verified as "
+        "verified, awaits approval without its word, tells it so (plan_counts_its_read: the "
+        "machine then sends no `machine_verified` signal) and awaits the telling only before "
+        "sending a decision",
         remove_when="no plan failback started before this change is open and tests/replay's "
         "histories are re-recorded with the marker",
     ),

@@ -15,6 +15,7 @@ from domain.decisions import (
     approval_refusal,
     describe_wait,
     evaluate_verification,
+    plan_decision_waits,
     refusal_by_phase_alone,
     select_latest_point,
     undo_refusal,
@@ -89,6 +90,37 @@ def test_verification_names_each_problem(
     result = evaluate_verification(vm, az, T0)
     assert not result.passed
     assert any(expected in problem for problem in result.problems)
+
+
+@given(st.sampled_from(list(Phase)), st.booleans())
+def test_a_plans_approval_waits_only_where_the_machine_would_refuse_it_unverified(
+    phase: Phase, failed_over_by_plan: bool
+) -> None:
+    """A waiting approval is judged at awaiting approval, where it is taken; one that does not
+    wait is judged where it arrives, so none is ever taken before the machine is verified."""
+    waits = plan_decision_waits("approve", phase, failed_over_by_plan)
+    refusal = approval_refusal(phase)
+    assert waits == (failed_over_by_plan and refusal is not None and "verified" in refusal)
+    assert approval_refusal(Phase.AWAITING_APPROVAL) is None
+    if not failed_over_by_plan:
+        assert not waits
+
+
+@given(st.sampled_from(list(Phase)), st.booleans())
+def test_a_plans_undo_waits_only_before_the_machine_takes_up_its_plans_failover(
+    phase: Phase, failed_over_by_plan: bool
+) -> None:
+    """Only where the machine would say "nothing has failed over yet", wrong for a machine its
+    plan's job fails over; it is judged as the machine begins failing over, where it is taken."""
+    waits = plan_decision_waits("undo", phase, failed_over_by_plan)
+    refusal = undo_refusal(phase, False, True, "modernized")
+    assert waits == (
+        failed_over_by_plan
+        and phase in (Phase.STARTING, Phase.DISCOVERING)
+        and refusal is not None
+        and "nothing has failed over yet" in refusal
+    )
+    assert undo_refusal(Phase.FAILING_OVER, False, True, "modernized") is None
 
 
 def test_approval_is_taken_only_while_awaiting_it() -> None:

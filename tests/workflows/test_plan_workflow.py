@@ -41,6 +41,7 @@ from domain.models import (
     OnPremVmState,
     OperationResult,
     PlanFailbackInput,
+    PlanFailbackResult,
     PlanFailoverInput,
     PlanFailoverThenRead,
     PlanFailoverThenReadInput,
@@ -299,6 +300,11 @@ class FakePlanWorld:
         self.events.append(("commit", params.item.name.removesuffix("-item")))
         return self._op("failoverCommit")
 
+    @fake_of(AsrActivities.cancel_failover)
+    async def cancel_failover(self, params: ItemOperationInput) -> OperationResult:
+        self.events.append(("cancel", params.item.name.removesuffix("-item")))
+        return self._op("failoverCancel")
+
     @fake_of(AsrActivities.check_agent_registered)
     async def check_agent_registered(self, params: AgentCheckInput) -> AgentRegistration:
         return AgentRegistration(
@@ -326,6 +332,7 @@ class FakePlanWorld:
             self.fail_over_then_read,
             self.fail_over_plan_then_read,
             self.commit_failover,
+            self.cancel_failover,
             self.check_agent_registered,
             self.reprotect_to_azure,
         ]
@@ -369,6 +376,19 @@ async def until_awaiting_approval(env: WorkflowEnvironment, handle: WorkflowHand
             break
         await env.sleep(timedelta(seconds=10))
     assert status.phase == "awaiting-approval", status.error
+
+
+async def approved_to_the_end(
+    env: WorkflowEnvironment, handle: WorkflowHandle
+) -> tuple[PlanFailbackResult, WorkflowHistory, list[WorkflowHistory]]:
+    """Approve a plan awaiting approval; its result, its history and its machines'."""
+    await handle.signal(PlanFailbackWorkflow.approve_commit, ApprovalRequest(approved_by="ops"))
+    result: PlanFailbackResult = await asyncio.wait_for(handle.result(), 60)
+    machines = [
+        await env.client.get_workflow_handle(m.workflow_id).fetch_history()
+        for m in result.status.machines
+    ]
+    return result, await handle.fetch_history(), machines
 
 
 def plan_input(
@@ -518,13 +538,7 @@ async def test_machines_started_during_the_plans_job_are_told_its_end(
         waiting = await db1.query(MachineFailbackWorkflow.status)
         assert waiting.phase == "failing-over" and waiting.verification is None
         await until_awaiting_approval(env, handle)
-        await handle.signal(PlanFailbackWorkflow.approve_commit, ApprovalRequest(approved_by="ops"))
-        result = await asyncio.wait_for(handle.result(), 60)
-        plan_history = await handle.fetch_history()
-        machine_histories = [
-            await env.client.get_workflow_handle(m.workflow_id).fetch_history()
-            for m in result.status.machines
-        ]
+        result, plan_history, machine_histories = await approved_to_the_end(env, handle)
     assert result.outcome == "completed"
     kinds = _event_kinds(plan_history)
     job_end = kinds.index(
