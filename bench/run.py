@@ -465,9 +465,12 @@ async def run_orchestrated(
     architecture: Architecture,
     workers: Workers = Workers(),
     checkpoint: Callable[[dict[str, Any]], None] = lambda _: None,
+    operator_seconds: float = 0.0,
 ) -> dict[str, Any]:
     """One size's figures; `checkpoint` gets those up to the approval before it is sent, so
-    that a run which fails after it (at 10,000 on two cores) still leaves them."""
+    that a run which fails after it (at 10,000 on two cores) still leaves them.
+    `operator_seconds`: how long the operator looks before approving (0: at once); the phase
+    after the approval is measured from when it is sent, and the whole run leaves it out."""
     scenario = scenarios.bench_scenario(size, architecture=architecture)
     plan_names = [p["name"] for p in scenario["azure"]["recovery_plans"]]
     say(f"size {size} ({architecture}): {len(plan_names)} plan(s), starting a fresh lab")
@@ -531,6 +534,9 @@ async def run_orchestrated(
                 run.approved_sent_at = time.time()
                 await approve_as_an_operator_would(client, run.workflow_id)
 
+        if operator_seconds:
+            say(f"size {size}: the operator looks for {operator_seconds:g} s before approving")
+            await asyncio.sleep(operator_seconds)
         t_approve = time.time()
         await asyncio.gather(*(approve_one(run) for run in runs))
         try:
@@ -598,6 +604,7 @@ async def run_orchestrated(
         waits_for_agent=architecture != "hyperv",
     )
     figures["architecture"] = architecture
+    figures["operator_seconds"] = operator_seconds
     figures["workers"] = dataclasses.asdict(workers) | {"label": workers.label()}
     figures["arm_read_share"] = scenarios.ARM_READ_SHARE
     # ARM's refusals as the simulator counted them, and whose budget each overdrew.
@@ -1487,6 +1494,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 args.architecture,
                 Workers(args.workers, args.principal_per_worker, args.cached_workflows),
                 checkpoint=lambda figures: checkpoint(report, figures, args.out),
+                operator_seconds=args.operator_seconds,
             )
         except Exception as err:  # recorded, and the other sizes still run
             say(f"size {size}: FAILED: {type(err).__name__}: {err}")
@@ -1585,6 +1593,14 @@ def main() -> None:
         default=1.0,
         help="the principal's ARM read bucket at this share of ARM's (0.25: as many reads per "
         "token at 1,000 machines as 4,000 would make); for experiments, not for bench.paper",
+    )
+    parser.add_argument(
+        "--operator-seconds",
+        type=float,
+        default=0.0,
+        help="how long the operator looks at the verified machines before approving (default: "
+        "approves the moment every plan awaits approval); the figures after the approval count "
+        "from when it is sent",
     )
     parser.add_argument(
         "--failover-seconds",
