@@ -415,10 +415,11 @@ class PlanFailbackWorkflow:
     async def _fail_over_whole(self, params: PlanFailbackInput, plan: DiscoveredPlan) -> None:
         """FO-PLAN: a plan holding a replication group fails over in one ASR job, which boots its
         groups in ASR's order at the point named as RP-ASK says (for a group: its common multi-VM
-        point); its machines then verify boot group by boot group (a group the plan's own read at
-        the job's end found verified lets the next start at once; every machine still reports
-        its own verification before the approval). Without a group, nothing is sent here: each
-        machine fails over itself, at the point shown, when its group's turn comes."""
+        point); its machines then verify boot group by boot group (a machine the plan's own read
+        at the job's end found verified is verified for the approval, and its group lets the next
+        start at once; a machine not so verified reports its own verification before the
+        approval). Without a group, nothing is sent here: each machine fails over itself, at the
+        point shown, when its group's turn comes."""
         if not fails_over_as_plan(plan.machines):
             return
         assert self._choice is not None
