@@ -166,9 +166,9 @@ class MachineFailbackWorkflow:
         # when they arrived (`plan_decision_waits`); judged when the turn comes.
         self._waiting_approval: tuple[ApprovalRequest, datetime] | None = None
         self._waiting_undo: tuple[UndoRequest, datetime] | None = None
-        # FO-PLAN: the first verification read is the plan's, which the plan counts as the
-        # machine's verification by the same rule when it passes, and needs no word from it.
-        self._read_by_plan = False
+        # FO-PLAN: the first verification read is the plan's, and the plan said it counts it as
+        # the machine's verification (same rule, same read) when it passes: no word needed.
+        self._plan_counts_first_read = False
         self._verified_on_plans_read = False
 
     @staticmethod
@@ -559,7 +559,7 @@ class MachineFailbackWorkflow:
             self._placement = params.placement
             # Said by the plan (its input, or its signal): a plan that began before the patch
             # plan-approves-on-its-read waits for the machine's word even so.
-            self._read_by_plan = first_read is not None and (
+            self._plan_counts_first_read = first_read is not None and (
                 params.plan_counts_its_read
                 or (self._plan_job is not None and self._plan_job.plan_counts_its_read)
             )
@@ -752,11 +752,11 @@ class MachineFailbackWorkflow:
                 onprem, azure = first_read.onprem, first_read.azure
                 first_read = None
             else:
-                self._read_by_plan = False
+                self._plan_counts_first_read = False
                 onprem, azure = await self._read_both_sides(machine)
             self._verification = evaluate_verification(onprem, azure, workflow.now())
             if self._verification.passed:
-                self._verified_on_plans_read = self._read_by_plan
+                self._verified_on_plans_read = self._plan_counts_first_read
                 if self._azure_down_at is not None:
                     self._downtime_seconds = (
                         self._verification.checked_at - self._azure_down_at
