@@ -181,6 +181,13 @@ class Cutover(_Model):
     identity: VerifiedIdentity | None = None
 
 
+PLAN_COUNTS_ITS_READ = (
+    "FO-PLAN: the plan counts its own read at the job's end, when it passes, as this machine's "
+    "verification (patch plan-approves-on-its-read): the machine verified on it sends the plan "
+    "no `machine_verified` signal"
+)
+
+
 class MachineFailbackInput(_NamesOneMachine):
     """Fail back one replicated machine, named by `item_name`, `vm_name` or both."""
 
@@ -213,9 +220,7 @@ class MachineFailbackInput(_NamesOneMachine):
     )
     plan_counts_its_read: bool = Field(
         default=False,
-        description="FO-PLAN: the plan counts its own read at the job's end, when it passes, as "
-        "this machine's verification (patch plan-approves-on-its-read): the machine verified "
-        "on it sends the plan no `machine_verified` signal",
+        description=PLAN_COUNTS_ITS_READ,
     )
     # Hyper-V: how the failback's data syncs, and when a for-downtime failback cuts over
     # without waiting for `failback cutover` (a maintenance window); a plan passes its own.
@@ -675,9 +680,7 @@ class PlanJobEnded(_Model):
     )
     plan_counts_its_read: bool = Field(
         default=False,
-        description="FO-PLAN: the plan counts its own read at the job's end, when it passes, as "
-        "this machine's verification (patch plan-approves-on-its-read): the machine verified "
-        "on it sends the plan no `machine_verified` signal",
+        description=PLAN_COUNTS_ITS_READ,
     )
 
 

@@ -168,8 +168,9 @@ class MachineFailbackWorkflow:
         self._waiting_undo: tuple[UndoRequest, datetime] | None = None
         # FO-PLAN: the first verification read is the plan's, and the plan said it counts it as
         # the machine's verification (same rule, same read) when it passes: no word needed.
+        # Cleared when the machine reads again itself, so once verified it says whether the
+        # plan already counts this machine verified.
         self._plan_counts_first_read = False
-        self._verified_on_plans_read = False
 
     @staticmethod
     def _plan_workflow_id() -> str | None:
@@ -462,7 +463,7 @@ class MachineFailbackWorkflow:
             await self._verify(params, machine, first_read)
         if self._undo is None:
             self._enter(Phase.AWAITING_APPROVAL)
-            if not self._verified_on_plans_read:
+            if not self._plan_counts_first_read:
                 await self._tell_plan_verified()
             if self._waiting_approval is not None:
                 self._judge_approval(*self._waiting_approval)
@@ -756,7 +757,6 @@ class MachineFailbackWorkflow:
                 onprem, azure = await self._read_both_sides(machine)
             self._verification = evaluate_verification(onprem, azure, workflow.now())
             if self._verification.passed:
-                self._verified_on_plans_read = self._plan_counts_first_read
                 if self._azure_down_at is not None:
                     self._downtime_seconds = (
                         self._verification.checked_at - self._azure_down_at
