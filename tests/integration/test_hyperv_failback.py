@@ -7,6 +7,7 @@ data-sync modes, original and alternate location, verification on the host, appr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import ssl
 import urllib.request
@@ -17,8 +18,9 @@ from typing import Any
 
 import pytest
 
+from domain.models import MachineStatus
 from lab.manager import LabState, lab_down
-from starter.commands import machine_status, plan_status
+from starter.commands import CommandError, machine_status, plan_status
 from tests.integration.conftest import (
     cli,
     journal,
@@ -206,11 +208,17 @@ async def test_a_plan_cancelled_while_synchronized_stands_down_and_commits_nothi
     assert started.returncode == 0, started.stderr
     workflow_id = started.stdout.strip()
     client = await connect_temporal(lab_settings(hyperv_lab))
+    first: MachineStatus | None = None
     for _ in range(400):
         plan = await plan_status(client, workflow_id)
-        first = (
-            await machine_status(client, plan.machines[0].workflow_id) if plan.machines else None
-        )
+        # The plan lists its machines once it has chosen their points, before it starts their
+        # workflows: until the first one runs, there is no status to ask.
+        with contextlib.suppress(CommandError):
+            first = (
+                await machine_status(client, plan.machines[0].workflow_id)
+                if plan.machines
+                else None
+            )
         if first is not None and first.phase in ("synchronized-awaiting-cutover", "failed"):
             break
         await asyncio.sleep(0.25)
