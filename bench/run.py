@@ -53,7 +53,13 @@ from bench.paper import READ_BURST, READS_PER_SECOND, WRITE_BURST, WRITES_PER_SE
 from domain.models import Architecture, PlanFailbackResult
 from lab.asr_sim.effects import POWER_ON_BY_ID_ENV
 from lab.asr_sim.operations import OPERATIONS, Operation
-from lab.manager import LabState, lab_down, lab_up
+from lab.manager import (
+    TEMPORAL_CONFIG_VARIABLE,
+    LabState,
+    lab_down,
+    lab_dynamic_config,
+    lab_up,
+)
 from starter.commands import (
     CommandError,
     approve,
@@ -607,6 +613,7 @@ async def run_orchestrated(
     figures["operator_seconds"] = operator_seconds
     figures["workers"] = dataclasses.asdict(workers) | {"label": workers.label()}
     figures["arm_read_share"] = scenarios.ARM_READ_SHARE
+    figures["temporal_config"] = lab_dynamic_config()
     # ARM's refusals as the simulator counted them, and whose budget each overdrew.
     figures["arm_refused"] = {
         "by_kind": sim_state.get("throttled", {}),
@@ -1603,12 +1610,22 @@ def main() -> None:
         "from when it is sent",
     )
     parser.add_argument(
+        "--temporal-config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a dynamic config value for the lab's Temporal dev server, after the lab's own "
+        "(e.g. system.enableActivityEagerExecution=false: as a server with its defaults runs)",
+    )
+    parser.add_argument(
         "--failover-seconds",
         type=float,
         default=scenarios.DURATIONS.failover,
         help="simulated duration of each failover job",
     )
     args = parser.parse_args()
+    if args.temporal_config:
+        os.environ[TEMPORAL_CONFIG_VARIABLE] = ";".join(args.temporal_config)
     scenarios.DURATIONS = dataclasses.replace(scenarios.DURATIONS, failover=args.failover_seconds)
     scenarios.ARM_READ_SHARE = args.arm_read_share
     report = asyncio.run(main_async(args))

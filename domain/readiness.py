@@ -179,6 +179,13 @@ class AsrFacts(_Facts):
         default=None, description="Modernized: the setting's log storage account, if any"
     )
     read_at: datetime | None = Field(default=None, description="When ASR was read")
+    listed_points_kept_on: str | None = Field(
+        default=None,
+        description=(
+            "The task queue of the one worker that keeps the recovery points this read listed, "
+            "for the point selection to take instead of listing them again; None if none kept"
+        ),
+    )
     hyperv_providers: list[HyperVProviderFacts] = Field(
         default_factory=list, description="Hyper-V: the hosts (or VMM servers) of the vault"
     )

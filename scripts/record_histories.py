@@ -407,6 +407,14 @@ RUNS = [
         "without their word and tells each so with the job's end, approved, completed",
     ),
     StandardRun(
+        "points-where-listed",
+        shipped("recovery-plan.json"),
+        plan_run("plan-erp", "latest", "mona"),
+        "plan-erp (classic, nothing to reprotect) with the patch points-read-where-listed: the "
+        "point selection runs on the task queue of the worker whose readiness read listed the "
+        "points, approved, completed",
+    ),
+    StandardRun(
         "plan-failure",
         failure_scenario,
         failing_plan,

@@ -12,7 +12,7 @@ from worker.budget_watch import watch_budget_shares
 from worker.decision_desk import start_desk
 from worker.settings import SettingsError, load_settings
 from worker.telemetry import configure_tracing, traces_exported
-from worker.wiring import build_worker, connect_temporal, temporal_connect_hint
+from worker.wiring import OWN_QUEUE_SLOTS, build_worker, connect_temporal, temporal_connect_hint
 
 
 async def run_worker() -> None:
@@ -33,8 +33,11 @@ async def run_worker() -> None:
         logging.info(
             "decision desk on %s:%s", settings.decision_desk_host, settings.decision_desk_port
         )
-    with ThreadPoolExecutor(max_workers=settings.activity_slots) as executor:
-        worker = build_worker(client, settings, executor)
+    with (
+        ThreadPoolExecutor(max_workers=settings.activity_slots) as executor,
+        ThreadPoolExecutor(max_workers=OWN_QUEUE_SLOTS) as own_executor,
+    ):
+        worker = build_worker(client, settings, executor, own_executor)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import socket
+import uuid
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
@@ -292,14 +295,17 @@ def build_asr_reads(settings: Settings) -> AsrReads:
 
 
 def build_asr_activities(
-    settings: Settings, executor: Executor | None = None, gateway: AsrGateway | None = None
+    settings: Settings,
+    executor: Executor | None = None,
+    gateway: AsrGateway | None = None,
+    own_task_queue: str | None = None,
 ) -> AsrActivities:
     gateway = gateway or build_asr_gateway(settings)
     budget = TokenBucket(
         capacity=max(1.0, settings.arm_write_burst * settings.arm_budget_share * ARM_BUCKET_MARGIN),
         refill_per_second=settings.arm_writes_per_second * settings.arm_budget_share,
     )
-    return AsrActivities(AsrReads(gateway), AsrWrites(gateway, executor, budget))
+    return AsrActivities(AsrReads(gateway, own_task_queue), AsrWrites(gateway, executor, budget))
 
 
 def build_vcenter_connect(settings: Settings) -> Callable[[], Any]:
@@ -362,6 +368,11 @@ class Activities:
     hyperv: HyperVActivities
     decisions: DecisionActivities
 
+    def kept_here(self) -> list[Any]:
+        """The activities that take what an earlier one kept on this worker (activities/
+        handover.py), offered on the task queue only this worker polls as well."""
+        return [self.asr.read_recovery_points]
+
     def all(self) -> list[Any]:
         return [
             self.decisions.decision_policy,
@@ -389,7 +400,9 @@ class Activities:
         ]
 
 
-def build_activities(settings: Settings, executor: Executor | None = None) -> Activities:
+def build_activities(
+    settings: Settings, executor: Executor | None = None, own_task_queue: str | None = None
+) -> Activities:
     """The composition root of the worker's activities: one set of Azure clients, one vCenter
     session factory."""
     if not settings.hyperv_username:
@@ -398,7 +411,7 @@ def build_activities(settings: Settings, executor: Executor | None = None) -> Ac
     clients = azure_clients(settings)
     gateway = build_asr_gateway(settings, clients)
     compute = build_compute_gateway(settings, clients)
-    asr = build_asr_activities(settings, executor, gateway)
+    asr = build_asr_activities(settings, executor, gateway, own_task_queue)
     vcenter = build_vcenter_reads(settings)
     hyperv = build_hyperv_reads(settings)
     verification = VerificationActivities(asr, AzureVmRounds(compute), vcenter, executor, hyperv)
@@ -441,10 +454,53 @@ def workflow_runner() -> SandboxedWorkflowRunner:
     return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default)
 
 
-def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> Worker:
-    """`executor`: the activity threads, `settings.activity_slots` of them."""
-    activities = build_activities(settings, executor)
-    return Worker(
+# The activities of the worker's own task queue (`Activities.kept_here`): a plan's point selection
+# at a time, a few plans at once at most.
+OWN_QUEUE_SLOTS = 4
+
+
+def own_task_queue(settings: Settings) -> str:
+    """The task queue only this worker process polls: Temporal's worker-specific task queue,
+    unique per process (a restarted worker keeps nothing, so it gets a new one)."""
+    return f"{settings.task_queue}@{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Workers:
+    """The worker on the shared task queue, and the one on this process's own task queue; both
+    run over the same activities, so what one activity kept the other can take."""
+
+    shared: Worker
+    own: Worker
+
+    async def __aenter__(self) -> Workers:
+        await self.shared.__aenter__()
+        try:
+            await self.own.__aenter__()
+        except BaseException:
+            await self.shared.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            await self.own.__aexit__(None, None, None)
+        finally:
+            await self.shared.__aexit__(None, None, None)
+
+
+def build_worker(
+    client: Client,
+    settings: Settings,
+    executor: ThreadPoolExecutor,
+    own_executor: ThreadPoolExecutor,
+) -> Workers:
+    """`executor`: the activity threads, `settings.activity_slots` of them; `own_executor`: the
+    own task queue's, OWN_QUEUE_SLOTS of them."""
+    own_queue = own_task_queue(settings)
+    activities = build_activities(settings, executor, own_queue)
+    identity = worker_identity(settings)
+    shared = Worker(
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
@@ -454,5 +510,15 @@ def build_worker(client: Client, settings: Settings, executor: ThreadPoolExecuto
         max_concurrent_activities=settings.activity_slots,
         max_cached_workflows=settings.max_cached_workflows,
         interceptors=[KeepAliveInterceptor()],
-        identity=worker_identity(settings),
+        identity=identity,
     )
+    own = Worker(
+        client,
+        task_queue=own_queue,
+        activities=activities.kept_here(),
+        activity_executor=own_executor,
+        max_concurrent_activities=OWN_QUEUE_SLOTS,
+        interceptors=[KeepAliveInterceptor()],
+        identity=identity,
+    )
+    return Workers(shared, own)

@@ -17,7 +17,14 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, FailureError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    ChildWorkflowError,
+    FailureError,
+    TimeoutType,
+)
+from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
     from domain import errors
@@ -56,6 +63,41 @@ async def read(
         retry_policy=READ_RETRY,
         summary=summary,
     )
+
+
+# How long a read offered to one worker's own task queue waits for that worker before it is
+# read on the shared queue: the order of a read's heartbeat timeout, after which a worker that
+# died in the middle of a read is noticed too.
+KEPT_PICKUP_TIMEOUT = timedelta(seconds=20)
+
+
+async def read_where_kept(
+    activity_method: Any, arg: object, kept_on: str | None, timeout: timedelta = READ_TIMEOUT
+) -> Any:
+    """A read whose answer an earlier activity kept on one worker (activities/handover.py): on
+    that worker's own task queue, so it takes what is kept instead of asking ARM again; on the
+    shared queue, as `read`, when nothing was kept or that worker does not pick it up in time
+    (gone, or busy: the read is the same either way, only its cost differs)."""
+    if kept_on is not None:
+        try:
+            return await workflow.execute_activity_method(
+                activity_method,
+                arg,
+                task_queue=kept_on,
+                schedule_to_start_timeout=KEPT_PICKUP_TIMEOUT,
+                start_to_close_timeout=timeout,
+                heartbeat_timeout=READ_HEARTBEAT_TIMEOUT,
+                retry_policy=READ_RETRY,
+            )
+        except ActivityError as err:
+            if not _not_picked_up(err):
+                raise
+    return await read(activity_method, arg, timeout)
+
+
+def _not_picked_up(err: ActivityError) -> bool:
+    timeout = err.cause
+    return isinstance(timeout, ActivityTimeout) and timeout.type == TimeoutType.SCHEDULE_TO_START
 
 
 async def write(

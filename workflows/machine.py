@@ -513,7 +513,7 @@ class MachineFailbackWorkflow:
         machine's architecture, then, if it is still failed over to Azure, the reprotect toward
         on-premises and the wait for its initial replication."""
         self._enter(Phase.CHECKING)
-        self._readiness, choices = await check_readiness(
+        self._readiness, choices, _ = await check_readiness(
             params.vault,
             [machine],
             None,

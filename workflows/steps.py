@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from functools import partial
+from typing import NamedTuple
 
 from temporalio import workflow
 
@@ -32,13 +33,20 @@ with workflow.unsafe.imports_passed_through():
     from workflows.calls import POINTS_TIMEOUT, long_wait, read, write
 
 
+class Readiness(NamedTuple):
+    report: ReadinessReport
+    reprotects: list[ReprotectChoice]
+    # The worker that keeps the recovery points the read listed (AsrFacts.listed_points_kept_on).
+    points_kept_on: str | None
+
+
 async def check_readiness(
     vault: VaultRef,
     machines: Sequence[DiscoveredMachine],
     recovery_plan: str | None,
     choices: ReprotectToOnPremOptions,
     log_storage_account_id: str | None,
-) -> tuple[ReadinessReport, list[ReprotectChoice]]:
+) -> Readiness:
     """Both systems read at once, then the architecture's rules (pure). Hyper-V's hosts, and
     classic's master targets, are the ones ASR names, so they are read after it."""
     architecture = architecture_named(machines[0].architecture) if machines else None
@@ -57,7 +65,9 @@ async def check_readiness(
                 vmm_servers=[p.name for p in facts.hyperv_providers if p.fabric_type == "VMM"],
             ),
         )
-        return assess_readiness(facts, onprem, **choices.model_dump())
+        return Readiness(
+            *assess_readiness(facts, onprem, **choices.model_dump()), facts.listed_points_kept_on
+        )
     read_asr = partial(
         read,
         AsrActivities.read_asr_facts,
@@ -82,7 +92,9 @@ async def check_readiness(
         facts, onprem = await asyncio.gather(
             read_asr(), read(VSphereActivities.read_onprem_facts, query)
         )
-    return assess_readiness(facts, onprem, **choices.model_dump())
+    return Readiness(
+        *assess_readiness(facts, onprem, **choices.model_dump()), facts.listed_points_kept_on
+    )
 
 
 def blocking_text(report: ReadinessReport) -> str:

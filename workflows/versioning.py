@@ -18,8 +18,8 @@ input field that picks an older behaviour. tests/workflows/test_versioning.py ch
 patch id used in workflows/ is listed here and that every entry is used.
 
 Active: "authenticated-decisions", "plan-reads-first-verification",
-"onprem-facts-of-the-plan", "machines-start-during-plan-job" and "plan-approves-on-its-read"
-(below). Before them,
+"onprem-facts-of-the-plan", "machines-start-during-plan-job", "plan-approves-on-its-read" and
+"points-read-where-listed" (below). Before them,
 no patch was active: revisions 0 and 1 of the machine workflow and the patches
 "plan-approval-only" and "concurrent-fan-out" were removed before the first release (only the
 lab had ever run them), and the stored histories were re-recorded.
@@ -43,6 +43,7 @@ PLAN_READS_FIRST_VERIFICATION = "plan-reads-first-verification"
 ONPREM_FACTS_OF_THE_PLAN = "onprem-facts-of-the-plan"
 MACHINES_START_DURING_PLAN_JOB = "machines-start-during-plan-job"
 PLAN_APPROVES_ON_ITS_READ = "plan-approves-on-its-read"
+POINTS_READ_WHERE_LISTED = "points-read-where-listed"
 
 ACTIVE_PATCHES: tuple[Patch, ...] = (
     Patch(
@@ -81,6 +82,14 @@ ACTIVE_PATCHES: tuple[Patch, ...] = (
         "verified, awaits approval without its word, tells it so (plan_counts_its_read: the "
         "machine then sends no `machine_verified` signal) and awaits the telling only before "
         "sending a decision",
+        remove_when="no plan failback started before this change is open and tests/replay's "
+        "histories are re-recorded with the marker",
+    ),
+    Patch(
+        id=POINTS_READ_WHERE_LISTED,
+        what="a plan's point selection runs on the task queue of the worker whose readiness read "
+        "listed the points (it takes them there instead of listing them again), on the shared "
+        "task queue if that worker does not pick it up in time",
         remove_when="no plan failback started before this change is open and tests/replay's "
         "histories are re-recorded with the marker",
     ),

@@ -57,8 +57,11 @@ FAILBACK_PROVIDERS = frozenset({"InMage", "InMageRcmFailback"})
 
 
 class AsrReads:
-    def __init__(self, gateway: AsrGateway) -> None:
+    def __init__(self, gateway: AsrGateway, own_task_queue: str | None = None) -> None:
+        """`own_task_queue`: the task queue only this worker polls, named in the readiness
+        facts so that the plan's point selection runs where the points it listed are kept."""
         self.gateway = gateway
+        self._own_task_queue = own_task_queue
         # The worker-local hand-over (activities/handover.py): the points readiness listed are
         # taken by the point selection moments later on the same worker instead of listed
         # again; on another worker, or later than POINTS_HANDOVER_SECONDS, they are listed anew.
@@ -234,9 +237,11 @@ class AsrReads:
         machines = [facts for facts, _ in read]
         # Kept when the whole readiness read is done: its age is then how long ago the plan's
         # readiness ended, which the point selection follows (see POINTS_HANDOVER_SECONDS).
+        kept_on: str | None = None
         for machine, (_, listed) in zip(params.machines, read, strict=True):
             if listed is not None:
                 self._points_read_for_readiness.keep(points_key(vault, machine.item), listed)
+                kept_on = self._own_task_queue
         if t.is_hyperv_site(fabric):
             return AsrFacts(
                 architecture="hyperv",
@@ -248,6 +253,7 @@ class AsrReads:
                     self.gateway.list_providers(vault, fabric_names[0])
                 ),
                 read_at=datetime.now(UTC),
+                listed_points_kept_on=kept_on,
             )
         policy = self._failback_policy_id(vault, params.machines, fabric_names[0])
         if t.text(getattr(custom, "instance_type", None)) == "InMageRcm":
@@ -261,6 +267,7 @@ class AsrReads:
                 appliances=t.appliance_facts(custom),
                 log_storage_account_id=params.log_storage_account_id,
                 read_at=datetime.now(UTC),
+                listed_points_kept_on=kept_on,
             )
         run_as = [a.account_id for a in getattr(custom, "run_as_accounts", None) or []]
         return AsrFacts(
@@ -272,6 +279,7 @@ class AsrReads:
             failback_policy_id=policy,
             azure_process_servers=self._azure_process_servers(list(items.values()), custom),
             run_as_account_id=str(run_as[0]) if run_as else None,
+            listed_points_kept_on=kept_on,
         )
 
     def _items_of(

@@ -389,3 +389,27 @@ def test_the_points_readiness_listed_serve_the_selection_after_a_long_readiness(
     listed = point_lists()
     reads.read_recovery_points(ReadRecoveryPointsInput(vault=vault, machines=plan.machines))
     assert point_lists() > listed
+
+
+def test_the_readiness_read_names_the_worker_that_keeps_the_points_it_listed(
+    make_lab: Callable[..., AsrLab],
+) -> None:
+    """The worker's own task queue is named only by a worker that has one and kept something;
+    the points kept there serve the selection without listing them again."""
+    lab = _lab(make_lab, {})
+    azure = lab.scenario.azure
+    vault = VaultRef(resource_group=azure.resource_group, vault=azure.vault)
+    gateway = AsrGateway(lab.asr, azure.subscription_id)
+    reads = AsrReads(gateway, own_task_queue="failback@host-1-0a1b2c3d")
+    plan = _discover(reads, vault, "p")
+    facts = reads.read_asr_facts(
+        ReadAsrFactsInput(vault=vault, machines=plan.machines, recovery_plan=PLAN)
+    )
+    assert facts.listed_points_kept_on == "failback@host-1-0a1b2c3d"
+    without_queue = AsrReads(gateway).read_asr_facts(
+        ReadAsrFactsInput(vault=vault, machines=plan.machines, recovery_plan=PLAN)
+    )
+    assert without_queue.listed_points_kept_on is None
+    listed = sum(1 for e in lab.journal() if e["path"].lower().endswith("/recoverypoints"))
+    reads.read_recovery_points(ReadRecoveryPointsInput(vault=vault, machines=plan.machines))
+    assert sum(1 for e in lab.journal() if e["path"].lower().endswith("/recoverypoints")) == listed

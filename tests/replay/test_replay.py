@@ -127,6 +127,20 @@ def test_stored_histories_cover_every_workflow_and_the_failure_path() -> None:
     assert cut, "no stored machine history is cut over (Hyper-V for-downtime)"
     told = [h for h in by_type["MachineFailbackWorkflow"] if "plan_job_ended" in signals(h)]
     assert told, "no stored machine history was started during its plan's job and told its end"
+    kept = [h for h in by_type["PlanFailbackWorkflow"] if points_read_on_own_queue(h)]
+    assert kept, "no stored plan history reads its points on the worker that listed them"
+
+
+def points_read_on_own_queue(history: WorkflowHistory) -> bool:
+    """The plan's point selection was scheduled on a worker's own task queue (not the shared
+    one its workflow tasks ran on)."""
+    shared = history.events[0].workflow_execution_started_event_attributes.task_queue.name
+    return any(
+        e.activity_task_scheduled_event_attributes.activity_type.name == "read_recovery_points"
+        and e.activity_task_scheduled_event_attributes.task_queue.name != shared
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    )
 
 
 def patches(history: WorkflowHistory) -> set[str]:
