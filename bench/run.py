@@ -1615,7 +1615,7 @@ def main() -> None:
         default=[],
         metavar="KEY=VALUE",
         help="a dynamic config value for the lab's Temporal dev server, after the lab's own "
-        "(e.g. system.enableActivityEagerExecution=false: as a server with its defaults runs)",
+        "(e.g. matching.numTaskqueueReadPartitions=4)",
     )
     parser.add_argument(
         "--failover-seconds",
