@@ -1615,7 +1615,7 @@ def main() -> None:
         default=[],
         metavar="KEY=VALUE",
         help="a dynamic config value for the lab's Temporal dev server, after the lab's own "
-        "(e.g. matching.numTaskqueueReadPartitions=4)",
+        "(e.g. system.enableActivityEagerExecution=false: as a server with its defaults runs)",
     )
     parser.add_argument(
         "--failover-seconds",

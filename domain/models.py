@@ -413,11 +413,6 @@ class ReadAsrFactsInput(_Model):
         default=None,
         description="Modernized: the log storage account settings name for a reprotect",
     )
-    machines_read_apart: bool = Field(
-        default=False,
-        description="The machines' own facts are read apart, in parts (read_machine_facts): "
-        "this read leaves them out and reads what the whole plan shares",
-    )
 
 
 class ReadRecoveryPointsInput(_Model):

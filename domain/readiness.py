@@ -156,16 +156,6 @@ class OnPremFacts(_Facts):
     hyperv_hosts: list[HyperVHostFacts] = Field(default_factory=list)
 
 
-class MachineFactsPart(_Facts):
-    """Part of a plan's machines' facts, read apart from what the plan shares (a plan's
-    readiness reads its machines in parts spread over the workers)."""
-
-    machines: list[MachineFacts]
-    listed_points_kept_on: str | None = Field(
-        default=None, description="As AsrFacts.listed_points_kept_on, for this part's machines"
-    )
-
-
 class AsrFacts(_Facts):
     """ASR's part of a readiness snapshot."""
 

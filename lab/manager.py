@@ -46,8 +46,13 @@ ONE_PARTITION_TASK_QUEUES = {
     "matching.numTaskqueueReadPartitions": 1,
     "matching.numTaskqueueWritePartitions": 1,
 }
+# The dev server turns eager activity execution on by itself (a server's own default is off): an
+# activity a workflow task schedules goes straight back to the worker that ran the task. Named
+# here so that the lab says what deploy/temporal/dynamicconfig/production-sql.yaml says.
+EAGER_ACTIVITIES = {"system.enableActivityEagerExecution": "true"}
 # For experiments (bench/run.py --temporal-config): KEY=VALUE;KEY=VALUE, given to the dev server
-# after the lab's own.
+# after the lab's own, e.g. system.enableActivityEagerExecution=false to run as a server with
+# its defaults would.
 TEMPORAL_CONFIG_VARIABLE = "FAILBACK_LAB_TEMPORAL_CONFIG"
 # Seconds, not minutes: the lab's ASR jobs take seconds, so the workflow looks every second.
 LAB_TIMINGS = {
@@ -572,7 +577,7 @@ def lab_dynamic_config() -> dict[str, object]:
         for entry in os.environ.get(TEMPORAL_CONFIG_VARIABLE, "").split(";")
         if "=" in entry
     )
-    return {**ONE_PARTITION_TASK_QUEUES, **overrides}
+    return {**ONE_PARTITION_TASK_QUEUES, **EAGER_ACTIVITIES, **overrides}
 
 
 def _temporal_command(lab_dir: Path, temporal_port: int, ui_port: int) -> list[str]:

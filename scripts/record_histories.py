@@ -90,8 +90,6 @@ class StandardRun:
     description: str
     # The lab requires signed-in decisions (`lab up --signed-decisions`), with these rules.
     signed_decisions: dict[str, str] | None = None
-    # A large plan's machines' histories are alike: the plan's and this many machines' are kept.
-    machines_stored: int | None = None
 
 
 def say(text: str) -> None:
@@ -176,27 +174,6 @@ def slow_plan_job_scenario(root: Path) -> Path:
         "a second into it (the lab's FAILBACK_MACHINES_START_INTO_PLAN_JOB_SECONDS)",
         lambda data: data["azure"]["jobs"].update(failover_seconds=6),
     )
-
-
-PARTS_MACHINES = 30
-
-
-def plan_in_parts_scenario(root: Path) -> Path:
-    """The bench's modernized scenario at 30 machines, already replicating back (nothing to
-    reprotect), with short jobs: one plan larger than a readiness part (25 machines)."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))  # bench/ is not an installed package
-    from bench.scenarios import Durations, bench_scenario
-
-    data = bench_scenario(
-        PARTS_MACHINES,
-        Durations(failover=3.0, commit=1.0, reprotect=1.0),
-        architecture="modernized",
-    )
-    data["name"] = "plan-in-parts"
-    path = root / "plan-in-parts.json"
-    path.write_text(json.dumps(data, indent=2))
-    return path
 
 
 # --- the runs --------------------------------------------------------------------------------
@@ -438,16 +415,6 @@ RUNS = [
         "points, approved, completed",
     ),
     StandardRun(
-        "plan-in-parts",
-        plan_in_parts_scenario,
-        plan_run("plan-01", "latest", "nora"),
-        f"the bench's plan of {PARTS_MACHINES} modernized machines (nothing to reprotect) with the "
-        "patch points-read-where-listed: readiness reads what the plan shares once and its "
-        "machines in two parts (25 and 5), each part's points are selected on the worker that "
-        "listed them, approved, completed; the plan's history and two machines' are stored",
-        machines_stored=2,
-    ),
-    StandardRun(
         "plan-failure",
         failure_scenario,
         failing_plan,
@@ -507,10 +474,6 @@ async def record_run(run: StandardRun, scratch: Path, output: Path) -> list[Path
         recorded = await collect(client, run.name, top_id)
     finally:
         lab_down(Path(lab.lab_dir), say=lambda _: None)
-    if run.machines_stored is not None:
-        machines = [e for e in recorded if e.workflow_type == "MachineFailbackWorkflow"]
-        dropped = {id(e) for e in machines[run.machines_stored :]}
-        recorded = [e for e in recorded if id(e) not in dropped]
     written = []
     for entry in recorded:
         path = output / file_name(entry, settings)

@@ -380,7 +380,6 @@ class Activities:
             self.asr.discover_recovery_plan,
             self.asr.read_recovery_points,
             self.asr.read_asr_facts,
-            self.asr.read_machine_facts,
             self.asr.reprotect_to_onprem,
             self.asr.wait_until_replicating,
             self.asr.select_recovery_point,
@@ -512,11 +511,6 @@ def build_worker(
         max_cached_workflows=settings.max_cached_workflows,
         interceptors=[KeepAliveInterceptor()],
         identity=identity,
-        # Eager execution would hand the activities a workflow task schedules straight back to
-        # this worker: a plan's readiness parts, and their hundreds of ARM reads, to the one
-        # principal of the worker that runs the plan. Through the matching service they go to
-        # whichever worker asks first (bench/RESULTS.md).
-        disable_eager_activity_execution=True,
     )
     own = Worker(
         client,

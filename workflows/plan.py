@@ -82,7 +82,7 @@ with workflow.unsafe.imports_passed_through():
         machine_workflow_id,
         verification_query,
     )
-    from workflows.steps import PointsKept, blocking_text, check_readiness, reprotect_to_onprem
+    from workflows.steps import blocking_text, check_readiness, reprotect_to_onprem
 
 
 def plan_workflow_id(vault: str, plan: str) -> str:
@@ -111,7 +111,7 @@ class PlanFailbackWorkflow:
         self._cutover: Cutover | None = None
         self._cancellation: Cancellation | None = None
         self._reprotects: list[OperationResult] = []
-        self._points_kept: list[PointsKept] = []
+        self._points_kept_on: str | None = None
         self._failover: OperationResult | None = None
         # FO-PLAN: each machine's first verification read, made as the plan's job ended, until
         # the machine is started with it.
@@ -399,14 +399,21 @@ class PlanFailbackWorkflow:
             for index, group in enumerate(plan.boot_groups)
             for m in group
         ]
+        points_read = ReadRecoveryPointsInput(vault=params.vault, machines=plan.machines)
         points: list[MachinePoints]
         if workflow.patched(versioning.POINTS_READ_WHERE_LISTED):
-            points = await self._read_points_where_kept(params)
+            # Where readiness kept the points it listed moments ago: 100 reads of ARM's budget
+            # fewer for a plan of 100 unless another worker happens to run the selection
+            # (bench/RESULTS.md). A reprotect in between made those points stale.
+            points = await read_where_kept(
+                AsrActivities.read_recovery_points,
+                points_read,
+                None if self._reprotects else self._points_kept_on,
+                timeout=POINTS_TIMEOUT,
+            )
         else:
             points = await read(
-                AsrActivities.read_recovery_points,
-                ReadRecoveryPointsInput(vault=params.vault, machines=plan.machines),
-                timeout=POINTS_TIMEOUT,
+                AsrActivities.read_recovery_points, points_read, timeout=POINTS_TIMEOUT
             )
         try:
             self._choice = choose_recovery_points(
@@ -416,23 +423,6 @@ class PlanFailbackWorkflow:
             raise _PlanStopped(
                 f"no failover was started: {'; '.join(refused.problems)}",
             ) from None
-
-    async def _read_points_where_kept(self, params: PlanFailbackInput) -> list[MachinePoints]:
-        """Each part of the machines' points where readiness listed and kept them moments ago,
-        instead of listing them again (bench/RESULTS.md); a reprotect in between made those
-        points stale, and they are listed afresh anywhere."""
-        parts = await asyncio.gather(
-            *(
-                read_where_kept(
-                    AsrActivities.read_recovery_points,
-                    ReadRecoveryPointsInput(vault=params.vault, machines=kept.machines),
-                    None if self._reprotects else kept.task_queue,
-                    timeout=POINTS_TIMEOUT,
-                )
-                for kept in self._points_kept
-            )
-        )
-        return [points for part in parts for points in part]
 
     async def _fail_over_whole(self, params: PlanFailbackInput, plan: DiscoveredPlan) -> None:
         """FO-PLAN: a plan holding a replication group fails over in one ASR job, which boots its
@@ -684,13 +674,12 @@ class PlanFailbackWorkflow:
         self, params: PlanFailbackInput, plan: DiscoveredPlan
     ) -> list[ReprotectChoice]:
         self._enter(PlanPhase.CHECKING)
-        self._readiness, choices, self._points_kept = await check_readiness(
+        self._readiness, choices, self._points_kept_on = await check_readiness(
             params.vault,
             plan.machines,
             params.recovery_plan,
             params.reprotect_to_onprem,
             params.reprotect_to_azure.log_storage_account_id,
-            in_parts=workflow.patched(versioning.POINTS_READ_WHERE_LISTED),
         )
         if self._readiness.blocking:
             raise _PlanStopped(blocking_text(self._readiness), errors.NOT_READY)

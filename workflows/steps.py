@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import NamedTuple
 
 from temporalio import workflow
@@ -27,29 +28,16 @@ with workflow.unsafe.imports_passed_through():
         Timings,
         VaultRef,
     )
-    from domain.readiness import AsrFacts, ReadinessReport, ReprotectChoice
+    from domain.readiness import ReadinessReport, ReprotectChoice
     from workflows import versioning
     from workflows.calls import POINTS_TIMEOUT, long_wait, read, write
-
-
-# A plan's machines' facts are read in parts of this many (a plan of 100 in four), each its own
-# activity, so that the parts spread over the workers and their principals' ARM read budgets
-# instead of all falling on the one worker that runs the plan (bench/RESULTS.md).
-MACHINES_PER_READ_PART = 25
-
-
-class PointsKept(NamedTuple):
-    """Machines whose recovery points one worker listed and keeps (None: no worker keeps
-    them): the point selection for them runs there (workflows/calls.read_where_kept)."""
-
-    machines: list[DiscoveredMachine]
-    task_queue: str | None
 
 
 class Readiness(NamedTuple):
     report: ReadinessReport
     reprotects: list[ReprotectChoice]
-    points_kept: list[PointsKept]
+    # The worker that keeps the recovery points the read listed (AsrFacts.listed_points_kept_on).
+    points_kept_on: str | None
 
 
 async def check_readiness(
@@ -58,22 +46,16 @@ async def check_readiness(
     recovery_plan: str | None,
     choices: ReprotectToOnPremOptions,
     log_storage_account_id: str | None,
-    in_parts: bool = False,
 ) -> Readiness:
     """Both systems read at once, then the architecture's rules (pure). Hyper-V's hosts, and
-    classic's master targets, are the ones ASR names, so they are read after it. `in_parts`:
-    the machines' own facts are read in parts (MACHINES_PER_READ_PART)."""
+    classic's master targets, are the ones ASR names, so they are read after it."""
     architecture = architecture_named(machines[0].architecture) if machines else None
     own_vms = [m.vm_name for m in machines]
-    query = ReadAsrFactsInput(
-        vault=vault,
-        machines=list(machines),
-        recovery_plan=recovery_plan,
-        log_storage_account_id=log_storage_account_id,
-    )
     if architecture is not None and architecture.onprem_platform == "hyperv":
-        facts, kept = await read_asr_facts(
-            query.model_copy(update={"log_storage_account_id": None}), in_parts
+        facts = await read(
+            AsrActivities.read_asr_facts,
+            ReadAsrFactsInput(vault=vault, machines=list(machines), recovery_plan=recovery_plan),
+            timeout=POINTS_TIMEOUT,
         )
         onprem = await read(
             HyperVActivities.read_hyperv_facts,
@@ -83,53 +65,36 @@ async def check_readiness(
                 vmm_servers=[p.name for p in facts.hyperv_providers if p.fabric_type == "VMM"],
             ),
         )
-        return Readiness(*assess_readiness(facts, onprem, **choices.model_dump()), kept)
+        return Readiness(
+            *assess_readiness(facts, onprem, **choices.model_dump()), facts.listed_points_kept_on
+        )
+    read_asr = partial(
+        read,
+        AsrActivities.read_asr_facts,
+        ReadAsrFactsInput(
+            vault=vault,
+            machines=list(machines),
+            recovery_plan=recovery_plan,
+            log_storage_account_id=log_storage_account_id,
+        ),
+        timeout=POINTS_TIMEOUT,
+    )
     own_facts_only = workflow.patched(versioning.ONPREM_FACTS_OF_THE_PLAN)
     if own_facts_only and architecture is not None and architecture.onprem_vms_named_by_asr:
-        facts, kept = await read_asr_facts(query, in_parts)
+        facts = await read_asr()
         onprem = await read(
             VSphereActivities.read_onprem_facts,
             OnPremFactsQuery(vm_names=own_vms + [mt.name for mt in facts.master_targets]),
         )
     else:
         # Failbacks started before the patch asked for every VM of vCenter.
-        vcenter_query = OnPremFactsQuery(vm_names=own_vms if own_facts_only else None)
-        (facts, kept), onprem = await asyncio.gather(
-            read_asr_facts(query, in_parts),
-            read(VSphereActivities.read_onprem_facts, vcenter_query),
+        query = OnPremFactsQuery(vm_names=own_vms if own_facts_only else None)
+        facts, onprem = await asyncio.gather(
+            read_asr(), read(VSphereActivities.read_onprem_facts, query)
         )
-    return Readiness(*assess_readiness(facts, onprem, **choices.model_dump()), kept)
-
-
-async def read_asr_facts(
-    query: ReadAsrFactsInput, in_parts: bool
-) -> tuple[AsrFacts, list[PointsKept]]:
-    """ASR's facts for readiness: in one read, or, `in_parts` and more machines than one part,
-    what the plan shares in one read and its machines in parts at the same time."""
-    machines = list(query.machines)
-    parts = [
-        machines[start : start + MACHINES_PER_READ_PART]
-        for start in range(0, len(machines), MACHINES_PER_READ_PART)
-    ]
-    if not in_parts or len(parts) < 2:
-        facts: AsrFacts = await read(AsrActivities.read_asr_facts, query, timeout=POINTS_TIMEOUT)
-        return facts, [PointsKept(machines, facts.listed_points_kept_on)]
-    shared, *read_parts = await asyncio.gather(
-        read(AsrActivities.read_asr_facts, query.model_copy(update={"machines_read_apart": True})),
-        *(
-            read(
-                AsrActivities.read_machine_facts,
-                query.model_copy(update={"machines": part}),
-                timeout=POINTS_TIMEOUT,
-            )
-            for part in parts
-        ),
+    return Readiness(
+        *assess_readiness(facts, onprem, **choices.model_dump()), facts.listed_points_kept_on
     )
-    facts = shared.model_copy(update={"machines": [m for p in read_parts for m in p.machines]})
-    return facts, [
-        PointsKept(part, read_part.listed_points_kept_on)
-        for part, read_part in zip(parts, read_parts, strict=True)
-    ]
 
 
 def blocking_text(report: ReadinessReport) -> str:

@@ -87,11 +87,9 @@ ACTIVE_PATCHES: tuple[Patch, ...] = (
     ),
     Patch(
         id=POINTS_READ_WHERE_LISTED,
-        what="a plan's readiness reads what the plan shares once and its machines' facts in "
-        "parts (read_machine_facts, 25 machines each), and each part's point selection runs on "
-        "the task queue of the worker that listed the part's points (it takes them there "
-        "instead of listing them again), on the shared task queue if that worker does not pick "
-        "it up in time",
+        what="a plan's point selection runs on the task queue of the worker whose readiness read "
+        "listed the points (it takes them there instead of listing them again), on the shared "
+        "task queue if that worker does not pick it up in time",
         remove_when="no plan failback started before this change is open and tests/replay's "
         "histories are re-recorded with the marker",
     ),

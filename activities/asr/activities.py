@@ -40,7 +40,7 @@ from domain.models import (
     SelectRecoveryPointInput,
 )
 from domain.operations import AsrOperation
-from domain.readiness import AsrFacts, MachineFactsPart
+from domain.readiness import AsrFacts
 from domain.recovery_points import MachinePoints
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -108,12 +108,6 @@ class AsrActivities:
     @as_application_errors
     def read_asr_facts(self, params: ReadAsrFactsInput) -> AsrFacts:
         return self._reads.read_asr_facts(params)
-
-    @activity.defn
-    @kept_alive
-    @as_application_errors
-    def read_machine_facts(self, params: ReadAsrFactsInput) -> MachineFactsPart:
-        return self._reads.read_machine_facts(params)
 
     @activity.defn
     @kept_alive

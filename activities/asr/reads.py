@@ -34,7 +34,6 @@ from domain.readiness import (
     AsrFacts,
     ConfigServerFacts,
     MachineFacts,
-    MachineFactsPart,
     MasterTargetFacts,
     VCenterFacts,
 )
@@ -232,12 +231,17 @@ class AsrReads:
             )
         ]
         items = self._items_of(vault, params.machines, params.recovery_plan)
-        part = (
-            MachineFactsPart(machines=[])
-            if params.machines_read_apart
-            else self._facts_of_machines(vault, params.machines, items)
+        read = in_parallel(
+            lambda m: self._machine_facts(vault, m, items[m.item.name]), params.machines
         )
-        machines, kept_on = part.machines, part.listed_points_kept_on
+        machines = [facts for facts, _ in read]
+        # Kept when the whole readiness read is done: its age is then how long ago the plan's
+        # readiness ended, which the point selection follows (see POINTS_HANDOVER_SECONDS).
+        kept_on: str | None = None
+        for machine, (_, listed) in zip(params.machines, read, strict=True):
+            if listed is not None:
+                self._points_read_for_readiness.keep(points_key(vault, machine.item), listed)
+                kept_on = self._own_task_queue
         if t.is_hyperv_site(fabric):
             return AsrFacts(
                 architecture="hyperv",
@@ -276,27 +280,6 @@ class AsrReads:
             azure_process_servers=self._azure_process_servers(list(items.values()), custom),
             run_as_account_id=str(run_as[0]) if run_as else None,
             listed_points_kept_on=kept_on,
-        )
-
-    def read_machine_facts(self, params: ReadAsrFactsInput) -> MachineFactsPart:
-        """Part of a plan's machines' own facts (state, OS, health, recovery points), read apart
-        from what the plan shares so that the parts spread over the workers' ARM budgets."""
-        items = self._items_of(params.vault, params.machines, params.recovery_plan)
-        return self._facts_of_machines(params.vault, params.machines, items)
-
-    def _facts_of_machines(
-        self, vault: VaultRef, machines: list[DiscoveredMachine], items: dict[str, Any]
-    ) -> MachineFactsPart:
-        read = in_parallel(lambda m: self._machine_facts(vault, m, items[m.item.name]), machines)
-        # Kept when the whole read is done: its age is then how long ago the plan's readiness
-        # ended, which the point selection follows (see POINTS_HANDOVER_SECONDS).
-        kept_on: str | None = None
-        for machine, (_, listed) in zip(machines, read, strict=True):
-            if listed is not None:
-                self._points_read_for_readiness.keep(points_key(vault, machine.item), listed)
-                kept_on = self._own_task_queue
-        return MachineFactsPart(
-            machines=[facts for facts, _ in read], listed_points_kept_on=kept_on
         )
 
     def _items_of(

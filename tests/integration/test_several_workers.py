@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from temporalio.client import WorkflowHistory
 
-from lab.manager import lab_down, restart_worker
+from lab.manager import TEMPORAL_CONFIG_VARIABLE, lab_down, restart_worker
 from starter.commands import plan_status
 from tests.integration.conftest import (
     cli,
@@ -72,11 +73,14 @@ def activities_ran_on(history: WorkflowHistory) -> dict[str, tuple[str, str]]:
     return ran_on
 
 
-async def test_the_points_are_selected_on_the_worker_that_listed_them(tmp_path: Path) -> None:
+async def test_the_points_are_selected_on_the_worker_that_listed_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A plan with nothing to reprotect: its point selection runs, through the worker's own task
     queue, on the worker whose readiness read listed the points, and takes them there (one list
-    of points per machine in ASR's journal), where the shared queue would hand it to either
-    worker."""
+    of points per machine in ASR's journal) with eager activity execution off, as on a server
+    with its defaults, where the shared queue would hand it to either worker."""
+    monkeypatch.setenv(TEMPORAL_CONFIG_VARIABLE, "system.enableActivityEagerExecution=false")
     state = start_lab(tmp_path, CLASSIC_PLANS, workers=2)
     try:
         started = cli(state, "start", "--recovery-plan", "plan-erp")

@@ -413,35 +413,3 @@ def test_the_readiness_read_names_the_worker_that_keeps_the_points_it_listed(
     listed = sum(1 for e in lab.journal() if e["path"].lower().endswith("/recoverypoints"))
     reads.read_recovery_points(ReadRecoveryPointsInput(vault=vault, machines=plan.machines))
     assert sum(1 for e in lab.journal() if e["path"].lower().endswith("/recoverypoints")) == listed
-
-
-def test_a_plans_machines_read_in_parts_give_the_facts_of_one_read(
-    make_lab: Callable[..., AsrLab],
-) -> None:
-    """The plan-wide read with the machines read apart leaves them out and lists no recovery
-    points; the parts, read apart, give each machine the facts the one read gives it."""
-    lab = _lab(make_lab, {})
-    azure = lab.scenario.azure
-    vault = VaultRef(resource_group=azure.resource_group, vault=azure.vault)
-    _, reads, _ = _activities(lab)
-    plan = _discover(reads, vault, "p")
-    query = ReadAsrFactsInput(vault=vault, machines=plan.machines, recovery_plan=PLAN)
-    whole = reads.read_asr_facts(query)
-
-    def point_lists() -> int:
-        return sum(1 for e in lab.journal() if e["path"].lower().endswith("/recoverypoints"))
-
-    listed = point_lists()
-    shared = reads.read_asr_facts(query.model_copy(update={"machines_read_apart": True}))
-    assert shared.machines == [] and point_lists() == listed
-    # Everything but the machines, and the moments of the reads (a heartbeat's, the read's).
-    moments = {"machines": True, "read_at": True, "configuration_server": {"last_heartbeat"}}
-    assert shared.model_dump(exclude=moments) == whole.model_dump(exclude=moments)
-    half = len(plan.machines) // 2
-    parts = [plan.machines[:half], plan.machines[half:]]
-    read_apart = [
-        m
-        for part in parts
-        for m in reads.read_machine_facts(query.model_copy(update={"machines": part})).machines
-    ]
-    assert read_apart == whole.machines

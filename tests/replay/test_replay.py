@@ -129,18 +129,6 @@ def test_stored_histories_cover_every_workflow_and_the_failure_path() -> None:
     assert told, "no stored machine history was started during its plan's job and told its end"
     kept = [h for h in by_type["PlanFailbackWorkflow"] if points_read_on_own_queue(h)]
     assert kept, "no stored plan history reads its points on the worker that listed them"
-    in_parts = [
-        h for h in by_type["PlanFailbackWorkflow"] if activity_types(h) >= {"read_machine_facts"}
-    ]
-    assert in_parts, "no stored plan history reads its machines' facts in parts"
-
-
-def activity_types(history: WorkflowHistory) -> set[str]:
-    return {
-        e.activity_task_scheduled_event_attributes.activity_type.name
-        for e in history.events
-        if e.HasField("activity_task_scheduled_event_attributes")
-    }
 
 
 def points_read_on_own_queue(history: WorkflowHistory) -> bool:

@@ -63,7 +63,6 @@ from domain.readiness import (
     DatastoreFacts,
     HostFacts,
     MachineFacts,
-    MachineFactsPart,
     MasterTargetFacts,
     OnPremFacts,
     OnPremVmFacts,
@@ -123,7 +122,6 @@ class FakePlanWorld:
         self.failover_reads: dict[str, int] = {}
         self.failing_failover = failing_failover
         self.onprem_queries: list[list[str] | None] = []
-        self.machine_fact_parts: list[list[str]] = []
 
     @fake_of(AsrActivities.discover_recovery_plan)
     async def discover_recovery_plan(self, params: DiscoverPlanInput) -> DiscoveredPlan:
@@ -170,12 +168,6 @@ class FakePlanWorld:
                 for m in params.machines
             ],
         )
-
-    @fake_of(AsrActivities.read_machine_facts)
-    async def read_machine_facts(self, params: ReadAsrFactsInput) -> MachineFactsPart:
-        self.machine_fact_parts.append([m.vm_name for m in params.machines])
-        facts = await FakePlanWorld.read_asr_facts(self, params)
-        return MachineFactsPart(machines=facts.machines)
 
     @fake_of(VSphereActivities.read_onprem_facts)
     async def read_onprem_facts(self, params: OnPremFactsQuery) -> OnPremFacts:
@@ -330,7 +322,6 @@ class FakePlanWorld:
             DecisionActivities(self.decision_rules).decision_policy,
             self.discover_recovery_plan,
             self.read_asr_facts,
-            self.read_machine_facts,
             self.read_onprem_facts,
             self.read_recovery_points,
             self.fail_over,

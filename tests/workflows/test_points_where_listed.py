@@ -7,7 +7,6 @@ test_plan_workflow.py)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,7 +21,7 @@ from temporalio.worker import Worker
 from activities.asr import AsrActivities
 from domain import errors
 from domain.models import MachinePoints, ReadAsrFactsInput, ReadRecoveryPointsInput
-from domain.readiness import AsrFacts, MachineFactsPart
+from domain.readiness import AsrFacts
 from tests.fakes.names import fake_of
 from tests.workflows.test_plan_workflow import (
     FakePlanWorld,
@@ -159,73 +158,3 @@ async def test_a_read_that_fails_on_the_keeping_worker_is_not_read_again_elsewhe
     assert "ASR refused the read" in str(failed.value.cause)
     assert world.points_read_on == [own]
     assert not [e for e in world.events if e[0].startswith("fail")]
-
-
-class PartsWorld(KeepingWorld):
-    """Each part of the machines' facts is read on a worker of its own (its task queue named as
-    the one that keeps the part's points); the shared read leaves the machines out."""
-
-    def __init__(self, groups: list[list[str]], own_queues: list[str]) -> None:
-        super().__init__(kept_on=None)
-        self.groups = groups
-        self.own_queues = own_queues
-        self.shared_reads_apart: list[bool] = []
-        self.points_read_parts: list[tuple[str, list[str]]] = []
-
-    @fake_of(AsrActivities.read_asr_facts)
-    async def read_asr_facts(self, params: ReadAsrFactsInput) -> AsrFacts:
-        self.shared_reads_apart.append(params.machines_read_apart)
-        return await super().read_asr_facts(params)
-
-    @fake_of(AsrActivities.read_machine_facts)
-    async def read_machine_facts(self, params: ReadAsrFactsInput) -> MachineFactsPart:
-        part = await FakePlanWorld.read_machine_facts(self, params)
-        index = self.machine_fact_parts.index([m.vm_name for m in params.machines])
-        return part.model_copy(update={"listed_points_kept_on": self.own_queues[index]})
-
-    @fake_of(AsrActivities.read_recovery_points)
-    async def read_recovery_points(self, params: ReadRecoveryPointsInput) -> list[MachinePoints]:
-        self.points_read_parts.append(
-            (activity.info().task_queue, [m.vm_name for m in params.machines])
-        )
-        return await FakePlanWorld.read_recovery_points(self, params)
-
-
-async def test_a_large_plans_machines_are_read_in_parts_each_selected_where_listed(
-    env: WorkflowEnvironment,
-) -> None:
-    """A plan of 100: what the plan shares is read once without the machines, the machines in
-    four parts of 25 (each an activity the workers share out), and each part's points are read
-    on the worker that listed them; the plan fails back all 100."""
-    groups = [[f"vm-{g}-{i:02d}" for i in range(15 if g < 6 else 10)] for g in range(7)]
-    shared = f"tq-{uuid.uuid4()}"
-    own_queues = [f"{shared}@host-{n}-{uuid.uuid4().hex[:8]}" for n in range(4)]
-    world = PartsWorld(groups, own_queues)
-    params = plan_input("latest").model_copy(update={"recovery_plan": "plan-100"})
-    async with (
-        Worker(
-            env.client,
-            task_queue=shared,
-            workflows=[PlanFailbackWorkflow, MachineFailbackWorkflow],
-            activities=world.activities(),
-            max_concurrent_workflow_tasks=50,
-        ),
-        contextlib.AsyncExitStack() as workers,
-    ):
-        for queue in own_queues:
-            await workers.enter_async_context(
-                Worker(env.client, task_queue=queue, activities=[world.read_recovery_points])
-            )
-        handle = await env.client.start_workflow(
-            PlanFailbackWorkflow.run, params, id=f"plan-{uuid.uuid4()}", task_queue=shared
-        )
-        await until_awaiting_approval(env, handle)
-        result, _, _ = await approved_to_the_end(env, handle)
-    assert result.outcome == "completed" and len(result.machines) == 100
-    everyone = [n for group in groups for n in group]
-    assert world.shared_reads_apart == [True]
-    assert sorted(world.machine_fact_parts) == [everyone[i : i + 25] for i in range(0, 100, 25)]
-    by_queue = dict(world.points_read_parts)
-    assert set(by_queue) == set(own_queues)
-    for index, queue in enumerate(own_queues):
-        assert by_queue[queue] == world.machine_fact_parts[index]
