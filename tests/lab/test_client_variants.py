@@ -345,6 +345,11 @@ def test_the_variants_cover_every_switch() -> None:
     assert set(WireSpec.model_fields) <= switched, set(WireSpec.model_fields) - switched
 
 
+def point_lists(lab: AsrLab) -> int:
+    """Requests for a page of an item's recovery points in the lab's journal."""
+    return sum(1 for e in lab.journal() if e["path"].lower().endswith("/recoverypoints"))
+
+
 def test_the_points_readiness_listed_serve_the_selection_after_a_long_readiness(
     make_lab: Callable[..., AsrLab],
 ) -> None:
@@ -372,23 +377,20 @@ def test_the_points_readiness_listed_serve_the_selection_after_a_long_readiness(
         },
     )
 
-    def point_lists() -> int:
-        return sum(1 for e in lab.journal() if e["path"].lower().endswith("/recoverypoints"))
-
     reads.read_asr_facts(ReadAsrFactsInput(vault=vault, machines=plan.machines, recovery_plan=PLAN))
-    listed = point_lists()
+    listed = point_lists(lab)
     assert listed >= len(plan.machines)  # a page or more each (the lab's pages are small)
     points = reads.read_recovery_points(
         ReadRecoveryPointsInput(vault=vault, machines=plan.machines)
     )
     assert all(m.points for m in points)
-    assert point_lists() == listed  # the others' lists were 2 s old, the hand-over 1 s
+    assert point_lists(lab) == listed  # the others' lists were 2 s old, the hand-over 1 s
     # Later than the hand-over after the readiness ended: listed afresh.
     reads.read_asr_facts(ReadAsrFactsInput(vault=vault, machines=plan.machines, recovery_plan=PLAN))
     time.sleep(1.2)
-    listed = point_lists()
+    listed = point_lists(lab)
     reads.read_recovery_points(ReadRecoveryPointsInput(vault=vault, machines=plan.machines))
-    assert point_lists() > listed
+    assert point_lists(lab) > listed
 
 
 def test_the_readiness_read_names_the_worker_that_keeps_the_points_it_listed(
@@ -410,6 +412,6 @@ def test_the_readiness_read_names_the_worker_that_keeps_the_points_it_listed(
         ReadAsrFactsInput(vault=vault, machines=plan.machines, recovery_plan=PLAN)
     )
     assert without_queue.listed_points_kept_on is None
-    listed = sum(1 for e in lab.journal() if e["path"].lower().endswith("/recoverypoints"))
+    listed = point_lists(lab)
     reads.read_recovery_points(ReadRecoveryPointsInput(vault=vault, machines=plan.machines))
-    assert sum(1 for e in lab.journal() if e["path"].lower().endswith("/recoverypoints")) == listed
+    assert point_lists(lab) == listed

@@ -340,10 +340,13 @@ class FakePlanWorld:
 
 @asynccontextmanager
 async def started_plan(
-    env: WorkflowEnvironment, world: FakePlanWorld, params: PlanFailbackInput | None = None
+    env: WorkflowEnvironment,
+    world: FakePlanWorld,
+    params: PlanFailbackInput | None = None,
+    task_queue: str | None = None,
 ) -> AsyncIterator[WorkflowHandle]:
     """A worker with the fake world's activities, and a plan failback started on it."""
-    queue = f"tq-{uuid.uuid4()}"
+    queue = task_queue or f"tq-{uuid.uuid4()}"
     async with Worker(
         env.client,
         task_queue=queue,

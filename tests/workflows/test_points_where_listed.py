@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import pytest
 from temporalio import activity
@@ -26,12 +26,10 @@ from tests.fakes.names import fake_of
 from tests.workflows.test_plan_workflow import (
     FakePlanWorld,
     approved_to_the_end,
-    plan_input,
+    started_plan,
     until_awaiting_approval,
 )
 from workflows.calls import KEPT_PICKUP_TIMEOUT
-from workflows.machine import MachineFailbackWorkflow
-from workflows.plan import PlanFailbackWorkflow
 
 
 class KeepingWorld(FakePlanWorld):
@@ -65,24 +63,12 @@ async def plan_on(
 ) -> AsyncIterator[WorkflowHandle]:
     """The shared queue's worker with every activity and, if `own` is named, a second worker
     polling that queue with the point read only, as `failback worker` runs them."""
-    async with Worker(
-        env.client,
-        task_queue=shared,
-        workflows=[PlanFailbackWorkflow, MachineFailbackWorkflow],
-        activities=world.activities(),
-        max_concurrent_workflow_tasks=50,
-    ):
-        if own is None:
-            yield await start(env, shared)
-            return
-        async with Worker(env.client, task_queue=own, activities=[world.read_recovery_points]):
-            yield await start(env, shared)
-
-
-async def start(env: WorkflowEnvironment, shared: str) -> WorkflowHandle:
-    return await env.client.start_workflow(
-        PlanFailbackWorkflow.run, plan_input(), id=f"plan-{uuid.uuid4()}", task_queue=shared
-    )
+    async with AsyncExitStack() as workers:
+        if own is not None:
+            await workers.enter_async_context(
+                Worker(env.client, task_queue=own, activities=[world.read_recovery_points])
+            )
+        yield await workers.enter_async_context(started_plan(env, world, task_queue=shared))
 
 
 def queues() -> tuple[str, str]:
