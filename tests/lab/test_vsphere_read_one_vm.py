@@ -110,6 +110,22 @@ def read(activities: VSphereActivities, name: str) -> OnPremVmState:
     return activities.read_onprem_vm(OnPremVmQuery(vm_name=name))
 
 
+def recorded_retrievals(monkeypatch: pytest.MonkeyPatch) -> list[list[Any]]:
+    """From now on, the objects of each PropertyCollector retrieval, a list per retrieval."""
+    retrievals: list[list[Any]] = []
+    real = vsphere_client._retrieve_all
+
+    def recording(collector: Any, specs: Any, page_size: int | None = None) -> Iterator[Any]:
+        objects: list[Any] = []
+        retrievals.append(objects)
+        for content in real(collector, specs, page_size):
+            objects.append(content.obj)
+            yield content
+
+    monkeypatch.setattr(vsphere_client, "_retrieve_all", recording)
+    return retrievals
+
+
 def shared_si(activities: VSphereActivities) -> Any:
     return activities._vcenter._session.run(lambda si: si)
 
@@ -156,16 +172,9 @@ def test_a_read_retrieves_only_that_vm(
     activities: VSphereActivities, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     read(activities, "extra-03")  # the name map is read once, on the first miss
-    retrieved: list[Any] = []
-    real = vsphere_client._retrieve_all
-
-    def recording(collector: Any, specs: Any, page_size: int | None = None) -> Iterator[Any]:
-        for content in real(collector, specs, page_size):
-            retrieved.append(content.obj)
-            yield content
-
-    monkeypatch.setattr(vsphere_client, "_retrieve_all", recording)
+    retrievals = recorded_retrievals(monkeypatch)
     state = read(activities, "extra-05")
+    retrieved = [ref for objects in retrievals for ref in objects]
 
     assert state.found
     vms = [ref for ref in retrieved if isinstance(ref, vim.VirtualMachine)]
@@ -183,17 +192,7 @@ def test_a_plans_vms_are_read_together_in_one_retrieval(
     for the read of its own that says so."""
     names = ["web-01", *EXTRA_VMS]
     singly = {name: read(activities, name) for name in names}
-    retrievals: list[list[Any]] = []
-    real = vsphere_client._retrieve_all
-
-    def recording(collector: Any, specs: Any, page_size: int | None = None) -> Iterator[Any]:
-        objects: list[Any] = []
-        retrievals.append(objects)
-        for content in real(collector, specs, page_size):
-            objects.append(content.obj)
-            yield content
-
-    monkeypatch.setattr(vsphere_client, "_retrieve_all", recording)
+    retrievals = recorded_retrievals(monkeypatch)
     together = activities._vcenter.read_known_vms([*names, "no-such-vm"])
 
     assert together == singly
@@ -320,10 +319,59 @@ def test_a_failback_gets_the_facts_of_its_own_vms_and_every_host_and_datastore(
     whole = activities.read_onprem_facts(OnPremFactsQuery())
     asked = ["web-01", "mt-linux-01", "no-such-vm"]
     facts = activities.read_onprem_facts(OnPremFactsQuery(vm_names=asked))
-    assert sorted(vm.name for vm in facts.vms) == ["mt-linux-01", "web-01"]
+    assert [vm.name for vm in facts.vms] == ["web-01", "mt-linux-01"]  # in the order asked
     assert len(whole.vms) > len(facts.vms)
-    assert [vm for vm in whole.vms if vm.name in asked] == facts.vms
+    by_name = {vm.name: vm for vm in whole.vms}
+    assert [by_name[vm.name] for vm in facts.vms] == facts.vms
     assert (facts.hosts, facts.datastores) == (whole.hosts, whole.datastores)
+
+
+def test_a_failbacks_facts_read_no_other_vm(
+    activities: VSphereActivities, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the asked VMs' properties are retrieved (a whole inventory is ~11 CPU-s of decoding
+    at 10,000 VMs, bench/RESULTS.md); the name map that finds them holds names only."""
+    asked = ["web-01", "extra-02", "extra-05"]
+    activities.read_onprem_facts(OnPremFactsQuery(vm_names=asked))  # the name map, read once
+    retrievals = recorded_retrievals(monkeypatch)
+    facts = activities.read_onprem_facts(OnPremFactsQuery(vm_names=asked))
+
+    assert [vm.name for vm in facts.vms] == asked
+    vms_read = [
+        ref for objects in retrievals for ref in objects if isinstance(ref, vim.VirtualMachine)
+    ]
+    assert len(vms_read) == len(asked), "no VM but the asked ones is read"
+    assert len(retrievals) == 2, "hosts and datastores, then the asked VMs"
+
+
+def test_a_failbacks_facts_follow_vms_created_renamed_and_destroyed_since_the_map(
+    activities: VSphereActivities, si: vim.ServiceInstance
+) -> None:
+    """The name map may be older than a change: a VM it does not know is looked for in a map
+    read again, and one it names wrongly (renamed, destroyed) is read again through a new map,
+    so the answer is always what the whole inventory says of these names."""
+
+    def facts_of(names: list[str]) -> list[str]:
+        facts = activities.read_onprem_facts(OnPremFactsQuery(vm_names=names))
+        whole = read_inventory(si)
+        assert sorted(v.name for v in facts.vms) == sorted(
+            v.name for v in whole.vms if v.name in names
+        )
+        return [vm.name for vm in facts.vms]
+
+    first, second = "facts-cycle-a", "facts-cycle-b"
+    assert facts_of(["web-01", first]) == ["web-01"]  # the map now knows every VM but `first`
+    _create(si, first)
+    assert facts_of(["web-01", first]) == ["web-01", first]  # unknown to the map: read again
+    _rename(si, first, second)
+    assert facts_of([first]) == []  # the map's reference answers to another name now
+    assert facts_of([first, second]) == [second]
+    _create(si, first)
+    assert facts_of([first, second]) == [first, second]
+    _destroy(si, second)
+    assert facts_of([first, second]) == [first]  # the map's reference is gone
+    _destroy(si, first)
+    assert facts_of([first]) == []
 
 
 def test_close_logs_out_and_a_later_call_logs_in_again(
