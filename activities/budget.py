@@ -66,14 +66,26 @@ class TokenBucket:
         return -self._tokens / self.refill_per_second
 
 
+# What the urgent lane keeps when background reads borrow its tokens: this many seconds of its
+# refill (7.5 reads with a principal's whole bucket and the default share), enough for a job's
+# end and a plan's verification round (a page or a few of Azure's VM list) to go at once, and
+# what it lacks beyond comes at its own rate, first. Why not its whole reserve: before the
+# failovers no read is urgent, and a reserve kept for none made the readiness of a worker's
+# third and fourth plans wait for reads ARM would have taken (bench/RESULTS.md,
+# "2026-12-06, afternoon": at 1,000 machines ARM's bucket never fell below the 60 tokens so kept
+# plus the 50 kept for reads on their way).
+URGENT_FLOOR_SECONDS = 1.0
+
+
 @dataclass
 class ReadBudget:
     """ARM's read bucket (per subscription and principal: 250 tokens, refilled at 25 a second),
     kept by the worker so that its reads are never refused with 429, and spent where it matters
     first: a share of it is kept for the reads that decide what happens next (a job's end, a
     verification), which may also draw on the rest; discovery, readiness, recovery points and
-    other background reads draw on the rest, and on the share's refill while the share is full.
-    Together the two lanes never exceed the bucket. Pure, like TokenBucket: the caller passes
+    other background reads draw on the rest, and on the share's tokens beyond a second of its
+    refill while no urgent read waits (URGENT_FLOOR_SECONDS). Together the two lanes never
+    exceed the bucket. Pure, like TokenBucket: the caller passes
     the clock, and waits as long as `take_or_wait` says before it asks again (who asks first
     is the caller's choice: activities/arm_reads.ReadTurns)."""
 
@@ -82,6 +94,7 @@ class ReadBudget:
     urgent_share: float = 0.3
     _urgent: TokenBucket = field(init=False)
     _background: TokenBucket = field(init=False)
+    _urgent_kept: float = field(init=False)
 
     def __post_init__(self) -> None:
         if not 0 < self.urgent_share < 1:
@@ -91,6 +104,11 @@ class ReadBudget:
         self._background = TokenBucket(
             max(1.0, self.capacity - urgent_capacity),
             self.refill_per_second * (1 - self.urgent_share),
+        )
+        # Borrowing leaves the lane this many tokens (a lane smaller than that lends only when
+        # full, leaving it empty).
+        self._urgent_kept = min(
+            urgent_capacity - 1, self._urgent.refill_per_second * URGENT_FLOOR_SECONDS
         )
 
     def take_or_wait(self, now: float, urgent: bool, other_lane_idle: bool = True) -> float:
@@ -113,17 +131,18 @@ class ReadBudget:
         if self._background.seconds_until(now, 1) == 0:
             self._background.take(now)
             return 0.0
-        # A full urgent lane would let its refill go to waste: a background read may take that
-        # token, and the lane keeps all but one of its reserve. Before a plan's failover no read
+        # The urgent lane's tokens beyond what it keeps (URGENT_FLOOR_SECONDS) would wait for
+        # reads nobody makes: a background read may take one. Before a plan's failover no read
         # is urgent, and without this its readiness had 70 % of ARM's rate only (bench/
-        # RESULTS.md, 2026-12-04 evening). Only while no urgent read waits: one waiting for its
-        # lane's next token would lose it to the background just as the lane fills.
+        # RESULTS.md, 2026-12-04 evening) and 70 % of its burst. Only while no urgent read
+        # waits: one waiting for its lane's next token would lose it to the background.
         if not other_lane_idle:
             return self._background.seconds_until(now, 1)
-        if self._urgent.seconds_until(now, self._urgent.capacity) == 0:
+        lendable = self._urgent_kept + 1
+        if self._urgent.seconds_until(now, lendable) == 0:
             self._urgent.take(now)
             return 0.0
         return min(
             self._background.seconds_until(now, 1),
-            self._urgent.seconds_until(now, self._urgent.capacity),
+            self._urgent.seconds_until(now, lendable),
         )
