@@ -241,3 +241,83 @@ def test_concurrent_misses_share_map_reads(monkeypatch: pytest.MonkeyPatch) -> N
     assert [s.name if s else None for s in states] == [f"n{i}" for i in range(100)]
     # Threads that miss while the map is being read wait for the next read and share it.
     assert vcenter.name_reads <= 3
+
+
+# --- a failback's facts of its own VMs -------------------------------------------------------
+
+
+def _vm(name: str) -> vsphere_client.VmInfo:
+    return vsphere_client.VmInfo(
+        name=name,
+        host="esx-01",
+        datastores=[],
+        power_state="poweredOn",
+        tools_status=None,
+        tools_running_status=None,
+        guest_state=None,
+        guest_id=None,
+        guest_full_name=None,
+        configured_guest_full_name=None,
+        snapshot_count=0,
+        disks=[],
+    )
+
+
+def _inventory(*names: str) -> vsphere_client.VCenterInventory:
+    return vsphere_client.VCenterInventory(hosts=[], datastores=[], vms=[_vm(n) for n in names])
+
+
+def test_named_vms_whose_references_keep_changing_are_read_from_the_whole_inventory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A VM renamed between the map and its read, twice over: the whole inventory answers."""
+    maps: list[int] = []
+    wholes: list[int] = []
+
+    def name_map(si: Any, **_: Any) -> dict[str, list[Any]]:
+        maps.append(1)
+        return {"web-01": [SimpleNamespace(_moId=f"vm-{len(maps)}")]}
+
+    def whole(si: Any, **_: Any) -> vsphere_client.VCenterInventory:
+        wholes.append(1)
+        return _inventory("web-01", "db-01", "other")
+
+    monkeypatch.setattr(vsphere_client, "vm_refs_by_name", name_map)
+    monkeypatch.setattr(
+        vsphere_client, "read_inventory_of", lambda si, refs, **_: _inventory("renamed")
+    )
+    monkeypatch.setattr(vsphere_client, "read_inventory", whole)
+    session = VCenterSession(FakeConnect())
+
+    inventory = session.read_inventory_of_named(["web-01", "db-01"])
+
+    assert [vm.name for vm in inventory.vms] == ["web-01", "db-01"]
+    assert (len(maps), len(wholes)) == (2, 1)
+
+
+def test_named_vms_the_fresh_map_knows_are_read_without_reading_the_map_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    maps: list[int] = []
+
+    def name_map(si: Any, **_: Any) -> dict[str, list[Any]]:
+        maps.append(1)
+        return {n: [SimpleNamespace(_moId=n)] for n in ("web-01", "db-01")}
+
+    monkeypatch.setattr(vsphere_client, "vm_refs_by_name", name_map)
+    monkeypatch.setattr(
+        vsphere_client,
+        "read_inventory_of",
+        lambda si, refs, **_: _inventory(*(ref._moId for ref in refs)),
+    )
+    session = VCenterSession(FakeConnect())
+
+    assert [vm.name for vm in session.read_inventory_of_named(["db-01", "web-01"]).vms] == [
+        "db-01",
+        "web-01",
+    ]
+    assert [vm.name for vm in session.read_inventory_of_named(["web-01"]).vms] == ["web-01"]
+    assert len(maps) == 1
+    # A name the map lacks is looked for in a map read again, once.
+    assert session.read_inventory_of_named(["new-vm"]).vms == []
+    assert len(maps) == 2
