@@ -85,9 +85,9 @@ class ReadBudget:
     verification), which may also draw on the rest; discovery, readiness, recovery points and
     other background reads draw on the rest, and on the share's tokens beyond a second of its
     refill while no urgent read waits (URGENT_FLOOR_SECONDS). Together the two lanes never
-    exceed the bucket. Pure, like TokenBucket: the caller passes
-    the clock, and waits as long as `take_or_wait` says before it asks again (who asks first
-    is the caller's choice: activities/arm_reads.ReadTurns)."""
+    exceed the bucket. Pure, like TokenBucket: the caller passes the clock, and waits as long
+    as `take_or_wait` says before it asks again (who asks first is the caller's choice:
+    activities/arm_reads.ReadTurns)."""
 
     capacity: float
     refill_per_second: float

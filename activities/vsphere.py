@@ -116,7 +116,6 @@ class VCenterReads:
         )
 
     def read_facts(self) -> OnPremFacts:
-
         # Plans started together check readiness together: they share the read in flight
         # (one whole-inventory read of 1,000 VMs is seconds of decoding) instead of each
         # reading it again.

@@ -15,7 +15,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 from activities import vsphere_client
 from bench.scenarios import bench_scenario
@@ -24,15 +24,17 @@ from lab.localhost import free_port
 from lab.scenario import Scenario
 
 PLAN_SIZE = 100
+_T = TypeVar("_T")
 
 
-def timed(label: str, read: Callable[[], Any], count: Callable[[Any], int]) -> None:
+def timed(label: str, read: Callable[[], _T], count: Callable[[_T], int]) -> _T:
     wall, cpu = time.perf_counter(), time.process_time()
     result = read()
     print(
         f"{label}: {count(result)} VMs, {time.perf_counter() - wall:.2f} s wall, "
         f"{time.process_time() - cpu:.2f} CPU-s in the reader"
     )
+    return result
 
 
 def main() -> None:
@@ -59,8 +61,7 @@ def main() -> None:
             )
             for _ in range(2):
                 timed("whole inventory", lambda: vsphere_client.read_inventory(si), _vms)
-            refs: dict[str, list[Any]] = {}
-            timed("name map", lambda: refs.update(vsphere_client.vm_refs_by_name(si)), _refs(refs))
+            refs = timed("name map", lambda: vsphere_client.vm_refs_by_name(si), len)
             plan = [ref for name in sorted(refs)[:PLAN_SIZE] for ref in refs[name]]
             for _ in range(2):
                 timed(
@@ -72,12 +73,8 @@ def main() -> None:
             vcenter.stop_vcsim(process, timeout=10)
 
 
-def _vms(inventory: Any) -> int:
+def _vms(inventory: vsphere_client.VCenterInventory) -> int:
     return len(inventory.vms)
-
-
-def _refs(refs: dict[str, list[Any]]) -> Callable[[Any], int]:
-    return lambda _: len(refs)
 
 
 if __name__ == "__main__":
