@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import heapq
 import itertools
 import threading
@@ -26,6 +27,9 @@ from temporalio import activity
 from activities.budget import ReadBudget
 
 _URGENT = contextvars.ContextVar("arm_read_urgent", default=False)
+_PROMISE: contextvars.ContextVar[PromisedReads | None] = contextvars.ContextVar(
+    "arm_reads_promised", default=None
+)
 
 # Workflows whose first read this worker remembers, oldest forgotten first: 10,000 machines and
 # their plans fit many times over, at some 200 bytes each.
@@ -41,6 +45,28 @@ def urgent_reads() -> Iterator[None]:
         yield
     finally:
         _URGENT.reset(token)
+
+
+@dataclasses.dataclass(eq=False)
+class PromisedReads:
+    """The ARM reads one activity said it will make, less those it made."""
+
+    remaining: int
+    done: bool = False
+
+
+@contextlib.contextmanager
+def promised_reads(count: int) -> Iterator[PromisedReads]:
+    """The reads made inside count against `count` reads announced to the worker's read budget
+    (ReadPromises, with the first of them): a worker deciding whether it can take another plan's
+    readiness then counts what this one has yet to read."""
+    promise = PromisedReads(max(0, count))
+    token = _PROMISE.set(promise)
+    try:
+        yield promise
+    finally:
+        promise.done = True
+        _PROMISE.reset(token)
 
 
 class ReadTurns:
@@ -71,6 +97,13 @@ class ReadTurns:
         """Reads waiting for their turn or their token."""
         with self._lock:
             return sum(len(line) for line in self._lines.values())
+
+    def background_available(self) -> float:
+        """The tokens a background read could take now (0 while one waits for them)."""
+        with self._lock:
+            if self._lines[False]:
+                return 0.0
+            return self._budget.background_available(self._clock())
 
     def take(self, urgent: bool, rank: float) -> float:
         """Wait for this read's turn and its token; return the seconds waited."""
@@ -126,6 +159,51 @@ class WorkRanks:
             return first
 
 
+class ReadPromises:
+    """The reads this worker's activities promised (`promised_reads`) and have yet to make, and
+    how long until its read budget holds the tokens of one more promise beside them.
+
+    Why: a plan's readiness lists every machine's recovery points, some 100 reads, before its
+    failover. Where a plan's readiness ran was where its workflow task ran, and ten plans on
+    four workers now and then put four plans' readiness (some 440 reads) on one principal while
+    another's bucket stayed full: that plan's failover waited seconds for one worker's refill
+    (bench/RESULTS.md, 2026-12-06, afternoon, later). A worker takes a plan's readiness
+    (activities/readiness_intake.py) only when its budget can pay for it beside what it owes."""
+
+    def __init__(self, turns: ReadTurns, budget: ReadBudget) -> None:
+        self._turns = turns
+        self._most = budget.background_most
+        self._refill_per_second = budget.background_refill_per_second
+        self._lock = threading.Lock()
+        self._live: list[PromisedReads] = []
+
+    def spend(self, promise: PromisedReads) -> None:
+        """One read of `promise` taken its token."""
+        with self._lock:
+            if not promise.done and not any(p is promise for p in self._live):
+                self._live.append(promise)
+            promise.remaining = max(0, promise.remaining - 1)
+
+    def reading(self) -> tuple[int, int]:
+        """How many promises are being read, and how many reads they have yet to make."""
+        with self._lock:
+            self._live = [p for p in self._live if not p.done]
+            return len(self._live), sum(p.remaining for p in self._live)
+
+    def seconds_until_room(self, reads: int, not_yet_reading: int = 0) -> float:
+        """0 when the budget holds tokens for `reads` more reads beyond the reads promised and
+        not made, `not_yet_reading` promises of `reads` each among them (taken, their first read
+        not made yet); else how long until it may at least, at the background lane's refill. A
+        budget smaller than `reads` pays for them when it is (nearly) full."""
+        needed = max(1.0, min(float(reads), self._most - 1))
+        _, owed = self.reading()
+        free = self._turns.background_available() - owed - reads * not_yet_reading
+        # Within a rounding error: a wait computed to the instant must not be waited again.
+        if free >= needed - 1e-9:
+            return 0.0
+        return (needed - free) / self._refill_per_second
+
+
 def reading_workflow() -> str | None:
     """The workflow the read is made for, when it is made inside one of its activities."""
     return activity.info().workflow_id if activity.in_activity() else None
@@ -149,6 +227,7 @@ class ArmReadBudgetPolicy(HTTPPolicy):
         self._on_the_way = threading.BoundedSemaphore(in_flight)
         self._turns = ReadTurns(budget)
         self._ranks = WorkRanks()
+        self.promises = ReadPromises(self._turns, budget)
         self._lock = threading.Lock()
         # What the budget cost, for the bench: reads sent, and seconds waited for tokens.
         self.reads = 0
@@ -162,6 +241,9 @@ class ArmReadBudgetPolicy(HTTPPolicy):
         with self._on_the_way:
             queued = time.monotonic() - started
             waited = self._turns.take(_URGENT.get(), self._ranks.of(reading_workflow()))
+            promise = _PROMISE.get()
+            if promise is not None:
+                self.promises.spend(promise)
             with self._lock:
                 self.reads += 1
                 self.waited_seconds += queued + waited

@@ -111,6 +111,24 @@ class ReadBudget:
             urgent_capacity - 1, self._urgent.refill_per_second * URGENT_FLOOR_SECONDS
         )
 
+    @property
+    def background_most(self) -> float:
+        """The most `background_available` can be: both lanes full."""
+        urgent_lendable = max(0.0, self._urgent.capacity - self._urgent_kept)
+        return self._background.capacity + urgent_lendable
+
+    @property
+    def background_refill_per_second(self) -> float:
+        """How fast `background_available` grows at least (the urgent lane's refill adds to it
+        only while that lane is not full)."""
+        return self._background.refill_per_second
+
+    def background_available(self, now: float) -> float:
+        """The tokens background reads could take at `now` while no urgent read waits: their
+        lane's and the urgent lane's beyond what it keeps (may be fractional)."""
+        lendable = max(0.0, self._urgent.available(now) - self._urgent_kept)
+        return self._background.available(now) + lendable
+
     def take_or_wait(self, now: float, urgent: bool, other_lane_idle: bool = True) -> float:
         """Take one read's token at `now` and return 0, or take nothing and return how long
         until the read's lane (or the other, when `other_lane_idle`: no read waits in it) has a

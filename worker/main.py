@@ -12,7 +12,13 @@ from worker.budget_watch import watch_budget_shares
 from worker.decision_desk import start_desk
 from worker.settings import SettingsError, load_settings
 from worker.telemetry import configure_tracing, traces_exported
-from worker.wiring import OWN_QUEUE_SLOTS, build_worker, connect_temporal, temporal_connect_hint
+from worker.wiring import (
+    OWN_QUEUE_SLOTS,
+    READINESS_SLOTS,
+    build_worker,
+    connect_temporal,
+    temporal_connect_hint,
+)
 
 
 async def run_worker() -> None:
@@ -36,8 +42,9 @@ async def run_worker() -> None:
     with (
         ThreadPoolExecutor(max_workers=settings.activity_slots) as executor,
         ThreadPoolExecutor(max_workers=OWN_QUEUE_SLOTS) as own_executor,
+        ThreadPoolExecutor(max_workers=READINESS_SLOTS) as readiness_executor,
     ):
-        worker = build_worker(client, settings, executor, own_executor)
+        worker = build_worker(client, settings, executor, own_executor, readiness_executor)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -16,10 +16,15 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.exceptions import ApplicationError
 from temporalio.service import TLSConfig
-from temporalio.worker import Worker
+from temporalio.worker import (
+    FixedSizeSlotSupplier,
+    PollerBehaviorSimpleMaximum,
+    Worker,
+    WorkerTuner,
+)
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities.arm_reads import ArmReadBudgetPolicy
+from activities.arm_reads import ArmReadBudgetPolicy, ReadPromises
 from activities.asr import AsrActivities, AsrGateway, AsrReads, AsrWrites
 from activities.azure_vm_rounds import AzureVmRounds
 from activities.budget import ReadBudget, TokenBucket
@@ -27,11 +32,13 @@ from activities.compute import ComputeActivities, ComputeGateway
 from activities.decisions import DecisionActivities, DecisionRules
 from activities.hyperv import HyperVActivities, HyperVEndpoints, HyperVGateway, HyperVReads
 from activities.liveness import KeepAliveInterceptor
+from activities.readiness_intake import ReadinessIntake
 from activities.verification import VerificationActivities
 from activities.vsphere import VCenterReads, VSphereActivities
 from domain import errors
 from worker.budget_watch import worker_identity
 from worker.settings import CREDENTIAL_PLUGINS, Settings, SettingsError
+from workflows.calls import readiness_task_queue
 from workflows.machine import MachineFailbackWorkflow
 from workflows.plan import PlanFailbackWorkflow
 
@@ -218,6 +225,8 @@ class AzureClients:
     asr: Any
     compute: Any
     subscription_id: str
+    # Both clients' reads go through it (not for the CLI's quick reads).
+    read_policy: ArmReadBudgetPolicy | None = None
 
 
 def azure_clients(settings: Settings, quick: bool = False) -> AzureClients:
@@ -237,15 +246,16 @@ def azure_clients(settings: Settings, quick: bool = False) -> AzureClients:
         return {} if quick else {"transport": azure_transport(settings)}
 
     subscription = settings.azure_subscription_id
+    read_policy = None
     if not quick:
         # One read budget for both clients: ARM counts the principal's reads, whichever API.
-        options["per_retry_policies"] = [
-            ArmReadBudgetPolicy(read_budget(settings), reads_on_their_way(settings))
-        ]
+        read_policy = ArmReadBudgetPolicy(read_budget(settings), reads_on_their_way(settings))
+        options["per_retry_policies"] = [read_policy]
     return AzureClients(
         asr=SiteRecoveryManagementClient(credential, subscription, **transport(), **options),
         compute=ComputeManagementClient(credential, subscription, **transport(), **options),
         subscription_id=subscription,
+        read_policy=read_policy,
     )
 
 
@@ -367,6 +377,12 @@ class Activities:
     verification: VerificationActivities
     hyperv: HyperVActivities
     decisions: DecisionActivities
+    # What the worker's readiness reads have yet to read of its ARM read budget.
+    read_promises: ReadPromises | None = None
+
+    def read_as_budget_allows(self) -> list[Any]:
+        """The activities of the readiness task queue (activities/readiness_intake.py)."""
+        return [self.asr.read_asr_facts]
 
     def kept_here(self) -> list[Any]:
         """The activities that take what an earlier one kept on this worker (activities/
@@ -422,6 +438,7 @@ def build_activities(
         verification,
         HyperVActivities(hyperv),
         DecisionActivities(decision_rules(settings)),
+        clients.read_policy.promises if clients.read_policy else None,
     )
 
 
@@ -458,6 +475,10 @@ def workflow_runner() -> SandboxedWorkflowRunner:
 # at a time, a few plans at once at most.
 OWN_QUEUE_SLOTS = 4
 
+# Plans' readiness reads a worker takes at once at most, however full its read budget (it takes
+# fewer while the budget cannot pay for them: activities/readiness_intake.py).
+READINESS_SLOTS = 4
+
 
 def own_task_queue(settings: Settings) -> str:
     """The task queue only this worker process polls: Temporal's worker-specific task queue,
@@ -467,26 +488,53 @@ def own_task_queue(settings: Settings) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Workers:
-    """The worker on the shared task queue, and the one on this process's own task queue; both
-    run over the same activities, so what one activity kept the other can take."""
+    """The worker on the shared task queue, the one on this process's own task queue and the
+    one on the readiness task queue; all run over the same activities, so what one activity
+    kept another can take, and every ARM read goes through the one read budget."""
 
     shared: Worker
     own: Worker
+    readiness: Worker
 
     async def __aenter__(self) -> Workers:
-        await self.shared.__aenter__()
+        entered: list[Worker] = []
         try:
-            await self.own.__aenter__()
+            for worker in (self.shared, self.own, self.readiness):
+                await worker.__aenter__()
+                entered.append(worker)
         except BaseException:
-            await self.shared.__aexit__(None, None, None)
+            await _leave(entered)
             raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        try:
-            await self.own.__aexit__(None, None, None)
-        finally:
-            await self.shared.__aexit__(None, None, None)
+        await _leave([self.shared, self.own, self.readiness])
+
+
+async def _leave(workers: list[Worker]) -> None:
+    """Shut the workers down, the last entered first, each even if another's shutdown fails."""
+    if not workers:
+        return
+    try:
+        await workers[-1].__aexit__(None, None, None)
+    finally:
+        await _leave(workers[:-1])
+
+
+def readiness_tuner(promises: ReadPromises | None) -> WorkerTuner:
+    """The readiness queue's slots as the read budget allows; no workflow or Nexus task is
+    polled there (the worker registers none), but the tuner names a supplier for each."""
+    activities = (
+        ReadinessIntake(promises, READINESS_SLOTS)
+        if promises is not None
+        else FixedSizeSlotSupplier(READINESS_SLOTS)
+    )
+    return WorkerTuner.create_composite(
+        workflow_supplier=FixedSizeSlotSupplier(1),
+        activity_supplier=activities,
+        local_activity_supplier=FixedSizeSlotSupplier(1),
+        nexus_supplier=FixedSizeSlotSupplier(1),
+    )
 
 
 def build_worker(
@@ -494,9 +542,11 @@ def build_worker(
     settings: Settings,
     executor: ThreadPoolExecutor,
     own_executor: ThreadPoolExecutor,
+    readiness_executor: ThreadPoolExecutor,
 ) -> Workers:
     """`executor`: the activity threads, `settings.activity_slots` of them; `own_executor`: the
-    own task queue's, OWN_QUEUE_SLOTS of them."""
+    own task queue's, OWN_QUEUE_SLOTS of them; `readiness_executor`: the readiness queue's,
+    READINESS_SLOTS of them."""
     own_queue = own_task_queue(settings)
     activities = build_activities(settings, executor, own_queue)
     identity = worker_identity(settings)
@@ -521,4 +571,35 @@ def build_worker(
         interceptors=[KeepAliveInterceptor()],
         identity=identity,
     )
-    return Workers(shared, own)
+    readiness = readiness_worker(
+        client,
+        settings.task_queue,
+        activities.read_as_budget_allows(),
+        activities.read_promises,
+        identity,
+        readiness_executor,
+    )
+    return Workers(shared, own, readiness)
+
+
+def readiness_worker(
+    client: Client,
+    task_queue: str,
+    activities: list[Any],
+    promises: ReadPromises | None,
+    identity: str,
+    executor: ThreadPoolExecutor | None = None,
+) -> Worker:
+    """The worker on the readiness queue beside `task_queue`: it asks for a plan's readiness
+    only while the read budget can pay for it (`promises`: its reads yet to make)."""
+    return Worker(
+        client,
+        task_queue=readiness_task_queue(task_queue),
+        activities=activities,
+        activity_executor=executor,
+        tuner=readiness_tuner(promises),
+        # One poll at a time: each holds a slot, and so a plan's reads, while it waits.
+        activity_task_poller_behavior=PollerBehaviorSimpleMaximum(maximum=1),
+        interceptors=[KeepAliveInterceptor()],
+        identity=identity,
+    )

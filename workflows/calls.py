@@ -49,15 +49,24 @@ POINTS_TIMEOUT = timedelta(minutes=10)
 READ_HEARTBEAT_TIMEOUT = timedelta(seconds=20)
 
 
+def readiness_task_queue(task_queue: str) -> str:
+    """The task queue of a plan's readiness read, beside the workflows' `task_queue`: every
+    worker polls it, each only while its ARM read budget can pay for a plan's reads
+    (activities/readiness_intake.py)."""
+    return f"{task_queue}.readiness"
+
+
 async def read(
     activity_method: Any,
     arg: object,
     timeout: timedelta = READ_TIMEOUT,
     summary: str | None = None,
+    task_queue: str | None = None,
 ) -> Any:
     return await workflow.execute_activity_method(
         activity_method,
         arg,
+        task_queue=task_queue,
         start_to_close_timeout=timeout,
         heartbeat_timeout=READ_HEARTBEAT_TIMEOUT,
         retry_policy=READ_RETRY,

@@ -76,7 +76,15 @@ with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes, versioning
     from workflows.approval import wait_for_approval
     from workflows.authority import DecisionGate, who
-    from workflows.calls import POINTS_TIMEOUT, cause, failures, read, read_where_kept, write
+    from workflows.calls import (
+        POINTS_TIMEOUT,
+        cause,
+        failures,
+        read,
+        read_where_kept,
+        readiness_task_queue,
+        write,
+    )
     from workflows.machine import (
         MachineFailbackWorkflow,
         machine_workflow_id,
@@ -680,6 +688,8 @@ class PlanFailbackWorkflow:
             params.recovery_plan,
             params.reprotect_to_onprem,
             params.reprotect_to_azure.log_storage_account_id,
+            # On the worker whose ARM read budget can pay for its ~100 reads now.
+            readiness_task_queue(workflow.info().task_queue),
         )
         if self._readiness.blocking:
             raise _PlanStopped(blocking_text(self._readiness), errors.NOT_READY)

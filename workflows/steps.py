@@ -46,9 +46,11 @@ async def check_readiness(
     recovery_plan: str | None,
     choices: ReprotectToOnPremOptions,
     log_storage_account_id: str | None,
+    asr_facts_queue: str | None = None,
 ) -> Readiness:
     """Both systems read at once, then the architecture's rules (pure). Hyper-V's hosts, and
-    classic's master targets, are the ones ASR names, so they are read after it."""
+    classic's master targets, are the ones ASR names, so they are read after it. ASR's facts
+    are read on `asr_facts_queue` when named (a plan's: workflows/calls.readiness_task_queue)."""
     architecture = architecture_named(machines[0].architecture) if machines else None
     own_vms = [m.vm_name for m in machines]
     if architecture is not None and architecture.onprem_platform == "hyperv":
@@ -56,6 +58,7 @@ async def check_readiness(
             AsrActivities.read_asr_facts,
             ReadAsrFactsInput(vault=vault, machines=list(machines), recovery_plan=recovery_plan),
             timeout=POINTS_TIMEOUT,
+            task_queue=asr_facts_queue,
         )
         onprem = await read(
             HyperVActivities.read_hyperv_facts,
@@ -78,6 +81,7 @@ async def check_readiness(
             log_storage_account_id=log_storage_account_id,
         ),
         timeout=POINTS_TIMEOUT,
+        task_queue=asr_facts_queue,
     )
     own_facts_only = workflow.patched(versioning.ONPREM_FACTS_OF_THE_PLAN)
     if own_facts_only and architecture is not None and architecture.onprem_vms_named_by_asr:

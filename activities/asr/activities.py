@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.arm_reads import promised_reads
 from activities.asr.bodies import DIALECTS
 from activities.asr.operations import AsrWrites, Write
 from activities.asr.reads import AsrReads
@@ -44,6 +45,10 @@ from domain.readiness import AsrFacts
 from domain.recovery_points import MachinePoints
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+
+# A readiness read's reads beside a recovery-point list per machine: the fabric, its vCenters or
+# providers, the plan's items, the failback policy.
+READINESS_READS_BESIDE_THE_MACHINES = 4
 
 
 def as_application_errors(function: _F) -> _F:
@@ -107,7 +112,10 @@ class AsrActivities:
     @kept_alive
     @as_application_errors
     def read_asr_facts(self, params: ReadAsrFactsInput) -> AsrFacts:
-        return self._reads.read_asr_facts(params)
+        # Announced to the read budget, which lets a worker take another plan's readiness only
+        # when it can pay for it beside this one's (activities/readiness_intake.py).
+        with promised_reads(len(params.machines) + READINESS_READS_BESIDE_THE_MACHINES):
+            return self._reads.read_asr_facts(params)
 
     @activity.defn
     @kept_alive

@@ -91,7 +91,9 @@ async def test_the_points_are_selected_on_the_worker_that_listed_them(
         ran_on = activities_ran_on(await client.get_workflow_handle(workflow_id).fetch_history())
         readiness_queue, readiness_worker = ran_on["read_asr_facts"]
         points_queue, points_worker = ran_on["read_recovery_points"]
-        assert readiness_queue == "failback" and points_queue.startswith("failback@"), ran_on
+        # Readiness on the queue each worker polls while its read budget can pay for a plan.
+        assert readiness_queue == "failback.readiness", ran_on
+        assert points_queue.startswith("failback@"), ran_on
         assert points_worker == readiness_worker, ran_on
         # A list's first page (the lab's pages are small: the rest follow by $skiptoken).
         lists = [

@@ -71,6 +71,7 @@ from domain.readiness import (
 from starter import commands
 from tests.fakes.names import fake_of
 from tests.workflows.cli_connection import cli_client, signals_in, worker_too_busy_to_answer
+from workflows.calls import readiness_task_queue
 from workflows.machine import MachineFailbackWorkflow
 from workflows.plan import PlanFailbackWorkflow
 
@@ -345,14 +346,18 @@ async def started_plan(
     params: PlanFailbackInput | None = None,
     task_queue: str | None = None,
 ) -> AsyncIterator[WorkflowHandle]:
-    """A worker with the fake world's activities, and a plan failback started on it."""
+    """A worker with the fake world's activities, and a plan failback started on it; as
+    `failback worker` does, it polls the readiness queue beside the workflows'."""
     queue = task_queue or f"tq-{uuid.uuid4()}"
-    async with Worker(
-        env.client,
-        task_queue=queue,
-        workflows=[PlanFailbackWorkflow, MachineFailbackWorkflow],
-        activities=world.activities(),
-        max_concurrent_workflow_tasks=50,
+    async with (
+        Worker(
+            env.client,
+            task_queue=queue,
+            workflows=[PlanFailbackWorkflow, MachineFailbackWorkflow],
+            activities=world.activities(),
+            max_concurrent_workflow_tasks=50,
+        ),
+        Worker(env.client, task_queue=readiness_task_queue(queue), activities=world.activities()),
     ):
         yield await env.client.start_workflow(
             PlanFailbackWorkflow.run,
