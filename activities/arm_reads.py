@@ -190,13 +190,14 @@ class ReadPromises:
             self._live = [p for p in self._live if not p.done]
             return len(self._live), sum(p.remaining for p in self._live)
 
-    def seconds_until_room(self, reads: int, not_yet_reading: int = 0) -> float:
+    def seconds_until_room(self, reads: int, taken: int = 0) -> float:
         """0 when the budget holds tokens for `reads` more reads beyond the reads promised and
-        not made, `not_yet_reading` promises of `reads` each among them (taken, their first read
-        not made yet); else how long until it may at least, at the background lane's refill. A
+        not made, and beyond `reads` for each of the `taken` promises (slots taken for them) not
+        yet reading; else how long until it may at least, at the background lane's refill. A
         budget smaller than `reads` pays for them when it is (nearly) full."""
         needed = max(1.0, min(float(reads), self._most - 1))
-        _, owed = self.reading()
+        reading, owed = self.reading()
+        not_yet_reading = max(0, taken - reading)
         free = self._turns.background_available() - owed - reads * not_yet_reading
         # Within a rounding error: a wait computed to the instant must not be waited again.
         if free >= needed - 1e-9:

@@ -57,10 +57,8 @@ class ReadinessIntake(CustomSlotSupplier):
         with self._lock:
             if self._taken >= self._most_at_once:
                 return RECHECK_SECONDS
-            reading, _ = self._promises.reading()
             # A slot whose activity has made no read yet (or awaits its task) owes a plan's reads.
-            not_yet_reading = max(0, self._taken - reading)
-            wait = self._promises.seconds_until_room(READS_OF_A_PLAN, not_yet_reading)
+            wait = self._promises.seconds_until_room(READS_OF_A_PLAN, self._taken)
             if wait == 0:
                 self._taken += 1
             return wait

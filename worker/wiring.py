@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import socket
@@ -378,7 +379,7 @@ class Activities:
     hyperv: HyperVActivities
     decisions: DecisionActivities
     # What the worker's readiness reads have yet to read of its ARM read budget.
-    read_promises: ReadPromises | None = None
+    read_promises: ReadPromises
 
     def read_as_budget_allows(self) -> list[Any]:
         """The activities of the readiness task queue (activities/readiness_intake.py)."""
@@ -425,6 +426,8 @@ def build_activities(
         # A worker reads at least one on-premises platform: vCenter unless it has Hyper-V's.
         settings.require("vcenter_host", "vcenter_user", "vcenter_password")
     clients = azure_clients(settings)
+    # The worker's clients are never the CLI's quick ones: their reads go through the budget.
+    assert clients.read_policy is not None
     gateway = build_asr_gateway(settings, clients)
     compute = build_compute_gateway(settings, clients)
     asr = build_asr_activities(settings, executor, gateway, own_task_queue)
@@ -438,7 +441,7 @@ def build_activities(
         verification,
         HyperVActivities(hyperv),
         DecisionActivities(decision_rules(settings)),
-        clients.read_policy.promises if clients.read_policy else None,
+        clients.read_policy.promises,
     )
 
 
@@ -495,43 +498,28 @@ class Workers:
     shared: Worker
     own: Worker
     readiness: Worker
+    _running: contextlib.AsyncExitStack = dataclasses.field(
+        default_factory=contextlib.AsyncExitStack, init=False
+    )
 
     async def __aenter__(self) -> Workers:
-        entered: list[Worker] = []
-        try:
+        # Each shut down, the last started first, even if another's start or shutdown fails.
+        async with contextlib.AsyncExitStack() as starting:
             for worker in (self.shared, self.own, self.readiness):
-                await worker.__aenter__()
-                entered.append(worker)
-        except BaseException:
-            await _leave(entered)
-            raise
+                await starting.enter_async_context(worker)
+            self._running.push_async_exit(starting.pop_all())
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await _leave([self.shared, self.own, self.readiness])
+        await self._running.aclose()
 
 
-async def _leave(workers: list[Worker]) -> None:
-    """Shut the workers down, the last entered first, each even if another's shutdown fails."""
-    if not workers:
-        return
-    try:
-        await workers[-1].__aexit__(None, None, None)
-    finally:
-        await _leave(workers[:-1])
-
-
-def readiness_tuner(promises: ReadPromises | None) -> WorkerTuner:
+def readiness_tuner(promises: ReadPromises) -> WorkerTuner:
     """The readiness queue's slots as the read budget allows; no workflow or Nexus task is
     polled there (the worker registers none), but the tuner names a supplier for each."""
-    activities = (
-        ReadinessIntake(promises, READINESS_SLOTS)
-        if promises is not None
-        else FixedSizeSlotSupplier(READINESS_SLOTS)
-    )
     return WorkerTuner.create_composite(
         workflow_supplier=FixedSizeSlotSupplier(1),
-        activity_supplier=activities,
+        activity_supplier=ReadinessIntake(promises, READINESS_SLOTS),
         local_activity_supplier=FixedSizeSlotSupplier(1),
         nexus_supplier=FixedSizeSlotSupplier(1),
     )
@@ -586,7 +574,7 @@ def readiness_worker(
     client: Client,
     task_queue: str,
     activities: list[Any],
-    promises: ReadPromises | None,
+    promises: ReadPromises,
     identity: str,
     executor: ThreadPoolExecutor | None = None,
 ) -> Worker:
