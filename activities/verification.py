@@ -17,7 +17,7 @@ from activities.asr import AsrActivities
 from activities.azure_vm_rounds import AzureVmRounds
 from activities.hyperv import HyperVReads
 from activities.liveness import beating, kept_alive
-from activities.threads import in_activity_threads
+from activities.threads import in_activity_threads, map_in_threads
 from activities.vsphere import VCenterReads
 from domain.models import (
     AzureVmRef,
@@ -33,6 +33,12 @@ from domain.models import (
 )
 
 _State = TypeVar("_State", OnPremVmState, AzureVmState)
+
+# A plan's Hyper-V VMs read at its job's end, each over a WinRM shell of its own: read one after
+# the other, 100 of them held the plan's first verification for 100 shells' round trips. A
+# host allows 30 shells per user at once by default (WinRM's MaxShellsPerUser); 8 leave room for
+# the machines' own reads and an operator's session.
+HYPERV_READS_AT_ONCE = 8
 
 
 class VerificationActivities:
@@ -129,7 +135,8 @@ class VerificationActivities:
 
     def _onprem_all(self, queries: list[OnPremVmQuery]) -> list[OnPremVmState]:
         """vCenter's VMs in one read where it can (a batch costs vCenter and the worker one
-        decode, not one each), any other as a verification reads it, with its own errors."""
+        decode, not one each), any other as a verification reads it, with its own errors, a
+        few at once (a plan's Hyper-V VMs: a WinRM shell each)."""
         in_vcenter = [q.vm_name for q in queries if q.platform != "hyperv"]
         together: dict[str, OnPremVmState] = {}
         if in_vcenter:
@@ -139,7 +146,9 @@ class VerificationActivities:
                 if is_cancelled_exception(err):
                     raise
                 activity.logger.info("vCenter read of %d VMs failed: %s", len(in_vcenter), err)
-        return [together.get(q.vm_name) or self._onprem(q) for q in queries]
+        apart = [q for q in queries if q.vm_name not in together]
+        read_apart = iter(map_in_threads(self._onprem, apart, HYPERV_READS_AT_ONCE))
+        return [together[q.vm_name] if q.vm_name in together else next(read_apart) for q in queries]
 
     def _read(self, params: VerificationReadInput) -> VerificationRead:
         # The on-premises VM is the side still changing (booting): read last, it is as fresh

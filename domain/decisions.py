@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal
@@ -11,6 +11,7 @@ from domain.models import (
     AgentWait,
     Architecture,
     AzureVmState,
+    DataSync,
     DiscoveredMachine,
     MachineStatus,
     OnPremVmState,
@@ -19,6 +20,7 @@ from domain.models import (
     Verification,
 )
 from domain.phases import BEFORE_CUTOVER, Phase, PlanPhase
+from domain.readiness import MachinePlan
 from domain.recovery_points import how_to_ask
 
 # Before the on-premises VM was verified: an approval is not taken yet.
@@ -46,6 +48,29 @@ def fails_over_as_plan(machines: Iterable[DiscoveredMachine]) -> bool:
     always fails back through the plan's planned failover, with useMultiVmSyncPoint when it
     holds a group, as ASR's documentation and Azure PowerShell do it."""
     return any(m.replication_group or m.architecture == "modernized" for m in machines)
+
+
+def hyperv_fails_over_as_plan(
+    machines: Sequence[DiscoveredMachine],
+    data_sync: DataSync,
+    placements: Iterable[MachinePlan | None],
+) -> bool:
+    """FO-PLAN, Hyper-V: a plan whose machines fail back for synchronization, each to the VM it
+    came from, fails over through the recovery plan's planned failover, as the portal's failback
+    of a plan does: one ASR job that boots its groups in ASR's order (recorded:
+    hyperv-RPFailback.json, ForSynchronization with NoAction), not one job per machine with a
+    round trip per boot group. Machine by machine, boot group by boot group, otherwise:
+    for-downtime (what a plan's job does at the suspension was never recorded; each machine's
+    own job is resumed at the cut-over), or a VM to be created at an alternate location (the
+    plan's input cannot name the host: asr-modernized-hyperv.md 3.4)."""
+    placed = list(placements)
+    return (
+        bool(machines)
+        and all(m.architecture == "hyperv" for m in machines)
+        and data_sync == "for-synchronization"
+        and len(placed) == len(machines)
+        and all(p is not None and p.location == "original" for p in placed)
+    )
 
 
 class NoRecoveryPointError(ValueError):

@@ -591,6 +591,12 @@ class WireSpec(_Strict):
         "(multiVmGroupName = multiVmGroupId = a GUID; Azure PowerShell's InMage failover checks "
         "for exactly that; LIKELY), or with no group at all",
     )
+    hyperv_plan_operations: Literal["plan-words", "item-words"] = Field(
+        default="plan-words",
+        description="Hyper-V: the words of a plan's allowedOperations while its items are in "
+        "Azure: the plan's own (PlannedFailover; recorded as a plan's words after its failback), "
+        "or its items' (Failback; UNKNOWN which ASR sends before the failback)",
+    )
     modernized_committed_state: str = Field(
         default="UnplannedFailoverCommitted",
         min_length=1,

@@ -176,6 +176,21 @@ def slow_plan_job_scenario(root: Path) -> Path:
     )
 
 
+def hyperv_at_home_scenario(root: Path) -> Path:
+    def app_01_at_home(data: Any) -> None:
+        web = next(vm for vm in data["hyperv"]["vms"] if vm["name"] == "web-01")
+        data["hyperv"]["vms"].append({**web, "name": "app-01"})
+
+    return scenario_variant(
+        root,
+        "hyperv.json",
+        "hyperv-plan-whole",
+        "hyperv.json with app-01's VM still on hv-01 (off), as web-01's is: nothing to create, "
+        "so a plan failing back for synchronization fails over through its planned failover",
+        app_01_at_home,
+    )
+
+
 # --- the runs --------------------------------------------------------------------------------
 
 
@@ -413,6 +428,14 @@ RUNS = [
         "plan-erp (classic, nothing to reprotect) with the patch points-read-where-listed: the "
         "point selection runs on the task queue of the worker whose readiness read listed the "
         "points, approved, completed",
+    ),
+    StandardRun(
+        "hyperv-plan-whole",
+        hyperv_at_home_scenario,
+        plan_run("plan-hyperv", "latest", "olga"),
+        "plan-hyperv (Hyper-V, every VM at home) for-synchronization with the patch "
+        "hyperv-plan-fails-over-whole: the recovery plan's planned failover, one job, each "
+        "machine verified on its host, approved, completed",
     ),
     StandardRun(
         "plan-failure",

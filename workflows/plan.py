@@ -29,7 +29,11 @@ with workflow.unsafe.imports_passed_through():
     from domain import errors
     from domain.architectures import architecture_named_can_undo
     from domain.authority import Attestation
-    from domain.decisions import evaluate_verification, fails_over_as_plan
+    from domain.decisions import (
+        evaluate_verification,
+        fails_over_as_plan,
+        hyperv_fails_over_as_plan,
+    )
     from domain.models import (
         Approval,
         ApprovalPolicy,
@@ -439,8 +443,16 @@ class PlanFailbackWorkflow:
         at the job's end found verified is verified for the approval, and its group lets the next
         start at once; a machine not so verified reports its own verification before the
         approval). Without a group, nothing is sent here: each machine fails over itself, at the
-        point shown, when its group's turn comes."""
-        if not fails_over_as_plan(plan.machines):
+        point shown, when its group's turn comes. A modernized plan, and a Hyper-V plan that
+        fails back for synchronization to its own VMs, fail over whole too."""
+        hyperv_whole = hyperv_fails_over_as_plan(
+            plan.machines, params.data_sync, (self._placement(m) for m in plan.machines)
+        )
+        if not (
+            fails_over_as_plan(plan.machines)
+            # Only where it decides: no marker in the histories of the other plans.
+            or (hyperv_whole and workflow.patched(versioning.HYPERV_PLAN_FAILS_OVER_WHOLE))
+        ):
             return
         assert self._choice is not None
         groups = sorted({m.replication_group for m in plan.machines if m.replication_group})
@@ -448,6 +460,9 @@ class PlanFailbackWorkflow:
         why = (
             f"replication group {', '.join(groups)} fails over only with its plan"
             if groups
+            else "a Hyper-V plan failing back for synchronization to its own VMs fails over "
+            "through its planned failover"
+            if architecture == "hyperv"
             else "a modernized plan fails back through its planned failover"
         )
         self._enter(
@@ -461,6 +476,7 @@ class PlanFailbackWorkflow:
             architecture=architecture,
             vm_names=[m.vm_name for m in plan.machines],
             use_multi_vm_sync_point=bool(groups),
+            data_sync=params.data_sync,
             recovery_point_type=how_to_ask(self._choice.policy, architecture),
             not_before=workflow.now(),
             poll_interval_seconds=params.timings.job_poll_interval_seconds,
@@ -517,9 +533,14 @@ class PlanFailbackWorkflow:
         except ActivityError as err:
             if is_cancelled_exception(err):
                 raise  # an operator's cancel, not a failed job: `run` ends the plan cancelled
+            refused = (
+                isinstance(err.cause, ApplicationError)
+                and err.cause.type == errors.OPERATION_NOT_ALLOWED
+            )
             after = (
                 ""
-                if architecture == "modernized"  # ASR cancels it, or the error says to
+                # Refused before anything was sent; or ASR cancels it, or the error says to.
+                if refused or architecture == "modernized"
                 else "; a machine ASR did fail over waits uncommitted on-premises (the plan's "
                 "job in the vault says which)"
             )

@@ -18,8 +18,8 @@ input field that picks an older behaviour. tests/workflows/test_versioning.py ch
 patch id used in workflows/ is listed here and that every entry is used.
 
 Active: "authenticated-decisions", "plan-reads-first-verification",
-"onprem-facts-of-the-plan", "machines-start-during-plan-job", "plan-approves-on-its-read" and
-"points-read-where-listed" (below). Before them,
+"onprem-facts-of-the-plan", "machines-start-during-plan-job", "plan-approves-on-its-read",
+"points-read-where-listed" and "hyperv-plan-fails-over-whole" (below). Before them,
 no patch was active: revisions 0 and 1 of the machine workflow and the patches
 "plan-approval-only" and "concurrent-fan-out" were removed before the first release (only the
 lab had ever run them), and the stored histories were re-recorded.
@@ -44,6 +44,7 @@ ONPREM_FACTS_OF_THE_PLAN = "onprem-facts-of-the-plan"
 MACHINES_START_DURING_PLAN_JOB = "machines-start-during-plan-job"
 PLAN_APPROVES_ON_ITS_READ = "plan-approves-on-its-read"
 POINTS_READ_WHERE_LISTED = "points-read-where-listed"
+HYPERV_PLAN_FAILS_OVER_WHOLE = "hyperv-plan-fails-over-whole"
 
 ACTIVE_PATCHES: tuple[Patch, ...] = (
     Patch(
@@ -92,5 +93,13 @@ ACTIVE_PATCHES: tuple[Patch, ...] = (
         "task queue if that worker does not pick it up in time",
         remove_when="no plan failback started before this change is open and tests/replay's "
         "histories are re-recorded with the marker",
+    ),
+    Patch(
+        id=HYPERV_PLAN_FAILS_OVER_WHOLE,
+        what="FO-PLAN: a Hyper-V plan failing back for synchronization to its own VMs fails over "
+        "through the recovery plan's planned failover (one ASR job) instead of each machine's "
+        "own, boot group by boot group",
+        remove_when="no Hyper-V plan failback started before this change is open and "
+        "tests/replay's histories are re-recorded with the marker",
     ),
 )

@@ -32,7 +32,7 @@ from activities.job_watch import JobDocument, JobWatch, job_document_fact, runni
 from activities.liveness import beat_interval, beating
 from activities.threads import in_activity_threads
 from domain import errors
-from domain.architectures import OperationRule
+from domain.architectures import OperationRule, architecture_named
 from domain.jobs import JobFact, JobOutcome, find_own_job, job_outcome
 from domain.models import (
     FailoverInput,
@@ -80,6 +80,22 @@ class _Sending:
     started_meanwhile: Callable[[], str | None]
     refused: Callable[[HttpResponseError], Exception]
     poll_interval_seconds: float
+
+
+def plan_failover_words(params: PlanFailoverInput, scenario: str) -> set[str]:
+    """The words a plan's allowedOperations may offer its failover in: the plan's own (recorded:
+    a Hyper-V plan says PlannedFailover and Commit where its items say Failback and
+    FinalizeFailback), or its items' (a plan reading before its failback was not recorded)."""
+    rule = architecture_named(params.architecture).operation(plan_failover_operation(scenario))
+    return {scenario, *rule.allowed_operations}
+
+
+def plan_failover_operation(scenario: str) -> AsrOperation:
+    return (
+        AsrOperation.PLANNED_FAILOVER
+        if scenario == "PlannedFailover"
+        else AsrOperation.UNPLANNED_FAILOVER
+    )
 
 
 class AsrWrites:
@@ -160,16 +176,12 @@ class AsrWrites:
             params.poll_interval_seconds,
             lambda latest: self._beat(label, job_name, latest),
         )
-        operation = (
-            AsrOperation.PLANNED_FAILOVER
-            if scenario == "PlannedFailover"
-            else AsrOperation.UNPLANNED_FAILOVER
-        )
+        operation = plan_failover_operation(scenario)
         if (
             operation == AsrOperation.PLANNED_FAILOVER
             and job_outcome(job_document_fact(document)) != JobOutcome.SUCCEEDED
         ):
-            label += await self._follow_auto_cancel(params.vault, params.vm_names, params)
+            label += await self._after_failed_planned_failover(params, params.vm_names)
         return _ended_job(operation, label, job_name, document, resumed)
 
     def _find_plan_job(self, params: PlanFailoverInput, scenario: str) -> tuple[str, bool] | None:
@@ -188,7 +200,7 @@ class AsrWrites:
             return job_name, True
         plan = self.gateway.get_plan(params.vault, params.recovery_plan)
         allowed = {t.text(op) for op in plan.properties.allowed_operations or []}
-        if scenario not in allowed:
+        if not plan_failover_words(params, scenario) & allowed:
             raise ApplicationError(
                 f"{scenario} is not allowed on recovery plan {params.recovery_plan} now: "
                 f"it allows only {', '.join(sorted(allowed)) or 'nothing'}",
@@ -434,15 +446,22 @@ class AsrWrites:
             raise _reprotect_failed(params, job_name, code, message)
         what = f"{write.operation} of {params.item.name}"
         if failed and write.operation == AsrOperation.PLANNED_FAILOVER:
-            if params.architecture == "hyperv":
-                # ASR's documentation: no cancel; a new planned failover completes the sync.
-                what += (
-                    "; do not start the on-premises VM: run the failback again, and ASR "
-                    "completes the data synchronization with the new planned failover"
-                )
-            else:
-                what += await self._follow_auto_cancel(params.vault, [params.vm_name], params)
+            what += await self._after_failed_planned_failover(params, [params.vm_name])
         return _ended_job(write.operation, what, job_name, document, resumed)
+
+    async def _after_failed_planned_failover(
+        self, params: ItemOperationInput | PlanFailoverInput, vm_names: list[str]
+    ) -> str:
+        """What follows a failed planned failover, by architecture: Hyper-V's is not cancelled
+        (ASR's documentation: a new planned failover completes the synchronization); a
+        modernized one ASR cancels itself (`_follow_auto_cancel`)."""
+        if params.architecture == "hyperv":
+            vms = "VM" if len(vm_names) == 1 else "VMs"
+            return (
+                f"; do not start the on-premises {vms}: run the failback again, and ASR "
+                "completes the data synchronization with the new planned failover"
+            )
+        return await self._follow_auto_cancel(params.vault, vm_names, params)
 
     async def _follow_auto_cancel(
         self, vault: VaultRef, vm_names: list[str], params: ItemOperationInput | PlanFailoverInput

@@ -78,6 +78,24 @@ def allowed_operations(item: ItemState, now: dt.datetime) -> list[str]:
     return list(_STATES[item.phase.value][2])
 
 
+# A recovery plan names its operations in a plan's words, not its items': recorded after a
+# Hyper-V plan's failback (its items offering FinalizeFailback), the plan offered these four
+# (hyperv-RPFailback.json). Before the failback (its items offering Failback) the plan's words
+# were not recorded: GUESS, PlannedFailover, the operation the plan's failback is sent as.
+PLAN_OPERATIONS = {
+    "Failback": ("PlannedFailover",),
+    "FinalizeFailback": ("PlannedFailover", "UnplannedFailover", "TestFailover", "Commit"),
+}
+
+
+def plan_allowed_operations(allowed_by_every_member: list[str]) -> list[str]:
+    """A Hyper-V plan's allowedOperations, from what every one of its items allows."""
+    words: list[str] = []
+    for op in allowed_by_every_member:
+        words += [w for w in PLAN_OPERATIONS.get(op, ()) if w not in words]
+    return words
+
+
 def active_location(item: ItemState) -> str:
     return _STATES[item.phase.value][3]
 

@@ -541,26 +541,34 @@ class SimulatorState:
         self, plan: RecoveryPlanSpec, body: Any, operation: Operation = Operation.UNPLANNED_FAILOVER
     ) -> Job:
         """A recovery plan's failover back to on-premises (classic: unplannedFailover;
-        modernized: plannedFailover): one job that fails its boot groups over one after the
-        other, the machines of a group together, and stops at the first group with a machine
-        that did not fail over (those before stay failed over)."""
+        modernized and Hyper-V: plannedFailover, each with its own provider input): one job
+        that fails its boot groups over one after the other, the machines of a group together,
+        and stops at the first group with a machine that did not fail over (those before stay
+        failed over)."""
         members = [self.items[name.lower()] for group in plan.boot_groups for name in group]
         for member in members:
             self._refuse_if_busy_or_not_allowed(member, operation)
         if self.architecture in ("modernized", "hyperv"):
+            if self.architecture == "modernized":
+                failback_input, item_body_of, member_operation = (
+                    modernized.TO_ONPREM,
+                    modernized.plan_failover_item_body,
+                    modernized.plan_operation,
+                )
+            else:
+                failback_input, item_body_of, member_operation = (
+                    hyperv.FAILBACK_INPUT,
+                    hyperv.plan_failover_item_body,
+                    hyperv.plan_operation,
+                )
             if operation is not Operation.PLANNED_FAILOVER:
                 raise bad_request(
                     f"Recovery plan '{plan.name}' fails back with plannedFailover "
-                    "(InMageRcmFailback); unplannedFailover is not offered for it.",
+                    f"({failback_input}); unplannedFailover is not offered for it.",
                 )
-            item_body = modernized.plan_failover_item_body(plan.name, body)
+            item_body = item_body_of(plan.name, body)
             member_plans = {
-                m.name: modernized.plan_operation(self, m, operation, item_body) for m in members
-            }
-        elif self.architecture == "hyperv":
-            item_body = hyperv.plan_failover_item_body(plan.name, body)
-            member_plans = {
-                m.name: hyperv.plan_operation(self, m, operation, item_body) for m in members
+                m.name: member_operation(self, m, operation, item_body) for m in members
             }
         else:
             if operation is not Operation.UNPLANNED_FAILOVER:

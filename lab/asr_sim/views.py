@@ -11,6 +11,7 @@ from typing import Any
 
 from lab.asr_sim import hyperv, modernized
 from lab.asr_sim.arm import iso
+from lab.asr_sim.operations import Operation
 from lab.asr_sim.recovery_points import RecoveryPoint
 from lab.asr_sim.state import (
     AGENT_VERSION,
@@ -461,6 +462,8 @@ def recovery_plan_resource(state: SimulatorState, plan: RecoveryPlanSpec) -> dic
             for item in members
         }
     )
+    if state.architecture == "hyperv":
+        providers = [hyperv.PROVIDER]  # recorded (hyperv-RPFailback.json)
     # UNVERIFIED: the lab offers a plan the operations every member allows (bar disabling
     # protection, which is an item operation).
     now = state.clock()
@@ -470,6 +473,9 @@ def recovery_plan_resource(state: SimulatorState, plan: RecoveryPlanSpec) -> dic
         for op in allowed_operations(members[0], now)
         if op != "DisableProtection" and all(op in allowed_operations(m, now) for m in members)
     ]
+    if state.architecture == "hyperv" and state.wire.hyperv_plan_operations == "plan-words":
+        allowed = hyperv.plan_allowed_operations(allowed)
+    planned = last is not None and last.operation is Operation.PLANNED_FAILOVER
 
     def group(kind: str, names: list[str]) -> dict[str, Any]:
         return {
@@ -499,8 +505,13 @@ def recovery_plan_resource(state: SimulatorState, plan: RecoveryPlanSpec) -> dic
             "failoverDeploymentModel": "ResourceManager",
             "replicationProviders": providers,
             "allowedOperations": allowed,
-            "lastPlannedFailoverTime": None,
-            "lastUnplannedFailoverTime": iso(last.start_time) if last is not None else None,
+            # Recorded: a plan's planned failover is its lastPlannedFailoverTime.
+            "lastPlannedFailoverTime": iso(last.start_time)
+            if last is not None and planned
+            else None,
+            "lastUnplannedFailoverTime": iso(last.start_time)
+            if last is not None and not planned
+            else None,
             "lastTestFailoverTime": None,
             # Recorded: the plan keeps naming its last job, with that job's status, after it ended.
             "currentScenario": _scenario(state, last)

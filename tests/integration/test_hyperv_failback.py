@@ -129,6 +129,83 @@ async def test_a_plan_fails_back_for_synchronization_with_a_vm_created_on_anothe
         assert state[item]["phase"] == "ReplicatingToAzure"
 
 
+def scenario_with_every_vm_at_home(tmp_path: Path, plan_words: str) -> Path:
+    """hyperv.json with app-01's VM still on hv-01 (off), as web-01's is: no VM to create."""
+    scenario = json.loads(SCENARIO.read_text())
+    web = next(vm for vm in scenario["hyperv"]["vms"] if vm["name"] == "web-01")
+    scenario["hyperv"]["vms"].append({**web, "name": "app-01"})
+    scenario["azure"]["wire"] = {"hyperv_plan_operations": plan_words}
+    scenario["name"] = "hyperv-every-vm-at-home"
+    path = tmp_path / "hyperv-every-vm-at-home.json"
+    path.write_text(json.dumps(scenario))
+    return path
+
+
+@pytest.mark.parametrize("plan_words", ["plan-words", "item-words"])
+async def test_a_plan_for_synchronization_to_its_own_vms_fails_over_in_the_plans_one_job(
+    tmp_path: Path, plan_words: str
+) -> None:
+    """FO-PLAN, Hyper-V: every VM is at home and the data syncs during the failover, so the plan
+    fails back through the recovery plan's planned failover (the recorded body of
+    hyperv-RPFailback.json), one ASR job booting the boot groups in order, no machine's own;
+    each machine is verified on its host, and commits and reverse-replicates on its own. Whether
+    the plan offers it as PlannedFailover (a plan's words) or Failback (its items': unrecorded
+    before a failback)."""
+    state = start_lab(tmp_path, scenario_with_every_vm_at_home(tmp_path, plan_words))
+    try:
+        checked = cli(state, "check", "--recovery-plan", "plan-hyperv")
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert "alternate location" not in checked.stdout, checked.stdout
+        started = cli(state, "start", "--recovery-plan", "plan-hyperv")
+        assert started.returncode == 0, started.stderr
+        workflow_id = started.stdout.strip()
+        client = await connect_temporal(lab_settings(state))
+        status = await until_phase(lambda: plan_status(client, workflow_id), "awaiting-approval")
+        assert status.failover is not None and status.failover.operation == "plannedFailover"
+
+        entries = journal(state)
+        (whole,) = [
+            e
+            for e in entries
+            if e["method"] == "POST"
+            and e["path"].endswith("/replicationRecoveryPlans/plan-hyperv/plannedFailover")
+        ]
+        assert whole["body"]["properties"] == {
+            "failoverDirection": "RecoveryToPrimary",
+            "providerSpecificDetails": [
+                {
+                    "instanceType": "HyperVReplicaAzureFailback",
+                    "dataSyncOption": "ForSynchronization",
+                    "recoveryVmCreationOption": "NoAction",
+                }
+            ],
+        }
+        vms = {vm["name"]: vm for vm in host_state(state)["vms"]}
+        for machine in status.machines:
+            assert vms[machine.vm_name]["host"] == "hv-01.corp.local"
+            assert vms[machine.vm_name]["state"] == "Running"
+            verified = await machine_status(client, machine.workflow_id)
+            assert verified.verification is not None and verified.verification.passed
+            assert verified.verification.onprem.platform == "hyperv"
+            assert (verified.verification.onprem.heartbeat or "").startswith("Ok")
+            assert posts(entries, "plannedFailover", machine.item_name) == []
+
+        assert cli(state, "approve", workflow_id, "--by", "alice").returncode == 0
+        status = await until_phase(lambda: plan_status(client, workflow_id), "completed")
+        entries = journal(state)
+        items = {i["name"]: i for i in lab_get(state, "/_lab/state")["items"]}
+        for item in ("web-01-item", "app-01-item"):
+            assert len(posts(entries, "failoverCommit", item)) == 1
+            (reprotect,) = posts(entries, "reProtect", item)
+            assert details(reprotect)["instanceType"] == "HyperVReplicaAzure"
+            assert items[item]["azure_vm"]["deleted"]
+            assert items[item]["phase"] == "ReplicatingToAzure"
+        found = simulator_schema_violations(state)
+        assert found == [], f"the simulator answered in shapes real ASR does not send: {found[:5]}"
+    finally:
+        lab_down(Path(state.lab_dir), say=lambda _: None)
+
+
 async def test_for_downtime_holds_synchronized_until_the_cutover_then_resumes_once(
     hyperv_lab: LabState,
 ) -> None:

@@ -75,6 +75,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "modernized-committed-state-other": {"modernized_committed_state": "RestoreFinalized"},
     # Modernized only: ASR leaves a failed planned failover for a person to cancel.
     "no-auto-cancel": {"auto_cancel_failed_failover": "no"},
+    # Hyper-V only (tests/integration/test_hyperv_failback.py runs a plan under it): a plan's
+    # allowedOperations in its items' words.
+    "hyperv-plan-in-item-words": {"hyperv_plan_operations": "item-words"},
     # Compute's List All with statusOnly=true lists the VMs without their status, or refuses.
     "vm-status-list-ignored": {"vm_status_list": "ignored"},
     "vm-status-list-refused": {"vm_status_list": "refused"},

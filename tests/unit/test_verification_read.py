@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -12,8 +13,9 @@ import pytest
 from temporalio.exceptions import CancelledError
 from temporalio.testing import ActivityEnvironment
 
-from activities.verification import VerificationActivities
+from activities.verification import HYPERV_READS_AT_ONCE, VerificationActivities
 from domain.models import (
+    Architecture,
     AzureVmRef,
     AzureVmState,
     FailoverInput,
@@ -22,6 +24,7 @@ from domain.models import (
     OnPremVmState,
     OperationResult,
     PlanFailoverInput,
+    PlanFailoverThenRead,
     PlanFailoverThenReadInput,
     ProtectedItemRef,
     VaultRef,
@@ -179,6 +182,27 @@ async def test_a_slow_read_after_the_failover_beats_the_jobs_name() -> None:
     assert beats and all(details == ("job-1",) for details in beats), beats
 
 
+async def plan_failover_then_read(
+    verification: VerificationActivities,
+    queries: dict[str, VerificationReadInput],
+    plan: str,
+    architecture: Architecture = "classic",
+) -> PlanFailoverThenRead:
+    return await ActivityEnvironment().run(
+        verification.fail_over_plan_then_read,
+        PlanFailoverThenReadInput(
+            failover=PlanFailoverInput(
+                vault=FAILOVER.vault,
+                recovery_plan=plan,
+                architecture=architecture,
+                recovery_point_type="AzureVmDisks" if architecture == "hyperv" else "LatestTime",
+                not_before=FAILOVER.not_before,
+            ),
+            verifications=queries,
+        ),
+    )
+
+
 async def test_the_plans_failover_then_reads_every_machine_together() -> None:
     """FO-PLAN: after the plan's job, vCenter's known VMs in one batch (any other VM alone),
     every Azure VM in one call of the rounds; a side that fails is that machine's unreadable
@@ -217,18 +241,7 @@ async def test_the_plans_failover_then_reads_every_machine_together() -> None:
         )
         for n in names
     }
-    done = await ActivityEnvironment().run(
-        verification.fail_over_plan_then_read,
-        PlanFailoverThenReadInput(
-            failover=PlanFailoverInput(
-                vault=FAILOVER.vault,
-                recovery_plan="plan-erp",
-                recovery_point_type="LatestTime",
-                not_before=FAILOVER.not_before,
-            ),
-            verifications=queries,
-        ),
-    )
+    done = await plan_failover_then_read(verification, queries, "plan-erp")
     assert calls == [
         ("failover", "plan-erp"),
         ("azure", names),
@@ -242,3 +255,57 @@ async def test_the_plans_failover_then_reads_every_machine_together() -> None:
     assert (
         done.states["web-02-item"].azure.power_state == "unreadable (TimeoutError: read timed out)"
     )
+
+
+async def test_a_plans_hyperv_vms_are_read_a_few_at_once_in_the_plans_order() -> None:
+    """FO-PLAN, Hyper-V: a WinRM shell per VM, up to HYPERV_READS_AT_ONCE of them at once, each
+    answer kept with its machine; a host that cannot be reached is that machine's unreadable
+    state."""
+    names = [f"vm-{i:02d}" for i in range(20)]
+    in_flight, most = [0], [0]
+    lock = threading.Lock()
+
+    class HyperV:
+        def read_vm(self, name: str, host: str, vmm: bool = False) -> OnPremVmState:
+            with lock:
+                in_flight[0] += 1
+                most[0] = max(most[0], in_flight[0])
+            try:
+                time.sleep(0.02)
+                if name == "vm-07":
+                    raise ConnectionError("host unreachable")
+                return OnPremVmState(
+                    vm_name=name, found=True, power_state="Running", host=host, platform="hyperv"
+                )
+            finally:
+                with lock:
+                    in_flight[0] -= 1
+
+    class Rounds:
+        def read_vms(self, refs: list[AzureVmRef]) -> list[AzureVmState | BaseException]:
+            return [OFF.model_copy(update={"name": r.name}) for r in refs]
+
+    class Asr:
+        async def fail_over_plan(self, params: PlanFailoverInput) -> OperationResult:
+            return JOB
+
+    verification = VerificationActivities(
+        Asr(),  # type: ignore[arg-type]
+        Rounds(),  # type: ignore[arg-type]
+        type("NoVCenter", (), {})(),  # type: ignore[arg-type]
+        hyperv=HyperV(),  # type: ignore[arg-type]
+    )
+    queries = {
+        f"{n}-item": VerificationReadInput(
+            onprem=OnPremVmQuery(vm_name=n, platform="hyperv", host=f"hv-{i % 2}"),
+            azure=AzureVmRef(resource_group="rg", name=n),
+        )
+        for i, n in enumerate(names)
+    }
+    done = await plan_failover_then_read(verification, queries, "plan-hyperv", "hyperv")
+    assert 1 < most[0] <= HYPERV_READS_AT_ONCE
+    for i, name in enumerate(names):
+        onprem = done.states[f"{name}-item"].onprem
+        assert onprem.vm_name == name and onprem.host == f"hv-{i % 2}"
+        unreachable = "unreadable (ConnectionError: host unreachable)"
+        assert onprem.power_state == (unreachable if name == "vm-07" else "Running")
