@@ -14,6 +14,7 @@ Hyper-V's `Get-VM -ComputerName` reads the heartbeat from the host VMM says it i
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.liveness import kept_alive
+from activities.threads import map_in_threads
 from domain import errors
 from domain.models import OnPremVmState
 from domain.readiness import HyperVHostFacts, HyperVVmFacts, OnPremFacts
@@ -113,13 +115,38 @@ class HyperVEndpoints:
 RunScript = Callable[[str, str], str]
 
 
+# Shells a worker process keeps open on one host at once. WinRM allows a user 30 shells at once
+# by default (MaxShellsPerUser); past that a host refuses the next one. Every read here is a
+# shell of its own, and a boot group's machines, or a plan's readiness, would otherwise open one
+# per VM together: 6 leave room for five workers (and an operator's session) on one host.
+SHELLS_PER_HOST = 6
+# VMs a readiness or verification read asks about at once (each host still bounded as above).
+READS_AT_ONCE = 8
+
+
 class HyperVGateway:
     """Runs a script on a host and returns its standard output (one JSON line)."""
 
-    def __init__(self, endpoints: HyperVEndpoints | None) -> None:
+    def __init__(
+        self, endpoints: HyperVEndpoints | None, shells_per_host: int = SHELLS_PER_HOST
+    ) -> None:
         self._endpoints = endpoints
+        self._shells_per_host = shells_per_host
+        self._shells: dict[str, threading.BoundedSemaphore] = {}
+        self._shells_lock = threading.Lock()
+
+    def _shell_of(self, host: str) -> threading.BoundedSemaphore:
+        with self._shells_lock:
+            key = host.lower()
+            if key not in self._shells:
+                self._shells[key] = threading.BoundedSemaphore(self._shells_per_host)
+            return self._shells[key]
 
     def run(self, host: str, script: str) -> Any:
+        with self._shell_of(host):
+            return self._run(host, script)
+
+    def _run(self, host: str, script: str) -> Any:
         if self._endpoints is None:
             raise ApplicationError(
                 "the worker has no Hyper-V credentials: set FAILBACK_HYPERV_USERNAME and "
@@ -184,29 +211,32 @@ class HyperVReads:
         return facts
 
     def read_onprem_facts(self, query: HyperVFactsQuery) -> OnPremFacts:
-        """Every host readiness names: its switches and VMs; an unreadable host says why."""
+        """Every host readiness names: its switches and VMs; an unreadable host says why. The
+        hosts, and each host's VMs, a few at once: a plan's 100 VMs were 100 shells one after
+        the other, seconds before its failover could be sent (bench/RESULTS.md)."""
         vmm = {name.lower() for name in query.vmm_servers}
         return OnPremFacts(
-            hyperv_hosts=[self._host(h, query.vm_names, h.lower() in vmm) for h in query.hosts]
+            hyperv_hosts=map_in_threads(
+                lambda h: self._host(h, query.vm_names, h.lower() in vmm),
+                query.hosts,
+                READS_AT_ONCE,
+            )
         )
 
     def _host(self, host: str, vm_names: Sequence[str], vmm: bool) -> HyperVHostFacts:
+        def vm_facts(name: str) -> HyperVVmFacts:
+            facts = self._vm_facts(name, host, vmm)
+            return HyperVVmFacts(
+                name=name,
+                state=str(facts.get("state") or "Unknown"),
+                checkpoints=int(facts.get("checkpoints") or 0),
+                switches=list(facts.get("switches") or []),
+            )
+
         try:
             listing = self.gateway.run(host, VMM_SCRIPT if vmm else HOST_SCRIPT)
             present = set(listing.get("vms") or [])
-            vms = []
-            for name in vm_names:
-                if name not in present:
-                    continue
-                facts = self._vm_facts(name, host, vmm)
-                vms.append(
-                    HyperVVmFacts(
-                        name=name,
-                        state=str(facts.get("state") or "Unknown"),
-                        checkpoints=int(facts.get("checkpoints") or 0),
-                        switches=list(facts.get("switches") or []),
-                    )
-                )
+            vms = map_in_threads(vm_facts, [n for n in vm_names if n in present], READS_AT_ONCE)
         except HostUnreachable as err:
             return HyperVHostFacts(name=host, reachable=False, problem=str(err))
         return HyperVHostFacts(

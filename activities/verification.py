@@ -15,6 +15,7 @@ from temporalio.exceptions import is_cancelled_exception
 from activities.arm_reads import urgent_reads
 from activities.asr import AsrActivities
 from activities.azure_vm_rounds import AzureVmRounds
+from activities.hyperv import READS_AT_ONCE as HYPERV_READS_AT_ONCE
 from activities.hyperv import HyperVReads
 from activities.liveness import beating, kept_alive
 from activities.threads import in_activity_threads, map_in_threads
@@ -33,12 +34,6 @@ from domain.models import (
 )
 
 _State = TypeVar("_State", OnPremVmState, AzureVmState)
-
-# A plan's Hyper-V VMs read at its job's end, each over a WinRM shell of its own: read one after
-# the other, 100 of them held the plan's first verification for 100 shells' round trips. A
-# host allows 30 shells per user at once by default (WinRM's MaxShellsPerUser); 8 leave room for
-# the machines' own reads and an operator's session.
-HYPERV_READS_AT_ONCE = 8
 
 
 class VerificationActivities:
