@@ -55,6 +55,19 @@ def hyperv_fails_over_as_plan(
     data_sync: DataSync,
     placements: Iterable[MachinePlan | None],
 ) -> bool:
+    """FO-PLAN, Hyper-V: a plan of Hyper-V machines that `hyperv_plan_fails_over_whole`."""
+    placed = list(placements)
+    return (
+        bool(machines)
+        and all(m.architecture == "hyperv" for m in machines)
+        and len(placed) == len(machines)
+        and hyperv_plan_fails_over_whole(data_sync, placed)
+    )
+
+
+def hyperv_plan_fails_over_whole(
+    data_sync: DataSync, placements: Iterable[MachinePlan | None]
+) -> bool:
     """FO-PLAN, Hyper-V: a plan whose machines fail back for synchronization, each to the VM it
     came from, fails over through the recovery plan's planned failover, as the portal's failback
     of a plan does: one ASR job that boots its groups in ASR's order (recorded:
@@ -65,10 +78,8 @@ def hyperv_fails_over_as_plan(
     plan's input cannot name the host: asr-modernized-hyperv.md 3.4)."""
     placed = list(placements)
     return (
-        bool(machines)
-        and all(m.architecture == "hyperv" for m in machines)
+        bool(placed)
         and data_sync == "for-synchronization"
-        and len(placed) == len(machines)
         and all(p is not None and p.location == "original" for p in placed)
     )
 

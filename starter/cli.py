@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
@@ -503,6 +503,9 @@ DATA_SYNC_TEXT = {
 
 
 def _preview_hyperv(recovery_plan: str, data_sync: str, report: Any) -> None:
+    from domain.decisions import hyperv_plan_fails_over_whole
+    from domain.models import DataSync
+
     click.echo(f"recovery plan {recovery_plan} (Hyper-V), data sync {data_sync}:")
     click.echo(f"  {DATA_SYNC_TEXT[data_sync]}")
     click.echo(
@@ -516,6 +519,22 @@ def _preview_hyperv(recovery_plan: str, data_sync: str, report: Any) -> None:
             else f"created again by ASR on {machine.master_target_host} (CreateVmIfNotFound)"
         )
         click.echo(f"  {machine.item_name}: {machine.location} location, {where}")
+    if hyperv_plan_fails_over_whole(cast(DataSync, data_sync), report.machines):
+        click.echo(
+            "  every VM comes back where it was, for synchronization: the plan fails over "
+            "whole, in one ASR job that boots its groups in order (FO-PLAN)"
+        )
+    elif report.machines:
+        click.echo(
+            "  the plan fails over machine by machine, boot group by boot group, each group "
+            "verified before the next starts (a plan's one job does not take "
+            + (
+                "for-downtime's cut-over"
+                if data_sync == "for-downtime"
+                else "a VM to create on another host"
+            )
+            + ")"
+        )
     for finding in report.findings:
         click.echo(
             f"  {finding.severity.upper()} {finding.rule} {finding.item_name or 'plan'}: "

@@ -70,6 +70,17 @@ async def test_a_plan_fails_back_for_synchronization_with_a_vm_created_on_anothe
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "app-01-item: alternate location" in checked.stdout and "hv-02" in checked.stdout
+    previewed = cli(
+        hyperv_lab,
+        "preview",
+        "--recovery-plan",
+        "plan-hyperv",
+        "--master-target",
+        "hv-02.corp.local",
+    )
+    assert previewed.returncode == 0, previewed.stderr
+    assert "machine by machine" in previewed.stdout, previewed.stdout
+    assert "a VM to create on another host" in previewed.stdout, previewed.stdout
     started = cli(
         hyperv_lab, "start", "--recovery-plan", "plan-hyperv", "--master-target", "hv-02.corp.local"
     )
@@ -156,6 +167,9 @@ async def test_a_plan_for_synchronization_to_its_own_vms_fails_over_in_the_plans
         checked = cli(state, "check", "--recovery-plan", "plan-hyperv")
         assert checked.returncode == 0, checked.stdout + checked.stderr
         assert "alternate location" not in checked.stdout, checked.stdout
+        previewed = cli(state, "preview", "--recovery-plan", "plan-hyperv")
+        assert previewed.returncode == 0, previewed.stderr
+        assert "fails over whole, in one ASR job" in previewed.stdout, previewed.stdout
         started = cli(state, "start", "--recovery-plan", "plan-hyperv")
         assert started.returncode == 0, started.stderr
         workflow_id = started.stdout.strip()
