@@ -86,16 +86,8 @@ def plan_failover_words(params: PlanFailoverInput, scenario: str) -> set[str]:
     """The words a plan's allowedOperations may offer its failover in: the plan's own (recorded:
     a Hyper-V plan says PlannedFailover and Commit where its items say Failback and
     FinalizeFailback), or its items' (a plan reading before its failback was not recorded)."""
-    rule = architecture_named(params.architecture).operation(plan_failover_operation(scenario))
-    return {scenario, *rule.allowed_operations}
-
-
-def plan_failover_operation(scenario: str) -> AsrOperation:
-    return (
-        AsrOperation.PLANNED_FAILOVER
-        if scenario == "PlannedFailover"
-        else AsrOperation.UNPLANNED_FAILOVER
-    )
+    architecture = architecture_named(params.architecture)
+    return {scenario, *architecture.operation(architecture.failover).allowed_operations}
 
 
 class AsrWrites:
@@ -176,7 +168,8 @@ class AsrWrites:
             params.poll_interval_seconds,
             lambda latest: self._beat(label, job_name, latest),
         )
-        operation = plan_failover_operation(scenario)
+        # The plan's failover is its architecture's (classic: unplanned; the others: planned).
+        operation = architecture_named(params.architecture).failover
         if (
             operation == AsrOperation.PLANNED_FAILOVER
             and job_outcome(job_document_fact(document)) != JobOutcome.SUCCEEDED
