@@ -66,6 +66,9 @@ class PerMachine:
     # share this machine's two). NaN for a run that did not measure it.
     burst_cpu: float = math.nan
     burst_cpu_with_lab: float = math.nan
+    # CPU-s per machine the lab's own processes (the ASR simulator, vcsim) spent until the
+    # approval: on this machine they share the cores; in production ASR and vCenter are elsewhere.
+    lab_cpu_until_approval: float = math.nan
 
     @classmethod
     def of(cls, figures: dict[str, Any]) -> PerMachine:
@@ -104,6 +107,12 @@ class PerMachine:
             critical_path_after=float(figures["critical_path_2"]),
             burst_cpu=_burst_cpu(figures, ("worker", "temporal")) / size,
             burst_cpu_with_lab=_burst_cpu(figures, None) / size,
+            lab_cpu_until_approval=sum(
+                p.get("cpu_seconds_until_approval", math.nan)
+                for name, p in processes.items()
+                if not name.startswith(("worker", "temporal"))
+            )
+            / size,
         )
 
 
@@ -137,6 +146,29 @@ def verification_tail(
     per_plan = burst_cpu * min(size, MACHINES_PER_PLAN) / cores
     apart = read_wait / plans
     return max(per_plan, plans * per_plan - (plans - 1) * apart)
+
+
+def cpu_floor(large: PerMachine, cores: float, with_lab: bool = True) -> dict[str, float]:
+    """The lowest ratio any run like `large` can reach on `cores` cores, whatever its principals:
+    the CPU its processes spent until the approval cannot take less than that CPU over the cores.
+    A floor from the measured run, not a model: it leaves out every wait (ARM, the jobs), so the
+    run itself lands above it."""
+    per_machine = large.worker_cpu_until_approval + large.temporal_cpu_until_approval
+    if with_lab:
+        per_machine += large.lab_cpu_until_approval
+    cpu = per_machine * large.size
+    seconds = cpu / cores
+    return {
+        "cpu_seconds_until_approval": cpu,
+        "seconds": seconds,
+        "ratio": seconds / large.critical_path,
+    }
+
+
+def cpu_for_ratio(large: PerMachine, cores: float, ratio: float) -> float:
+    """CPU-s the cores can give before the approval if a run of `large.size` is to reach `ratio`:
+    every core busy from the start to the approval."""
+    return ratio * large.critical_path * cores
 
 
 def on_paper(
@@ -273,8 +305,30 @@ def markdown(
         f"verification tail {check['verification_tail_seconds']:.0f} s with the lab on the same "
         "cores); the run "
         f"measured ratio {large.ratio:.2f}.",
+        "",
+        *_floor_lines(large, cores),
     ]
     return "\n".join(lines)
+
+
+def _floor_lines(large: PerMachine, cores: float, target: float = 1.10) -> list[str]:
+    if math.isnan(large.lab_cpu_until_approval):
+        return []
+    floor = cpu_floor(large, cores)
+    orchestrator = cpu_floor(large, cores, with_lab=False)
+    room = cpu_for_ratio(large, cores, target)
+    short = 1 - room / floor["cpu_seconds_until_approval"]
+    return [
+        f"**Floor on {cores:g} cores, from the run at {large.size:,} as measured** (not a model): "
+        f"its processes spent {floor['cpu_seconds_until_approval']:,.0f} CPU-s until the "
+        f"approval (workers and Temporal {orchestrator['cpu_seconds_until_approval']:,.0f}, the "
+        f"lab's simulator and vcsim the rest); {cores:g} cores need at least "
+        f"{floor['seconds']:,.0f} s for that, so no run of this code reaches a ratio below "
+        f"**{floor['ratio']:.2f}** here, whatever its principals (the workers and Temporal alone: "
+        f"{orchestrator['ratio']:.2f}). A ratio of {target:.2f} "
+        f"({target * large.critical_path:,.0f} s) leaves {room:,.0f} CPU-s with every core busy "
+        f"from start to approval: {short:.0%} less CPU than the run spent.",
+    ]
 
 
 def load(paths: list[str], architecture: str | None) -> list[PerMachine]:

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
 
-from bench.paper import PerMachine, budget_seconds, on_paper, verification_tail
+from bench.paper import (
+    PerMachine,
+    budget_seconds,
+    cpu_floor,
+    cpu_for_ratio,
+    markdown,
+    on_paper,
+    verification_tail,
+)
 
 
 def test_a_bucket_takes_its_burst_at_once_and_the_rest_at_its_rate() -> None:
@@ -79,3 +88,46 @@ def test_plans_failing_over_one_after_another_verify_apart() -> None:
     assert verification_tail(0.05, 10_000, 2.0, 100.0, plan_by_plan=True) == pytest.approx(151.0)
     # Before plan by plan (runs before 2974c6f), every plan verified at once.
     assert verification_tail(0.05, 10_000, 2.0, 400.0, plan_by_plan=False) == pytest.approx(250.0)
+
+
+def test_the_cpu_a_run_spent_until_the_approval_is_a_floor_under_its_ratio_on_these_cores() -> None:
+    run = dataclasses.replace(
+        _measured(0.05),
+        size=10_000,
+        worker_cpu_until_approval=0.02,
+        temporal_cpu_until_approval=0.03,
+        lab_cpu_until_approval=0.01,
+    )
+    # 0.06 CPU-s a machine, 10,000 machines: 600 CPU-s, 300 s on 2 cores, 1.5 x the 200 s path.
+    assert cpu_floor(run, cores=2.0) == pytest.approx(
+        {"cpu_seconds_until_approval": 600.0, "seconds": 300.0, "ratio": 1.5}
+    )
+    # The lab is left out where it runs elsewhere (production).
+    assert cpu_floor(run, cores=2.0, with_lab=False)["ratio"] == pytest.approx(1.25)
+    # 1.10 x 200 s on 2 cores, every core busy: 440 CPU-s.
+    assert cpu_for_ratio(run, cores=2.0, ratio=1.10) == pytest.approx(440.0)
+    assert "below **1.50** here" in markdown(_measured(0.05), run, 10_000, 2.0)
+
+
+def test_a_run_without_the_labs_cpu_prints_no_floor() -> None:
+    assert "Floor on" not in markdown(_measured(0.05), _measured(0.05), 10_000, 2.0)
+
+
+def test_the_lab_is_every_process_but_the_workers_and_temporal() -> None:
+    figures = {
+        "size": 100,
+        "critical_path_1": 200.0,
+        "overhead_ratio": 1.0,
+        "processes": {
+            "worker": {"cpu_seconds_during_run": 1.0, "vmhwm_mib": 1.0},
+            "worker-2": {"cpu_seconds_during_run": 1.0, "vmhwm_mib": 1.0},
+            "temporal": {"cpu_seconds_until_approval": 5.0},
+            "asr-simulator": {"cpu_seconds_until_approval": 2.0},
+            "vcsim": {"cpu_seconds_until_approval": 1.0},
+        },
+        "journal": {"reads_per_machine": 1.0, "writes_per_machine": 1.0},
+        "history_events": {"plan": [1], "machines_sampled": [1]},
+        "approval_to_reprotected": 1.0,
+        "critical_path_2": 1.0,
+    }
+    assert PerMachine.of(figures).lab_cpu_until_approval == pytest.approx(0.03)
