@@ -13,6 +13,7 @@ Hyper-V's `Get-VM -ComputerName` reads the heartbeat from the host VMM says it i
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from collections.abc import Callable, Sequence
@@ -49,6 +50,55 @@ def vm_script(vm_name: str) -> str:
         "checkpoints = @(Get-VMSnapshot -VM $vm).Count; "
         "switches = @($vm.NetworkAdapters.SwitchName); host = $env:COMPUTERNAME }",
     )
+
+
+# Each VM's facts, as `vm_script` prints them for one.
+_VM_FACTS = (
+    "@{ name = $_.Name; id = [string]$_.Id; state = [string]$_.State; "
+    "heartbeat = [string]$_.Heartbeat; checkpoints = @(Get-VMSnapshot -VM $_).Count; "
+    "switches = @($_.NetworkAdapters.SwitchName) }"
+)
+
+
+def vms_script(vm_names: Sequence[str]) -> str:
+    """Several VMs of one host in one call: `Get-VM -Name` takes a list, and a name it does not
+    find is left out of the answer (the caller reads it as not found). -Depth 4: ConvertTo-Json
+    prints what is nested deeper than its default 2 as a string, and each VM's switches are a
+    list in a table in the list of VMs."""
+    names = ", ".join(_quoted(n) for n in vm_names)
+    return "\n".join(
+        [
+            "$ErrorActionPreference = 'Stop'",
+            f"$names = @({names})",
+            "$found = @(Get-VM -Name $names -ErrorAction SilentlyContinue)",
+            "ConvertTo-Json -Compress -Depth 4 @{ host = $env:COMPUTERNAME; "
+            f"vms = @($found | ForEach-Object {{ {_VM_FACTS} }}) }}",
+        ]
+    )
+
+
+# The command line a WinRM shell runs (`powershell -encodedcommand` and the script in base64 of
+# UTF-16) goes through cmd.exe, which takes 8,191 characters: a longer one fails "The command
+# line is too long" (diyan/pywinrm#184). A host's VMs are asked in as many scripts as that takes.
+COMMAND_LINE_LIMIT = 8191
+
+
+def command_line_length(script: str) -> int:
+    return len("powershell -encodedcommand ") + len(base64.b64encode(script.encode("utf_16_le")))
+
+
+def vms_scripts(vm_names: Sequence[str]) -> list[tuple[list[str], str]]:
+    """`vm_names` in as few scripts as the command line allows, each with the names it asks."""
+    scripts: list[tuple[list[str], str]] = []
+    part: list[str] = []
+    for name in vm_names:
+        if part and command_line_length(vms_script([*part, name])) > COMMAND_LINE_LIMIT:
+            scripts.append((part, vms_script(part)))
+            part = []
+        part.append(name)
+    if part:
+        scripts.append((part, vms_script(part)))
+    return scripts
 
 
 def vmm_vm_script(vm_name: str) -> str:
@@ -117,10 +167,11 @@ RunScript = Callable[[str, str], str]
 
 # Shells a worker process keeps open on one host at once. WinRM allows a user 30 shells at once
 # by default (MaxShellsPerUser); past that a host refuses the next one. Every read here is a
-# shell of its own, and a boot group's machines, or a plan's readiness, would otherwise open one
-# per VM together: 6 leave room for five workers (and an operator's session) on one host.
+# shell of its own, and a boot group's machines would otherwise open one per VM together: 6
+# leave room for five workers (and an operator's session) on one host.
 SHELLS_PER_HOST = 6
-# VMs a readiness or verification read asks about at once (each host still bounded as above).
+# Hosts (or, through VMM, VMs) a readiness or verification read asks at once (each host still
+# bounded as above).
 READS_AT_ONCE = 8
 
 
@@ -202,6 +253,39 @@ class HyperVReads:
             platform="hyperv",
         )
 
+    def read_vms(self, vm_names: Sequence[str], host: str) -> dict[str, OnPremVmState]:
+        """Several VMs of one Hyper-V host (not a VMM server), each by the name asked: one
+        shell for as many as a command line holds, where a shell each cost a host a
+        PowerShell start per VM (a plan's 100 VMs: seconds before its failover and after its
+        job, bench/RESULTS.md). An unreachable host raises HostUnreachable for all of them."""
+        facts = self._vms_facts(vm_names, host)
+        return {
+            name: OnPremVmState(
+                vm_name=name,
+                found=True,
+                power_state=str(f.get("state") or "") or None,
+                heartbeat=str(f.get("heartbeat") or "") or None,
+                host=host,
+                platform="hyperv",
+            )
+            if (f := facts.get(name)) is not None
+            else OnPremVmState(vm_name=name, found=False, host=host, platform="hyperv")
+            for name in vm_names
+        }
+
+    def _vms_facts(self, vm_names: Sequence[str], host: str) -> dict[str, dict[str, Any]]:
+        """The facts of each VM found, by the name asked (Get-VM matches names whatever their
+        case; a name two VMs share answers with the first)."""
+        asked = {name.lower(): name for name in vm_names}
+        found: dict[str, dict[str, Any]] = {}
+        for _, script in vms_scripts(list(asked.values())):
+            answer = self.gateway.run(host, script)
+            for vm in answer.get("vms") or []:
+                name = asked.get(str(vm.get("name") or "").lower())
+                if name is not None and name not in found:
+                    found[name] = dict(vm)
+        return found
+
     def _vm_facts(self, vm_name: str, host: str, vmm: bool) -> dict[str, Any]:
         if not vmm:
             return dict(self.gateway.run(host, vm_script(vm_name)))
@@ -212,8 +296,8 @@ class HyperVReads:
 
     def read_onprem_facts(self, query: HyperVFactsQuery) -> OnPremFacts:
         """Every host readiness names: its switches and VMs; an unreadable host says why. The
-        hosts, and each host's VMs, a few at once: a plan's 100 VMs were 100 shells one after
-        the other, seconds before its failover could be sent (bench/RESULTS.md)."""
+        hosts a few at once, and a host's VMs in one script (`read_vms`): a plan's 100 VMs
+        were 100 shells, seconds before its failover could be sent (bench/RESULTS.md)."""
         vmm = {name.lower() for name in query.vmm_servers}
         return OnPremFacts(
             hyperv_hosts=map_in_threads(
@@ -224,8 +308,7 @@ class HyperVReads:
         )
 
     def _host(self, host: str, vm_names: Sequence[str], vmm: bool) -> HyperVHostFacts:
-        def vm_facts(name: str) -> HyperVVmFacts:
-            facts = self._vm_facts(name, host, vmm)
+        def vm_facts(name: str, facts: dict[str, Any]) -> HyperVVmFacts:
             return HyperVVmFacts(
                 name=name,
                 state=str(facts.get("state") or "Unknown"),
@@ -236,7 +319,15 @@ class HyperVReads:
         try:
             listing = self.gateway.run(host, VMM_SCRIPT if vmm else HOST_SCRIPT)
             present = set(listing.get("vms") or [])
-            vms = map_in_threads(vm_facts, [n for n in vm_names if n in present], READS_AT_ONCE)
+            names = [n for n in vm_names if n in present]
+            if vmm:
+                # VMM's cmdlets and the heartbeat's host differ per VM: one script each.
+                vms = map_in_threads(
+                    lambda n: vm_facts(n, self._vm_facts(n, host, vmm=True)), names, READS_AT_ONCE
+                )
+            else:
+                together = self._vms_facts(names, host)
+                vms = [vm_facts(n, together[n]) for n in names if n in together]
         except HostUnreachable as err:
             return HyperVHostFacts(name=host, reachable=False, problem=str(err))
         return HyperVHostFacts(

@@ -130,8 +130,9 @@ class VerificationActivities:
 
     def _onprem_all(self, queries: list[OnPremVmQuery]) -> list[OnPremVmState]:
         """vCenter's VMs in one read where it can (a batch costs vCenter and the worker one
-        decode, not one each), any other as a verification reads it, with its own errors, a
-        few at once (a plan's Hyper-V VMs: a WinRM shell each)."""
+        decode, not one each), a Hyper-V host's in one script each (a shell and a PowerShell
+        start per VM cost seconds a plan), the hosts a few at once; any other (a VM through VMM,
+        or one a batch could not read) as a verification reads it, with its own errors."""
         in_vcenter = [q.vm_name for q in queries if q.platform != "hyperv"]
         together: dict[str, OnPremVmState] = {}
         if in_vcenter:
@@ -141,9 +142,28 @@ class VerificationActivities:
                 if is_cancelled_exception(err):
                     raise
                 activity.logger.info("vCenter read of %d VMs failed: %s", len(in_vcenter), err)
+        by_host: dict[str, list[str]] = {}
+        for q in queries:
+            if q.platform == "hyperv" and not q.via_vmm and q.host:
+                by_host.setdefault(q.host, []).append(q.vm_name)
+        hosts = list(by_host.items())
+        for answer in map_in_threads(self._hyperv_host, hosts, HYPERV_READS_AT_ONCE):
+            together.update(answer)
         apart = [q for q in queries if q.vm_name not in together]
         read_apart = iter(map_in_threads(self._onprem, apart, HYPERV_READS_AT_ONCE))
         return [together[q.vm_name] if q.vm_name in together else next(read_apart) for q in queries]
+
+    def _hyperv_host(self, host_and_names: tuple[str, list[str]]) -> dict[str, OnPremVmState]:
+        host, names = host_and_names
+        hyperv = self._hyperv
+        assert hyperv is not None, "the worker reads Hyper-V hosts"
+        return _read_or_unreadable_all(
+            lambda: hyperv.read_vms(names, host),
+            lambda reason: {
+                name: OnPremVmState.unreadable(name, reason, "hyperv", host) for name in names
+            },
+            f"Hyper-V read of {len(names)} VMs on {host}",
+        )
 
     def _read(self, params: VerificationReadInput) -> VerificationRead:
         # The on-premises VM is the side still changing (booting): read last, it is as fresh
@@ -183,6 +203,20 @@ def _read_or_unreadable(
         return read()
     except Exception as err:
         return _unreadable_after(err, unreadable, what)
+
+
+def _read_or_unreadable_all(
+    read: Callable[[], dict[str, OnPremVmState]],
+    unreadable: Callable[[str], dict[str, OnPremVmState]],
+    what: str,
+) -> dict[str, OnPremVmState]:
+    try:
+        return read()
+    except Exception as err:
+        if is_cancelled_exception(err):
+            raise
+        activity.logger.warning("%s failed: %s", what, err)
+        return unreadable(_reason(err))
 
 
 def _unreadable_after(err: BaseException, unreadable: Callable[[str], _State], what: str) -> _State:

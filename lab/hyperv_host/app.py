@@ -69,6 +69,12 @@ class StandIn:
     journal: list[dict[str, Any]] = field(default_factory=list)
 
 
+# A WinRM shell runs its command through cmd.exe, whose command line holds 8,191 characters:
+# `powershell -encodedcommand` with a script of more than about 3,000 characters fails so
+# (diyan/pywinrm#184, WinRb/WinRM#41).
+COMMAND_LINE_LIMIT = 8191
+
+
 def build_app(stand_in: StandIn, host: str) -> web.Application:
     """Host `host`'s WinRM endpoint, and the lab's control plane over the whole site."""
     app = web.Application()
@@ -166,7 +172,9 @@ def _command(
     arguments = envelope.findtext("s:Body/rsp:CommandLine/rsp:Arguments", default="", namespaces=NS)
     text = f"{line} {arguments}".strip()
     match = re.fullmatch(r"(?i)powershell(?:\.exe)?\s+-encodedcommand\s+(\S+)", text)
-    if match is None:
+    if len(text) > COMMAND_LINE_LIMIT:
+        result = Command(b"", b"The command line is too long.\r\n", 1)
+    elif match is None:
         name = text.split()[0] if text else ""
         result = Command(
             b"",

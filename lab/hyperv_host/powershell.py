@@ -2,12 +2,16 @@
 client that reads VMs and switches and prints JSON, answered as the real cmdlets would.
 
 It runs statements (one per line or `;`): `$ErrorActionPreference = 'Stop'`,
-`$x = Get-VM -Name 'NAME' [-ErrorAction SilentlyContinue]`, `if ($null -eq $x) { ... }`,
-`ConvertTo-Json -Compress @{ key = EXPRESSION; ... }` and `exit N`; and the expressions listed in
-`_expression`. On a VMM server's endpoint, VMM's cmdlets too (`Get-SCVirtualMachine`,
-`Get-SCVMCheckpoint`, `Get-SCVMHost`) and `Get-VM -ComputerName HOST`, which asks a managed host;
-a Hyper-V host has no VMM cmdlets, and the VMM server runs no VMs of its own. Anything else
-fails as PowerShell does with a term it does not know, so a client
+`$x = Get-VM -Name 'NAME' [-ErrorAction SilentlyContinue]`, `$names = @('A', 'B')`,
+`$x = @(Get-VM -Name $names [-ErrorAction SilentlyContinue])` (several VMs in one call),
+`if ($null -eq $x) { ... }`, `ConvertTo-Json -Compress [-Depth N] @{ key = EXPRESSION; ... }`
+(nesting past the depth, 2 unless given, printed as PowerShell prints it: as a string) and
+`exit N`; and the expressions listed in `_expression`, among them
+`@($x | ForEach-Object { @{ key = EXPRESSION; ... } })` with `$_` for each VM. On a VMM
+server's endpoint, VMM's cmdlets too (`Get-SCVirtualMachine`, `Get-SCVMCheckpoint`,
+`Get-SCVMHost`) and `Get-VM -ComputerName HOST`, which asks a managed host; a Hyper-V host has
+no VMM cmdlets, and the VMM server runs no VMs of its own. Anything else fails as PowerShell
+does with a term it does not know, so a client
 that drifts from what a Hyper-V host answers finds out here, not on a customer's host.
 """
 
@@ -97,8 +101,16 @@ def _statements(text: str) -> list[str]:
 
 _ASSIGN = re.compile(r"^\$(\w+)\s*=\s*(.+)$", re.S)
 _IF_NULL = re.compile(r"^if\s*\(\s*\$null\s+-eq\s+\$(\w+)\s*\)\s*\{(.*)\}$", re.S)
-_TO_JSON = re.compile(r"^ConvertTo-Json\s+-Compress\s+@\{(.*)\}$", re.S)
+_TO_JSON = re.compile(r"^ConvertTo-Json\s+-Compress(?:\s+-Depth\s+(\d+))?\s+@\{(.*)\}$", re.S)
 _GET_VM = re.compile(r"^Get-VM\s+-Name\s+'([^']+)'(\s+-ErrorAction\s+SilentlyContinue)?$")
+_GET_VMS = re.compile(r"^@\(\s*Get-VM\s+-Name\s+\$(\w+)(\s+-ErrorAction\s+SilentlyContinue)?\s*\)$")
+_STRINGS = re.compile(r"^@\(\s*((?:'(?:[^']|'')*'\s*,?\s*)*)\)$", re.S)
+_STRING = re.compile(r"'((?:[^']|'')*)'")
+_FOR_EACH_TABLE = re.compile(
+    r"^@\(\s*\$(\w+)\s*\|\s*ForEach-Object\s*\{\s*@\{(.*)\}\s*\}\s*\)$", re.S
+)
+# ConvertTo-Json's -Depth when none is given.
+_JSON_DEPTH = 2
 _GET_VM_REMOTE = re.compile(
     r"^Get-VM\s+-ComputerName\s+(\S+)\s+-Name\s+(\S+)(\s+-ErrorAction\s+SilentlyContinue)?$"
 )
@@ -120,16 +132,49 @@ def _statement(run: Run, statement: str) -> None:
         run.variables[match.group(1)] = _command(run, match.group(2).strip())
         return
     if match := _TO_JSON.match(statement):
-        pairs = {}
-        for entry in _statements(match.group(1)):
-            key, _, value = entry.partition("=")
-            pairs[key.strip()] = _expression(run, value.strip())
-        run.out.append(json.dumps(pairs, separators=(",", ":")))
+        depth = int(match.group(1)) if match.group(1) else _JSON_DEPTH
+        table = _table(run, match.group(2))
+        run.out.append(json.dumps(_within_depth(table, depth, 0), separators=(",", ":")))
         return
     raise PowerShellError(_unknown(statement))
 
 
+def _table(run: Run, body: str) -> dict[str, Any]:
+    """A hashtable literal's entries (`key = EXPRESSION; ...`), evaluated."""
+    pairs = {}
+    for entry in _statements(body):
+        key, _, value = entry.partition("=")
+        pairs[key.strip()] = _expression(run, value.strip())
+    return pairs
+
+
+def _within_depth(value: Any, depth: int, level: int) -> Any:
+    """What ConvertTo-Json prints of `value` at `level`: a hashtable or array nested deeper than
+    -Depth is printed as its string (a hashtable's type name, an array's items joined by
+    spaces), not as JSON; a client that forgets -Depth reads a string where it wanted a list."""
+    if isinstance(value, dict):
+        if level > depth:
+            return "System.Collections.Hashtable"
+        return {k: _within_depth(v, depth, level + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        if level > depth:
+            return " ".join(str(v) for v in value)
+        return [_within_depth(v, depth, level + 1) for v in value]
+    return value
+
+
 def _command(run: Run, text: str) -> Any:
+    if match := _STRINGS.match(text):
+        return _strings(match)
+    if match := _GET_VMS.match(text):
+        names = run.variables.get(match.group(1))
+        asked = names if isinstance(names, list) else [names]
+        found = []
+        for name in asked:
+            vm = _hyperv_vm(run, str(name), run.host, bool(match.group(2)))
+            if vm is not None:
+                found.append(vm)
+        return found
     if match := _GET_VM.match(text):
         return _hyperv_vm(run, match.group(1), run.host, bool(match.group(2)))
     if match := _GET_VM_REMOTE.match(text):
@@ -145,6 +190,11 @@ def _command(run: Run, text: str) -> Any:
         vm = run.state.vm(match.group(1))
         return ScVm(vm) if vm is not None else None
     raise PowerShellError(_unknown(text))
+
+
+def _strings(match: re.Match[str]) -> list[str]:
+    """An array of string literals, `@('A', 'B')`."""
+    return [v.replace("''", "'") for v in _STRING.findall(match.group(1))]
 
 
 def _hyperv_vm(run: Run, name: str, host: str, silently: bool) -> HyperVVm | None:
@@ -187,6 +237,17 @@ def _expression(run: Run, text: str) -> Any:
         return text[1:-1]
     if text == "$env:COMPUTERNAME":
         return run.state.host(run.host).name.split(".")[0].upper()
+    if match := _STRINGS.match(text):
+        return _strings(match)
+    if match := _FOR_EACH_TABLE.match(text):
+        items = run.variables.get(match.group(1))
+        each = items if isinstance(items, list) else [] if items is None else [items]
+        tables = []
+        for item in each:
+            run.variables["_"] = item
+            tables.append(_table(run, match.group(2)))
+        run.variables.pop("_", None)
+        return tables
     if match := re.fullmatch(r"\$(\w+)\.Name", text):
         value = run.variables.get(match.group(1))
         return value.vm.name if isinstance(value, ScVm) else _vm(run, match.group(1)).name

@@ -4,6 +4,7 @@ script the stand-in does not run fails as PowerShell fails, and wrong credential
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,13 +14,17 @@ import winrm
 from winrm.exceptions import InvalidCredentialsError
 
 from activities.hyperv import (
+    COMMAND_LINE_LIMIT,
     HostUnreachable,
     HyperVEndpoints,
     HyperVFactsQuery,
     HyperVGateway,
     HyperVReads,
+    command_line_length,
+    vms_script,
 )
 from lab.certs import LabTls, make_lab_tls
+from lab.hyperv_host.powershell import run_script
 from lab.hyperv_host.server import HostConfig, HostStandInThread
 from lab.hyperv_host.state import HostState, HyperVHost, HyperVVm
 
@@ -56,6 +61,17 @@ def reads(stand_in: HostStandInThread, tls: LabTls, password: str = PASSWORD) ->
         USER, password, {h: stand_in.url(h) for h in hosts}, ca_bundle=str(tls.ca_cert)
     )
     return HyperVReads(HyperVGateway(endpoints))
+
+
+def winrm_session(stand_in: HostStandInThread, tls: LabTls) -> winrm.Session:
+    """pywinrm's own session to hv-01, with the lab's CA and the right credentials."""
+    return winrm.Session(
+        stand_in.url("hv-01.corp.local"),
+        auth=(USER, PASSWORD),
+        transport="basic",
+        server_cert_validation="validate",
+        ca_trust_path=str(tls.ca_cert),
+    )
 
 
 def test_the_gateway_reads_a_vm_and_its_heartbeat_through_pywinrm(
@@ -101,13 +117,7 @@ def test_wrong_credentials_and_unknown_commands_fail_as_on_windows(
     )
     assert not facts.hyperv_hosts[0].reachable
     assert "credentials" in (facts.hyperv_hosts[0].problem or "")
-    session = winrm.Session(
-        stand_in.url("hv-01.corp.local"),
-        auth=(USER, PASSWORD),
-        transport="basic",
-        server_cert_validation="validate",
-        ca_trust_path=str(tls.ca_cert),
-    )
+    session = winrm_session(stand_in, tls)
     result = session.run_ps("Stop-Computer -Force")
     assert result.status_code == 1
     assert b"is not recognized as the name of a cmdlet" in result.std_err
@@ -182,3 +192,45 @@ def test_with_vmm_the_vmm_server_is_asked_and_says_which_host_runs_the_vm(
         assert [(v.name, v.state, v.checkpoints, v.switches) for v in vmm.vms] == [
             ("web-01", "Running", 2, ["vSwitch-Prod"])
         ]
+
+
+def test_a_hosts_vms_are_read_in_one_call_through_pywinrm(
+    site: tuple[HostStandInThread, HostState], tls: LabTls
+) -> None:
+    stand_in, state = site
+    hyperv = reads(stand_in, tls)
+    read = hyperv.read_vms(["WEB-01", "ghost"], "hv-01.corp.local")
+    # Get-VM finds a name whatever its case; the answer keeps the name asked.
+    assert (read["WEB-01"].found, read["WEB-01"].power_state) == (True, "Off")
+    assert not read["ghost"].found and read["ghost"].host == "hv-01.corp.local"
+    state.start("web-01")
+    assert hyperv.read_vms(["web-01"], "hv-01.corp.local")["web-01"].power_state == "Running"
+    assert not hyperv.read_vms(["web-01"], "hv-02.corp.local")["web-01"].found
+
+
+def test_a_command_line_past_cmds_limit_fails_as_on_windows(
+    site: tuple[HostStandInThread, HostState], tls: LabTls
+) -> None:
+    stand_in, _ = site
+    session = winrm_session(stand_in, tls)
+    script = "# " + "x" * 3100 + "\nexit 0"
+    assert command_line_length(script) > COMMAND_LINE_LIMIT
+    result = session.run_ps(script)
+    assert (result.status_code, result.std_err) == (1, b"The command line is too long.\r\n")
+    assert session.run_ps("# " + "x" * 3000 + "\nexit 0").status_code == 0
+
+
+def test_convertto_json_prints_what_is_nested_past_its_depth_as_a_string() -> None:
+    """As Windows PowerShell does: a script that forgets -Depth gets each VM's switches (a list
+    in a table in a list) as one string, so the product's script names its depth."""
+    state = HostState(
+        [HyperVHost("hv-01", ["a", "b"])],
+        [HyperVVm("web-01", "hv-01", "id-1", switches=["a", "b"])],
+    )
+    script = vms_script(["web-01"])
+    out, _, code = run_script(script, state, "hv-01")
+    assert code == 0 and json.loads(out)["vms"][0]["switches"] == ["a", "b"]
+    out, _, _ = run_script(script.replace(" -Depth 4", ""), state, "hv-01")
+    assert json.loads(out)["vms"][0]["switches"] == "a b"
+    out, _, _ = run_script("ConvertTo-Json -Compress -Depth 0 @{ x = @('1', '2') }", state, "hv-01")
+    assert json.loads(out) == {"x": "1 2"}

@@ -257,29 +257,43 @@ async def test_the_plans_failover_then_reads_every_machine_together() -> None:
     )
 
 
-async def test_a_plans_hyperv_vms_are_read_a_few_at_once_in_the_plans_order() -> None:
-    """FO-PLAN, Hyper-V: a WinRM shell per VM, up to HYPERV_READS_AT_ONCE of them at once, each
-    answer kept with its machine; a host that cannot be reached is that machine's unreadable
-    state."""
+async def test_a_plans_hyperv_vms_are_read_in_a_script_per_host_the_hosts_a_few_at_once() -> None:
+    """FO-PLAN, Hyper-V: a host's VMs in one read (one WinRM shell, one PowerShell start), up
+    to HYPERV_READS_AT_ONCE hosts at once, each answer kept with its machine; a VM through VMM
+    is read alone; a host that cannot be reached is the unreadable state of each of its
+    machines, and only theirs."""
     names = [f"vm-{i:02d}" for i in range(20)]
     in_flight, most = [0], [0]
     lock = threading.Lock()
+    batches: list[tuple[str, list[str]]] = []
+    alone: list[str] = []
 
     class HyperV:
-        def read_vm(self, name: str, host: str, vmm: bool = False) -> OnPremVmState:
+        def read_vms(self, vm_names: list[str], host: str) -> dict[str, OnPremVmState]:
             with lock:
                 in_flight[0] += 1
                 most[0] = max(most[0], in_flight[0])
+                batches.append((host, list(vm_names)))
             try:
-                time.sleep(0.02)
-                if name == "vm-07":
+                time.sleep(0.05)
+                if host == "hv-3":
                     raise ConnectionError("host unreachable")
-                return OnPremVmState(
-                    vm_name=name, found=True, power_state="Running", host=host, platform="hyperv"
-                )
+                return {
+                    n: OnPremVmState(
+                        vm_name=n, found=True, power_state="Running", host=host, platform="hyperv"
+                    )
+                    for n in vm_names
+                }
             finally:
                 with lock:
                     in_flight[0] -= 1
+
+        def read_vm(self, name: str, host: str, vmm: bool = False) -> OnPremVmState:
+            assert vmm and host == "vmm-01"
+            alone.append(name)
+            return OnPremVmState(
+                vm_name=name, found=True, power_state="Running", host="hv-9", platform="hyperv"
+            )
 
     class Rounds:
         def read_vms(self, refs: list[AzureVmRef]) -> list[AzureVmState | BaseException]:
@@ -295,17 +309,30 @@ async def test_a_plans_hyperv_vms_are_read_a_few_at_once_in_the_plans_order() ->
         type("NoVCenter", (), {})(),  # type: ignore[arg-type]
         hyperv=HyperV(),  # type: ignore[arg-type]
     )
+
+    def query(i: int, name: str) -> OnPremVmQuery:
+        if i >= 18:
+            return OnPremVmQuery(vm_name=name, platform="hyperv", host="vmm-01", via_vmm=True)
+        return OnPremVmQuery(vm_name=name, platform="hyperv", host=f"hv-{i % 4}")
+
     queries = {
         f"{n}-item": VerificationReadInput(
-            onprem=OnPremVmQuery(vm_name=n, platform="hyperv", host=f"hv-{i % 2}"),
-            azure=AzureVmRef(resource_group="rg", name=n),
+            onprem=query(i, n), azure=AzureVmRef(resource_group="rg", name=n)
         )
         for i, n in enumerate(names)
     }
     done = await plan_failover_then_read(verification, queries, "plan-hyperv", "hyperv")
+    assert sorted(batches) == [
+        (f"hv-{h}", [n for i, n in enumerate(names[:18]) if i % 4 == h]) for h in range(4)
+    ]
     assert 1 < most[0] <= HYPERV_READS_AT_ONCE
+    assert alone == ["vm-18", "vm-19"]
+    unreachable = "unreadable (ConnectionError: host unreachable)"
     for i, name in enumerate(names):
         onprem = done.states[f"{name}-item"].onprem
-        assert onprem.vm_name == name and onprem.host == f"hv-{i % 2}"
-        unreachable = "unreadable (ConnectionError: host unreachable)"
-        assert onprem.power_state == (unreachable if name == "vm-07" else "Running")
+        assert onprem.vm_name == name
+        if i >= 18:
+            assert (onprem.host, onprem.power_state) == ("hv-9", "Running")
+        else:
+            assert onprem.host == f"hv-{i % 4}"
+            assert onprem.power_state == (unreachable if i % 4 == 3 else "Running")
