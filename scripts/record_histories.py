@@ -191,6 +191,23 @@ def hyperv_at_home_scenario(root: Path) -> Path:
     )
 
 
+def hyperv_still_booting_scenario(root: Path) -> Path:
+    def app_01_at_home_booting_slowly(data: Any) -> None:
+        web = next(vm for vm in data["hyperv"]["vms"] if vm["name"] == "web-01")
+        data["hyperv"]["vms"].append({**web, "name": "app-01", "heartbeat_after_seconds": 8})
+        data["azure"]["jobs"].update(failover_seconds=6)
+
+    return scenario_variant(
+        root,
+        "hyperv.json",
+        "unverified-told-first",
+        "hyperv.json with app-01's VM still on hv-01 (off), its guest's heartbeat OK 8 s after "
+        "it starts, and the plan's failover job taking 6 s: the plan starts its machines during "
+        "the job, and its read at the job's end finds app-01 still booting",
+        app_01_at_home_booting_slowly,
+    )
+
+
 # --- the runs --------------------------------------------------------------------------------
 
 
@@ -436,6 +453,15 @@ RUNS = [
         "plan-hyperv (Hyper-V, every VM at home) for-synchronization with the patch "
         "hyperv-plan-fails-over-whole: the recovery plan's planned failover, one job, each "
         "machine verified on its host, approved, completed",
+    ),
+    StandardRun(
+        "unverified-told-first",
+        hyperv_still_booting_scenario,
+        plan_run("plan-hyperv", "latest", "pia"),
+        "plan-hyperv (Hyper-V, every VM at home) with the patch unverified-told-first: its 6 s "
+        "job runs while the plan starts its machines; its read at the job's end finds app-01 "
+        "still booting, which is told the job ended first and verifies itself, approved, "
+        "completed",
     ),
     StandardRun(
         "plan-failure",

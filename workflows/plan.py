@@ -8,6 +8,7 @@ fails, later groups do not start, the others stand down before commit, and nothi
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -133,6 +134,8 @@ class PlanFailbackWorkflow:
         self._approves_on_its_read = False
         # FO-PLAN, machines started during the job: the signals telling them it ended.
         self._job_end_told: list[asyncio.Future[None]] = []
+        # Machines already told the plan's job ended (`_tell_unverified_first`).
+        self._told: set[str] = set()
         self._replication: ReplicationWaitResult | None = None
         self._undo: Undo | None = None
         self._reminders = 0
@@ -526,6 +529,7 @@ class PlanFailbackWorkflow:
                     # start without waiting for the machine's own word (it still gives it
                     # before the approval).
                     self._verified_by_plan_read = set(verified)
+                self._tell_unverified_first(plan, verified)
             else:
                 self._failover = await write(
                     AsrActivities.fail_over_plan, failover, params.timings, summary=summary
@@ -608,7 +612,9 @@ class PlanFailbackWorkflow:
         plan's job that it ended, and wait until each is verified."""
         self._current_group = index + 1
         self._enter(PlanPhase.FAILING_OVER, f"boot group {index + 1} of {groups}")
-        started = [m for m in group if m.item.name in self._children]
+        started = [
+            m for m in group if m.item.name in self._children and m.item.name not in self._told
+        ]
         if started:
             # Not awaited here: a group the plan's read found verified lets the next be told in
             # the same workflow task; `_job_end_told` is awaited before the approval.
@@ -727,6 +733,26 @@ class PlanFailbackWorkflow:
             params.timings,
             lambda: self._enter(PlanPhase.WAITING_FOR_REPLICATION),
         )
+
+    def _tell_unverified_first(
+        self, plan: DiscoveredPlan, verified: Mapping[str, MachineVerified]
+    ) -> None:
+        """Tell the machines the plan's read did not verify (still booting at the job's end)
+        that the job ended, ahead of the others: each verifies itself before the approval can
+        be given, while the others' word is the plan's own read. Temporal delivers a burst of
+        signals in the order sent; in boot group order, the last group (the one most often
+        still booting) waited behind every plan's other machines, 18 s at 1,000
+        (bench/RESULTS.md, "a Hyper-V host's VMs in one script")."""
+        first = [
+            m
+            for m in plan.machines
+            if m.item.name in self._children and m.item.name not in verified
+        ]
+        # Only where it reorders: no marker in the histories of plans all verified at once.
+        if not first or not workflow.patched(versioning.UNVERIFIED_TOLD_FIRST):
+            return
+        self._told.update(m.item.name for m in first)
+        self._job_end_told.extend(asyncio.ensure_future(self._tell_job_ended(m)) for m in first)
 
     async def _tell_job_ended(self, machine: DiscoveredMachine) -> None:
         assert self._failover is not None

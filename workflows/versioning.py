@@ -19,7 +19,8 @@ patch id used in workflows/ is listed here and that every entry is used.
 
 Active: "authenticated-decisions", "plan-reads-first-verification",
 "onprem-facts-of-the-plan", "machines-start-during-plan-job", "plan-approves-on-its-read",
-"points-read-where-listed" and "hyperv-plan-fails-over-whole" (below). Before them,
+"points-read-where-listed", "hyperv-plan-fails-over-whole" and "unverified-told-first"
+(below). Before them,
 no patch was active: revisions 0 and 1 of the machine workflow and the patches
 "plan-approval-only" and "concurrent-fan-out" were removed before the first release (only the
 lab had ever run them), and the stored histories were re-recorded.
@@ -45,6 +46,7 @@ MACHINES_START_DURING_PLAN_JOB = "machines-start-during-plan-job"
 PLAN_APPROVES_ON_ITS_READ = "plan-approves-on-its-read"
 POINTS_READ_WHERE_LISTED = "points-read-where-listed"
 HYPERV_PLAN_FAILS_OVER_WHOLE = "hyperv-plan-fails-over-whole"
+UNVERIFIED_TOLD_FIRST = "unverified-told-first"
 
 ACTIVE_PATCHES: tuple[Patch, ...] = (
     Patch(
@@ -101,5 +103,13 @@ ACTIVE_PATCHES: tuple[Patch, ...] = (
         "own, boot group by boot group",
         remove_when="no Hyper-V plan failback started before this change is open and "
         "tests/replay's histories are re-recorded with the marker",
+    ),
+    Patch(
+        id=UNVERIFIED_TOLD_FIRST,
+        what="FO-PLAN: at the job's end the plan tells the machines its read did not verify "
+        "that the job ended before the others (their plan_job_ended signals first), instead of "
+        "every machine in boot group order",
+        remove_when="no plan failback started before this change is open and tests/replay's "
+        "histories are re-recorded with the marker",
     ),
 )

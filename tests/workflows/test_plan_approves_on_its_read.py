@@ -29,6 +29,7 @@ from domain.models import (
     VaultRef,
     VerificationRead,
 )
+from tests.replay.test_replay import patches
 from tests.workflows.cli_connection import signals_in
 from tests.workflows.test_plan_workflow import (
     GROUPS,
@@ -40,8 +41,9 @@ from tests.workflows.test_plan_workflow import (
     started_plan,
     until_awaiting_approval,
 )
-from workflows.machine import MachineFailbackWorkflow
+from workflows.machine import MachineFailbackWorkflow, machine_workflow_id
 from workflows.plan import PlanFailbackWorkflow
+from workflows.versioning import UNVERIFIED_TOLD_FIRST
 
 PLAN = "plan-erp"
 SIGNAL_SENT = "signal_external_workflow_execution_initiated_event_attributes"
@@ -92,6 +94,42 @@ async def test_machines_the_plans_read_did_not_verify_give_their_own_word_first(
     assert outcome == ["completed"] and len(verified) == 4
     assert signals_in(plan_history).count("machine_verified") == 4
     assert [_sent_signals(h) for h in machines] == [1, 1, 1, 1]
+
+
+def _told_the_job_ended(history: WorkflowHistory) -> list[str]:
+    """The machines the plan signalled plan_job_ended, in the order it sent them."""
+    return [
+        a.workflow_execution.workflow_id
+        for e in history.events
+        if e.WhichOneof("attributes") == SIGNAL_SENT
+        and (a := e.signal_external_workflow_execution_initiated_event_attributes).signal_name
+        == "plan_job_ended"
+    ]
+
+
+async def test_the_machines_the_plans_read_did_not_verify_are_told_the_job_ended_first(
+    env: WorkflowEnvironment,
+) -> None:
+    """Patch unverified-told-first: web-01 (the last boot group) still boots at the job's end;
+    it is told first, verifies itself, and the plan awaits approval on its word and its own
+    read of the others. A plan whose read verified every machine records no marker."""
+    world = FakePlanWorld(reads_to_boot=0, plan_job_seconds=3, reads_to_boot_of={"web-01": 1})
+    verified, plan_history, _, outcome = await _plan_run(env, world, 1.0)
+    assert outcome == ["completed"] and len(verified) == 4
+    told = _told_the_job_ended(plan_history)
+    web = machine_workflow_id("vault", "web-01")
+    assert told[0] == web and sorted(told) == sorted(
+        machine_workflow_id("vault", n) for group in GROUPS for n in group
+    )
+    assert signals_in(plan_history).count("machine_verified") == 1
+    assert UNVERIFIED_TOLD_FIRST in patches(plan_history)
+
+    everyone = FakePlanWorld(reads_to_boot=0, plan_job_seconds=3)
+    _, plan_history, _, _ = await _plan_run(env, everyone, 1.0)
+    assert _told_the_job_ended(plan_history) == [
+        machine_workflow_id("vault", n) for group in GROUPS for n in group
+    ]
+    assert UNVERIFIED_TOLD_FIRST not in patches(plan_history)
 
 
 # --- a machine receiving its plan's decision before its turn -------------------------------

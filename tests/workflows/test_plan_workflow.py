@@ -107,6 +107,7 @@ class FakePlanWorld:
         decision_rules: DecisionRules | None = None,
         reads_to_boot: int = 2,
         plan_job_seconds: float = 0.0,
+        reads_to_boot_of: dict[str, int] | None = None,
     ) -> None:
         self.groups = groups
         # How long the plan's failover job runs, in real seconds (the time-skipping server does
@@ -114,6 +115,8 @@ class FakePlanWorld:
         self.plan_job_seconds = plan_job_seconds
         # Reads of a VM after its failover before it reads as booted.
         self.reads_to_boot = reads_to_boot
+        # A VM's own count where it differs (one still booting when the others are up).
+        self.reads_to_boot_of = reads_to_boot_of or {}
         self.decision_rules = decision_rules or DecisionRules()
         # db-01 and db-02 in replication group rg-db: the plan then fails over whole (FO-PLAN).
         self.replication_group = replication_group
@@ -253,7 +256,7 @@ class FakePlanWorld:
     async def read_onprem_vm(self, params: OnPremVmQuery) -> OnPremVmState:
         reads = self.failover_reads.get(params.vm_name, 0) + 1
         self.failover_reads[params.vm_name] = reads
-        booted = reads > self.reads_to_boot
+        booted = reads > self.reads_to_boot_of.get(params.vm_name, self.reads_to_boot)
         if booted and ("verified", params.vm_name) not in self.events:
             self.events.append(("verified", params.vm_name))
         return OnPremVmState(
