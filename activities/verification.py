@@ -31,6 +31,8 @@ from domain.models import (
     PlanFailoverThenReadInput,
     VerificationRead,
     VerificationReadInput,
+    VerificationReads,
+    VerificationReadsInput,
 )
 
 _State = TypeVar("_State", OnPremVmState, AzureVmState)
@@ -66,6 +68,13 @@ class VerificationActivities:
     @kept_alive
     def read_verification_state(self, params: VerificationReadInput) -> VerificationRead:
         return self._read(params)
+
+    @activity.defn
+    @kept_alive
+    def read_verification_states(self, params: VerificationReadsInput) -> VerificationReads:
+        """FO-PLAN: the plan's machines still booting at its job's end, read again together
+        (Azure in one round, vCenter in one read, a Hyper-V host in one script)."""
+        return VerificationReads(states=self._read_all(params.verifications))
 
     @activity.defn
     async def fail_over_then_read(self, params: FailoverThenReadInput) -> FailoverThenRead:

@@ -691,6 +691,18 @@ class PlanFailoverThenRead(_Model):
     )
 
 
+class VerificationReadsInput(_Model):
+    """Several machines' verification reads in one activity (by protected item name)."""
+
+    verifications: dict[str, VerificationReadInput]
+
+
+class VerificationReads(_Model):
+    states: dict[str, VerificationRead] = Field(
+        default_factory=dict, description="By protected item name"
+    )
+
+
 # --- workflow state and result -------------------------------------------------------------
 
 

@@ -458,10 +458,11 @@ RUNS = [
         "unverified-told-first",
         hyperv_still_booting_scenario,
         plan_run("plan-hyperv", "latest", "pia"),
-        "plan-hyperv (Hyper-V, every VM at home) with the patch unverified-told-first: its 6 s "
-        "job runs while the plan starts its machines; its read at the job's end finds app-01 "
-        "still booting, which is told the job ended first and verifies itself, approved, "
-        "completed",
+        "plan-hyperv (Hyper-V, every VM at home) with the patches unverified-told-first and "
+        "plan-reads-until-verified: its 6 s job runs while the plan starts its machines; its "
+        "read at the job's end finds app-01 still booting, which is told the job ended first; "
+        "the plan reads it again each poll until verified, app-01 verifies itself too, "
+        "approved, completed",
     ),
     StandardRun(
         "plan-failure",

@@ -411,6 +411,7 @@ class Activities:
             self.vsphere.read_onprem_vm,
             self.vsphere.read_onprem_facts,
             self.verification.read_verification_state,
+            self.verification.read_verification_states,
             self.verification.fail_over_then_read,
             self.verification.fail_over_plan_then_read,
             self.hyperv.read_hyperv_facts,

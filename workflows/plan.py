@@ -68,9 +68,12 @@ with workflow.unsafe.imports_passed_through():
         RejectedApproval,
         ReplicationWaitResult,
         StandDown,
+        Timings,
         Undo,
         UndoRequest,
         VerificationRead,
+        VerificationReads,
+        VerificationReadsInput,
     )
     from domain.readiness import MachinePlan, ReadinessReport, ReprotectChoice
     from domain.recovery_points import (
@@ -136,6 +139,8 @@ class PlanFailbackWorkflow:
         self._job_end_told: list[asyncio.Future[None]] = []
         # Machines already told the plan's job ended (`_tell_unverified_first`).
         self._told: set[str] = set()
+        # FO-PLAN: the plan's reads of its machines still booting at the job's end.
+        self._rereads: asyncio.Future[None] | None = None
         self._replication: ReplicationWaitResult | None = None
         self._undo: Undo | None = None
         self._reminders = 0
@@ -530,6 +535,8 @@ class PlanFailbackWorkflow:
                     # before the approval).
                     self._verified_by_plan_read = set(verified)
                 self._tell_unverified_first(plan, verified)
+                if self._approves_on_its_read:
+                    self._read_until_verified(params, plan)
             else:
                 self._failover = await write(
                     AsrActivities.fail_over_plan, failover, params.timings, summary=summary
@@ -753,6 +760,46 @@ class PlanFailbackWorkflow:
             return
         self._told.update(m.item.name for m in first)
         self._job_end_told.extend(asyncio.ensure_future(self._tell_job_ended(m)) for m in first)
+
+    def _read_until_verified(self, params: PlanFailbackInput, plan: DiscoveredPlan) -> None:
+        """The machines the plan's read at the job's end did not verify (still booting), read
+        again by the plan, together, until each is verified: the approval no longer waits on
+        each one's signals through the burst of a thousand machines told the job ended (15 s
+        and more at 1,000, bench/RESULTS.md). Each machine still verifies itself, and its own
+        word counts as well; past the verification's time only its word decides."""
+        booting = [m for m in plan.machines if m.item.name not in self._verified]
+        # Only where there is something to read: no marker in the histories of the others.
+        if not booting or not workflow.patched(versioning.PLAN_READS_UNTIL_VERIFIED):
+            return
+        self._rereads = asyncio.ensure_future(self._read_again(params.timings, booting))
+
+    async def _read_again(self, timings: Timings, booting: list[DiscoveredMachine]) -> None:
+        queries = {m.item.name: verification_query(m, self._placement(m)) for m in booting}
+
+        def settled() -> bool:
+            return bool(self._failed) or all(name in self._verified for name in queries)
+
+        ends = workflow.now() + timedelta(seconds=timings.verify_timeout_seconds)
+        while workflow.now() < ends:
+            try:
+                await workflow.wait_condition(
+                    settled, timeout=timedelta(seconds=timings.verify_poll_interval_seconds)
+                )
+                return
+            except TimeoutError:
+                pass
+            waiting = {n: q for n, q in queries.items() if n not in self._verified}
+            reads: VerificationReads = await read(
+                VerificationActivities.read_verification_states,
+                VerificationReadsInput(verifications=waiting),
+                summary=f"read again {len(waiting)} machine(s) still booting at the job's end",
+            )
+            for item, both in reads.states.items():
+                verification = evaluate_verification(both.onprem, both.azure, workflow.now())
+                if verification.passed and item not in self._verified:
+                    self._verified[item] = MachineVerified(
+                        item_name=item, verification=verification
+                    )
 
     async def _tell_job_ended(self, machine: DiscoveredMachine) -> None:
         assert self._failover is not None

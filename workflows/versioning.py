@@ -19,8 +19,8 @@ patch id used in workflows/ is listed here and that every entry is used.
 
 Active: "authenticated-decisions", "plan-reads-first-verification",
 "onprem-facts-of-the-plan", "machines-start-during-plan-job", "plan-approves-on-its-read",
-"points-read-where-listed", "hyperv-plan-fails-over-whole" and "unverified-told-first"
-(below). Before them,
+"points-read-where-listed", "hyperv-plan-fails-over-whole", "unverified-told-first" and
+"plan-reads-until-verified" (below). Before them,
 no patch was active: revisions 0 and 1 of the machine workflow and the patches
 "plan-approval-only" and "concurrent-fan-out" were removed before the first release (only the
 lab had ever run them), and the stored histories were re-recorded.
@@ -47,6 +47,7 @@ PLAN_APPROVES_ON_ITS_READ = "plan-approves-on-its-read"
 POINTS_READ_WHERE_LISTED = "points-read-where-listed"
 HYPERV_PLAN_FAILS_OVER_WHOLE = "hyperv-plan-fails-over-whole"
 UNVERIFIED_TOLD_FIRST = "unverified-told-first"
+PLAN_READS_UNTIL_VERIFIED = "plan-reads-until-verified"
 
 ACTIVE_PATCHES: tuple[Patch, ...] = (
     Patch(
@@ -109,6 +110,15 @@ ACTIVE_PATCHES: tuple[Patch, ...] = (
         what="FO-PLAN: at the job's end the plan tells the machines its read did not verify "
         "that the job ended before the others (their plan_job_ended signals first), instead of "
         "every machine in boot group order",
+        remove_when="no plan failback started before this change is open and tests/replay's "
+        "histories are re-recorded with the marker",
+    ),
+    Patch(
+        id=PLAN_READS_UNTIL_VERIFIED,
+        what="FO-PLAN, a plan that approves on its read: the machines its read at the job's end "
+        "did not verify, the plan reads again itself, together, every verification poll until "
+        "each is verified or the verification's time is up (read_verification_states, a timer "
+        "and an activity per round), besides each machine's own word",
         remove_when="no plan failback started before this change is open and tests/replay's "
         "histories are re-recorded with the marker",
     ),

@@ -43,7 +43,7 @@ from tests.workflows.test_plan_workflow import (
 )
 from workflows.machine import MachineFailbackWorkflow, machine_workflow_id
 from workflows.plan import PlanFailbackWorkflow
-from workflows.versioning import UNVERIFIED_TOLD_FIRST
+from workflows.versioning import PLAN_READS_UNTIL_VERIFIED, UNVERIFIED_TOLD_FIRST
 
 PLAN = "plan-erp"
 SIGNAL_SENT = "signal_external_workflow_execution_initiated_event_attributes"
@@ -130,6 +130,35 @@ async def test_the_machines_the_plans_read_did_not_verify_are_told_the_job_ended
         machine_workflow_id("vault", n) for group in GROUPS for n in group
     ]
     assert UNVERIFIED_TOLD_FIRST not in patches(plan_history)
+
+
+async def test_the_plan_reads_again_the_machines_still_booting_without_waiting_their_word(
+    env: WorkflowEnvironment,
+) -> None:
+    """Patch plan-reads-until-verified: web-01 still boots at the job's end and its own reads
+    are slow (5 s each); the plan reads it again itself and awaits approval on that read,
+    before web-01's word. web-01 still verifies itself before it commits."""
+    world = FakePlanWorld(
+        reads_to_boot=0, plan_job_seconds=3, reads_to_boot_of={"web-01": 1}, own_read_seconds=5
+    )
+    params = plan_input(machines_start_into_plan_job_seconds=1.0)
+    async with started_plan(env, world, params) as handle:
+        await until_awaiting_approval(env, handle)
+        assert len((await handle.query(PlanFailbackWorkflow.status)).verified) == 4
+        result, plan_history, _ = await approved_to_the_end(env, handle)
+    assert result.outcome == "completed"
+    assert ("plan's read again", "web-01") in world.events
+    awaiting = next(c.at for c in result.status.history if c.phase == "awaiting-approval")
+    word = next(
+        e.event_time.ToDatetime(tzinfo=awaiting.tzinfo)
+        for e in plan_history.events
+        if e.workflow_execution_signaled_event_attributes.signal_name == "machine_verified"
+    )
+    assert awaiting < word
+    assert PLAN_READS_UNTIL_VERIFIED in patches(plan_history)
+    assert world.events.index(("verification read", "web-01")) < world.events.index(
+        ("commit", "web-01")
+    )
 
 
 # --- a machine receiving its plan's decision before its turn -------------------------------

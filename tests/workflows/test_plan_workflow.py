@@ -56,6 +56,8 @@ from domain.models import (
     VaultRef,
     VerificationRead,
     VerificationReadInput,
+    VerificationReads,
+    VerificationReadsInput,
 )
 from domain.readiness import (
     AsrFacts,
@@ -108,6 +110,7 @@ class FakePlanWorld:
         reads_to_boot: int = 2,
         plan_job_seconds: float = 0.0,
         reads_to_boot_of: dict[str, int] | None = None,
+        own_read_seconds: float = 0.0,
     ) -> None:
         self.groups = groups
         # How long the plan's failover job runs, in real seconds (the time-skipping server does
@@ -117,6 +120,8 @@ class FakePlanWorld:
         self.reads_to_boot = reads_to_boot
         # A VM's own count where it differs (one still booting when the others are up).
         self.reads_to_boot_of = reads_to_boot_of or {}
+        # How long a machine's own verification read takes, in real seconds.
+        self.own_read_seconds = own_read_seconds
         self.decision_rules = decision_rules or DecisionRules()
         # db-01 and db-02 in replication group rg-db: the plan then fails over whole (FO-PLAN).
         self.replication_group = replication_group
@@ -272,8 +277,17 @@ class FakePlanWorld:
 
     @fake_of(VerificationActivities.read_verification_state)
     async def read_verification_state(self, params: VerificationReadInput) -> VerificationRead:
+        await asyncio.sleep(self.own_read_seconds)
         self.events.append(("verification read", params.onprem.vm_name))
         return await self._read_both(params)
+
+    @fake_of(VerificationActivities.read_verification_states)
+    async def read_verification_states(self, params: VerificationReadsInput) -> VerificationReads:
+        states = {}
+        for item, query in params.verifications.items():
+            self.events.append(("plan's read again", query.onprem.vm_name))
+            states[item] = await self._read_both(query)
+        return VerificationReads(states=states)
 
     async def _read_both(self, params: VerificationReadInput) -> VerificationRead:
         return VerificationRead(
@@ -331,6 +345,7 @@ class FakePlanWorld:
             self.fail_over,
             self.fail_over_plan,
             self.read_onprem_vm,
+            self.read_verification_states,
             self.read_azure_vm,
             self.read_verification_state,
             self.fail_over_then_read,
