@@ -161,6 +161,18 @@ async def test_the_plan_reads_again_the_machines_still_booting_without_waiting_t
     )
 
 
+async def test_a_failed_read_again_leaves_the_machines_still_booting_to_their_own_word(
+    env: WorkflowEnvironment,
+) -> None:
+    world = FakePlanWorld(
+        reads_to_boot=0, plan_job_seconds=3, reads_to_boot_of={"web-01": 1}, failing_read_again=True
+    )
+    verified, plan_history, _, outcome = await _plan_run(env, world, 1.0)
+    assert ("plan's read again failed", "") in world.events
+    assert outcome == ["completed"] and len(verified) == 4
+    assert signals_in(plan_history).count("machine_verified") == 1
+
+
 # --- a machine receiving its plan's decision before its turn -------------------------------
 
 

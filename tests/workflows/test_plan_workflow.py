@@ -111,6 +111,7 @@ class FakePlanWorld:
         plan_job_seconds: float = 0.0,
         reads_to_boot_of: dict[str, int] | None = None,
         own_read_seconds: float = 0.0,
+        failing_read_again: bool = False,
     ) -> None:
         self.groups = groups
         # How long the plan's failover job runs, in real seconds (the time-skipping server does
@@ -122,6 +123,7 @@ class FakePlanWorld:
         self.reads_to_boot_of = reads_to_boot_of or {}
         # How long a machine's own verification read takes, in real seconds.
         self.own_read_seconds = own_read_seconds
+        self.failing_read_again = failing_read_again
         self.decision_rules = decision_rules or DecisionRules()
         # db-01 and db-02 in replication group rg-db: the plan then fails over whole (FO-PLAN).
         self.replication_group = replication_group
@@ -283,6 +285,9 @@ class FakePlanWorld:
 
     @fake_of(VerificationActivities.read_verification_states)
     async def read_verification_states(self, params: VerificationReadsInput) -> VerificationReads:
+        if self.failing_read_again:
+            self.events.append(("plan's read again failed", ""))
+            raise ApplicationError("vCenter is unreachable", non_retryable=True)
         states = {}
         for item, query in params.verifications.items():
             self.events.append(("plan's read again", query.onprem.vm_name))
