@@ -87,17 +87,17 @@ def command_line_length(script: str) -> int:
     return len("powershell -encodedcommand ") + len(base64.b64encode(script.encode("utf_16_le")))
 
 
-def vms_scripts(vm_names: Sequence[str]) -> list[tuple[list[str], str]]:
-    """`vm_names` in as few scripts as the command line allows, each with the names it asks."""
-    scripts: list[tuple[list[str], str]] = []
+def vms_scripts(vm_names: Sequence[str]) -> list[str]:
+    """`vm_names` in as few scripts as the command line allows."""
+    scripts: list[str] = []
     part: list[str] = []
     for name in vm_names:
         if part and command_line_length(vms_script([*part, name])) > COMMAND_LINE_LIMIT:
-            scripts.append((part, vms_script(part)))
+            scripts.append(vms_script(part))
             part = []
         part.append(name)
     if part:
-        scripts.append((part, vms_script(part)))
+        scripts.append(vms_script(part))
     return scripts
 
 
@@ -234,6 +234,20 @@ class HyperVGateway:
             raise HostUnreachable(f"{host}: the answer is not JSON") from err
 
 
+def _vm_state(vm_name: str, host: str, facts: dict[str, Any] | None) -> OnPremVmState:
+    """A VM as a script printed it (None: the host has no VM of that name)."""
+    if facts is None:
+        return OnPremVmState(vm_name=vm_name, found=False, host=host, platform="hyperv")
+    return OnPremVmState(
+        vm_name=vm_name,
+        found=True,
+        power_state=str(facts.get("state") or "") or None,
+        heartbeat=str(facts.get("heartbeat") or "") or None,
+        host=host,
+        platform="hyperv",
+    )
+
+
 class HyperVReads:
     def __init__(self, gateway: HyperVGateway) -> None:
         self.gateway = gateway
@@ -243,15 +257,8 @@ class HyperVReads:
         VMM says runs the VM)."""
         facts = self._vm_facts(vm_name, host, vmm)
         if not facts.get("found"):
-            return OnPremVmState(vm_name=vm_name, found=False, host=host, platform="hyperv")
-        return OnPremVmState(
-            vm_name=vm_name,
-            found=True,
-            power_state=str(facts.get("state") or "") or None,
-            heartbeat=str(facts.get("heartbeat") or "") or None,
-            host=str(facts.get("host") or "") if vmm else host,
-            platform="hyperv",
-        )
+            return _vm_state(vm_name, host, None)
+        return _vm_state(vm_name, str(facts.get("host") or "") if vmm else host, facts)
 
     def read_vms(self, vm_names: Sequence[str], host: str) -> dict[str, OnPremVmState]:
         """Several VMs of one Hyper-V host (not a VMM server), each by the name asked: one
@@ -259,26 +266,14 @@ class HyperVReads:
         PowerShell start per VM (a plan's 100 VMs: seconds before its failover and after its
         job, bench/RESULTS.md). An unreachable host raises HostUnreachable for all of them."""
         facts = self._vms_facts(vm_names, host)
-        return {
-            name: OnPremVmState(
-                vm_name=name,
-                found=True,
-                power_state=str(f.get("state") or "") or None,
-                heartbeat=str(f.get("heartbeat") or "") or None,
-                host=host,
-                platform="hyperv",
-            )
-            if (f := facts.get(name)) is not None
-            else OnPremVmState(vm_name=name, found=False, host=host, platform="hyperv")
-            for name in vm_names
-        }
+        return {name: _vm_state(name, host, facts.get(name)) for name in vm_names}
 
     def _vms_facts(self, vm_names: Sequence[str], host: str) -> dict[str, dict[str, Any]]:
         """The facts of each VM found, by the name asked (Get-VM matches names whatever their
         case; a name two VMs share answers with the first)."""
         asked = {name.lower(): name for name in vm_names}
         found: dict[str, dict[str, Any]] = {}
-        for _, script in vms_scripts(list(asked.values())):
+        for script in vms_scripts(list(asked.values())):
             answer = self.gateway.run(host, script)
             for vm in answer.get("vms") or []:
                 name = asked.get(str(vm.get("name") or "").lower())

@@ -35,7 +35,8 @@ from domain.models import (
     VerificationReadsInput,
 )
 
-_State = TypeVar("_State", OnPremVmState, AzureVmState)
+# A side's state, or a host's states by VM: what a read returns, or its unreadable stand-in.
+_State = TypeVar("_State")
 
 
 class VerificationActivities:
@@ -166,7 +167,7 @@ class VerificationActivities:
         host, names = host_and_names
         hyperv = self._hyperv
         assert hyperv is not None, "the worker reads Hyper-V hosts"
-        return _read_or_unreadable_all(
+        return _read_or_unreadable(
             lambda: hyperv.read_vms(names, host),
             lambda reason: {
                 name: OnPremVmState.unreadable(name, reason, "hyperv", host) for name in names
@@ -212,20 +213,6 @@ def _read_or_unreadable(
         return read()
     except Exception as err:
         return _unreadable_after(err, unreadable, what)
-
-
-def _read_or_unreadable_all(
-    read: Callable[[], dict[str, OnPremVmState]],
-    unreadable: Callable[[str], dict[str, OnPremVmState]],
-    what: str,
-) -> dict[str, OnPremVmState]:
-    try:
-        return read()
-    except Exception as err:
-        if is_cancelled_exception(err):
-            raise
-        activity.logger.warning("%s failed: %s", what, err)
-        return unreadable(_reason(err))
 
 
 def _unreadable_after(err: BaseException, unreadable: Callable[[str], _State], what: str) -> _State:

@@ -72,6 +72,7 @@ with workflow.unsafe.imports_passed_through():
         Undo,
         UndoRequest,
         VerificationRead,
+        VerificationReadInput,
         VerificationReads,
         VerificationReadsInput,
     )
@@ -500,10 +501,7 @@ class PlanFailbackWorkflow:
                         VerificationActivities.fail_over_plan_then_read,
                         PlanFailoverThenReadInput(
                             failover=failover,
-                            verifications={
-                                m.item.name: verification_query(m, self._placement(m))
-                                for m in plan.machines
-                            },
+                            verifications=self._verification_queries(plan.machines),
                         ),
                         params.timings,
                         summary=summary,
@@ -513,15 +511,7 @@ class PlanFailbackWorkflow:
                     await self._start_machines_during(job, params, plan)
                 done: PlanFailoverThenRead = await job
                 self._failover, self._first_reads = done.operation, done.states
-                verified = {
-                    item: MachineVerified(item_name=item, verification=verification)
-                    for item, both in done.states.items()
-                    if (
-                        verification := evaluate_verification(
-                            both.onprem, both.azure, workflow.now()
-                        )
-                    ).passed
-                }
+                verified = _passed(done.states)
                 if workflow.patched(versioning.PLAN_APPROVES_ON_ITS_READ):
                     # The machine's own verification, by the same rule on the same read (the
                     # machine records it too, and sends no word of it): the approval no longer
@@ -776,7 +766,7 @@ class PlanFailbackWorkflow:
         self._rereads = asyncio.ensure_future(self._read_again(params.timings, booting))
 
     async def _read_again(self, timings: Timings, booting: list[DiscoveredMachine]) -> None:
-        queries = {m.item.name: verification_query(m, self._placement(m)) for m in booting}
+        queries = self._verification_queries(booting)
 
         def settled() -> bool:
             return bool(self._failed) or all(name in self._verified for name in queries)
@@ -801,12 +791,14 @@ class PlanFailbackWorkflow:
                 # Each machine's own verification still decides; the plan stops reading.
                 workflow.logger.warning("the plan's read again failed: %s", cause(err))
                 return
-            for item, both in reads.states.items():
-                verification = evaluate_verification(both.onprem, both.azure, workflow.now())
-                if verification.passed and item not in self._verified:
-                    self._verified[item] = MachineVerified(
-                        item_name=item, verification=verification
-                    )
+            for item, report in _passed(reads.states).items():
+                self._verified.setdefault(item, report)
+
+    def _verification_queries(
+        self, machines: list[DiscoveredMachine]
+    ) -> dict[str, VerificationReadInput]:
+        """Each machine's verification read, by protected item name."""
+        return {m.item.name: verification_query(m, self._placement(m)) for m in machines}
 
     async def _tell_job_ended(self, machine: DiscoveredMachine) -> None:
         assert self._failover is not None
@@ -947,6 +939,15 @@ class PlanFailbackWorkflow:
 class _Child:
     handle: ChildWorkflowHandle[Any, MachineFailbackResult]
     task: asyncio.Future[None]
+
+
+def _passed(states: Mapping[str, VerificationRead]) -> dict[str, MachineVerified]:
+    """The machines a read verified (R-rules of `evaluate_verification`), as their reports."""
+    return {
+        item: MachineVerified(item_name=item, verification=verification)
+        for item, both in states.items()
+        if (verification := evaluate_verification(both.onprem, both.azure, workflow.now())).passed
+    }
 
 
 class _PlanStopped(Exception):

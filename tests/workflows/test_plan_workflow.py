@@ -288,11 +288,18 @@ class FakePlanWorld:
         if self.failing_read_again:
             self.events.append(("plan's read again failed", ""))
             raise ApplicationError("vCenter is unreachable", non_retryable=True)
+        return VerificationReads(
+            states=await self._plans_reads(params.verifications, "plan's read again")
+        )
+
+    async def _plans_reads(
+        self, verifications: dict[str, VerificationReadInput], event: str
+    ) -> dict[str, VerificationRead]:
         states = {}
-        for item, query in params.verifications.items():
-            self.events.append(("plan's read again", query.onprem.vm_name))
+        for item, query in verifications.items():
+            self.events.append((event, query.onprem.vm_name))
             states[item] = await self._read_both(query)
-        return VerificationReads(states=states)
+        return states
 
     async def _read_both(self, params: VerificationReadInput) -> VerificationRead:
         return VerificationRead(
@@ -312,10 +319,7 @@ class FakePlanWorld:
         self, params: PlanFailoverThenReadInput
     ) -> PlanFailoverThenRead:
         operation = await self.fail_over_plan(params.failover)
-        states = {}
-        for item, query in params.verifications.items():
-            self.events.append(("plan's verification read", query.onprem.vm_name))
-            states[item] = await self._read_both(query)
+        states = await self._plans_reads(params.verifications, "plan's verification read")
         return PlanFailoverThenRead(operation=operation, states=states)
 
     @fake_of(AsrActivities.commit_failover)
